@@ -1,0 +1,26 @@
+"""masssim: a simulation and benchmarking harness for mass one-to-one marketing.
+
+Python API::
+
+    import masssim
+    scenario = masssim.load_scenario("scenarios/quickstart.toml")
+    result = masssim.run(scenario, replications=5, seed=1, workers=2)
+    result.summary            # mean and 95% CI per arm and metric, paired differences vs the first arm
+    result.timeseries         # daily columns per replication and arm
+    result.save("results")    # results/<scenario>/<run-id>/ with report.html
+"""
+
+from masssim.errors import ScenarioError
+from masssim.experiments import run
+from masssim.results import RunResult
+from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
+
+__all__ = [
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "run",
+    "scenario_from_dict",
+    "scenario_from_toml",
+]

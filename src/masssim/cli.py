@@ -1,0 +1,170 @@
+"""The ``masssim`` command line.
+
+Bad input (a scenario field, a missing file, a bad option) ends with one line on stderr and exit status 2,
+never a traceback; an interrupted run leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from masssim.errors import ScenarioError
+
+EXIT_BAD_INPUT = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="masssim")
+def cli() -> None:
+    """masssim: simulate and benchmark mass one-to-one marketing."""
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--replications", "-r", type=click.IntRange(1, 10_000), help="replications (default: the scenario's)")
+@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar or table")
+def run(scenario: Path, replications: int | None, seed: int | None, workers: int, out: Path, quiet: bool) -> None:
+    """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
+    import masssim
+
+    loaded = masssim.load_scenario(scenario)
+    console = Console(stderr=True)
+    show = not quiet and console.is_terminal
+    with _progress(console, show, loaded.name) as advance:
+        result = masssim.run(loaded, replications=replications, seed=seed, workers=workers, progress=advance)
+    run_dir = result.save(out)
+    if not quiet:
+        _print_summary(result.summary)
+        click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+def validate(scenario: Path) -> None:
+    """Check SCENARIO without running it."""
+    import masssim
+
+    loaded = masssim.load_scenario(scenario)
+    arms = ", ".join(f"{a.name} ({a.policy})" for a in loaded.arms)
+    click.echo(
+        f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
+        f"{loaded.replications} replications, arms: {arms}"
+    )
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Rebuild report.html of a saved run from its summary and time series."""
+    from masssim.report import render_report
+    from masssim.results import atomic_write_text, load_run
+
+    summary, columns, scenario = load_run(run_dir)
+    atomic_write_text(run_dir / "report.html", render_report(summary, columns, scenario))
+    click.echo(f"report: {run_dir / 'report.html'}")
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("scenarios"), show_default=True)
+def scenarios(directory: Path) -> None:
+    """List the scenario gallery with one-line descriptions."""
+    import masssim
+
+    if not directory.is_dir():
+        raise ScenarioError("no such directory", file=str(directory), allowed="a folder of .toml scenario files")
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        click.echo(f"{directory}: no scenarios")
+        return
+    width = max(len(f.stem) for f in files)
+    for path in files:
+        loaded = masssim.load_scenario(path)
+        first_line = (loaded.description.strip().splitlines() or [""])[0]
+        click.echo(f"{path.stem:<{width}}  {first_line}")
+
+
+class _progress:
+    """A rich progress bar over the whole run, fed the completed share; silent when not on a terminal."""
+
+    def __init__(self, console: Console, show: bool, label: str) -> None:
+        self.show = show
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not show,
+            transient=True,
+        )
+        self.label = label
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return None
+        self.progress.start()
+        task = self.progress.add_task(self.label, total=1.0)
+        return lambda share: self.progress.update(task, completed=share)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.show:
+            self.progress.stop()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from masssim.narrative import money, read_summary
+
+    console = Console()
+    table = Table(title=f"{summary['scenario']}: {summary['replications']} replications, mean [95% CI]")
+    for column in ("arm", "incremental profit", "incremental revenue", "cost", "ROI", "click rate", "attributed / true"):
+        table.add_column(column, justify="right" if column != "arm" else "left")
+
+    def cell(stat: dict[str, Any]) -> str:
+        if stat.get("ci_low") is None:
+            return money(stat["mean"])
+        return f"{money(stat['mean'])} [{money(stat['ci_low'])}, {money(stat['ci_high'])}]"
+
+    for arm, m in summary["arms"].items():
+        table.add_row(
+            arm,
+            cell(m["incremental_profit"]),
+            cell(m["incremental_revenue"]),
+            money(m["cost_total"]["mean"]),
+            f"{m['roi']['mean']:.2f}",
+            f"{100 * m['click_rate']['mean']:.2f}%",
+            f"{m['attributed_purchases']['mean']:,.0f} / {m['incremental_purchases_true']['mean']:,.0f}",
+        )
+    console.print(table)
+    for line in read_summary(summary):
+        console.print("- " + line, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turns every input problem into one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="masssim", standalone_mode=False)
+    except ScenarioError as exc:
+        click.echo(f"masssim: error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.UsageError as exc:
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"masssim: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("masssim: interrupted; no complete result was written", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,365 @@
+"""A wave: the engine turns a policy's plan into sends and draws every customer's response as arrays.
+
+Rules are enforced here, not trusted to the policy: holdout and opt-outs, weekly frequency caps, the
+paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Then, for
+each send, one uniform decides delivery, reading and clicking (a conditional uniform is re-scaled rather
+than re-drawn), a second decides unsubscribing; reads also draw a normal for their delay, and pre-fetch and
+replies draw their own uniforms.
+Outcomes go to :class:`~masssim.engine.events.PendingEvents` with their times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit, logit
+
+from masssim.channels import (
+    DAY_S,
+    HOUR_S,
+    capacity_departures,
+    cpm_per_impression,
+    defer_past_quiet_hours,
+    move_into_active_window,
+)
+from masssim.engine.events import PendingEvents
+from masssim.engine.state import CustomerState, Recorder
+from masssim.policies.base import Catalogue, Plan
+from masssim.population import Population
+from masssim.scenario import CHANNEL_NAMES, ChannelConfig, Scenario
+
+RESPONSE_CHUNK = 1 << 20  # rows per vectorised block: bounds temporaries, fixed so draws never depend on N
+CLICK_DELAY_MEAN_S = 120.0  # a click follows its read by about two minutes
+PREFETCH_DELAY_S = 60.0
+REPLY_DELAY_S = 300.0
+
+
+class PlanError(RuntimeError):
+    """A policy returned a malformed plan (a bug in the policy, not in the user's scenario)."""
+
+
+@dataclass
+class OutboundChannels:
+    """Per-arm state of the senders: when each channel is free, spend so far, creatives in use."""
+
+    configs: tuple[ChannelConfig, ...]
+    free_at_s: list[float]
+    budget_left: float | None
+    creatives_used: np.ndarray
+    spent: float = 0.0
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+def validate_plan(plan: Plan, n_customers: int, n_creatives: int) -> Plan:
+    """Check shapes, ranges and uniqueness of a plan; duplicates are a policy bug and raise."""
+    customer = np.asarray(plan.customer)
+    creative = np.asarray(plan.creative)
+    channel = np.asarray(plan.channel)
+    n = customer.shape[0]
+    if customer.ndim != 1 or creative.shape != (n,) or channel.shape != (n,):
+        raise PlanError("plan arrays customer, creative and channel must be 1-D and of equal length")
+    if plan.audience is not None and np.asarray(plan.audience).shape != (n,):
+        raise PlanError("plan.audience must have one entry per row")
+    if n == 0:
+        return plan
+    if customer.min() < 0 or customer.max() >= n_customers:
+        raise PlanError("plan names a customer index outside the population")
+    if creative.min() < 0 or creative.max() >= n_creatives:
+        raise PlanError("plan names a creative outside the catalogue")
+    if channel.min() < 0 or channel.max() >= len(CHANNEL_NAMES):
+        raise PlanError("plan names an unknown channel index")
+    seen = np.zeros(n_customers, bool)
+    seen[customer] = True
+    if int(seen.sum()) != n:
+        raise PlanError("plan contacts a customer more than once in one wave")
+    return plan
+
+
+class OutboundSender:
+    def __init__(
+        self,
+        scenario: Scenario,
+        population: Population,
+        contactable: np.ndarray,
+        catalogue: Catalogue,
+        state: CustomerState,
+        pending: PendingEvents,
+        recorder: Recorder,
+        rng: np.random.Generator,
+    ) -> None:
+        self.scenario = scenario
+        self.population = population
+        self.contactable = contactable
+        self.catalogue = catalogue
+        self.state = state
+        self.pending = pending
+        self.recorder = recorder
+        self.rng = rng
+        configs = tuple(scenario.channels.by_name()[name] for name in CHANNEL_NAMES)
+        self.channels = OutboundChannels(
+            configs=configs,
+            free_at_s=[0.0] * len(configs),
+            budget_left=scenario.budget_total,
+            creatives_used=np.zeros(catalogue.count, bool),
+        )
+        ref = scenario.reference_utc_offset_hours
+        # Offset of each region's clock from the reference clock, seconds.
+        self.region_rel_s = (population.region_utc_offset_hours - ref) * HOUR_S
+        self.tau_f_s = scenario.response.fatigue_time_constant_days * DAY_S
+        self.horizon_s = scenario.horizon_days * DAY_S
+
+    # ----------------------------------------------------------------------------------------------
+    def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
+        plan = validate_plan(plan, self.population.n, self.catalogue.count)
+        if len(plan) == 0:
+            return
+        channel = np.asarray(plan.channel)
+        for c in np.unique(channel).tolist():
+            rows = slice(None) if channel[0] == c and (channel == c).all() else channel == c
+            audience = None if plan.audience is None else np.asarray(plan.audience)[rows]
+            self._send_channel(
+                int(c),
+                np.asarray(plan.customer)[rows].astype(np.int64, copy=False),
+                np.asarray(plan.creative)[rows].astype(np.int32, copy=False),
+                audience,
+                t_event_s,
+                day_start_s,
+            )
+
+    def _send_channel(
+        self,
+        c: int,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        audience: np.ndarray | None,
+        t_event_s: float,
+        day_start_s: float,
+    ) -> None:
+        cfg = self.channels.configs[c]
+        rec = self.recorder
+        state = self.state
+        n_planned = customer.shape[0]
+
+        # 1. Holdout and opt-outs.
+        ok = self.contactable[customer] & ((state.optin[customer] >> np.uint8(c)) & np.uint8(1)).astype(bool)
+        rec.add("blocked_not_reachable", n_planned - int(ok.sum()))
+        # 2. Weekly frequency cap.
+        week = state.week_counter(c, self.population.n)
+        capped = ok & (week[customer] >= cfg.frequency_cap_per_week)
+        rec.add("blocked_frequency_cap", int(capped.sum()))
+        ok &= ~capped
+        if not ok.all():
+            customer, creative = customer[ok], creative[ok]
+            audience = None if audience is None else audience[ok]
+
+        # 3. Price per contact; paid platforms refuse small audiences and charge more for narrow ones.
+        if cfg.paid:
+            ad_set = creative.astype(np.int64) if audience is None else audience
+            _, inverse, sizes = np.unique(ad_set, return_inverse=True, return_counts=True)
+            size = sizes[inverse]
+            big_enough = size >= cfg.min_audience
+            rec.add("refused_small_audience", int((~big_enough).sum()))
+            customer, creative, size = customer[big_enough], creative[big_enough], size[big_enough]
+            price = cpm_per_impression(cfg, size.astype(np.float64))
+        else:
+            price = None
+
+        # 4. Budget: contacts are funded in plan order until the money runs out.
+        if self.channels.budget_left is not None and customer.shape[0]:
+            new_creatives = self._new_creatives(creative)
+            creative_cost = new_creatives.shape[0] * self.catalogue.production_cost
+            cost = np.cumsum(price) if price is not None else cfg.cost_per_send * np.arange(1, customer.shape[0] + 1)
+            affordable = int(np.searchsorted(cost, self.channels.budget_left - creative_cost, side="right"))
+            if affordable < customer.shape[0]:
+                rec.add("blocked_budget", customer.shape[0] - affordable)
+                customer, creative = customer[:affordable], creative[:affordable]
+                price = None if price is None else price[:affordable]
+
+        if customer.shape[0] == 0:
+            return
+
+        # 5. When each send can leave: local send hour, quiet hours, then the channel's capacity.
+        departure, customer, creative, price = self._departures(c, cfg, customer, creative, price, t_event_s, day_start_s)
+        if customer.shape[0] == 0:
+            return
+
+        # 6. Pay.
+        new_creatives = self._new_creatives(creative)
+        if new_creatives.shape[0]:
+            self.channels.creatives_used[new_creatives] = True
+            rec.add("creatives_used", new_creatives.shape[0])
+            rec.add_at("cost_creatives", departure[0], new_creatives.shape[0] * self.catalogue.production_cost)
+        if price is not None:
+            rec.add_sorted_events("cost_media", departure, price)
+            spent = float(price.sum())
+        else:
+            rec.add_sorted_events("cost_sends", departure, np.full(departure.shape[0], cfg.cost_per_send))
+            spent = cfg.cost_per_send * departure.shape[0]
+        spent += new_creatives.shape[0] * self.catalogue.production_cost
+        self.channels.spent += spent
+        if self.channels.budget_left is not None:
+            self.channels.budget_left -= spent
+
+        rec.add_sorted_events("sends", departure)
+        week[customer] += 1
+        state.sends[customer] = np.minimum(state.sends[customer].astype(np.int32) + 1, 65_535)
+
+        # 7. Responses, in fixed-size blocks.
+        for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
+            hi = lo + RESPONSE_CHUNK
+            self._respond(c, cfg, customer[lo:hi], creative[lo:hi], departure[lo:hi])
+
+    def _new_creatives(self, creative: np.ndarray) -> np.ndarray:
+        used_now = np.bincount(creative, minlength=self.catalogue.count) > 0
+        return np.flatnonzero(used_now & ~self.channels.creatives_used)
+
+    def _departures(
+        self,
+        c: int,
+        cfg: ChannelConfig,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        price: np.ndarray | None,
+        t_event_s: float,
+        day_start_s: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Departure time of every send, with rows re-ordered so departures ascend.
+
+        All customers of a region share a release time (their local send hour, pushed past quiet hours),
+        so the capacity queue works on a handful of groups: the send order is region by region in order
+        of release, and within a region the plan's order.
+        """
+        schedule = self.scenario.schedule
+        send_s = day_start_s + schedule.send_hour * HOUR_S
+        rel = self.region_rel_s
+        release = send_s - rel if schedule.send_in_local_time else np.full(rel.shape[0], send_s)
+        release = np.maximum(release, t_event_s)
+        release, deferred = defer_past_quiet_hours(release, rel, cfg)
+        region = self.population.region[customer]
+        group_order = np.argsort(release, kind="stable")  # groups = regions, by release time
+        rank_of_region = np.empty_like(group_order)
+        rank_of_region[group_order] = np.arange(group_order.shape[0])
+        group = rank_of_region[region].astype(np.uint8)
+        counts = np.bincount(group, minlength=group_order.shape[0])
+        self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[deferred.nonzero()[0]]].sum()) if deferred.any() else 0)
+        order = np.argsort(group, kind="stable")  # radix sort on uint8: one linear pass
+        customer, creative = customer[order], creative[order]
+        price = None if price is None else price[order]
+        starts, free = capacity_departures(release[group_order], counts, cfg.capacity_per_hour, self.channels.free_at_s[c])
+        self.channels.free_at_s[c] = free
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        sorted_group = np.repeat(np.arange(counts.shape[0]), counts)
+        rank = np.arange(customer.shape[0]) - offsets[sorted_group]
+        departure = starts[sorted_group] + rank * (HOUR_S / cfg.capacity_per_hour)
+        within = departure < self.horizon_s
+        if not within.all():
+            self.recorder.add("blocked_horizon_end", int((~within).sum()))
+            customer, creative, departure = customer[within], creative[within], departure[within]
+            price = None if price is None else price[within]
+        return departure, customer, creative, price
+
+    def _respond(self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+        """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
+
+        The arithmetic is float32 (probabilities and uniforms need no more; it runs several times faster),
+        and the costly exact probabilities are computed only for rows that an upper bound cannot rule
+        out, which gives exactly the same outcomes as computing them for every row.
+        """
+        response = self.scenario.response
+        state = self.state
+        pop = self.population
+        rng = self.rng
+        n = customer.shape[0]
+        u = rng.random(n, dtype=np.float32)
+        u_unsub = rng.random(n, dtype=np.float32)
+
+        # Fatigue as of this send (earlier contacts only), then this send adds one unit.
+        depart32 = departure.astype(np.float32)
+        fatigue = state.fatigue[customer]
+        fatigue *= np.exp((state.fatigue_t[customer] - depart32) * np.float32(1.0 / self.tau_f_s))
+        state.fatigue[customer] = fatigue + np.float32(1.0)
+        state.fatigue_t[customer] = depart32
+
+        delivered_at = departure + cfg.delivery_latency_minutes * 60.0
+        delivered = u < np.float32(cfg.delivery_rate)
+        d_idx = np.flatnonzero(delivered) if not delivered.all() else None
+        if d_idx is None:
+            self.pending.add("delivered", customer, creative, _channel_column(c, n), delivered_at, presorted=True)
+        else:
+            self.pending.add(
+                "delivered", customer[d_idx], creative[d_idx], _channel_column(c, d_idx.shape[0]), delivered_at[d_idx], presorted=True
+            )
+
+        # Reads: P = delivery x open rate x exp(-kappa f) <= delivery x open rate, so only rows under that
+        # bound need the exact probability.
+        bound = np.float32(cfg.delivery_rate * cfg.open_rate)
+        cand = np.flatnonzero(u < bound)
+        p_read_cand = bound * np.exp(np.float32(-cfg.fatigue_open_kappa) * fatigue[cand])
+        is_read = u[cand] < p_read_cand
+        r_idx = cand[is_read]
+        p_read = p_read_cand[is_read]
+        r_cust = customer[r_idx]
+        n_read = r_idx.shape[0]
+        delay_s = cfg.open_delay_median_minutes * 60.0 * np.exp(cfg.open_delay_sigma * rng.standard_normal(n_read, dtype=np.float32))
+        read_at = delivered_at[r_idx] + delay_s
+        if cfg.opens_wait_for_active_window:
+            read_at = move_into_active_window(
+                read_at,
+                self.region_rel_s[pop.region[r_cust]],
+                pop.active_start_hour[r_cust],
+                pop.active_hours[r_cust],
+                rng.random(n_read, dtype=np.float32),
+            )
+        order = self.pending.order_by_bucket(read_at)
+        r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
+        r_creative = creative[r_idx]
+        r_channel = _channel_column(c, n_read)
+        self.pending.add("read", r_cust, r_creative, r_channel, read_at, presorted=True)
+        self.pending.add("open", r_cust, r_creative, r_channel, read_at, presorted=True)
+
+        # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
+        v = u[r_idx] / p_read
+        affinity = np.einsum("ij,ij->i", pop.taste[r_cust], self.catalogue.directions[r_creative])
+        logit_click = (
+            np.float32(logit(cfg.click_to_open))
+            + np.float32(response.affinity_click_beta) * affinity
+            + np.float32(response.warmth_click_delta) * pop.warmth[r_cust]
+            - np.float32(response.fatigue_click_gamma) * fatigue[r_idx]
+        )
+        p_click = expit(logit_click)
+        click = v < p_click
+        click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
+        self.pending.add("click", r_cust[click], r_creative[click], r_channel[click], click_at)
+
+        # Recorded opens also include pre-fetch of delivered-but-unread messages (mail privacy features).
+        if cfg.recorded_open_inflation > 0:
+            unread = delivered.copy()
+            unread[r_idx] = False
+            # A fresh uniform for the unread rows: independent of the read decision by construction.
+            pre = np.flatnonzero(unread)
+            prefetch = pre[rng.random(pre.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
+            self.pending.add(
+                "open", customer[prefetch], creative[prefetch], _channel_column(c, prefetch.shape[0]),
+                delivered_at[prefetch] + PREFETCH_DELAY_S, presorted=True,
+            )
+
+        # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
+        if cfg.unsubscribe_rate > 0:
+            base = logit(cfg.unsubscribe_rate)
+            zeta = response.fatigue_unsubscribe_zeta
+            top = float(fatigue.max()) if n else 0.0
+            cand = np.flatnonzero(delivered & (u_unsub < np.float32(expit(base + zeta * top))))
+            exact = expit(base + zeta * fatigue[cand].astype(np.float64))
+            unsub = cand[u_unsub[cand] < exact]
+            unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
+            self.pending.add("unsubscribe", customer[unsub], creative[unsub], _channel_column(c, unsub.shape[0]), unsub_at)
+
+        # Replies on conversational channels.
+        if cfg.reply_rate > 0 and n_read:
+            reply = rng.random(n_read, dtype=np.float32) < np.float32(cfg.reply_rate)
+            self.pending.add("reply", r_cust[reply], r_creative[reply], r_channel[reply], read_at[reply] + REPLY_DELAY_S, presorted=True)
+
+
+def _channel_column(c: int, n: int) -> np.ndarray:
+    return np.full(n, c, np.int8)

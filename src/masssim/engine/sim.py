@@ -1,0 +1,306 @@
+"""Assembly of one replication: a shared world, then each arm simulated on it with SimPy.
+
+Per arm, two SimPy processes share the clock:
+
+* the **wave process** wakes at each wave, asks the policy for a plan and sends it (all outcomes of the
+  wave are drawn at once, as arrays, and put in flight with their times);
+* the **bucket process** wakes every ``feedback_bucket_minutes``: it first lets the bucket's organic
+  purchase occasions choose a brand (with the adstock as it stood), then releases the outcomes whose time
+  has come into state, metrics and the policy's ``observe``.
+
+Occasions are processed before the same bucket's clicks, so a purchase never benefits from a click that
+happens after it (outcomes can lag by up to one bucket, never lead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from masssim.channels import DAY_S, HOUR_S
+from masssim.creatives import make_catalogue
+from masssim.engine.events import PendingEvents
+from masssim.engine.organic import Occasions, OccasionStream
+from masssim.engine.outbound import OutboundSender
+from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.metrics import derive
+from masssim.policies.base import Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.policies.registry import params_model, resolve_targeting
+from masssim.population import Population, generate_population
+from masssim.scenario import CHANNEL_NAMES, Scenario
+from masssim.streams import Component, component_sequence, generator
+
+POLICY_FEEDBACK_KINDS = ("delivered", "open", "click", "unsubscribe", "reply")  # true reads stay hidden
+
+
+@dataclass
+class SharedWorld:
+    """What the arms of one replication share: the customers, who is held out, the creatives."""
+
+    population: Population
+    contactable: np.ndarray  # bool: outside the holdout
+    catalogue: Catalogue
+    replication_seq: np.random.SeedSequence
+
+
+@dataclass
+class ArmOutcome:
+    metrics: dict[str, float]
+    series: np.ndarray  # [days, len(metrics.TIMESERIES)]
+
+
+def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
+    population = generate_population(
+        scenario.population,
+        scenario.market,
+        scenario.channels.by_name(),
+        component_sequence(replication_seq, Component.POPULATION),
+    )
+    holdout_rng = generator(component_sequence(replication_seq, Component.HOLDOUT))
+    contactable = holdout_rng.random(population.n) >= scenario.holdout.share
+    catalogue = make_catalogue(
+        scenario.creatives,
+        scenario.population.taste_dims,
+        generator(component_sequence(replication_seq, Component.CREATIVES)),
+    )
+    return SharedWorld(population, contactable, catalogue, replication_seq)
+
+
+def wave_days(scenario: Scenario) -> list[int]:
+    schedule = scenario.schedule
+    days = []
+    day = schedule.first_wave_day
+    while day < scenario.horizon_days:
+        days.append(day)
+        day += schedule.wave_every_days
+    return days
+
+
+class ArmSimulation:
+    def __init__(self, scenario: Scenario, world: SharedWorld, arm_index: int) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.arm = scenario.arms[arm_index]
+        pop = world.population
+        self.horizon_s = scenario.horizon_days * DAY_S
+        self.state = CustomerState(pop.n, pop.optin)
+        self.recorder = Recorder(self.horizon_s)
+        self.pending = PendingEvents(scenario.feedback_bucket_minutes * 60.0)
+        seq = world.replication_seq
+        self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
+        self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
+        self.sender = OutboundSender(
+            scenario, pop, world.contactable, world.catalogue, self.state, self.pending, self.recorder, self.rng
+        )
+        self.half_life_s = scenario.response.adstock_half_life_days * DAY_S
+        self.window_s = scenario.attribution.window_days * DAY_S
+        channels = scenario.channels.by_name()
+        self.adstock_per_open = np.array([channels[c].adstock_per_open for c in CHANNEL_NAMES], np.float32)
+        self.adstock_per_click = np.array([channels[c].adstock_per_click for c in CHANNEL_NAMES], np.float32)
+        self.days = wave_days(scenario)
+
+        factory = resolve_targeting(self.arm.policy)
+        params = params_model(factory).model_validate(self.arm.params)
+        reads_latent = bool(getattr(factory, "reads_latent_taste", False))
+        view = CustomerView(
+            n=pop.n,
+            region=pop.region,
+            age_band=pop.age_band,
+            income_band=pop.income_band,
+            observables=pop.observables,
+            contactable=world.contactable,
+            optin=self.state.optin,
+            sends=self.state.sends,
+            opens=self.state.opens,
+            clicks=self.state.clicks,
+            latent_taste=pop.taste if reads_latent else None,
+        )
+        self.policy = factory(
+            params,
+            PolicyWorld(
+                customers=view,
+                catalogue=world.catalogue,
+                channel_names=CHANNEL_NAMES,
+                default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
+                waves_planned=len(self.days),
+                horizon_s=self.horizon_s,
+                rng=generator(component_sequence(seq, Component.POLICY, arm_index)),
+                budget_total=scenario.budget_total,
+            ),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
+        n_treated = int(self.world.contactable.sum())
+        self.recorder.add("customers_treated", n_treated)
+        self.recorder.add("customers_holdout", self.world.population.n - n_treated)
+        env = simpy.Environment()
+        env.process(self._buckets(env, progress))
+        env.process(self._waves(env))
+        env.run(until=self.horizon_s)
+        market = self.scenario.market
+        metrics = derive(self.recorder.totals, price=market.price, margin_share=market.gross_margin_share)
+        return ArmOutcome(metrics=metrics, series=self.recorder.series)
+
+    def _wave_event_time(self, day: int) -> float:
+        schedule = self.scenario.schedule
+        send_s = day * DAY_S + schedule.send_hour * HOUR_S
+        if schedule.send_in_local_time:
+            send_s -= float(self.sender.region_rel_s.max())  # the region whose clock is furthest ahead
+        return max(send_s, 0.0)
+
+    def _waves(self, env: simpy.Environment):  # type: ignore[no-untyped-def]
+        for index, day in enumerate(self.days):
+            t_event = max(self._wave_event_time(day), env.now)
+            yield env.timeout(t_event - env.now)
+            # Let a bucket boundary at this same instant be processed first, so the policy plans with
+            # every outcome known by now (SimPy runs same-time events in scheduling order).
+            yield env.timeout(0)
+            self.state.start_week(int(env.now // (7 * DAY_S)))
+            budget_left = self.sender.channels.budget_left
+            plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
+            self.sender.send(plan, env.now, day * DAY_S)
+
+    def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
+        step = self.scenario.feedback_bucket_minutes * 60.0
+        t0 = 0.0
+        while t0 < self.horizon_s:
+            t1 = min(t0 + step, self.horizon_s)
+            yield env.timeout(t1 - env.now)
+            self._purchases(self.occasions.take(t0, t1))
+            self._release(t0, t1)
+            if progress is not None:
+                progress(t1 / self.horizon_s)
+            t0 = t1
+
+    # ----------------------------------------------------------------------------------------------
+    def _release(self, t0: float, t1: float) -> None:
+        """Outcomes with time in (t0, t1] become known: to the customers' state, the metrics, the policy."""
+        events = self.pending.release(t1)
+        rec, state = self.recorder, self.state
+        day = int(t0 // DAY_S)  # a bucket never spans midnight (its length divides a day)
+        feedback = Feedback(time_s=t1)
+
+        def count(metric: str, kind: str) -> None:
+            rec.add_in_day(metric, day, events[kind]["customer"].shape[0])
+
+        if "delivered" in events:
+            count("delivered", "delivered")
+        if "read" in events:
+            e = events["read"]
+            count("reads", "read")
+            state.add_adstock(e["customer"], e["time_s"].astype(np.float32), self.adstock_per_open[e["channel"]], self.half_life_s)
+        if "open" in events:
+            count("opens_recorded", "open")
+            increment(state.opens, events["open"]["customer"])
+        if "click" in events:
+            e = events["click"]
+            count("clicks", "click")
+            t = e["time_s"].astype(np.float32)
+            state.add_adstock(e["customer"], t, self.adstock_per_click[e["channel"]], self.half_life_s)
+            increment(state.clicks, e["customer"])
+            state.last_click_t[e["customer"]] = np.maximum(state.last_click_t[e["customer"]], t)
+            state.last_click_creative[e["customer"]] = e["creative"]
+            feedback.events["purchase"] = self._direct_purchases(e)
+        if "unsubscribe" in events:
+            e = events["unsubscribe"]
+            count("unsubscribes", "unsubscribe")
+            for c in np.unique(e["channel"]).tolist():
+                who = e["customer"][e["channel"] == c]
+                state.optin[who] &= np.uint8(~(1 << c) & 0xFF)
+        if "reply" in events:
+            count("replies", "reply")
+        for kind in POLICY_FEEDBACK_KINDS:
+            if kind in events:
+                feedback.events[kind] = events[kind]
+        organic = self._organic_feedback
+        if organic is not None:
+            feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
+            self._organic_feedback = None
+        if feedback.events:
+            self.policy.observe(feedback)
+
+    _organic_feedback: dict[str, np.ndarray] | None = None
+
+    def _purchases(self, occ: Occasions) -> None:
+        """Brand choice at this bucket's organic occasions, with the adstock each customer carries."""
+        if len(occ) == 0:
+            return
+        state, rec, pop = self.state, self.recorder, self.world.population
+        c, t, u = occ.customer, occ.time_s, occ.choice_uniform
+        skipped = np.zeros(c.shape[0], bool)
+        has_credit = np.flatnonzero(state.pull_forward_credit[c] > 0)
+        if has_credit.shape[0]:
+            # A click-triggered purchase already used this customer's next occasion: skip one occasion.
+            _, first = np.unique(c[has_credit], return_index=True)
+            skipped[has_credit[first]] = True
+            state.pull_forward_credit[c[skipped]] -= 1
+        p0 = pop.brand_prob[c, 0].astype(np.float64)
+        adstock = state.adstock_at(c, t.astype(np.float32), self.half_life_s).astype(np.float64)
+        p = p0 + (1.0 - p0) * -np.expm1(-adstock)
+        ours = (u < p) & ~skipped
+        would_have = u < p0  # the counterfactual: the same occasion, no marketing
+        treated = self.world.contactable[c]
+        bought = ours & treated
+        rec.add_events("purchases_treated", t[bought])
+        rec.add_events("purchases_holdout", t[ours & ~treated])
+        lift = bought.astype(np.float64) - (would_have & treated)
+        rec.add_events("incremental_purchases_true", t[treated], lift[treated])
+        attributed = bought & (t - state.last_click_t[c] <= self.window_s)
+        rec.add_events("attributed_purchases", t[attributed])
+        self._organic_feedback = {
+            "customer": c[bought].astype(np.int64),
+            "creative": np.where(attributed[bought], state.last_click_creative[c[bought]], -1).astype(np.int32),
+            "channel": np.full(int(bought.sum()), -1, np.int8),
+            "time_s": t[bought],
+        }
+
+    def _direct_purchases(self, clicks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A click may start an immediate purchase occasion, often one pulled forward from the future."""
+        response = self.scenario.response
+        state, rec, pop = self.state, self.recorder, self.world.population
+        n = clicks["customer"].shape[0]
+        starts = self.rng.random(n) < response.direct_purchase_per_click
+        c, t = clicks["customer"][starts], clicks["time_s"][starts]
+        p0 = pop.brand_prob[c, 0].astype(np.float64)
+        adstock = state.adstock_at(c, t.astype(np.float32), self.half_life_s).astype(np.float64)
+        p = p0 + (1.0 - p0) * -np.expm1(-adstock)
+        ours = self.rng.random(c.shape[0]) < p
+        pulled = self.rng.random(c.shape[0]) < response.pull_forward_share
+        room = pulled & (state.pull_forward_credit[c] < 255)
+        increment(state.pull_forward_credit, c[room])
+        # Without marketing this occasion would not have happened now: every purchase here is a lift,
+        # and the occasion it replaced is taken off later (see _purchases).
+        rec.add_events("purchases_treated", t[ours])
+        rec.add_events("incremental_purchases_true", t[ours])
+        rec.add_events("attributed_purchases", t[ours])
+        return {
+            "customer": c[ours].astype(np.int64),
+            "creative": clicks["creative"][starts][ours],
+            "channel": clicks["channel"][starts][ours],
+            "time_s": t[ours],
+        }
+
+
+def _concat_events(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if a is None:
+        return b
+    return {k: np.concatenate([a[k], b[k]]) for k in b}
+
+
+def simulate_replication(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, progress: Callable[[float], None] | None = None
+) -> dict[str, ArmOutcome]:
+    """Every arm of one replication, on one shared world (common random numbers across arms)."""
+    world = build_world(scenario, replication_seq)
+    outcomes: dict[str, ArmOutcome] = {}
+    n_arms = len(scenario.arms)
+    for index, arm in enumerate(scenario.arms):
+        report = None
+        if progress is not None:
+            report = (lambda base: (lambda f: progress((base + f) / n_arms)))(index)  # noqa: B023
+        outcomes[arm.name] = ArmSimulation(scenario, world, index).run(report)
+    return outcomes

@@ -1,0 +1,127 @@
+"""The one metric registry: name, unit and a one-line definition for every reported figure.
+
+The JSON summary, the CSV time series, the HTML report and ``docs/model.md`` all read this table, so they
+cannot disagree. A metric is either a *total* over the horizon (summed in the engine) or *derived* from
+totals (a ratio or a difference), computed once per replication by :func:`derive`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    definition: str
+    kind: Literal["total", "derived"] = "total"
+    in_timeseries: bool = False  # also recorded per day
+
+
+_METRICS: tuple[Metric, ...] = (
+    Metric("customers_treated", "customers", "customers outside the holdout (eligible to be contacted)"),
+    Metric("customers_holdout", "customers", "customers in the randomised holdout, never contacted"),
+    Metric("sends", "messages", "messages sent (or paid impressions bought)", in_timeseries=True),
+    Metric("delivered", "messages", "messages delivered to the customer", in_timeseries=True),
+    Metric("reads", "messages", "messages actually read (true opens, not observable in practice)", in_timeseries=True),
+    Metric(
+        "opens_recorded",
+        "messages",
+        "opens as the channel records them, including privacy pre-fetch that was never read",
+        in_timeseries=True,
+    ),
+    Metric("clicks", "clicks", "clicks on a message", in_timeseries=True),
+    Metric("unsubscribes", "customers", "opt-outs caused by a message", in_timeseries=True),
+    Metric("replies", "messages", "replies on conversational channels (each starts a conversation)", in_timeseries=True),
+    Metric("deferred_quiet_hours", "messages", "sends held back until the end of the channel's quiet hours"),
+    Metric("blocked_frequency_cap", "messages", "planned contacts dropped by the weekly frequency cap"),
+    Metric("blocked_not_reachable", "messages", "planned contacts to held-out or opted-out customers, dropped"),
+    Metric("blocked_budget", "messages", "planned contacts dropped because the budget ran out"),
+    Metric("blocked_horizon_end", "messages", "sends the channel's capacity pushed past the end of the horizon"),
+    Metric("refused_small_audience", "messages", "paid contacts refused because the audience was below the minimum"),
+    Metric("creatives_used", "creatives", "distinct creatives put into use (each pays its production cost)"),
+    Metric("purchases_treated", "purchases", "purchases of our brand by treated customers", in_timeseries=True),
+    Metric("purchases_holdout", "purchases", "purchases of our brand by holdout customers", in_timeseries=True),
+    Metric(
+        "attributed_purchases",
+        "purchases",
+        "purchases of our brand within the attribution window after a click (last-click attribution)",
+        in_timeseries=True,
+    ),
+    Metric(
+        "incremental_purchases_true",
+        "purchases",
+        "true extra purchases of our brand caused by marketing, from the simulator's counterfactual",
+        in_timeseries=True,
+    ),
+    Metric("cost_sends", "currency", "per-message charges of non-paid channels", in_timeseries=True),
+    Metric("cost_media", "currency", "paid-media charges (CPM with the narrow-audience premium)", in_timeseries=True),
+    Metric("cost_creatives", "currency", "production cost of the creatives put into use", in_timeseries=True),
+    # Derived from the totals above, per replication.
+    Metric("cost_total", "currency", "cost_sends + cost_media + cost_creatives", "derived"),
+    Metric(
+        "incremental_purchases",
+        "purchases",
+        "holdout estimate: treated purchases - holdout purchases x (treated customers / holdout customers)",
+        "derived",
+    ),
+    Metric("incremental_revenue", "currency", "incremental_purchases x price (holdout estimate)", "derived"),
+    Metric("incremental_revenue_true", "currency", "incremental_purchases_true x price", "derived"),
+    Metric("attributed_revenue", "currency", "attributed_purchases x price", "derived"),
+    Metric(
+        "incremental_profit",
+        "currency",
+        "incremental_revenue x gross margin share - cost_total (holdout estimate)",
+        "derived",
+    ),
+    Metric("roi", "ratio", "incremental_profit / cost_total (0 when nothing was spent)", "derived"),
+    Metric("delivery_rate", "share", "delivered / sends", "derived"),
+    Metric("open_rate_recorded", "share", "opens_recorded / delivered", "derived"),
+    Metric("read_rate", "share", "reads / delivered", "derived"),
+    Metric("click_rate", "share", "clicks / delivered", "derived"),
+    Metric("unsubscribe_rate", "share", "unsubscribes / delivered", "derived"),
+    Metric(
+        "attribution_overstatement",
+        "ratio",
+        "attributed_purchases / incremental_purchases_true (above 1: attribution claims more than marketing caused)",
+        "derived",
+    ),
+)
+
+REGISTRY: dict[str, Metric] = {m.name: m for m in _METRICS}
+TOTALS: tuple[str, ...] = tuple(m.name for m in _METRICS if m.kind == "total")
+TIMESERIES: tuple[str, ...] = tuple(m.name for m in _METRICS if m.in_timeseries)
+ALL: tuple[str, ...] = tuple(m.name for m in _METRICS)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+def derive(totals: dict[str, float], *, price: float, margin_share: float) -> dict[str, float]:
+    """Every metric of one arm in one replication, from its totals. Keys follow the registry's order."""
+    t = dict(totals)
+    t["cost_total"] = t["cost_sends"] + t["cost_media"] + t["cost_creatives"]
+    scale = _ratio(t["customers_treated"], t["customers_holdout"])
+    t["incremental_purchases"] = t["purchases_treated"] - t["purchases_holdout"] * scale
+    t["incremental_revenue"] = t["incremental_purchases"] * price
+    t["incremental_revenue_true"] = t["incremental_purchases_true"] * price
+    t["attributed_revenue"] = t["attributed_purchases"] * price
+    t["incremental_profit"] = t["incremental_revenue"] * margin_share - t["cost_total"]
+    t["roi"] = _ratio(t["incremental_profit"], t["cost_total"])
+    t["delivery_rate"] = _ratio(t["delivered"], t["sends"])
+    t["open_rate_recorded"] = _ratio(t["opens_recorded"], t["delivered"])
+    t["read_rate"] = _ratio(t["reads"], t["delivered"])
+    t["click_rate"] = _ratio(t["clicks"], t["delivered"])
+    t["unsubscribe_rate"] = _ratio(t["unsubscribes"], t["delivered"])
+    t["attribution_overstatement"] = _ratio(t["attributed_purchases"], t["incremental_purchases_true"])
+    return {name: float(t[name]) for name in ALL}
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table (pasted into docs/model.md; a test keeps them in sync)."""
+    lines = ["| metric | unit | definition |", "| --- | --- | --- |"]
+    lines += [f"| `{m.name}` | {m.unit} | {m.definition} |" for m in _METRICS]
+    return "\n".join(lines)

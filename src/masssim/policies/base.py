@@ -1,0 +1,148 @@
+"""Contracts between the engine and targeting policies.
+
+A targeting policy has two verbs: :meth:`TargetingPolicy.plan` decides, at each wave, who gets which
+creative on which channel; :meth:`TargetingPolicy.observe` receives delayed outcomes in time buckets.
+Everything the policy may look at comes through :class:`CustomerView` — observables, engagement history
+and eligibility, never the latent taste (only a policy that declares ``reads_latent_taste = True``, the
+``oracle``, gets it, as a teaching upper bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class PolicyParams(BaseModel):
+    """Base of every policy's parameter model: strict, unknown keys rejected."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+@dataclass
+class CustomerView:
+    """What a marketer's systems know about the customers (struct of arrays, one row per customer).
+
+    Arrays are read-only views of the engine's state; a policy must not write to them.
+    """
+
+    n: int
+    region: np.ndarray  # uint8
+    age_band: np.ndarray  # uint8
+    income_band: np.ndarray  # uint8
+    observables: Any  # callable idx -> float32 [n, q] standardised encoding e_i
+    contactable: np.ndarray  # bool: not in the holdout
+    optin: np.ndarray  # uint8 bit mask by channel index (changes when customers unsubscribe)
+    sends: np.ndarray  # uint16 outbound contacts so far
+    opens: np.ndarray  # uint16 recorded opens so far (pre-fetch inflated where the channel does that)
+    clicks: np.ndarray  # uint16 clicks so far
+    latent_taste: np.ndarray | None = None  # only for policies that declare reads_latent_taste
+
+    def reachable(self, channel: int) -> np.ndarray:
+        """Bool mask: may be contacted on ``channel`` now (not held out, opted in)."""
+        return self.contactable & ((self.optin >> np.uint8(channel)) & np.uint8(1)).astype(bool)
+
+
+@dataclass
+class Catalogue:
+    """The creatives a policy can send: unit directions in taste space and whether they are in use yet."""
+
+    directions: np.ndarray  # float32 [K, d], unit rows
+    production_cost: float
+
+    @property
+    def count(self) -> int:
+        return int(self.directions.shape[0])
+
+
+@dataclass
+class PolicyWorld:
+    """What a policy is given once, when an arm starts."""
+
+    customers: CustomerView
+    catalogue: Catalogue
+    channel_names: tuple[str, ...]
+    default_channel: int
+    waves_planned: int
+    horizon_s: float
+    rng: np.random.Generator
+    budget_total: float | None
+
+
+@dataclass
+class WaveContext:
+    time_s: float
+    wave_index: int
+    budget_left: float | None  # currency, None when the scenario has no budget
+
+
+@dataclass
+class Plan:
+    """Who gets what: parallel arrays, one row per contact. The engine enforces every rule on them."""
+
+    customer: np.ndarray  # int64 customer indices, each at most once per wave
+    creative: np.ndarray  # int32 index into the catalogue
+    channel: np.ndarray  # int8 channel index
+    audience: np.ndarray | None = None  # int64 ad-set id for paid media (default: the creative)
+
+    @classmethod
+    def empty(cls) -> Plan:
+        return cls(
+            customer=np.empty(0, np.int64), creative=np.empty(0, np.int32), channel=np.empty(0, np.int8)
+        )
+
+    def __len__(self) -> int:
+        return int(self.customer.shape[0])
+
+
+@dataclass
+class Feedback:
+    """Outcomes that became known in one time bucket: parallel arrays per kind of event.
+
+    ``kind`` names: ``delivered``, ``open`` (recorded opens), ``click``, ``unsubscribe``, ``reply``,
+    ``purchase`` (purchases of our brand by contacted customers, with the last clicked creative or -1).
+    """
+
+    time_s: float
+    events: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def get(self, kind: str) -> dict[str, np.ndarray]:
+        return self.events.get(kind, _EMPTY_EVENTS)
+
+
+_EMPTY_EVENTS: dict[str, np.ndarray] = {
+    "customer": np.empty(0, np.int64),
+    "creative": np.empty(0, np.int32),
+    "channel": np.empty(0, np.int8),
+    "time_s": np.empty(0, np.float64),
+}
+
+
+@runtime_checkable
+class TargetingPolicy(Protocol):
+    """Decides each wave who gets which creative on which channel, and learns from delayed feedback."""
+
+    def plan(self, wave: WaveContext) -> Plan: ...
+
+    def observe(self, feedback: Feedback) -> None: ...
+
+
+class PolicyBase:
+    """Convenience base for built-in policies: stores the world and ignores feedback by default."""
+
+    Params: ClassVar[type[PolicyParams]] = PolicyParams
+    reads_latent_taste: ClassVar[bool] = False
+
+    def __init__(self, params: PolicyParams, world: PolicyWorld) -> None:
+        self.params = params
+        self.world = world
+        self.rng = world.rng
+
+    def plan(self, wave: WaveContext) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe(self, feedback: Feedback) -> None:
+        return None

@@ -1,0 +1,189 @@
+"""Built-in targeting policies: ``random``, ``broadcast``, ``segments`` and ``oracle`` (DESIGN §1.4).
+
+Each is registered by name. They see only what :class:`~masssim.policies.base.CustomerView` exposes;
+the ``oracle`` alone reads latent taste, as the upper bound a teacher compares against.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from scipy.cluster.vq import kmeans2
+
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.registry import register_targeting
+from masssim.scenario import CHANNEL_NAMES
+
+ChannelName = Literal["email", "sms", "messaging", "paid_social"]
+
+
+def _channel_index(world: PolicyWorld, name: str | None) -> int:
+    return world.default_channel if name is None else CHANNEL_NAMES.index(name)
+
+
+class RandomParams(PolicyParams):
+    audience_share: float = Field(1.0, gt=0.0, le=1.0, description="share of reachable customers contacted per wave")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("random")
+class RandomPolicy(PolicyBase):
+    """The floor: a random share of reachable customers, each with a creative drawn at random."""
+
+    Params = RandomParams
+    params: RandomParams
+
+    def plan(self, wave: WaveContext) -> Plan:
+        channel = _channel_index(self.world, self.params.channel)
+        who = np.flatnonzero(self.world.customers.reachable(channel))
+        if self.params.audience_share < 1.0:
+            keep = self.rng.random(who.shape[0]) < self.params.audience_share
+            who = who[keep]
+        creative = self.rng.integers(0, self.world.catalogue.count, size=who.shape[0], dtype=np.int32)
+        return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
+
+
+class SegmentsParams(PolicyParams):
+    segments: int = Field(8, ge=1, le=1_000_000, description="number of personas k")
+    test_share: float = Field(0.2, gt=0.0, le=1.0, description="share of each segment in the test cell")
+    test_waves: int = Field(1, ge=1, le=1000, description="waves of testing before rolling out the winner")
+    clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("segments")
+class SegmentsPolicy(PolicyBase):
+    """k personas by clustering observables, then test-and-learn over creatives within each persona.
+
+    For the first ``test_waves`` waves a random ``test_share`` of each segment receives creatives drawn
+    uniformly; the rest receive the house creative (index 0). From then on each segment receives the
+    creative with the highest observed clicks per delivered message in that segment. With few customers
+    per cell the observed winner is often not the true best (the winner's curse): nothing here penalises
+    large k, the noise does.
+    """
+
+    Params = SegmentsParams
+    params: SegmentsParams
+
+    def __init__(self, params: SegmentsParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        self.segment_of, self.n_segments = _cluster_observables(world, params.segments, params.clustering_sample)
+        shape = (self.n_segments, world.catalogue.count)
+        self.delivered = np.zeros(shape, np.float64)
+        self.clicked = np.zeros(shape, np.float64)
+        self.choice = np.zeros(self.n_segments, np.int32)  # the house creative until a test says otherwise
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        segment = self.segment_of[who]
+        if wave.wave_index < self.params.test_waves:
+            creative = self.choice[segment].copy()
+            in_test = self.rng.random(who.shape[0]) < self.params.test_share
+            creative[in_test] = self.rng.integers(
+                0, self.world.catalogue.count, size=int(in_test.sum()), dtype=np.int32
+            )
+        else:
+            self._pick_winners()
+            creative = self.choice[segment]
+        audience = segment.astype(np.int64) * self.world.catalogue.count + creative
+        return Plan(
+            customer=who,
+            creative=creative.astype(np.int32, copy=False),
+            channel=np.full(who.shape[0], self.channel, np.int8),
+            audience=audience,
+        )
+
+    def _pick_winners(self) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
+        tested = self.delivered.sum(axis=1) > 0
+        self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
+
+    def observe(self, feedback: Feedback) -> None:
+        cells = self.delivered.size
+        for kind, table in (("delivered", self.delivered), ("click", self.clicked)):
+            events = feedback.get(kind)
+            if events["customer"].shape[0]:
+                cell = self.segment_of[events["customer"]].astype(np.int64) * table.shape[1] + events["creative"]
+                table += np.bincount(cell, minlength=cells).reshape(table.shape)
+
+
+class BroadcastParams(PolicyParams):
+    test_share: float = Field(0.2, gt=0.0, le=1.0, description="share of customers in the creative test")
+    test_waves: int = Field(1, ge=1, le=1000, description="waves of testing before rolling out the winner")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("broadcast")
+class BroadcastPolicy(SegmentsPolicy):
+    """One creative for everyone: a test-and-learn over the whole base, then the winner for all (k = 1)."""
+
+    Params = BroadcastParams  # type: ignore[assignment]
+
+    def __init__(self, params: BroadcastParams, world: PolicyWorld) -> None:  # type: ignore[override]
+        as_segments = SegmentsParams(
+            segments=1, test_share=params.test_share, test_waves=params.test_waves, channel=params.channel
+        )
+        super().__init__(as_segments, world)
+
+
+class OracleParams(PolicyParams):
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("oracle")
+class OraclePolicy(PolicyBase):
+    """Reads each customer's latent taste and sends the creative with the highest affinity.
+
+    Not a real strategy: an upper bound on what creative fit alone can achieve, for teaching.
+    """
+
+    Params = OracleParams
+    params: OracleParams
+    reads_latent_taste = True
+
+    def __init__(self, params: OracleParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        taste = world.customers.latent_taste
+        if taste is None:
+            raise RuntimeError("the oracle policy needs latent taste; the engine did not provide it")
+        directions = world.catalogue.directions
+        self.best = np.empty(world.customers.n, np.int32)
+        step = 1 << 18
+        for start in range(0, world.customers.n, step):
+            block = taste[start : start + step] @ directions.T
+            self.best[start : start + step] = np.argmax(block, axis=1)
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        return Plan(customer=who, creative=self.best[who], channel=np.full(who.shape[0], self.channel, np.int8))
+
+
+def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
+    """Assign every customer to one of at most k personas by k-means on the observables.
+
+    Observables are categorical, so customers share a finite set of profiles. k-means (k-means++ start)
+    runs on a random sample of customers; each profile then goes to its nearest centroid. When k is at
+    least the number of distinct profiles, each profile is its own persona. Returns the segment of each
+    customer (int32) and the number of non-empty segments.
+    """
+    view = world.customers
+    profile = (
+        view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
+    )
+    profiles, first_index, inverse = np.unique(profile, return_index=True, return_inverse=True)
+    if k >= profiles.shape[0]:
+        return inverse.astype(np.int32), int(profiles.shape[0])
+    pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
+    points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
+    seed = int(world.rng.integers(0, 2**31 - 1))
+    centroids, _ = kmeans2(points, k, minit="++", seed=np.random.default_rng(seed))
+    profile_points = np.asarray(view.observables(first_index), dtype=np.float64)
+    distance = ((profile_points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    nearest = np.argmin(distance, axis=1)
+    used, relabel = np.unique(nearest, return_inverse=True)
+    return relabel[inverse].astype(np.int32), int(used.shape[0])

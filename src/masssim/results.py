@@ -1,0 +1,205 @@
+"""A run's results: the summary over replications, the daily time series, and writing them atomically.
+
+Layout of a saved run (DESIGN §5)::
+
+    <out>/<scenario>/<run-id>/
+        scenario.toml    the fully resolved scenario (every default filled in)
+        manifest.json    seed entropy, versions, git commit, wall time, command
+        summary.json     per arm and metric: mean and 95% CI over replications; paired differences
+        timeseries.csv   one row per replication, arm and day
+        report.html      the plotly report, readable offline
+
+The directory is built as ``<run-id>.partial`` and renamed when complete, and every file inside is
+written to a temporary name and renamed, so an interrupted run never leaves something that looks done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from masssim.engine.sim import ArmOutcome
+from masssim.metrics import ALL, REGISTRY, TIMESERIES
+from masssim.scenario import Scenario, scenario_from_toml
+from masssim.stats import mean_ci, paired_difference
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.floating | np.integer):
+        return _clean(value.item())
+    return value
+
+
+def dumps_json(data: Any) -> str:
+    return json.dumps(_clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``masssim.run``: ``.summary`` (dict), ``.timeseries`` (columns), ``.save(dir)``."""
+
+    scenario: Scenario
+    seed_entropy: int
+    replications: list[dict[str, ArmOutcome]]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [arm.name for arm in self.scenario.arms]
+
+    def values(self, arm: str, metric: str) -> list[float]:
+        """The metric's value in each replication, in replication order."""
+        return [rep[arm].metrics[metric] for rep in self.replications]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        arms = self.arm_names
+        baseline = arms[0]
+        out: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "replications": len(self.replications),
+            "seed_entropy": str(self.seed_entropy),
+            "confidence": 0.95,
+            "baseline_arm": baseline,
+            "units": {name: REGISTRY[name].unit for name in ALL},
+            "arms": {},
+            "differences_vs_baseline": {},
+        }
+        for arm in arms:
+            out["arms"][arm] = {}
+            for metric in ALL:
+                values = self.values(arm, metric)
+                out["arms"][arm][metric] = {**mean_ci(values), "values": values}
+        for arm in arms[1:]:
+            out["differences_vs_baseline"][arm] = {
+                metric: paired_difference(self.values(arm, metric), self.values(baseline, metric)) for metric in ALL
+            }
+        return _clean(out)
+
+    @property
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """Columns ``replication``, ``arm``, ``day`` and one per time-series metric; one row per day."""
+        reps, arms, days, blocks = [], [], [], []
+        for r, rep in enumerate(self.replications):
+            for arm in self.arm_names:
+                series = rep[arm].series
+                n = series.shape[0]
+                reps.append(np.full(n, r))
+                arms.append(np.full(n, arm, dtype=object))
+                days.append(np.arange(n))
+                blocks.append(series)
+        table = np.vstack(blocks) if blocks else np.zeros((0, len(TIMESERIES)))
+        columns: dict[str, np.ndarray] = {
+            "replication": np.concatenate(reps) if reps else np.zeros(0, int),
+            "arm": np.concatenate(arms) if arms else np.zeros(0, object),
+            "day": np.concatenate(days) if days else np.zeros(0, int),
+        }
+        for i, name in enumerate(TIMESERIES):
+            columns[name] = table[:, i]
+        return columns
+
+    def timeseries_csv(self) -> str:
+        cols = self.timeseries
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        names = list(cols)
+        writer.writerow(names)
+        for i in range(cols["day"].shape[0]):
+            writer.writerow([_csv_cell(cols[name][i]) for name in names])
+        return buffer.getvalue()
+
+    def save(self, out_dir: str | Path = "results", run_id: str | None = None) -> Path:
+        """Write the run under ``out_dir/<scenario>/<run-id>/`` atomically; returns the run directory."""
+        from masssim.report import render_report  # plotly is imported only when a report is written
+
+        base = Path(out_dir) / self.scenario.name
+        run_id = run_id or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.seed_entropy % 16**6:06x}"
+        final = base / run_id
+        suffix = 1
+        while final.exists():
+            suffix += 1
+            final = base / f"{run_id}-{suffix}"
+        partial = final.with_name(final.name + ".partial")
+        partial.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(partial / "scenario.toml", tomli_w.dumps(self.scenario.to_toml_dict()))
+        atomic_write_text(partial / "summary.json", dumps_json(self.summary))
+        atomic_write_text(partial / "timeseries.csv", self.timeseries_csv())
+        atomic_write_text(partial / "manifest.json", dumps_json(self.manifest))
+        atomic_write_text(partial / "report.html", render_report(self.summary, self.timeseries, self.scenario))
+        os.replace(partial, final)
+        return final
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return int(f) if f.is_integer() else repr(f)
+    return value
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], Scenario]:
+    """Read a saved run back (summary, time series columns, scenario) to rebuild its report."""
+    from masssim.errors import ScenarioError
+
+    run_dir = Path(run_dir)
+    needed = ["summary.json", "timeseries.csv", "scenario.toml"]
+    for name in needed:
+        if not (run_dir / name).is_file():
+            raise ScenarioError(
+                f"is not a complete run directory ({name} is missing)",
+                file=str(run_dir),
+                allowed="a directory written by `masssim run` (results/<scenario>/<run-id>)",
+            )
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"is not valid JSON: {exc}", file=str(run_dir / "summary.json")) from None
+    scenario = scenario_from_toml((run_dir / "scenario.toml").read_text(encoding="utf-8"), file=str(run_dir / "scenario.toml"))
+    with (run_dir / "timeseries.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, np.ndarray] = {}
+    if rows:
+        for name in rows[0]:
+            raw = [row[name] for row in rows]
+            if name == "arm":
+                columns[name] = np.array(raw, dtype=object)
+            elif name in ("replication", "day"):
+                columns[name] = np.array([int(v) for v in raw])
+            else:
+                columns[name] = np.array([float(v) for v in raw])
+    return summary, columns, scenario

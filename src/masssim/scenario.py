@@ -1,0 +1,638 @@
+"""Scenario files: the schema, its defaults, TOML loading and the errors a user can act on.
+
+Every field has a type, a unit in its name where it has one, a range and a default. The whole scenario is
+validated once, when it is loaded (cross-field checks included), so a run never dies an hour in on a typo.
+The sources of the defaults are in ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+import types
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from masssim.errors import ScenarioError
+
+CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
+
+
+class _Model(BaseModel):
+    # strict: a number written as a string in TOML ("5") is a mistake, not something to coerce.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Region(_Model):
+    name: str = Field(min_length=1, description="region label")
+    utc_offset_hours: float = Field(ge=-12.0, le=14.0, description="local time minus UTC, hours")
+    share: float = Field(gt=0.0, le=1.0, description="share of customers living here")
+
+
+def _default_regions() -> list[Region]:
+    # Four regions spread over the day, so that "send at 10:00" means four different instants.
+    return [
+        Region(name="americas", utc_offset_hours=-5.0, share=0.35),
+        Region(name="europe", utc_offset_hours=1.0, share=0.30),
+        Region(name="india", utc_offset_hours=5.5, share=0.15),
+        Region(name="southeast_asia", utc_offset_hours=7.0, share=0.20),
+    ]
+
+
+class PopulationConfig(_Model):
+    customers: int = Field(100_000, ge=100, le=200_000_000, description="number of customers N")
+    taste_dims: int = Field(8, ge=1, le=64, description="topics d of latent taste")
+    persona_signal: float = Field(
+        0.3, ge=0.0, le=1.0, description="rho: share of taste variance that observables explain"
+    )
+    taste_tail_dof: float = Field(
+        5.0, gt=2.0, le=1000.0, description="nu: Student-t degrees of freedom of idiosyncratic taste"
+    )
+    regions: list[Region] = Field(default_factory=_default_regions, min_length=1, max_length=64)
+    age_band_shares: list[float] = Field(
+        default_factory=lambda: [0.12, 0.20, 0.20, 0.18, 0.30],
+        min_length=1,
+        max_length=16,
+        description="shares of age bands 18-24, 25-34, 35-44, 45-54, 55+",
+    )
+    income_band_shares: list[float] = Field(
+        default_factory=lambda: [0.25, 0.35, 0.25, 0.15],
+        min_length=1,
+        max_length=16,
+        description="shares of income bands, lowest first",
+    )
+    category_rate_observable_loading: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="how strongly observables shift the category purchase rate (0 = pure NBD)",
+    )
+    active_window_hours: float = Field(
+        4.0, ge=1.0, le=24.0, description="mean length of a customer's daily active window, hours"
+    )
+    voice_posts_per_year: float = Field(
+        2.0, ge=0.0, le=1000.0, description="mean rate at which a customer posts about the brand"
+    )
+    patience_median_minutes: float = Field(
+        30.0, gt=0.0, le=10_080.0, description="median minutes a customer waits for an answer"
+    )
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> PopulationConfig:
+        for name, shares in (
+            ("regions", [r.share for r in self.regions]),
+            ("age_band_shares", self.age_band_shares),
+            ("income_band_shares", self.income_band_shares),
+        ):
+            if any(s < 0 for s in shares) or not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
+                raise _FieldProblem(name, shares, "shares must be non-negative and sum to 1")
+        return self
+
+
+class Brand(_Model):
+    name: str = Field(min_length=1)
+    market_share: float = Field(gt=0.0, lt=1.0, description="long-run share of category purchases")
+
+
+def _default_brands() -> list[Brand]:
+    return [
+        Brand(name="ours", market_share=0.20),
+        Brand(name="rival_a", market_share=0.30),
+        Brand(name="rival_b", market_share=0.20),
+        Brand(name="rival_c", market_share=0.10),
+        Brand(name="other_brands", market_share=0.20),
+    ]
+
+
+class MarketConfig(_Model):
+    brands: list[Brand] = Field(
+        default_factory=_default_brands,
+        min_length=2,
+        max_length=32,
+        description="brands of the category; the first is ours",
+    )
+    category_purchases_per_year: float = Field(
+        6.0, gt=0.0, le=365.0, description="M: mean category purchases per customer per year"
+    )
+    category_rate_shape: float = Field(
+        0.8, gt=0.0, le=100.0, description="K: Gamma shape of category purchase rates (NBD heterogeneity)"
+    )
+    dirichlet_s: float = Field(
+        1.2, gt=0.0, le=100.0, description="S: Dirichlet polarisation parameter of brand choice"
+    )
+    price: float = Field(30.0, gt=0.0, le=1e7, description="our revenue per purchase, currency units")
+    gross_margin_share: float = Field(0.4, gt=0.0, le=1.0, description="gross margin as share of revenue")
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> MarketConfig:
+        shares = [b.market_share for b in self.brands]
+        if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
+            raise _FieldProblem("brands", shares, "market_share of the brands must sum to 1")
+        names = [b.name for b in self.brands]
+        if len(set(names)) != len(names):
+            raise _FieldProblem("brands", names, "brand names must be distinct")
+        return self
+
+
+class ChannelConfig(_Model):
+    """One channel's economics and benchmark response rates (defaults per channel in ``CHANNEL_DEFAULTS``)."""
+
+    reach: Probability = Field(description="probability a customer is opted in / reachable")
+    reach_age_slope: float = Field(
+        0.0, ge=-1.0, le=1.0, description="change in log-odds of reach per age band above the youngest"
+    )
+    paid: bool = Field(False, description="priced per thousand impressions (CPM) instead of per send")
+    cost_per_send: float = Field(0.0, ge=0.0, le=100.0, description="currency per message sent")
+    cpm: float = Field(0.0, ge=0.0, le=10_000.0, description="currency per thousand impressions (paid)")
+    narrow_audience_eta: float = Field(
+        0.0, ge=0.0, le=2.0, description="eta: CPM premium exponent for audiences below the reference size"
+    )
+    reference_audience: int = Field(1_000_000, ge=1, le=10**10, description="audience size with no premium")
+    min_audience: int = Field(0, ge=0, le=10**9, description="smallest audience the platform accepts")
+    delivery_rate: Probability = Field(description="share of sends that are delivered")
+    delivery_latency_minutes: float = Field(1.0, ge=0.0, le=10_080.0)
+    open_rate: Probability = Field(description="benchmark P(open | delivered) with no fatigue")
+    open_delay_median_minutes: float = Field(gt=0.0, le=100_000.0)
+    open_delay_sigma: float = Field(1.0, ge=0.0, le=5.0, description="lognormal sigma of the open delay")
+    opens_wait_for_active_window: bool = Field(
+        True, description="reads happen only in the customer's daily active window"
+    )
+    recorded_open_inflation: Probability = Field(
+        0.0, description="share of delivered messages recorded as opened though never read (pre-fetch)"
+    )
+    click_to_open: Probability = Field(description="benchmark P(click | open) at zero affinity/fatigue")
+    unsubscribe_rate: Probability = Field(description="benchmark P(unsubscribe | delivered), no fatigue")
+    reply_rate: Probability = Field(0.0, description="P(reply | open); a reply starts a conversation")
+    fatigue_open_kappa: float = Field(0.15, ge=0.0, le=10.0, description="kappa: open-rate loss per unit fatigue")
+    capacity_per_hour: float = Field(gt=0.0, le=1e12, description="sends the channel can push per hour")
+    quiet_hours_start: int | None = Field(None, ge=0, le=23, description="local hour quiet hours begin")
+    quiet_hours_end: int | None = Field(None, ge=0, le=23, description="local hour quiet hours end")
+    frequency_cap_per_week: int = Field(7, ge=0, le=10_000, description="max sends per customer per week")
+    adstock_per_open: float = Field(0.02, ge=0.0, le=10.0, description="adstock added by a read")
+    adstock_per_click: float = Field(0.3, ge=0.0, le=10.0, description="adstock added by a click")
+
+    @model_validator(mode="after")
+    def _quiet_hours_pair(self) -> ChannelConfig:
+        if (self.quiet_hours_start is None) != (self.quiet_hours_end is None):
+            raise _FieldProblem(
+                "quiet_hours_start",
+                self.quiet_hours_start,
+                "quiet_hours_start and quiet_hours_end must be given together",
+            )
+        if self.paid and self.cpm <= 0:
+            raise _FieldProblem("cpm", self.cpm, "a paid channel needs a cpm above 0")
+        return self
+
+
+# Defaults are sourced in docs/model.md ("Channel defaults").
+CHANNEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "email": {
+        "reach": 0.85,
+        "cost_per_send": 0.001,
+        "delivery_rate": 0.98,
+        "delivery_latency_minutes": 1.0,
+        "open_rate": 0.21,
+        "open_delay_median_minutes": 90.0,
+        "open_delay_sigma": 1.2,
+        "opens_wait_for_active_window": True,
+        "recorded_open_inflation": 0.35,
+        "click_to_open": 0.124,
+        "unsubscribe_rate": 0.0026,
+        "reply_rate": 0.0,
+        "capacity_per_hour": 2_000_000.0,
+        "frequency_cap_per_week": 7,
+    },
+    "sms": {
+        "reach": 0.45,
+        "reach_age_slope": -0.1,
+        "cost_per_send": 0.0079,
+        "delivery_rate": 0.97,
+        "delivery_latency_minutes": 0.2,
+        "open_rate": 0.95,
+        "open_delay_median_minutes": 3.0,
+        "open_delay_sigma": 1.0,
+        "opens_wait_for_active_window": False,
+        "click_to_open": 0.10,
+        "unsubscribe_rate": 0.01,
+        "reply_rate": 0.02,
+        "capacity_per_hour": 270_000.0,
+        "quiet_hours_start": 21,
+        "quiet_hours_end": 8,
+        "frequency_cap_per_week": 2,
+    },
+    "messaging": {
+        "reach": 0.30,
+        "reach_age_slope": -0.15,
+        "cost_per_send": 0.025,
+        "delivery_rate": 0.95,
+        "delivery_latency_minutes": 0.1,
+        "open_rate": 0.80,
+        "open_delay_median_minutes": 10.0,
+        "open_delay_sigma": 1.2,
+        "opens_wait_for_active_window": False,
+        "click_to_open": 0.4375,
+        "unsubscribe_rate": 0.005,
+        "reply_rate": 0.05,
+        "capacity_per_hour": 288_000.0,
+        "quiet_hours_start": 21,
+        "quiet_hours_end": 8,
+        "frequency_cap_per_week": 2,
+    },
+    "paid_social": {
+        "reach": 0.60,
+        "paid": True,
+        "cpm": 8.0,
+        "narrow_audience_eta": 0.3,
+        "reference_audience": 1_000_000,
+        "min_audience": 1_000,
+        "delivery_rate": 1.0,
+        "delivery_latency_minutes": 0.0,
+        "open_rate": 0.70,
+        "open_delay_median_minutes": 60.0,
+        "open_delay_sigma": 1.5,
+        "opens_wait_for_active_window": True,
+        "click_to_open": 0.0129,
+        "unsubscribe_rate": 0.0005,
+        "reply_rate": 0.0,
+        "capacity_per_hour": 1e9,
+        "frequency_cap_per_week": 10,
+        "adstock_per_open": 0.01,
+    },
+}
+
+
+class ChannelsConfig(_Model):
+    """Overrides of the built-in channels; a field not given keeps the channel's default."""
+
+    email: ChannelConfig
+    sms: ChannelConfig
+    messaging: ChannelConfig
+    paid_social: ChannelConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return data  # pydantic reports the type error
+        merged: dict[str, Any] = {}
+        for name, defaults in CHANNEL_DEFAULTS.items():
+            given = data.get(name, {})
+            merged[name] = {**defaults, **given} if isinstance(given, dict) else given
+        for name, given in data.items():
+            if name not in merged:
+                merged[name] = given  # rejected as an unknown key, with a hint
+        return merged
+
+    def by_name(self) -> dict[str, ChannelConfig]:
+        return {name: getattr(self, name) for name in CHANNEL_NAMES}
+
+
+class ResponseConfig(_Model):
+    """How customers respond to contacts (DESIGN §1.3)."""
+
+    affinity_click_beta: float = Field(0.8, ge=0.0, le=10.0, description="beta: click log-odds per unit affinity")
+    warmth_click_delta: float = Field(0.3, ge=0.0, le=10.0, description="delta: click log-odds per unit warmth")
+    fatigue_click_gamma: float = Field(0.1, ge=0.0, le=10.0, description="gamma: click log-odds lost per fatigue")
+    fatigue_unsubscribe_zeta: float = Field(
+        0.3, ge=0.0, le=10.0, description="zeta: unsubscribe log-odds gained per unit fatigue"
+    )
+    fatigue_time_constant_days: float = Field(
+        3.0, gt=0.0, le=365.0, description="tau_f: a contact's fatigue decays as exp(-dt/tau_f)"
+    )
+    adstock_half_life_days: float = Field(7.0, gt=0.0, le=365.0)
+    direct_purchase_per_click: Probability = Field(
+        0.08, description="P(a click starts an immediate purchase occasion)"
+    )
+    pull_forward_share: Probability = Field(
+        0.5, description="P(a click-triggered occasion replaces the customer's next organic one)"
+    )
+
+
+class CreativesConfig(_Model):
+    count: int = Field(6, ge=1, le=8_000_000, description="creatives in the catalogue")
+    production_cost: float = Field(500.0, ge=0.0, le=1e9, description="currency per creative put into use")
+
+
+class ScheduleConfig(_Model):
+    wave_every_days: int = Field(1, ge=1, le=365, description="days between outbound waves")
+    first_wave_day: int = Field(0, ge=0, le=3650, description="day of the first wave (day 0 is a Monday)")
+    send_hour: float = Field(10.0, ge=0.0, lt=24.0, description="hour of day a wave is sent")
+    send_in_local_time: bool = Field(True, description="send_hour is each customer's local time")
+    channel: Literal["email", "sms", "messaging", "paid_social"] = Field(
+        "email", description="channel the built-in policies use"
+    )
+
+
+class HoldoutConfig(_Model):
+    share: float = Field(0.1, gt=0.0, le=0.9, description="share of customers never contacted")
+
+
+class AttributionConfig(_Model):
+    window_days: float = Field(7.0, gt=0.0, le=365.0, description="a purchase this soon after a click is attributed")
+
+
+class Arm(BaseModel):
+    """One targeting strategy run on the population; its extra keys are the policy's parameters."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    policy: str = Field(min_length=1, description="registered policy name or module:attr")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _default_arms() -> list[Arm]:
+    return [Arm(name="broadcast", policy="broadcast")]
+
+
+class Scenario(_Model):
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = Field("", max_length=2000)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="root seed; none draws fresh entropy")
+    replications: int = Field(5, ge=1, le=10_000)
+    horizon_days: float = Field(30.0, gt=0.0, le=3650.0)
+    reference_utc_offset_hours: float = Field(0.0, ge=-12.0, le=14.0, description="time zone of t = 0")
+    budget_total: float | None = Field(None, gt=0.0, le=1e12, description="spend cap per arm, currency")
+    feedback_bucket_minutes: int = Field(
+        60, ge=1, le=1440, description="delayed outcomes reach state and policy in buckets of this length"
+    )
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    channels: ChannelsConfig = Field(default_factory=lambda: ChannelsConfig.model_validate({}))
+    response: ResponseConfig = Field(default_factory=ResponseConfig)
+    creatives: CreativesConfig = Field(default_factory=CreativesConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    arms: list[Arm] = Field(default_factory=_default_arms, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _arm_names_unique(self) -> Scenario:
+        if 1440 % self.feedback_bucket_minutes:
+            raise _FieldProblem(
+                "feedback_bucket_minutes", self.feedback_bucket_minutes, "must divide a day (1440 minutes)"
+            )
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise _FieldProblem("arms", names, "arm names must be distinct")
+        return self
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The fully resolved scenario (defaults filled in), for writing next to results."""
+        return _drop_none(self.model_dump(mode="python"))
+
+
+def _drop_none(obj: Any) -> Any:
+    # TOML has no null: an absent key means "default", which is what None means here.
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+class _FieldProblem(ValueError):
+    """Raised inside model validators to name a field of the model being validated."""
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and error translation
+# --------------------------------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file. Raises :class:`ScenarioError` on any problem."""
+    path = Path(path)
+    file = str(path)
+    if not path.exists():
+        raise ScenarioError("file not found", file=file, allowed="a path to an existing .toml file")
+    if path.is_dir():
+        raise ScenarioError("is a directory, not a scenario file", file=file)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"cannot be read ({exc.strerror})", file=file) from None
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 TOML file") from None
+    return scenario_from_toml(text, file=file)
+
+
+def scenario_from_toml(text: str, *, file: str | None = None) -> Scenario:
+    if not text.strip():
+        raise ScenarioError(
+            "the file is empty", file=file, field="name", allowed="a TOML table with at least name = \"...\""
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"is not valid TOML: {exc}", file=file) from None
+    return scenario_from_dict(data, file=file)
+
+
+def scenario_from_dict(data: Any, *, file: str | None = None) -> Scenario:
+    """Validate a plain dict (as parsed from TOML) into a :class:`Scenario`."""
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario must be a table of fields", file=file, value=data)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, file) from None
+    except _FieldProblem as exc:  # pragma: no cover - pydantic wraps these; kept for safety
+        raise ScenarioError(str(exc), file=file, field=exc.field, value=exc.value) from None
+    # Policy names and their parameters are checked here, once, so a run never starts with a bad arm.
+    from masssim.policies.registry import validate_arm_params
+
+    for index, arm in enumerate(scenario.arms):
+        validate_arm_params(arm, field=f"arms[{index}]", file=file, scenario=scenario)
+    return scenario
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _translate(exc: ValidationError, file: str | None) -> ScenarioError:
+    problems: list[tuple[str | None, str]] = []
+    first: dict[str, Any] | None = None
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]))
+        ctx_error = err.get("ctx", {}).get("error")
+        if isinstance(ctx_error, _FieldProblem):
+            loc = (*loc, ctx_error.field)
+        problems.append((_format_loc(loc), err["msg"]))
+        if first is None:
+            first = {**err, "loc": loc}
+    assert first is not None  # a ValidationError always carries at least one error
+    loc = first["loc"]
+    field = _format_loc(loc)
+    ctx_error = first.get("ctx", {}).get("error")
+    if isinstance(ctx_error, _FieldProblem):
+        return ScenarioError(str(ctx_error), file=file, field=field, value=ctx_error.value, problems=problems)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        known = _known_fields(parent)
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        reason = "unknown field" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        allowed = ", ".join(sorted(known)) if known else None
+        return ScenarioError(reason, file=file, field=field, allowed=allowed, problems=problems)
+    if kind == "missing":
+        return ScenarioError("required field is missing", file=file, field=field, problems=problems)
+    msg = first["msg"]
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return ScenarioError(
+        "value not allowed",
+        file=file,
+        field=field,
+        value=first.get("input"),
+        allowed=_describe_allowed(loc, msg),
+        problems=problems,
+    )
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic inserts type tags such as 'function-after[...]' or 'literal[...]' into locations.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+def _model_at(loc: tuple[Any, ...]) -> Any:
+    """The annotation (model class or type) found by walking ``loc`` down from :class:`Scenario`."""
+    current: Any = Scenario
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            origin = get_origin(current)
+            args = get_args(current)
+            if origin is list and args:
+                current = args[0]
+            elif origin is dict and len(args) == 2:
+                current = args[1]
+            else:
+                return None
+    return _unwrap(current)
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return annotation
+
+
+def _known_fields(loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(loc)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _describe_allowed(loc: tuple[Any, ...], pydantic_msg: str) -> str:
+    """Plain-words description of what a field accepts: its type, range and meaning."""
+    parent = _model_at(loc[:-1]) if loc else None
+    name = loc[-1] if loc else None
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel) and isinstance(name, str)):
+        return pydantic_msg
+    field = parent.model_fields.get(name)
+    if field is None:
+        return pydantic_msg
+    kind = _unwrap(field.annotation)
+    bounds = {"ge": None, "gt": None, "le": None, "lt": None}
+    for meta in field.metadata:
+        for key in bounds:
+            if getattr(meta, key, None) is not None:
+                bounds[key] = getattr(meta, key)
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    origin = get_origin(kind)
+    if origin is Literal:
+        text = "one of " + ", ".join(repr(a) for a in get_args(kind))
+    elif origin is list:
+        text = "a list"
+    else:
+        text = words.get(kind, getattr(kind, "__name__", str(kind)))
+    lo = bounds["ge"] if bounds["ge"] is not None else bounds["gt"]
+    hi = bounds["le"] if bounds["le"] is not None else bounds["lt"]
+    if lo is not None or hi is not None:
+        left = "[" if bounds["ge"] is not None else "("
+        right = "]" if bounds["le"] is not None else ")"
+        text += f" in {left}{_num(lo)}, {_num(hi)}{right}"
+    if field.description:
+        text += f" ({field.description})"
+    return text
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "..."
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def field_names() -> list[str]:
+    """Every dotted field path of the schema, for documentation and tests."""
+    out: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{name}"
+            inner = _unwrap(field.annotation)
+            if get_origin(inner) is list:
+                inner = _unwrap(get_args(inner)[0])
+                path += "[]"
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                walk(inner, path + ".")
+            else:
+                out.append(path)
+
+    walk(Scenario, "")
+    return out
+
+
+__all__ = [
+    "CHANNEL_DEFAULTS",
+    "CHANNEL_NAMES",
+    "Arm",
+    "ChannelConfig",
+    "MarketConfig",
+    "PopulationConfig",
+    "Scenario",
+    "load_scenario",
+    "scenario_from_dict",
+    "scenario_from_toml",
+]
+
