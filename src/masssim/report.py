@@ -243,7 +243,7 @@ def _findings(summary: dict[str, Any]) -> str:
         "with what customers would have bought anyway. It is measured against a holdout group that was never "
         "contacted; the simulator also knows the true figure, shown for comparison. A 95% confidence "
         "interval (CI) is the range in which the average would most likely fall if the run were repeated "
-        f"many times.</p><ul class=\"findings\">{items}</ul>{extra}</section>"
+        f'many times.</p><ul class="findings">{items}</ul>{extra}</section>'
     )
 
 
@@ -263,7 +263,7 @@ def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
         '<p class="explain">The average over all replications for each arm, with its 95% confidence interval '
         "underneath. Money is in the scenario's currency units; ROI is incremental profit divided by cost "
         "(0 means the marketing paid for itself, below 0 it lost money).</p>"
-        f'<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>'
+        f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 
@@ -300,7 +300,7 @@ def _funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) ->
         "bar's label gives the number and, in brackets, its share of the messages sent.</p>"
         f"{_div(fig)}"
         '<p class="note">Recorded opens include privacy pre-fetch: some mail apps load every message '
-        "automatically, which the channel counts as an open although nobody read it. \"Actually read\" is "
+        'automatically, which the channel counts as an open although nobody read it. "Actually read" is '
         "the simulator's true count, which a real marketer cannot observe.</p></section>"
     )
 

@@ -35,6 +35,30 @@ PREFETCH_DELAY_S = 60.0
 REPLY_DELAY_S = 300.0
 
 
+@dataclass
+class _Schedule:
+    """Departure slots of one wave on one channel: group g's j-th send leaves at starts[g] + j * spacing."""
+
+    group: np.ndarray  # uint8 group (region by release order) of each row of the plan
+    starts: np.ndarray  # float64 first departure of each group
+    spacing_s: float
+    filled: np.ndarray | None = None  # sends of each group already placed by earlier blocks
+
+    def block(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """For plan rows lo:hi: the order that sorts them by group (a radix sort on uint8) and their
+        departure times in that order, which ascend because each group leaves after the previous one."""
+        if self.filled is None:
+            self.filled = np.zeros(self.starts.shape[0], np.int64)
+        group = self.group[lo:hi]
+        order = np.argsort(group, kind="stable")
+        sorted_group = group[order]
+        counts = np.bincount(sorted_group, minlength=self.starts.shape[0])
+        first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rank = np.arange(sorted_group.shape[0]) - first_row[sorted_group] + self.filled[sorted_group]
+        self.filled += counts
+        return order, self.starts[sorted_group] + rank * self.spacing_s
+
+
 class PlanError(RuntimeError):
     """A policy returned a malformed plan (a bug in the policy, not in the user's scenario)."""
 
@@ -106,7 +130,6 @@ class OutboundSender:
         ref = scenario.reference_utc_offset_hours
         # Offset of each region's clock from the reference clock, seconds.
         self.region_rel_s = (population.region_utc_offset_hours - ref) * HOUR_S
-        self.tau_f_s = scenario.response.fatigue_time_constant_days * DAY_S
         self.horizon_s = scenario.horizon_days * DAY_S
 
     # ----------------------------------------------------------------------------------------------
@@ -180,55 +203,61 @@ class OutboundSender:
             return
 
         # 5. When each send can leave: local send hour, quiet hours, then the channel's capacity.
-        departure, customer, creative, price = self._departures(c, cfg, customer, creative, price, t_event_s, day_start_s)
-        if customer.shape[0] == 0:
-            return
+        schedule = self._send_schedule(cfg, customer, t_event_s, day_start_s, c)
 
-        # 6. Pay.
+        # 6. Creatives put into use pay their production cost once.
         new_creatives = self._new_creatives(creative)
         if new_creatives.shape[0]:
             self.channels.creatives_used[new_creatives] = True
+            production = new_creatives.shape[0] * self.catalogue.production_cost
             rec.add("creatives_used", new_creatives.shape[0])
-            rec.add_at("cost_creatives", departure[0], new_creatives.shape[0] * self.catalogue.production_cost)
-        if price is not None:
-            rec.add_sorted_events("cost_media", departure, price)
-            spent = float(price.sum())
-        else:
-            rec.add_sorted_events("cost_sends", departure, np.full(departure.shape[0], cfg.cost_per_send))
-            spent = cfg.cost_per_send * departure.shape[0]
-        spent += new_creatives.shape[0] * self.catalogue.production_cost
-        self.channels.spent += spent
-        if self.channels.budget_left is not None:
-            self.channels.budget_left -= spent
+            rec.add_at("cost_creatives", max(t_event_s, float(schedule.starts.min())), production)
+            self._spend(production)
 
-        rec.add_sorted_events("sends", departure)
-        week[customer] += 1
-        state.sends[customer] = np.minimum(state.sends[customer].astype(np.int32) + 1, 65_535)
-
-        # 7. Responses, in fixed-size blocks.
+        # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size.
+        week = state.week_counter(c, self.population.n)
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
-            self._respond(c, cfg, customer[lo:hi], creative[lo:hi], departure[lo:hi])
+            order, departure = schedule.block(lo, hi)
+            block_customer = customer[lo:hi][order]
+            block_creative = creative[lo:hi][order]
+            block_price = None if price is None else price[lo:hi][order]
+            within = departure < self.horizon_s
+            if not within.all():
+                rec.add("blocked_horizon_end", int((~within).sum()))
+                block_customer, block_creative, departure = block_customer[within], block_creative[within], departure[within]
+                block_price = None if block_price is None else block_price[within]
+            if block_customer.shape[0] == 0:
+                continue
+            if block_price is not None:
+                rec.add_sorted_events("cost_media", departure, block_price)
+                self._spend(float(block_price.sum()))
+            else:
+                rec.add_sorted_events("cost_sends", departure, np.full(departure.shape[0], cfg.cost_per_send))
+                self._spend(cfg.cost_per_send * departure.shape[0])
+            rec.add_sorted_events("sends", departure)
+            week[block_customer] += np.uint8(1)
+            sends = state.sends[block_customer]
+            state.sends[block_customer] = sends + (sends < 65_535)
+            self._respond(c, cfg, block_customer, block_creative, departure)
+
+    def _spend(self, amount: float) -> None:
+        self.channels.spent += amount
+        if self.channels.budget_left is not None:
+            self.channels.budget_left -= amount
 
     def _new_creatives(self, creative: np.ndarray) -> np.ndarray:
         used_now = np.bincount(creative, minlength=self.catalogue.count) > 0
         return np.flatnonzero(used_now & ~self.channels.creatives_used)
 
-    def _departures(
-        self,
-        c: int,
-        cfg: ChannelConfig,
-        customer: np.ndarray,
-        creative: np.ndarray,
-        price: np.ndarray | None,
-        t_event_s: float,
-        day_start_s: float,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Departure time of every send, with rows re-ordered so departures ascend.
+    def _send_schedule(
+        self, cfg: ChannelConfig, customer: np.ndarray, t_event_s: float, day_start_s: float, c: int
+    ) -> _Schedule:
+        """When each send of the wave can leave.
 
         All customers of a region share a release time (their local send hour, pushed past quiet hours),
-        so the capacity queue works on a handful of groups: the send order is region by region in order
-        of release, and within a region the plan's order.
+        so the channel's capacity queue works on a handful of groups: regions go in order of release, and
+        within a region sends keep the plan's order.
         """
         schedule = self.scenario.schedule
         send_s = day_start_s + schedule.send_hour * HOUR_S
@@ -236,28 +265,16 @@ class OutboundSender:
         release = send_s - rel if schedule.send_in_local_time else np.full(rel.shape[0], send_s)
         release = np.maximum(release, t_event_s)
         release, deferred = defer_past_quiet_hours(release, rel, cfg)
-        region = self.population.region[customer]
         group_order = np.argsort(release, kind="stable")  # groups = regions, by release time
-        rank_of_region = np.empty_like(group_order)
+        rank_of_region = np.empty(group_order.shape[0], np.uint8)
         rank_of_region[group_order] = np.arange(group_order.shape[0])
-        group = rank_of_region[region].astype(np.uint8)
+        group = rank_of_region[self.population.region[customer]]
         counts = np.bincount(group, minlength=group_order.shape[0])
-        self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[deferred.nonzero()[0]]].sum()) if deferred.any() else 0)
-        order = np.argsort(group, kind="stable")  # radix sort on uint8: one linear pass
-        customer, creative = customer[order], creative[order]
-        price = None if price is None else price[order]
+        if deferred.any():
+            self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[np.flatnonzero(deferred)]].sum()))
         starts, free = capacity_departures(release[group_order], counts, cfg.capacity_per_hour, self.channels.free_at_s[c])
         self.channels.free_at_s[c] = free
-        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        sorted_group = np.repeat(np.arange(counts.shape[0]), counts)
-        rank = np.arange(customer.shape[0]) - offsets[sorted_group]
-        departure = starts[sorted_group] + rank * (HOUR_S / cfg.capacity_per_hour)
-        within = departure < self.horizon_s
-        if not within.all():
-            self.recorder.add("blocked_horizon_end", int((~within).sum()))
-            customer, creative, departure = customer[within], creative[within], departure[within]
-            price = None if price is None else price[within]
-        return departure, customer, creative, price
+        return _Schedule(group=group, starts=starts, spacing_s=HOUR_S / cfg.capacity_per_hour)
 
     def _respond(self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
         """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
@@ -274,12 +291,13 @@ class OutboundSender:
         u = rng.random(n, dtype=np.float32)
         u_unsub = rng.random(n, dtype=np.float32)
 
-        # Fatigue as of this send (earlier contacts only), then this send adds one unit.
-        depart32 = departure.astype(np.float32)
-        fatigue = state.fatigue[customer]
-        fatigue *= np.exp((state.fatigue_t[customer] - depart32) * np.float32(1.0 / self.tau_f_s))
-        state.fatigue[customer] = fatigue + np.float32(1.0)
-        state.fatigue_t[customer] = depart32
+        # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
+        # unique within a wave, so a plain gather/scatter is exact here.
+        stock = state.fatigue
+        grow = np.exp((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32)
+        stored = stock.stored[customer]
+        fatigue = stored / grow
+        stock.stored[customer] = stored + grow
 
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
         delivered = u < np.float32(cfg.delivery_rate)

@@ -86,7 +86,10 @@ class ArmSimulation:
         self.arm = scenario.arms[arm_index]
         pop = world.population
         self.horizon_s = scenario.horizon_days * DAY_S
-        self.state = CustomerState(pop.n, pop.optin)
+        response = scenario.response
+        self.state = CustomerState(
+            pop.n, pop.optin, response.fatigue_time_constant_days * DAY_S, response.adstock_half_life_days * DAY_S
+        )
         self.recorder = Recorder(self.horizon_s)
         self.pending = PendingEvents(scenario.feedback_bucket_minutes * 60.0)
         seq = world.replication_seq
@@ -95,7 +98,6 @@ class ArmSimulation:
         self.sender = OutboundSender(
             scenario, pop, world.contactable, world.catalogue, self.state, self.pending, self.recorder, self.rng
         )
-        self.half_life_s = scenario.response.adstock_half_life_days * DAY_S
         self.window_s = scenario.attribution.window_days * DAY_S
         channels = scenario.channels.by_name()
         self.adstock_per_open = np.array([channels[c].adstock_per_open for c in CHANNEL_NAMES], np.float32)
@@ -170,6 +172,7 @@ class ArmSimulation:
         while t0 < self.horizon_s:
             t1 = min(t0 + step, self.horizon_s)
             yield env.timeout(t1 - env.now)
+            self.state.rebase(t0)
             self._purchases(self.occasions.take(t0, t1))
             self._release(t0, t1)
             if progress is not None:
@@ -192,7 +195,7 @@ class ArmSimulation:
         if "read" in events:
             e = events["read"]
             count("reads", "read")
-            state.add_adstock(e["customer"], e["time_s"].astype(np.float32), self.adstock_per_open[e["channel"]], self.half_life_s)
+            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_open[e["channel"]])
         if "open" in events:
             count("opens_recorded", "open")
             increment(state.opens, events["open"]["customer"])
@@ -200,7 +203,7 @@ class ArmSimulation:
             e = events["click"]
             count("clicks", "click")
             t = e["time_s"].astype(np.float32)
-            state.add_adstock(e["customer"], t, self.adstock_per_click[e["channel"]], self.half_life_s)
+            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_click[e["channel"]])
             increment(state.clicks, e["customer"])
             state.last_click_t[e["customer"]] = np.maximum(state.last_click_t[e["customer"]], t)
             state.last_click_creative[e["customer"]] = e["creative"]
@@ -239,8 +242,7 @@ class ArmSimulation:
             skipped[has_credit[first]] = True
             state.pull_forward_credit[c[skipped]] -= 1
         p0 = pop.brand_prob[c, 0].astype(np.float64)
-        adstock = state.adstock_at(c, t.astype(np.float32), self.half_life_s).astype(np.float64)
-        p = p0 + (1.0 - p0) * -np.expm1(-adstock)
+        p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
         ours = (u < p) & ~skipped
         would_have = u < p0  # the counterfactual: the same occasion, no marketing
         treated = self.world.contactable[c]
@@ -266,8 +268,7 @@ class ArmSimulation:
         starts = self.rng.random(n) < response.direct_purchase_per_click
         c, t = clicks["customer"][starts], clicks["time_s"][starts]
         p0 = pop.brand_prob[c, 0].astype(np.float64)
-        adstock = state.adstock_at(c, t.astype(np.float32), self.half_life_s).astype(np.float64)
-        p = p0 + (1.0 - p0) * -np.expm1(-adstock)
+        p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
         ours = self.rng.random(c.shape[0]) < p
         pulled = self.rng.random(c.shape[0]) < response.pull_forward_share
         room = pulled & (state.pull_forward_credit[c] < 255)

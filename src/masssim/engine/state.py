@@ -15,15 +15,47 @@ import numpy as np
 from masssim.metrics import TIMESERIES, TOTALS
 
 NEVER = np.float32(-1e30)
+REBASE_AFTER = 20.0  # time constants since the epoch before stored values are rescaled (e^20 ~ 5e8)
+
+
+class DecayingStock:
+    """A per-customer quantity that decays exponentially with time constant ``tau_s`` (fatigue, adstock).
+
+    Instead of a value and a last-update time per customer, each customer's value is stored as of a
+    common epoch: value_i(t) = stored_i * exp(-(t - epoch) / tau). Adding x at time t adds
+    x * exp((t - epoch) / tau). That is one float32 per customer and one random memory access per
+    update instead of two. The epoch moves forward (an O(N) rescale) before the factors get large.
+    """
+
+    def __init__(self, n: int, tau_s: float) -> None:
+        self.stored = np.zeros(n, np.float32)
+        self.tau_s = tau_s
+        self.epoch_s = 0.0
+
+    def at(self, idx: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+        """Values of customers ``idx`` at times ``t_s`` (float32)."""
+        return self.stored[idx] * np.exp((self.epoch_s - np.asarray(t_s, np.float64)) / self.tau_s).astype(np.float32)
+
+    def add(self, idx: np.ndarray, t_s: np.ndarray, amount: float | np.ndarray) -> None:
+        """Add ``amount`` at times ``t_s``; a customer named twice gets both additions."""
+        if idx.shape[0] == 0:
+            return
+        grow = np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s).astype(np.float32)
+        np.add.at(self.stored, idx, (np.asarray(amount, np.float32) * grow).astype(np.float32))
+
+    def rebase(self, now_s: float) -> None:
+        """Move the epoch to ``now_s`` once it lies many time constants back (keeps float32 in range)."""
+        elapsed = (now_s - self.epoch_s) / self.tau_s
+        if elapsed > REBASE_AFTER:
+            self.stored *= np.float32(np.exp(-elapsed))
+            self.epoch_s = now_s
 
 
 class CustomerState:
-    def __init__(self, n: int, optin: np.ndarray) -> None:
+    def __init__(self, n: int, optin: np.ndarray, fatigue_tau_s: float, adstock_half_life_s: float) -> None:
         self.optin = optin.copy()  # uint8 bit mask by channel; unsubscribes clear bits
-        self.fatigue = np.zeros(n, np.float32)  # sum of exp(-dt/tau_f) over past contacts, as of fatigue_t
-        self.fatigue_t = np.zeros(n, np.float32)
-        self.adstock = np.zeros(n, np.float32)  # as of adstock_t, halves every adstock half-life
-        self.adstock_t = np.zeros(n, np.float32)
+        self.fatigue = DecayingStock(n, fatigue_tau_s)  # sum of exp(-dt/tau_f) over past contacts
+        self.adstock = DecayingStock(n, adstock_half_life_s / np.log(2.0))  # halves every half-life
         self.last_click_t = np.full(n, NEVER, np.float32)
         self.last_click_creative = np.full(n, -1, np.int32)
         self.pull_forward_credit = np.zeros(n, np.uint8)  # future organic occasions already pulled forward
@@ -32,7 +64,6 @@ class CustomerState:
         self.clicks = np.zeros(n, np.uint16)
         self.week_sends: dict[int, np.ndarray] = {}  # channel -> uint8 sends this calendar week
         self.week_index = -1
-        self._scratch = np.zeros(n, np.uint8)  # for finding repeated customers in O(k), kept all zero
 
     def week_counter(self, channel: int, n: int) -> np.ndarray:
         if channel not in self.week_sends:
@@ -46,59 +77,21 @@ class CustomerState:
                 counter[:] = 0
             self.week_index = week_index
 
-    def has_repeats(self, idx: np.ndarray) -> bool:
-        """Whether ``idx`` names some customer twice, in time linear in len(idx) (no sort)."""
-        if idx.shape[0] < 2:
-            return False
-        scratch = self._scratch
-        np.add.at(scratch, idx, np.uint8(1))
-        repeated = bool((scratch[idx] != 1).any())  # != rather than > also catches a count that wrapped
-        scratch[idx] = 0
-        return repeated
-
-    def adstock_at(self, idx: np.ndarray, t_s: np.ndarray, half_life_s: float) -> np.ndarray:
-        return self.adstock[idx] * np.exp2(-(t_s - self.adstock_t[idx]) / half_life_s)
-
-    def add_adstock(
-        self, idx: np.ndarray, t_s: np.ndarray, amount: float | np.ndarray, half_life_s: float
-    ) -> None:
-        """Decay each customer's adstock to ``t_s`` and add ``amount`` (one value, or one per event).
-        Repeated customers add up."""
-        if idx.shape[0] == 0:
-            return
-        amount = np.broadcast_to(np.asarray(amount, np.float32), idx.shape)
-        if not self.has_repeats(idx):
-            self.adstock[idx] = self.adstock_at(idx, t_s, half_life_s) + amount
-            self.adstock_t[idx] = t_s
-            return
-        # Sorted by customer then time, repeated customers (two clicks in one bucket) are applied in rounds:
-        # round r holds each customer's r-th event, so no customer appears twice in one vectorised update.
-        order = np.lexsort((t_s, idx))
-        idx, t_s, amount = idx[order], t_s[order], amount[order]
-        first = np.ones(idx.shape[0], bool)
-        first[1:] = idx[1:] != idx[:-1]
-        group_start = np.maximum.accumulate(np.where(first, np.arange(idx.shape[0]), 0))
-        rank = np.arange(idx.shape[0]) - group_start
-        for r in range(int(rank.max()) + 1):
-            sel = rank == r
-            c, t = idx[sel], t_s[sel]
-            self.adstock[c] = self.adstock_at(c, t, half_life_s) + amount[sel]
-            self.adstock_t[c] = t
+    def rebase(self, now_s: float) -> None:
+        self.fatigue.rebase(now_s)
+        self.adstock.rebase(now_s)
 
     def nbytes(self) -> int:
         arrays = [
             self.optin,
-            self.fatigue,
-            self.fatigue_t,
-            self.adstock,
-            self.adstock_t,
+            self.fatigue.stored,
+            self.adstock.stored,
             self.last_click_t,
             self.last_click_creative,
             self.pull_forward_credit,
             self.sends,
             self.opens,
             self.clicks,
-            self._scratch,
             *self.week_sends.values(),
         ]
         return sum(a.nbytes for a in arrays)
