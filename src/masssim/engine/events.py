@@ -21,7 +21,7 @@ class _Batch:
     creative: np.ndarray
     channel: np.ndarray
     time_s: np.ndarray
-    bucket: np.ndarray  # int64 bucket index of time_s, ascending
+    bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
 
 
@@ -46,11 +46,12 @@ class PendingEvents:
     ) -> None:
         if customer.shape[0] == 0:
             return
-        bucket = self.bucket_of(time_s)
+        bucket: np.ndarray | None = None
         if not presorted:
+            bucket = self.bucket_of(time_s)
             order = self.order_by_bucket(time_s, bucket)
             customer, creative, channel = customer[order], creative[order], channel[order]
-            time_s, bucket = time_s[order], bucket[order]
+            time_s, bucket = time_s[order], bucket[order].astype(np.int32)
         self._batches.append(_Batch(kind, customer, creative, channel, time_s, bucket))
 
     def bucket_of(self, time_s: np.ndarray) -> np.ndarray:
@@ -75,7 +76,10 @@ class PendingEvents:
         slices: dict[str, list[slice]] = {}
         keep: list[_Batch] = []
         for batch in self._batches:
-            end = int(np.searchsorted(batch.bucket, last_bucket, side="right"))
+            if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
+                end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
+            else:
+                end = int(np.searchsorted(batch.bucket, last_bucket, side="right"))
             if end > batch.cursor:
                 parts.setdefault(batch.kind, []).append(batch)
                 slices.setdefault(batch.kind, []).append(slice(batch.cursor, end))

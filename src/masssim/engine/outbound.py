@@ -131,6 +131,7 @@ class OutboundSender:
         # Offset of each region's clock from the reference clock, seconds.
         self.region_rel_s = (population.region_utc_offset_hours - ref) * HOUR_S
         self.horizon_s = scenario.horizon_days * DAY_S
+        self.index_dtype = np.int32 if population.n < 2**31 else np.int64
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
@@ -175,6 +176,8 @@ class OutboundSender:
         if not ok.all():
             customer, creative = customer[ok], creative[ok]
             audience = None if audience is None else audience[ok]
+        # Half the memory for every per-send array from here on (indices fit in 32 bits below 2^31).
+        customer = customer.astype(self.index_dtype, copy=False)
 
         # 3. Price per contact; paid platforms refuse small audiences and charge more for narrow ones.
         if cfg.paid:
