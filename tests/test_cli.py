@@ -1,0 +1,143 @@
+"""The command line as a user meets it: two commands, clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL = """
+name = "cli_small"
+description = "A tiny scenario for the CLI tests."
+seed = 3
+replications = 2
+horizon_days = 5
+
+[population]
+customers = 3000
+
+[[arms]]
+name = "broadcast"
+policy = "broadcast"
+
+[[arms]]
+name = "personas"
+policy = "segments"
+segments = 4
+"""
+
+
+def masssim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "masssim", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300, check=False
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_run_writes_a_complete_run(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = masssim("run", str(small), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    runs = list((out / "cli_small").iterdir())
+    assert len(runs) == 1 and not runs[0].name.endswith(".partial")
+    run = runs[0]
+    for name in ("scenario.toml", "manifest.json", "summary.json", "timeseries.csv", "report.html"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["replications"] == 2 and set(summary["arms"]) == {"broadcast", "personas"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed_entropy"] == "3" and manifest["packages"]["numpy"]
+    assert "personas" in proc.stdout and "results:" in proc.stdout
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    # the report can be rebuilt from what was saved
+    (run / "report.html").unlink()
+    proc = masssim("report", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert "personas" in (run / "report.html").read_text()
+
+
+def test_seed_and_replication_options(small: Path, tmp_path: Path) -> None:
+    proc = masssim("run", str(small), "--out", str(tmp_path), "--seed", "9", "--replications", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run = next((tmp_path / "cli_small").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["seed_entropy"] == "9" and summary["replications"] == 1
+
+
+def test_bad_field_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[population]\npersona_signal = 1.5\n')
+    proc = masssim("validate", str(bad))
+    assert_one_line_error(proc, str(bad), "population.persona_signal", "1.5", "[0, 1]")
+    proc = masssim("run", str(bad), "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "population.persona_signal")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("", ["empty", "name"]),
+        ("name = [", ["not valid TOML"]),
+        ('name = "x"\n[population]\ncustomerz = 5\n', ["population.customerz", "did you mean 'customers'"]),
+        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "brodcast"\n', ["arms[0].policy", "did you mean 'broadcast'"]),
+        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "no_such_module:Thing"\n', ["arms[0].policy", "cannot import"]),
+        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "policies_for_tests:Missing"\n', ["arms[0].policy", "no attribute"]),
+    ],
+)
+def test_bad_files(tmp_path: Path, content: str, needles: list[str]) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(content)
+    assert_one_line_error(masssim("validate", str(path)), *needles)
+
+
+def test_missing_file_and_bad_options(tmp_path: Path, small: Path) -> None:
+    assert_one_line_error(masssim("run", str(tmp_path / "nope.toml")), "file not found")
+    assert_one_line_error(masssim("run", str(small), "--replications", "0"), "--replications")
+    assert_one_line_error(masssim("run", str(small), "--workers", "many"), "--workers")
+    assert_one_line_error(masssim("frobnicate"), "frobnicate")
+    assert_one_line_error(masssim("report", str(tmp_path)), "not a complete run directory")
+
+
+def test_validate_and_gallery() -> None:
+    proc = masssim("validate", "scenarios/quickstart.toml", cwd=REPO)
+    assert proc.returncode == 0 and "ok" in proc.stdout
+    proc = masssim("scenarios", cwd=REPO)
+    assert proc.returncode == 0
+    assert "quickstart" in proc.stdout and "Broadcast vs personas" in proc.stdout
+
+
+def test_every_gallery_scenario_validates_and_has_a_description() -> None:
+    import masssim as api
+
+    for path in sorted((REPO / "scenarios").glob("*.toml")):
+        scenario = api.load_scenario(path)
+        assert scenario.description.strip(), path
+        assert scenario.name == path.stem, path
+
+
+def test_help_exits_zero() -> None:
+    proc = masssim("--help")
+    assert proc.returncode == 0 and "run" in proc.stdout
