@@ -321,6 +321,9 @@ class ResponseConfig(_Model):
 class CreativesConfig(_Model):
     count: int = Field(6, ge=1, le=8_000_000, description="creatives in the catalogue")
     production_cost: float = Field(500.0, ge=0.0, le=1e9, description="currency per creative put into use")
+    quality_sd: float = Field(
+        0.3, ge=0.0, le=5.0, description="sd of each creative's quality: a click log-odds shift for everyone"
+    )
 
 
 class ScheduleConfig(_Model):

@@ -132,6 +132,7 @@ class OutboundSender:
         self.region_rel_s = (population.region_utc_offset_hours - ref) * HOUR_S
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
+        self.quality = catalogue.quality if catalogue.quality is not None else np.zeros(catalogue.count, np.float32)
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
@@ -345,6 +346,7 @@ class OutboundSender:
         logit_click = (
             np.float32(logit(cfg.click_to_open))
             + np.float32(response.affinity_click_beta) * affinity
+            + self.quality[r_creative]
             + np.float32(response.warmth_click_delta) * pop.warmth[r_cust]
             - np.float32(response.fatigue_click_gamma) * fatigue[r_idx]
         )

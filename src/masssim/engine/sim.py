@@ -124,13 +124,15 @@ class ArmSimulation:
             params,
             PolicyWorld(
                 customers=view,
-                catalogue=world.catalogue,
+                # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
+                catalogue=world.catalogue if reads_latent else Catalogue(world.catalogue.directions, world.catalogue.production_cost),
                 channel_names=CHANNEL_NAMES,
                 default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=generator(component_sequence(seq, Component.POLICY, arm_index)),
                 budget_total=scenario.budget_total,
+                affinity_click_beta=scenario.response.affinity_click_beta if reads_latent else None,
             ),
         )
 
@@ -140,9 +142,11 @@ class ArmSimulation:
         self.recorder.add("customers_treated", n_treated)
         self.recorder.add("customers_holdout", self.world.population.n - n_treated)
         env = simpy.Environment()
-        env.process(self._buckets(env, progress))
+        buckets = env.process(self._buckets(env, progress))
         env.process(self._waves(env))
-        env.run(until=self.horizon_s)
+        # Run until the last bucket (the one ending at the horizon) is processed; run(until=horizon) would
+        # stop just before the events at that instant.
+        env.run(until=buckets)
         market = self.scenario.market
         metrics = derive(self.recorder.totals, price=market.price, margin_share=market.gross_margin_share)
         return ArmOutcome(metrics=metrics, series=self.recorder.series)

@@ -52,6 +52,9 @@ class Catalogue:
 
     directions: np.ndarray  # float32 [K, d], unit rows
     production_cost: float
+    # Click log-odds shift of each creative for every customer. The engine uses it; a policy may not read
+    # it (a brand does not know which creative is better before testing), so it is kept out of PolicyWorld.
+    quality: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -70,6 +73,8 @@ class PolicyWorld:
     horizon_s: float
     rng: np.random.Generator
     budget_total: float | None
+    # Only for policies that declare reads_latent_taste (the oracle): the true click weight of affinity.
+    affinity_click_beta: float | None = None
 
 
 @dataclass

@@ -136,7 +136,8 @@ class OracleParams(PolicyParams):
 
 @register_targeting("oracle")
 class OraclePolicy(PolicyBase):
-    """Reads each customer's latent taste and sends the creative with the highest affinity.
+    """Reads each customer's latent taste (and each creative's true quality) and sends the creative with
+    the highest click log-odds, beta * affinity + quality.
 
     Not a real strategy: an upper bound on what creative fit alone can achieve, for teaching.
     """
@@ -152,11 +153,13 @@ class OraclePolicy(PolicyBase):
         if taste is None:
             raise RuntimeError("the oracle policy needs latent taste; the engine did not provide it")
         directions = world.catalogue.directions
+        beta = world.affinity_click_beta if world.affinity_click_beta is not None else 1.0
+        quality = world.catalogue.quality if world.catalogue.quality is not None else np.zeros(world.catalogue.count)
         self.best = np.empty(world.customers.n, np.int32)
         step = 1 << 18
         for start in range(0, world.customers.n, step):
-            block = taste[start : start + step] @ directions.T
-            self.best[start : start + step] = np.argmax(block, axis=1)
+            score = beta * (taste[start : start + step] @ directions.T) + quality
+            self.best[start : start + step] = np.argmax(score, axis=1)
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))

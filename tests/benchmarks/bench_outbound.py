@@ -1,0 +1,172 @@
+"""Outbound engine speed: customer-touches per second, vectorised engine vs one SimPy process per customer.
+
+Run:  python tests/benchmarks/bench_outbound.py [--customers 10000000] [--days 30] [--baseline-customers 20000]
+
+Both measurements run in this session, on the same model (email, a daily wave to every reachable customer,
+fatigue, opens in active windows, clicks with affinity and warmth, unsubscribes, organic purchase occasions
+with adstock), each in a fresh subprocess so that its peak memory is its own. The baseline simulates each
+customer as a SimPy process drawing its own outcomes, the way a per-agent simulator would. The script prints
+each figure and the ratio; the machine is shared, so repeat with --repeat and quote the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def scenario_dict(customers: int, days: int) -> dict:
+    return {
+        "name": "bench_outbound",
+        "seed": 1,
+        "replications": 1,
+        "horizon_days": days,
+        "population": {"customers": customers},
+        "holdout": {"share": 0.1},
+        "arms": [{"name": "all", "policy": "random"}],
+    }
+
+
+def measure_vectorised(customers: int, days: int) -> dict:
+    import masssim
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.streams import replication_sequence, root_sequence
+
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    scenario = masssim.scenario_from_dict(scenario_dict(customers, days))
+    t0 = time.perf_counter()
+    world = build_world(scenario, replication_sequence(root_sequence(1), 0))
+    t1 = time.perf_counter()
+    metrics = ArmSimulation(scenario, world, 0).run().metrics
+    t2 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "touches": metrics["sends"],
+        "population_s": t1 - t0,
+        "simulate_s": t2 - t1,
+        "peak_bytes_per_customer": peak / customers,
+        "peak_above_interpreter_bytes_per_customer": (peak - baseline_rss) / customers,
+    }
+
+
+def measure_per_customer(customers: int, days: int) -> dict:
+    """The same model with one SimPy process per customer and scalar draws: the per-agent baseline."""
+    import numpy as np
+    import simpy
+
+    import masssim
+    from masssim.engine.sim import build_world
+    from masssim.streams import replication_sequence, root_sequence
+
+    scenario = masssim.scenario_from_dict(scenario_dict(customers, days))
+    world = build_world(scenario, replication_sequence(root_sequence(1), 0))
+    pop, cat = world.population, world.catalogue
+    email = scenario.channels.email
+    resp = scenario.response
+    rng = np.random.default_rng(2)
+    env = simpy.Environment()
+    counts = {"touches": 0, "reads": 0, "clicks": 0, "purchases": 0}
+    tau_f = resp.fatigue_time_constant_days * 86_400.0
+    half_life = resp.adstock_half_life_days * 86_400.0
+    offsets = (pop.region_utc_offset_hours - scenario.reference_utc_offset_hours) * 3600.0
+    logit_cto = math.log(email.click_to_open / (1 - email.click_to_open))
+    logit_unsub = math.log(email.unsubscribe_rate / (1 - email.unsubscribe_rate))
+    horizon = days * 86_400.0
+
+    def customer(i: int):  # type: ignore[no-untyped-def]
+        fatigue, last_contact, adstock, adstock_t, subscribed = 0.0, 0.0, 0.0, 0.0, True
+        reachable = bool(world.contactable[i]) and bool(pop.optin[i] & 1)
+        rate_per_s = float(pop.category_rate[i]) / (365.25 * 86_400.0)
+        next_occasion = rng.exponential(1.0 / rate_per_s) if rate_per_s > 0 else math.inf
+        for day in range(days):
+            send_at = day * 86_400.0 + scenario.schedule.send_hour * 3600.0 - offsets[pop.region[i]]
+            while next_occasion < min(send_at, horizon):  # organic occasions before this wave
+                yield env.timeout(max(next_occasion - env.now, 0.0))
+                a = adstock * 2.0 ** (-(env.now - adstock_t) / half_life)
+                p0 = float(pop.brand_prob[i, 0])
+                if rng.random() < p0 + (1 - p0) * (1 - math.exp(-a)):
+                    counts["purchases"] += 1
+                next_occasion = env.now + rng.exponential(1.0 / rate_per_s)
+            if not (reachable and subscribed) or send_at < 0:
+                continue
+            yield env.timeout(max(send_at - env.now, 0.0))
+            counts["touches"] += 1
+            fatigue = fatigue * math.exp(-(env.now - last_contact) / tau_f)
+            last_contact = env.now
+            u = rng.random()
+            p_read = email.delivery_rate * email.open_rate * math.exp(-email.fatigue_open_kappa * fatigue)
+            if u < p_read:
+                counts["reads"] += 1
+                creative = int(rng.integers(cat.count))
+                affinity = float(pop.taste[i] @ cat.directions[creative])
+                x = logit_cto + resp.affinity_click_beta * affinity + resp.warmth_click_delta * float(pop.warmth[i])
+                x -= resp.fatigue_click_gamma * fatigue
+                if rng.random() < 1 / (1 + math.exp(-x)):
+                    counts["clicks"] += 1
+                    adstock = adstock * 2.0 ** (-(env.now - adstock_t) / half_life) + email.adstock_per_click
+                    adstock_t = env.now
+            if u < email.delivery_rate:
+                p_unsub = 1 / (1 + math.exp(-(logit_unsub + resp.fatigue_unsubscribe_zeta * fatigue)))
+                if rng.random() < p_unsub:
+                    subscribed = False
+            fatigue += 1.0
+
+    t0 = time.perf_counter()
+    for i in range(pop.n):
+        env.process(customer(i))
+    env.run(until=horizon)
+    elapsed = time.perf_counter() - t0
+    return {"touches": counts["touches"], "simulate_s": elapsed}
+
+
+def run_child(kind: str, customers: int, days: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--customers", str(customers), "--days", str(days)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--baseline-customers", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=1, help="measurements of each; medians are reported")
+    parser.add_argument("--child", choices=["vectorised", "per_customer"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "vectorised":
+        print(json.dumps(measure_vectorised(args.customers, args.days)))
+        return
+    if args.child == "per_customer":
+        print(json.dumps(measure_per_customer(args.customers, args.days)))
+        return
+
+    fast, slow = [], []
+    for _ in range(args.repeat):
+        fast.append(run_child("vectorised", args.customers, args.days))
+        slow.append(run_child("per_customer", args.baseline_customers, args.days))
+    fast_rate = statistics.median(r["touches"] / r["simulate_s"] for r in fast)
+    slow_rate = statistics.median(r["touches"] / r["simulate_s"] for r in slow)
+    peak = statistics.median(r["peak_bytes_per_customer"] for r in fast)
+    peak_model = statistics.median(r["peak_above_interpreter_bytes_per_customer"] for r in fast)
+    print(f"vectorised engine : {args.customers:,} customers x {args.days} days, {fast[0]['touches']:,.0f} touches")
+    print(f"  population built in {statistics.median(r['population_s'] for r in fast):.1f} s")
+    print(f"  simulated in        {statistics.median(r['simulate_s'] for r in fast):.1f} s")
+    print(f"  customer-touches/s  {fast_rate:,.0f}   (aim: >= 10,000,000 on one core)")
+    print(f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim < 200)")
+    print(f"per-customer SimPy : {args.baseline_customers:,} customers x {args.days} days, {slow[0]['touches']:,.0f} touches")
+    print(f"  customer-touches/s  {slow_rate:,.0f}")
+    print(f"ratio vectorised / per-customer: {fast_rate / slow_rate:,.0f}x   (medians of {args.repeat} run(s))")
+
+
+if __name__ == "__main__":
+    main()
