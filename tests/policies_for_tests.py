@@ -33,7 +33,11 @@ class RecordingPolicy(PolicyBase):
     def plan(self, wave: WaveContext) -> Plan:
         view = self.world.customers
         who = np.arange(view.n) if self.params.everyone else np.flatnonzero(view.reachable(self.channel))
-        plan = Plan(customer=who, creative=np.zeros(who.shape[0], np.int32), channel=np.full(who.shape[0], self.channel, np.int8))
+        plan = Plan(
+            customer=who,
+            creative=np.zeros(who.shape[0], np.int32),
+            channel=np.full(who.shape[0], self.channel, np.int8),
+        )
         self.plans.append((wave.time_s, plan))
         return plan
 

@@ -41,7 +41,16 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("name", 5),
 ]
 
-TOP_LEVEL_TABLES = ["population", "market", "channels", "response", "creatives", "schedule", "holdout", "attribution"]
+TOP_LEVEL_TABLES = [
+    "population",
+    "market",
+    "channels",
+    "response",
+    "creatives",
+    "schedule",
+    "holdout",
+    "attribution",
+]
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -63,7 +72,11 @@ def base_scenario() -> dict[str, Any]:
 
 identifier = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12)
 junk_values = st.one_of(
-    st.integers(), st.floats(allow_nan=True), st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=3)
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
 )
 
 
@@ -80,7 +93,13 @@ def unknown_key(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 def wrong_type(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """A numeric field given text, a list or a table."""
     path = draw(st.sampled_from(NUMERIC_PATHS))
-    value = draw(st.one_of(st.text(max_size=4), st.lists(st.integers(), max_size=2), st.dictionaries(identifier, st.integers(), max_size=1)))
+    value = draw(
+        st.one_of(
+            st.text(max_size=4),
+            st.lists(st.integers(), max_size=2),
+            st.dictionaries(identifier, st.integers(), max_size=1),
+        )
+    )
     return set_path(base_scenario(), path, value), path
 
 
@@ -93,15 +112,54 @@ def unknown_policy(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 
 
 KNOWN_KEYS = {
-    "name", "description", "seed", "replications", "horizon_days", "reference_utc_offset_hours", "budget_total",
-    "feedback_bucket_minutes", "arms", "customers", "taste_dims", "persona_signal", "taste_tail_dof", "regions",
-    "age_band_shares", "income_band_shares", "category_rate_observable_loading", "active_window_hours",
-    "voice_posts_per_year", "patience_median_minutes", "brands", "category_purchases_per_year",
-    "category_rate_shape", "dirichlet_s", "price", "gross_margin_share", "email", "sms", "messaging", "paid_social",
-    "affinity_click_beta", "warmth_click_delta", "fatigue_click_gamma", "fatigue_unsubscribe_zeta",
-    "fatigue_time_constant_days", "adstock_half_life_days", "direct_purchase_per_click", "pull_forward_share",
-    "count", "production_cost", "wave_every_days", "first_wave_day", "send_hour", "send_in_local_time", "channel",
-    "share", "window_days", *TOP_LEVEL_TABLES,
+    "name",
+    "description",
+    "seed",
+    "replications",
+    "horizon_days",
+    "reference_utc_offset_hours",
+    "budget_total",
+    "feedback_bucket_minutes",
+    "arms",
+    "customers",
+    "taste_dims",
+    "persona_signal",
+    "taste_tail_dof",
+    "regions",
+    "age_band_shares",
+    "income_band_shares",
+    "category_rate_observable_loading",
+    "active_window_hours",
+    "voice_posts_per_year",
+    "patience_median_minutes",
+    "brands",
+    "category_purchases_per_year",
+    "category_rate_shape",
+    "dirichlet_s",
+    "price",
+    "gross_margin_share",
+    "email",
+    "sms",
+    "messaging",
+    "paid_social",
+    "affinity_click_beta",
+    "warmth_click_delta",
+    "fatigue_click_gamma",
+    "fatigue_unsubscribe_zeta",
+    "fatigue_time_constant_days",
+    "adstock_half_life_days",
+    "direct_purchase_per_click",
+    "pull_forward_share",
+    "count",
+    "production_cost",
+    "wave_every_days",
+    "first_wave_day",
+    "send_hour",
+    "send_in_local_time",
+    "channel",
+    "share",
+    "window_days",
+    *TOP_LEVEL_TABLES,
 }
 
 NUMERIC_PATHS = [

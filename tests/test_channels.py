@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 import masssim
-from masssim.channels import capacity_departures, cpm_per_impression, defer_past_quiet_hours, move_into_active_window
+from masssim.channels import (
+    capacity_departures,
+    cpm_per_impression,
+    defer_past_quiet_hours,
+    move_into_active_window,
+)
 from masssim.scenario import CHANNEL_DEFAULTS, CHANNEL_NAMES
 
 Z = 4.0  # tolerance in binomial standard errors: a correct model fails this with probability ~6e-5 per check
@@ -101,5 +106,5 @@ def test_active_window_moves_reads_to_next_start() -> None:
 def test_narrow_audiences_cost_more() -> None:
     paid = masssim.scenario_from_dict({"name": "p"}).channels.paid_social
     price = cpm_per_impression(paid, np.array([10_000.0, 1_000_000.0, 5_000_000.0]))
-    assert price[0] == pytest.approx(paid.cpm / 1000 * (0.01 ** -paid.narrow_audience_eta))
+    assert price[0] == pytest.approx(paid.cpm / 1000 * (0.01**-paid.narrow_audience_eta))
     assert price[1] == price[2] == pytest.approx(paid.cpm / 1000)

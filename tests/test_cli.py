@@ -36,7 +36,13 @@ segments = 4
 def masssim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     return subprocess.run(
-        [sys.executable, "-m", "masssim", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300, check=False
+        [sys.executable, "-m", "masssim", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 
@@ -102,9 +108,18 @@ def test_bad_field_is_one_line_exit_2(tmp_path: Path) -> None:
         ("", ["empty", "name"]),
         ("name = [", ["not valid TOML"]),
         ('name = "x"\n[population]\ncustomerz = 5\n', ["population.customerz", "did you mean 'customers'"]),
-        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "brodcast"\n', ["arms[0].policy", "did you mean 'broadcast'"]),
-        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "no_such_module:Thing"\n', ["arms[0].policy", "cannot import"]),
-        ('name = "x"\n[[arms]]\nname = "a"\npolicy = "policies_for_tests:Missing"\n', ["arms[0].policy", "no attribute"]),
+        (
+            'name = "x"\n[[arms]]\nname = "a"\npolicy = "brodcast"\n',
+            ["arms[0].policy", "did you mean 'broadcast'"],
+        ),
+        (
+            'name = "x"\n[[arms]]\nname = "a"\npolicy = "no_such_module:Thing"\n',
+            ["arms[0].policy", "cannot import"],
+        ),
+        (
+            'name = "x"\n[[arms]]\nname = "a"\npolicy = "policies_for_tests:Missing"\n',
+            ["arms[0].policy", "no attribute"],
+        ),
     ],
 )
 def test_bad_files(tmp_path: Path, content: str, needles: list[str]) -> None:

@@ -134,9 +134,7 @@ def test_two_brand_market_duplication_uses_the_category() -> None:
     assert dirichlet.duplication(shares, s, k, m, t)[0, 1] == pytest.approx(both / pen[0], rel=1e-10)
 
 
-@pytest.mark.parametrize(
-    ("s", "k", "m", "t"), [(1.2, 0.8, 6.0, 0.25), (0.05, 0.1, 50.0, 2.0), (30.0, 3.0, 20.0, 1.0)]
-)
+@pytest.mark.parametrize(("s", "k", "m", "t"), [(1.2, 0.8, 6.0, 0.25), (0.05, 0.1, 50.0, 2.0), (30.0, 3.0, 20.0, 1.0)])
 def test_sum_over_n_and_beta_integral_agree(
     monkeypatch: pytest.MonkeyPatch, s: float, k: float, m: float, t: float
 ) -> None:

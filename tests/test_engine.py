@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import masssim
+from conftest import small_scenario
 from masssim.engine.outbound import PlanError
 from masssim.engine.sim import ArmSimulation, build_world
 from masssim.metrics import TIMESERIES
 from masssim.results import dumps_json
 from masssim.streams import replication_sequence, root_sequence
 from policies_for_tests import RecordingPolicy
-from conftest import small_scenario
 
 RECORDER = "policies_for_tests:RecordingPolicy"
 
@@ -26,7 +26,10 @@ def simulate(scenario: masssim.Scenario, arm: int = 0, replication: int = 0) -> 
 
 
 def test_same_seed_same_bytes_and_workers_do_not_matter() -> None:
-    scenario = small_scenario(replications=3, arms=[{"name": "b", "policy": "broadcast"}, {"name": "s", "policy": "segments", "segments": 4}])
+    scenario = small_scenario(
+        replications=3,
+        arms=[{"name": "b", "policy": "broadcast"}, {"name": "s", "policy": "segments", "segments": 4}],
+    )
     one = dumps_json(masssim.run(scenario, seed=5, workers=1).summary)
     again = dumps_json(masssim.run(scenario, seed=5, workers=1).summary)
     two = dumps_json(masssim.run(scenario, seed=5, workers=2).summary)
@@ -89,7 +92,9 @@ def test_capacity_per_hour_is_respected() -> None:
 
 
 def test_weekly_frequency_cap() -> None:
-    scenario = small_scenario(channels={"email": {"frequency_cap_per_week": 2}}, arms=[{"name": "r", "policy": RECORDER}])
+    scenario = small_scenario(
+        channels={"email": {"frequency_cap_per_week": 2}}, arms=[{"name": "r", "policy": RECORDER}]
+    )
     sim, metrics = simulate(scenario)
     assert sim.state.sends.max() == 2  # seven daily waves in one week, capped at two
     assert metrics["blocked_frequency_cap"] > 0
@@ -128,7 +133,7 @@ def test_narrow_paid_audiences_pay_a_premium() -> None:
 
 def test_unsubscribes_stop_later_sends() -> None:
     scenario = small_scenario(channels={"email": {"unsubscribe_rate": 0.3}}, arms=[{"name": "r", "policy": RECORDER}])
-    sim, metrics = simulate(scenario)
+    sim, _ = simulate(scenario)
     sends = [plan.customer.shape[0] for _, plan in sim.policy.plans]
     assert sends[-1] < 0.5 * sends[0]
     unsubscribed = sim.policy.events("unsubscribe")["customer"]
@@ -184,9 +189,47 @@ def test_malformed_plan_is_a_policy_bug() -> None:
 
 
 def test_summary_is_plain_json() -> None:
-    result = masssim.run(small_scenario(arms=[{"name": "a", "policy": "broadcast"}, {"name": "b", "policy": "oracle"}]), seed=2)
+    result = masssim.run(
+        small_scenario(arms=[{"name": "a", "policy": "broadcast"}, {"name": "b", "policy": "oracle"}]), seed=2
+    )
     parsed = json.loads(dumps_json(result.summary))
     assert set(parsed["arms"]) == {"a", "b"}
     diff = parsed["differences_vs_baseline"]["b"]["clicks"]
-    assert diff["mean"] == pytest.approx(np.mean(np.array(result.values("b", "clicks")) - np.array(result.values("a", "clicks"))))
+    assert diff["mean"] == pytest.approx(
+        np.mean(np.array(result.values("b", "clicks")) - np.array(result.values("a", "clicks")))
+    )
     assert isinstance(diff["excludes_zero"], bool)
+
+
+def test_capacity_backlog_never_sends_in_quiet_hours() -> None:
+    scenario = small_scenario(
+        horizon_days=3,
+        schedule={"channel": "sms", "send_hour": 20.0, "wave_every_days": 365},
+        channels={"sms": {"capacity_per_hour": 400.0, "reach": 1.0, "reach_age_slope": 0.0}},
+        arms=[{"name": "r", "policy": RECORDER, "channel": "sms"}],
+    )
+    sim, metrics = simulate(scenario)
+    events = sim.policy.events("delivered")
+    offset = sim.sender.region_rel_s[sim.world.population.region[events["customer"]]]
+    departure_local = np.mod((events["time_s"] - 12.0 + offset) / 3600.0, 24.0)  # 0.2 min delivery latency
+    assert events["customer"].shape[0] > 4_000
+    assert ((departure_local >= 8.0) & (departure_local < 21.0)).all()
+    assert metrics["deferred_quiet_hours"] > 0
+
+
+def test_replies_reach_the_policy_in_their_bucket() -> None:
+    scenario = small_scenario(
+        schedule={"channel": "messaging"},
+        channels={"messaging": {"reply_rate": 0.5, "reach": 1.0, "reach_age_slope": 0.0}},
+        arms=[{"name": "r", "policy": RECORDER, "channel": "messaging"}],
+    )
+    sim, metrics = simulate(scenario)
+    previous = 0.0
+    seen = 0
+    for feedback in sim.policy.feedback:
+        times = feedback.get("reply")["time_s"]
+        seen += times.shape[0]
+        if times.shape[0]:
+            assert times.max() <= feedback.time_s + 1e-6 and times.min() > previous - 1e-6
+        previous = feedback.time_s
+    assert seen == metrics["replies"] > 100

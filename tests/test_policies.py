@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -67,7 +69,9 @@ def test_segment_assignment_covers_everyone_and_caps_k() -> None:
     policy = ArmSimulation(scenario, world, 0).policy
     assert isinstance(policy, SegmentsPolicy)
     profiles = np.unique(
-        world.population.region.astype(int) * 10_000 + world.population.age_band.astype(int) * 100 + world.population.income_band
+        world.population.region.astype(int) * 10_000
+        + world.population.age_band.astype(int) * 100
+        + world.population.income_band
     ).shape[0]
     assert policy.n_segments == profiles
     assert policy.segment_of.min() == 0 and policy.segment_of.max() == profiles - 1
@@ -77,4 +81,4 @@ def test_progress_callback_reaches_one() -> None:
     seen: list[float] = []
     masssim.run(small_scenario(), seed=1, progress=seen.append)
     assert seen and seen[-1] == pytest.approx(1.0)
-    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(seen))

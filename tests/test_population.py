@@ -43,9 +43,7 @@ def make(
     **population: object,
 ) -> Population:
     cfg = PopulationConfig.model_validate({"customers": customers, **population})
-    return generate_population(
-        cfg, market or MarketConfig(), channels or CHANNELS, np.random.SeedSequence(seed)
-    )
+    return generate_population(cfg, market or MarketConfig(), channels or CHANNELS, np.random.SeedSequence(seed))
 
 
 def batch_means(values: np.ndarray, batches: int = 20) -> tuple[np.ndarray, np.ndarray]:

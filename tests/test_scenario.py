@@ -88,7 +88,13 @@ def test_policy_parameters_are_validated() -> None:
 
 
 def test_cross_field_checks() -> None:
-    err = error_for(set_path(base_scenario(), "market.brands", [{"name": "ours", "market_share": 0.5}, {"name": "b", "market_share": 0.2}]))
+    err = error_for(
+        set_path(
+            base_scenario(),
+            "market.brands",
+            [{"name": "ours", "market_share": 0.5}, {"name": "b", "market_share": 0.2}],
+        )
+    )
     assert err.field == "market.brands"
     assert "sum to 1" in str(err)
     err = error_for(set_path(base_scenario(), "channels.email.quiet_hours_start", 22))
@@ -173,7 +179,12 @@ def test_property_arbitrary_text_never_crashes(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from([p for p, _ in BAD_VALUES]),
-    st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3), st.none()),
+    st.one_of(
+        st.integers(-(10**12), 10**12),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=3),
+        st.none(),
+    ),
 )
 def test_property_any_value_is_accepted_or_named(path: str, value: Any) -> None:
     """Whatever goes into a field, the result is a valid scenario or an error naming that field."""

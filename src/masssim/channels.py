@@ -39,9 +39,9 @@ def defer_past_quiet_hours(
     return t_s + wait_h * HOUR_S, quiet
 
 
-def capacity_departures(release_s: np.ndarray, counts: np.ndarray, per_hour: float, free_at_s: float) -> tuple[
-    np.ndarray, float
-]:
+def capacity_departures(
+    release_s: np.ndarray, counts: np.ndarray, per_hour: float, free_at_s: float
+) -> tuple[np.ndarray, float]:
     """Start time of each group's first send and the channel's next free time, for a FIFO sender.
 
     Groups (sorted by release time) of ``counts`` sends are pushed at ``per_hour``; a group starts when it

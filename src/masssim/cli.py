@@ -127,7 +127,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title=f"{summary['scenario']}: {summary['replications']} replications, mean [95% CI]")
-    for column in ("arm", "incremental profit", "incremental revenue", "cost", "ROI", "click rate", "attributed / true"):
+    for column in (
+        "arm",
+        "incremental profit",
+        "incremental revenue",
+        "cost",
+        "ROI",
+        "click rate",
+        "attributed / true",
+    ):
         table.add_column(column, justify="right" if column != "arm" else "left")
 
     def cell(stat: dict[str, Any]) -> str:

@@ -131,9 +131,7 @@ def penetration(shares: np.ndarray | list[float], S: float, K: float, M: float, 
     return 1.0 - _p_none(S * p, S, K, M * T)
 
 
-def purchases_per_buyer(
-    shares: np.ndarray | list[float], S: float, K: float, M: float, T: float
-) -> np.ndarray:
+def purchases_per_buyer(shares: np.ndarray | list[float], S: float, K: float, M: float, T: float) -> np.ndarray:
     """[J] mean purchases of brand j in T years among its buyers: ``M T share_j / penetration_j``."""
     p = _check(shares, S, K, M, T)
     return M * T * p / penetration(p, S, K, M, T)

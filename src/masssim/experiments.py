@@ -68,14 +68,16 @@ def run(
                 if progress is not None:
                     progress(done / n)
     wall = time.perf_counter() - started
-    manifest = build_manifest(scenario, entropy=entropy, replications=n, workers=workers, wall_time_s=wall, started_at=started_at)
+    manifest = build_manifest(
+        scenario, entropy=entropy, replications=n, workers=workers, wall_time_s=wall, started_at=started_at
+    )
     return RunResult(scenario=scenario, seed_entropy=entropy, replications=results, manifest=manifest)
 
 
 def build_manifest(
     scenario: Scenario, *, entropy: int, replications: int, workers: int, wall_time_s: float, started_at: str
 ) -> dict[str, Any]:
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("masssim", "numpy", "scipy", "simpy", "plotly", "pydantic", "click", "rich"):
         try:
             packages[name] = metadata.version(name)
@@ -110,6 +112,11 @@ def git_commit() -> str | None:
     if out.returncode != 0 or len(commit) != 40:
         return None
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     )
     return commit + ("-dirty" if dirty.stdout.strip() else "")

@@ -65,9 +65,7 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
             verdict += " and the difference is statistically clear (its 95% CI excludes zero)"
         else:
             verdict = "is not distinguishable from it with this many replications (the 95% CI includes zero)"
-        lines.append(
-            f"Against '{baseline}', '{arm}' {verdict}: paired difference in incremental profit {_ci(d)}."
-        )
+        lines.append(f"Against '{baseline}', '{arm}' {verdict}: paired difference in incremental profit {_ci(d)}.")
     over = [
         arm
         for arm in arms
@@ -75,9 +73,10 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
     ]
     if over:
         a = over[0]
+        attributed = count(arms[a]["attributed_purchases"]["mean"])
+        caused = count(arms[a]["incremental_purchases_true"]["mean"])
         lines.append(
-            f"Attribution overstates what marketing caused: for '{a}', {count(arms[a]['attributed_purchases']['mean'])} "
-            f"purchases were attributed to clicks but only {count(arms[a]['incremental_purchases_true']['mean'])} were "
-            "truly incremental, because many clickers would have bought anyway."
+            f"Attribution overstates what marketing caused: for '{a}', {attributed} purchases were attributed to "
+            f"clicks but only {caused} were truly incremental, because many clickers would have bought anyway."
         )
     return lines

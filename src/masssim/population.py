@@ -270,9 +270,7 @@ def generate_population(
     missing = [name for name in CHANNEL_NAMES if name not in channels]
     unknown = [name for name in channels if name not in CHANNEL_NAMES]
     if missing or unknown:
-        raise ValueError(
-            f"channels must be exactly {list(CHANNEL_NAMES)}; missing {missing}, unknown {unknown}"
-        )
+        raise ValueError(f"channels must be exactly {list(CHANNEL_NAMES)}; missing {missing}, unknown {unknown}")
 
     d = cfg.taste_dims
     rho = cfg.persona_signal
@@ -304,9 +302,7 @@ def generate_population(
     for shares in blocks:
         k = len(shares)
         enc = _encoding_table(shares)  # [k, k]
-        taste_tables.append(
-            (math.sqrt(rho) * (enc @ loading[:, col : col + k].T) / scale[None, :]).astype(np.float32)
-        )
+        taste_tables.append((math.sqrt(rho) * (enc @ loading[:, col : col + k].T) / scale[None, :]).astype(np.float32))
         score = enc @ direction[col : col + k]
         score_tables.append(score / score_sd if score_sd > 0 else np.zeros(k))
         col += k

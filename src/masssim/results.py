@@ -189,7 +189,9 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"is not valid JSON: {exc}", file=str(run_dir / "summary.json")) from None
-    scenario = scenario_from_toml((run_dir / "scenario.toml").read_text(encoding="utf-8"), file=str(run_dir / "scenario.toml"))
+    scenario = scenario_from_toml(
+        (run_dir / "scenario.toml").read_text(encoding="utf-8"), file=str(run_dir / "scenario.toml")
+    )
     with (run_dir / "timeseries.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     columns: dict[str, np.ndarray] = {}

@@ -11,7 +11,6 @@ import difflib
 import math
 import tomllib
 import types
-
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -125,9 +124,7 @@ class MarketConfig(_Model):
     category_rate_shape: float = Field(
         0.8, gt=0.0, le=100.0, description="K: Gamma shape of category purchase rates (NBD heterogeneity)"
     )
-    dirichlet_s: float = Field(
-        1.2, gt=0.0, le=100.0, description="S: Dirichlet polarisation parameter of brand choice"
-    )
+    dirichlet_s: float = Field(1.2, gt=0.0, le=100.0, description="S: Dirichlet polarisation parameter of brand choice")
     price: float = Field(30.0, gt=0.0, le=1e7, description="our revenue per purchase, currency units")
     gross_margin_share: float = Field(0.4, gt=0.0, le=1.0, description="gross margin as share of revenue")
 
@@ -145,7 +142,7 @@ class MarketConfig(_Model):
 class ChannelConfig(_Model):
     """One channel's economics and benchmark response rates (defaults per channel in ``CHANNEL_DEFAULTS``)."""
 
-    reach: Probability = Field(description="probability a customer is opted in / reachable")
+    reach: Probability = Field(description="probability a customer of the youngest age band is opted in / reachable")
     reach_age_slope: float = Field(
         0.0, ge=-1.0, le=1.0, description="change in log-odds of reach per age band above the youngest"
     )
@@ -204,7 +201,7 @@ CHANNEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "open_delay_sigma": 1.2,
         "opens_wait_for_active_window": True,
         "recorded_open_inflation": 0.35,
-        "click_to_open": 0.124,
+        "click_to_open": 0.1228,  # 2.62% clicks / 21.33% opens
         "unsubscribe_rate": 0.0026,
         "reply_rate": 0.0,
         "capacity_per_hour": 2_000_000.0,
@@ -310,9 +307,7 @@ class ResponseConfig(_Model):
         3.0, gt=0.0, le=365.0, description="tau_f: a contact's fatigue decays as exp(-dt/tau_f)"
     )
     adstock_half_life_days: float = Field(7.0, gt=0.0, le=365.0)
-    direct_purchase_per_click: Probability = Field(
-        0.08, description="P(a click starts an immediate purchase occasion)"
-    )
+    direct_purchase_per_click: Probability = Field(0.08, description="P(a click starts an immediate purchase occasion)")
     pull_forward_share: Probability = Field(
         0.5, description="P(a click-triggered occasion replaces the customer's next organic one)"
     )
@@ -443,7 +438,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def scenario_from_toml(text: str, *, file: str | None = None) -> Scenario:
     if not text.strip():
         raise ScenarioError(
-            "the file is empty", file=file, field="name", allowed="a TOML table with at least name = \"...\""
+            "the file is empty", file=file, field="name", allowed='a TOML table with at least name = "..."'
         )
     try:
         data = tomllib.loads(text)
@@ -638,4 +633,3 @@ __all__ = [
     "scenario_from_dict",
     "scenario_from_toml",
 ]
-

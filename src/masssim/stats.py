@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as st
@@ -17,7 +18,7 @@ from scipy import stats as st
 CONFIDENCE = 0.95
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
+def mean_ci(values: Sequence[float] | Any, confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
     """Mean, standard error and the two-sided t interval. With one replication the interval is None."""
     x = np.asarray(values, dtype=np.float64)
     n = int(x.shape[0])
@@ -26,11 +27,18 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str
         return {"mean": mean, "ci_low": None, "ci_high": None, "halfwidth": None, "std_error": None, "n": n}
     se = float(x.std(ddof=1) / math.sqrt(n))
     half = float(st.t.ppf(0.5 + confidence / 2, df=n - 1) * se)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "halfwidth": half, "std_error": se, "n": n}
+    return {
+        "mean": mean,
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+        "halfwidth": half,
+        "std_error": se,
+        "n": n,
+    }
 
 
 def paired_difference(
-    treatment: Sequence[float], baseline: Sequence[float], confidence: float = CONFIDENCE
+    treatment: Sequence[float] | Any, baseline: Sequence[float] | Any, confidence: float = CONFIDENCE
 ) -> dict[str, float | int | bool | None]:
     """Mean of (treatment - baseline) per replication with its t interval; flags whether it excludes 0."""
     diff = np.asarray(treatment, np.float64) - np.asarray(baseline, np.float64)

@@ -163,7 +163,8 @@ def main() -> None:
     print(f"  simulated in        {statistics.median(r['simulate_s'] for r in fast):.1f} s")
     print(f"  customer-touches/s  {fast_rate:,.0f}   (aim: >= 10,000,000 on one core)")
     print(f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim < 200)")
-    print(f"per-customer SimPy : {args.baseline_customers:,} customers x {args.days} days, {slow[0]['touches']:,.0f} touches")
+    slow_touches = slow[0]["touches"]
+    print(f"per-customer SimPy : {args.baseline_customers:,} customers x {args.days} days, {slow_touches:,.0f} touches")
     print(f"  customer-touches/s  {slow_rate:,.0f}")
     print(f"ratio vectorised / per-customer: {fast_rate / slow_rate:,.0f}x   (medians of {args.repeat} run(s))")
 

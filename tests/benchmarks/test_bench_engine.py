@@ -7,9 +7,9 @@ SimPy model of ``bench_outbound.py`` on the same population size, so the ratio i
 from __future__ import annotations
 
 import pytest
+from bench_outbound import measure_per_customer, scenario_dict
 
 import masssim
-from bench_outbound import measure_per_customer, scenario_dict
 from masssim.engine.sim import ArmSimulation, build_world
 from masssim.streams import replication_sequence, root_sequence
 

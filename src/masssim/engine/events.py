@@ -42,12 +42,17 @@ class PendingEvents:
         channel: np.ndarray,
         time_s: np.ndarray,
         *,
-        presorted: bool = False,  # the caller guarantees time_s ascending by bucket
+        ascending: bool = False,
+        sorted_buckets: np.ndarray | None = None,
     ) -> None:
+        """Queue events. ``ascending``: the caller guarantees time_s ascends. ``sorted_buckets``: the rows
+        are already ordered by bucket and these are their buckets. Otherwise they are ordered here."""
         if customer.shape[0] == 0:
             return
         bucket: np.ndarray | None = None
-        if not presorted:
+        if sorted_buckets is not None:
+            bucket = sorted_buckets.astype(np.int32, copy=False)
+        elif not ascending:
             bucket = self.bucket_of(time_s)
             order = self.order_by_bucket(time_s, bucket)
             customer, creative, channel = customer[order], creative[order], channel[order]

@@ -226,10 +226,29 @@ class OutboundSender:
             block_customer = customer[lo:hi][order]
             block_creative = creative[lo:hi][order]
             block_price = None if price is None else price[lo:hi][order]
+            if cfg.quiet_hours_start is not None:
+                # A backlog can push sends into the next quiet hours: compliance wins over the capacity
+                # schedule, so those wait for the quiet hours to end (the channel may briefly exceed its
+                # hourly capacity then).
+                rel = self.region_rel_s[self.population.region[block_customer]]
+                departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
+                if deferred.any():
+                    rec.add("deferred_quiet_hours", int(deferred.sum()))
+                    resort = np.argsort(departure, kind="stable")
+                    departure, block_customer, block_creative = (
+                        departure[resort],
+                        block_customer[resort],
+                        block_creative[resort],
+                    )
+                    block_price = None if block_price is None else block_price[resort]
             within = departure < self.horizon_s
             if not within.all():
                 rec.add("blocked_horizon_end", int((~within).sum()))
-                block_customer, block_creative, departure = block_customer[within], block_creative[within], departure[within]
+                block_customer, block_creative, departure = (
+                    block_customer[within],
+                    block_creative[within],
+                    departure[within],
+                )
                 block_price = None if block_price is None else block_price[within]
             if block_customer.shape[0] == 0:
                 continue
@@ -276,11 +295,15 @@ class OutboundSender:
         counts = np.bincount(group, minlength=group_order.shape[0])
         if deferred.any():
             self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[np.flatnonzero(deferred)]].sum()))
-        starts, free = capacity_departures(release[group_order], counts, cfg.capacity_per_hour, self.channels.free_at_s[c])
+        starts, free = capacity_departures(
+            release[group_order], counts, cfg.capacity_per_hour, self.channels.free_at_s[c]
+        )
         self.channels.free_at_s[c] = free
         return _Schedule(group=group, starts=starts, spacing_s=HOUR_S / cfg.capacity_per_hour)
 
-    def _respond(self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+    def _respond(
+        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> None:
         """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
 
         The arithmetic is float32 (probabilities and uniforms need no more; it runs several times faster),
@@ -292,25 +315,30 @@ class OutboundSender:
         pop = self.population
         rng = self.rng
         n = customer.shape[0]
-        u = rng.random(n, dtype=np.float32)
-        u_unsub = rng.random(n, dtype=np.float32)
+        u = np.asarray(rng.random(n, dtype=np.float32))
+        u_unsub = np.asarray(rng.random(n, dtype=np.float32))
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here.
         stock = state.fatigue
         grow = np.exp((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32)
         stored = stock.stored[customer]
-        fatigue = stored / grow
+        fatigue = np.asarray(stored / grow, dtype=np.float32)
         stock.stored[customer] = stored + grow
 
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
-        delivered = u < np.float32(cfg.delivery_rate)
+        delivered = np.asarray(u < np.float32(cfg.delivery_rate))
         d_idx = np.flatnonzero(delivered) if not delivered.all() else None
         if d_idx is None:
-            self.pending.add("delivered", customer, creative, _channel_column(c, n), delivered_at, presorted=True)
+            self.pending.add("delivered", customer, creative, _channel_column(c, n), delivered_at, ascending=True)
         else:
             self.pending.add(
-                "delivered", customer[d_idx], creative[d_idx], _channel_column(c, d_idx.shape[0]), delivered_at[d_idx], presorted=True
+                "delivered",
+                customer[d_idx],
+                creative[d_idx],
+                _channel_column(c, d_idx.shape[0]),
+                delivered_at[d_idx],
+                ascending=True,
             )
 
         # Reads: P = delivery x open rate x exp(-kappa f) <= delivery x open rate, so only rows under that
@@ -323,7 +351,11 @@ class OutboundSender:
         p_read = p_read_cand[is_read]
         r_cust = customer[r_idx]
         n_read = r_idx.shape[0]
-        delay_s = cfg.open_delay_median_minutes * 60.0 * np.exp(cfg.open_delay_sigma * rng.standard_normal(n_read, dtype=np.float32))
+        delay_s = (
+            cfg.open_delay_median_minutes
+            * 60.0
+            * np.exp(cfg.open_delay_sigma * rng.standard_normal(n_read, dtype=np.float32))
+        )
         read_at = delivered_at[r_idx] + delay_s
         if cfg.opens_wait_for_active_window:
             read_at = move_into_active_window(
@@ -333,12 +365,14 @@ class OutboundSender:
                 pop.active_hours[r_cust],
                 rng.random(n_read, dtype=np.float32),
             )
-        order = self.pending.order_by_bucket(read_at)
+        read_bucket = self.pending.bucket_of(read_at)
+        order = self.pending.order_by_bucket(read_at, read_bucket)
+        read_bucket = read_bucket[order]
         r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
         r_creative = creative[r_idx]
         r_channel = _channel_column(c, n_read)
-        self.pending.add("read", r_cust, r_creative, r_channel, read_at, presorted=True)
-        self.pending.add("open", r_cust, r_creative, r_channel, read_at, presorted=True)
+        self.pending.add("read", r_cust, r_creative, r_channel, read_at, sorted_buckets=read_bucket)
+        self.pending.add("open", r_cust, r_creative, r_channel, read_at, sorted_buckets=read_bucket)
 
         # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
         v = u[r_idx] / p_read
@@ -363,8 +397,12 @@ class OutboundSender:
             pre = np.flatnonzero(unread)
             prefetch = pre[rng.random(pre.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
             self.pending.add(
-                "open", customer[prefetch], creative[prefetch], _channel_column(c, prefetch.shape[0]),
-                delivered_at[prefetch] + PREFETCH_DELAY_S, presorted=True,
+                "open",
+                customer[prefetch],
+                creative[prefetch],
+                _channel_column(c, prefetch.shape[0]),
+                delivered_at[prefetch] + PREFETCH_DELAY_S,
+                ascending=True,
             )
 
         # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
@@ -376,12 +414,20 @@ class OutboundSender:
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
             unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
-            self.pending.add("unsubscribe", customer[unsub], creative[unsub], _channel_column(c, unsub.shape[0]), unsub_at)
+            self.pending.add(
+                "unsubscribe", customer[unsub], creative[unsub], _channel_column(c, unsub.shape[0]), unsub_at
+            )
 
         # Replies on conversational channels.
         if cfg.reply_rate > 0 and n_read:
             reply = rng.random(n_read, dtype=np.float32) < np.float32(cfg.reply_rate)
-            self.pending.add("reply", r_cust[reply], r_creative[reply], r_channel[reply], read_at[reply] + REPLY_DELAY_S, presorted=True)
+            self.pending.add(
+                "reply",
+                r_cust[reply],
+                r_creative[reply],
+                r_channel[reply],
+                read_at[reply] + REPLY_DELAY_S,
+            )
 
 
 def _channel_column(c: int, n: int) -> np.ndarray:

@@ -88,7 +88,10 @@ class ArmSimulation:
         self.horizon_s = scenario.horizon_days * DAY_S
         response = scenario.response
         self.state = CustomerState(
-            pop.n, pop.optin, response.fatigue_time_constant_days * DAY_S, response.adstock_half_life_days * DAY_S
+            pop.n,
+            pop.optin,
+            response.fatigue_time_constant_days * DAY_S,
+            response.adstock_half_life_days * DAY_S,
         )
         self.recorder = Recorder(self.horizon_s)
         self.pending = PendingEvents(scenario.feedback_bucket_minutes * 60.0)
@@ -96,7 +99,14 @@ class ArmSimulation:
         self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
         self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
         self.sender = OutboundSender(
-            scenario, pop, world.contactable, world.catalogue, self.state, self.pending, self.recorder, self.rng
+            scenario,
+            pop,
+            world.contactable,
+            world.catalogue,
+            self.state,
+            self.pending,
+            self.recorder,
+            self.rng,
         )
         self.window_s = scenario.attribution.window_days * DAY_S
         channels = scenario.channels.by_name()
@@ -125,7 +135,9 @@ class ArmSimulation:
             PolicyWorld(
                 customers=view,
                 # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
-                catalogue=world.catalogue if reads_latent else Catalogue(world.catalogue.directions, world.catalogue.production_cost),
+                catalogue=world.catalogue
+                if reads_latent
+                else Catalogue(world.catalogue.directions, world.catalogue.production_cost),
                 channel_names=CHANNEL_NAMES,
                 default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),
@@ -296,16 +308,21 @@ def _concat_events(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) ->
     return {k: np.concatenate([a[k], b[k]]) for k in b}
 
 
+def _arm_progress(progress: Callable[[float], None], index: int, n_arms: int) -> Callable[[float], None]:
+    """Map an arm's own progress (0..1) onto the replication's."""
+    return lambda share: progress((index + share) / n_arms)
+
+
 def simulate_replication(
-    scenario: Scenario, replication_seq: np.random.SeedSequence, progress: Callable[[float], None] | None = None
+    scenario: Scenario,
+    replication_seq: np.random.SeedSequence,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, ArmOutcome]:
     """Every arm of one replication, on one shared world (common random numbers across arms)."""
     world = build_world(scenario, replication_seq)
     outcomes: dict[str, ArmOutcome] = {}
     n_arms = len(scenario.arms)
     for index, arm in enumerate(scenario.arms):
-        report = None
-        if progress is not None:
-            report = (lambda base: (lambda f: progress((base + f) / n_arms)))(index)  # noqa: B023
+        report = None if progress is None else _arm_progress(progress, index, n_arms)
         outcomes[arm.name] = ArmSimulation(scenario, world, index).run(report)
     return outcomes

@@ -95,9 +95,7 @@ class Plan:
 
     @classmethod
     def empty(cls) -> Plan:
-        return cls(
-            customer=np.empty(0, np.int64), creative=np.empty(0, np.int32), channel=np.empty(0, np.int8)
-        )
+        return cls(customer=np.empty(0, np.int64), creative=np.empty(0, np.int32), channel=np.empty(0, np.int8))
 
     def __len__(self) -> int:
         return int(self.customer.shape[0])
@@ -107,8 +105,9 @@ class Plan:
 class Feedback:
     """Outcomes that became known in one time bucket: parallel arrays per kind of event.
 
-    ``kind`` names: ``delivered``, ``open`` (recorded opens), ``click``, ``unsubscribe``, ``reply``,
-    ``purchase`` (purchases of our brand by contacted customers, with the last clicked creative or -1).
+        ``kind`` names: ``delivered``, ``open`` (recorded opens), ``click``, ``unsubscribe``, ``reply``,
+        ``purchase`` (purchases of our brand by treated, i.e. non-holdout, customers, with the creative of the
+    last click when the purchase is attributed to it, else -1).
     """
 
     time_s: float

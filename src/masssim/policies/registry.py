@@ -86,7 +86,7 @@ def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Sce
         loc = ".".join(str(p) for p in err["loc"])
         path = f"{field}.{loc}" if loc else field
         if err["type"] == "extra_forbidden":
-            known = [k for k in model.model_fields]
+            known = list(model.model_fields)
             hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
             reason = f"unknown parameter of policy {arm.policy!r}" + (f"; did you mean '{hint[0]}'?" if hint else "")
             allowed = ", ".join(["name", "policy", *known])
@@ -104,7 +104,7 @@ def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Sce
     return params
 
 
-def _allowed_text(model: type[PolicyParams], err: dict[str, Any]) -> str:
+def _allowed_text(model: type[PolicyParams], err: Any) -> str:
     msg = str(err["msg"])
     name = err["loc"][-1] if err["loc"] else None
     field = model.model_fields.get(str(name)) if name is not None else None

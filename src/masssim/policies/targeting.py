@@ -103,12 +103,11 @@ class SegmentsPolicy(PolicyBase):
         self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
 
     def observe(self, feedback: Feedback) -> None:
-        cells = self.delivered.size
-        for kind, table in (("delivered", self.delivered), ("click", self.clicked)):
+        for kind, counts in (("delivered", self.delivered), ("click", self.clicked)):
             events = feedback.get(kind)
             if events["customer"].shape[0]:
-                cell = self.segment_of[events["customer"]].astype(np.int64) * table.shape[1] + events["creative"]
-                table += np.bincount(cell, minlength=cells).reshape(table.shape)
+                cell = self.segment_of[events["customer"]].astype(np.int64) * counts.shape[1] + events["creative"]
+                np.add(counts, np.bincount(cell, minlength=counts.size).reshape(counts.shape), out=counts)
 
 
 class BroadcastParams(PolicyParams):
@@ -175,9 +174,7 @@ def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nd
     customer (int32) and the number of non-empty segments.
     """
     view = world.customers
-    profile = (
-        view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
-    )
+    profile = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
     profiles, first_index, inverse = np.unique(profile, return_index=True, return_inverse=True)
     if k >= profiles.shape[0]:
         return inverse.astype(np.int32), int(profiles.shape[0])
