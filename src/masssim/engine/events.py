@@ -84,7 +84,8 @@ class PendingEvents:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
                 end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
             else:
-                end = int(np.searchsorted(batch.bucket, last_bucket, side="right"))
+                # The key has the array's dtype: a Python int would make numpy copy the array to int64.
+                end = int(np.searchsorted(batch.bucket, np.int32(last_bucket), side="right"))
             if end > batch.cursor:
                 parts.setdefault(batch.kind, []).append(batch)
                 slices.setdefault(batch.kind, []).append(slice(batch.cursor, end))

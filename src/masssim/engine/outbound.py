@@ -132,6 +132,7 @@ class OutboundSender:
         self.region_rel_s = (population.region_utc_offset_hours - ref) * HOUR_S
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
+        self.report_deliveries = True  # queue a "delivered" event per delivery for the policy
         self.quality = catalogue.quality if catalogue.quality is not None else np.zeros(catalogue.count, np.float32)
 
     # ----------------------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ class OutboundSender:
                 rec.add_sorted_events("cost_media", departure, block_price)
                 self._spend(float(block_price.sum()))
             else:
-                rec.add_sorted_events("cost_sends", departure, np.full(departure.shape[0], cfg.cost_per_send))
+                rec.add_sorted_events("cost_sends", departure, each=cfg.cost_per_send)
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_sorted_events("sends", departure)
             week[block_customer] += np.uint8(1)
@@ -321,24 +322,24 @@ class OutboundSender:
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here.
         stock = state.fatigue
-        grow = np.exp((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32)
+        grow = np.exp(((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32))
         stored = stock.stored[customer]
         fatigue = np.asarray(stored / grow, dtype=np.float32)
         stock.stored[customer] = stored + grow
 
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
         delivered = np.asarray(u < np.float32(cfg.delivery_rate))
-        d_idx = np.flatnonzero(delivered) if not delivered.all() else None
-        if d_idx is None:
-            self.pending.add("delivered", customer, creative, _channel_column(c, n), delivered_at, ascending=True)
-        else:
+        # Deliveries are counted as they happen (latency is minutes, the series is daily); the policy gets a
+        # "delivered" event per message only if it asked for them.
+        d_idx = None if delivered.all() else np.flatnonzero(delivered)
+        d_at = delivered_at if d_idx is None else delivered_at[d_idx]
+        arrived = int(np.searchsorted(d_at, self.horizon_s, side="right"))
+        self.recorder.add_sorted_events("delivered", d_at[:arrived])
+        if self.report_deliveries:
+            d_customer = customer if d_idx is None else customer[d_idx]
+            d_creative = creative if d_idx is None else creative[d_idx]
             self.pending.add(
-                "delivered",
-                customer[d_idx],
-                creative[d_idx],
-                _channel_column(c, d_idx.shape[0]),
-                delivered_at[d_idx],
-                ascending=True,
+                "delivered", d_customer, d_creative, _channel_column(c, d_at.shape[0]), d_at, ascending=True
             )
 
         # Reads: P = delivery x open rate x exp(-kappa f) <= delivery x open rate, so only rows under that
@@ -390,12 +391,14 @@ class OutboundSender:
         self.pending.add("click", r_cust[click], r_creative[click], r_channel[click], click_at)
 
         # Recorded opens also include pre-fetch of delivered-but-unread messages (mail privacy features).
+        # Rows with bound <= u < delivery_rate are unread and delivered, and (u - bound)/(rate - bound) is a
+        # fresh uniform for them; the few rows under the bound that fatigue kept unread draw a new one.
         if cfg.recorded_open_inflation > 0:
-            unread = delivered.copy()
-            unread[r_idx] = False
-            # A fresh uniform for the unread rows: independent of the read decision by construction.
-            pre = np.flatnonzero(unread)
-            prefetch = pre[rng.random(pre.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
+            prefetch_top = np.float32(bound + cfg.recorded_open_inflation * (cfg.delivery_rate - bound))
+            above = np.flatnonzero((u >= bound) & (u < prefetch_top))
+            below = cand[~is_read]
+            below = below[rng.random(below.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
+            prefetch = np.sort(np.concatenate([below, above])) if below.shape[0] else above
             self.pending.add(
                 "open",
                 customer[prefetch],
@@ -410,7 +413,8 @@ class OutboundSender:
             base = logit(cfg.unsubscribe_rate)
             zeta = response.fatigue_unsubscribe_zeta
             top = float(fatigue.max()) if n else 0.0
-            cand = np.flatnonzero(delivered & (u_unsub < np.float32(expit(base + zeta * top))))
+            cand = np.flatnonzero(u_unsub < np.float32(expit(base + zeta * top)))
+            cand = cand[delivered[cand]]
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
             unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0

@@ -27,13 +27,11 @@ from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import OutboundSender
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.metrics import derive
-from masssim.policies.base import Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
 from masssim.streams import Component, component_sequence, generator
-
-POLICY_FEEDBACK_KINDS = ("delivered", "open", "click", "unsubscribe", "reply")  # true reads stay hidden
 
 
 @dataclass
@@ -130,6 +128,9 @@ class ArmSimulation:
             clicks=self.state.clicks,
             latent_taste=pop.taste if reads_latent else None,
         )
+        declared = getattr(factory, "feedback_kinds", None)
+        self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
+        self.sender.report_deliveries = "delivered" in self.feedback_kinds
         self.policy = factory(
             params,
             PolicyWorld(
@@ -206,8 +207,6 @@ class ArmSimulation:
         def count(metric: str, kind: str) -> None:
             rec.add_in_day(metric, day, events[kind]["customer"].shape[0])
 
-        if "delivered" in events:
-            count("delivered", "delivered")
         if "read" in events:
             e = events["read"]
             count("reads", "read")
@@ -223,7 +222,9 @@ class ArmSimulation:
             increment(state.clicks, e["customer"])
             state.last_click_t[e["customer"]] = np.maximum(state.last_click_t[e["customer"]], t)
             state.last_click_creative[e["customer"]] = e["creative"]
-            feedback.events["purchase"] = self._direct_purchases(e)
+            direct = self._direct_purchases(e)
+            if "purchase" in self.feedback_kinds:
+                feedback.events["purchase"] = direct
         if "unsubscribe" in events:
             e = events["unsubscribe"]
             count("unsubscribes", "unsubscribe")
@@ -232,11 +233,11 @@ class ArmSimulation:
                 state.optin[who] &= np.uint8(~(1 << c) & 0xFF)
         if "reply" in events:
             count("replies", "reply")
-        for kind in POLICY_FEEDBACK_KINDS:
+        for kind in self.feedback_kinds - {"purchase"}:  # true reads are never in it
             if kind in events:
                 feedback.events[kind] = events[kind]
         organic = self._organic_feedback
-        if organic is not None:
+        if organic is not None and "purchase" in self.feedback_kinds:
             feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
             self._organic_feedback = None
         if feedback.events:

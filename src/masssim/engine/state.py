@@ -124,25 +124,28 @@ class Recorder:
         day = np.minimum((time_s // 86_400.0).astype(np.int64), self.days - 1)
         self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)[: self.days]
 
-    def add_sorted_events(self, metric: str, time_s: np.ndarray, weights: np.ndarray | None = None) -> None:
+    def add_sorted_events(
+        self, metric: str, time_s: np.ndarray, weights: np.ndarray | None = None, *, each: float = 1.0
+    ) -> None:
         """Like :meth:`add_events` for times already ascending: day totals by binary search, no pass of
-        bincount over every event (a wave's departures are ascending by construction)."""
-        column = self._column.get(metric)
+        bincount over every event (a wave's departures are ascending by construction). Without
+        ``weights`` every event counts ``each`` (a price per send) and no array of weights is built."""
+        n = time_s.shape[0]
         if weights is None:
-            self.totals[metric] += float(time_s.shape[0])
-        if column is None or time_s.shape[0] == 0:
-            if weights is not None:
-                self.totals[metric] += float(weights.sum())
-            return
-        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
-        bounds = np.concatenate(([0], edges, [time_s.shape[0]]))
-        if weights is None:
-            per_day = np.diff(bounds).astype(np.float64)
+            total = n * each
         else:
             cumulative = np.concatenate(([0.0], np.cumsum(weights, dtype=np.float64)))
-            per_day = np.diff(cumulative[bounds])
-            self.totals[metric] += float(cumulative[-1])
-        self.series[:, column] += per_day
+            total = float(cumulative[-1])
+        self.totals[metric] += float(total)
+        column = self._column.get(metric)
+        if column is None or n == 0:
+            return
+        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        bounds = np.concatenate(([0], edges, [n]))
+        if weights is None:
+            self.series[:, column] += np.diff(bounds) * each
+        else:
+            self.series[:, column] += np.diff(cumulative[bounds])
 
     def add_in_day(self, metric: str, day: int, amount: float) -> None:
         """Add ``amount`` to a metric's total and to one day of its series (events of one bucket)."""

@@ -125,6 +125,9 @@ _EMPTY_EVENTS: dict[str, np.ndarray] = {
 }
 
 
+FEEDBACK_KINDS = frozenset({"delivered", "open", "click", "unsubscribe", "reply", "purchase"})
+
+
 @runtime_checkable
 class TargetingPolicy(Protocol):
     """Decides each wave who gets which creative on which channel, and learns from delayed feedback."""
@@ -139,6 +142,9 @@ class PolicyBase:
 
     Params: ClassVar[type[PolicyParams]] = PolicyParams
     reads_latent_taste: ClassVar[bool] = False
+    # The feedback kinds the policy learns from. Declaring fewer saves the engine from building event
+    # arrays nobody reads (a "delivered" event per send is the largest). None means every kind.
+    feedback_kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, params: PolicyParams, world: PolicyWorld) -> None:
         self.params = params

@@ -34,6 +34,7 @@ class RandomPolicy(PolicyBase):
 
     Params = RandomParams
     params: RandomParams
+    feedback_kinds = frozenset()
 
     def plan(self, wave: WaveContext) -> Plan:
         channel = _channel_index(self.world, self.params.channel)
@@ -66,6 +67,7 @@ class SegmentsPolicy(PolicyBase):
 
     Params = SegmentsParams
     params: SegmentsParams
+    feedback_kinds = frozenset({"delivered", "click"})
 
     def __init__(self, params: SegmentsParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
@@ -144,6 +146,7 @@ class OraclePolicy(PolicyBase):
     Params = OracleParams
     params: OracleParams
     reads_latent_taste = True
+    feedback_kinds = frozenset()
 
     def __init__(self, params: OracleParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
