@@ -16,6 +16,7 @@ from scipy import special
 
 from masssim.population import (
     ACTIVE_START_PMF,
+    PER_CUSTOMER_ARRAYS,
     POPULATION_CHUNK,
     Population,
     generate_population,
@@ -130,20 +131,7 @@ def test_small_nu_gives_heavier_tails_than_large_nu() -> None:
 # Reproducibility and memory
 # --------------------------------------------------------------------------------------------------
 
-_ARRAYS = (
-    "region",
-    "age_band",
-    "income_band",
-    "optin",
-    "taste",
-    "category_rate",
-    "brand_prob",
-    "warmth",
-    "active_start_hour",
-    "active_hours",
-    "voice_rate",
-    "patience_minutes",
-)
+_ARRAYS = PER_CUSTOMER_ARRAYS
 
 
 def test_same_seed_same_population_different_seed_different() -> None:

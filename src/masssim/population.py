@@ -79,7 +79,7 @@ class _Draw(IntEnum):
 
 
 # Arrays with one entry (or row) per customer, for nbytes_per_customer.
-_PER_CUSTOMER = (
+PER_CUSTOMER_ARRAYS = (
     "region",
     "age_band",
     "income_band",
@@ -145,7 +145,7 @@ class Population:
 
     def nbytes_per_customer(self) -> float:
         """Bytes held per customer by the per-customer arrays (the shared tables are not counted)."""
-        return sum(getattr(self, name).nbytes for name in _PER_CUSTOMER) / self.n
+        return sum(getattr(self, name).nbytes for name in PER_CUSTOMER_ARRAYS) / self.n
 
     def utc_offset_seconds(self, idx: Any = None) -> np.ndarray:
         """float32 per customer: local time minus UTC, in seconds."""
