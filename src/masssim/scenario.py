@@ -80,6 +80,15 @@ class PopulationConfig(_Model):
     voice_posts_per_year: float = Field(
         2.0, ge=0.0, le=1000.0, description="mean rate at which a customer posts about the brand"
     )
+    declared_taste_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of customers whose taste is declared from the start (preference centre, surveys)",
+    )
+    declared_taste_noise_sd: float = Field(
+        0.5, ge=0.0, le=10.0, description="sigma_decl: declared taste = latent taste + N(0, sigma_decl^2) per topic"
+    )
     patience_median_minutes: float = Field(
         30.0, gt=0.0, le=10_080.0, description="median minutes a customer waits for an answer"
     )

@@ -26,6 +26,7 @@ class Component(IntEnum):
     RESPONSES = 4  # per arm
     POLICY = 5  # per arm
     INBOUND = 6
+    DECLARED = 7
 
 
 def root_sequence(seed: int | None) -> np.random.SeedSequence:

@@ -42,6 +42,8 @@ class SharedWorld:
     contactable: np.ndarray  # bool: outside the holdout
     catalogue: Catalogue
     replication_seq: np.random.SeedSequence
+    declared_row: np.ndarray | None  # int32 [N]: row in declared_taste, -1 if not declared; None if nobody
+    declared_taste: np.ndarray | None  # float32 [M, d]
 
 
 @dataclass
@@ -64,7 +66,23 @@ def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> 
         scenario.population.taste_dims,
         generator(component_sequence(replication_seq, Component.CREATIVES)),
     )
-    return SharedWorld(population, contactable, catalogue, replication_seq)
+    declared_row, declared_taste = _initial_declarations(scenario, population, replication_seq)
+    return SharedWorld(population, contactable, catalogue, replication_seq, declared_row, declared_taste)
+
+
+def _initial_declarations(
+    scenario: Scenario, population: Population, replication_seq: np.random.SeedSequence
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Customers who declared their taste before the run: theta + N(0, sigma_decl^2) per topic."""
+    cfg = scenario.population
+    if cfg.declared_taste_share == 0:
+        return None, None
+    rng = generator(component_sequence(replication_seq, Component.DECLARED))
+    who = np.flatnonzero(rng.random(population.n) < cfg.declared_taste_share)
+    row = np.full(population.n, -1, np.int32)
+    row[who] = np.arange(who.shape[0], dtype=np.int32)
+    noise = rng.standard_normal((who.shape[0], population.taste.shape[1])).astype(np.float32)
+    return row, population.taste[who] + np.float32(cfg.declared_taste_noise_sd) * noise
 
 
 def wave_days(scenario: Scenario) -> list[int]:
@@ -127,6 +145,8 @@ class ArmSimulation:
             opens=self.state.opens,
             clicks=self.state.clicks,
             latent_taste=pop.taste if reads_latent else None,
+            declared_row=world.declared_row,
+            declared_taste=world.declared_taste,
         )
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)

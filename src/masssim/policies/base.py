@@ -40,6 +40,11 @@ class CustomerView:
     opens: np.ndarray  # uint16 recorded opens so far (pre-fetch inflated where the channel does that)
     clicks: np.ndarray  # uint16 clicks so far
     latent_taste: np.ndarray | None = None  # only for policies that declare reads_latent_taste
+    # Declared taste (zero-party data: a preference centre now, conversations later), stored sparsely:
+    # customer i declared iff declared_row[i] >= 0, and then theta_hat_i = declared_taste[declared_row[i]]
+    # = theta_i + N(0, sigma_decl^2) per topic. Both None when nobody has declared anything.
+    declared_row: np.ndarray | None = None  # int32 [N]
+    declared_taste: np.ndarray | None = None  # float32 [M, d]
 
     def reachable(self, channel: int) -> np.ndarray:
         """Bool mask: may be contacted on ``channel`` now (not held out, opted in)."""
