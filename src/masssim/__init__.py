@@ -8,15 +8,25 @@ Python API::
     result.summary            # mean and 95% CI per arm and metric, paired differences vs the first arm
     result.timeseries         # daily columns per replication and arm
     result.save("results")    # results/<scenario>/<run-id>/ with report.html
+
+    masssim.compare(scenario, variants=["k16:arms.personas.segments=16"])   # paired differences with CIs
+    masssim.sweep(scenario, {"population.persona_signal": [0.2, 0.5, 0.8]})  # a grid, resumable
 """
 
+from masssim.compare import CompareResult, compare
 from masssim.errors import ScenarioError
-from masssim.experiments import run
+from masssim.experiments import StopRule, run
 from masssim.results import RunResult
+from masssim.sweep import SweepResult, sweep
 from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
 
 __all__ = [
+    "CompareResult",
     "RunResult",
+    "StopRule",
+    "SweepResult",
+    "compare",
+    "sweep",
     "Scenario",
     "ScenarioError",
     "load_scenario",

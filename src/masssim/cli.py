@@ -33,19 +33,130 @@ def cli() -> None:
 @click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or table")
-def run(scenario: Path, replications: int | None, seed: int | None, workers: int, out: Path, quiet: bool) -> None:
+@click.option("--until", help="add replications until METRIC's 95%% CI half-width / mean <= X (METRIC:X)")
+@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
+def run(
+    scenario: Path,
+    replications: int | None,
+    seed: int | None,
+    workers: int,
+    out: Path,
+    quiet: bool,
+    until: str | None,
+    max_replications: int,
+) -> None:
     """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
     import masssim
+    from masssim.experiments import StopRule
 
     loaded = masssim.load_scenario(scenario)
+    rule = StopRule.parse(until, max_replications) if until else None
     console = Console(stderr=True)
     show = not quiet and console.is_terminal
     with _progress(console, show, loaded.name) as advance:
-        result = masssim.run(loaded, replications=replications, seed=seed, workers=workers, progress=advance)
+        result = masssim.run(
+            loaded, replications=replications, seed=seed, workers=workers, until=rule, progress=advance
+        )
     run_dir = result.save(out)
     if not quiet:
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--variant", "-v", "variants", multiple=True, help="NAME:path=value[,path=value] (repeatable)")
+@click.option("--baseline", help="label of the baseline (default: the first scenario, or 'baseline')")
+@click.option("--replications", "-r", type=click.IntRange(2, 10_000), help="replications (default: the scenario's)")
+@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--until", help="add replications until METRIC's 95%% CI half-width / mean <= X (METRIC:X)")
+@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar or table")
+def compare(
+    scenarios: tuple[Path, ...],
+    variants: tuple[str, ...],
+    baseline: str | None,
+    replications: int | None,
+    seed: int | None,
+    workers: int,
+    out: Path,
+    until: str | None,
+    max_replications: int,
+    quiet: bool,
+) -> None:
+    """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
+    import masssim
+    from masssim.compare import compare as run_compare
+    from masssim.experiments import StopRule
+
+    loaded = [masssim.load_scenario(path) for path in scenarios]
+    rule = StopRule.parse(until, max_replications) if until else None
+    console = Console(stderr=True)
+    with _progress(console, not quiet and console.is_terminal, "compare") as advance:
+        result = run_compare(
+            loaded if len(loaded) > 1 else loaded[0],
+            variants=list(variants) or None,
+            baseline=baseline,
+            replications=replications,
+            seed=seed,
+            workers=workers,
+            until=rule,
+            progress=advance,
+        )
+    run_dir = result.save(out)
+    if not quiet:
+        _print_comparison(result.summary)
+        click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--param", "-p", "params", multiple=True, help="path=v1,v2,... (repeatable; the grid is the product)")
+@click.option("--replications", "-r", type=click.IntRange(1, 10_000), help="replications per cell")
+@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--until", help="per cell, add replications until METRIC's CI half-width / mean <= X (METRIC:X)")
+@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def sweep(
+    scenario: Path,
+    params: tuple[str, ...],
+    replications: int | None,
+    seed: int | None,
+    workers: int,
+    out: Path,
+    until: str | None,
+    max_replications: int,
+    quiet: bool,
+) -> None:
+    """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
+    import masssim
+    from masssim.experiments import StopRule
+    from masssim.sweep import sweep as run_sweep
+
+    loaded = masssim.load_scenario(scenario)
+    rule = StopRule.parse(until, max_replications) if until else None
+    console = Console(stderr=True)
+    with _progress(console, not quiet and console.is_terminal, f"sweep {loaded.name}") as advance:
+        result = run_sweep(
+            loaded,
+            list(params) or None,
+            replications=replications,
+            seed=seed,
+            workers=workers,
+            until=rule,
+            out=out,
+            progress=advance,
+        )
+    computed = result.manifest.get("cells_computed_now", len(result.cells))
+    click.echo(
+        f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
+        f"results: {result.directory}\ntable:   {result.directory / 'sweep.csv'}\n"
+        f"report:  {result.directory / 'report.html'}"
+    )
 
 
 @cli.command()
@@ -152,6 +263,36 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{m['roi']['mean']:.2f}",
             f"{100 * m['click_rate']['mean']:.2f}%",
             f"{m['attributed_purchases']['mean']:,.0f} / {m['incremental_purchases_true']['mean']:,.0f}",
+        )
+    console.print(table)
+    for line in read_summary(summary):
+        console.print("- " + line, highlight=False)
+
+
+def _print_comparison(summary: dict[str, Any]) -> None:
+    from masssim.narrative import money, read_summary
+
+    console = Console()
+    base = summary["baseline_arm"]
+    table = Table(title=f"{summary['replications']} paired replications; difference vs '{base}' [95% CI]")
+    for column in ("strategy", "incremental profit", "difference", "clear?", "click rate", "cost"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for label, m in summary["arms"].items():
+        diff = summary["differences_vs_baseline"].get(label)
+        if diff is None:
+            shown, clear = "baseline", ""
+        else:
+            d = diff["incremental_profit"]
+            low, high = d.get("ci_low"), d.get("ci_high")
+            shown = money(d["mean"]) if low is None else f"{money(d['mean'])} [{money(low)}, {money(high)}]"
+            clear = {True: "yes", False: "no", None: "n/a"}[d.get("excludes_zero")]
+        table.add_row(
+            label,
+            money(m["incremental_profit"]["mean"]),
+            shown,
+            clear,
+            f"{100 * m['click_rate']['mean']:.2f}%",
+            money(m["cost_total"]["mean"]),
         )
     console.print(table)
     for line in read_summary(summary):

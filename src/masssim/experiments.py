@@ -1,7 +1,14 @@
-"""Executors: run a scenario's replications in this process or on a process pool.
+"""Executors and replication schedules: run, compare and sweep all come down to "simulate replication r of
+scenario s", each with the r-th child of the run's root seed.
 
-Replication r always gets the r-th child of the run's root seed and results are gathered in replication
-order, so the summary is byte-identical whatever the number of workers.
+* Results are always gathered by (scenario, replication) index, never by completion order, so a summary is
+  byte-identical whatever the number of workers.
+* Scenarios simulated together with one root seed share each replication's population, holdout and
+  purchase occasions whenever their population settings agree (common random numbers): their differences
+  are paired.
+* Sequential replications (``until``) add replications until a metric's 95% CI half-width is under a
+  relative target for every compared arm; the stopping point is checked after each replication in order,
+  so it does not depend on how many were computing at once.
 """
 
 from __future__ import annotations
@@ -11,24 +18,176 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from masssim.engine.sim import ArmOutcome, simulate_replication
+from masssim.errors import ScenarioError
+from masssim.metrics import REGISTRY
 from masssim.results import RunResult
 from masssim.scenario import Scenario
+from masssim.stats import mean_ci, relative_halfwidth
 from masssim.streams import replication_sequence, root_sequence
 
-ProgressCallback = Callable[[float], None]  # called with the completed share of the whole run, 0..1
+ProgressCallback = Callable[[float], None]  # called with the completed share of the whole job, 0..1
+Replication = dict[str, ArmOutcome]  # arm name -> outcome, for one replication of one scenario
 
 
-def _one_replication(scenario: Scenario, entropy: int, replication: int) -> dict[str, ArmOutcome]:
-    root = root_sequence(entropy)
-    return simulate_replication(scenario, replication_sequence(root, replication))
+@dataclass(frozen=True)
+class StopRule:
+    """Keep adding replications until ``metric``'s CI half-width / |mean| <= ``relative_halfwidth`` for
+    every arm, or ``max_replications`` is reached."""
+
+    metric: str
+    relative_halfwidth: float
+    max_replications: int = 200
+
+    @classmethod
+    def parse(cls, text: str, max_replications: int = 200) -> StopRule:
+        """``metric:0.05`` -> StopRule; a one-line ScenarioError otherwise."""
+        metric, sep, target = text.partition(":")
+        if not sep or metric not in REGISTRY:
+            raise ScenarioError(
+                "expected metric:relative_halfwidth with a known metric",
+                file="--until",
+                value=text,
+                allowed="e.g. incremental_revenue:0.05; metrics: " + ", ".join(REGISTRY),
+            )
+        try:
+            value = float(target)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 10:
+            raise ScenarioError(
+                "the relative half-width must be a number above 0", file="--until", value=text, allowed="(0, 10)"
+            )
+        return cls(metric, value, max_replications)
+
+    def satisfied(self, per_arm_values: Sequence[Sequence[float]]) -> bool:
+        return all(relative_halfwidth(mean_ci(values)) <= self.relative_halfwidth for values in per_arm_values)
+
+
+def _simulate(scenario: Scenario, entropy: int, replication: int) -> Replication:
+    return simulate_replication(scenario, replication_sequence(root_sequence(entropy), replication))
+
+
+class Executor:
+    """Runs (scenario index, replication) tasks in this process or on a process pool."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Executor:
+        if self.workers > 1:
+            # 'spawn' gives each worker a clean interpreter: no inherited locks or thread state.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def map(
+        self,
+        scenarios: Sequence[Scenario],
+        entropy: int,
+        tasks: Sequence[tuple[int, int]],
+        progress: Callable[[int, float], None] | None = None,
+    ) -> Iterator[tuple[tuple[int, int], Replication]]:
+        """Yield ((scenario index, replication), outcome) as tasks finish (any order).
+
+        ``progress(done_tasks, share_of_current_task)`` is called as work advances.
+        """
+        if self._pool is None:
+            for done, (s, r) in enumerate(tasks):
+                report = None if progress is None else (lambda f, d=done: progress(d, f))
+                yield (s, r), simulate_replication(
+                    scenarios[s], replication_sequence(root_sequence(entropy), r), report
+                )
+            return
+        futures: dict[Future[Replication], tuple[int, int]] = {
+            self._pool.submit(_simulate, scenarios[s], entropy, r): (s, r) for s, r in tasks
+        }
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                if progress is not None:
+                    progress(done, 0.0)
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def replicate(
+    scenarios: Sequence[Scenario],
+    entropy: int,
+    replications: int,
+    executor: Executor,
+    *,
+    until: StopRule | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[list[Replication]]:
+    """Replications 0, 1, ... of every scenario, the same count for each (paired); per scenario a list."""
+    n = len(scenarios)
+    results: list[dict[int, Replication]] = [{} for _ in range(n)]
+    target = replications
+    cap = max(replications, until.max_replications) if until else replications
+
+    def report(done_before: int) -> Callable[[int, float], None] | None:
+        if progress is None:
+            return None
+        total = n * (cap if until else target)
+        return lambda done, share: progress(min(1.0, (done_before + done + share) / total))
+
+    computed = 0
+    while True:
+        tasks = [(s, r) for r in range(target) for s in range(n) if r not in results[s]]
+        for (s, r), outcome in executor.map(scenarios, entropy, tasks, report(computed)):
+            results[s][r] = outcome
+        computed += len(tasks)
+        if until is None:
+            break
+        stop_at = _first_satisfying(results, until, replications, target)
+        if stop_at is not None:
+            target = stop_at
+            break
+        if target >= cap:
+            break
+        # Grow by the number of workers (at least one): the stopping point is still judged in order.
+        target = min(cap, target + max(1, executor.workers))
+    if progress is not None:
+        progress(1.0)
+    return [[results[s][r] for r in range(target)] for s in range(n)]
+
+
+def _first_satisfying(
+    results: list[dict[int, Replication]], rule: StopRule, first: int, available: int
+) -> int | None:
+    """The smallest replication count (>= first) at which the rule holds for every scenario and arm."""
+    for count in range(max(first, 2), available + 1):
+        per_arm: list[list[float]] = []
+        for per_scenario in results:
+            arms = per_scenario[0].keys()
+            for arm in arms:
+                per_arm.append([per_scenario[r][arm].metrics[rule.metric] for r in range(count)])
+        if rule.satisfied(per_arm):
+            return count
+    return None
+
+
+def resolve_entropy(seed: int | None, scenario_seed: int | None) -> int:
+    """The run's root entropy: the given seed, else the scenario's, else fresh OS entropy."""
+    chosen = seed if seed is not None else scenario_seed
+    return int(root_sequence(chosen).entropy)  # type: ignore[arg-type]
 
 
 def run(
@@ -37,56 +196,61 @@ def run(
     replications: int | None = None,
     seed: int | None = None,
     workers: int = 1,
+    until: StopRule | str | None = None,
     progress: ProgressCallback | None = None,
 ) -> RunResult:
     """Simulate ``replications`` replications of every arm of ``scenario``.
 
     ``seed`` overrides the scenario's own; with neither, fresh entropy is drawn and recorded in the
     manifest (``seed_entropy``) so the run can be repeated exactly with ``seed=<that number>``.
+    ``until`` ("metric:relative_halfwidth" or a StopRule) keeps adding replications until every arm's CI
+    on that metric is that tight (``replications`` is then the minimum).
     """
     n = replications if replications is not None else scenario.replications
     if n < 1:
         raise ValueError("replications must be at least 1")
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    chosen = seed if seed is not None else scenario.seed
-    entropy = int(root_sequence(chosen).entropy)  # type: ignore[arg-type]
+    rule = StopRule.parse(until) if isinstance(until, str) else until
+    entropy = resolve_entropy(seed, scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    results: list[dict[str, ArmOutcome]] = []
-    if workers == 1 or n == 1:
-        for r in range(n):
-            report = None if progress is None else (lambda f, r=r: progress((r + f) / n))
-            results.append(simulate_replication(scenario, replication_sequence(root_sequence(entropy), r), report))
-    else:
-        # 'spawn' gives each worker a clean interpreter: no inherited locks or thread state from the parent.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=context) as pool:
-            futures = [pool.submit(_one_replication, scenario, entropy, r) for r in range(n)]
-            for done, future in enumerate(futures, start=1):
-                results.append(future.result())
-                if progress is not None:
-                    progress(done / n)
-    wall = time.perf_counter() - started
+    with Executor(workers) as executor:
+        (results,) = replicate([scenario], entropy, n, executor, until=rule, progress=progress)
     manifest = build_manifest(
-        scenario, entropy=entropy, replications=n, workers=workers, wall_time_s=wall, started_at=started_at
+        scenario.name,
+        entropy=entropy,
+        replications=len(results),
+        workers=workers,
+        wall_time_s=time.perf_counter() - started,
+        started_at=started_at,
+        until=rule,
     )
     return RunResult(scenario=scenario, seed_entropy=entropy, replications=results, manifest=manifest)
 
 
 def build_manifest(
-    scenario: Scenario, *, entropy: int, replications: int, workers: int, wall_time_s: float, started_at: str
+    name: str,
+    *,
+    entropy: int,
+    replications: int,
+    workers: int,
+    wall_time_s: float,
+    started_at: str,
+    until: StopRule | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     packages: dict[str, str | None] = {}
-    for name in ("masssim", "numpy", "scipy", "simpy", "plotly", "pydantic", "click", "rich"):
+    for package in ("masssim", "numpy", "scipy", "simpy", "plotly", "pydantic", "click", "rich"):
         try:
-            packages[name] = metadata.version(name)
+            packages[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            packages[name] = None
+            packages[package] = None
     return {
-        "scenario": scenario.name,
+        "scenario": name,
         "seed_entropy": str(entropy),
         "replications": replications,
+        "until": None
+        if until is None
+        else {"metric": until.metric, "relative_halfwidth": until.relative_halfwidth, "max": until.max_replications},
         "workers": workers,
         "engine": "local",
         "started_at": started_at,
@@ -96,6 +260,7 @@ def build_manifest(
         "packages": packages,
         "git_commit": git_commit(),
         "command": sys.argv,
+        **extra,
     }
 
 
@@ -106,17 +271,17 @@ def git_commit() -> str | None:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
         )
+        commit = out.stdout.strip()
+        if out.returncode != 0 or len(commit) != 40:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    if out.returncode != 0 or len(commit) != 40:
-        return None
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=here,
-        capture_output=True,
-        text=True,
-        timeout=5,
-        check=False,
-    )
     return commit + ("-dirty" if dirty.stdout.strip() else "")

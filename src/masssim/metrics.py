@@ -7,6 +7,7 @@ totals (a ratio or a difference), computed once per replication by :func:`derive
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,6 +96,13 @@ _METRICS: tuple[Metric, ...] = (
         "holdout estimate: treated purchases - holdout purchases x (treated customers / holdout customers)",
         "derived",
     ),
+    Metric(
+        "incremental_purchases_se",
+        "purchases",
+        "standard error of the holdout estimate within one replication: n_T x sqrt(s_T^2/n_T + s_H^2/n_H), "
+        "s^2 the variance of purchases per customer in the treated (T) and holdout (H) groups",
+        "derived",
+    ),
     Metric("incremental_revenue", "currency", "incremental_purchases x price (holdout estimate)", "derived"),
     Metric("incremental_revenue_true", "currency", "incremental_purchases_true x price", "derived"),
     Metric("attributed_revenue", "currency", "attributed_purchases x price", "derived"),
@@ -124,13 +132,33 @@ TIMESERIES: tuple[str, ...] = tuple(m.name for m in _METRICS if m.in_timeseries)
 ALL: tuple[str, ...] = tuple(m.name for m in _METRICS)
 
 
+def _sample_variance(total: float, squares: float, n: float) -> float:
+    if n < 2:
+        return 0.0
+    mean = total / n
+    return max(0.0, (squares - n * mean * mean) / (n - 1))
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
 
-def derive(totals: dict[str, float], *, price: float, margin_share: float) -> dict[str, float]:
-    """Every metric of one arm in one replication, from its totals. Keys follow the registry's order."""
+def derive(
+    totals: dict[str, float],
+    *,
+    price: float,
+    margin_share: float,
+    purchase_squares: tuple[float, float] = (0.0, 0.0),
+) -> dict[str, float]:
+    """Every metric of one arm in one replication, from its totals. Keys follow the registry's order.
+
+    ``purchase_squares``: sums of squared per-customer purchase counts in the treated and holdout groups.
+    """
     t = dict(totals)
+    n_t, n_h = t["customers_treated"], t["customers_holdout"]
+    var_t = _sample_variance(t["purchases_treated"], purchase_squares[0], n_t)
+    var_h = _sample_variance(t["purchases_holdout"], purchase_squares[1], n_h)
+    t["incremental_purchases_se"] = n_t * math.sqrt(var_t / n_t + var_h / n_h) if n_t > 1 and n_h > 1 else 0.0
     t["cost_total"] = t["cost_sends"] + t["cost_media"] + t["cost_creatives"]
     scale = _ratio(t["customers_treated"], t["customers_holdout"])
     t["incremental_purchases"] = t["purchases_treated"] - t["purchases_holdout"] * scale

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,22 +148,47 @@ class RunResult:
         """Write the run under ``out_dir/<scenario>/<run-id>/`` atomically; returns the run directory."""
         from masssim.report import render_report  # plotly is imported only when a report is written
 
-        base = Path(out_dir) / self.scenario.name
         run_id = run_id or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.seed_entropy % 16**6:06x}"
-        final = base / run_id
-        suffix = 1
-        while final.exists():
-            suffix += 1
-            final = base / f"{run_id}-{suffix}"
-        partial = final.with_name(final.name + ".partial")
-        partial.mkdir(parents=True, exist_ok=False)
-        atomic_write_text(partial / "scenario.toml", tomli_w.dumps(self.scenario.to_toml_dict()))
-        atomic_write_text(partial / "summary.json", dumps_json(self.summary))
-        atomic_write_text(partial / "timeseries.csv", self.timeseries_csv())
-        atomic_write_text(partial / "manifest.json", dumps_json(self.manifest))
-        atomic_write_text(partial / "report.html", render_report(self.summary, self.timeseries, self.scenario))
-        os.replace(partial, final)
-        return final
+
+        def write(partial: Path) -> None:
+            atomic_write_text(partial / "scenario.toml", tomli_w.dumps(self.scenario.to_toml_dict()))
+            atomic_write_text(partial / "summary.json", dumps_json(self.summary))
+            atomic_write_text(partial / "timeseries.csv", self.timeseries_csv())
+            atomic_write_text(partial / "manifest.json", dumps_json(self.manifest))
+            atomic_write_text(partial / "report.html", render_report(self.summary, self.timeseries, self.scenario))
+
+        return publish_directory(Path(out_dir) / self.scenario.name, run_id, write)
+
+
+def publish_directory(base: Path, run_id: str, write: Callable[[Path], None]) -> Path:
+    """Build a result directory as ``<run_id>.partial`` with ``write``, then rename it into place.
+
+    A run interrupted while writing leaves only the ``.partial`` directory, which never looks complete.
+    An existing run id gets a numbered suffix instead of being overwritten.
+    """
+    final = base / run_id
+    suffix = 1
+    while final.exists():
+        suffix += 1
+        final = base / f"{run_id}-{suffix}"
+    partial = final.with_name(final.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=False)
+    write(partial)
+    os.replace(partial, final)
+    return final
+
+
+def table_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows of dicts (same keys) as CSV text; None becomes an empty cell."""
+    buffer = io.StringIO()
+    if not rows:
+        return ""
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(rows[0])
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow(["" if row[name] is None else _csv_cell(row[name]) for name in names])
+    return buffer.getvalue()
 
 
 def _csv_cell(value: Any) -> Any:

@@ -385,6 +385,9 @@ class Scenario(_Model):
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     arms: list[Arm] = Field(default_factory=_default_arms, min_length=1, max_length=64)
+    sweep: dict[str, list[Any]] | None = Field(
+        None, description="parameter grid for `masssim sweep`: dotted path -> list of values"
+    )
 
     @model_validator(mode="after")
     def _arm_names_unique(self) -> Scenario:
@@ -471,7 +474,30 @@ def scenario_from_dict(data: Any, *, file: str | None = None) -> Scenario:
 
     for index, arm in enumerate(scenario.arms):
         validate_arm_params(arm, field=f"arms[{index}]", file=file, scenario=scenario)
+    if scenario.sweep:
+        _check_sweep(scenario, file)
     return scenario
+
+
+def _check_sweep(scenario: Scenario, file: str | None) -> None:
+    """Every value of every swept path must give a valid scenario: checked now, not an hour into a sweep."""
+    from masssim.overrides import apply_overrides
+
+    for path, values in (scenario.sweep or {}).items():
+        if not values:
+            raise ScenarioError("a swept parameter needs at least one value", file=file, field=f"sweep.{path}")
+        for value in values:
+            try:
+                apply_overrides(scenario, {path: value}, source=file or "<scenario>")
+            except ScenarioError as exc:
+                raise ScenarioError(
+                    f"this value does not give a valid scenario ({exc.reason}"
+                    + (f"; allowed: {exc.allowed}" if exc.allowed else "")
+                    + ")",
+                    file=file,
+                    field=f"sweep.{path}",
+                    value=value,
+                ) from None
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

@@ -54,3 +54,19 @@ def relative_halfwidth(summary: dict[str, float | int | None]) -> float:
     if half is None or mean is None or mean == 0:
         return math.inf
     return abs(float(half) / float(mean))
+
+
+def welch_difference(a: Sequence[float] | Any, b: Sequence[float] | Any, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Difference of means of two independent samples with Welch's t interval: what a comparison would
+    report if its runs were not paired."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mean = float(x.mean() - y.mean())
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "halfwidth": None}
+    vx, vy = x.var(ddof=1) / x.shape[0], y.var(ddof=1) / y.shape[0]
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        return {"mean": mean, "ci_low": mean, "ci_high": mean, "halfwidth": 0.0}
+    dof = (vx + vy) ** 2 / (vx**2 / (x.shape[0] - 1) + vy**2 / (y.shape[0] - 1))
+    half = float(st.t.ppf(0.5 + confidence / 2, df=dof) * se)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "halfwidth": half}

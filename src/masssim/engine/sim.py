@@ -181,8 +181,19 @@ class ArmSimulation:
         # stop just before the events at that instant.
         env.run(until=buckets)
         market = self.scenario.market
-        metrics = derive(self.recorder.totals, price=market.price, margin_share=market.gross_margin_share)
+        metrics = derive(
+            self.recorder.totals,
+            price=market.price,
+            margin_share=market.gross_margin_share,
+            purchase_squares=self._purchase_squares(),
+        )
         return ArmOutcome(metrics=metrics, series=self.recorder.series)
+
+    def _purchase_squares(self) -> tuple[float, float]:
+        """Sums of squared per-customer purchase counts, treated and holdout (for the estimator's SE)."""
+        counts = self.state.purchases.astype(np.float64)
+        treated = self.world.contactable
+        return float(np.dot(counts[treated], counts[treated])), float(np.dot(counts[~treated], counts[~treated]))
 
     def _wave_event_time(self, day: int) -> float:
         schedule = self.scenario.schedule
@@ -285,6 +296,7 @@ class ArmSimulation:
         treated = self.world.contactable[c]
         bought = ours & treated
         rec.add_events("purchases_treated", t[bought])
+        increment(state.purchases, c[ours])
         rec.add_events("purchases_holdout", t[ours & ~treated])
         lift = bought.astype(np.float64) - (would_have & treated)
         rec.add_events("incremental_purchases_true", t[treated], lift[treated])
@@ -313,6 +325,7 @@ class ArmSimulation:
         # Without marketing this occasion would not have happened now: every purchase here is a lift,
         # and the occasion it replaced is taken off later (see _purchases).
         rec.add_events("purchases_treated", t[ours])
+        increment(state.purchases, c[ours])
         rec.add_events("incremental_purchases_true", t[ours])
         rec.add_events("attributed_purchases", t[ours])
         return {

@@ -62,6 +62,8 @@ class CustomerState:
         self.sends = np.zeros(n, np.uint16)  # engagement history a policy may read (saturating)
         self.opens = np.zeros(n, np.uint16)
         self.clicks = np.zeros(n, np.uint16)
+        # Purchases of our brand per customer: the holdout estimator's standard error needs their variance.
+        self.purchases = np.zeros(n, np.uint16)
         self.week_sends: dict[int, np.ndarray] = {}  # channel -> uint8 sends this calendar week
         self.week_index = -1
 
@@ -92,6 +94,7 @@ class CustomerState:
             self.sends,
             self.opens,
             self.clicks,
+            self.purchases,
             *self.week_sends.values(),
         ]
         return sum(a.nbytes for a in arrays)

@@ -1,0 +1,274 @@
+"""``masssim sweep``: a grid of scenario variants, each cell written atomically as soon as it finishes.
+
+The grid is the product of the swept parameters (``--param path=v1,v2,...``, repeatable, or the scenario's
+``[sweep]`` table). Every cell is simulated with the same root seed, so neighbouring cells share customers
+and purchase occasions and the curves are smooth (paired) rather than jagged by chance.
+
+Layout: ``<out>/<scenario>/sweep-<id>/`` holding ``spec.json`` and ``scenario.toml`` at the start,
+``cells/<index>.json`` as cells finish, and ``sweep.csv``, ``report.html`` and ``manifest.json`` at the end.
+The id is a hash of the specification (scenario, grid, replications, seed, stop rule): running the same sweep
+again finds the directory, keeps the finished cells and computes only the missing ones. Stopping a sweep
+(Ctrl-C) leaves only complete cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from masssim.errors import ScenarioError
+from masssim.experiments import (
+    Executor,
+    ProgressCallback,
+    Replication,
+    StopRule,
+    build_manifest,
+    replicate,
+    resolve_entropy,
+)
+from masssim.metrics import ALL, REGISTRY
+from masssim.overrides import apply_overrides, describe, parse_values, split_assignment
+from masssim.results import atomic_write_text, dumps_json
+from masssim.scenario import Scenario
+from masssim.stats import mean_ci, paired_difference
+
+SPEC_VERSION = 1
+
+
+def parse_params(texts: Sequence[str]) -> dict[str, list[Any]]:
+    """``["path=v1,v2", ...]`` -> {path: [v1, v2]}; a path given twice is an error."""
+    grid: dict[str, list[Any]] = {}
+    for text in texts:
+        path, values = split_assignment(text, source="--param")
+        if path in grid:
+            raise ScenarioError("parameter given twice", file="--param", field=path)
+        parsed = parse_values(values)
+        if not parsed:
+            raise ScenarioError("no values", file="--param", field=path, allowed="path=v1,v2,...")
+        grid[path] = parsed
+    return grid
+
+
+@dataclass
+class Cell:
+    index: int
+    overrides: dict[str, Any]
+    scenario: Scenario
+
+
+@dataclass
+class SweepResult:
+    directory: Path
+    grid: dict[str, list[Any]]
+    cells: list[dict[str, Any]]  # per cell: index, overrides, replications, arms{arm:{metric: stats}}
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows: one per cell, arm and metric."""
+        out = []
+        for cell in self.cells:
+            for arm, metrics in cell["arms"].items():
+                for metric in ALL:
+                    stat = metrics[metric]
+                    out.append(
+                        {
+                            "cell": cell["index"],
+                            **{path: cell["overrides"][path] for path in self.grid},
+                            "arm": arm,
+                            "metric": metric,
+                            "unit": REGISTRY[metric].unit,
+                            "mean": stat["mean"],
+                            "ci_low": stat["ci_low"],
+                            "ci_high": stat["ci_high"],
+                            "halfwidth": stat["halfwidth"],
+                            "n": stat["n"],
+                        }
+                    )
+        return out
+
+
+def build_cells(base: Scenario, grid: dict[str, list[Any]]) -> list[Cell]:
+    cells = []
+    for index, values in enumerate(itertools.product(*grid.values())):
+        overrides = dict(zip(grid.keys(), values, strict=True))
+        scenario = apply_overrides(base, overrides, source=f"sweep cell {describe(overrides)}")
+        cells.append(Cell(index, overrides, scenario))
+    return cells
+
+
+def _sweep_id(base: Scenario, grid: dict[str, list[Any]], replications: int, seed: int | None, until: StopRule | None) -> str:
+    spec = {
+        "version": SPEC_VERSION,
+        "scenario": base.model_dump(mode="json", exclude={"sweep"}),
+        "grid": grid,
+        "replications": replications,
+        "seed": seed,
+        "until": None if until is None else [until.metric, until.relative_halfwidth, until.max_replications],
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return f"sweep-{digest[:10]}"
+
+
+def _cell_summary(cell: Cell, reps: list[Replication], baseline_arm: str) -> dict[str, Any]:
+    arms = [a.name for a in cell.scenario.arms]
+    summary: dict[str, Any] = {
+        "index": cell.index,
+        "overrides": cell.overrides,
+        "replications": len(reps),
+        "arms": {},
+        "differences_vs_baseline": {},
+    }
+    for arm in arms:
+        summary["arms"][arm] = {m: {**mean_ci(v := [r[arm].metrics[m] for r in reps]), "values": v} for m in ALL}
+    for arm in arms:
+        if arm != baseline_arm:
+            summary["differences_vs_baseline"][arm] = {
+                m: paired_difference([r[arm].metrics[m] for r in reps], [r[baseline_arm].metrics[m] for r in reps])
+                for m in ALL
+            }
+    return summary
+
+
+def sweep(
+    scenario: Scenario,
+    params: dict[str, list[Any]] | Sequence[str] | None = None,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    until: StopRule | str | None = None,
+    out: str | Path = "results",
+    progress: ProgressCallback | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep. ``params`` defaults to the scenario's ``[sweep]`` table."""
+    if params is None:
+        grid = dict(scenario.sweep or {})
+    elif isinstance(params, dict):
+        grid = {k: list(v) for k, v in params.items()}
+    else:
+        grid = parse_params(params)
+    if not grid:
+        raise ScenarioError(
+            "nothing to sweep", allowed="--param path=v1,v2,... or a [sweep] table in the scenario"
+        )
+    base = scenario.model_copy(update={"sweep": None})
+    cells = build_cells(base, grid)
+    n = replications if replications is not None else scenario.replications
+    rule = StopRule.parse(until) if isinstance(until, str) else until
+    seed_given = seed if seed is not None else scenario.seed
+    directory = Path(out) / scenario.name / _sweep_id(base, grid, n, seed_given, rule)
+    cells_dir = directory / "cells"
+    spec_path = directory / "spec.json"
+    if spec_path.is_file():
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        entropy = int(spec["seed_entropy"])  # a resumed sweep keeps its (possibly fresh) entropy
+    else:
+        entropy = resolve_entropy(seed_given, None)
+        spec = {
+            "scenario": scenario.name,
+            "grid": grid,
+            "replications": n,
+            "seed_entropy": str(entropy),
+            "until": None if rule is None else {"metric": rule.metric, "relative_halfwidth": rule.relative_halfwidth},
+            "cells": len(cells),
+        }
+        atomic_write_text(directory / "scenario.toml", tomli_w.dumps(base.to_toml_dict()))
+        atomic_write_text(spec_path, dumps_json(spec))
+    done: dict[int, dict[str, Any]] = {}
+    for path in sorted(cells_dir.glob("*.json")) if cells_dir.is_dir() else []:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        done[int(data["index"])] = data
+    todo = [c for c in cells if c.index not in done]
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    baseline_arm = base.arms[0].name
+
+    def finish(cell: Cell, reps: list[Replication]) -> None:
+        summary = dumps_json(_cell_summary(cell, reps, baseline_arm))
+        atomic_write_text(cells_dir / f"{cell.index:05d}.json", summary)
+        done[cell.index] = json.loads(summary)
+
+    with Executor(workers) as executor:
+        if rule is None:
+            _run_fixed(todo, entropy, n, executor, finish, progress, len(cells), len(done))
+        else:
+            for k, cell in enumerate(todo):
+                share = (len(done) + k) / len(cells)
+                report = None if progress is None else (lambda f, s=share: progress(s + f / len(cells)))
+                (reps,) = replicate([cell.scenario], entropy, n, executor, until=rule, progress=report)
+                finish(cell, reps)
+    if progress is not None:
+        progress(1.0)
+    ordered = [done[c.index] for c in cells]
+    manifest = build_manifest(
+        scenario.name,
+        entropy=entropy,
+        replications=n,
+        workers=workers,
+        wall_time_s=time.perf_counter() - started,
+        started_at=started_at,
+        until=rule,
+        kind="sweep",
+        grid=grid,
+        cells=len(cells),
+        cells_computed_now=len(todo),
+    )
+    result = SweepResult(directory, grid, ordered, manifest)
+    _write_outputs(result, base)
+    return result
+
+
+def _run_fixed(
+    todo: list[Cell],
+    entropy: int,
+    n: int,
+    executor: Executor,
+    finish: Any,
+    progress: ProgressCallback | None,
+    total_cells: int,
+    already: int,
+) -> None:
+    """All (cell, replication) tasks on the pool at once; a cell is written when its last one lands."""
+    pending: dict[int, dict[int, Replication]] = {i: {} for i in range(len(todo))}
+    tasks = [(i, r) for i in range(len(todo)) for r in range(n)]
+    total = max(1, len(tasks))
+
+    def report(done: int, share: float) -> None:
+        if progress is not None:
+            progress((already + (done + share) / total * len(todo)) / total_cells)
+
+    for (i, r), outcome in executor.map([c.scenario for c in todo], entropy, tasks, report):
+        pending[i][r] = outcome
+        if len(pending[i]) == n:
+            finish(todo[i], [pending[i][k] for k in range(n)])
+            del pending[i]
+
+
+def _write_outputs(result: SweepResult, base: Scenario) -> None:
+    from masssim.report_compare import render_sweep
+    from masssim.results import table_csv
+
+    rows = result.rows()
+    atomic_write_text(result.directory / "sweep.csv", table_csv(rows))
+    atomic_write_text(result.directory / "manifest.json", dumps_json(result.manifest))
+    atomic_write_text(result.directory / "report.html", render_sweep(result.grid, result.cells, base))
+
+
+def load_sweep(directory: str | Path) -> SweepResult:
+    """Read a finished or partial sweep directory back."""
+    directory = Path(directory)
+    spec_path = directory / "spec.json"
+    if not spec_path.is_file():
+        raise ScenarioError("is not a sweep directory (spec.json is missing)", file=str(directory))
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((directory / "cells").glob("*.json"))]
+    return SweepResult(directory, spec["grid"], cells)

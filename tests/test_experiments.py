@@ -1,0 +1,146 @@
+"""Experiments a strategist can trust: paired comparisons, sweeps that resume, sequential replications."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import masssim
+from conftest import small_scenario
+from masssim.compare import compare
+from masssim.experiments import StopRule
+from masssim.overrides import apply_overrides, parse_values
+from masssim.results import dumps_json
+
+
+def base() -> masssim.Scenario:
+    return small_scenario(replications=6, horizon_days=7, population={"customers": 6_000})
+
+
+def test_overrides_by_index_and_by_arm_name() -> None:
+    scenario = small_scenario(arms=[{"name": "a", "policy": "broadcast"}, {"name": "p", "policy": "segments"}])
+    changed = apply_overrides(
+        scenario, {"arms[1].segments": 3, "arms.a.test_share": 0.5, "population.persona_signal": 0.9}, source="t"
+    )
+    assert changed.arms[1].params["segments"] == 3
+    assert changed.arms[0].params["test_share"] == 0.5
+    assert changed.population.persona_signal == 0.9
+    with pytest.raises(masssim.ScenarioError, match="no arm of that name") as info:
+        apply_overrides(scenario, {"arms.zzz.segments": 3}, source="t")
+    assert info.value.allowed == "a, p"
+    with pytest.raises(masssim.ScenarioError) as info:
+        apply_overrides(scenario, {"population.persona_signal": 2.0}, source="--variant x")
+    assert info.value.field == "population.persona_signal" and info.value.file == "--variant x"
+
+
+def test_values_parse_as_toml() -> None:
+    assert parse_values("1,2.5,true,sms,[1, 2],'a,b'") == [1, 2.5, True, "sms", [1, 2], "a,b"]
+
+
+def test_paired_ci_is_narrower_than_unpaired() -> None:
+    result = compare(base(), variants=["oracle:arms.broadcast.policy=oracle"], seed=3)
+    for metric in ("clicks", "incremental_purchases_true", "purchases_treated"):
+        paired = result.summary["differences_vs_baseline"]["oracle"][metric]
+        unpaired = result.unpaired_difference("oracle", metric)
+        assert paired["mean"] == pytest.approx(unpaired["mean"])
+        assert paired["halfwidth"] < unpaired["halfwidth"], metric
+
+
+def test_compare_files_and_variants_agree_with_runs() -> None:
+    scenario = base()
+    other = apply_overrides(scenario, {"name": "oracle_version", "arms.broadcast.policy": "oracle"}, source="t")
+    by_files = compare([scenario, other], seed=5)
+    by_variant = compare(scenario, variants={"oracle_version": {"arms.broadcast.policy": "oracle"}}, seed=5)
+    assert by_files.summary["arms"]["unit"]["clicks"] == by_variant.summary["arms"]["baseline"]["clicks"]
+    assert (
+        by_files.summary["differences_vs_baseline"]["oracle_version"]
+        == by_variant.summary["differences_vs_baseline"]["oracle_version"]
+    )
+    alone = masssim.run(scenario, seed=5).summary["arms"]["broadcast"]["clicks"]
+    assert alone == by_variant.summary["arms"]["baseline"]["clicks"]
+
+
+def test_compare_is_worker_independent_and_labels_arms() -> None:
+    scenario = small_scenario(arms=[{"name": "b", "policy": "broadcast"}, {"name": "o", "policy": "oracle"}])
+    one = compare(scenario, variants=["big:population.persona_signal=0.9"], seed=2, workers=1)
+    two = compare(scenario, variants=["big:population.persona_signal=0.9"], seed=2, workers=2)
+    assert dumps_json(one.summary) == dumps_json(two.summary)
+    assert list(one.summary["arms"]) == ["baseline/b", "baseline/o", "big/b", "big/o"]
+    assert one.summary["differences_vs_baseline"]["big/o"]["clicks"]["excludes_zero"] in (True, False)
+
+
+def test_compare_needs_something_to_compare() -> None:
+    with pytest.raises(masssim.ScenarioError, match="nothing to compare"):
+        compare([base()])
+    with pytest.raises(masssim.ScenarioError, match="unknown baseline"):
+        compare(base(), variants=["x:population.persona_signal=0.5"], baseline="nope")
+
+
+def test_sequential_replications_stop_when_tight_enough() -> None:
+    scenario = small_scenario(replications=2, horizon_days=5, population={"customers": 3_000})
+    loose = masssim.run(scenario, seed=1, until=StopRule("clicks", 0.2, max_replications=40))
+    tight = masssim.run(scenario, seed=1, until=StopRule("clicks", 0.02, max_replications=40))
+    n_loose, n_tight = loose.summary["replications"], tight.summary["replications"]
+    assert 2 <= n_loose < n_tight
+    stat = tight.summary["arms"]["broadcast"]["clicks"]
+    assert stat["halfwidth"] / stat["mean"] <= 0.02 or n_tight == 40
+    # the stopping point depends on the seed only, not on the workers
+    again = masssim.run(scenario, seed=1, workers=2, until=StopRule("clicks", 0.02, max_replications=40))
+    assert dumps_json(again.summary) == dumps_json(tight.summary)
+    # and it is the first count at which the rule holds
+    values = np.array(tight.values("broadcast", "clicks"))
+    from masssim.stats import mean_ci, relative_halfwidth
+
+    if n_tight < 40:
+        assert relative_halfwidth(mean_ci(values[: n_tight - 1])) > 0.02
+
+
+def test_stop_rule_parsing() -> None:
+    assert StopRule.parse("incremental_revenue:0.05") == StopRule("incremental_revenue", 0.05)
+    for bad in ("incremental_revenue", "nope:0.1", "clicks:0", "clicks:abc"):
+        with pytest.raises(masssim.ScenarioError):
+            StopRule.parse(bad)
+
+
+def test_sweep_cells_are_paired_and_resumable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from masssim import sweep as sweep_module
+
+    scenario = small_scenario(replications=2, horizon_days=4, population={"customers": 2_000})
+    grid = {"creatives.count": [2, 4], "population.persona_signal": [0.2, 0.8]}
+    calls = {"n": 0}
+    real_finish_writer = sweep_module.atomic_write_text
+
+    def interrupt_after_two_cells(path: Path, text: str) -> None:
+        real_finish_writer(path, text)
+        if path.parent.name == "cells":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "atomic_write_text", interrupt_after_two_cells)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_module.sweep(scenario, grid, seed=4, out=tmp_path)
+    monkeypatch.setattr(sweep_module, "atomic_write_text", real_finish_writer)
+    (directory,) = (tmp_path / "unit").iterdir()
+    assert len(list((directory / "cells").glob("*.json"))) == 2
+    assert not (directory / "sweep.csv").exists()  # an interrupted sweep does not look finished
+    assert not list(directory.rglob("*.tmp"))
+    result = sweep_module.sweep(scenario, grid, seed=4, out=tmp_path)
+    assert result.directory == directory
+    assert result.manifest["cells_computed_now"] == 2
+    fresh = sweep_module.sweep(scenario, grid, seed=4, out=tmp_path / "fresh")
+    assert [c["arms"] for c in fresh.cells] == [c["arms"] for c in result.cells]
+    rows = (directory / "sweep.csv").read_text().splitlines()
+    assert rows[0].startswith("cell,creatives.count,population.persona_signal,arm,metric")
+    assert len(rows) - 1 == 4 * len(masssim.metrics.ALL)
+
+
+def test_sweep_table_in_scenario(tmp_path: Path) -> None:
+    scenario = small_scenario(replications=1, horizon_days=3, population={"customers": 1_500}, sweep={"creatives.count": [1, 3]})
+    result = masssim.sweep(scenario, seed=1, out=tmp_path)
+    assert [c["overrides"] for c in result.cells] == [{"creatives.count": 1}, {"creatives.count": 3}]
+    summary = json.loads((result.directory / "spec.json").read_text())
+    assert summary["grid"] == {"creatives.count": [1, 3]}
