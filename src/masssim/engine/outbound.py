@@ -133,7 +133,6 @@ class OutboundSender:
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
         self.report_deliveries = True  # queue a "delivered" event per delivery for the policy
-        self.quality = catalogue.quality if catalogue.quality is not None else np.zeros(catalogue.count, np.float32)
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
@@ -271,7 +270,11 @@ class OutboundSender:
             self.channels.budget_left -= amount
 
     def _new_creatives(self, creative: np.ndarray) -> np.ndarray:
-        used_now = np.bincount(creative, minlength=self.catalogue.count) > 0
+        count = self.catalogue.count
+        used = self.channels.creatives_used
+        if used.shape[0] < count:  # the policy generated creatives since the last wave
+            self.channels.creatives_used = np.concatenate([used, np.zeros(count - used.shape[0], bool)])
+        used_now = np.bincount(creative, minlength=count) > 0
         return np.flatnonzero(used_now & ~self.channels.creatives_used)
 
     def _send_schedule(
@@ -381,7 +384,7 @@ class OutboundSender:
         logit_click = (
             np.float32(logit(cfg.click_to_open))
             + np.float32(response.affinity_click_beta) * affinity
-            + self.quality[r_creative]
+            + self.catalogue.engine_quality()[r_creative]
             + np.float32(response.warmth_click_delta) * pop.warmth[r_cust]
             - np.float32(response.fatigue_click_gamma) * fatigue[r_idx]
         )

@@ -114,11 +114,12 @@ class ArmSimulation:
         seq = world.replication_seq
         self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
         self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
+        self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
         self.sender = OutboundSender(
             scenario,
             pop,
             world.contactable,
-            world.catalogue,
+            self.catalogue,
             self.state,
             self.pending,
             self.recorder,
@@ -156,9 +157,7 @@ class ArmSimulation:
             PolicyWorld(
                 customers=view,
                 # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
-                catalogue=world.catalogue
-                if reads_latent
-                else Catalogue(world.catalogue.directions, world.catalogue.production_cost),
+                catalogue=self.catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
                 default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),

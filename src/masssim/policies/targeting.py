@@ -52,6 +52,13 @@ class SegmentsParams(PolicyParams):
     test_waves: int = Field(1, ge=1, le=1000, description="waves of testing before rolling out the winner")
     clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
     channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+    bespoke: bool = Field(
+        False, description="after testing, generate one creative per segment aimed at its estimated taste"
+    )
+    bespoke_prior_clicks: float = Field(
+        2.0, gt=0.0, le=1e6, description="pseudo-clicks shrinking a segment's rates toward the global ones"
+    )
+    bespoke_ridge: float = Field(1.0, gt=0.0, le=1e6, description="ridge penalty of the taste regression")
 
 
 @register_targeting("segments")
@@ -63,6 +70,12 @@ class SegmentsPolicy(PolicyBase):
     creative with the highest observed clicks per delivered message in that segment. With few customers
     per cell the observed winner is often not the true best (the winner's curse): nothing here penalises
     large k, the noise does.
+
+    With ``bespoke``, each segment instead gets a creative generated for it after the test, aimed at its
+    estimated taste (paying the production cost once per segment). The estimate uses only what a marketer
+    has: the mean declared taste of the segment's members who declared one, otherwise the test results —
+    each catalogue creative's click-rate lift in the segment over its rate everywhere, regressed on the
+    creatives' directions (ridge). Small segments give noisy estimates, and cost as much as big ones.
     """
 
     Params = SegmentsParams
@@ -73,10 +86,12 @@ class SegmentsPolicy(PolicyBase):
         super().__init__(params, world)
         self.channel = _channel_index(world, params.channel)
         self.segment_of, self.n_segments = _cluster_observables(world, params.segments, params.clustering_sample)
-        shape = (self.n_segments, world.catalogue.count)
+        self.base_count = world.catalogue.count  # tests compare catalogue creatives only
+        shape = (self.n_segments, self.base_count)
         self.delivered = np.zeros(shape, np.float64)
         self.clicked = np.zeros(shape, np.float64)
         self.choice = np.zeros(self.n_segments, np.int32)  # the house creative until a test says otherwise
+        self.rolled_out = False
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
@@ -84,11 +99,13 @@ class SegmentsPolicy(PolicyBase):
         if wave.wave_index < self.params.test_waves:
             creative = self.choice[segment].copy()
             in_test = self.rng.random(who.shape[0]) < self.params.test_share
-            creative[in_test] = self.rng.integers(
-                0, self.world.catalogue.count, size=int(in_test.sum()), dtype=np.int32
-            )
+            creative[in_test] = self.rng.integers(0, self.base_count, size=int(in_test.sum()), dtype=np.int32)
         else:
-            self._pick_winners()
+            if not self.rolled_out:
+                self._pick_winners()
+                if self.params.bespoke:
+                    self._generate_bespoke()
+                self.rolled_out = True
             creative = self.choice[segment]
         audience = segment.astype(np.int64) * self.world.catalogue.count + creative
         return Plan(
@@ -104,11 +121,39 @@ class SegmentsPolicy(PolicyBase):
         tested = self.delivered.sum(axis=1) > 0
         self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
 
+    def _generate_bespoke(self) -> None:
+        """One generated creative per segment, aimed at the segment's estimated taste."""
+        catalogue = self.world.catalogue
+        directions = catalogue.directions[: self.base_count].astype(np.float64)
+        clicks, delivered = self.clicked, self.delivered
+        global_rate = (clicks.sum(axis=0) + 1.0) / (delivered.sum(axis=0) + 2.0)
+        prior = self.params.bespoke_prior_clicks
+        rate = (clicks + prior) / (delivered + prior / global_rate)
+        lift = np.log(rate) - np.log(global_rate)  # segment-specific: creative quality cancels out
+        d = directions.shape[1]
+        gram = directions.T @ directions + self.params.bespoke_ridge * np.eye(d)
+        estimate = lift @ directions @ np.linalg.inv(gram)  # [segments, d]
+        view = self.world.customers
+        if view.declared_row is not None and view.declared_taste is not None:
+            declared = np.flatnonzero(view.declared_row >= 0)
+            seg = self.segment_of[declared]
+            sums = np.zeros((self.n_segments, d))
+            np.add.at(sums, seg, view.declared_taste[view.declared_row[declared]])
+            counts = np.bincount(seg, minlength=self.n_segments)
+            has = counts > 0
+            estimate[has] = sums[has] / counts[has, None]
+        usable = np.linalg.norm(estimate, axis=1) > 1e-9
+        if usable.any():
+            ids = catalogue.generate(estimate[usable])
+            self.choice[np.flatnonzero(usable)] = ids
+
     def observe(self, feedback: Feedback) -> None:
         for kind, counts in (("delivered", self.delivered), ("click", self.clicked)):
             events = feedback.get(kind)
-            if events["customer"].shape[0]:
-                cell = self.segment_of[events["customer"]].astype(np.int64) * counts.shape[1] + events["creative"]
+            keep = events["creative"] < self.base_count  # generated creatives are not part of the test
+            if keep.any():
+                customers, creatives = events["customer"][keep], events["creative"][keep]
+                cell = self.segment_of[customers].astype(np.int64) * counts.shape[1] + creatives
                 np.add(counts, np.bincount(cell, minlength=counts.size).reshape(counts.shape), out=counts)
 
 
