@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import masssim
+import masssim.experiments
 from conftest import small_scenario
 from masssim.compare import compare
 from masssim.experiments import StopRule
@@ -144,8 +145,31 @@ def test_sweep_cells_are_paired_and_resumable(tmp_path: Path, monkeypatch: pytes
 
 
 def test_sweep_table_in_scenario(tmp_path: Path) -> None:
-    scenario = small_scenario(replications=1, horizon_days=3, population={"customers": 1_500}, sweep={"creatives.count": [1, 3]})
+    scenario = small_scenario(
+        replications=1, horizon_days=3, population={"customers": 1_500}, sweep={"creatives.count": [1, 3]}
+    )
     result = masssim.sweep(scenario, seed=1, out=tmp_path)
     assert [c["overrides"] for c in result.cells] == [{"creatives.count": 1}, {"creatives.count": 3}]
     summary = json.loads((result.directory / "spec.json").read_text())
     assert summary["grid"] == {"creatives.count": [1, 3]}
+
+
+def test_dask_engine_gives_the_same_bytes() -> None:
+    """Replications on a Dask LocalCluster (what `--engine dask` starts without a scheduler address)."""
+    pytest.importorskip("dask.distributed")
+    scenario = small_scenario(replications=3)
+    local = masssim.run(scenario, seed=8, workers=1)
+    on_dask = masssim.run(scenario, seed=8, workers=2, engine="dask")
+    assert dumps_json(on_dask.summary) == dumps_json(local.summary)
+    assert on_dask.manifest["engine"] == "dask"
+
+
+def test_unknown_engine_and_unreachable_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(masssim.ScenarioError, match="unknown engine"):
+        masssim.run(small_scenario(), engine="spark")
+    with pytest.raises(masssim.ScenarioError, match="needs --engine dask"):
+        masssim.run(small_scenario(), scheduler="tcp://127.0.0.1:1")
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setattr(masssim.experiments, "SCHEDULER_TIMEOUT_S", 2.0)
+    with pytest.raises(masssim.ScenarioError, match="cannot reach the Dask scheduler"):
+        masssim.run(small_scenario(), engine="dask", scheduler="tcp://127.0.0.1:9")

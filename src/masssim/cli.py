@@ -20,6 +20,40 @@ from masssim.errors import ScenarioError
 EXIT_BAD_INPUT = 2
 
 
+def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-def]
+    """Options shared by run, compare and sweep."""
+
+    def decorate(command):  # type: ignore[no-untyped-def]
+        options = [
+            click.option(
+                "--replications",
+                "-r",
+                type=click.IntRange(min_replications, 10_000),
+                help="replications (default: the scenario's)",
+            ),
+            click.option(
+                "--seed",
+                "-s",
+                type=click.IntRange(0, 2**63 - 1),
+                help="root seed (default: the scenario's, else fresh)",
+            ),
+            click.option(
+                "--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes"
+            ),
+            click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
+            click.option("--until", help="add replications until METRIC's 95% CI half-width / |mean| <= X (METRIC:X)"),
+            click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True),
+            click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True),
+            click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (with --engine dask)"),
+            click.option("--quiet", "-q", is_flag=True, help="no progress bar or table"),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="masssim")
 def cli() -> None:
@@ -28,22 +62,18 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
-@click.option("--replications", "-r", type=click.IntRange(1, 10_000), help="replications (default: the scenario's)")
-@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
-@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar or table")
-@click.option("--until", help="add replications until METRIC's 95%% CI half-width / mean <= X (METRIC:X)")
-@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
+@_experiment_options()
 def run(
     scenario: Path,
     replications: int | None,
     seed: int | None,
     workers: int,
     out: Path,
-    quiet: bool,
     until: str | None,
     max_replications: int,
+    engine: str,
+    scheduler: str | None,
+    quiet: bool,
 ) -> None:
     """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
     import masssim
@@ -55,7 +85,14 @@ def run(
     show = not quiet and console.is_terminal
     with _progress(console, show, loaded.name) as advance:
         result = masssim.run(
-            loaded, replications=replications, seed=seed, workers=workers, until=rule, progress=advance
+            loaded,
+            replications=replications,
+            seed=seed,
+            workers=workers,
+            until=rule,
+            progress=advance,
+            engine=engine,
+            scheduler=scheduler,
         )
     run_dir = result.save(out)
     if not quiet:
@@ -67,13 +104,7 @@ def run(
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--variant", "-v", "variants", multiple=True, help="NAME:path=value[,path=value] (repeatable)")
 @click.option("--baseline", help="label of the baseline (default: the first scenario, or 'baseline')")
-@click.option("--replications", "-r", type=click.IntRange(2, 10_000), help="replications (default: the scenario's)")
-@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
-@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--until", help="add replications until METRIC's 95%% CI half-width / mean <= X (METRIC:X)")
-@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar or table")
+@_experiment_options(min_replications=2)
 def compare(
     scenarios: tuple[Path, ...],
     variants: tuple[str, ...],
@@ -84,6 +115,8 @@ def compare(
     out: Path,
     until: str | None,
     max_replications: int,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
@@ -104,6 +137,8 @@ def compare(
             workers=workers,
             until=rule,
             progress=advance,
+            engine=engine,
+            scheduler=scheduler,
         )
     run_dir = result.save(out)
     if not quiet:
@@ -114,13 +149,7 @@ def compare(
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--param", "-p", "params", multiple=True, help="path=v1,v2,... (repeatable; the grid is the product)")
-@click.option("--replications", "-r", type=click.IntRange(1, 10_000), help="replications per cell")
-@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), help="root seed (default: the scenario's, else fresh)")
-@click.option("--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--until", help="per cell, add replications until METRIC's CI half-width / mean <= X (METRIC:X)")
-@click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@_experiment_options()
 def sweep(
     scenario: Path,
     params: tuple[str, ...],
@@ -130,6 +159,8 @@ def sweep(
     out: Path,
     until: str | None,
     max_replications: int,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
@@ -150,6 +181,8 @@ def sweep(
             until=rule,
             out=out,
             progress=advance,
+            engine=engine,
+            scheduler=scheduler,
         )
     computed = result.manifest.get("cells_computed_now", len(result.cells))
     click.echo(

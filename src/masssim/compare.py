@@ -178,6 +178,8 @@ def compare(
     workers: int = 1,
     until: StopRule | str | None = None,
     progress: ProgressCallback | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> CompareResult:
     """Compare several scenarios, or one scenario and variants of it, with paired replications.
 
@@ -215,7 +217,7 @@ def compare(
     entropy = resolve_entropy(seed, chosen[0].scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with Executor(workers) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
         results = replicate([v.scenario for v in chosen], entropy, n, executor, until=rule, progress=progress)
     manifest = build_manifest(
         chosen[0].scenario.name,
@@ -225,6 +227,7 @@ def compare(
         wall_time_s=time.perf_counter() - started,
         started_at=started_at,
         until=rule,
+        engine=engine,
         kind="comparison",
         variants={v.label: describe(v.overrides) or v.scenario.name for v in chosen},
     )

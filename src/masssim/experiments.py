@@ -76,25 +76,69 @@ def _simulate(scenario: Scenario, entropy: int, replication: int) -> Replication
     return simulate_replication(scenario, replication_sequence(root_sequence(entropy), replication))
 
 
-class Executor:
-    """Runs (scenario index, replication) tasks in this process or on a process pool."""
+ENGINES = ("local", "dask")
+SCHEDULER_TIMEOUT_S = 10.0  # how long to wait for a Dask scheduler before saying it cannot be reached
 
-    def __init__(self, workers: int = 1) -> None:
+
+class Executor:
+    """Runs (scenario index, replication) tasks: in this process, on a local process pool, or on a Dask
+    cluster (``engine="dask"``: the scheduler at ``scheduler``, or a LocalCluster of ``workers`` processes).
+    """
+
+    def __init__(self, workers: int = 1, *, engine: str = "local", scheduler: str | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if engine not in ENGINES:
+            raise ScenarioError("unknown engine", file="--engine", value=engine, allowed=", ".join(ENGINES))
+        if scheduler is not None and engine != "dask":
+            raise ScenarioError("a scheduler address needs --engine dask", file="--scheduler", value=scheduler)
         self.workers = workers
+        self.engine = engine
+        self.scheduler = scheduler
         self._pool: ProcessPoolExecutor | None = None
+        self._client: Any = None
+        self._cluster: Any = None
 
     def __enter__(self) -> Executor:
-        if self.workers > 1:
+        if self.engine == "dask":
+            self._start_dask()
+        elif self.workers > 1:
             # 'spawn' gives each worker a clean interpreter: no inherited locks or thread state.
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self
+
+    def _start_dask(self) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ScenarioError(
+                "Dask is not installed", file="--engine", value="dask", allowed="pip install 'masssim[dask]'"
+            ) from None
+        if self.scheduler is None:
+            self._cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(self.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+            except OSError as exc:
+                raise ScenarioError(
+                    f"cannot reach the Dask scheduler ({exc})", file="--scheduler", value=self.scheduler
+                ) from None
+        # The scheduler's workers may be fewer or more than asked: grow sequential batches by what is there.
+        self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or self.workers)
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
 
     def map(
         self,
@@ -107,11 +151,15 @@ class Executor:
 
         ``progress(done_tasks, share_of_current_task)`` is called as work advances.
         """
+        if self._client is not None:
+            yield from self._map_dask(scenarios, entropy, tasks, progress)
+            return
         if self._pool is None:
             for done, (s, r) in enumerate(tasks):
                 report = None if progress is None else (lambda f, d=done: progress(d, f))
-                yield (s, r), simulate_replication(
-                    scenarios[s], replication_sequence(root_sequence(entropy), r), report
+                yield (
+                    (s, r),
+                    simulate_replication(scenarios[s], replication_sequence(root_sequence(entropy), r), report),
                 )
             return
         futures: dict[Future[Replication], tuple[int, int]] = {
@@ -119,6 +167,26 @@ class Executor:
         }
         try:
             for done, future in enumerate(as_completed(futures), start=1):
+                if progress is not None:
+                    progress(done, 0.0)
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _map_dask(
+        self,
+        scenarios: Sequence[Scenario],
+        entropy: int,
+        tasks: Sequence[tuple[int, int]],
+        progress: Callable[[int, float], None] | None,
+    ) -> Iterator[tuple[tuple[int, int], Replication]]:
+        from dask.distributed import as_completed as dask_completed
+
+        # pure=False: identical arguments must still run (and a rerun must not be served from a cache).
+        futures = {self._client.submit(_simulate, scenarios[s], entropy, r, pure=False): (s, r) for s, r in tasks}
+        try:
+            for done, future in enumerate(dask_completed(list(futures)), start=1):
                 if progress is not None:
                     progress(done, 0.0)
                 yield futures[future], future.result()
@@ -169,9 +237,7 @@ def replicate(
     return [[results[s][r] for r in range(target)] for s in range(n)]
 
 
-def _first_satisfying(
-    results: list[dict[int, Replication]], rule: StopRule, first: int, available: int
-) -> int | None:
+def _first_satisfying(results: list[dict[int, Replication]], rule: StopRule, first: int, available: int) -> int | None:
     """The smallest replication count (>= first) at which the rule holds for every scenario and arm."""
     for count in range(max(first, 2), available + 1):
         per_arm: list[list[float]] = []
@@ -198,6 +264,8 @@ def run(
     workers: int = 1,
     until: StopRule | str | None = None,
     progress: ProgressCallback | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> RunResult:
     """Simulate ``replications`` replications of every arm of ``scenario``.
 
@@ -213,7 +281,7 @@ def run(
     entropy = resolve_entropy(seed, scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with Executor(workers) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
         (results,) = replicate([scenario], entropy, n, executor, until=rule, progress=progress)
     manifest = build_manifest(
         scenario.name,
@@ -223,6 +291,8 @@ def run(
         wall_time_s=time.perf_counter() - started,
         started_at=started_at,
         until=rule,
+        engine=engine,
+        scheduler=scheduler,
     )
     return RunResult(scenario=scenario, seed_entropy=entropy, replications=results, manifest=manifest)
 
@@ -236,6 +306,7 @@ def build_manifest(
     wall_time_s: float,
     started_at: str,
     until: StopRule | None = None,
+    engine: str = "local",
     **extra: Any,
 ) -> dict[str, Any]:
     packages: dict[str, str | None] = {}
@@ -252,9 +323,9 @@ def build_manifest(
         if until is None
         else {"metric": until.metric, "relative_halfwidth": until.relative_halfwidth, "max": until.max_replications},
         "workers": workers,
-        "engine": "local",
         "started_at": started_at,
         "wall_time_s": round(wall_time_s, 3),
+        "engine": engine,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": packages,

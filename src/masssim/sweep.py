@@ -105,7 +105,9 @@ def build_cells(base: Scenario, grid: dict[str, list[Any]]) -> list[Cell]:
     return cells
 
 
-def _sweep_id(base: Scenario, grid: dict[str, list[Any]], replications: int, seed: int | None, until: StopRule | None) -> str:
+def _sweep_id(
+    base: Scenario, grid: dict[str, list[Any]], replications: int, seed: int | None, until: StopRule | None
+) -> str:
     spec = {
         "version": SPEC_VERSION,
         "scenario": base.model_dump(mode="json", exclude={"sweep"}),
@@ -148,6 +150,8 @@ def sweep(
     until: StopRule | str | None = None,
     out: str | Path = "results",
     progress: ProgressCallback | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep. ``params`` defaults to the scenario's ``[sweep]`` table."""
     if params is None:
@@ -157,9 +161,7 @@ def sweep(
     else:
         grid = parse_params(params)
     if not grid:
-        raise ScenarioError(
-            "nothing to sweep", allowed="--param path=v1,v2,... or a [sweep] table in the scenario"
-        )
+        raise ScenarioError("nothing to sweep", allowed="--param path=v1,v2,... or a [sweep] table in the scenario")
     base = scenario.model_copy(update={"sweep": None})
     cells = build_cells(base, grid)
     n = replications if replications is not None else scenario.replications
@@ -197,7 +199,7 @@ def sweep(
         atomic_write_text(cells_dir / f"{cell.index:05d}.json", summary)
         done[cell.index] = json.loads(summary)
 
-    with Executor(workers) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
         if rule is None:
             _run_fixed(todo, entropy, n, executor, finish, progress, len(cells), len(done))
         else:
@@ -217,6 +219,7 @@ def sweep(
         wall_time_s=time.perf_counter() - started,
         started_at=started_at,
         until=rule,
+        engine=engine,
         kind="sweep",
         grid=grid,
         cells=len(cells),
