@@ -111,56 +111,17 @@ def unknown_policy(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     return data, "arms[1].policy"
 
 
-KNOWN_KEYS = {
-    "name",
-    "description",
-    "seed",
-    "replications",
-    "horizon_days",
-    "reference_utc_offset_hours",
-    "budget_total",
-    "feedback_bucket_minutes",
-    "arms",
-    "customers",
-    "taste_dims",
-    "persona_signal",
-    "taste_tail_dof",
-    "regions",
-    "age_band_shares",
-    "income_band_shares",
-    "category_rate_observable_loading",
-    "active_window_hours",
-    "voice_posts_per_year",
-    "patience_median_minutes",
-    "brands",
-    "category_purchases_per_year",
-    "category_rate_shape",
-    "dirichlet_s",
-    "price",
-    "gross_margin_share",
-    "email",
-    "sms",
-    "messaging",
-    "paid_social",
-    "affinity_click_beta",
-    "warmth_click_delta",
-    "fatigue_click_gamma",
-    "fatigue_unsubscribe_zeta",
-    "fatigue_time_constant_days",
-    "adstock_half_life_days",
-    "direct_purchase_per_click",
-    "pull_forward_share",
-    "count",
-    "production_cost",
-    "wave_every_days",
-    "first_wave_day",
-    "send_hour",
-    "send_in_local_time",
-    "channel",
-    "share",
-    "window_days",
-    *TOP_LEVEL_TABLES,
-}
+def _known_keys() -> set[str]:
+    """Every field name at any level of the schema (derived from it, so new fields are never 'unknown')."""
+    from masssim.scenario import field_names
+
+    keys: set[str] = set(TOP_LEVEL_TABLES)
+    for path in field_names():
+        keys.update(part.removesuffix("[]") for part in path.split("."))
+    return keys
+
+
+KNOWN_KEYS = _known_keys()
 
 NUMERIC_PATHS = [
     "population.customers",

@@ -112,7 +112,9 @@ def test_stop_rule_parsing() -> None:
 
 
 def test_sweep_cells_are_paired_and_resumable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from masssim import sweep as sweep_module
+    import sys
+
+    sweep_module = sys.modules["masssim.sweep"]  # masssim.sweep is also the name of the function
 
     scenario = small_scenario(replications=2, horizon_days=4, population={"customers": 2_000})
     grid = {"creatives.count": [2, 4], "population.persona_signal": [0.2, 0.8]}

@@ -6,6 +6,7 @@ Statistical claims are checked against theory with fixed seeds and tolerances de
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -57,13 +58,9 @@ def batch_means(values: np.ndarray, batches: int = 20) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rho", [0.2, 0.6])
-def test_observables_explain_share_rho_of_taste_variance(rho: float) -> None:
-    n, batches = 200_000, 20
-    pop = make(n, seed=11, persona_signal=rho)
-    design = np.column_stack([np.ones(n), pop.observables()]).astype(np.float64)
-    taste = pop.taste.astype(np.float64)
-    size = n // batches
+def _adjusted_r2_by_batch(design: np.ndarray, taste: np.ndarray, batches: int) -> np.ndarray:
+    """[batches, d]: adjusted R^2 of each topic regressed (least squares) on ``design`` in each batch."""
+    size = design.shape[0] // batches
     adjusted = np.empty((batches, taste.shape[1]))
     for b in range(batches):
         x, y = design[b * size : (b + 1) * size], taste[b * size : (b + 1) * size]
@@ -72,14 +69,38 @@ def test_observables_explain_share_rho_of_taste_variance(rho: float) -> None:
         tss = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
         # Adjusted R^2 removes the (rank - 1) / size degrees-of-freedom bias of the plain R^2.
         adjusted[b] = 1.0 - (rss / (size - rank)) / (tss / (size - 1))
-    mean, se = batch_means(adjusted, batches)
+    return adjusted
+
+
+@pytest.mark.parametrize(("rho", "crm_scores"), [(0.2, 0), (0.6, 0), (0.2, 4), (0.6, 4)])
+def test_observables_explain_share_rho_of_taste_variance(rho: float, crm_scores: int) -> None:
+    n, batches = 200_000, 20
+    pop = make(n, seed=11, persona_signal=rho, crm_scores=crm_scores)
+    e = pop.observables().astype(np.float64)
+    q_cat = len(pop.region_share) + len(pop.age_band_share) + len(pop.income_band_share)
+    assert e.shape == (n, q_cat + crm_scores)
+    taste = pop.taste.astype(np.float64)
+    # All observables (categorical dummies and CRM scores) explain share rho of every topic.
+    mean, se = batch_means(_adjusted_r2_by_batch(np.column_stack([np.ones(n), e]), taste, batches), batches)
     assert np.all(se < 0.01), se  # the check below has power against a wrong rho
     assert np.all(np.abs(mean - rho) < Z * se), (mean, se)
+    if crm_scores:
+        # The categorical dummies alone explain only their own part: rho times the share of Var(L e) that
+        # comes from the categorical columns (the scores are independent of them, so the parts add up).
+        loading = pop.taste_loading
+        score_part = (loading[:, q_cat:] ** 2).sum(axis=1)  # the scores' covariance block is the identity
+        expected = rho * (1.0 - score_part / pop.taste_scale**2)
+        design = np.column_stack([np.ones(n), e[:, :q_cat]])
+        mean, se = batch_means(_adjusted_r2_by_batch(design, taste, batches), batches)
+        assert np.all(np.abs(mean - expected) < Z * se), (mean, expected, se)
+        # The check has power: the scores carry a visible part of the signal on every topic.
+        assert np.all(expected < rho - 2 * Z * se), (expected, se)
 
 
-def test_taste_with_full_signal_is_the_scaled_loading_of_the_observables() -> None:
+@pytest.mark.parametrize("crm_scores", [0, 4])
+def test_taste_with_full_signal_is_the_scaled_loading_of_the_observables(crm_scores: int) -> None:
     n = 100_000
-    pop = make(n, seed=5, persona_signal=1.0)
+    pop = make(n, seed=5, persona_signal=1.0, crm_scores=crm_scores)
     expected = pop.observables().astype(np.float64) @ (pop.taste_loading / pop.taste_scale[:, None]).T
     np.testing.assert_allclose(pop.taste, expected, rtol=0, atol=1e-4)
     # s is computed analytically; each topic of L e / s then has unit variance in the sample too.
@@ -135,28 +156,86 @@ _ARRAYS = PER_CUSTOMER_ARRAYS
 
 
 def test_same_seed_same_population_different_seed_different() -> None:
-    a, b, c = make(5_000, seed=1), make(5_000, seed=1), make(5_000, seed=2)
+    a, b, c = (make(5_000, seed=seed, crm_scores=3) for seed in (1, 1, 2))
+    assert a.crm_scores.shape == (5_000, 3)
     for name in (*_ARRAYS, "taste_loading", "taste_scale"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    for name in ("taste", "category_rate", "brand_prob", "warmth", "taste_loading", "patience_minutes"):
+    for name in ("taste", "category_rate", "brand_prob", "warmth", "taste_loading", "patience_minutes", "crm_scores"):
         assert not np.array_equal(getattr(a, name), getattr(c, name)), name
     assert np.mean(a.region != c.region) > 0.5
 
 
 def test_first_customers_do_not_depend_on_population_size() -> None:
-    small = make(1_000, seed=3)
-    big = make(POPULATION_CHUNK + 10, seed=3)
+    # The CRM scores are drawn in blocks of rows; the prefix must not depend on where the blocks fall.
+    small = make(1_000, seed=3, crm_scores=3)
+    big = make(POPULATION_CHUNK + 10, seed=3, crm_scores=3)
     for name in _ARRAYS:
         np.testing.assert_array_equal(getattr(big, name)[:1_000], getattr(small, name), err_msg=name)
     np.testing.assert_array_equal(big.taste_loading, small.taste_loading)
     # The second chunk has a stream of its own.
-    assert not np.array_equal(big.taste[POPULATION_CHUNK:], big.taste[:10])
-    assert np.all(np.isfinite(big.taste[POPULATION_CHUNK:]))
+    for name in ("taste", "crm_scores"):
+        assert not np.array_equal(getattr(big, name)[POPULATION_CHUNK:], getattr(big, name)[:10]), name
+        assert np.all(np.isfinite(getattr(big, name)[POPULATION_CHUNK:])), name
 
 
-def test_memory_per_customer_is_small() -> None:
-    pop = make(10_000, taste_dims=8)
+# Per-array SHA-256 (first 16 hex digits) of a population generated with the code as it was before the CRM
+# scores existed (numpy 2.4.6). With crm_scores = 0 the population must stay byte-identical: new draws get
+# new sub-streams and come after the old ones. Should a numpy upgrade ever change one of its distribution
+# algorithms, the array that moved is named below; regenerate the hashes only after checking that cause.
+_HASHES_BEFORE_CRM_SCORES = {
+    "region": "13a455199bb7a63a",
+    "age_band": "e9fafc11e5acb1f8",
+    "income_band": "e161fe4cd741bd5e",
+    "optin": "d2d2a8e931f577b3",
+    "taste": "6dfe7a95b2f4f013",
+    "category_rate": "b4d995b47fb0e068",
+    "brand_prob": "f86842c2e8c47073",
+    "warmth": "21b58bddaaf96d18",
+    "active_start_hour": "9245f1cfbd30de35",
+    "active_hours": "2f3711712bf1e80d",
+    "voice_rate": "c0f822bf9947c31a",
+    "patience_minutes": "49b948f5629e4ede",
+    "taste_loading": "f4dfdfd808d08760",
+    "taste_scale": "3a5875d3088767fd",
+    "observables": "9548c64e16682191",
+}
+
+
+def _digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()[:16]
+
+
+def test_population_without_crm_scores_is_byte_identical_to_before_they_existed() -> None:
+    pop = make(2_000, taste_dims=3, persona_signal=0.4, category_rate_observable_loading=1.0, crm_scores=0)
+    assert pop.crm_scores.shape == (2_000, 0) and pop.crm_scores.dtype == np.float16
+    digests = {name: _digest(getattr(pop, name)) for name in _HASHES_BEFORE_CRM_SCORES if name != "observables"}
+    digests["observables"] = _digest(pop.observables())
+    changed = [name for name, h in _HASHES_BEFORE_CRM_SCORES.items() if digests[name] != h]
+    assert not changed, changed
+
+
+def test_crm_scores_change_taste_and_nothing_else() -> None:
+    # Under common random numbers, a sweep over crm_scores keeps every customer's demographics, opt-ins,
+    # buying and voice, and the categorical loadings: only the split of the persona signal moves.
+    a = make(20_000, seed=17, category_rate_observable_loading=1.5)
+    b = make(20_000, seed=17, category_rate_observable_loading=1.5, crm_scores=4)
+    for name in _ARRAYS:
+        if name not in ("taste", "crm_scores"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    q_cat = a.taste_loading.shape[1]
+    assert b.taste_loading.shape[1] == q_cat + 4
+    np.testing.assert_array_equal(b.taste_loading[:, :q_cat], a.taste_loading)
+    assert not np.array_equal(a.taste, b.taste)
+
+
+@pytest.mark.parametrize("crm_scores", [0, 16])
+def test_memory_per_customer_is_small(crm_scores: int) -> None:
+    pop = make(10_000, taste_dims=8, crm_scores=crm_scores)
     assert pop.brand_prob.shape[1] == 5
+    # 1 byte each for region, age, income, opt-ins, window start and length; 4 each for category rate,
+    # warmth, voice, patience; 4 per topic and per brand; 2 per CRM score (float16).
+    assert pop.nbytes_per_customer() == 22 + 4 * 8 + 4 * 5 + 2 * crm_scores
     assert pop.nbytes_per_customer() < 150.0
 
 
@@ -182,6 +261,41 @@ def test_observables_are_standardised_and_uninformative_columns_are_zero() -> No
     assert np.all(pop.age_band != 1)
     np.testing.assert_array_equal(pop.utc_offset_seconds(), np.full(n, 7200.0, dtype=np.float32))
     np.testing.assert_array_equal(pop.observables(np.arange(10, 20)), pop.observables()[10:20])
+
+
+def test_crm_scores_are_independent_standard_normals_that_join_the_observables() -> None:
+    n, m = 200_000, 4
+    pop = make(n, seed=18, crm_scores=m)
+    assert pop.crm_scores.dtype == np.float16 and pop.crm_scores.shape == (n, m)
+    e = pop.observables()
+    q_cat = e.shape[1] - m
+    np.testing.assert_array_equal(e[:, q_cat:], pop.crm_scores.astype(np.float32))
+    np.testing.assert_array_equal(pop.observables(slice(5, 9)), e[5:9])
+    x = pop.crm_scores.astype(np.float64)
+    # Mean 0 (se 1 / sqrt(n)), variance 1 (se sqrt(2 / n) for a normal), tail share of a normal.
+    assert np.all(np.abs(x.mean(axis=0)) < Z / math.sqrt(n)), x.mean(axis=0)
+    assert np.all(np.abs(x.var(axis=0) - 1.0) < Z * math.sqrt(2.0 / n)), x.var(axis=0)
+    tail = 2.0 * special.ndtr(-2.0)
+    assert np.all(np.abs((np.abs(x) > 2.0).mean(axis=0) - tail) < Z * math.sqrt(tail * (1.0 - tail) / n))
+    # Uncorrelated with each other and with the categorical columns: each correlation has se 1 / sqrt(n).
+    corr = np.asarray(np.corrcoef(np.column_stack([e[:, :q_cat].astype(np.float64), x]), rowvar=False))[:, q_cat:]
+    off_diagonal = corr[np.arange(q_cat + m)[:, None] != np.arange(q_cat, q_cat + m)[None, :]]
+    assert np.all(np.abs(off_diagonal) < Z / math.sqrt(n)), off_diagonal
+
+
+@pytest.mark.parametrize("crm_scores", [0, 4])
+def test_crm_scores_give_almost_every_customer_a_profile_of_its_own(crm_scores: int) -> None:
+    # Categorical observables alone give at most 4 x 5 x 4 = 80 distinct profiles, so no persona policy can
+    # form more than 80 segments. Two standard normals round to the same float16 with probability 1.1e-4,
+    # so four scores coincide with probability 1.6e-16 per pair: among 20,000 customers (2e8 pairs) every
+    # one has a vector of its own (a collision has probability below 1e-7) and k-means can form thousands.
+    n = 20_000
+    e = make(n, seed=19, crm_scores=crm_scores).observables()
+    distinct = np.unique(e, axis=0).shape[0]
+    if crm_scores:
+        assert distinct == n
+    else:
+        assert distinct <= 80
 
 
 def test_optin_shares_match_reach_by_age_band() -> None:
@@ -337,6 +451,7 @@ def small_worlds(draw: st.DrawFn) -> tuple[PopulationConfig, MarketConfig]:
         regions=regions,
         age_band_shares=_shares(draw, draw(st.integers(1, 5)), allow_zero=True),
         income_band_shares=_shares(draw, draw(st.integers(1, 4)), allow_zero=True),
+        crm_scores=draw(st.integers(0, 3)),
         category_rate_observable_loading=draw(st.floats(0.0, 2.0)),
         active_window_hours=draw(st.floats(1.0, 24.0)),
         voice_posts_per_year=draw(st.floats(0.0, 100.0)),
@@ -362,7 +477,7 @@ def test_any_small_world_is_well_formed(world: tuple[PopulationConfig, MarketCon
     assert p.shape == (n, len(market.brands))
     assert np.all(np.isfinite(p)) and np.all(p >= 0.0) and np.all(p <= 1.0)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
-    for name in ("taste", "warmth", "category_rate", "voice_rate", "patience_minutes"):
+    for name in ("taste", "warmth", "category_rate", "voice_rate", "patience_minutes", "crm_scores"):
         assert np.all(np.isfinite(getattr(pop, name))), name
     assert pop.taste.shape == (n, cfg.taste_dims)
     assert np.all(pop.category_rate >= 0.0) and np.all(pop.voice_rate >= 0.0)
@@ -374,5 +489,7 @@ def test_any_small_world_is_well_formed(world: tuple[PopulationConfig, MarketCon
     assert pop.active_start_hour.max() <= 23
     assert pop.active_hours.min() >= 1 and pop.active_hours.max() <= 24
     e = pop.observables()
-    assert e.shape == (n, len(cfg.regions) + len(cfg.age_band_shares) + len(cfg.income_band_shares))
+    q_cat = len(cfg.regions) + len(cfg.age_band_shares) + len(cfg.income_band_shares)
+    assert e.shape == (n, q_cat + cfg.crm_scores)
     assert np.all(np.isfinite(e))
+    assert pop.crm_scores.shape == (n, cfg.crm_scores) and pop.crm_scores.dtype == np.float16

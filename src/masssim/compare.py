@@ -9,6 +9,8 @@ A scenario with several arms contributes one compared strategy per arm ("variant
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,9 @@ from masssim.scenario import Scenario
 from masssim.stats import mean_ci, paired_difference
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")  # labels become file names: no '/' and no '..'
+
+
 @dataclass
 class Variant:
     label: str
@@ -46,6 +51,10 @@ def parse_variant(text: str, base: Scenario, *, source: str = "--variant") -> Va
     """``NAME:path=value[,path=value]`` -> a Variant of ``base`` (validated)."""
     name, sep, rest = text.partition(":")
     name = name.strip()
+    if name and not _LABEL.match(name):
+        raise ScenarioError(
+            "a variant name may use letters, digits, '_', '-' and '.' only", file=source, value=name
+        )
     if not sep or not name or not rest.strip():
         raise ScenarioError(
             "expected NAME:path=value[,path=value]",
@@ -104,7 +113,7 @@ class CompareResult:
                 return [rep[arm].metrics[metric] for rep in self.replications[i]]
         raise KeyError(label)
 
-    @property
+    @functools.cached_property
     def summary(self) -> dict[str, Any]:
         strategies = self.strategies()
         labels = [s[0] for s in strategies]
@@ -196,6 +205,8 @@ def compare(
         chosen.append(Variant("baseline", base_list[0]))
         if isinstance(variants, dict):
             for name, overrides in variants.items():
+                if not _LABEL.match(name):
+                    raise ScenarioError("a variant name may use letters, digits, '_', '-' and '.' only", value=name)
                 scenario = apply_overrides(base_list[0], overrides, source=f"variant {name}")
                 chosen.append(Variant(name, scenario, dict(overrides)))
         else:

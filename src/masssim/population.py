@@ -1,13 +1,14 @@
 """The customers (DESIGN §1.1): N rows of numpy arrays, generated in fixed-size chunks.
 
-What a marketer's CRM knows about customer i (region, age band, income band, channel opt-ins) is drawn from
-the configured shares. What the CRM does not know is drawn conditionally on it:
+What a marketer's CRM knows about customer i (region, age band, income band, channel opt-ins, and
+``crm_scores`` continuous scores such as engagement or propensity scores) is drawn from the configured
+shares and from the standard normal. What the CRM does not know is drawn conditionally on it:
 
 - latent taste ``theta_i = sqrt(rho) * L e_i / s + sqrt(1 - rho) * z_i`` over d topics, where ``e_i`` is the
-  standardised one-hot encoding of the observables, ``L`` a random d x q loading, ``s`` the exact per-topic
-  standard deviation of ``L e`` (so that part has unit variance) and ``z_i`` multivariate Student-t with
-  ``nu`` degrees of freedom scaled to unit variance. ``rho`` is the share of each topic's variance that the
-  observables explain;
+  standardised one-hot encoding of the categorical observables followed by the scores, ``L`` a random d x q
+  loading, ``s`` the exact per-topic standard deviation of ``L e`` (so that part has unit variance) and
+  ``z_i`` multivariate Student-t with ``nu`` degrees of freedom scaled to unit variance. ``rho`` is the share
+  of each topic's variance that the observables explain;
 - the NBD-Dirichlet of category buying (Goodhardt, Ehrenberg & Chatfield 1984): a Gamma category rate
   ``lambda_i`` (optionally shifted by the observables) and Dirichlet brand-choice probabilities ``p_i``;
 - a daily active window, a rate of posting about the brand, and patience.
@@ -17,6 +18,8 @@ Reproducibility: the population depends only on the seed sequence and the config
 has a sub-stream of its own (``_Draw``), so the first n customers of any population are the population of n
 customers: a draw's position in its stream never depends on how many customers there are. Draws shared by
 all customers (the loading ``L`` and the category-rate direction) come from ``chunk_sequence(seq, 0)``.
+Sub-streams and shared draws added later come after the existing ones, so a population without the new
+attribute (``crm_scores = 0``) is byte-identical to one generated before it existed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ POPULATION_CHUNK = 1 << 20
 WARMTH_CLIP = 1e-4  # p_i0 is clipped to [WARMTH_CLIP, 1 - WARMTH_CLIP] before its logit is taken
 VOICE_RATE_SHAPE = 0.5  # Gamma shape of the posting rate: most customers rarely post, a few post a lot
 PATIENCE_SIGMA = 1.0  # lognormal sigma of patience around its configured median
+CRM_SCORE_BLOCK = 1 << 16  # rows of CRM scores drawn at a time, bounds the float32 scratch of a chunk
 
 
 def _active_start_pmf() -> np.ndarray:
@@ -76,6 +80,7 @@ class _Draw(IntEnum):
     ACTIVE_LENGTH = 10
     VOICE = 11
     PATIENCE = 12
+    CRM_SCORES = 13
 
 
 # Arrays with one entry (or row) per customer, for nbytes_per_customer.
@@ -92,6 +97,7 @@ PER_CUSTOMER_ARRAYS = (
     "active_hours",
     "voice_rate",
     "patience_minutes",
+    "crm_scores",
 )
 
 
@@ -113,6 +119,12 @@ class Population:
     active_hours: np.ndarray  # uint8 [N] length of the window in hours, 1..24
     voice_rate: np.ndarray  # float32 [N] posts about the brand per year
     patience_minutes: np.ndarray  # float32 [N] minutes the customer waits for an answer
+    # float16 [N, m] CRM scores, standard normal. Half precision halves their memory (2 bytes per score, so 32
+    # bytes per customer at the maximum m = 16) and loses nothing that matters: a relative rounding error of
+    # at most 2^-11 (~0.05%, finer than any real CRM score; 3e-8 absolute below 6e-5, where float16 is
+    # subnormal), a variance change of 4e-8, and a range (+-65504) far beyond any normal draw. Taste is built
+    # from the stored, rounded values, so it is exactly linear in what policies see.
+    crm_scores: np.ndarray
     taste_loading: np.ndarray  # float64 [d, q] L
     taste_scale: np.ndarray  # float64 [d] s: per-topic standard deviation of L e
     region_share: np.ndarray  # float64 [n_regions] configured shares, standardise the encoding
@@ -122,12 +134,14 @@ class Population:
     warmth_logit_sd: float  # population standard deviation of logit(clip(p_i0)), divides it
 
     def observables(self, idx: Any = None) -> np.ndarray:
-        """float32 [n, q]: the standardised one-hot encoding e_i of (region, age band, income band).
+        """float32 [n, q]: the encoding e_i of (region, age band, income band) and the CRM scores.
 
-        Columns are the regions, then the age bands, then the income bands, in configuration order. Column k
-        of a block with configured shares p is ``(1[level = k] - p_k) / sqrt(p_k (1 - p_k))``, so each column
-        has mean 0 and variance 1 in the population; a column with p_k in {0, 1} carries no information
-        and is 0. ``idx`` selects customers (integer array, boolean mask or slice); None means all.
+        Columns are the regions, then the age bands, then the income bands, in configuration order, then the
+        m CRM scores. Column k of a categorical block with configured shares p is ``(1[level = k] - p_k) /
+        sqrt(p_k (1 - p_k))``, so each column has mean 0 and variance 1 in the population; a column with p_k
+        in {0, 1} carries no information and is 0. The scores are standard normal already (independent of
+        each other and of everything else) and are copied as they are. ``idx`` selects customers (integer
+        array, boolean mask or slice); None means all.
         """
         sel = slice(None) if idx is None else idx
         blocks = (
@@ -135,12 +149,14 @@ class Population:
             (self.age_band[sel], self.age_band_share),
             (self.income_band[sel], self.income_band_share),
         )
+        scores = self.crm_scores[sel]
         rows = len(blocks[0][0])
-        out = np.empty((rows, sum(len(p) for _, p in blocks)), dtype=np.float32)
+        out = np.empty((rows, sum(len(p) for _, p in blocks) + scores.shape[1]), dtype=np.float32)
         col = 0
         for codes, shares in blocks:
             out[:, col : col + len(shares)] = _encoding_table(shares).astype(np.float32)[codes]
             col += len(shares)
+        out[:, col:] = scores  # float16 -> float32 is exact
         return out
 
     def nbytes_per_customer(self) -> float:
@@ -173,9 +189,13 @@ def _encoding_table(shares: np.ndarray) -> np.ndarray:
     return (np.eye(len(shares)) - shares[None, :]) * _inverse_sd(shares)[None, :]
 
 
-def _encoding_covariance(blocks: list[np.ndarray]) -> np.ndarray:
-    """[q, q] exact covariance of the standardised encoding: diag(p) - p p^T per block, blocks independent."""
-    q = sum(len(p) for p in blocks)
+def _encoding_covariance(blocks: list[np.ndarray], n_scores: int = 0) -> np.ndarray:
+    """[q, q] exact covariance of the encoding, blocks independent.
+
+    The standardised ``diag(p) - p p^T`` for each categorical block, then an identity block for the
+    ``n_scores`` CRM scores (standard normal, independent of each other and of the categories).
+    """
+    q = sum(len(p) for p in blocks) + n_scores
     cov = np.zeros((q, q))
     col = 0
     for shares in blocks:
@@ -183,6 +203,7 @@ def _encoding_covariance(blocks: list[np.ndarray]) -> np.ndarray:
         inv = _inverse_sd(shares)
         cov[col : col + k, col : col + k] = (np.diag(shares) - np.outer(shares, shares)) * np.outer(inv, inv)
         col += k
+    cov[col:, col:] = np.eye(n_scores)
     return cov
 
 
@@ -250,15 +271,19 @@ def generate_population(
 
     Model choices beyond DESIGN §1.1 (also in docs/model.md):
 
-    - ``s`` is the exact standard deviation of each topic of ``L e`` (from the covariance of the encoding),
-      not a sample estimate. If no observable carries information (one level per block) the persona part
-      is zero and taste is ``z`` alone, so taste keeps unit variance.
+    - ``s`` is the exact standard deviation of each topic of ``L e`` (from the covariance of the encoding,
+      the CRM scores included), not a sample estimate. If no observable carries information (one level per
+      block and no CRM score) the persona part is zero and taste is ``z`` alone, so taste keeps unit variance.
+    - ``L`` is drawn as its categorical columns, then the category-rate direction, then the CRM-score
+      columns: the categorical loadings and the direction do not depend on ``crm_scores``.
     - ``z_i = g_i * sqrt((nu - 2) / chi2_i)``, g_i standard normal [d], chi2_i one chi-square(nu) per
       customer shared by its d topics: a multivariate t (uncorrelated, not independent topics) whose
       heavy-tailed customers are extreme on every topic at once.
     - The category rate is ``Gamma(K, M / K) * exp(b x_i) / E[exp(b x)]``, x_i the observables' score on a
       fixed random direction standardised to unit variance. The normaliser is the exact expectation over
-      the (discrete) observables, so the mean rate is M for every loading b.
+      the (discrete) observables, so the mean rate is M for every loading b. Only the categorical
+      observables enter x (demographics predict category use; the CRM scores are taste signals), so
+      ``crm_scores`` changes taste and nothing else: every other attribute is the same for any m.
     - Dirichlet draws are normalised Gamma(S share_j) draws. With tiny S every Gamma draw of a row can
       underflow to 0; such a row puts all its mass on one brand drawn by share, which is the Dirichlet's
       own limit as S -> 0.
@@ -279,13 +304,18 @@ def generate_population(
     age_share = _normalised(cfg.age_band_shares)
     income_share = _normalised(cfg.income_band_shares)
     blocks = [region_share, age_share, income_share]
-    q = sum(len(p) for p in blocks)
-    cov = _encoding_covariance(blocks)
+    n_scores = cfg.crm_scores
+    q_cat = sum(len(p) for p in blocks)
+    cov_cat = _encoding_covariance(blocks)
+    cov = _encoding_covariance(blocks, n_scores)
 
-    # Global draws, from the start of the stream (not chunked).
+    # Global draws, from the start of the stream (not chunked). The CRM-score loadings come last, so the
+    # other draws are the same whatever the number of scores.
     rng0 = streams.generator(streams.chunk_sequence(seq, 0))
-    loading = rng0.standard_normal((d, q))
-    direction = rng0.standard_normal(q)
+    loading = rng0.standard_normal((d, q_cat))
+    direction = rng0.standard_normal(q_cat)
+    if n_scores:
+        loading = np.hstack([loading, rng0.standard_normal((d, n_scores))])
 
     informative = bool(np.any(np.diag(cov) > 0))
     scale = np.sqrt(np.einsum("tq,qr,tr->t", loading, cov, loading))
@@ -297,7 +327,7 @@ def generate_population(
     # one row per block, so both are sums of table look-ups (no [N, q] matrix is ever built).
     taste_tables: list[np.ndarray] = []
     score_tables: list[np.ndarray] = []
-    score_sd = math.sqrt(float(direction @ cov @ direction))
+    score_sd = math.sqrt(float(direction @ cov_cat @ direction))
     col = 0
     for shares in blocks:
         k = len(shares)
@@ -306,6 +336,8 @@ def generate_population(
         score = enc @ direction[col : col + k]
         score_tables.append(score / score_sd if score_sd > 0 else np.zeros(k))
         col += k
+    # The persona part of the CRM scores: score j adds its value times row j of this [m, d] table.
+    score_weights = (math.sqrt(rho) * loading[:, q_cat:].T / scale[None, :]).astype(np.float32)
 
     b = cfg.category_rate_observable_loading
     # log E[exp(b x)], exact: x is a sum of independent per-block scores.
@@ -339,6 +371,7 @@ def generate_population(
         active_hours=np.empty(n, np.uint8),
         voice_rate=np.empty(n, np.float32),
         patience_minutes=np.empty(n, np.float32),
+        crm_scores=np.empty((n, n_scores), np.float16),
         taste_loading=loading,
         taste_scale=scale,
         region_share=region_share,
@@ -364,6 +397,7 @@ def generate_population(
             market=market,
             blocks=blocks,
             taste_tables=taste_tables,
+            score_weights=score_weights,
             rate_tables=rate_tables,
             log_mean_shift=log_mean_shift,
             rho=rho,
@@ -385,6 +419,7 @@ def _fill_chunk(
     market: MarketConfig,
     blocks: list[np.ndarray],
     taste_tables: list[np.ndarray],
+    score_weights: np.ndarray,
     rate_tables: list[np.ndarray],
     log_mean_shift: float,
     rho: float,
@@ -418,6 +453,22 @@ def _fill_chunk(
     taste *= (math.sqrt(1.0 - rho) * np.sqrt((nu - 2.0) / chi2)).astype(np.float32)[:, None]
     for table, code in zip(taste_tables, codes, strict=True):
         taste += table[code]
+
+    # CRM scores: standard normal, row-major, in blocks of rows (the same stream as one draw of the chunk).
+    # Their persona part uses the stored float16 values; one score column at a time, element-wise (no
+    # BLAS), so the result does not depend on the machine's BLAS or thread count.
+    n_scores = score_weights.shape[0]
+    if n_scores:
+        score_rng = rng(_Draw.CRM_SCORES)
+        for b_lo in range(0, m, CRM_SCORE_BLOCK):
+            b_hi = min(b_lo + CRM_SCORE_BLOCK, m)
+            block = score_rng.standard_normal((b_hi - b_lo, n_scores), dtype=np.float32)
+            stored = pop.crm_scores[lo + b_lo : lo + b_hi]
+            stored[:] = block  # rounds to the nearest float16
+            block[:] = stored
+            rows = taste[b_lo:b_hi]
+            for j in range(n_scores):
+                rows += block[:, j : j + 1] * score_weights[j]
 
     # Category rate: Gamma(K, M / K) times the normalised observable multiplier.
     k_shape = market.category_rate_shape

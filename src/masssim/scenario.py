@@ -68,6 +68,12 @@ class PopulationConfig(_Model):
         max_length=16,
         description="shares of income bands, lowest first",
     )
+    crm_scores: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="continuous CRM signals per customer (standard normal scores) that join the observables",
+    )
     category_rate_observable_loading: float = Field(
         0.0,
         ge=0.0,

@@ -146,6 +146,7 @@ class ArmSimulation:
             opens=self.state.opens,
             clicks=self.state.clicks,
             latent_taste=pop.taste if reads_latent else None,
+            continuous_observables=int(pop.crm_scores.shape[1]) if pop.crm_scores.ndim == 2 else 0,
             declared_row=world.declared_row,
             declared_taste=world.declared_taste,
         )

@@ -40,6 +40,7 @@ class CustomerView:
     opens: np.ndarray  # uint16 recorded opens so far (pre-fetch inflated where the channel does that)
     clicks: np.ndarray  # uint16 clicks so far
     latent_taste: np.ndarray | None = None  # only for policies that declare reads_latent_taste
+    continuous_observables: int = 0  # trailing columns of observables() that are continuous CRM scores
     # Declared taste (zero-party data: a preference centre now, conversations later), stored sparsely:
     # customer i declared iff declared_row[i] >= 0, and then theta_hat_i = declared_taste[declared_row[i]]
     # = theta_i + N(0, sigma_decl^2) per topic. Both None when nobody has declared anything.

@@ -216,22 +216,77 @@ class OraclePolicy(PolicyBase):
 def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
     """Assign every customer to one of at most k personas by k-means on the observables.
 
-    Observables are categorical, so customers share a finite set of profiles. k-means (k-means++ start)
-    runs on a random sample of customers; each profile then goes to its nearest centroid. When k is at
-    least the number of distinct profiles, each profile is its own persona. Returns the segment of each
-    customer (int32) and the number of non-empty segments.
+    Returns the segment of each customer (int32) and the number of non-empty segments.
+
+    With only categorical observables customers share a finite set of profiles: k-means (k-means++ start)
+    runs on a random sample and each profile goes to its nearest centroid; when k is at least the number
+    of profiles, each profile is its own persona. With continuous CRM scores every customer is distinct, so
+    personas can be as many as asked (up to 1:1): a two-level k-means tree (sqrt(k) coarse clusters, each
+    split in proportion to its size) keeps assigning N customers to 10^4 personas at N x 2 sqrt(k)
+    distance computations instead of N x k.
     """
     view = world.customers
+    if view.continuous_observables > 0:
+        return _cluster_customers(world, k, sample)
     profile = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
     profiles, first_index, inverse = np.unique(profile, return_index=True, return_inverse=True)
     if k >= profiles.shape[0]:
         return inverse.astype(np.int32), int(profiles.shape[0])
     pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
     points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
-    seed = int(world.rng.integers(0, 2**31 - 1))
-    centroids, _ = kmeans2(points, k, minit="++", seed=np.random.default_rng(seed))
-    profile_points = np.asarray(view.observables(first_index), dtype=np.float64)
-    distance = ((profile_points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    nearest = np.argmin(distance, axis=1)
+    centroids, _ = kmeans2(points, k, minit="++", seed=_kmeans_seed(world))
+    nearest = _nearest(np.asarray(view.observables(first_index), dtype=np.float64), centroids)
     used, relabel = np.unique(nearest, return_inverse=True)
     return relabel[inverse].astype(np.int32), int(used.shape[0])
+
+
+ASSIGN_CHUNK = 1 << 16
+
+
+def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
+    return np.random.default_rng(int(world.rng.integers(0, 2**31 - 1)))
+
+
+def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid of each point (squared Euclidean), via one matrix product."""
+    cross = points @ centroids.T
+    return np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * cross, axis=1)
+
+
+def _cluster_customers(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
+    view = world.customers
+    k = min(k, view.n)
+    size = min(view.n, max(sample, 20 * k))  # about twenty sampled customers per persona
+    pick = np.sort(world.rng.choice(view.n, size=size, replace=False))
+    points = np.asarray(view.observables(pick), dtype=np.float64)
+    k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
+    coarse, coarse_label = kmeans2(points, k1, minit="++" if k1 <= 20 else "points", seed=_kmeans_seed(world))
+    # Split each coarse cluster into a number of personas proportional to its share of the sample.
+    sizes = np.bincount(coarse_label, minlength=k1)
+    split = np.maximum(1, np.floor(sizes / max(1, size) * k).astype(int))
+    split = np.minimum(split, np.maximum(sizes, 1))
+    fine: list[np.ndarray] = []
+    for c in range(k1):
+        members = points[coarse_label == c]
+        if members.shape[0] == 0:
+            fine.append(coarse[c : c + 1])
+        elif split[c] == 1 or members.shape[0] <= split[c]:
+            fine.append(members.mean(axis=0, keepdims=True) if split[c] == 1 else members)
+        else:
+            # k-means++ seeding costs O(points x k^2) in scipy; for many small personas random points are a
+            # good enough start and keep 10^4 personas to seconds.
+            start = "++" if split[c] <= 20 else "points"
+            centres, _ = kmeans2(members, int(split[c]), minit=start, seed=_kmeans_seed(world), iter=5)
+            fine.append(centres)
+    offsets = np.concatenate(([0], np.cumsum([f.shape[0] for f in fine])))
+    segment = np.empty(view.n, np.int64)
+    for lo in range(0, view.n, ASSIGN_CHUNK):
+        block = np.asarray(view.observables(slice(lo, lo + ASSIGN_CHUNK)), dtype=np.float64)
+        top = _nearest(block, coarse)
+        out = np.empty(block.shape[0], np.int64)
+        for c in np.unique(top).tolist():
+            rows = top == c
+            out[rows] = offsets[c] + _nearest(block[rows], fine[c])
+        segment[lo : lo + block.shape[0]] = out
+    used, relabel = np.unique(segment, return_inverse=True)
+    return relabel.astype(np.int32), int(used.shape[0])

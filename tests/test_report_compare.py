@@ -1,0 +1,246 @@
+"""The HTML reports of ``masssim compare`` and ``masssim sweep``: standalone, offline, escaped, complete.
+
+Inputs are built with the real compare and sweep code on tiny scenarios, so the module takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plotly.offline import get_plotlyjs
+
+import masssim
+from masssim.compare import compare
+from masssim.narrative import read_summary
+from masssim.report_compare import render_comparison, render_sweep
+from masssim.sweep import load_sweep, sweep
+
+FIGURE_DIV = 'class="plotly-graph-div"'
+EVIL = '<script>alert(1)</script> & "quotes"'
+EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"
+VARIANTS = ["more_signal:population.persona_signal=0.8", "oracle:arms.b.policy=oracle"]
+
+
+def _base(replications: int = 2, **overrides: Any) -> masssim.Scenario:
+    data: dict[str, Any] = {
+        "name": "t",
+        "seed": 1,
+        "replications": replications,
+        "horizon_days": 5,
+        "population": {"customers": 3000},
+        "arms": [{"name": "b", "policy": "broadcast"}],
+    }
+    data.update(overrides)
+    return masssim.scenario_from_dict(data)
+
+
+def _without_library(page: str) -> str:
+    js = get_plotlyjs()
+    assert page.count(js) == 1, "plotly.js must be embedded exactly once"
+    return page.replace(js, "")
+
+
+def _assert_offline(page: str) -> str:
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<meta charset="utf-8">' in page
+    rest = _without_library(page)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, flags=re.IGNORECASE)
+    assert not re.search(r"<link\b", rest, flags=re.IGNORECASE)
+    assert "@import" not in rest
+    assert "http://" not in rest
+    assert "https://" not in rest
+    # One script for the library, one per chart: nothing else runs.
+    assert page.lower().count("<script") == 1 + page.count("Plotly.newPlot")
+    return rest
+
+
+def _headings(page: str) -> list[str]:
+    return re.findall(r"<h2>(.*?)</h2>", page)
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@pytest.fixture(scope="module")
+def comparison() -> tuple[dict[str, Any], str]:
+    summary = compare(_base(), variants=VARIANTS).summary
+    return summary, render_comparison(summary)
+
+
+def test_comparison_is_standalone_and_offline(comparison: tuple[dict[str, Any], str]) -> None:
+    _, page = comparison
+    _assert_offline(page)
+
+
+def test_comparison_names_every_strategy_and_section(comparison: tuple[dict[str, Any], str]) -> None:
+    summary, page = comparison
+    for label, info in summary["variants"].items():
+        assert f"<b>{label}</b>" in page
+        assert f"<code>{info['policy']}</code>" in page
+    assert "<code>population.persona_signal=0.8</code>" in page
+    assert '<b>baseline</b><span class="tag">baseline</span>' in page
+    assert _headings(page) == [
+        "What was compared",
+        "What this comparison says",
+        "Key figures",
+        "Each strategy on its own",
+        "Compared with the baseline",
+    ]
+    for sentence in read_summary(summary):
+        assert f"<li>{html.escape(sentence)}</li>" in page
+    for metric in (
+        "incremental_profit",
+        "incremental_revenue",
+        "incremental_revenue_true",
+        "cost_total",
+        "roi",
+        "click_rate",
+        "attributed_purchases",
+        "incremental_purchases_true",
+    ):
+        assert f"<code>{metric}</code>" in page
+    assert "95% CI" in page
+    assert "paired" in page
+    assert "if the two sets of runs were treated as independent" in page
+    # more_signal changes the population, which the pairing note points out.
+    assert "changes the population settings" in page
+
+
+def test_comparison_charts_have_error_bars_and_verdicts(comparison: tuple[dict[str, Any], str]) -> None:
+    summary, page = comparison
+    # the per-strategy intervals and the paired differences
+    assert page.count(FIGURE_DIV) == 2
+    assert page.count("Plotly.newPlot") == 2
+    rest = _without_library(page)
+    assert "arrayminus" in rest
+    # Every verdict that occurs has its legend entry, and only those do.
+    legend = {
+        (True, True): "Clearly better than the baseline (95% CI above zero)",
+        (True, False): "Clearly worse than the baseline (95% CI below zero)",
+        (False, True): "Could be chance (95% CI includes zero)",
+        (False, False): "Could be chance (95% CI includes zero)",
+    }
+    expected = {
+        legend[(bool(d["excludes_zero"]), d["mean"] > 0)]
+        for diffs in summary["differences_vs_baseline"].values()
+        for metric, d in diffs.items()
+        if metric in ("incremental_profit", "incremental_revenue", "click_rate")
+    }
+    assert {text for text in set(legend.values()) if text in rest} == expected
+    assert "No interval (one replication)" not in rest
+
+
+def test_comparison_escapes_user_text() -> None:
+    # compare() refuses such a label (labels become file names), so put it into a real summary by hand:
+    # the report must escape whatever it is given.
+    summary = dict(compare(_base(), variants={"two": {"creatives.count": 2}}, baseline="baseline").summary)
+    for key in ("arms", "differences_vs_baseline", "variants"):
+        summary[key] = {EVIL if label == "two" else label: value for label, value in summary[key].items()}
+    page = render_comparison(summary)
+    assert "<script>alert(1)</script>" not in page
+    assert EVIL_ESCAPED in page
+    _assert_offline(page)
+
+
+def test_comparison_with_one_replication_has_no_error_bars() -> None:
+    summary = compare(_base(replications=1), variants=VARIANTS).summary
+    assert summary["arms"]["oracle"]["incremental_profit"]["ci_low"] is None
+    page = render_comparison(summary)
+    rest = _assert_offline(page)
+    assert page.count(FIGURE_DIV) == 2
+    assert "arrayminus" not in rest
+    assert "no interval (one replication)" in page
+    assert "single replication" in page
+    assert "No interval (one replication)" in rest  # the legend of the differences chart
+
+
+def test_comparison_of_two_scenarios_with_a_named_baseline() -> None:
+    a = _base(name="first", arms=[{"name": "b", "policy": "broadcast"}, {"name": "o", "policy": "oracle"}])
+    b = _base(name="second")
+    summary = compare([a, b], baseline="first/o").summary
+    page = render_comparison(summary)
+    _assert_offline(page)
+    for label in ("first/b", "first/o", "second"):
+        assert label in page
+    assert "Compared with the baseline (first/o)" in page
+
+
+def test_compare_save_writes_the_report(tmp_path: Path) -> None:
+    result = compare(_base(), variants=VARIANTS[:1])
+    directory = result.save(tmp_path, run_id="check")
+    text = (directory / "report.html").read_text(encoding="utf-8")
+    assert text.count(FIGURE_DIV) == 2
+    assert "more_signal" in text
+
+
+# ---------------------------------------------------------------- sweep
+
+SWEEP_FIGURES = 5  # incremental profit, incremental revenue, cost, click rate, truly extra purchases
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, masssim.Scenario, str]:
+    base = _base(
+        description=f"Creatives sweep {EVIL}",
+        arms=[{"name": "b", "policy": "broadcast"}, {"name": "o", "policy": "oracle"}],
+    )
+    result = sweep(
+        base, {"creatives.count": [1, 4, 32], "schedule.channel": ["email", "sms"]}, out=tmp_path_factory.mktemp("s")
+    )
+    return result, base, (result.directory / "report.html").read_text(encoding="utf-8")
+
+
+def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masssim.Scenario, str]) -> None:
+    result, base, page = swept
+    rest = _assert_offline(page)
+    assert "<script>alert(1)</script>" not in page
+    assert EVIL_ESCAPED in page
+    assert f"<h1>{base.name}: sweep</h1>" in page
+    assert _headings(page) == ["The grid", "How the results change across the grid", "All cells"]
+    assert page.count(FIGURE_DIV) == SWEEP_FIGURES
+    assert "arrayminus" not in rest  # bands, not error bars
+    assert '"fill":"tonexty"' in rest
+    for path in result.grid:
+        assert f"<code>{path}</code>" in page
+    for arm in ("b", "o"):
+        assert f"<td><b>{arm}</b></td>" in page
+    # one table row per cell and arm, and one best cell per line (arm x channel)
+    assert page.count("<tr><td>") >= len(result.cells) * 2
+    assert page.count('<span class="tag">best of its line</span>') == 4
+    # 1 to 32 spans more than a factor of 20: log axis, said in words
+    assert '"type":"log"' in rest
+    assert "logarithmic" in page
+
+
+def test_sweep_report_matches_render_sweep(swept: tuple[Any, masssim.Scenario, str]) -> None:
+    result, base, page = swept
+    again = load_sweep(result.directory)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    # the same page from the cells read back from disk (plotly gives every chart a random div id)
+    assert uuid.sub("id", render_sweep(again.grid, again.cells, base)) == uuid.sub("id", page)
+
+
+def test_sweep_with_text_values_uses_categories_and_one_replication_has_no_band(tmp_path: Path) -> None:
+    base = _base(replications=1)
+    result = sweep(base, {"schedule.channel": ["email", "sms"], "creatives.count": [1, 2]}, out=tmp_path)
+    page = (result.directory / "report.html").read_text(encoding="utf-8")
+    rest = _assert_offline(page)
+    assert page.count(FIGURE_DIV) == SWEEP_FIGURES
+    assert '"type":"category"' in rest
+    assert "are not all numbers" in page
+    assert "single replication" in page
+    assert "tonexty" not in rest
+    assert "arrayminus" not in rest
+    assert "no interval (one replication)" in page
+    assert '"type":"log"' not in rest
+
+
+def test_sweep_with_no_finished_cells_renders() -> None:
+    page = render_sweep({"creatives.count": [1, 2]}, [], _base())
+    _assert_offline(page)
+    assert page.count(FIGURE_DIV) == 0
+    assert "nothing to chart" in page
