@@ -156,3 +156,34 @@ def test_every_gallery_scenario_validates_and_has_a_description() -> None:
 def test_help_exits_zero() -> None:
     proc = masssim("--help")
     assert proc.returncode == 0 and "run" in proc.stdout
+
+
+def test_compare_command(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = masssim(
+        "compare", str(small), "--variant", "signal:population.persona_signal=0.9", "--out", str(out), "-r", "3"
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (out / "cli_small").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["arms"]) == {"baseline/broadcast", "baseline/personas", "signal/broadcast", "signal/personas"}
+    assert (run / "report.html").is_file() and (run / "variants" / "signal.toml").is_file()
+    assert "signal/personas" in proc.stdout
+    bad = masssim("compare", str(small), "--variant", "x:population.persona_signal=7", "--out", str(out))
+    assert_one_line_error(bad, "--variant x", "population.persona_signal")
+    assert_one_line_error(masssim("compare", str(small), "--out", str(out)), "nothing to compare")
+    assert_one_line_error(masssim("compare", str(small), "--variant", "a/b:seed=1"), "variant name")
+
+
+def test_sweep_command_resumes(small: Path, tmp_path: Path) -> None:
+    args = ["sweep", str(small), "--param", "creatives.count=2,3", "--out", str(tmp_path), "-r", "2", "-s", "5"]
+    first = masssim(*args)
+    assert first.returncode == 0, first.stderr
+    assert "2 computed now, 0 resumed" in first.stdout
+    again = masssim(*args)
+    assert again.returncode == 0 and "0 computed now, 2 resumed" in again.stdout
+    (directory,) = (tmp_path / "cli_small").iterdir()
+    assert (directory / "sweep.csv").is_file() and (directory / "report.html").is_file()
+    assert_one_line_error(masssim("sweep", str(small), "--param", "creatives.count"), "path=value")
+    assert_one_line_error(masssim("sweep", str(small)), "nothing to sweep")
+    assert_one_line_error(masssim("run", str(small), "--until", "clicks"), "--until")
