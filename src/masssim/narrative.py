@@ -80,3 +80,89 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
             f"clicks but only {caused} were truly incremental, because many clickers would have bought anyway."
         )
     return lines
+
+
+def read_sweep(
+    grid: dict[str, list[Any]], cells: list[dict[str, Any]], metric: str = "incremental_profit"
+) -> list[str]:
+    """Sentences that read a sweep: where ``metric`` peaks along the first swept parameter, for each arm and
+    combination of the other parameters, and whether the peak beats both ends (paired 95% CIs: every cell
+    uses the same seeds, so replication r of one cell pairs with replication r of another)."""
+    from masssim.stats import paired_difference, welch_difference
+
+    if not grid or not cells:
+        return []
+    first = next(iter(grid))
+    others = [p for p in grid if p != first]
+    lines: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for cell in cells:
+        for arm in cell["arms"]:
+            key = (arm, *(repr(cell["overrides"][p]) for p in others))
+            lines.setdefault(key, []).append(cell)
+    out: list[str] = []
+    name = metric.replace("_", " ")
+    for key, unordered in lines.items():
+        arm = key[0]
+        if len(unordered) < 2:
+            continue
+        members = sorted(unordered, key=lambda c: grid[first].index(c["overrides"][first]))
+        stats = [c["arms"][arm][metric] for c in members]
+        best = max(range(len(members)), key=lambda i: stats[i]["mean"])
+        where = ", ".join(f"{p} = {members[0]['overrides'][p]}" for p in others)
+        label = f"'{arm}'" + (f" ({where})" if where else "")
+        value = members[best]["overrides"][first]
+        sentence = f"For {label}, {name} is highest at {first} = {value}: {_ci(stats[best])}"
+        ends = [i for i in (0, len(members) - 1) if i != best]
+        verdicts = []
+        for i in ends:
+            a, b = stats[best].get("values") or [], stats[i].get("values") or []
+            diff: dict[str, Any] = (
+                paired_difference(a, b) if len(a) == len(b) and len(a) > 1 else welch_difference(a, b)
+            )
+            low, high = diff.get("ci_low"), diff.get("ci_high")
+            clear = low is not None and high is not None and (low > 0 or high < 0)
+            verdicts.append(
+                f"{_ci(diff)} more than at {first} = {members[i]['overrides'][first]}"
+                + (" (clear: the 95% CI excludes zero)" if clear else " (not clearly different)")
+            )
+        if verdicts:
+            sentence += "; that is " + " and ".join(verdicts)
+        if 0 < best < len(members) - 1:
+            sentence += ". The peak is inside the range: both fewer and more lose."
+        else:
+            sentence += ". The best value is at the edge of the range: extend the sweep to see where it turns."
+        out.append(sentence)
+    return out
+
+
+def read_sweep_arms(
+    grid: dict[str, list[Any]], cells: list[dict[str, Any]], metric: str = "incremental_profit"
+) -> list[str]:
+    """For sweeps with several arms: in which cells each arm clearly beats or loses to the baseline arm
+    (paired 95% CI of the difference excludes zero), and where they cannot be told apart."""
+    if not cells:
+        return []
+    out: list[str] = []
+    arms = list(cells[0].get("differences_vs_baseline", {}))
+    baseline = next(iter(cells[0]["arms"]))
+    name = metric.replace("_", " ")
+    for arm in arms:
+        wins: list[str] = []
+        losses: list[str] = []
+        ties: list[str] = []
+        for cell in cells:
+            diff = cell["differences_vs_baseline"][arm][metric]
+            where = ", ".join(f"{p} = {cell['overrides'][p]}" for p in grid)
+            if diff.get("excludes_zero"):
+                (wins if diff["mean"] > 0 else losses).append(where)
+            else:
+                ties.append(where)
+        parts = []
+        if wins:
+            parts.append(f"beats '{baseline}' on {name} at {'; '.join(wins)}")
+        if losses:
+            parts.append(f"loses to it at {'; '.join(losses)}")
+        if ties:
+            parts.append(f"cannot be told apart from it at {'; '.join(ties)}")
+        out.append(f"'{arm}' " + ", ".join(parts) + " (paired 95% CIs).")
+    return out

@@ -21,7 +21,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from masssim.metrics import REGISTRY
-from masssim.narrative import money, read_summary
+from masssim.narrative import money, read_summary, read_sweep, read_sweep_arms
 from masssim.overrides import _show
 from masssim.report import (
     CSS,
@@ -813,6 +813,15 @@ def render_sweep(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base: 
     if not arms:
         arms = [arm.name for arm in base.arms]
     sections = [_sweep_header(grid, cells, base, arms)]
+    findings = read_sweep(grid, cells) + read_sweep_arms(grid, cells)
+    if findings:
+        items = "".join(f"<li>{_esc(line)}</li>" for line in findings)
+        sections.append(
+            "<section><h2>What this sweep says</h2>"
+            '<p class="explain">Every cell used the same simulated customers and purchase occasions, so cells are '
+            "compared replication by replication (paired 95% confidence intervals).</p>"
+            f'<ul class="findings">{items}</ul></section>'
+        )
     if grid and cells:
         lines = _Lines(grid, cells, arms)
         sections += [_sweep_charts(grid, lines, cells), _sweep_table(grid, cells, lines)]

@@ -56,7 +56,9 @@ def relative_halfwidth(summary: dict[str, float | int | None]) -> float:
     return abs(float(half) / float(mean))
 
 
-def welch_difference(a: Sequence[float] | Any, b: Sequence[float] | Any, confidence: float = CONFIDENCE) -> dict[str, Any]:
+def welch_difference(
+    a: Sequence[float] | Any, b: Sequence[float] | Any, confidence: float = CONFIDENCE
+) -> dict[str, Any]:
     """Difference of means of two independent samples with Welch's t interval: what a comparison would
     report if its runs were not paired."""
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
