@@ -66,6 +66,14 @@ _METRICS: tuple[Metric, ...] = (
         "paid contacts refused because the audience was below the minimum",
     ),
     Metric("creatives_used", "creatives", "distinct creatives put into use (each pays its production cost)"),
+    Metric("fanatics", "customers", "treated customers among the top share by taste strength |theta| (diagnostics)"),
+    Metric("fanatic_sends", "messages", "sends to fanatics (diagnostics)"),
+    Metric(
+        "fanatic_sends_matched",
+        "messages",
+        "sends to fanatics of the catalogue creative that fits their taste best (diagnostics)",
+    ),
+    Metric("fanatic_clicks", "clicks", "clicks by fanatics (diagnostics)"),
     Metric("purchases_treated", "purchases", "purchases of our brand by treated customers", in_timeseries=True),
     Metric("purchases_holdout", "purchases", "purchases of our brand by holdout customers", in_timeseries=True),
     Metric(
@@ -118,6 +126,13 @@ _METRICS: tuple[Metric, ...] = (
     Metric("read_rate", "share", "reads / delivered", "derived"),
     Metric("click_rate", "share", "clicks / delivered", "derived"),
     Metric("unsubscribe_rate", "share", "unsubscribes / delivered", "derived"),
+    Metric(
+        "fanatic_match_rate",
+        "share",
+        "fanatic_sends_matched / fanatic_sends: how often a fanatic got the creative made for someone like them",
+        "derived",
+    ),
+    Metric("fanatic_click_rate", "share", "fanatic_clicks / fanatic_sends", "derived"),
     Metric(
         "attribution_overstatement",
         "ratio",
@@ -172,6 +187,8 @@ def derive(
     t["read_rate"] = _ratio(t["reads"], t["delivered"])
     t["click_rate"] = _ratio(t["clicks"], t["delivered"])
     t["unsubscribe_rate"] = _ratio(t["unsubscribes"], t["delivered"])
+    t["fanatic_match_rate"] = _ratio(t["fanatic_sends_matched"], t["fanatic_sends"])
+    t["fanatic_click_rate"] = _ratio(t["fanatic_clicks"], t["fanatic_sends"])
     t["attribution_overstatement"] = _ratio(t["attributed_purchases"], t["incremental_purchases_true"])
     return {name: float(t[name]) for name in ALL}
 

@@ -66,6 +66,19 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
         else:
             verdict = "is not distinguishable from it with this many replications (the 95% CI includes zero)"
         lines.append(f"Against '{baseline}', '{arm}' {verdict}: paired difference in incremental profit {_ci(d)}.")
+    fanatic_arms = [arm for arm in arms if arms[arm].get("fanatics", {}).get("mean", 0) > 0]
+    if fanatic_arms:
+        count_fanatics = count(arms[fanatic_arms[0]]["fanatics"]["mean"])
+        parts = [
+            f"'{arm}' {100 * arms[arm]['fanatic_match_rate']['mean']:.0f}% "
+            f"(click rate {100 * arms[arm]['fanatic_click_rate']['mean']:.1f}%)"
+            for arm in fanatic_arms
+        ]
+        lines.append(
+            f"Fanatics (the {count_fanatics} treated customers with the strongest taste): the share of messages "
+            "to them that carried the creative fitting their taste best was " + "; ".join(parts) + ". "
+            "A persona is an average, and an average points away from its most extreme members."
+        )
     over = [
         arm
         for arm in arms

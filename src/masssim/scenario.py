@@ -354,6 +354,17 @@ class AttributionConfig(_Model):
     window_days: float = Field(7.0, gt=0.0, le=365.0, description="a purchase this soon after a click is attributed")
 
 
+class DiagnosticsConfig(_Model):
+    """Measurements only a simulator can make (it knows latent taste); they never change the outcome."""
+
+    fanatic_top_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="customers with the strongest taste (top share by |theta|) tracked as fanatics; 0 = off",
+    )
+
+
 class Arm(BaseModel):
     """One targeting strategy run on the population; its extra keys are the policy's parameters."""
 
@@ -390,6 +401,7 @@ class Scenario(_Model):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     arms: list[Arm] = Field(default_factory=_default_arms, min_length=1, max_length=64)
     sweep: dict[str, list[Any]] | None = Field(
         None, description="parameter grid for `masssim sweep`: dotted path -> list of values"

@@ -59,6 +59,34 @@ class _Schedule:
         return order, self.starts[sorted_group] + rank * self.spacing_s
 
 
+@dataclass
+class Fanatics:
+    """Diagnostics: treated customers whose taste is strongest (top share by |theta|), with the affinity of
+    the catalogue creative that fits each best. Only the engine sees this; it changes no outcome."""
+
+    ids: np.ndarray  # sorted customer indices
+    best_affinity: np.ndarray  # float32, max over the starting catalogue of theta . phi
+
+    def locate(self, customer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of ``customer`` that are fanatics, their positions in ``ids``)."""
+        pos = np.searchsorted(self.ids, customer)
+        pos = np.minimum(pos, max(self.ids.shape[0] - 1, 0))
+        hit = np.flatnonzero(self.ids[pos] == customer) if self.ids.shape[0] else np.empty(0, np.int64)
+        return hit, pos[hit]
+
+
+def find_fanatics(
+    population: Population, contactable: np.ndarray, catalogue: Catalogue, top_share: float
+) -> Fanatics | None:
+    if top_share <= 0:
+        return None
+    norm = np.linalg.norm(population.taste, axis=1)
+    threshold = np.quantile(norm, 1.0 - top_share)
+    ids = np.flatnonzero((norm >= threshold) & contactable)
+    best = (population.taste[ids] @ catalogue.directions.T).max(axis=1).astype(np.float32)
+    return Fanatics(ids=ids, best_affinity=best)
+
+
 class PlanError(RuntimeError):
     """A policy returned a malformed plan (a bug in the policy, not in the user's scenario)."""
 
@@ -111,6 +139,8 @@ class OutboundSender:
         pending: PendingEvents,
         recorder: Recorder,
         rng: np.random.Generator,
+        *,
+        fanatics: Fanatics | None = None,
     ) -> None:
         self.scenario = scenario
         self.population = population
@@ -133,6 +163,9 @@ class OutboundSender:
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
         self.report_deliveries = True  # queue a "delivered" event per delivery for the policy
+        self.fanatics = fanatics
+        if fanatics is not None:
+            recorder.add("fanatics", fanatics.ids.shape[0])
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
@@ -264,6 +297,21 @@ class OutboundSender:
             state.sends[block_customer] = sends + (sends < 65_535)
             self._respond(c, cfg, block_customer, block_creative, departure)
 
+    def _fanatic_diagnostics(self, customer: np.ndarray, creative: np.ndarray, clicked: np.ndarray) -> None:
+        """Count sends to fanatics, those of a creative at least as fitting as the catalogue's best for
+        them, and their clicks (counted when drawn, with the send: a diagnostic, not a timed event)."""
+        fanatics = self.fanatics
+        assert fanatics is not None
+        rows, pos = fanatics.locate(customer)
+        if rows.shape[0]:
+            sent = np.einsum(
+                "ij,ij->i", self.population.taste[customer[rows]], self.catalogue.directions[creative[rows]]
+            )
+            self.recorder.add("fanatic_sends", rows.shape[0])
+            self.recorder.add("fanatic_sends_matched", int((sent >= fanatics.best_affinity[pos] - 1e-5).sum()))
+        hit, _ = fanatics.locate(clicked)
+        self.recorder.add("fanatic_clicks", hit.shape[0])
+
     def _spend(self, amount: float) -> None:
         self.channels.spent += amount
         if self.channels.budget_left is not None:
@@ -392,6 +440,8 @@ class OutboundSender:
         click = v < p_click
         click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
         self.pending.add("click", r_cust[click], r_creative[click], r_channel[click], click_at)
+        if self.fanatics is not None:
+            self._fanatic_diagnostics(customer, creative, r_cust[click])
 
         # Recorded opens also include pre-fetch of delivered-but-unread messages (mail privacy features).
         # Rows with bound <= u < delivery_rate are unread and delivered, and (u - bound)/(rate - bound) is a

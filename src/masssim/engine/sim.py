@@ -24,7 +24,7 @@ from masssim.channels import DAY_S, HOUR_S
 from masssim.creatives import make_catalogue
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
-from masssim.engine.outbound import OutboundSender
+from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.metrics import derive
 from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
@@ -44,6 +44,7 @@ class SharedWorld:
     replication_seq: np.random.SeedSequence
     declared_row: np.ndarray | None  # int32 [N]: row in declared_taste, -1 if not declared; None if nobody
     declared_taste: np.ndarray | None  # float32 [M, d]
+    fanatics: Fanatics | None = None  # diagnostics: the treated customers with the strongest taste
 
 
 @dataclass
@@ -67,7 +68,8 @@ def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> 
         generator(component_sequence(replication_seq, Component.CREATIVES)),
     )
     declared_row, declared_taste = _initial_declarations(scenario, population, replication_seq)
-    return SharedWorld(population, contactable, catalogue, replication_seq, declared_row, declared_taste)
+    fanatics = find_fanatics(population, contactable, catalogue, scenario.diagnostics.fanatic_top_share)
+    return SharedWorld(population, contactable, catalogue, replication_seq, declared_row, declared_taste, fanatics)
 
 
 def _initial_declarations(
@@ -124,6 +126,7 @@ class ArmSimulation:
             self.pending,
             self.recorder,
             self.rng,
+            fanatics=world.fanatics,
         )
         self.window_s = scenario.attribution.window_days * DAY_S
         channels = scenario.channels.by_name()
