@@ -17,20 +17,20 @@ from masssim.compare import CompareResult, compare
 from masssim.errors import ScenarioError
 from masssim.experiments import StopRule, run
 from masssim.results import RunResult
-from masssim.sweep import SweepResult, sweep
 from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
+from masssim.sweep import SweepResult, sweep
 
 __all__ = [
     "CompareResult",
     "RunResult",
+    "Scenario",
+    "ScenarioError",
     "StopRule",
     "SweepResult",
     "compare",
-    "sweep",
-    "Scenario",
-    "ScenarioError",
     "load_scenario",
     "run",
     "scenario_from_dict",
     "scenario_from_toml",
+    "sweep",
 ]

@@ -36,7 +36,6 @@ from masssim.results import atomic_write_text, dumps_json, publish_directory
 from masssim.scenario import Scenario
 from masssim.stats import mean_ci, paired_difference
 
-
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")  # labels become file names: no '/' and no '..'
 
 
@@ -52,9 +51,7 @@ def parse_variant(text: str, base: Scenario, *, source: str = "--variant") -> Va
     name, sep, rest = text.partition(":")
     name = name.strip()
     if name and not _LABEL.match(name):
-        raise ScenarioError(
-            "a variant name may use letters, digits, '_', '-' and '.' only", file=source, value=name
-        )
+        raise ScenarioError("a variant name may use letters, digits, '_', '-' and '.' only", file=source, value=name)
     if not sep or not name or not rest.strip():
         raise ScenarioError(
             "expected NAME:path=value[,path=value]",
