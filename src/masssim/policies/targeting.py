@@ -101,10 +101,11 @@ class SegmentsPolicy(PolicyBase):
             in_test = self.rng.random(who.shape[0]) < self.params.test_share
             creative[in_test] = self.rng.integers(0, self.base_count, size=int(in_test.sum()), dtype=np.int32)
         else:
-            if not self.rolled_out:
-                self._pick_winners()
-                if self.params.bespoke:
-                    self._generate_bespoke()
+            if not self.params.bespoke:
+                self._pick_winners()  # re-judged every wave as deliveries and clicks accumulate
+            elif not self.rolled_out:
+                self._pick_winners()  # the fallback for personas whose taste cannot be estimated
+                self._generate_bespoke()  # generated once: each costs its production
                 self.rolled_out = True
             creative = self.choice[segment]
         audience = segment.astype(np.int64) * self.world.catalogue.count + creative
