@@ -200,7 +200,12 @@ def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masss
     assert "<script>alert(1)</script>" not in page
     assert EVIL_ESCAPED in page
     assert f"<h1>{base.name}: sweep</h1>" in page
-    assert _headings(page) == ["The grid", "How the results change across the grid", "All cells"]
+    assert _headings(page) == [
+        "The grid",
+        "What this sweep says",
+        "How the results change across the grid",
+        "All cells",
+    ]
     assert page.count(FIGURE_DIV) == SWEEP_FIGURES
     assert "arrayminus" not in rest  # bands, not error bars
     assert '"fill":"tonexty"' in rest

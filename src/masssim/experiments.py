@@ -14,6 +14,7 @@ scenario s", each with the r-th child of the run's root seed.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
 import subprocess
 import sys
@@ -77,7 +78,12 @@ def _simulate(scenario: Scenario, entropy: int, replication: int) -> Replication
 
 
 ENGINES = ("local", "dask")
-SCHEDULER_TIMEOUT_S = 10.0  # how long to wait for a Dask scheduler before saying it cannot be reached
+SCHEDULER_TIMEOUT_S = 10.0
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)  # how long to wait for a Dask scheduler before saying it cannot be reached
 
 
 class Executor:
@@ -100,6 +106,12 @@ class Executor:
         self._cluster: Any = None
 
     def __enter__(self) -> Executor:
+        if self.engine == "dask" or self.workers > 1:
+            # Each worker process runs one replication at a time: BLAS thread pools inside them would only
+            # fight over the cores. Workers read these variables when they start (spawn), so they are set
+            # for the executor's lifetime and restored after.
+            self._saved_env = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+            os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
         if self.engine == "dask":
             self._start_dask()
         elif self.workers > 1:
@@ -130,6 +142,11 @@ class Executor:
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or self.workers)
 
     def __exit__(self, *exc: object) -> None:
+        for name, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

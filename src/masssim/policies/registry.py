@@ -42,7 +42,8 @@ def targeting_names() -> list[str]:
 
 
 def _load_builtins() -> None:
-    # Importing the module runs its @register_targeting decorators.
+    # Importing the modules runs their @register_targeting decorators.
+    import masssim.policies.learning
     import masssim.policies.targeting  # noqa: F401
 
 

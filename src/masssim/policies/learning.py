@@ -1,0 +1,999 @@
+"""Learning targeting policies (DESIGN §1.4): ``micro``, ``individual``, ``epsilon_greedy``, ``thompson``,
+``linucb``, ``uplift`` and its foil ``response``.
+
+Every policy here learns only from what a marketer could know: the delayed, bucketed
+:class:`~masssim.policies.base.Feedback` it declares in ``feedback_kinds``, and the
+:class:`~masssim.policies.base.CustomerView` (observables, engagement history, declared taste where a
+customer gave it). None of them reads latent taste or creative quality, and the only randomness they use
+is ``world.rng`` (the arm's POLICY stream), so a run is reproducible from its seed.
+
+Work is vectorised over customers. Where a policy needs per-customer features, it notes that they are a
+function of a customer's observable *profile* (region x age band x income band) and history counts
+(sends, recorded opens, clicks), so it computes them once per distinct combination (``_Profiles``): at
+a few million customers there are usually far fewer distinct combinations than customers.
+
+The formulas are documented in ``docs/model.md`` section 6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+from scipy import sparse
+from scipy.cluster.vq import kmeans2
+
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.registry import register_targeting
+from masssim.policies.targeting import (
+    ChannelName,
+    SegmentsParams,
+    SegmentsPolicy,
+    _channel_index,
+)
+
+CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
+
+# ------------------------------------------------------------------------------------------------------
+# Shared pieces: engagement features, profile keys, k-means, per-cell counts
+# ------------------------------------------------------------------------------------------------------
+
+
+def engagement_features(
+    sends: np.ndarray,
+    opens: np.ndarray,
+    clicks: np.ndarray,
+    shrinkage: float,
+    prior_open: float = 0.0,
+    prior_click: float = 0.0,
+) -> np.ndarray:
+    """float64 [n, 3]: ``log1p(sends)`` and the recorded-open and click rates per send, shrunk toward
+    ``prior_*`` with ``shrinkage`` pseudo-sends: ``(opens + a·prior)/(sends + a)``.
+
+    A customer with one send and one open is not a 100% opener: with a = 5 and a prior of 0.4 their
+    rate is (1 + 2)/(1 + 5) = 0.5, and it approaches the raw rate as sends accumulate.
+    """
+    s = sends.astype(np.float64)
+    denominator = s + shrinkage
+    out = np.empty((s.shape[0], 3))
+    out[:, 0] = np.log1p(s)
+    out[:, 1] = (opens.astype(np.float64) + shrinkage * prior_open) / denominator
+    out[:, 2] = (clicks.astype(np.float64) + shrinkage * prior_click) / denominator
+    return out
+
+
+HISTORY_BITS = 48  # a history key packs sends, recorded opens and clicks (uint16 each)
+
+
+def history_keys(world: PolicyWorld, idx: np.ndarray | slice) -> np.ndarray:
+    """int64 ``sends << 32 | opens << 16 | clicks`` of customers ``idx`` (the engagement history)."""
+    view = world.customers
+    return (
+        (view.sends[idx].astype(np.int64) << 32)
+        | (view.opens[idx].astype(np.int64) << 16)
+        | view.clicks[idx].astype(np.int64)
+    )
+
+
+def split_history(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sends, opens, clicks) of history keys (any higher bits are ignored)."""
+    mask = np.int64(0xFFFF)
+    return (keys >> 32) & mask, (keys >> 16) & mask, keys & mask
+
+
+class _Profiles:
+    """Customers' observable profiles: distinct (region, age band, income band).
+
+    When the encoding ``e_i`` is a function of the profile alone (``exact``: no continuous CRM scores),
+    features built from ``e_i`` and the history counts take one value per (profile, history) pair, packed
+    in 63 bits: the schema allows at most 64 x 16 x 16 = 16,384 profiles (15 bits) and the history takes
+    48. Policies then compute features once per distinct pair. Otherwise (checked on a fixed spread of
+    customers too) they compute features customer by customer, in chunks.
+    """
+
+    def __init__(self, world: PolicyWorld) -> None:
+        view = world.customers
+        code = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        self.of = inverse.astype(np.int64).reshape(-1)
+        self.count = int(first.shape[0])
+        self.observables = np.asarray(view.observables(first), dtype=np.float64)  # [P, q]
+        probe = np.unique(np.linspace(0, view.n - 1, min(view.n, 1024)).astype(np.int64))
+        self.exact = view.continuous_observables == 0 and bool(
+            np.array_equal(np.asarray(view.observables(probe), np.float64), self.observables[self.of[probe]])
+        )
+
+    def observables_of(self, world: PolicyWorld, idx: np.ndarray | slice) -> np.ndarray:
+        """float64 [n, q] encodings of customers ``idx``."""
+        if self.exact:
+            return self.observables[self.of[idx]]
+        return np.asarray(world.customers.observables(idx), dtype=np.float64)
+
+    def keys(self, world: PolicyWorld, idx: np.ndarray | slice) -> np.ndarray:
+        """int64 (profile, history) keys of customers ``idx`` (meaningful when ``exact``)."""
+        return (self.of[idx] << HISTORY_BITS) | history_keys(world, idx)
+
+
+def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """int64 index of the nearest centroid (squared Euclidean; ties: lowest index) of each row.
+
+    ``argmin |x − c|² = argmax (x·c − |c|²/2)``: with the points augmented by a constant 1 and the
+    centroids by ``−|c|²/2`` that is one float32 matrix product per chunk and an argmax, and chunks hold
+    at most ``CHUNK_ELEMENTS`` scores whatever k is.
+    """
+    n, p = points.shape
+    k = centroids.shape[0]
+    half_sq = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
+    right = np.ascontiguousarray(np.hstack([centroids, half_sq[:, None]]).T, dtype=np.float32)  # [p+1, k]
+    rows = max(1, min(n, CHUNK_ELEMENTS // max(k, 1)))
+    left = np.ones((rows, p + 1), np.float32)
+    score = np.empty((rows, k), np.float32)
+    out = np.empty(n, np.int64)
+    for lo in range(0, n, rows):
+        m = min(rows, n - lo)
+        left[:m, :p] = points[lo : lo + m]
+        np.matmul(left[:m], right, out=score[:m])
+        out[lo : lo + m] = np.argmax(score[:m], axis=1)
+    return out
+
+
+def kmeans_plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is a point drawn with probability
+    proportional to its squared distance to the nearest centre so far.
+
+    O(n·k·p): the running minimum distance is updated with one centre per step (``scipy``'s own
+    ``minit="++"`` recomputes the distances to every centre at every step, O(n·k²·p): minutes at k = 1,000,
+    hours at k = 10,000). Returns fewer than k centres when the points have fewer distinct values.
+    """
+    n = points.shape[0]
+    sq = np.einsum("ij,ij->i", points, points)
+    centres = np.empty((k, points.shape[1]))
+
+    def distance(c: np.ndarray) -> np.ndarray:
+        d = sq - 2.0 * (points @ c) + float(c @ c)
+        d[d < 1e-9] = 0.0  # the centre itself and its duplicates (rounding would leave crumbs)
+        return d
+
+    centres[0] = points[int(rng.integers(n))]
+    d2 = distance(centres[0])
+    for i in range(1, k):
+        cumulative = np.cumsum(d2)
+        total = float(cumulative[-1])
+        if total <= 0.0:
+            return centres[:i]
+        pick = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
+        centres[i] = points[pick]
+        np.minimum(d2, distance(centres[i]), out=d2)
+    return centres
+
+
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> np.ndarray:
+    """Centroids of ``points`` by Lloyd's algorithm (``scipy.cluster.vq.kmeans2``) from a k-means++ start.
+
+    Empty clusters keep their previous centroid (kmeans2's ``missing="warn"``, warning silenced: an empty
+    cluster is harmless here, it just ends up with no customers).
+    """
+    init = kmeans_plus_plus(points, k, rng)
+    if init.shape[0] == 1:
+        return init
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        centroids, _ = kmeans2(points, init, iter=iterations, minit="matrix", missing="warn")
+    return np.asarray(centroids, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What of a customer's behaviour enters micro-segmentation, and with which weights."""
+
+    shrinkage: float  # pseudo-sends of the shrunk open and click rates
+    weight: float  # of the standardised engagement features (log1p(sends), open rate, click rate)
+    last_clicked: np.ndarray  # int32 per customer, -1 = never clicked
+    directions: np.ndarray  # [K, d] creative directions
+    clicked_weight: float  # of the direction of the creative last clicked (zeros if none)
+
+
+def cluster_customers(
+    world: PolicyWorld,
+    profiles: _Profiles,
+    k: int,
+    sample: int,
+    *,
+    iterations: int = 10,
+    behaviour: Behaviour | None = None,
+) -> tuple[np.ndarray, int]:
+    """Assign every customer to one of at most k segments by k-means; returns (int32 segment per customer,
+    number of non-empty segments).
+
+    Points are the encodings ``e_i``, and with ``behaviour`` two more blocks: the engagement features of
+    the history so far, standardised over the base, times ``weight``; the direction ``φ`` of the creative
+    the customer last clicked (zeros if none) times ``clicked_weight``. k-means runs on the points of
+    ``sample`` customers drawn at random (holdout included), then every customer goes to the nearest
+    centroid. Points are computed once per distinct unit, (profile, history, last click), when the
+    encoding allows it; if k is at least the number of units, each unit is its own segment (with
+    observables alone: each profile is a persona, as in ``segments``).
+    """
+    n = world.customers.n
+    history = history_keys(world, slice(None)) if behaviour is not None else np.zeros(n, np.int64)
+    last = behaviour.last_clicked if behaviour is not None else np.full(n, -1, np.int32)
+    unit_of: np.ndarray | None = None
+    if profiles.exact:
+        keys, inverse, counts = np.unique(
+            (profiles.of << HISTORY_BITS) | history, return_inverse=True, return_counts=True
+        )
+        unit_of = inverse.reshape(-1)
+        if behaviour is not None and (last >= 0).any():
+            stride = np.int64(int(last.max()) + 2)
+            pairs, unit_of, counts = np.unique(unit_of * stride + (last + 1), return_inverse=True, return_counts=True)
+            unit_of = unit_of.reshape(-1)
+            keys, unit_last = keys[pairs // stride], (pairs % stride - 1).astype(np.int64)
+        else:
+            unit_last = np.full(keys.shape[0], -1, np.int64)
+        unit_profile, unit_history, weight = keys >> HISTORY_BITS, keys, counts.astype(np.float64)
+    else:
+        unit_profile, unit_history, weight = np.empty(0, np.int64), history, np.ones(n)
+        unit_last = last.astype(np.int64)
+    n_units = unit_history.shape[0]
+    if k >= n_units:
+        return (np.arange(n) if unit_of is None else unit_of).astype(np.int32), int(n_units)
+
+    sends, opens, clicks = split_history(unit_history)
+    if behaviour is not None:
+        total_sends = float(np.dot(sends, weight))
+        prior_open = float(np.dot(opens, weight)) / total_sends if total_sends else 0.0
+        prior_click = float(np.dot(clicks, weight)) / total_sends if total_sends else 0.0
+        shrinkage = behaviour.shrinkage
+        everyone = engagement_features(sends, opens, clicks, shrinkage, prior_open, prior_click)
+        mean = np.average(everyone, axis=0, weights=weight)
+        sd = np.sqrt(np.average((everyone - mean) ** 2, axis=0, weights=weight))
+        scale = np.where(sd > 1e-12, behaviour.weight / np.where(sd > 1e-12, sd, 1.0), 0.0)
+        del everyone
+        clicked_directions = np.vstack(
+            [
+                behaviour.clicked_weight * behaviour.directions.astype(np.float64),
+                np.zeros(behaviour.directions.shape[1]),
+            ]
+        )  # row -1 (never clicked) is zeros
+
+    def points(rows: slice | np.ndarray) -> np.ndarray:
+        if unit_of is not None:
+            observed = profiles.observables[unit_profile[rows]]
+        else:
+            observed = profiles.observables_of(world, rows)
+        if behaviour is None:
+            return observed
+        engagement = engagement_features(sends[rows], opens[rows], clicks[rows], shrinkage, prior_open, prior_click)
+        return np.hstack([observed, (engagement - mean) * scale, clicked_directions[unit_last[rows]]])
+
+    rng = world.rng
+    pick = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    centroids = kmeans(points(pick if unit_of is None else unit_of[pick]), k, rng, iterations)
+    nearest = np.empty(n_units, np.int64)
+    step = 1 << 18
+    for lo in range(0, n_units, step):
+        nearest[lo : lo + step] = nearest_centroid(points(slice(lo, lo + step)), centroids)
+    used, relabel = np.unique(nearest, return_inverse=True)
+    segment = relabel.reshape(-1)
+    return (segment if unit_of is None else segment[unit_of]).astype(np.int32), int(used.shape[0])
+
+
+def update_last_clicked(last_clicked: np.ndarray, feedback: Feedback) -> None:
+    """Record each clicking customer's latest clicked creative (events in a bucket are not in time order)."""
+    clicks = feedback.get("click")
+    if clicks["customer"].shape[0]:
+        order = np.argsort(clicks["time_s"], kind="stable")[::-1]
+        customer, first = np.unique(clicks["customer"][order], return_index=True)
+        last_clicked[customer] = clicks["creative"][order][first]
+
+
+class CellCounts:
+    """Deliveries and clicks per (segment, creative) cell, fed from feedback: the evidence of the
+    test-and-learn and bandit policies (the same counting as ``segments``)."""
+
+    def __init__(self, n_segments: int, n_creatives: int) -> None:
+        self.delivered = np.zeros((n_segments, n_creatives))
+        self.clicked = np.zeros((n_segments, n_creatives))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.delivered.shape  # type: ignore[return-value]
+
+    def add(self, kind: str, segment: np.ndarray, creative: np.ndarray) -> None:
+        counts = self.delivered if kind == "delivered" else self.clicked
+        if segment.shape[0] == 0:
+            return
+        cell = segment.astype(np.int64) * counts.shape[1] + creative
+        flat = counts.reshape(-1)
+        if flat.shape[0] <= 4 * cell.shape[0]:
+            flat += np.bincount(cell, minlength=flat.shape[0])
+        else:  # many cells, few events: do not build a full-size histogram per bucket
+            np.add.at(flat, cell, 1.0)
+
+    def observe(self, feedback: Feedback, segment_of: np.ndarray | None, keep: np.ndarray | None = None) -> None:
+        """Count ``delivered`` and ``click`` events; ``segment_of`` None means one segment; ``keep`` (bool
+        per customer) restricts counting to some customers."""
+        for kind in ("delivered", "click"):
+            events = feedback.get(kind)
+            customer = events["customer"]
+            if customer.shape[0] == 0:
+                continue
+            creative = events["creative"]
+            if keep is not None:
+                mask = keep[customer]
+                customer, creative = customer[mask], creative[mask]
+            segment = np.zeros(customer.shape[0], np.int64) if segment_of is None else segment_of[customer]
+            self.add(kind, segment, creative)
+
+    def rates(self) -> np.ndarray:
+        """clicks / delivered per cell; −1 for cells never delivered."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
+
+    def greedy(self, default: np.ndarray | int = 0) -> np.ndarray:
+        """Per segment, the tested creative with the highest rate (ties: lowest index); ``default`` for
+        segments with nothing delivered yet."""
+        tested = self.delivered.sum(axis=1) > 0
+        return np.where(tested, np.argmax(self.rates(), axis=1), default).astype(np.int32)
+
+
+def _segments_of(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
+    """Observable personas, the method of ``segments``; k = 1 is everyone (no clustering, no draws)."""
+    if k == 1:
+        return np.zeros(world.customers.n, np.int32), 1
+    return cluster_customers(world, _Profiles(world), k, sample)
+
+
+def _full(n: int, value: int, dtype: type) -> np.ndarray:
+    return np.full(n, value, dtype)
+
+
+# ------------------------------------------------------------------------------------------------------
+# micro: segments on observables plus behaviour
+# ------------------------------------------------------------------------------------------------------
+
+
+class MicroParams(SegmentsParams):
+    segments: int = Field(64, ge=1, le=1_000_000, description="number of micro-segments k")
+    recluster_every_waves: int = Field(
+        7,
+        ge=0,
+        le=1000,
+        description="re-cluster on observables + behaviour every this many waves after the test waves (0 = never)",
+    )
+    history_shrinkage: float = Field(
+        5.0, gt=0.0, le=10_000.0, description="pseudo-sends pulling each customer's open and click rates to the mean"
+    )
+    behaviour_weight: float = Field(
+        1.0, ge=0.0, le=100.0, description="weight of the standardised engagement features against the observables"
+    )
+    clicked_weight: float = Field(
+        2.0, ge=0.0, le=100.0, description="weight of the direction of the creative a customer last clicked"
+    )
+    evidence_carryover: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the old segments' evidence the new ones inherit at a re-clustering"
+    )
+    kmeans_iterations: int = Field(10, ge=1, le=1000, description="Lloyd iterations of k-means")
+
+
+@register_targeting("micro")
+class MicroPolicy(SegmentsPolicy):
+    """Micro-segments: k-means on observables *and* behaviour, test-and-learn within each segment.
+
+    A customer's point is the standardised observables ``e_i``, then the standardised engagement features
+    (log1p(sends), recorded-open rate and click rate, the rates shrunk toward the base's average with
+    ``history_shrinkage`` pseudo-sends) times ``behaviour_weight``, then the direction ``φ`` of the creative
+    they last clicked (zeros if none) times ``clicked_weight``. k-means++ then Lloyd (``kmeans2``) run on a
+    sample of ``clustering_sample`` customers; every customer goes to the nearest centroid (if k is at
+    least the number of distinct points, each distinct point is its own segment).
+
+    At the start nobody has a history, so the segments are observable personas and the first
+    ``test_waves`` waves are ``segments``' test-and-learn. From wave ``test_waves`` on, every
+    ``recluster_every_waves`` waves, the base is clustered again with the behaviour seen so far and the
+    new segments are tested for ``test_waves`` waves before their winners are rolled out (``segments``'
+    own logic, including the ``bespoke`` option: this class extends it). A new segment inherits
+    ``evidence_carryover`` times the deliveries and clicks of the old segments it overlaps, in proportion
+    to the share of each old segment's (non-holdout) customers it receives, i.e. outcomes are taken as
+    spread evenly within an old segment; until its winner is picked it keeps the choice of the old
+    segment most of its customers came from.
+
+    In this model the engagement level (warmth, fatigue) shifts every creative's click odds alike, so it
+    does not say *which* creative suits a customer; the last click does.
+    """
+
+    Params = MicroParams
+    params: MicroParams
+
+    def __init__(self, params: MicroParams, world: PolicyWorld) -> None:  # type: ignore[override]
+        # segments' own state for one segment (no clustering to speak of), then our segmentation.
+        super().__init__(params.model_copy(update={"segments": 1}), world)
+        self.params = params
+        self.profiles = _Profiles(world)
+        self.last_clicked = _full(world.customers.n, -1, np.int32)
+        self.segment_of, self.n_segments = self._cluster()
+        self._reset_cells(self.n_segments)
+        self.test_from = 0  # wave index at which the current segments' test began
+        self.reclusterings = 0
+
+    def _reset_cells(self, n_segments: int) -> None:
+        shape = (n_segments, self.delivered.shape[1])
+        self.delivered = np.zeros(shape)
+        self.clicked = np.zeros(shape)
+        self.choice = np.zeros(n_segments, np.int32)
+
+    def plan(self, wave: WaveContext) -> Plan:
+        every, first = self.params.recluster_every_waves, self.params.test_waves
+        due = every > 0 and wave.wave_index >= first and (wave.wave_index - first) % every == 0
+        if due and int(self.world.customers.sends.max(initial=0)) > 0:
+            self._recluster()
+            self.test_from, self.rolled_out = wave.wave_index, False
+        # segments' plan counts waves from the start of the current segments' test
+        return super().plan(dataclasses.replace(wave, wave_index=wave.wave_index - self.test_from))
+
+    def observe(self, feedback: Feedback) -> None:
+        super().observe(feedback)
+        update_last_clicked(self.last_clicked, feedback)
+
+    def _cluster(self) -> tuple[np.ndarray, int]:
+        """(segment of each customer, number of segments) from the observables and behaviour of now."""
+        p = self.params
+        behaviour = Behaviour(
+            shrinkage=p.history_shrinkage,
+            weight=p.behaviour_weight,
+            last_clicked=self.last_clicked,
+            directions=self.world.catalogue.directions[: self.delivered.shape[1]],
+            clicked_weight=p.clicked_weight,
+        )
+        return cluster_customers(
+            self.world,
+            self.profiles,
+            p.segments,
+            p.clustering_sample,
+            iterations=p.kmeans_iterations,
+            behaviour=behaviour,
+        )
+
+    def _recluster(self) -> None:
+        old_segment, old_n = self.segment_of, self.n_segments
+        old_delivered, old_clicked, old_choice = self.delivered, self.clicked, self.choice
+        new_segment, new_n = self._cluster()
+        # Overlap of old and new segments among the customers whose outcomes were counted (non-holdout).
+        who = self.world.customers.contactable
+        pair = old_segment[who].astype(np.int64) * new_n + new_segment[who]
+        cells, size = np.unique(pair, return_counts=True)
+        old_of, new_of = cells // new_n, cells % new_n
+        old_size = np.bincount(old_segment[who], minlength=old_n).astype(np.float64)
+        share = self.params.evidence_carryover * size / old_size[old_of]
+        transfer = sparse.csr_matrix((share, (new_of, old_of)), shape=(new_n, old_n))
+        self._reset_cells(new_n)
+        self.delivered = np.asarray(transfer @ old_delivered)
+        self.clicked = np.asarray(transfer @ old_clicked)
+        order = np.lexsort((size, new_of))  # by new segment, then overlap size
+        last = np.flatnonzero(np.diff(np.append(new_of[order], new_n)))
+        biggest = np.zeros(new_n, np.int64)
+        biggest[new_of[order][last]] = old_of[order][last]
+        self.choice = old_choice[biggest].astype(np.int32)
+        self.segment_of, self.n_segments = new_segment, new_n
+        self.reclusterings += 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# individual: 1:1 from declared taste and history
+# ------------------------------------------------------------------------------------------------------
+
+
+class IndividualParams(PolicyParams):
+    explore_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="share of customers with no declared taste and no click who get a uniformly random creative",
+    )
+    use_declared: bool = Field(True, description="send customers who declared their taste the creative closest to it")
+    use_history: bool = Field(True, description="send customers who clicked the creative they last clicked")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+_FALLBACK, _HISTORY, _DECLARED = 0, 1, 2
+
+
+@register_targeting("individual")
+class IndividualPolicy(PolicyBase):
+    """1:1 targeting from what each customer has told us, by word or by click.
+
+    Every reachable customer is contacted each wave with, in order of precedence:
+
+    1. **declared taste** ``θ̂_i`` known: the creative maximising ``θ̂_i·φ_k``;
+    2. otherwise a **click** seen: the creative they last clicked (tracked from click feedback);
+    3. otherwise the **fallback**, learned broadcast-style: the creative with the most clicks per
+       delivered message among fallback customers so far (creative 0 before any data), except for a random
+       ``explore_share`` of them who get a uniformly random creative.
+
+    Real 1:1 needs declared data: with nobody declared, rules 2 and 3 are little more than a broadcast
+    (a last click is a weak, one-off signal of taste). Declared taste comes from a preference centre today
+    (``population.declared_taste_share``); the inbound pipeline (conversations, DESIGN §1.5) will add
+    more as it captures what customers say.
+    """
+
+    Params = IndividualParams
+    params: IndividualParams
+    feedback_kinds = frozenset({"delivered", "click"})
+
+    def __init__(self, params: IndividualParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        n = world.customers.n
+        self.last_clicked = _full(n, -1, np.int32)
+        self.mode = np.zeros(n, np.uint8)  # the rule that chose the customer's last creative
+        self.fallback = CellCounts(1, world.catalogue.count)
+        self._declared_for: np.ndarray | None = None
+        self._declared_best = np.empty(0, np.int32)
+
+    def declared_best(self) -> np.ndarray:
+        """Best creative of each declared-taste row, recomputed when the engine gives a new table."""
+        taste = self.world.customers.declared_taste
+        if taste is None:
+            return self._declared_best
+        if taste is not self._declared_for or taste.shape[0] != self._declared_best.shape[0]:
+            directions = self.world.catalogue.directions
+            best = np.empty(taste.shape[0], np.int32)
+            rows = max(1, CHUNK_ELEMENTS // directions.shape[0])
+            for lo in range(0, taste.shape[0], rows):
+                best[lo : lo + rows] = np.argmax(taste[lo : lo + rows] @ directions.T, axis=1)
+            self._declared_for, self._declared_best = taste, best
+        return self._declared_best
+
+    def plan(self, wave: WaveContext) -> Plan:
+        view, k = self.world.customers, self.world.catalogue.count
+        who = np.flatnonzero(view.reachable(self.channel))
+        n = who.shape[0]
+        creative = _full(n, int(self.fallback.greedy()[0]), np.int32)
+        explore = self.rng.random(n) < self.params.explore_share
+        creative[explore] = self.rng.integers(0, k, size=int(explore.sum()), dtype=np.int32)
+        mode = np.zeros(n, np.uint8)
+        if self.params.use_history:
+            last = self.last_clicked[who]
+            has = last >= 0
+            creative[has], mode[has] = last[has], _HISTORY
+        if self.params.use_declared and view.declared_row is not None:
+            row = view.declared_row[who]
+            has = row >= 0
+            creative[has], mode[has] = self.declared_best()[row[has]], _DECLARED
+        self.mode[who] = mode
+        return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def observe(self, feedback: Feedback) -> None:
+        self.fallback.observe(feedback, None, keep=self.mode == _FALLBACK)
+        update_last_clicked(self.last_clicked, feedback)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Bandits over creatives, optionally per observable segment
+# ------------------------------------------------------------------------------------------------------
+
+
+class _SegmentBanditParams(PolicyParams):
+    segments: int = Field(1, ge=1, le=1_000_000, description="observable personas with a bandit each (1 = one)")
+    clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+class _SegmentBandit(PolicyBase):
+    """A bandit over creatives in each observable segment (``segments``' clustering); counts per cell."""
+
+    params: _SegmentBanditParams
+    feedback_kinds = frozenset({"delivered", "click"})
+
+    def __init__(self, params: _SegmentBanditParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        self.segment_of, self.n_segments = _segments_of(world, params.segments, params.clustering_sample)
+        self.counts = CellCounts(self.n_segments, world.catalogue.count)
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        segment = self.segment_of[who]
+        creative = self.choose(segment)
+        return Plan(
+            customer=who,
+            creative=creative,
+            channel=_full(who.shape[0], self.channel, np.int8),
+            audience=segment.astype(np.int64) * self.world.catalogue.count + creative,
+        )
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe(self, feedback: Feedback) -> None:
+        self.counts.observe(feedback, self.segment_of)
+
+
+class EpsilonGreedyParams(_SegmentBanditParams):
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="probability a customer gets a uniformly random creative")
+
+
+@register_targeting("epsilon_greedy")
+class EpsilonGreedyPolicy(_SegmentBandit):
+    """ε-greedy over creatives, per observable segment.
+
+    Each customer independently: with probability ε a uniformly random creative; otherwise the segment's
+    best estimate of clicks per delivered (ties: lowest index). While a segment has creatives never
+    delivered, its greedy customers are spread uniformly over those (unseen creatives are explored first:
+    in a wave-batched setting one wave explores them all at once).
+    """
+
+    Params = EpsilonGreedyParams
+    params: EpsilonGreedyParams
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:
+        n, k = segment.shape[0], self.world.catalogue.count
+        creative = self.counts.greedy()[segment]
+        unseen = self.counts.delivered == 0
+        n_unseen = unseen.sum(axis=1)
+        need = n_unseen[segment] > 0
+        if need.any():
+            unseen_first = np.argsort(~unseen, axis=1, kind="stable")  # each row: its unseen creatives first
+            seg = segment[need]
+            pick = (self.rng.random(seg.shape[0]) * n_unseen[seg]).astype(np.int64)
+            creative[need] = unseen_first[seg, pick]
+        explore = self.rng.random(size=n) < self.params.epsilon
+        creative[explore] = self.rng.integers(0, k, size=int(np.count_nonzero(explore)), dtype=np.int32)
+        return creative.astype(np.int32, copy=False)
+
+
+class ThompsonParams(_SegmentBanditParams):
+    posterior_samples: int = Field(
+        4000, ge=1, le=1_000_000, description="posterior draws per segment and wave that estimate P(creative is best)"
+    )
+
+
+@register_targeting("thompson")
+class ThompsonPolicy(_SegmentBandit):
+    """Thompson sampling over creatives with a Beta(1 + clicks, 1 + delivered − clicks) posterior per
+    (segment, creative) cell.
+
+    Per-customer Thompson sampling, exactly in distribution and vectorised: a customer's draw is an iid
+    sample of the posterior and they get its argmax. So each wave, for each segment, we draw the posterior
+    T = min(``posterior_samples``, customers planned in the segment) times, which estimates
+    P(creative k is best | data), and give each customer the argmax of one of those T draws picked
+    uniformly at random, i.e. a creative drawn from that estimated probability vector. Each customer's
+    creative then has exactly the Thompson distribution (the T draws are posterior draws); customers of
+    a segment share draws, which only correlates them. Cost per wave: at most min(N, S·T)·K Beta draws.
+    ``prob_best`` keeps the last estimate of P(best) per segment.
+    """
+
+    Params = ThompsonParams
+    params: ThompsonParams
+
+    def __init__(self, params: ThompsonParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.prob_best = np.full((self.n_segments, world.catalogue.count), 1.0 / world.catalogue.count)
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:
+        s_count, k = self.counts.shape
+        draws = np.minimum(np.bincount(segment, minlength=s_count), self.params.posterior_samples)
+        offset = np.concatenate(([0], np.cumsum(draws)[:-1]))
+        alpha = 1.0 + self.counts.clicked
+        beta = 1.0 + np.maximum(self.counts.delivered - self.counts.clicked, 0.0)
+        row_segment = np.repeat(np.arange(s_count), draws)
+        winner = np.empty(row_segment.shape[0], np.int32)
+        rows = max(1, CHUNK_ELEMENTS // k)
+        for lo in range(0, row_segment.shape[0], rows):
+            seg = row_segment[lo : lo + rows]
+            winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
+        hits = np.bincount(row_segment * k + winner, minlength=s_count * k).reshape(s_count, k)
+        seen = draws > 0
+        self.prob_best[seen] = hits[seen] / draws[seen, None]
+        pick = (self.rng.random(segment.shape[0]) * draws[segment]).astype(np.int64)
+        return winner[offset[segment] + pick]
+
+
+# ------------------------------------------------------------------------------------------------------
+# linucb: contextual bandit
+# ------------------------------------------------------------------------------------------------------
+
+
+class LinUCBParams(PolicyParams):
+    alpha: float = Field(0.1, ge=0.0, le=100.0, description="width of the upper confidence bound")
+    ridge: float = Field(1.0, gt=0.0, le=1e6, description="lambda: A_k starts as lambda times the identity")
+    warmup_waves: int = Field(1, ge=0, le=1000, description="first waves with uniformly random creatives")
+    history_shrinkage: float = Field(
+        5.0, gt=0.0, le=10_000.0, description="pseudo-sends in the open and click rates of the context"
+    )
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("linucb")
+class LinUCBPolicy(PolicyBase):
+    """Disjoint LinUCB (Li, Chu, Langford & Schapire 2010), one linear model per creative.
+
+    Context ``x_i = [1, e_i, log1p(sends), opens/(sends + a), clicks/(sends + a)]`` (a =
+    ``history_shrinkage``; the rates shrink toward 0, and the intercept and log1p(sends) absorb the
+    level). Reward: a click per delivered message. Score of creative k:
+    ``θ_k·x + α·sqrt(xᵀ A_k⁻¹ x)`` with ``θ_k = A_k⁻¹ b_k``; each customer gets the argmax.
+    Updates are batched per feedback bucket: ``A_k += Σ x xᵀ`` over delivered messages of creative k,
+    ``b_k += Σ x`` over its clicks, with the context the customer had when the message was planned (the
+    counters are snapshotted at plan time; a click released after the customer's next plan uses the
+    newer snapshot). The first ``warmup_waves`` send uniformly random creatives, since a batched UCB with
+    no data would send every customer the same creative. Scoring is computed once per distinct context
+    and in chunks.
+    """
+
+    Params = LinUCBParams
+    params: LinUCBParams
+    feedback_kinds = frozenset({"delivered", "click"})
+
+    def __init__(self, params: LinUCBParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        self.profiles = _Profiles(world)
+        n, k = world.customers.n, world.catalogue.count
+        self.dim = 1 + self.profiles.observables.shape[1] + 3
+        self.a_matrix = np.broadcast_to(params.ridge * np.eye(self.dim), (k, self.dim, self.dim)).copy()
+        self.b_vector = np.zeros((k, self.dim))
+        self.snapshot = np.zeros(n, np.int64)  # history key of each customer when last planned
+
+    def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
+        out = np.empty((history.shape[0], self.dim))
+        out[:, 0] = 1.0
+        q = observed.shape[1]
+        out[:, 1 : 1 + q] = observed
+        out[:, 1 + q :] = engagement_features(*split_history(history), self.params.history_shrinkage)
+        return out
+
+    def scores(self, x: np.ndarray, a_inv: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """[n, K] upper confidence bounds of every creative for contexts ``x``."""
+        out = x @ theta.T
+        for k in range(a_inv.shape[0]):
+            width = np.einsum("ij,ij->i", x @ a_inv[k], x)
+            out[:, k] += self.params.alpha * np.sqrt(np.maximum(width, 0.0))
+        return out
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        n, k = who.shape[0], self.world.catalogue.count
+        history = history_keys(self.world, who)
+        self.snapshot[who] = history
+        if wave.wave_index < self.params.warmup_waves:
+            creative = self.rng.integers(0, k, size=n, dtype=np.int32)
+            return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+        a_inv = np.linalg.inv(self.a_matrix)
+        theta = np.einsum("kij,kj->ki", a_inv, self.b_vector)
+        rows = max(1, CHUNK_ELEMENTS // (k * self.dim))
+        profiles = self.profiles
+        if profiles.exact:  # score each distinct (profile, history) once
+            distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
+            best = np.empty(distinct.shape[0], np.int32)
+            for lo in range(0, distinct.shape[0], rows):
+                part = distinct[lo : lo + rows]
+                x = self.contexts(profiles.observables[part >> HISTORY_BITS], part)
+                best[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+            creative = best[inverse.reshape(-1)]
+        else:
+            creative = np.empty(n, np.int32)
+            for lo in range(0, n, rows):
+                x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
+                creative[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+        return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def _context_of(self, customer: np.ndarray) -> np.ndarray:
+        return self.contexts(self.profiles.observables_of(self.world, customer), self.snapshot[customer])
+
+    def observe(self, feedback: Feedback) -> None:
+        delivered = feedback.get("delivered")
+        if delivered["customer"].shape[0]:
+            x = self._context_of(delivered["customer"])
+            creative = delivered["creative"]
+            order = np.argsort(creative, kind="stable")
+            kinds, start = np.unique(creative[order], return_index=True)
+            for kk, rows in zip(kinds.tolist(), np.split(order, start[1:]), strict=True):
+                self.a_matrix[kk] += x[rows].T @ x[rows]
+        clicks = feedback.get("click")
+        if clicks["customer"].shape[0]:
+            np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
+
+
+# ------------------------------------------------------------------------------------------------------
+# uplift and response: whom to contact
+# ------------------------------------------------------------------------------------------------------
+
+
+class _WhomParams(PolicyParams):
+    segments: int = Field(4, ge=1, le=1_000_000, description="observable personas k (before the history split)")
+    history_levels: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="split personas by purchases of ours seen before the first wave: 0, 1, ..., levels-1 or more",
+    )
+    learn_waves: int = Field(3, ge=0, le=1000, description="waves during which uncertain segments are contacted")
+    test_share: float = Field(0.2, gt=0.0, le=1.0, description="share of contacts in the creative test")
+    test_waves: int = Field(1, ge=1, le=1000, description="waves of creative testing before rolling out the winner")
+    clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+_NONE, _CONTACTED, _CONTROL = 0, 1, 2
+
+
+class _WhomPolicy(PolicyBase):
+    """Shared machinery of ``uplift`` and ``response``: segments, a persistent randomised control cell,
+    purchase rates per (segment, contacted / control), and a broadcast-style creative.
+
+    Segments are the observable personas, each split by the customer's purchases of our brand seen in
+    ``purchase`` feedback *before the first wave* (0, 1, ..., ``history_levels``−1 or more): the history is
+    taken before any contact, so the split is not itself an effect of the policy. With the first wave on
+    day 0 nobody has a history yet and the segments are the personas alone.
+
+    At arm start each customer is put in the control cell with probability ``control_share`` (for the whole
+    run). At each wave every reachable customer is either *control* (in the control cell: deliberately not
+    contacted), *contacted* (outside it, in a segment chosen for contact), or neither. A purchase counts for
+    the status and segment its customer had at the last wave, and each wave adds one customer-wave of
+    exposure per status. So ``rate = purchases / customer-waves`` is the purchase rate per contact (or per
+    wave without one) over the interval to the next wave, and ``uplift = rate_contacted − rate_control``.
+    """
+
+    params: _WhomParams
+    feedback_kinds = frozenset({"delivered", "click", "purchase"})
+    control_share: float = 0.0
+
+    def __init__(self, params: _WhomParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        n = world.customers.n
+        self.persona_of, self.n_personas = _segments_of(world, params.segments, params.clustering_sample)
+        self.in_control = self.rng.random(n) < self.control_share
+        self.purchases_seen = np.zeros(n, np.uint16)
+        self.status = np.zeros(n, np.uint8)
+        self.segment_of: np.ndarray | None = None  # fixed at the first wave
+        self.n_segments = self.n_personas * params.history_levels
+        self.exposure = np.zeros((3, self.n_segments))  # customer-waves by status
+        self.purchases = np.zeros((3, self.n_segments))
+        self.creatives = CellCounts(1, world.catalogue.count)
+        self.choice = 0
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rate_contacted, rate_control, standard error of their difference) per segment; NaN where a
+        group has no exposure yet. Poisson approximation with one purchase added, so that no purchases
+        yet does not read as certainty: var(rate) = (purchases + 1) / exposure²."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = self.purchases / self.exposure
+            var = (self.purchases + 1.0) / self.exposure**2
+        return rate[_CONTACTED], rate[_CONTROL], np.sqrt(var[_CONTACTED] + var[_CONTROL])
+
+    def contact(self, wave: WaveContext, size: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Per segment, the probability that an eligible (non-control) customer is contacted this wave
+        (0 or 1, or in between for a segment contacted in part). ``size``: eligible customers per segment."""
+        raise NotImplementedError
+
+    def plan(self, wave: WaveContext) -> Plan:
+        if self.segment_of is None:
+            levels = self.params.history_levels
+            level = np.minimum(self.purchases_seen, levels - 1).astype(np.int64)
+            self.segment_of = self.persona_of.astype(np.int64) * levels + level
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        segment = self.segment_of[who]
+        control = self.in_control[who]
+        eligible = np.bincount(segment[~control], minlength=self.n_segments)
+        share = self.contact(wave, eligible).astype(np.float64)[segment]
+        contacted = ~control & (share >= 1.0)
+        partial = ~control & (share > 0.0) & (share < 1.0)
+        if partial.any():
+            contacted[partial] = self.rng.random(int(partial.sum())) < share[partial]
+        self.status[:] = _NONE
+        self.status[who[contacted]] = _CONTACTED
+        self.status[who[control]] = _CONTROL
+        self.exposure[_CONTACTED] += np.bincount(segment[contacted], minlength=self.n_segments)
+        self.exposure[_CONTROL] += np.bincount(segment[control], minlength=self.n_segments)
+        customer, segment = who[contacted], segment[contacted]
+        n, k = customer.shape[0], self.world.catalogue.count
+        if wave.wave_index < self.params.test_waves:
+            creative = _full(n, self.choice, np.int32)
+            test = self.rng.random(n) < self.params.test_share
+            creative[test] = self.rng.integers(0, k, size=int(test.sum()), dtype=np.int32)
+        else:
+            self.choice = int(self.creatives.greedy(self.choice)[0])
+            creative = _full(n, self.choice, np.int32)
+        return Plan(
+            customer=customer,
+            creative=creative,
+            channel=_full(n, self.channel, np.int8),
+            audience=segment * k + creative,
+        )
+
+    def observe(self, feedback: Feedback) -> None:
+        self.creatives.observe(feedback, None)
+        buyers = feedback.get("purchase")["customer"]
+        if buyers.shape[0] == 0:
+            return
+        if self.segment_of is None:
+            np.add.at(self.purchases_seen, buyers, np.uint16(1))
+            return
+        status = self.status[buyers]
+        counted = status != _NONE
+        np.add.at(self.purchases, (status[counted], self.segment_of[buyers[counted]]), 1.0)
+
+
+class UpliftParams(_WhomParams):
+    control_share: float = Field(0.1, gt=0.0, le=0.9, description="share of customers kept as an uncontacted control")
+    value_per_purchase: float = Field(
+        12.0,
+        gt=0.0,
+        le=1e7,
+        description="margin of one incremental purchase, currency (default: price 30 x margin 0.4)",
+    )
+    cost_per_contact: float = Field(
+        0.001, ge=0.0, le=1e4, description="cost of one contact, currency (default: email's cost_per_send)"
+    )
+    uncertainty_z: float = Field(1.96, ge=0.0, le=10.0, description="z of the upper bound used while learning")
+
+
+@register_targeting("uplift")
+class UpliftPolicy(_WhomPolicy):
+    """Contact the segments where contact *causes* purchases worth more than it costs.
+
+    Per segment, ``uplift = rate_contacted − rate_control`` (purchases per customer-wave, see
+    ``_WhomPolicy``), margin per contact ``uplift·value_per_purchase − cost_per_contact``. During the first
+    ``learn_waves`` a segment is contacted unless it is clearly unprofitable: its upper bound
+    ``(uplift + z·se)·value − cost`` is above 0 (no data counts as uncertain). Afterwards only segments with
+    a positive estimated margin are contacted (a segment without an estimate is not). The control cell is
+    kept throughout, so estimates keep improving. The policy cannot read the scenario: ``value_per_purchase``
+    (default 30 × 0.4 = 12, the default market's price × gross margin) and ``cost_per_contact`` (default
+    0.001, email's cost per send) must be set to match it.
+    """
+
+    Params = UpliftParams
+    params: UpliftParams
+
+    def __init__(self, params: UpliftParams, world: PolicyWorld) -> None:
+        self.control_share = params.control_share
+        super().__init__(params, world)
+
+    def contact(self, wave: WaveContext, size: np.ndarray) -> np.ndarray:
+        treated, control, se = self.rates()
+        value, cost = self.params.value_per_purchase, self.params.cost_per_contact
+        margin = (treated - control) * value - cost
+        if wave.wave_index < self.params.learn_waves:
+            upper = margin + self.params.uncertainty_z * se * value
+            return ~(upper <= 0.0)  # NaN (no data yet) counts as uncertain
+        return margin > 0.0
+
+
+class ResponseParams(_WhomParams):
+    control_share: float = Field(0.1, ge=0.0, le=0.9, description="share of customers kept as an uncontacted control")
+    audience_share: float = Field(
+        0.2, gt=0.0, le=1.0, description="share of eligible customers contacted after learning (best segments first)"
+    )
+
+
+@register_targeting("response")
+class ResponsePolicy(_WhomPolicy):
+    """The naive foil of ``uplift``: "target the likeliest buyers".
+
+    Same segments, control cell and creative as ``uplift``; during the first ``learn_waves`` every segment is
+    contacted, then segments are ranked by the purchase rate of their *contacted* customers (response, not
+    incremental response; segments without an estimate rank last) and the best are contacted until they hold
+    ``audience_share`` of the eligible customers (the segment that crosses the line is contacted in part:
+    each of its customers with the probability that fills the share).
+    """
+
+    Params = ResponseParams
+    params: ResponseParams
+
+    def __init__(self, params: ResponseParams, world: PolicyWorld) -> None:
+        self.control_share = params.control_share
+        super().__init__(params, world)
+
+    def contact(self, wave: WaveContext, size: np.ndarray) -> np.ndarray:
+        if wave.wave_index < self.params.learn_waves:
+            return np.ones(size.shape[0])
+        treated, _, _ = self.rates()
+        order = np.argsort(-np.nan_to_num(treated, nan=-1.0), kind="stable")
+        room = self.params.audience_share * size.sum() - (np.cumsum(size[order]) - size[order])
+        share = np.zeros(size.shape[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share[order] = np.clip(np.where(size[order] > 0, room / size[order], 0.0), 0.0, 1.0)
+        return share
