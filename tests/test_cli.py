@@ -187,3 +187,34 @@ def test_sweep_command_resumes(small: Path, tmp_path: Path) -> None:
     assert_one_line_error(masssim("sweep", str(small), "--param", "creatives.count"), "path=value")
     assert_one_line_error(masssim("sweep", str(small)), "nothing to sweep")
     assert_one_line_error(masssim("run", str(small), "--until", "clicks"), "--until")
+
+
+def test_ctrl_c_during_a_sweep_leaves_only_complete_cells(small: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a running `masssim sweep`: finished cells stay, nothing half-written, and the rerun
+    completes the grid."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "masssim", "sweep", str(small), "-p", "creatives.count=1,2,3,4,5,6,7,8"]
+    args += ["--out", str(tmp_path), "-r", "2", "-s", "3", "-q"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    cells: list[Path] = []
+    while time.monotonic() < deadline and not cells:
+        cells = list(tmp_path.glob("cli_small/sweep-*/cells/*.json"))
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert cells, "no cell finished in time"
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    (directory,) = (tmp_path / "cli_small").iterdir()
+    finished = list((directory / "cells").glob("*.json"))
+    assert 1 <= len(finished) < 8
+    for path in finished:
+        assert json.loads(path.read_text())["replications"] == 2
+    assert not list(directory.rglob("*.tmp")) and not list(directory.rglob(".*.tmp"))
+    assert not (directory / "sweep.csv").exists()
+    rerun = masssim(*args[3:])
+    assert rerun.returncode == 0, rerun.stderr
+    assert (directory / "sweep.csv").is_file()
