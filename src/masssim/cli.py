@@ -6,7 +6,9 @@ never a traceback; an interrupted run leaves nothing that looks complete.
 
 from __future__ import annotations
 
+import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,54 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
             click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (with --engine dask)"),
             click.option("--quiet", "-q", is_flag=True, help="no progress bar or table"),
         ]
+
+        @functools.wraps(command)
+        def packed(**kwargs: Any) -> Any:
+            names = ExperimentOptions.__dataclass_fields__
+            opts = ExperimentOptions(**{name: kwargs.pop(name) for name in names})
+            return command(opts=opts, **kwargs)
+
+        wrapped: Any = packed
         for option in reversed(options):
-            command = option(command)
-        return command
+            wrapped = option(wrapped)
+        return wrapped
 
     return decorate
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """The options run, compare and sweep share, parsed once."""
+
+    replications: int | None
+    seed: int | None
+    workers: int
+    out: Path
+    until: str | None
+    max_replications: int
+    engine: str
+    scheduler: str | None
+    quiet: bool
+
+    def stop_rule(self) -> Any:
+        from masssim.experiments import StopRule
+
+        return StopRule.parse(self.until, self.max_replications) if self.until else None
+
+    def executor_args(self) -> dict[str, Any]:
+        """Keyword arguments of masssim.run / compare / sweep."""
+        return {
+            "replications": self.replications,
+            "seed": self.seed,
+            "workers": self.workers,
+            "until": self.stop_rule(),
+            "engine": self.engine,
+            "scheduler": self.scheduler,
+        }
+
+    def progress(self, label: str) -> _progress:
+        console = Console(stderr=True)
+        return _progress(console, not self.quiet and console.is_terminal, label)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,39 +108,16 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_experiment_options()
-def run(
-    scenario: Path,
-    replications: int | None,
-    seed: int | None,
-    workers: int,
-    out: Path,
-    until: str | None,
-    max_replications: int,
-    engine: str,
-    scheduler: str | None,
-    quiet: bool,
-) -> None:
+def run(scenario: Path, opts: ExperimentOptions) -> None:
     """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
     import masssim
-    from masssim.experiments import StopRule
 
     loaded = masssim.load_scenario(scenario)
-    rule = StopRule.parse(until, max_replications) if until else None
-    console = Console(stderr=True)
-    show = not quiet and console.is_terminal
-    with _progress(console, show, loaded.name) as advance:
-        result = masssim.run(
-            loaded,
-            replications=replications,
-            seed=seed,
-            workers=workers,
-            until=rule,
-            progress=advance,
-            engine=engine,
-            scheduler=scheduler,
-        )
-    run_dir = result.save(out)
-    if not quiet:
+    args = opts.executor_args()
+    with opts.progress(loaded.name) as advance:
+        result = masssim.run(loaded, progress=advance, **args)
+    run_dir = result.save(opts.out)
+    if not opts.quiet:
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
 
@@ -106,42 +128,24 @@ def run(
 @click.option("--baseline", help="label of the baseline (default: the first scenario, or 'baseline')")
 @_experiment_options(min_replications=2)
 def compare(
-    scenarios: tuple[Path, ...],
-    variants: tuple[str, ...],
-    baseline: str | None,
-    replications: int | None,
-    seed: int | None,
-    workers: int,
-    out: Path,
-    until: str | None,
-    max_replications: int,
-    engine: str,
-    scheduler: str | None,
-    quiet: bool,
+    scenarios: tuple[Path, ...], variants: tuple[str, ...], baseline: str | None, opts: ExperimentOptions
 ) -> None:
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
     import masssim
     from masssim.compare import compare as run_compare
-    from masssim.experiments import StopRule
 
     loaded = [masssim.load_scenario(path) for path in scenarios]
-    rule = StopRule.parse(until, max_replications) if until else None
-    console = Console(stderr=True)
-    with _progress(console, not quiet and console.is_terminal, "compare") as advance:
+    args = opts.executor_args()
+    with opts.progress("compare") as advance:
         result = run_compare(
             loaded if len(loaded) > 1 else loaded[0],
             variants=list(variants) or None,
             baseline=baseline,
-            replications=replications,
-            seed=seed,
-            workers=workers,
-            until=rule,
             progress=advance,
-            engine=engine,
-            scheduler=scheduler,
+            **args,
         )
-    run_dir = result.save(out)
-    if not quiet:
+    run_dir = result.save(opts.out)
+    if not opts.quiet:
         _print_comparison(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
 
@@ -150,40 +154,15 @@ def compare(
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--param", "-p", "params", multiple=True, help="path=v1,v2,... (repeatable; the grid is the product)")
 @_experiment_options()
-def sweep(
-    scenario: Path,
-    params: tuple[str, ...],
-    replications: int | None,
-    seed: int | None,
-    workers: int,
-    out: Path,
-    until: str | None,
-    max_replications: int,
-    engine: str,
-    scheduler: str | None,
-    quiet: bool,
-) -> None:
+def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
     import masssim
-    from masssim.experiments import StopRule
     from masssim.sweep import sweep as run_sweep
 
     loaded = masssim.load_scenario(scenario)
-    rule = StopRule.parse(until, max_replications) if until else None
-    console = Console(stderr=True)
-    with _progress(console, not quiet and console.is_terminal, f"sweep {loaded.name}") as advance:
-        result = run_sweep(
-            loaded,
-            list(params) or None,
-            replications=replications,
-            seed=seed,
-            workers=workers,
-            until=rule,
-            out=out,
-            progress=advance,
-            engine=engine,
-            scheduler=scheduler,
-        )
+    args = opts.executor_args()
+    with opts.progress(f"sweep {loaded.name}") as advance:
+        result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, **args)
     computed = result.manifest.get("cells_computed_now", len(result.cells))
     click.echo(
         f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
