@@ -66,7 +66,7 @@ _METRICS: tuple[Metric, ...] = (
         "paid contacts refused because the audience was below the minimum",
     ),
     Metric("creatives_used", "creatives", "distinct creatives put into use (each pays its production cost)"),
-    Metric("fanatics", "customers", "treated customers among the top share by taste strength |theta| (diagnostics)"),
+    Metric("fanatics", "customers", "treated customers among the top share by taste strength, the norm of theta (diagnostics)"),
     Metric("fanatic_sends", "messages", "sends to fanatics (diagnostics)"),
     Metric(
         "fanatic_sends_matched",
