@@ -175,3 +175,11 @@ def test_unknown_engine_and_unreachable_scheduler(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(masssim.experiments, "SCHEDULER_TIMEOUT_S", 2.0)
     with pytest.raises(masssim.ScenarioError, match="cannot reach the Dask scheduler"):
         masssim.run(small_scenario(), engine="dask", scheduler="tcp://127.0.0.1:9")
+
+
+def test_override_every_arm_with_a_wildcard() -> None:
+    scenario = small_scenario(
+        arms=[{"name": "a", "policy": "segments", "segments": 2}, {"name": "b", "policy": "segments", "segments": 3}]
+    )
+    changed = apply_overrides(scenario, {"arms.*.segments": 9}, source="t")
+    assert [arm.params["segments"] for arm in changed.arms] == [9, 9]

@@ -65,8 +65,19 @@ _METRICS: tuple[Metric, ...] = (
         "messages",
         "paid contacts refused because the audience was below the minimum",
     ),
+    Metric("customers_reached", "customers", "distinct customers sent at least one message"),
+    Metric(
+        "sends_to_light_buyers",
+        "messages",
+        "sends to light and non-buyers of our brand: customers whose brand-choice probability for us is below "
+        "its population median",
+    ),
     Metric("creatives_used", "creatives", "distinct creatives put into use (each pays its production cost)"),
-    Metric("fanatics", "customers", "treated customers among the top share by taste strength, the norm of theta (diagnostics)"),
+    Metric(
+        "fanatics",
+        "customers",
+        "treated customers among the top share by taste strength, the norm of theta (diagnostics)",
+    ),
     Metric("fanatic_sends", "messages", "sends to fanatics (diagnostics)"),
     Metric(
         "fanatic_sends_matched",
@@ -121,6 +132,8 @@ _METRICS: tuple[Metric, ...] = (
         "derived",
     ),
     Metric("roi", "ratio", "incremental_profit / cost_total (0 when nothing was spent)", "derived"),
+    Metric("contact_frequency", "messages", "sends / customers_reached: how concentrated the contacts are", "derived"),
+    Metric("light_buyer_send_share", "share", "sends_to_light_buyers / sends", "derived"),
     Metric("delivery_rate", "share", "delivered / sends", "derived"),
     Metric("open_rate_recorded", "share", "opens_recorded / delivered", "derived"),
     Metric("read_rate", "share", "reads / delivered", "derived"),
@@ -182,6 +195,8 @@ def derive(
     t["attributed_revenue"] = t["attributed_purchases"] * price
     t["incremental_profit"] = t["incremental_revenue"] * margin_share - t["cost_total"]
     t["roi"] = _ratio(t["incremental_profit"], t["cost_total"])
+    t["contact_frequency"] = _ratio(t["sends"], t["customers_reached"])
+    t["light_buyer_send_share"] = _ratio(t["sends_to_light_buyers"], t["sends"])
     t["delivery_rate"] = _ratio(t["delivered"], t["sends"])
     t["open_rate_recorded"] = _ratio(t["opens_recorded"], t["delivered"])
     t["read_rate"] = _ratio(t["reads"], t["delivered"])

@@ -1,5 +1,5 @@
 """Dotted-path overrides of a scenario: ``population.persona_signal=0.6``, ``arms[1].segments=16``,
-``arms.personas.segments=16`` (an arm by name). Used by ``compare --variant``, ``sweep --param`` and a
+``arms.personas.segments=16`` (an arm by name), ``arms.*.segments=16`` (every arm). Used by ``compare --variant``, ``sweep --param`` and a
 scenario's ``[sweep]`` table.
 
 Values are read as TOML values (``0.6``, ``16``, ``true``, ``"email"``, ``[1, 2]``); a bare word that is not
@@ -86,11 +86,17 @@ def _set(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:
             # arms.<name>.field: the arm called <name>
             arms = node["arms"]
             name = parts[i + 1]
+            rest = ".".join(parts[i + 2 :])
+            if name == "*":  # arms.*.field: every arm
+                if not rest:
+                    raise ScenarioError("name a field of the arms", file=source, field=path)
+                for arm in arms:
+                    _set(arm, rest, value, source=source)
+                return
             found = next((a for a in arms if a.get("name") == name), None)
             if found is None:
                 allowed = ", ".join(a.get("name", "?") for a in arms)
                 raise ScenarioError("no arm of that name", file=source, field=f"arms.{name}", allowed=allowed)
-            rest = ".".join(parts[i + 2 :])
             if not rest:
                 raise ScenarioError("name a field of the arm", file=source, field=path)
             _set(found, rest, value, source=source)

@@ -454,29 +454,6 @@ def _fill_chunk(
     for table, code in zip(taste_tables, codes, strict=True):
         taste += table[code]
 
-    # CRM scores: standard normal, row-major, in blocks of rows (the same stream as one draw of the chunk).
-    # Their persona part uses the stored float16 values; one score column at a time, element-wise (no
-    # BLAS), so the result does not depend on the machine's BLAS or thread count.
-    n_scores = score_weights.shape[0]
-    if n_scores:
-        score_rng = rng(_Draw.CRM_SCORES)
-        for b_lo in range(0, m, CRM_SCORE_BLOCK):
-            b_hi = min(b_lo + CRM_SCORE_BLOCK, m)
-            block = score_rng.standard_normal((b_hi - b_lo, n_scores), dtype=np.float32)
-            stored = pop.crm_scores[lo + b_lo : lo + b_hi]
-            stored[:] = block  # rounds to the nearest float16
-            block[:] = stored
-            rows = taste[b_lo:b_hi]
-            for j in range(n_scores):
-                rows += block[:, j : j + 1] * score_weights[j]
-
-    # Category rate: Gamma(K, M / K) times the normalised observable multiplier.
-    k_shape = market.category_rate_shape
-    scale = market.category_purchases_per_year / k_shape
-    rate = rng(_Draw.CATEGORY_RATE).standard_gamma(k_shape, m) * scale
-    log_mult = sum(table[code] for table, code in zip(rate_tables, codes, strict=True)) - log_mean_shift
-    pop.category_rate[lo:hi] = rate * np.exp(log_mult)
-
     # Brand choice: Dirichlet as normalised Gamma draws.
     g = rng(_Draw.BRAND).standard_gamma(np.broadcast_to(alpha, (m, len(alpha))))
     total = g.sum(axis=1)
@@ -490,6 +467,34 @@ def _fill_chunk(
     logit0 = special.logit(np.clip(g[:, 0], WARMTH_CLIP, 1.0 - WARMTH_CLIP))
     pop.warmth[lo:hi] = (logit0 - pop.warmth_logit_mean) / pop.warmth_logit_sd
     del g, total, logit0
+
+    # CRM scores: standard normal, row-major, in blocks of rows (the same stream as one draw of the chunk).
+    # Their persona part uses the stored float16 values; one score column at a time, element-wise (no
+    # BLAS), so the result does not depend on the machine's BLAS or thread count.
+    n_scores = score_weights.shape[0]
+    if n_scores:
+        score_rng = rng(_Draw.CRM_SCORES)
+        for b_lo in range(0, m, CRM_SCORE_BLOCK):
+            b_hi = min(b_lo + CRM_SCORE_BLOCK, m)
+            block = score_rng.standard_normal((b_hi - b_lo, n_scores), dtype=np.float32)
+            if cfg.crm_loyalty_signal > 0:
+                # The first score is what the CRM knows of past buying: correlated with warmth toward our
+                # brand (both have mean 0 and variance 1, and are independent before mixing).
+                r = np.float32(cfg.crm_loyalty_signal)
+                block[:, 0] = r * pop.warmth[lo + b_lo : lo + b_hi] + np.sqrt(np.float32(1.0) - r * r) * block[:, 0]
+            stored = pop.crm_scores[lo + b_lo : lo + b_hi]
+            stored[:] = block  # rounds to the nearest float16
+            block[:] = stored
+            rows = taste[b_lo:b_hi]
+            for j in range(n_scores):
+                rows += block[:, j : j + 1] * score_weights[j]
+
+    # Category rate: Gamma(K, M / K) times the normalised observable multiplier.
+    k_shape = market.category_rate_shape
+    scale = market.category_purchases_per_year / k_shape
+    rate = rng(_Draw.CATEGORY_RATE).standard_gamma(k_shape, m) * scale
+    log_mult = sum(table[code] for table, code in zip(rate_tables, codes, strict=True)) - log_mean_shift
+    pop.category_rate[lo:hi] = rate * np.exp(log_mult)
 
     # Daily active window.
     cdf = np.cumsum(ACTIVE_START_PMF)

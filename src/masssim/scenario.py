@@ -68,6 +68,12 @@ class PopulationConfig(_Model):
         max_length=16,
         description="shares of income bands, lowest first",
     )
+    crm_loyalty_signal: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="correlation of the first CRM score with warmth toward our brand (past buying); 0 = none",
+    )
     crm_scores: int = Field(
         0,
         ge=0,
@@ -101,6 +107,10 @@ class PopulationConfig(_Model):
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> PopulationConfig:
+        if self.crm_loyalty_signal > 0 and self.crm_scores < 1:
+            raise _FieldProblem(
+                "crm_loyalty_signal", self.crm_loyalty_signal, "needs at least one CRM score (crm_scores >= 1)"
+            )
         for name, shares in (
             ("regions", [r.share for r in self.regions]),
             ("age_band_shares", self.age_band_shares),

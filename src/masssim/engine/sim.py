@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
+from scipy import stats as scipy_stats
 
 from masssim.channels import DAY_S, HOUR_S
 from masssim.creatives import make_catalogue
@@ -183,6 +184,7 @@ class ArmSimulation:
         # Run until the last bucket (the one ending at the horizon) is processed; run(until=horizon) would
         # stop just before the events at that instant.
         env.run(until=buckets)
+        self._reach_metrics()
         market = self.scenario.market
         metrics = derive(
             self.recorder.totals,
@@ -191,6 +193,17 @@ class ArmSimulation:
             purchase_squares=self._purchase_squares(),
         )
         return ArmOutcome(metrics=metrics, series=self.recorder.series)
+
+    def _reach_metrics(self) -> None:
+        """Who was contacted: distinct customers, and sends to light and non-buyers of our brand (p_i0 below
+        the median of its Beta(S s_0, S (1 - s_0)) marginal, an exact population figure)."""
+        sends = self.state.sends
+        self.recorder.add("customers_reached", int(np.count_nonzero(sends)))
+        market = self.scenario.market
+        alpha = market.dirichlet_s * market.brands[0].market_share
+        median = float(scipy_stats.beta(alpha, market.dirichlet_s - alpha).median())
+        light = self.world.population.brand_prob[:, 0] < median
+        self.recorder.add("sends_to_light_buyers", float(sends[light].sum(dtype=np.int64)))
 
     def _purchase_squares(self) -> tuple[float, float]:
         """Sums of squared per-customer purchase counts, treated and holdout (for the estimator's SE)."""

@@ -59,6 +59,12 @@ class SegmentsParams(PolicyParams):
         2.0, gt=0.0, le=1e6, description="pseudo-clicks shrinking a segment's rates toward the global ones"
     )
     bespoke_ridge: float = Field(1.0, gt=0.0, le=1e6, description="ridge penalty of the taste regression")
+    audience_share: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="after testing, contact only this share of reachable customers: the best-responding personas",
+    )
 
 
 @register_targeting("segments")
@@ -107,6 +113,9 @@ class SegmentsPolicy(PolicyBase):
                 self._pick_winners()  # the fallback for personas whose taste cannot be estimated
                 self._generate_bespoke()  # generated once: each costs its production
                 self.rolled_out = True
+            if self.params.audience_share < 1.0:
+                keep = self._focus(segment)
+                who, segment = who[keep], segment[keep]
             creative = self.choice[segment]
         audience = segment.astype(np.int64) * self.world.catalogue.count + creative
         return Plan(
@@ -121,6 +130,31 @@ class SegmentsPolicy(PolicyBase):
             rate = np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
         tested = self.delivered.sum(axis=1) > 0
         self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
+
+    def _focus(self, segment: np.ndarray) -> np.ndarray:
+        """Mask of the customers to contact when the budget covers only ``audience_share`` of them: personas
+        in order of estimated click rate (shrunk toward the overall rate), the last one partly, at random.
+        With one persona that is a random share each wave; with many it is the same best responders every
+        wave, which concentrates contacts and leaves out whoever responds least (often light buyers)."""
+        clicks, delivered = self.clicked.sum(axis=1), self.delivered.sum(axis=1)
+        overall = (clicks.sum() + 1.0) / (delivered.sum() + 2.0)
+        prior = self.params.bespoke_prior_clicks
+        estimate = (clicks + prior) / (delivered + prior / overall)
+        order = np.argsort(-estimate, kind="stable")
+        counts = np.bincount(segment, minlength=self.n_segments)
+        cumulative = np.cumsum(counts[order])
+        target = self.params.audience_share * segment.shape[0]
+        full = order[cumulative <= target]
+        chosen = np.zeros(self.n_segments, bool)
+        chosen[full] = True
+        keep = chosen[segment]
+        if full.shape[0] < order.shape[0]:
+            boundary = order[full.shape[0]]
+            room = target - (cumulative[full.shape[0] - 1] if full.shape[0] else 0.0)
+            in_boundary = segment == boundary
+            fraction = room / max(1, counts[boundary])
+            keep |= in_boundary & (self.rng.random(segment.shape[0]) < fraction)
+        return keep
 
     def _generate_bespoke(self) -> None:
         """One generated creative per segment, aimed at the segment's estimated taste."""
