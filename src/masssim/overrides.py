@@ -1,6 +1,6 @@
 """Dotted-path overrides of a scenario: ``population.persona_signal=0.6``, ``arms[1].segments=16``,
-``arms.personas.segments=16`` (an arm by name), ``arms.*.segments=16`` (every arm). Used by ``compare --variant``, ``sweep --param`` and a
-scenario's ``[sweep]`` table.
+``arms.personas.segments=16`` (an arm by name), ``arms.*.segments=16`` (every arm). Used by
+``compare --variant``, ``sweep --param`` and a scenario's ``[sweep]`` table.
 
 Values are read as TOML values (``0.6``, ``16``, ``true``, ``"email"``, ``[1, 2]``); a bare word that is not
 valid TOML is taken as text, so ``schedule.channel=sms`` works. The overridden scenario is validated like a
