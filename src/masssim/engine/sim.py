@@ -237,14 +237,14 @@ class ArmSimulation:
             t1 = min(t0 + step, self.horizon_s)
             yield env.timeout(t1 - env.now)
             self.state.rebase(t0)
-            self._purchases(self.occasions.take(t0, t1))
-            self._release(t0, t1)
+            organic = self._purchases(self.occasions.take(t0, t1))
+            self._release(t0, t1, organic)
             if progress is not None:
                 progress(t1 / self.horizon_s)
             t0 = t1
 
     # ----------------------------------------------------------------------------------------------
-    def _release(self, t0: float, t1: float) -> None:
+    def _release(self, t0: float, t1: float, organic: dict[str, np.ndarray] | None) -> None:
         """Outcomes with time in (t0, t1] become known: to the customers' state, the metrics, the policy."""
         events = self.pending.release(t1)
         rec, state = self.recorder, self.state
@@ -283,19 +283,16 @@ class ArmSimulation:
         for kind in self.feedback_kinds - {"purchase"}:  # true reads are never in it
             if kind in events:
                 feedback.events[kind] = events[kind]
-        organic = self._organic_feedback
         if organic is not None and "purchase" in self.feedback_kinds:
             feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
-            self._organic_feedback = None
         if feedback.events:
             self.policy.observe(feedback)
 
-    _organic_feedback: dict[str, np.ndarray] | None = None
-
-    def _purchases(self, occ: Occasions) -> None:
-        """Brand choice at this bucket's organic occasions, with the adstock each customer carries."""
+    def _purchases(self, occ: Occasions) -> dict[str, np.ndarray] | None:
+        """Brand choice at this bucket's organic occasions, with the adstock each customer carries.
+        Returns the treated customers' purchases of our brand, as feedback events for the policy."""
         if len(occ) == 0:
-            return
+            return None
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
         skipped = np.zeros(c.shape[0], bool)
@@ -318,7 +315,7 @@ class ArmSimulation:
         rec.add_events("incremental_purchases_true", t[treated], lift[treated])
         attributed = bought & (t - state.last_click_t[c] <= self.window_s)
         rec.add_events("attributed_purchases", t[attributed])
-        self._organic_feedback = {
+        return {
             "customer": c[bought].astype(np.int64),
             "creative": np.where(attributed[bought], state.last_click_creative[c[bought]], -1).astype(np.int32),
             "channel": np.full(int(bought.sum()), -1, np.int8),
