@@ -319,3 +319,11 @@ def test_macro_f1_skips_absent_classes_and_evaluate_masks_haystack() -> None:
     assert per["support"].f1 == 0.0
     assert report.intent.macro_f1 == pytest.approx((2 / 3 + 0.0) / 2)  # other classes absent
     assert set(report.as_dict()) >= {"relevance", "intent", "intent_macro_f1", "intent_confusion"}
+
+
+def test_intent_codes_agree_with_the_message_generator() -> None:
+    """Predictions and the generator's ground truth use the same intent codes."""
+    from masssim.classify.base import INTENT_NAMES
+    from masssim.message_templates import INTENTS
+
+    assert tuple(INTENT_NAMES) == tuple(INTENTS)

@@ -1,0 +1,788 @@
+"""Find and Classify (DESIGN §1.5): the mention stream, synthetic messages with ground truth, user-labelled files.
+
+**Arrivals.** Each source (social, forum, messaging, email, chat, voice) emits stranger mentions as a
+non-homogeneous Poisson process with rate ``base_rate_per_hour x diurnal(local hour) x burst(t)``, where the
+diurnal curve (mean 1 over the day) is read at the source audience's local time and ``burst(t)`` is the burst
+multiplier inside the union of viral windows (Poisson starts, ``per_year``; fixed ``duration_hours``) and 1
+outside. Customers post about the brand at their own voice rate (posts per year) along the customer diurnal curve
+at their own local time, with the same bursts. Both are drawn exactly by thinning: a homogeneous process at the
+peak rate, plus an extra process at ``(multiplier - 1) x`` peak inside the burst windows, each point kept with
+probability ``diurnal / max(diurnal)``. Everything is vectorised; only the text assembly loops over messages.
+
+**Content.** A stranger mention is a needle (``relevant``) with probability ``needle_share``; a customer's post
+is about the brand by definition and is always a needle. Needles get an intent (complaint, support, purchase,
+question, praise, other), an urgency in [0, 1] (by intent, plus noise) and a language; haystack gets intent
+``other`` and urgency 0. The text comes from :mod:`masssim.message_templates` with the traps of §1.5: brand
+words used as everyday words, vertical-dependent words, hard negatives with the vertical's vocabulary, vague
+needles, ambiguous texts whose truth is a coin flip, typos, code-mixing; the observed label is flipped with
+probability ``label_noise`` (the truth is kept). ``difficulty`` in [0, 1] scales the share of traps, the typo
+rate and the ambiguity, so that no classifier can be perfect once ``difficulty > 0``.
+
+Randomness comes only from the :class:`numpy.random.Generator` passed in (see :mod:`masssim.streams`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from masssim.errors import ScenarioError
+from masssim.message_templates import INTENTS, LANGUAGES, TEMPLATES, VERTICALS
+
+SOURCES: tuple[str, ...] = ("social", "forum", "messaging", "email", "chat", "voice")
+LABELS: tuple[str, ...] = (*INTENTS, "irrelevant")
+IRRELEVANT = len(INTENTS)  # label code of haystack; intents are 0..5
+OTHER = INTENTS.index("other")
+STRANGER = -1
+HOURS_PER_YEAR = 8766.0  # 365.25 days
+TRAINING_STREAM_KEY = 9_001  # spawn key of the training-corpus child stream (never renumber)
+
+# Kinds of message (which template family made the text), for diagnostics and tests.
+KIND_CLEAR, KIND_VAGUE, KIND_AMBIGUOUS, KIND_EVERYDAY, KIND_HARD, KIND_CHATTER = range(6)
+KINDS: tuple[str, ...] = ("clear", "vague", "ambiguous", "everyday", "hard", "chatter")
+
+SourceName = Literal["social", "forum", "messaging", "email", "chat", "voice"]
+DiurnalName = Literal["flat", "daytime", "evening", "business_hours"]
+Vertical = Literal["software", "energy_drink", "clinic"]
+
+
+def _curve(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    return arr / arr.mean()
+
+
+# Hourly shapes by local hour 0..23, each normalised to mean 1 (so base_rate_per_hour is the daily mean).
+DIURNAL_CURVES: dict[str, np.ndarray] = {
+    "flat": np.ones(24),
+    # Awake-hours activity (social posting, forums): trough 03:00-05:00, broad day, peak around 20:00-22:00.
+    "evening": _curve([3, 2, 1.5, 1, 1, 1.2, 2, 4, 5, 6, 6, 6.5, 7, 6.5, 6, 6, 6.5, 7, 8, 9, 10, 9.5, 8, 5]),
+    # Daytime (messaging apps): morning rise, plateau, early-evening taper.
+    "daytime": _curve([1, 0.6, 0.5, 0.5, 0.5, 0.8, 2, 4, 7, 8, 8.5, 8.5, 8, 8, 8, 8, 7.5, 7, 6, 5, 4, 3, 2, 1.5]),
+    # Business hours (email, chat and voice to a company): concentrated 09:00-17:00.
+    "business_hours": _curve(
+        [0.3, 0.2, 0.2, 0.2, 0.2, 0.3, 0.6, 1.5, 5, 9, 10, 10, 9, 9.5, 10, 9.5, 8, 5, 2, 1.2, 0.8, 0.6, 0.5, 0.4]
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _FieldProblem(ValueError):
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(message)
+
+
+class SourceConfig(_Model):
+    name: SourceName = Field(description="where mentions are found")
+    base_rate_per_hour: float = Field(
+        ge=0.0, le=1e6, description="stranger mentions per hour, averaged over the day (before bursts)"
+    )
+    diurnal: DiurnalName = Field("evening", description="shape of the rate over the local day (mean 1)")
+    utc_offset_hours: float = Field(0.0, ge=-12.0, le=14.0, description="local time of the audience minus UTC, hours")
+
+
+def _default_sources() -> list[SourceConfig]:
+    # Volumes of a mid-size consumer brand: public social dominates keyword matches; direct channels are small.
+    return [
+        SourceConfig(name="social", base_rate_per_hour=60.0, diurnal="evening"),
+        SourceConfig(name="forum", base_rate_per_hour=8.0, diurnal="evening"),
+        SourceConfig(name="messaging", base_rate_per_hour=6.0, diurnal="daytime"),
+        SourceConfig(name="email", base_rate_per_hour=4.0, diurnal="business_hours"),
+        SourceConfig(name="chat", base_rate_per_hour=3.0, diurnal="business_hours"),
+        SourceConfig(name="voice", base_rate_per_hour=1.0, diurnal="business_hours"),
+    ]
+
+
+class BurstConfig(_Model):
+    per_year: float = Field(6.0, ge=0.0, le=8766.0, description="viral events per year (Poisson starts)")
+    multiplier: float = Field(5.0, ge=1.0, le=1000.0, description="rate multiplier while a viral event lasts")
+    duration_hours: float = Field(12.0, gt=0.0, le=720.0, description="length of a viral event, hours")
+
+
+class BrandProfile(_Model):
+    words: list[str] = Field(
+        default_factory=lambda: ["Windows", "Office"],
+        min_length=1,
+        max_length=16,
+        description="the brand's names as written; the keyword query matches them case-insensitively",
+    )
+    vertical: Vertical = Field("software", description="the brand's business; decides what ambiguous words mean")
+
+    @model_validator(mode="after")
+    def _words_ok(self) -> BrandProfile:
+        for word in self.words:
+            if not word.strip() or any(c in word for c in "{}"):
+                raise _FieldProblem("words", word, "a brand word must be non-empty text without braces")
+        return self
+
+
+def _default_language_shares() -> dict[str, float]:
+    return {"en": 0.5, "fr": 0.15, "id": 0.15, "ar": 0.1, "te": 0.1}
+
+
+def _default_intent_shares() -> dict[str, float]:
+    return {"complaint": 0.25, "support": 0.3, "purchase": 0.15, "question": 0.15, "praise": 0.1, "other": 0.05}
+
+
+class MentionStreamConfig(_Model):
+    """The Find stream and the synthetic messages.
+
+    ``needle_share`` defaults to 0.05: the share of keyword-matched stranger mentions that concern the brand.
+    This is a modelling assumption, not a measurement: social-listening practice is that a bare keyword query on
+    a brand whose name is an everyday word ("windows", "office", "apple") returns mostly unrelated posts and
+    needs exclusion rules, i.e. the needles are a small minority. 5% is an order of magnitude for such a brand;
+    sweep it (e.g. 0.01-0.5) rather than trusting it.
+    """
+
+    sources: list[SourceConfig] = Field(default_factory=_default_sources, min_length=1, max_length=32)
+    bursts: BurstConfig = Field(default_factory=BurstConfig)
+    customer_diurnal: DiurnalName = Field("evening", description="shape over the local day of customers' posts")
+    needle_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="share of stranger mentions that concern the brand (the rest is haystack)"
+    )
+    language_shares: dict[str, float] = Field(
+        default_factory=_default_language_shares, description="share of messages per language code"
+    )
+    intent_shares: dict[str, float] = Field(
+        default_factory=_default_intent_shares, description="share of needles per intent"
+    )
+    brand: BrandProfile = Field(default_factory=BrandProfile)
+    difficulty: float = Field(
+        0.3, ge=0.0, le=1.0, description="0 = clean, separable text; 1 = many traps, typos and ambiguous texts"
+    )
+    label_noise: float = Field(0.03, ge=0.0, le=0.5, description="probability that an observed label is wrong")
+    typo_rate: float = Field(
+        0.02, ge=0.0, le=0.2, description="typos per character at difficulty 0.5 (scaled by 2 x difficulty)"
+    )
+    code_mix_rate: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of non-English messages that mix in English words"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> MentionStreamConfig:
+        for name, shares, allowed in (
+            ("language_shares", self.language_shares, LANGUAGES),
+            ("intent_shares", self.intent_shares, INTENTS),
+        ):
+            for key in shares:
+                if key not in allowed:
+                    raise _FieldProblem(name, key, f"unknown key; allowed: {', '.join(allowed)}")
+            values = list(shares.values())
+            if not values or any(v < 0 for v in values) or not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+                raise _FieldProblem(name, shares, "shares must be non-negative and sum to 1")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise _FieldProblem("sources", names, "source names must be distinct")
+        return self
+
+
+class MessageSource(_Model):
+    """A user's own labelled messages, used instead of the synthetic ones (schema: :func:`load_labelled_messages`)."""
+
+    path: str = Field(min_length=1, description="a .jsonl or .csv file of labelled messages")
+    format: Literal["auto", "jsonl", "csv"] = Field("auto", description="file format; auto = by extension")
+
+    def load(self, *, base: Path | None = None) -> LabelledMessages:
+        path = Path(self.path)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        return load_labelled_messages(path, format=self.format)
+
+
+def mention_stream_from_dict(data: Any, *, file: str | None = None) -> MentionStreamConfig:
+    """Validate a plain dict into a :class:`MentionStreamConfig`, raising :class:`ScenarioError` on problems."""
+    try:
+        return MentionStreamConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        ctx = err.get("ctx", {}).get("error")
+        if isinstance(ctx, _FieldProblem):
+            field = f"{loc}.{ctx.field}" if loc else ctx.field
+            raise ScenarioError(str(ctx), file=file, field=field, value=ctx.value) from None
+        if err["type"] == "extra_forbidden":
+            raise ScenarioError("unknown field", file=file, field=loc) from None
+        raise ScenarioError(
+            "value not allowed", file=file, field=loc, value=err.get("input"), allowed=err["msg"]
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerVoices:
+    """Who can author a mention: per customer, posts about the brand per year and local time offset."""
+
+    voice_rate_per_year: np.ndarray
+    utc_offset_hours: np.ndarray | None = None
+
+    @classmethod
+    def from_population(cls, pop: Any) -> CustomerVoices:
+        return cls(
+            np.asarray(pop.voice_rate, dtype=np.float64),
+            np.asarray(pop.utc_offset_seconds(), dtype=np.float64) / 3600.0,
+        )
+
+
+@dataclass
+class Mentions:
+    """The mention stream as a struct of arrays, sorted by time. Codes index SOURCES, INTENTS, LANGUAGES, LABELS."""
+
+    time_s: np.ndarray  # float64 seconds from the start
+    source: np.ndarray  # int8 index into SOURCES
+    author: np.ndarray  # int64 customer index, or -1 for a stranger
+    relevant: np.ndarray  # bool ground truth
+    intent: np.ndarray  # int8 ground-truth intent (haystack: "other")
+    urgency: np.ndarray  # float32 in [0, 1]; 0 for haystack
+    language: np.ndarray  # int8 index into LANGUAGES
+    text: list[str]
+    true_label: np.ndarray  # int8: intent code for needles, IRRELEVANT for haystack
+    noisy_label: np.ndarray  # int8: true_label flipped with probability label_noise
+    kind: np.ndarray  # int8 index into KINDS (which template family)
+    bursts_s: np.ndarray  # float64 [k, 2] viral windows (start, end), merged, seconds
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def priority(self) -> np.ndarray:
+        return self.urgency
+
+    @property
+    def noisy_relevant(self) -> np.ndarray:
+        return self.noisy_label != IRRELEVANT
+
+    def labelled(self, *, observed: bool = True) -> LabelledMessages:
+        """The messages as a labelled set: with the observed (noisy) labels, or the ground truth."""
+        label = self.noisy_label if observed else self.true_label
+        relevant = label != IRRELEVANT
+        return LabelledMessages(
+            text=list(self.text),
+            relevant=relevant,
+            intent=np.where(relevant, label, OTHER).astype(np.int8),
+            urgency=self.urgency.copy(),
+            language=[LANGUAGES[c] for c in self.language.tolist()],
+        )
+
+
+@dataclass
+class LabelledMessages:
+    text: list[str]
+    relevant: np.ndarray  # bool
+    intent: np.ndarray  # int8 index into INTENTS
+    urgency: np.ndarray  # float32 in [0, 1]
+    language: list[str]
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def label(self) -> np.ndarray:
+        """int8: intent code for relevant messages, IRRELEVANT otherwise."""
+        return np.where(self.relevant, self.intent, IRRELEVANT).astype(np.int8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arrivals
+# --------------------------------------------------------------------------------------------------
+
+
+def _local_hour(time_s: np.ndarray, offset_hours: float | np.ndarray) -> np.ndarray:
+    return (np.floor(time_s / 3600.0 + offset_hours) % 24).astype(np.intp)
+
+
+def _merge_windows(starts: np.ndarray, duration_s: float, horizon_s: float) -> np.ndarray:
+    if len(starts) == 0:
+        return np.zeros((0, 2))
+    starts = np.sort(starts)
+    merged: list[list[float]] = []
+    for s in starts.tolist():
+        e = min(s + duration_s, horizon_s)
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return np.asarray(merged, dtype=np.float64)
+
+
+def draw_bursts(cfg: MentionStreamConfig, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Viral windows on [0, horizon_s): Poisson starts, merged where they overlap. Shape [k, 2], seconds."""
+    count = rng.poisson(cfg.bursts.per_year * horizon_s / 3600.0 / HOURS_PER_YEAR)
+    starts = rng.random(count) * horizon_s
+    return _merge_windows(starts, cfg.bursts.duration_hours * 3600.0, horizon_s)
+
+
+def _in_windows(time_s: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    if len(windows) == 0:
+        return np.zeros(time_s.shape, dtype=bool)
+    idx = np.searchsorted(windows[:, 0], time_s, side="right") - 1
+    ok = idx >= 0
+    inside = np.zeros(time_s.shape, dtype=bool)
+    inside[ok] = time_s[ok] < windows[idx[ok], 1]
+    return inside
+
+
+def _candidates(
+    rng: np.random.Generator, peak_per_h: float, horizon_s: float, windows: np.ndarray, multiplier: float
+) -> np.ndarray:
+    """Points of a process with rate ``peak`` on [0, horizon) and ``multiplier x peak`` inside the windows."""
+    base = rng.random(rng.poisson(peak_per_h * horizon_s / 3600.0)) * horizon_s
+    if len(windows) == 0 or multiplier <= 1.0:
+        return base
+    lengths = windows[:, 1] - windows[:, 0]
+    n_extra = rng.poisson((multiplier - 1.0) * peak_per_h * lengths.sum() / 3600.0)
+    pos = rng.random(n_extra) * lengths.sum()
+    cum = np.concatenate([[0.0], np.cumsum(lengths)])
+    which = np.clip(np.searchsorted(cum, pos, side="right") - 1, 0, len(lengths) - 1)
+    extra = windows[which, 0] + (pos - cum[which])
+    return np.concatenate([base, extra])
+
+
+def stranger_rate_per_hour(cfg: MentionStreamConfig, time_s: np.ndarray, bursts_s: np.ndarray) -> np.ndarray:
+    """The stranger mention rate (all sources, per hour) at the given instants: for tests and plots."""
+    time_s = np.asarray(time_s, dtype=np.float64)
+    rate = np.zeros(time_s.shape)
+    for src in cfg.sources:
+        rate += src.base_rate_per_hour * DIURNAL_CURVES[src.diurnal][_local_hour(time_s, src.utc_offset_hours)]
+    return np.where(_in_windows(time_s, bursts_s), cfg.bursts.multiplier, 1.0) * rate
+
+
+def generate_mentions(
+    cfg: MentionStreamConfig,
+    horizon_s: float,
+    rng: np.random.Generator,
+    *,
+    customers: CustomerVoices | None = None,
+    bursts_s: np.ndarray | None = None,
+) -> Mentions:
+    """The mention stream on [0, horizon_s): arrivals, authors, ground truth, text and observed labels.
+
+    ``bursts_s`` (merged [k, 2] windows in seconds) replaces the random viral events when given.
+    """
+    if not horizon_s > 0:
+        raise ScenarioError("the horizon must be positive", field="horizon_s", value=horizon_s, allowed="> 0 seconds")
+    windows = draw_bursts(cfg, horizon_s, rng) if bursts_s is None else np.asarray(bursts_s, np.float64).reshape(-1, 2)
+    mult = cfg.bursts.multiplier
+    times: list[np.ndarray] = []
+    sources: list[np.ndarray] = []
+    authors: list[np.ndarray] = []
+    for src in cfg.sources:
+        curve = DIURNAL_CURVES[src.diurnal]
+        cand = _candidates(rng, src.base_rate_per_hour * curve.max(), horizon_s, windows, mult)
+        keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, src.utc_offset_hours)]
+        t = cand[keep]
+        times.append(t)
+        sources.append(np.full(len(t), SOURCES.index(src.name), np.int8))
+        authors.append(np.full(len(t), STRANGER, np.int64))
+    if customers is not None and len(customers.voice_rate_per_year) > 0:
+        voice = np.asarray(customers.voice_rate_per_year, dtype=np.float64)
+        total = float(voice.sum())
+        if total > 0:
+            curve = DIURNAL_CURVES[cfg.customer_diurnal]
+            cand = _candidates(rng, total / HOURS_PER_YEAR * curve.max(), horizon_s, windows, mult)
+            who = np.searchsorted(np.cumsum(voice) / total, rng.random(len(cand)), side="right")
+            who = np.minimum(who, len(voice) - 1)
+            offset = 0.0 if customers.utc_offset_hours is None else np.asarray(customers.utc_offset_hours)[who]
+            keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, offset)]
+            t = cand[keep]
+            weights = np.array([s.base_rate_per_hour for s in cfg.sources], dtype=np.float64)
+            weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(weights), 1 / len(weights))
+            src_idx = np.minimum(
+                np.searchsorted(np.cumsum(weights), rng.random(len(t)), side="right"), len(weights) - 1
+            )
+            codes = np.array([SOURCES.index(s.name) for s in cfg.sources], dtype=np.int8)
+            times.append(t)
+            sources.append(codes[src_idx])
+            authors.append(who[keep].astype(np.int64))
+    time_s = np.concatenate(times) if times else np.zeros(0)
+    order = np.argsort(time_s, kind="stable")
+    time_s = time_s[order]
+    source = np.concatenate(sources)[order] if sources else np.zeros(0, np.int8)
+    author = np.concatenate(authors)[order] if authors else np.zeros(0, np.int64)
+    relevant = (author >= 0) | (rng.random(len(time_s)) < cfg.needle_share)
+    content = _draw_content(cfg, rng, relevant)
+    return Mentions(time_s=time_s, source=source, author=author, bursts_s=windows, relevant=relevant, **content)
+
+
+# --------------------------------------------------------------------------------------------------
+# Content and text
+# --------------------------------------------------------------------------------------------------
+
+_URGENCY_BY_INTENT = np.array([0.7, 0.6, 0.45, 0.3, 0.1, 0.15])  # complaint .. other
+
+
+def _shares(keys: Sequence[str], shares: dict[str, float]) -> np.ndarray:
+    p = np.array([shares.get(k, 0.0) for k in keys], dtype=np.float64)
+    return np.cumsum(p / p.sum())
+
+
+def _pick(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
+
+
+def _kind_probabilities(cfg: MentionStreamConfig) -> tuple[float, float, float, float, float]:
+    """(ambiguous, vague) among needles; (ambiguous, everyday, hard) among haystack."""
+    d = cfg.difficulty
+    s = min(max(cfg.needle_share, 1e-9), 0.5)
+    amb_n = 0.4 * d
+    vague_n = 0.25 * d
+    amb_h = min(0.5, amb_n * s / (1.0 - s))  # as many ambiguous haystack texts as ambiguous needles
+    trap = (0.3 + 0.6 * d) * (1.0 - amb_h)
+    hard = trap * (0.15 + 0.5 * d)
+    return amb_n, vague_n, amb_h, trap - hard, hard
+
+
+def _draw_content(cfg: MentionStreamConfig, rng: np.random.Generator, relevant: np.ndarray) -> dict[str, Any]:
+    n = len(relevant)
+    language = _pick(_shares(LANGUAGES, cfg.language_shares), rng.random(n)).astype(np.int8)
+    intent = np.where(relevant, _pick(_shares(INTENTS, cfg.intent_shares), rng.random(n)), OTHER).astype(np.int8)
+    urgency = np.clip(_URGENCY_BY_INTENT[intent] + 0.15 * rng.standard_normal(n), 0.0, 1.0)
+    urgency = np.where(relevant, urgency, 0.0).astype(np.float32)
+    amb_n, vague_n, amb_h, everyday_h, hard_h = _kind_probabilities(cfg)
+    u = rng.random(n)
+    kind_rel = np.where(u < amb_n, KIND_AMBIGUOUS, np.where(u < amb_n + vague_n, KIND_VAGUE, KIND_CLEAR))
+    kind_hay = np.select(
+        [u < amb_h, u < amb_h + everyday_h, u < amb_h + everyday_h + hard_h],
+        [KIND_AMBIGUOUS, KIND_EVERYDAY, KIND_HARD],
+        KIND_CHATTER,
+    )
+    kind = np.where(relevant, kind_rel, kind_hay).astype(np.int8)
+    text = _texts(cfg, rng, kind, intent, language)
+    true_label = np.where(relevant, intent, IRRELEVANT).astype(np.int8)
+    flip = rng.random(n) < cfg.label_noise
+    shift = rng.integers(1, len(LABELS), size=n)
+    noisy_label = np.where(flip, (true_label + shift) % len(LABELS), true_label).astype(np.int8)
+    return {
+        "intent": intent,
+        "urgency": urgency,
+        "language": language,
+        "text": text,
+        "true_label": true_label,
+        "noisy_label": noisy_label,
+        "kind": kind,
+    }
+
+
+def _texts(
+    cfg: MentionStreamConfig, rng: np.random.Generator, kind: np.ndarray, intent: np.ndarray, language: np.ndarray
+) -> list[str]:
+    n = len(kind)
+    d = cfg.difficulty
+    vertical = cfg.brand.vertical
+    words = list(cfg.brand.words)
+    lowers = [w.lower() for w in words]
+    tables = []
+    for lang in LANGUAGES:
+        t = TEMPLATES[lang]
+        rel = [list(t["relevant"][it]) + list(t["vertical_relevant"].get(vertical, {}).get(it, [])) for it in INTENTS]
+        everyday = [list(t["everyday"]) + list(t["everyday_by_word"].get(w, [])) for w in lowers]
+        tables.append(
+            (
+                rel,
+                t["vague"],
+                t["ambiguous"],
+                everyday,
+                t["hard"][vertical],
+                t["chatter"],
+                t["things"][vertical],
+                t["generic_ref"],
+                t["code_mix"],
+            )
+        )
+    p_name = 0.9 - 0.3 * d  # needles that name the brand (the rest say "you guys", "your team")
+    p_case = 0.5 * d  # casing no longer tells a name from a word
+    draws = rng.random((n, 7)).tolist()
+    out: list[str] = []
+    for i, (k, it, lg) in enumerate(zip(kind.tolist(), intent.tolist(), language.tolist(), strict=True)):
+        u = draws[i]
+        rel, vague, amb, everyday, hard, chatter, things, generic, mix = tables[lg]
+        w = int(u[0] * len(words))
+        word = lowers[w]
+        if u[2] < p_case:
+            word = word.capitalize()
+        if k == KIND_CLEAR:
+            pool = rel[it]
+        elif k == KIND_VAGUE:
+            pool = vague
+        elif k == KIND_AMBIGUOUS:
+            pool = amb
+        elif k == KIND_EVERYDAY:
+            pool = everyday[w]
+        elif k == KIND_HARD:
+            pool = hard
+        else:
+            pool = chatter
+        template = pool[int(u[1] * len(pool))]
+        if k in (KIND_CLEAR, KIND_VAGUE):
+            brand = words[w] if (k == KIND_VAGUE or u[3] < p_name) else generic[int(u[4] * len(generic))]
+            if u[2] < p_case:
+                brand = brand.lower()
+        else:
+            brand = word
+        text = template.format(brand=brand, word=word, thing=things[int(u[5] * len(things))])
+        if mix and u[6] < cfg.code_mix_rate:
+            for native, english in mix:
+                text = text.replace(native, english)
+        out.append(text)
+    return _add_typos(out, cfg.typo_rate * 2.0 * d, rng)
+
+
+def _add_typos(texts: list[str], rate: float, rng: np.random.Generator) -> list[str]:
+    """Per character, with probability ``rate``: swap with the next, drop, or double it."""
+    if rate <= 0 or not texts:
+        return texts
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    counts = rng.poisson(np.minimum(rate, 0.5) * lengths)
+    total = int(counts.sum())
+    pos_u = rng.random(total).tolist()
+    op_u = rng.random(total).tolist()
+    j = 0
+    for i in np.flatnonzero(counts).tolist():
+        chars = list(texts[i])
+        for _ in range(int(counts[i])):
+            if len(chars) < 2:
+                break
+            p = int(pos_u[j] * (len(chars) - 1))
+            op = op_u[j]
+            j += 1
+            if op < 0.5:
+                chars[p], chars[p + 1] = chars[p + 1], chars[p]
+            elif op < 0.8:
+                del chars[p]
+            else:
+                chars.insert(p, chars[p])
+        texts[i] = "".join(chars)
+    return texts
+
+
+def training_corpus(
+    cfg: MentionStreamConfig, n: int, rng: np.random.Generator, *, needle_share: float | None = None
+) -> Mentions:
+    """``n`` labelled messages for training a classifier, from a stream separate from the test stream.
+
+    The draws come from a child of ``rng``'s seed sequence with the fixed key ``TRAINING_STREAM_KEY`` (or, if
+    ``rng`` has no seed sequence, from ``rng.spawn``), so training texts are independent of the messages that
+    :func:`generate_mentions` draws from ``rng`` itself. ``needle_share`` overrides the config's (e.g. 0.5 for a
+    balanced training set). Times are 0; authors are strangers.
+    """
+    if n < 0:
+        raise ScenarioError("the corpus size must be non-negative", field="n", value=n, allowed=">= 0")
+    seq = getattr(rng.bit_generator, "seed_seq", None)
+    if isinstance(seq, np.random.SeedSequence):
+        child_seq = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, TRAINING_STREAM_KEY))
+        child = np.random.Generator(np.random.PCG64(child_seq))
+    else:  # pragma: no cover - every masssim generator has a SeedSequence
+        child = rng.spawn(1)[0]
+    if needle_share is not None:
+        cfg = cfg.model_copy(update={"needle_share": float(needle_share)})
+    relevant = child.random(n) < cfg.needle_share
+    content = _draw_content(cfg, child, relevant)
+    return Mentions(
+        time_s=np.zeros(n),
+        source=np.zeros(n, np.int8),
+        author=np.full(n, STRANGER, np.int64),
+        relevant=relevant,
+        bursts_s=np.zeros((0, 2)),
+        **content,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# User files
+# --------------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+_COLUMNS = ("text", "relevant", "intent", "urgency", "language")
+_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+MAX_TEXT_CHARS = 10_000
+
+
+def load_labelled_messages(path: str | Path, *, format: str = "auto") -> LabelledMessages:
+    """Read a user's labelled messages from JSONL (one JSON object a line) or CSV (a header row).
+
+    Schema, per message:
+
+    * ``text`` (required): non-empty text, at most 10,000 characters.
+    * ``relevant`` (required): whether the message concerns the brand. JSON ``true``/``false``; in CSV one of
+      true/false, yes/no, 1/0 (any case).
+    * ``intent``: one of complaint, support, purchase, question, praise, other. Required when relevant; may be
+      empty or absent for irrelevant messages (stored as ``other``).
+    * ``urgency`` (optional): a number in [0, 1]; default by intent (0 for irrelevant messages).
+    * ``language`` (optional): a lower-case ISO 639 code such as en, fr, id, ar, te (``und`` when absent).
+
+    Other fields are rejected. Blank lines are skipped. Every bad row is reported; the error shows the first
+    as ``file:line: field: problem (got value); allowed: ...`` and counts the others.
+    """
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise ScenarioError("file not found", file=file, allowed="a path to an existing .jsonl or .csv file")
+    fmt = format
+    if fmt == "auto":
+        suffix = path.suffix.lower()
+        fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(suffix, "")
+        if not fmt:
+            raise ScenarioError(
+                "cannot tell the format from the extension", file=file, value=suffix, allowed=".jsonl, .ndjson, .csv"
+            )
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 file") from None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[tuple[str, str, Any, str]] = []  # (where, field, value, allowed/message)
+    if fmt == "jsonl":
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append((f"{file}:{lineno}", "", line[:80], f"is not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(obj, dict):
+                problems.append((f"{file}:{lineno}", "", obj, "each line must be a JSON object"))
+                continue
+            rows.append((lineno, obj))
+    elif fmt == "csv":
+        reader = csv.reader(raw.splitlines(keepends=True))
+        header = next(reader, None)
+        if header is None:
+            raise ScenarioError("the file is empty", file=file, allowed="a header row: " + ",".join(_COLUMNS))
+        header = [h.strip() for h in header]
+        for name in header:
+            if name not in _COLUMNS:
+                raise ScenarioError(
+                    "unknown column", file=f"{file}:1", field=name, value=name, allowed=", ".join(_COLUMNS)
+                )
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            lineno = reader.line_num
+            if len(row) != len(header):
+                problems.append((f"{file}:{lineno}", "", len(row), f"expected {len(header)} columns"))
+                continue
+            rows.append((lineno, {k: v for k, v in zip(header, row, strict=True) if v.strip() != ""}))
+    else:
+        raise ScenarioError("unknown format", file=file, field="format", value=fmt, allowed="auto, jsonl, csv")
+
+    text: list[str] = []
+    relevant: list[bool] = []
+    intent: list[int] = []
+    urgency: list[float] = []
+    language: list[str] = []
+    for lineno, obj in rows:
+        where = f"{file}:{lineno}"
+        bad = len(problems)
+        for key in obj:
+            if key not in _COLUMNS:
+                problems.append((where, key, key, "unknown field; allowed: " + ", ".join(_COLUMNS)))
+        t = obj.get("text")
+        if not isinstance(t, str) or not t.strip() or len(t) > MAX_TEXT_CHARS:
+            problems.append((where, "text", t, "non-empty text of at most 10000 characters"))
+        r_raw = obj.get("relevant")
+        r: bool | None = None
+        if isinstance(r_raw, bool):
+            r = r_raw
+        elif fmt == "csv" and isinstance(r_raw, str) and r_raw.strip().lower() in _TRUE | _FALSE:
+            r = r_raw.strip().lower() in _TRUE
+        else:
+            allowed = "true or false" if fmt == "jsonl" else "true/false, yes/no, 1/0"
+            problems.append((where, "relevant", r_raw, allowed))
+        i_raw = obj.get("intent")
+        i_code = OTHER
+        if i_raw is None or (isinstance(i_raw, str) and not i_raw.strip()):
+            if r:
+                problems.append((where, "intent", i_raw, "required when relevant: " + ", ".join(INTENTS)))
+        elif isinstance(i_raw, str) and i_raw.strip().lower() in INTENTS:
+            i_code = INTENTS.index(i_raw.strip().lower())
+        else:
+            problems.append((where, "intent", i_raw, ", ".join(INTENTS)))
+        u_raw = obj.get("urgency")
+        u_val = float(_URGENCY_BY_INTENT[i_code]) if r else 0.0
+        if u_raw is not None:
+            try:
+                if isinstance(u_raw, bool):
+                    raise ValueError
+                u_val = float(u_raw)
+                if not 0.0 <= u_val <= 1.0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                problems.append((where, "urgency", u_raw, "a number in [0, 1]"))
+        l_raw = obj.get("language", "und")
+        if not isinstance(l_raw, str) or not _LANG_RE.match(l_raw.strip()):
+            problems.append((where, "language", l_raw, "a lower-case ISO 639 code such as en, fr, id, ar, te"))
+        if len(problems) > bad:
+            continue
+        text.append(str(t))
+        relevant.append(bool(r))
+        intent.append(i_code)
+        urgency.append(u_val)
+        language.append(str(l_raw).strip())
+    if problems:
+        where, fld, value, allowed = problems[0]
+        raise ScenarioError(
+            "bad row" if fld else allowed,
+            file=where,
+            field=fld or None,
+            value=value,
+            allowed=allowed if fld else None,
+            problems=[(f"{w}: {f}" if f else w, a) for w, f, _, a in problems],
+        )
+    if not text:
+        raise ScenarioError("no messages in the file", file=file, allowed="at least one labelled message")
+    return LabelledMessages(
+        text=text,
+        relevant=np.array(relevant, dtype=bool),
+        intent=np.array(intent, dtype=np.int8),
+        urgency=np.array(urgency, dtype=np.float32),
+        language=language,
+    )
+
+
+__all__ = [
+    "DIURNAL_CURVES",
+    "INTENTS",
+    "IRRELEVANT",
+    "KINDS",
+    "LABELS",
+    "LANGUAGES",
+    "SOURCES",
+    "VERTICALS",
+    "BrandProfile",
+    "BurstConfig",
+    "CustomerVoices",
+    "LabelledMessages",
+    "MentionStreamConfig",
+    "Mentions",
+    "MessageSource",
+    "SourceConfig",
+    "draw_bursts",
+    "generate_mentions",
+    "load_labelled_messages",
+    "mention_stream_from_dict",
+    "stranger_rate_per_hour",
+    "training_corpus",
+]
