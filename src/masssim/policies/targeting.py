@@ -269,7 +269,8 @@ def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nd
         return inverse.astype(np.int32), int(profiles.shape[0])
     pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
     points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
-    centroids, _ = kmeans2(points, k, minit="++", seed=_kmeans_seed(world))
+    # scipy's k-means++ seeding costs O(points x k^2): random starting points beyond 20 clusters.
+    centroids, _ = kmeans2(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
     nearest = _nearest(np.asarray(view.observables(first_index), dtype=np.float64), centroids)
     used, relabel = np.unique(nearest, return_inverse=True)
     return relabel[inverse].astype(np.int32), int(used.shape[0])
