@@ -2,7 +2,8 @@
 
 The JSON summary, the CSV time series, the HTML report and ``docs/model.md`` all read this table, so they
 cannot disagree. A metric is either a *total* over the horizon (summed in the engine) or *derived* from
-totals (a ratio or a difference), computed once per replication by :func:`derive`.
+totals (a ratio or a difference), computed once per replication by :func:`derive`. The inbound metrics are
+totals set per replication from the inbound summary (:data:`INBOUND_SUMMARY_KEYS`); 0 when inbound is off.
 """
 
 from __future__ import annotations
@@ -107,6 +108,35 @@ _METRICS: tuple[Metric, ...] = (
         in_timeseries=True,
     ),
     Metric("cost_creatives", "currency", "production cost of the creatives put into use", in_timeseries=True),
+    # Inbound (find -> classify -> respond), per replication; all 0 when the scenario has no [inbound] table.
+    Metric("inbound_volume", "messages", "mentions found over the horizon (inbound; 0 when inbound is off)"),
+    Metric("inbound_needles", "messages", "mentions that truly concern the brand (ground truth; inbound)"),
+    Metric("classifier_precision", "share", "share of mentions the core flags relevant that truly are (inbound)"),
+    Metric("classifier_recall", "share", "share of truly relevant mentions the core flags relevant (inbound)"),
+    Metric("classifier_f1", "share", "harmonic mean of classifier_precision and classifier_recall (inbound)"),
+    Metric(
+        "classification_delay_p50_s",
+        "seconds",
+        "median wait from arrival to the end of the mention's core batch (inbound; 0 if none classified)",
+    ),
+    Metric("classification_delay_p90_s", "seconds", "90th percentile of the classification delay (inbound)"),
+    Metric("classification_delay_p99_s", "seconds", "99th percentile of the classification delay (inbound)"),
+    Metric(
+        "response_time_p50_s",
+        "seconds",
+        "median arrival-to-answer time of answered mentions (inbound; 0 if none answered)",
+    ),
+    Metric("response_time_p90_s", "seconds", "90th percentile of the response time of answered mentions (inbound)"),
+    Metric("response_time_p99_s", "seconds", "99th percentile of the response time of answered mentions (inbound)"),
+    Metric(
+        "sla_attainment",
+        "share",
+        "routed mentions answered within inbound.sla_minutes of arrival / routed mentions (inbound)",
+    ),
+    Metric("abandonment_share", "share", "routed mentions whose author gave up waiting / routed mentions (inbound)"),
+    Metric("missed_needles", "messages", "truly relevant mentions never answered (inbound)"),
+    Metric("false_alarms", "messages", "irrelevant mentions answered by a pool (inbound)"),
+    Metric("escalations", "messages", "conversations a first pool (the bot) passed on to another pool (inbound)"),
     # Derived from the totals above, per replication.
     Metric("cost_total", "currency", "cost_sends + cost_media + cost_creatives", "derived"),
     Metric(
@@ -153,6 +183,36 @@ _METRICS: tuple[Metric, ...] = (
         "derived",
     ),
 )
+
+# Inbound metric -> key of InboundResult.summary (engine/inbound.py).
+INBOUND_SUMMARY_KEYS: dict[str, str] = {
+    "inbound_volume": "volume",
+    "inbound_needles": "needles",
+    "classifier_precision": "precision",
+    "classifier_recall": "recall",
+    "classifier_f1": "f1",
+    "classification_delay_p50_s": "classification_delay_s_p50",
+    "classification_delay_p90_s": "classification_delay_s_p90",
+    "classification_delay_p99_s": "classification_delay_s_p99",
+    "response_time_p50_s": "response_time_s_p50",
+    "response_time_p90_s": "response_time_s_p90",
+    "response_time_p99_s": "response_time_s_p99",
+    "sla_attainment": "sla_attainment",
+    "abandonment_share": "abandonment",
+    "missed_needles": "missed_needles",
+    "false_alarms": "false_alarms",
+    "escalations": "escalated",
+}
+
+
+def inbound_metrics(summary: dict[str, float]) -> dict[str, float]:
+    """The inbound metrics from an inbound summary; an undefined figure (NaN: nothing to measure) is 0."""
+    out = {}
+    for name, key in INBOUND_SUMMARY_KEYS.items():
+        value = float(summary.get(key, 0.0))
+        out[name] = value if math.isfinite(value) else 0.0
+    return out
+
 
 REGISTRY: dict[str, Metric] = {m.name: m for m in _METRICS}
 TOTALS: tuple[str, ...] = tuple(m.name for m in _METRICS if m.kind == "total")

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from masssim.errors import ScenarioError
+from masssim.messages import LANGUAGES, MentionStreamConfig
+from masssim.messages import _FieldProblem as _MessageFieldProblem
 
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
 
@@ -392,6 +394,99 @@ def _default_arms() -> list[Arm]:
     return [Arm(name="broadcast", policy="broadcast")]
 
 
+class CoreConfig(_Model):
+    """The classification core as a batch server (``engine/inbound.py``, ``CoreServer``)."""
+
+    batch_size: int = Field(32, ge=1, le=100_000, description="messages per batch at most")
+    replicas: int = Field(1, ge=1, le=10_000, description="identical workers serving batches")
+    a_s: float = Field(0.05, ge=0.0, le=3600.0, description="fixed seconds per batch")
+    b_s: float = Field(0.002, ge=0.0, le=3600.0, description="seconds per message in a batch")
+    max_wait_s: float = Field(1.0, ge=0.0, le=86_400.0, description="a batch is sent this long after it opened")
+
+
+class PoolConfig(_Model):
+    """A responder pool: agents (bots or people) answering the mentions the response policy routes to it."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="pool label")
+    agents: int = Field(ge=0, le=1_000_000, description="agents on shift (humans follow the policy's mode)")
+    kind: Literal["bot", "human"] = Field("human", description="bots are always on; humans follow the mode")
+    handle_time_median_minutes: float = Field(gt=0.0, le=10_080.0, description="median minutes per answer")
+    handle_time_sigma: float = Field(0.6, ge=0.0, le=5.0, description="lognormal sigma of the handle time")
+    languages: list[str] | None = Field(None, description="language codes the pool handles; absent = all")
+    discipline: Literal["fifo", "priority"] = Field("fifo", description="queue order")
+
+    @model_validator(mode="after")
+    def _languages_known(self) -> PoolConfig:
+        for code in self.languages or []:
+            if code not in LANGUAGES:
+                raise _FieldProblem("languages", code, f"unknown language; allowed: {', '.join(LANGUAGES)}")
+        return self
+
+
+def _default_pools() -> list[PoolConfig]:
+    # Index 0 is the bot, index 1 the humans: the built-in response policies route by these indices.
+    return [
+        PoolConfig(name="bot", agents=20, kind="bot", handle_time_median_minutes=0.5, handle_time_sigma=0.3),
+        PoolConfig(name="human", agents=10, kind="human", handle_time_median_minutes=6.0, discipline="priority"),
+    ]
+
+
+class InboundConfig(_Model):
+    """Find -> classify -> respond (DESIGN §1.5), run after the outbound arms when the table is present."""
+
+    mentions: MentionStreamConfig = Field(default_factory=MentionStreamConfig)
+    classifier: str = Field("keyword", min_length=1, description="registered classifier name or module:attr")
+    classifier_params: dict[str, Any] = Field(default_factory=dict, description="the classifier's parameters")
+    training_messages: int = Field(
+        5000, ge=0, le=10_000_000, description="labelled synthetic messages to fit a trainable classifier"
+    )
+    core: CoreConfig = Field(default_factory=CoreConfig)
+    response_policy: str = Field("threshold", min_length=1, description="registered response policy or module:attr")
+    response_params: dict[str, Any] = Field(default_factory=dict, description="the response policy's parameters")
+    pools: list[PoolConfig] = Field(default_factory=_default_pools, min_length=1, max_length=64)
+    patience_sigma: float = Field(1.0, ge=0.0, le=5.0, description="lognormal sigma of customers' patience")
+    sla_minutes: float = Field(60.0, ge=0.0, le=100_000.0, description="an answer this soon after arrival is on time")
+
+    @model_validator(mode="after")
+    def _check(self) -> InboundConfig:
+        names = [p.name for p in self.pools]
+        if len(set(names)) != len(names):
+            raise _FieldProblem("pools", names, "pool names must be distinct")
+        from masssim.classify.registry import params_model, resolve_classifier
+        from masssim.policies.response import resolve_response_policy, response_params_model
+
+        for kind, name_field, params_field, resolve, model_of in (
+            ("classifier", "classifier", "classifier_params", resolve_classifier, params_model),
+            ("response policy", "response_policy", "response_params", resolve_response_policy, response_params_model),
+        ):
+            name = getattr(self, name_field)
+            try:
+                factory = resolve(name)
+            except LookupError as exc:
+                raise _FieldProblem(name_field, name, str(exc)) from None
+            model = model_of(factory)
+            try:
+                parsed = model.model_validate(getattr(self, params_field))
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                key = ".".join(str(p) for p in err["loc"])
+                field = f"{params_field}.{key}" if key else params_field
+                if err["type"] == "extra_forbidden":
+                    known = list(model.model_fields)
+                    hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+                    reason = f"unknown parameter of {kind} {name!r}"
+                    reason += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
+                    raise _FieldProblem(field, err.get("input"), reason) from None
+                raise _FieldProblem(field, err.get("input"), f"{kind} {name!r}: {err['msg']}") from None
+        for key in ("pool", "bot_pool", "escalate_to"):  # the built-in policies route by pool index
+            index = getattr(parsed, key, None)
+            if isinstance(index, int) and index >= len(self.pools):
+                raise _FieldProblem(
+                    f"response_params.{key}", index, f"there are {len(self.pools)} pools (indices from 0)"
+                )
+        return self
+
+
 class Scenario(_Model):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = Field("", max_length=2000)
@@ -413,6 +508,9 @@ class Scenario(_Model):
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     arms: list[Arm] = Field(default_factory=_default_arms, min_length=1, max_length=64)
+    inbound: InboundConfig | None = Field(
+        None, description="find -> classify -> respond after the outbound arms; absent = off"
+    )
     sweep: dict[str, list[Any]] | None = Field(
         None, description="parameter grid for `masssim sweep`: dotted path -> list of values"
     )
@@ -450,6 +548,8 @@ class _FieldProblem(ValueError):
         self.value = value
         super().__init__(message)
 
+
+_FIELD_PROBLEMS = (_FieldProblem, _MessageFieldProblem)
 
 # --------------------------------------------------------------------------------------------------
 # Loading and error translation
@@ -544,7 +644,7 @@ def _translate(exc: ValidationError, file: str | None) -> ScenarioError:
     for err in exc.errors(include_url=False):
         loc = _clean_loc(tuple(err["loc"]))
         ctx_error = err.get("ctx", {}).get("error")
-        if isinstance(ctx_error, _FieldProblem):
+        if isinstance(ctx_error, _FIELD_PROBLEMS):
             loc = (*loc, ctx_error.field)
         problems.append((_format_loc(loc), err["msg"]))
         if first is None:
@@ -553,7 +653,7 @@ def _translate(exc: ValidationError, file: str | None) -> ScenarioError:
     loc = first["loc"]
     field = _format_loc(loc)
     ctx_error = first.get("ctx", {}).get("error")
-    if isinstance(ctx_error, _FieldProblem):
+    if isinstance(ctx_error, _FIELD_PROBLEMS):
         return ScenarioError(str(ctx_error), file=file, field=field, value=ctx_error.value, problems=problems)
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -689,7 +789,10 @@ __all__ = [
     "CHANNEL_NAMES",
     "Arm",
     "ChannelConfig",
+    "CoreConfig",
+    "InboundConfig",
     "MarketConfig",
+    "PoolConfig",
     "PopulationConfig",
     "Scenario",
     "load_scenario",

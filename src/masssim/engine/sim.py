@@ -10,6 +10,11 @@ Per arm, two SimPy processes share the clock:
 
 Occasions are processed before the same bucket's clicks, so a purchase never benefits from a click that
 happens after it (outcomes can lag by up to one bucket, never lead).
+
+When the scenario has an ``[inbound]`` table, :func:`run_inbound` runs find -> classify -> respond once per
+replication, after the arms, on the replication's customers and its own stream (``Component.INBOUND``). The
+inbound side does not depend on the targeting strategy, so every arm gets the same inbound metrics (common
+random numbers); without the table nothing is drawn and the inbound metrics stay 0.
 """
 
 from __future__ import annotations
@@ -22,14 +27,20 @@ import simpy
 from scipy import stats as scipy_stats
 
 from masssim.channels import DAY_S, HOUR_S
+from masssim.classify.base import TrainableClassifier
+from masssim.classify.registry import build_classifier
 from masssim.creatives import make_catalogue
 from masssim.engine.events import PendingEvents
+from masssim.engine.inbound import CoreServer, InboundResult, PoolSpec, simulate_inbound
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
+from masssim.engine.responders import LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.metrics import derive
+from masssim.messages import CustomerVoices, generate_mentions, training_corpus
+from masssim.metrics import derive, inbound_metrics
 from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
+from masssim.policies.response import build_response_policy
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
 from masssim.streams import Component, component_sequence, generator
@@ -360,6 +371,51 @@ def _arm_progress(progress: Callable[[float], None], index: int, n_arms: int) ->
     return lambda share: progress((index + share) / n_arms)
 
 
+def run_inbound(scenario: Scenario, world: SharedWorld) -> InboundResult:
+    """Find -> classify -> respond over the horizon for one replication (``scenario.inbound`` must be set).
+
+    The mention stream, the training corpus of a trainable classifier (balanced: half needles, drawn from
+    a child stream independent of the mentions) and the responders' draws all come from
+    ``Component.INBOUND`` of the replication.
+    """
+    cfg = scenario.inbound
+    if cfg is None:
+        raise ValueError("the scenario has no [inbound] table")
+    horizon_s = scenario.horizon_days * DAY_S
+    rng = generator(component_sequence(world.replication_seq, Component.INBOUND))
+    mentions = generate_mentions(
+        cfg.mentions, horizon_s, rng, customers=CustomerVoices.from_population(world.population)
+    )
+    classifier = build_classifier(cfg.classifier, cfg.classifier_params)
+    if isinstance(classifier, TrainableClassifier) and cfg.training_messages > 0:
+        corpus = training_corpus(cfg.mentions, cfg.training_messages, rng, needle_share=0.5)
+        classifier.fit(corpus.text, corpus.relevant, corpus.intent)
+    core = cfg.core
+    pools = [
+        PoolSpec(
+            pool.name,
+            pool.agents,
+            LognormalHandleTime(pool.handle_time_median_minutes * 60.0, pool.handle_time_sigma),
+            kind=pool.kind,
+            languages=pool.languages,
+            discipline=pool.discipline,
+        )
+        for pool in cfg.pools
+    ]
+    return simulate_inbound(
+        mentions,
+        classifier,
+        CoreServer(core.batch_size, core.replicas, core.a_s, core.b_s, core.max_wait_s),
+        build_response_policy(cfg.response_policy, cfg.response_params),
+        pools,
+        rng,
+        horizon_s,
+        patience_median_s=scenario.population.patience_median_minutes * 60.0,
+        patience_sigma=cfg.patience_sigma,
+        sla_minutes=cfg.sla_minutes,
+    )
+
+
 def simulate_replication(
     scenario: Scenario,
     replication_seq: np.random.SeedSequence,
@@ -372,4 +428,8 @@ def simulate_replication(
     for index, arm in enumerate(scenario.arms):
         report = None if progress is None else _arm_progress(progress, index, n_arms)
         outcomes[arm.name] = ArmSimulation(scenario, world, index).run(report)
+    if scenario.inbound is not None:
+        inbound = inbound_metrics(run_inbound(scenario, world).summary)
+        for outcome in outcomes.values():
+            outcome.metrics.update(inbound)
     return outcomes
