@@ -6,7 +6,8 @@ the ``oracle`` alone reads latent taste, as the upper bound a teacher compares a
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -270,13 +271,21 @@ def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nd
     pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
     points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
     # scipy's k-means++ seeding costs O(points x k^2): random starting points beyond 20 clusters.
-    centroids, _ = kmeans2(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
+    centroids, _ = _kmeans(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
     nearest = _nearest(np.asarray(view.observables(first_index), dtype=np.float64), centroids)
     used, relabel = np.unique(nearest, return_inverse=True)
     return relabel[inverse].astype(np.int32), int(used.shape[0])
 
 
 ASSIGN_CHUNK = 1 << 16
+
+
+def _kmeans(points: np.ndarray, k: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's kmeans2, without its warning about empty clusters: callers drop empty personas on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One of the clusters is empty")
+        centroids, labels = kmeans2(points, k, **options)
+    return centroids, labels
 
 
 def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
@@ -296,7 +305,7 @@ def _cluster_customers(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndar
     pick = np.sort(world.rng.choice(view.n, size=size, replace=False))
     points = np.asarray(view.observables(pick), dtype=np.float64)
     k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
-    coarse, coarse_label = kmeans2(points, k1, minit="++" if k1 <= 20 else "points", seed=_kmeans_seed(world))
+    coarse, coarse_label = _kmeans(points, k1, minit="++" if k1 <= 20 else "points", seed=_kmeans_seed(world))
     # Split each coarse cluster into a number of personas proportional to its share of the sample.
     sizes = np.bincount(coarse_label, minlength=k1)
     split = np.maximum(1, np.floor(sizes / max(1, size) * k).astype(int))
@@ -312,7 +321,7 @@ def _cluster_customers(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndar
             # k-means++ seeding costs O(points x k^2) in scipy; for many small personas random points are a
             # good enough start and keep 10^4 personas to seconds.
             start = "++" if split[c] <= 20 else "points"
-            centres, _ = kmeans2(members, int(split[c]), minit=start, seed=_kmeans_seed(world), iter=5)
+            centres, _ = _kmeans(members, int(split[c]), minit=start, seed=_kmeans_seed(world), iter=5)
             fine.append(centres)
     offsets = np.concatenate(([0], np.cumsum([f.shape[0] for f in fine])))
     segment = np.empty(view.n, np.int64)
