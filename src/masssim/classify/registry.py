@@ -7,29 +7,11 @@ resolves the name, validates the parameters and builds the classifier.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from masssim.classify.base import Classifier, ClassifierParams
-
-_CLASSIFIERS: dict[str, Any] = {}
-
-
-def register_classifier(name: str) -> Callable[[Any], Any]:
-    """Class decorator: make a classifier available under ``name``."""
-
-    def decorate(factory: Any) -> Any:
-        if name in _CLASSIFIERS:
-            raise ValueError(f"classifier {name!r} is registered twice")
-        _CLASSIFIERS[name] = factory
-        factory.registered_name = name
-        return factory
-
-    return decorate
+from masssim.plugins import Registry
 
 
 def _load_builtins() -> None:
@@ -38,37 +20,26 @@ def _load_builtins() -> None:
     import masssim.classify.keyword  # noqa: F401
 
 
+_REGISTRY = Registry("classifier", ClassifierParams, _load_builtins)
+
+
+def register_classifier(name: str) -> Callable[[Any], Any]:
+    """Class decorator: make a classifier available under ``name``."""
+    return _REGISTRY.register(name)
+
+
 def classifier_names() -> list[str]:
-    _load_builtins()
-    return sorted(_CLASSIFIERS)
+    return _REGISTRY.names()
 
 
 def resolve_classifier(name: str) -> Any:
     """The factory for a classifier name or ``package.module:attr``; raises LookupError with a hint."""
-    _load_builtins()
-    if name in _CLASSIFIERS:
-        return _CLASSIFIERS[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        if not module_name or not attr:
-            raise LookupError(f"{name!r} is not of the form package.module:attr")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
-    hint = difflib.get_close_matches(name, list(_CLASSIFIERS), n=1, cutoff=0.5)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    known = ", ".join(sorted(_CLASSIFIERS))
-    raise LookupError(f"unknown classifier {name!r}{did_you_mean} (known: {known}, or package.module:attr)")
+    return _REGISTRY.resolve(name)
 
 
 def params_model(factory: Any) -> type[ClassifierParams]:
-    model = getattr(factory, "Params", None)
-    return model if isinstance(model, type) and issubclass(model, ClassifierParams) else ClassifierParams
+    model: type[ClassifierParams] = _REGISTRY.params_model(factory)  # type: ignore[assignment]
+    return model
 
 
 def build_classifier(name: str, params: Mapping[str, Any] | ClassifierParams | None = None) -> Classifier:
@@ -77,28 +48,5 @@ def build_classifier(name: str, params: Mapping[str, Any] | ClassifierParams | N
     Raises LookupError for an unknown name, ValueError naming the parameter for bad parameters, and
     TypeError when the result does not have a ``classify`` method.
     """
-    factory = resolve_classifier(name)
-    model = params_model(factory)
-    if isinstance(params, ClassifierParams):
-        if not isinstance(params, model):
-            raise TypeError(f"classifier {name!r} takes {model.__name__}, not {type(params).__name__}")
-        parsed = params
-    else:
-        try:
-            parsed = model.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(params)"
-            if err["type"] == "extra_forbidden":
-                known = list(model.model_fields)
-                hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
-                reason = f"unknown parameter {loc!r} of classifier {name!r}"
-                reason += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
-                raise ValueError(reason) from None
-            raise ValueError(
-                f"classifier {name!r} parameter {loc!r}: {err['msg']} (got {err.get('input')!r})"
-            ) from None
-    built = factory(parsed)
-    if not isinstance(built, Classifier):
-        raise TypeError(f"{name!r} did not build a classifier (no classify method)")
+    built: Classifier = _REGISTRY.build(name, params, Classifier, "no classify method")
     return built

@@ -8,37 +8,17 @@ scenario is loaded.
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from masssim.errors import ScenarioError
+from masssim.plugins import Registry
 from masssim.policies.base import PolicyParams
 
 if TYPE_CHECKING:
     from masssim.scenario import Arm, Scenario
-
-_TARGETING: dict[str, Any] = {}
-
-
-def register_targeting(name: str) -> Callable[[Any], Any]:
-    """Class decorator: make a targeting policy available under ``name`` in scenario files."""
-
-    def decorate(factory: Any) -> Any:
-        if name in _TARGETING:
-            raise ValueError(f"targeting policy {name!r} is registered twice")
-        _TARGETING[name] = factory
-        factory.registered_name = name
-        return factory
-
-    return decorate
-
-
-def targeting_names() -> list[str]:
-    _load_builtins()
-    return sorted(_TARGETING)
 
 
 def _load_builtins() -> None:
@@ -47,29 +27,26 @@ def _load_builtins() -> None:
     import masssim.policies.targeting  # noqa: F401
 
 
+_REGISTRY = Registry("targeting policy", PolicyParams, _load_builtins)
+
+
+def register_targeting(name: str) -> Callable[[Any], Any]:
+    """Class decorator: make a targeting policy available under ``name`` in scenario files."""
+    return _REGISTRY.register(name)
+
+
+def targeting_names() -> list[str]:
+    return _REGISTRY.names()
+
+
 def resolve_targeting(name: str) -> Any:
     """The factory for a policy name or ``package.module:attr``; raises LookupError with a hint."""
-    _load_builtins()
-    if name in _TARGETING:
-        return _TARGETING[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
-    hint = difflib.get_close_matches(name, list(_TARGETING), n=1, cutoff=0.5)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise LookupError(f"unknown targeting policy{did_you_mean}")
+    return _REGISTRY.resolve(name)
 
 
 def params_model(factory: Any) -> type[PolicyParams]:
-    model = getattr(factory, "Params", None)
-    return model if isinstance(model, type) and issubclass(model, PolicyParams) else PolicyParams
+    model: type[PolicyParams] = _REGISTRY.params_model(factory)  # type: ignore[assignment]
+    return model
 
 
 def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Scenario) -> PolicyParams:

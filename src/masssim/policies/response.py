@@ -37,18 +37,17 @@ validated parameters (:func:`build_response_policy`), like targeting policies
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from masssim.classify.base import INTENT_NAMES, Labels
 from masssim.engine.responders import always_on, business_hours
+from masssim.plugins import Registry
 
 if TYPE_CHECKING:
     from masssim.messages import Mentions
@@ -153,20 +152,12 @@ class ResponsePolicy:
         return business_hours(agents, p.open_hour, p.close_hour, p.days, p.utc_offset_hours)
 
 
-_RESPONSE: dict[str, Any] = {}
+_REGISTRY = Registry("response policy", ResponseParams, lambda: None)  # the built-ins are in this module
 
 
 def register_response_policy(name: str) -> Callable[[Any], Any]:
     """Class decorator: make a response policy available under ``name``."""
-
-    def decorate(factory: Any) -> Any:
-        if name in _RESPONSE:
-            raise ValueError(f"response policy {name!r} is registered twice")
-        _RESPONSE[name] = factory
-        factory.registered_name = name
-        return factory
-
-    return decorate
+    return _REGISTRY.register(name)
 
 
 class RespondAllParams(ResponseParams):
@@ -245,34 +236,17 @@ class BotFirst(ResponsePolicy):
 # ------------------------------------------------------------------------------------------------------
 # Registry
 def response_policy_names() -> list[str]:
-    return sorted(_RESPONSE)
+    return _REGISTRY.names()
 
 
 def resolve_response_policy(name: str) -> Any:
     """The factory for a response policy name or ``package.module:attr``; LookupError with a hint."""
-    if name in _RESPONSE:
-        return _RESPONSE[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        if not module_name or not attr:
-            raise LookupError(f"{name!r} is not of the form package.module:attr")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
-    hint = difflib.get_close_matches(name, list(_RESPONSE), n=1, cutoff=0.5)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    known = ", ".join(sorted(_RESPONSE))
-    raise LookupError(f"unknown response policy {name!r}{did_you_mean} (known: {known}, or package.module:attr)")
+    return _REGISTRY.resolve(name)
 
 
 def response_params_model(factory: Any) -> type[ResponseParams]:
-    model = getattr(factory, "Params", None)
-    return model if isinstance(model, type) and issubclass(model, ResponseParams) else ResponseParams
+    model: type[ResponseParams] = _REGISTRY.params_model(factory)  # type: ignore[assignment]
+    return model
 
 
 def build_response_policy(
@@ -283,28 +257,8 @@ def build_response_policy(
     Raises LookupError for an unknown name, ValueError naming the parameter for bad parameters and
     TypeError when the result has no ``route``/``schedule_for``.
     """
-    factory = resolve_response_policy(name)
-    model = response_params_model(factory)
-    if isinstance(params, ResponseParams):
-        if not isinstance(params, model):
-            raise TypeError(f"response policy {name!r} takes {model.__name__}, not {type(params).__name__}")
-        parsed = params
-    else:
-        try:
-            parsed = model.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(params)"
-            if err["type"] == "extra_forbidden":
-                known = list(model.model_fields)
-                hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
-                reason = f"unknown parameter {loc!r} of response policy {name!r}"
-                reason += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
-                raise ValueError(reason) from None
-            raise ValueError(
-                f"response policy {name!r} parameter {loc!r}: {err['msg']} (got {err.get('input')!r})"
-            ) from None
-    built = factory(parsed)
-    if not isinstance(built, ResponsePolicyProtocol):
-        raise TypeError(f"{name!r} did not build a response policy (needs route and schedule_for)")
+    built: ResponsePolicyProtocol = _REGISTRY.build(
+        name, params, ResponsePolicyProtocol, "needs route and schedule_for"
+    )
+    return built
     return built

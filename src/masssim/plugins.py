@@ -1,0 +1,99 @@
+"""One mechanism for every kind of plug-in (targeting policies, classifiers, response policies).
+
+A plug-in is a class or factory registered under a name, or named as ``package.module:attr`` for a user's
+own (imported, never eval'd). It may carry a ``Params`` pydantic model, a subclass of the kind's base
+parameter model, describing its parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class Registry:
+    """Plug-ins of one kind. ``load_builtins`` imports the modules whose decorators register the built-ins."""
+
+    def __init__(self, kind: str, params_base: type[BaseModel], load_builtins: Callable[[], None]) -> None:
+        self.kind = kind
+        self.params_base = params_base
+        self._load_builtins = load_builtins
+        self._factories: dict[str, Any] = {}
+
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """Class decorator: make a plug-in available under ``name``."""
+
+        def decorate(factory: Any) -> Any:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._factories[name] = factory
+            factory.registered_name = name
+            return factory
+
+        return decorate
+
+    def names(self) -> list[str]:
+        self._load_builtins()
+        return sorted(self._factories)
+
+    def resolve(self, name: str) -> Any:
+        """The factory for a registered name or ``package.module:attr``; LookupError with a hint otherwise."""
+        self._load_builtins()
+        if name in self._factories:
+            return self._factories[name]
+        if ":" in name:
+            module_name, _, attr = name.partition(":")
+            if not module_name or not attr:
+                raise LookupError(f"{name!r} is not of the form package.module:attr")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
+            try:
+                return getattr(module, attr)
+            except AttributeError:
+                raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
+        hint = difflib.get_close_matches(name, list(self._factories), n=1, cutoff=0.5)
+        did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+        known = ", ".join(sorted(self._factories))
+        raise LookupError(f"unknown {self.kind} {name!r}{did_you_mean} (known: {known}, or package.module:attr)")
+
+    def params_model(self, factory: Any) -> type[BaseModel]:
+        model = getattr(factory, "Params", None)
+        return model if isinstance(model, type) and issubclass(model, self.params_base) else self.params_base
+
+    def parse_params(self, name: str, factory: Any, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
+        """Validate ``params`` against the factory's model: ValueError naming the parameter (with a hint for
+        an unknown one), TypeError for an instance of another model."""
+        model = self.params_model(factory)
+        if isinstance(params, BaseModel):
+            if not isinstance(params, model):
+                raise TypeError(f"{self.kind} {name!r} takes {model.__name__}, not {type(params).__name__}")
+            return params
+        try:
+            return model.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+            if err["type"] == "extra_forbidden":
+                known = list(model.model_fields)
+                hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+                reason = f"unknown parameter {loc!r} of {self.kind} {name!r}"
+                reason += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
+                raise ValueError(reason) from None
+            raise ValueError(
+                f"{self.kind} {name!r} parameter {loc!r}: {err['msg']} (got {err.get('input')!r})"
+            ) from None
+
+    def build(self, name: str, params: Mapping[str, Any] | BaseModel | None, protocol: type, needs: str) -> Any:
+        """Resolve, validate the parameters, build with ``factory(params)`` and check the result is a
+        ``protocol`` (TypeError naming what it ``needs`` otherwise)."""
+        factory = self.resolve(name)
+        built = factory(self.parse_params(name, factory, params))
+        if not isinstance(built, protocol):
+            raise TypeError(f"{name!r} did not build a {self.kind} ({needs})")
+        return built
