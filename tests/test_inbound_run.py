@@ -8,10 +8,9 @@ import pytest
 
 import masssim
 from masssim.errors import ScenarioError
-from masssim.metrics import INBOUND_SUMMARY_KEYS
+from masssim.metrics import INBOUND_METRICS
 from masssim.results import dumps_json
 
-INBOUND_METRICS = tuple(INBOUND_SUMMARY_KEYS)
 
 
 def base(**extra: Any) -> dict[str, Any]:
@@ -48,7 +47,8 @@ def values(result: masssim.RunResult, arm: str, metric: str) -> list[float]:
 
 
 def test_inbound_metrics_are_set_and_consistent() -> None:
-    result = masssim.run(masssim.scenario_from_dict(with_inbound()))
+    # Without replies the arms' desks see the same stream with the same draws.
+    result = masssim.run(masssim.scenario_from_dict(with_inbound(replies={"enabled": False})))
     for arm in ("broadcast", "personas"):
         volume = values(result, arm, "inbound_volume")
         needles = values(result, arm, "inbound_needles")
@@ -61,16 +61,31 @@ def test_inbound_metrics_are_set_and_consistent() -> None:
         assert all(x > 0 for x in values(result, arm, "classification_delay_p50_s"))
         p50, p99 = values(result, arm, "response_time_p50_s"), values(result, arm, "response_time_p99_s")
         assert all(a <= b for a, b in zip(p50, p99, strict=True))
-    # Inbound does not depend on the targeting strategy: the arms share it (common random numbers).
+    # Without replies, inbound does not depend on the targeting strategy: the arms share it (common random
+    # numbers: the same organic stream, classifier and draws).
     for metric in INBOUND_METRICS:
         assert values(result, "broadcast", metric) == values(result, "personas", metric)
     # Replications differ (each has its own inbound stream).
     assert len(set(values(result, "broadcast", "inbound_volume"))) == 2
 
 
-def test_without_inbound_metrics_are_zero_and_outbound_is_unchanged() -> None:
+NEUTRAL_OUTCOMES = {
+    "conversion_max": 0.0,
+    "churn_after_unanswered_complaint": 0.0,
+    "declare_share": 0.0,
+}
+FREE_POOLS = [
+    {"name": "bot", "kind": "bot", "agents": 20, "handle_time_median_minutes": 0.5},
+    {"name": "human", "kind": "human", "agents": 10, "handle_time_median_minutes": 6.0},
+]
+
+
+def test_without_inbound_metrics_are_zero_and_neutral_inbound_leaves_outbound_unchanged() -> None:
+    """Inbound acts on outbound only through its outcomes and its costs: with both switched off, every
+    outbound figure is identical to a run without inbound."""
     off = masssim.run(masssim.scenario_from_dict(base()))
-    on = masssim.run(masssim.scenario_from_dict(with_inbound()))
+    neutral = {"outcomes": NEUTRAL_OUTCOMES, "pools": FREE_POOLS, "core": {"cost_per_1000": 0.0}}
+    on = masssim.run(masssim.scenario_from_dict(with_inbound(**neutral)))
     for arm in ("broadcast", "personas"):
         for metric in INBOUND_METRICS:
             assert values(off, arm, metric) == [0.0, 0.0], metric

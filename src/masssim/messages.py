@@ -425,6 +425,34 @@ def generate_mentions(
     return Mentions(time_s=time_s, source=source, author=author, bursts_s=windows, relevant=relevant, **content)
 
 
+def reply_messages(
+    cfg: MentionStreamConfig,
+    time_s: np.ndarray,
+    author: np.ndarray,
+    source: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    needle_share: float,
+    intent_shares: dict[str, float],
+) -> Mentions:
+    """Replies to outbound messages as inbound messages: given times (sorted), authors and sources.
+
+    Content is drawn as for mentions (templates, languages, traps, typos, label noise) with the replies'
+    own share of needles and intent mix.
+    """
+    n = len(time_s)
+    relevant = rng.random(n) < needle_share
+    content = _draw_content(cfg.model_copy(update={"intent_shares": intent_shares}), rng, relevant)
+    return Mentions(
+        time_s=np.asarray(time_s, np.float64),
+        source=np.asarray(source, np.int8),
+        author=np.asarray(author, np.int64),
+        relevant=relevant,
+        bursts_s=np.zeros((0, 2)),
+        **content,
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Content and text
 # --------------------------------------------------------------------------------------------------

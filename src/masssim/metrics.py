@@ -49,7 +49,7 @@ _METRICS: tuple[Metric, ...] = (
     Metric(
         "replies",
         "messages",
-        "replies on conversational channels (the inbound side that answers them is not built yet)",
+        "replies on conversational channels (with [inbound], each starts a conversation)",
         in_timeseries=True,
     ),
     Metric("deferred_quiet_hours", "messages", "sends held back until the end of the channel's quiet hours"),
@@ -137,8 +137,60 @@ _METRICS: tuple[Metric, ...] = (
     Metric("missed_needles", "messages", "truly relevant mentions never answered (inbound)"),
     Metric("false_alarms", "messages", "irrelevant mentions answered by a pool (inbound)"),
     Metric("escalations", "messages", "conversations a first pool (the bot) passed on to another pool (inbound)"),
+    Metric("inbound_replies", "messages", "replies to outbound messages that entered the inbound stream (inbound)"),
+    Metric("resolutions", "conversations", "conversations whose settling answer was finished by the horizon (inbound)"),
+    Metric(
+        "satisfaction",
+        "share",
+        "satisfied needles / settled needles: answered ones by chance decaying with the wait (inbound)",
+    ),
+    Metric("conversation_conversions", "purchases", "purchases won in conversations, strangers included (inbound)"),
+    Metric(
+        "conversions_from_replies",
+        "purchases",
+        "conversation_conversions in conversations started by replies to outbound messages (inbound)",
+    ),
+    Metric("churned_customers", "customers", "customers who left after an unanswered complaint (inbound)"),
+    Metric(
+        "declarations_captured",
+        "customers",
+        "customers without declared taste before whose taste an answered conversation captured (inbound)",
+    ),
+    Metric(
+        "customers_with_declared_taste",
+        "customers",
+        "customers with declared taste at the horizon: declared before the run or captured (inbound)",
+    ),
+    Metric("utilisation_bots", "share", "busy time of bot pools / bot-hours on shift (inbound)"),
+    Metric("utilisation_humans", "share", "busy time of human pools / agent-hours on shift (inbound)"),
+    Metric("agent_hours", "hours", "human agent-hours on shift over the horizon (inbound)"),
+    Metric(
+        "cost_inbound",
+        "currency",
+        "agent-hours x cost per agent-hour + conversations x cost per conversation + classification (inbound)",
+    ),
+    Metric(
+        "conversation_purchases",
+        "purchases",
+        "purchases by our customers won in conversations (counted in purchases_treated / purchases_holdout)",
+    ),
+    Metric(
+        "purchases_lost_to_churn",
+        "purchases",
+        "purchase occasions where a churned customer would have chosen our brand (inbound)",
+    ),
+    *(
+        Metric(
+            f"response_time_{q}_s_{source}",
+            "seconds",
+            f"{label} arrival-to-answer time of answered {source} messages (inbound; 0 if none)",
+        )
+        for source in ("social", "forum", "messaging", "email", "chat", "voice")
+        for q, label in (("p50", "median"), ("p90", "90th percentile"), ("p99", "99th percentile"))
+    ),
     # Derived from the totals above, per replication.
-    Metric("cost_total", "currency", "cost_sends + cost_media + cost_creatives", "derived"),
+    Metric("cost_total", "currency", "cost_sends + cost_media + cost_creatives + cost_inbound", "derived"),
+    Metric("conversation_revenue", "currency", "conversation_conversions x price (inbound)", "derived"),
     Metric(
         "incremental_purchases",
         "purchases",
@@ -202,7 +254,34 @@ INBOUND_SUMMARY_KEYS: dict[str, str] = {
     "missed_needles": "missed_needles",
     "false_alarms": "false_alarms",
     "escalations": "escalated",
+    "inbound_replies": "replies",
+    "resolutions": "resolutions",
+    "satisfaction": "satisfaction",
+    "conversation_conversions": "conversions",
+    "conversions_from_replies": "conversions_from_replies",
+    "churned_customers": "churned",
+    "declarations_captured": "declarations",
+    "utilisation_bots": "utilisation_bots",
+    "utilisation_humans": "utilisation_humans",
 }
+# Response time by source ("by channel"): metric response_time_<q>_s_<source> <- summary key.
+INBOUND_SOURCES: tuple[str, ...] = ("social", "forum", "messaging", "email", "chat", "voice")
+for _source in INBOUND_SOURCES:
+    for _q in ("p50", "p90", "p99"):
+        INBOUND_SUMMARY_KEYS[f"response_time_{_q}_s_{_source}"] = f"response_time_s_{_q}_{_source}"
+
+
+# Every metric that is 0 without an [inbound] table (those from the summary and those the loop sets).
+INBOUND_METRICS: tuple[str, ...] = (
+    *INBOUND_SUMMARY_KEYS,
+    "agent_hours",
+    "cost_inbound",
+    "declarations_captured",
+    "customers_with_declared_taste",
+    "conversation_purchases",
+    "purchases_lost_to_churn",
+    "conversation_revenue",
+)
 
 
 def inbound_metrics(summary: dict[str, float]) -> dict[str, float]:
@@ -247,7 +326,8 @@ def derive(
     var_t = _sample_variance(t["purchases_treated"], purchase_squares[0], n_t)
     var_h = _sample_variance(t["purchases_holdout"], purchase_squares[1], n_h)
     t["incremental_purchases_se"] = n_t * math.sqrt(var_t / n_t + var_h / n_h) if n_t > 1 and n_h > 1 else 0.0
-    t["cost_total"] = t["cost_sends"] + t["cost_media"] + t["cost_creatives"]
+    t["cost_total"] = t["cost_sends"] + t["cost_media"] + t["cost_creatives"] + t["cost_inbound"]
+    t["conversation_revenue"] = t["conversation_conversions"] * price
     scale = _ratio(t["customers_treated"], t["customers_holdout"])
     t["incremental_purchases"] = t["purchases_treated"] - t["purchases_holdout"] * scale
     t["incremental_revenue"] = t["incremental_purchases"] * price

@@ -402,6 +402,7 @@ class CoreConfig(_Model):
     a_s: float = Field(0.05, ge=0.0, le=3600.0, description="fixed seconds per batch")
     b_s: float = Field(0.002, ge=0.0, le=3600.0, description="seconds per message in a batch")
     max_wait_s: float = Field(1.0, ge=0.0, le=86_400.0, description="a batch is sent this long after it opened")
+    cost_per_1000: float = Field(0.01, ge=0.0, le=1e6, description="cost of classifying 1,000 messages, currency")
 
 
 class PoolConfig(_Model):
@@ -414,6 +415,8 @@ class PoolConfig(_Model):
     handle_time_sigma: float = Field(0.6, ge=0.0, le=5.0, description="lognormal sigma of the handle time")
     languages: list[str] | None = Field(None, description="language codes the pool handles; absent = all")
     discipline: Literal["fifo", "priority"] = Field("fifo", description="queue order")
+    cost_per_agent_hour: float = Field(0.0, ge=0.0, le=1e6, description="cost of one agent on shift for an hour")
+    cost_per_conversation: float = Field(0.0, ge=0.0, le=1e6, description="cost of each conversation taken")
 
     @model_validator(mode="after")
     def _languages_known(self) -> PoolConfig:
@@ -426,9 +429,73 @@ class PoolConfig(_Model):
 def _default_pools() -> list[PoolConfig]:
     # Index 0 is the bot, index 1 the humans: the built-in response policies route by these indices.
     return [
-        PoolConfig(name="bot", agents=20, kind="bot", handle_time_median_minutes=0.5, handle_time_sigma=0.3),
-        PoolConfig(name="human", agents=10, kind="human", handle_time_median_minutes=6.0, discipline="priority"),
+        PoolConfig(
+            name="bot",
+            agents=20,
+            kind="bot",
+            handle_time_median_minutes=0.5,
+            handle_time_sigma=0.3,
+            cost_per_conversation=0.10,
+        ),
+        PoolConfig(
+            name="human",
+            agents=10,
+            kind="human",
+            handle_time_median_minutes=6.0,
+            discipline="priority",
+            cost_per_agent_hour=30.0,
+        ),
     ]
+
+
+class OutcomesConfig(_Model):
+    """What conversations lead to (``engine/conversations.py``); probabilities and half-lives."""
+
+    satisfaction_max: float = Field(0.85, ge=0.0, le=1.0, description="P(satisfied) for an instant answer")
+    satisfaction_half_life_minutes: float = Field(
+        240.0, gt=0.0, le=1e6, description="waiting this long halves the chance of satisfaction"
+    )
+    conversion_max: float = Field(0.3, ge=0.0, le=1.0, description="P(purchase) for an instant answer to a buyer")
+    conversion_half_life_minutes: float = Field(
+        60.0, gt=0.0, le=1e6, description="waiting this long halves the chance of converting"
+    )
+    churn_after_unanswered_complaint: float = Field(
+        0.2, ge=0.0, le=1.0, description="P(the author leaves) when a complaint is never answered"
+    )
+    declare_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="P(an answered customer's taste is captured as declared data)"
+    )
+
+
+class RepliesConfig(_Model):
+    """Replies to outbound messages on conversational channels (reply_rate > 0) enter the inbound stream."""
+
+    enabled: bool = Field(True, description="replies start conversations")
+    needle_share: float = Field(0.8, ge=0.0, le=1.0, description="share of replies that need an answer")
+    intent_shares: dict[str, float] = Field(
+        default_factory=lambda: {
+            "complaint": 0.1,
+            "support": 0.1,
+            "purchase": 0.3,
+            "question": 0.3,
+            "praise": 0.1,
+            "other": 0.1,
+        },
+        description="intents of the replies that need an answer",
+    )
+
+    @model_validator(mode="after")
+    def _intents_known(self) -> RepliesConfig:
+        from masssim.messages import INTENTS
+
+        for key, value in self.intent_shares.items():
+            if key not in INTENTS:
+                raise _FieldProblem(f"intent_shares.{key}", key, f"unknown intent; allowed: {', '.join(INTENTS)}")
+            if not (value >= 0 and math.isfinite(value)):
+                raise _FieldProblem(f"intent_shares.{key}", value, "a share must be a non-negative number")
+        if sum(self.intent_shares.values()) <= 0:
+            raise _FieldProblem("intent_shares", self.intent_shares, "at least one share must be positive")
+        return self
 
 
 class InboundConfig(_Model):
@@ -446,6 +513,8 @@ class InboundConfig(_Model):
     pools: list[PoolConfig] = Field(default_factory=_default_pools, min_length=1, max_length=64)
     patience_sigma: float = Field(1.0, ge=0.0, le=5.0, description="lognormal sigma of customers' patience")
     sla_minutes: float = Field(60.0, ge=0.0, le=100_000.0, description="an answer this soon after arrival is on time")
+    outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
+    replies: RepliesConfig = Field(default_factory=RepliesConfig)
 
     @model_validator(mode="after")
     def _check(self) -> InboundConfig:

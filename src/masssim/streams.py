@@ -48,6 +48,15 @@ def component_sequence(
     return np.random.SeedSequence(replication.entropy, spawn_key=key)
 
 
+RUN_LEVEL_KEY = 1_000_000_000  # above any replication index: run-level streams shared by all replications
+
+
+def run_level_sequence(replication: np.random.SeedSequence, purpose: int) -> np.random.SeedSequence:
+    """A stream of the whole run (the same for every replication), reached from any replication's sequence:
+    used for what is fitted once per run, such as the classifier's training corpus."""
+    return np.random.SeedSequence(replication.entropy, spawn_key=(*replication.spawn_key[:-1], RUN_LEVEL_KEY + purpose))
+
+
 def generator(sequence: np.random.SeedSequence) -> np.random.Generator:
     """A PCG64 generator on ``sequence``: the only way code in masssim obtains randomness."""
     return np.random.Generator(np.random.PCG64(sequence))

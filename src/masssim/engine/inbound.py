@@ -49,6 +49,7 @@ import simpy
 
 from masssim.classify.base import INTENT_NAMES, Classifier, Labels
 from masssim.classify.quality import QualityReport, evaluate
+from masssim.engine.conversations import OutcomeModel, Outcomes, decide
 from masssim.engine.responders import (
     ABANDONED,
     DONE,
@@ -178,6 +179,9 @@ class InboundResult:
     patience_s: np.ndarray
     pool_names: tuple[str, ...]
     quality: QualityReport
+    author: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # customer, -1 for a stranger
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # index into SOURCES
+    from_reply: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # a reply to an outbound message
     summary: dict[str, float] = field(default_factory=dict)
     by_source: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -203,123 +207,323 @@ def _agent_seconds(schedule: np.ndarray, horizon_s: float) -> float:
     return float(np.sum(schedule[idx % HOURS_PER_WEEK] * length))
 
 
-def simulate_inbound(
-    mentions: Mentions,
-    classifier: Classifier,
-    server: CoreServer,
-    policy: ResponsePolicyProtocol,
-    pools: Sequence[PoolSpec],
-    rng: np.random.Generator,
-    horizon_s: float,
-    *,
-    patience_median_s: float = 3600.0,
-    patience_sigma: float = 1.0,
-    sla_minutes: float = 60.0,
-    relevance_threshold: float = 0.5,
-) -> InboundResult:
-    """Run find → classify → respond on ``[0, horizon_s)`` and measure it (see the module docstring).
+class _Columns:
+    """Per-message columns of the desk, grown by concatenation at each registration."""
 
-    ``relevance_threshold`` is where the core's quality (precision, recall, F1 against the ground truth)
-    is measured; the policy has its own thresholds.
+    def __init__(self) -> None:
+        self.n = 0
+        f, i, b = np.zeros(0, np.float64), np.zeros(0, np.int64), np.zeros(0, bool)
+        self.arrival, self.classified_at, self.abandon, self.patience = f, f, f, f
+        self.answer_start, self.settled_at = f, f
+        self.status, self.final_pool, self.stage1, self.stage2 = i, i, i, i
+        self.first_pool, self.escalation_failed, self.author, self.source = i, i, i, i
+        self.relevant, self.resolved_first, self.from_reply, self.settled = b, b, b, b
+        self.true_intent = np.zeros(0, np.int8)
+
+    def extend(self, **values: np.ndarray) -> None:
+        added = len(next(iter(values.values())))
+        for name, value in values.items():
+            setattr(self, name, np.concatenate([getattr(self, name), value]))
+        self.n += added
+
+
+class InboundDesk:
+    """Find -> classify -> respond inside a SimPy environment that other processes share.
+
+    Messages are :meth:`register`-ed with arrival times at or after the present (the organic stream at
+    t = 0, replies to outbound messages as a wave sends them). The core batches them as they arrive (the
+    same rule as :func:`plan_batches`, decided on the arrivals known so far: a later registration can
+    still complete a batch that is open), routes each classified batch, and the pools answer. Settled
+    conversations (see :mod:`masssim.engine.conversations`) are handed out by :meth:`drain` in time
+    order, with their outcomes, so the outbound side can act on them (declared taste, churn, purchases).
     """
-    if not horizon_s > 0:
-        raise ValueError("horizon_s must be positive")
-    if not pools:
-        raise ValueError("at least one responder pool is needed")
-    if not (patience_median_s > 0 and patience_sigma >= 0 and sla_minutes >= 0):
-        raise ValueError("patience_median_s > 0, patience_sigma >= 0 and sla_minutes >= 0 are required")
-    n = len(mentions)
-    arrival = np.asarray(mentions.time_s, dtype=np.float64)
 
-    # -- Classify: labels in one call, timing from the batch plan --------------------------------------
-    labels = classifier.classify(mentions.text)
-    if len(labels) != n:
-        raise ValueError(f"the classifier returned {len(labels)} labels for {n} messages")
-    plan = plan_batches(arrival, server)
-    done_at = plan.end_s[plan.per_message(n)] if n else np.zeros(0)
-    classified = done_at < horizon_s
-    classified_at = np.where(classified, done_at, np.nan)
+    def __init__(
+        self,
+        env: simpy.Environment,
+        classifier: Classifier,
+        server: CoreServer,
+        policy: ResponsePolicyProtocol,
+        pools: Sequence[PoolSpec],
+        rng: np.random.Generator,
+        horizon_s: float,
+        *,
+        patience_median_s: float = 3600.0,
+        patience_sigma: float = 1.0,
+        sla_minutes: float = 60.0,
+        relevance_threshold: float = 0.5,
+        outcomes: OutcomeModel | None = None,
+    ) -> None:
+        if not horizon_s > 0:
+            raise ValueError("horizon_s must be positive")
+        if not pools:
+            raise ValueError("at least one responder pool is needed")
+        if not (patience_median_s > 0 and patience_sigma >= 0 and sla_minutes >= 0):
+            raise ValueError("patience_median_s > 0, patience_sigma >= 0 and sla_minutes >= 0 are required")
+        self.env = env
+        self.classifier = classifier
+        self.server = server
+        self.policy = policy
+        self.pool_specs = tuple(pools)
+        self.horizon_s = float(horizon_s)
+        self.patience_median_s = patience_median_s
+        self.patience_sigma = patience_sigma
+        self.sla_minutes = sla_minutes
+        self.relevance_threshold = relevance_threshold
+        self.outcome_model = outcomes or OutcomeModel()
+        # Child streams: message draws (patience, escalation coins), one per pool, outcome coins.
+        self.rng, outcome_rng, *pool_rngs = rng.spawn(2 + len(pools))
+        self.outcome_rng = outcome_rng
+        self.pools = [
+            ResponderPool(
+                env,
+                spec.name,
+                policy.schedule_for(spec.kind, spec.agents) if spec.schedule is None else spec.schedule,
+                spec.handle_time,
+                pool_rngs[k],
+                languages=spec.languages,
+                discipline=spec.discipline,
+            )
+            for k, spec in enumerate(pools)
+        ]
+        self.cols = _Columns()
+        self._labels: list[Labels] = []
+        self._decisions: list[Decisions] = []
+        self._mentions: list[Mentions] = []
+        # Hot per-message fields read one at a time in callbacks (python lists are fastest there).
+        self._intent_name: list[str] = []
+        self._language: list[str] = []
+        self._priority: list[int] = []
+        self._escalate_to: list[int] = []
+        self._first: list[int] = []
+        self._respond: list[bool] = []
+        self.pool_msgs: list[list[int]] = [[] for _ in pools]  # message index of each pool's conversation id
+        # The core: messages not yet batched (indices sorted by arrival), free times of the replicas.
+        self._queue = np.zeros(0, np.int64)
+        self._head = 0
+        self._free = [0.0] * server.replicas
+        self._wake = env.event()
+        self._settled: list[tuple[float, int]] = []  # heap of (time known, message)
+        self.outcomes: list[Outcomes] = []
+        env.process(self._core())
 
-    # -- Route ---------------------------------------------------------------------------------------
-    decisions = policy.route(labels, mentions)
-    if len(decisions) != n:
-        raise ValueError(f"the response policy returned {len(decisions)} decisions for {n} messages")
-    n_pools = len(pools)
-    for name, arr in (("pool", decisions.pool), ("escalate_to", decisions.escalate_to)):
-        used = arr[decisions.respond]
-        if used.size and (used.min() < (0 if name == "pool" else -1) or used.max() >= n_pools):
-            raise ValueError(f"the policy routes to {name} {int(used.max())}, but there are {n_pools} pools")
-    patience = patience_median_s * np.exp(patience_sigma * rng.standard_normal(n))
-    resolved_first = rng.random(n) < decisions.p_resolve
-    pool_rngs = rng.spawn(n_pools)
-
-    env = simpy.Environment()
-    built = [
-        ResponderPool(
-            env,
-            spec.name,
-            policy.schedule_for(spec.kind, spec.agents) if spec.schedule is None else spec.schedule,
-            spec.handle_time,
-            pool_rngs[k],
-            languages=spec.languages,
-            discipline=spec.discipline,
+    # -- input ---------------------------------------------------------------------------------------
+    def register(self, mentions: Mentions, *, from_reply: bool = False) -> None:
+        """Messages arriving at their ``time_s`` (sorted, none before now): classified and routed as the
+        core and the policy decide. Labels come from one classifier call (they do not depend on batching)."""
+        n = len(mentions)
+        if n == 0:
+            return
+        arrival = np.asarray(mentions.time_s, dtype=np.float64)
+        if np.any(np.diff(arrival) < 0) or arrival[0] < self.env.now:
+            raise ValueError("registered arrivals must be sorted and not in the past")
+        labels = self.classifier.classify(mentions.text)
+        if len(labels) != n:
+            raise ValueError(f"the classifier returned {len(labels)} labels for {n} messages")
+        decisions = self.policy.route(labels, mentions)
+        if len(decisions) != n:
+            raise ValueError(f"the response policy returned {len(decisions)} decisions for {n} messages")
+        n_pools = len(self.pools)
+        for name, arr in (("pool", decisions.pool), ("escalate_to", decisions.escalate_to)):
+            used = arr[decisions.respond]
+            if used.size and (used.min() < (0 if name == "pool" else -1) or used.max() >= n_pools):
+                raise ValueError(f"the policy routes to {name} {int(used.max())}, but there are {n_pools} pools")
+        patience = self.patience_median_s * np.exp(self.patience_sigma * self.rng.standard_normal(n))
+        resolved_first = self.rng.random(n) < decisions.p_resolve
+        first = self.cols.n
+        minus = np.full(n, -1, np.int64)
+        self.cols.extend(
+            arrival=arrival,
+            classified_at=np.full(n, np.nan),
+            abandon=np.full(n, np.nan),
+            patience=patience,
+            answer_start=np.full(n, np.nan),
+            settled_at=np.full(n, np.nan),
+            status=np.full(n, UNCLASSIFIED, np.int64),
+            final_pool=minus,
+            stage1=minus,
+            stage2=minus,
+            first_pool=minus,
+            escalation_failed=minus,
+            author=np.asarray(mentions.author, dtype=np.int64),
+            source=np.asarray(mentions.source, dtype=np.int64),
+            relevant=np.asarray(mentions.relevant, dtype=bool),
+            resolved_first=resolved_first,
+            from_reply=np.full(n, from_reply),
+            settled=np.zeros(n, bool),
+            true_intent=np.asarray(mentions.intent, dtype=np.int8),
         )
-        for k, spec in enumerate(pools)
-    ]
-    intent_name = [INTENT_NAMES[c] for c in labels.intent.tolist()]
-    language = [LANGUAGES[c] for c in np.asarray(mentions.language).tolist()]
-    priority = decisions.priority.tolist()
-    escalate_to = decisions.escalate_to.tolist()
-    pool_msgs: list[list[int]] = [[] for _ in pools]  # message index of each pool's conversation id
-    stage1 = np.full(n, -1, np.int64)  # conversation id in the first pool
-    stage2 = np.full(n, -1, np.int64)  # conversation id in the escalation pool
-    final_pool = np.full(n, -1, np.int64)
-    status = np.where(classified, IGNORED, UNCLASSIFIED).astype(np.int8)
-    abandon = np.full(n, np.nan)
-    escalation_failed = np.full(n, -1, np.int8)  # status of an escalation that never reached its pool
+        self._labels.append(labels)
+        self._decisions.append(decisions)
+        self._mentions.append(mentions)
+        self._intent_name += [INTENT_NAMES[c] for c in labels.intent.tolist()]
+        self._language += [LANGUAGES[c] for c in np.asarray(mentions.language).tolist()]
+        self._priority += decisions.priority.tolist()
+        self._escalate_to += decisions.escalate_to.tolist()
+        self._first += decisions.pool.tolist()
+        self._respond += decisions.respond.tolist()
+        waiting = np.concatenate([self._queue[self._head :], np.arange(first, first + n, dtype=np.int64)])
+        self._queue = waiting[np.argsort(self.cols.arrival[waiting], kind="stable")]
+        self._head = 0
+        if not self._wake.triggered:
+            self._wake.succeed()
 
-    def submit(i: int, k: int) -> int:
+    # -- the core ------------------------------------------------------------------------------------
+    def _core(self) -> Any:
+        env, server, cols = self.env, self.server, self.cols
+        size_max = server.batch_size
+        while True:
+            queue, head = self._queue, self._head
+            if head >= queue.shape[0]:
+                self._wake = env.event()
+                yield self._wake
+                continue
+            window = queue[head : head + size_max]
+            t = cols.arrival[window]
+            deadline = float(t[0]) + server.max_wait_s
+            full = window.shape[0] == size_max and t[-1] <= deadline
+            send = float(t[-1]) if full else deadline
+            if send > env.now:  # wait for the batch to fill or time out; a registration may change that
+                self._wake = env.event()
+                yield env.timeout(send - env.now) | self._wake
+                continue
+            size = size_max if full else int(np.searchsorted(t, deadline, side="right"))
+            batch = window[:size]
+            self._head = head + size
+            service = server.a_s + server.b_s * size
+            start = max(send, heapq.heappop(self._free))
+            end = start + service
+            heapq.heappush(self._free, end)
+            if end < self.horizon_s:
+                done = env.timeout(end - env.now)
+                done.callbacks.append(partial(self._classified, batch))
+
+    def _classified(self, batch: np.ndarray, _event: simpy.Event) -> None:
+        now = self.env.now
+        cols = self.cols
+        cols.classified_at[batch] = now
+        for i in batch.tolist():
+            if self._respond[i]:
+                cols.first_pool[i] = self._first[i]
+                cols.stage1[i] = self._submit(i, self._first[i], stage=1)
+            else:
+                cols.status[i] = IGNORED
+                if cols.relevant[i]:  # an unanswered needle: the customer gives up when patience runs out
+                    self._settle(i, IGNORED, max(now, cols.arrival[i] + cols.patience[i]))
+
+    # -- respond -------------------------------------------------------------------------------------
+    def _submit(self, i: int, k: int, *, stage: int) -> int:
         """Message i to pool k now; -1 if it abandoned before getting there or the pool cannot take it."""
-        final_pool[i] = k
-        pool = built[k]
-        if not pool.handles(language[i]):
-            status[i] = UNROUTABLE
+        cols, env = self.cols, self.env
+        cols.final_pool[i] = k
+        pool = self.pools[k]
+        if not pool.handles(self._language[i]):
+            cols.status[i] = UNROUTABLE
+            self._settle(i, UNROUTABLE, max(env.now, cols.arrival[i] + cols.patience[i]))
             return -1
-        left = float(patience[i]) - (env.now - float(arrival[i]))
+        left = float(cols.patience[i]) - (env.now - float(cols.arrival[i]))
         if left <= 0:
-            status[i] = ABANDON
-            abandon[i] = arrival[i] + patience[i]
+            cols.status[i] = ABANDON
+            cols.abandon[i] = cols.arrival[i] + cols.patience[i]
+            self._settle(i, ABANDON, env.now)
             return -1
-        status[i] = PENDING
-        cid = len(pool_msgs[k])
-        pool_msgs[k].append(i)
-        event = pool.submit(intent_name[i], priority[i], left, language[i])
-        if escalate_to[i] >= 0 and k != escalate_to[i] and not resolved_first[i]:
-            event.callbacks.append(partial(after_first, i, k, cid))
+        cols.status[i] = PENDING
+        cid = len(self.pool_msgs[k])
+        self.pool_msgs[k].append(i)
+        event = pool.submit(self._intent_name[i], self._priority[i], left, self._language[i])
+        event.callbacks.append(partial(self._after, i, k, cid, stage))
         return cid
 
-    def after_first(i: int, k: int, cid: int, _event: simpy.Event) -> None:
-        # The pool's done event carries only the id: read whether it was served or abandoned.
-        if built[k]._cols.status[cid] == DONE:  # served, not resolved: escalate, clock still running
-            stage2[i] = submit(i, escalate_to[i])
-            if stage2[i] < 0:  # abandoned before reaching the escalation pool, or unroutable there
-                escalation_failed[i] = status[i]
+    def _after(self, i: int, k: int, cid: int, stage: int, _event: simpy.Event) -> None:
+        """A pool is done with conversation ``cid`` (message i): escalate it, or settle it."""
+        pool, cols = self.pools[k], self.cols
+        if pool.status_of(cid) != DONE:  # abandoned in the queue
+            self._settle(i, ABANDON, self.env.now)
+            return
+        escalate_to = self._escalate_to[i]
+        if stage == 1 and escalate_to >= 0 and escalate_to != k and not cols.resolved_first[i]:
+            cols.stage2[i] = self._submit(i, escalate_to, stage=2)
+            if cols.stage2[i] < 0:  # abandoned before reaching the escalation pool, or unroutable there
+                cols.escalation_failed[i] = cols.status[i]
+            return
+        cols.answer_start[i] = pool.start_of(cid)
+        self._settle(i, ANSWERED, self.env.now)
 
-    order = np.flatnonzero(classified & decisions.respond)
-    order = order[np.argsort(classified_at[order], kind="stable")]
+    def _settle(self, i: int, _status: int, time_s: float) -> None:
+        heapq.heappush(self._settled, (float(time_s), i))
 
-    def router() -> Any:
-        times = classified_at[order].tolist()
-        for i, t in zip(order.tolist(), times, strict=True):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            stage1[i] = submit(i, int(decisions.pool[i]))
+    # -- output --------------------------------------------------------------------------------------
+    def drain(self, until_s: float) -> Outcomes | None:
+        """Outcomes of the conversations settled at or before ``until_s`` not drained yet (time order)."""
+        heap = self._settled
+        taken: list[int] = []
+        times: list[float] = []
+        while heap and heap[0][0] <= until_s:
+            t, i = heapq.heappop(heap)
+            taken.append(i)
+            times.append(t)
+        if not taken:
+            return None
+        cols = self.cols
+        msg = np.asarray(taken, dtype=np.int64)
+        cols.settled[msg] = True
+        cols.settled_at[msg] = times
+        answered = ~np.isnan(cols.answer_start[msg])
+        wait = cols.answer_start[msg] - cols.arrival[msg]
+        out = decide(
+            self.outcome_model,
+            msg,
+            answered,
+            wait,
+            cols.relevant[msg],
+            cols.true_intent[msg],
+            cols.author[msg],
+            self.outcome_rng,
+        )
+        self.outcomes.append(out)
+        return out
 
-    env.process(router())
-    env.run(until=horizon_s)
+    def result(self) -> InboundResult:
+        """Per-message records (in registration order) and the summary, as of now."""
+        return _gather(self)
 
-    # -- Gather ----------------------------------------------------------------------------------------
-    records = [p.records() for p in built]
+
+def _concat_labels(parts: Sequence[Labels]) -> Labels:
+    if not parts:
+        return Labels.empty()
+    return Labels(
+        np.concatenate([p.relevant_prob for p in parts]),
+        np.concatenate([p.intent for p in parts]),
+        np.concatenate([p.priority for p in parts]),
+    )
+
+
+def _concat_decisions(parts: Sequence[Decisions]) -> Decisions:
+    if not parts:
+        e = np.zeros(0, np.int64)
+        return Decisions(np.zeros(0, bool), e, e, e, np.zeros(0))
+    return Decisions(
+        np.concatenate([p.respond for p in parts]),
+        np.concatenate([p.pool for p in parts]),
+        np.concatenate([p.priority for p in parts]),
+        np.concatenate([p.escalate_to for p in parts]),
+        np.concatenate([p.p_resolve for p in parts]),
+    )
+
+
+def _gather(desk: InboundDesk) -> InboundResult:
+    cols, pools, horizon_s = desk.cols, desk.pools, desk.horizon_s
+    n = cols.n
+    arrival = cols.arrival
+    classified_at = cols.classified_at.copy()
+    classified = ~np.isnan(classified_at)
+    labels = _concat_labels(desk._labels)
+    decisions = _concat_decisions(desk._decisions)
+    status = cols.status.astype(np.int8)
+    abandon = cols.abandon.copy()
+    final_pool = cols.final_pool.copy()
+    stage1, stage2 = cols.stage1, cols.stage2
+    records = [p.records() for p in pools]
     first_pool = np.where(decisions.respond & classified, decisions.pool, -1).astype(np.int64)
     first_start = np.full(n, np.nan)
     answer_start = np.full(n, np.nan)
@@ -328,7 +532,7 @@ def simulate_inbound(
     # Fill from the first stage, then overwrite with the second (the settling one) where there is one.
     for stage in (stage1, stage2):
         for k, rec in enumerate(records):
-            msgs = np.asarray(pool_msgs[k], dtype=np.int64)
+            msgs = np.asarray(desk.pool_msgs[k], dtype=np.int64)
             in_pool = (final_pool == k) if stage is stage2 else (first_pool == k)
             sel = np.flatnonzero((stage >= 0) & in_pool)
             if sel.size == 0:
@@ -344,11 +548,11 @@ def simulate_inbound(
             status[sel] = np.where(started, ANSWERED, np.where(st == ABANDONED, ABANDON, PENDING))
             abandon[sel] = np.where(st == ABANDONED, rec.end_s[cid], abandon[sel])
     # A first-stage conversation that will be escalated is not settled by its first answer.
-    will_escalate = (stage1 >= 0) & (decisions.escalate_to >= 0) & ~resolved_first
+    will_escalate = (stage1 >= 0) & (decisions.escalate_to >= 0) & ~cols.resolved_first
     will_escalate &= first_pool != decisions.escalate_to
     status[will_escalate & ~escalated & (status == ANSWERED)] = PENDING  # still with the first pool
-    failed = escalation_failed >= 0
-    status[failed] = escalation_failed[failed]
+    failed = cols.escalation_failed >= 0
+    status[failed] = cols.escalation_failed[failed]
     not_answered = status != ANSWERED
     answer_start[not_answered] = np.nan
     answer_end[not_answered] = np.nan
@@ -356,11 +560,12 @@ def simulate_inbound(
     final_pool[status == IGNORED] = -1
     response = answer_start - arrival
 
-    truth = np.asarray(mentions.relevant, dtype=bool)
-    quality = evaluate(labels, truth, mentions.intent, threshold=relevance_threshold)
+    truth = cols.relevant
+    mentions_intent = cols.true_intent
+    quality = evaluate(labels, truth, mentions_intent, threshold=desk.relevance_threshold)
     delay = classified_at - arrival
     result = InboundResult(
-        arrival_s=arrival,
+        arrival_s=arrival.copy(),
         classified_at_s=classified_at,
         classification_delay_s=delay,
         labels=labels,
@@ -374,16 +579,20 @@ def simulate_inbound(
         answer_end_s=answer_end,
         abandon_s=abandon,
         response_time_s=response,
-        patience_s=patience,
-        pool_names=tuple(spec.name for spec in pools),
+        patience_s=cols.patience.copy(),
+        pool_names=tuple(spec.name for spec in desk.pool_specs),
         quality=quality,
+        author=cols.author.copy(),
+        source=cols.source.astype(np.int8),
+        from_reply=cols.from_reply.copy(),
     )
     answered = status == ANSWERED
     routed = classified & decisions.respond
-    sla_s = sla_minutes * 60.0
+    sla_s = desk.sla_minutes * 60.0
     summary: dict[str, float] = {
         "volume": float(n),
         "needles": float(truth.sum()),
+        "replies": float(cols.from_reply.sum()),
         "classified": float(classified.sum()),
         "routed": float(routed.sum()),
         "escalated": float(escalated.sum()),
@@ -399,22 +608,94 @@ def simulate_inbound(
         "abandonment": float(np.count_nonzero(status == ABANDON) / routed.sum()) if routed.any() else math.nan,
         "missed_needles": float(np.count_nonzero(truth & ~answered)),
         "false_alarms": float(np.count_nonzero(~truth & answered)),
+        "resolutions": float(np.count_nonzero(answered & ~np.isnan(answer_end))),
     }
     for name in STATUS_NAMES:
         summary[f"n_{name}"] = float(result.count(name))
-    for k, (spec, rec) in enumerate(zip(pools, records, strict=True)):
+    busy_by_kind: dict[str, float] = {"bot": 0.0, "human": 0.0}
+    capacity_by_kind: dict[str, float] = {"bot": 0.0, "human": 0.0}
+    for k, (spec, rec) in enumerate(zip(desk.pool_specs, records, strict=True)):
         start = rec.start_s
         end = np.where(np.isnan(rec.end_s) | (rec.status != DONE), horizon_s, rec.end_s)
-        busy = np.nansum(np.clip(np.minimum(end, horizon_s) - start, 0.0, None))
-        capacity = _agent_seconds(built[k].schedule, horizon_s)
-        summary[f"utilisation_{spec.name}"] = float(busy / capacity) if capacity > 0 else math.nan
+        busy = float(np.nansum(np.clip(np.minimum(end, horizon_s) - start, 0.0, None)))
+        capacity = _agent_seconds(pools[k].schedule, horizon_s)
+        summary[f"utilisation_{spec.name}"] = busy / capacity if capacity > 0 else math.nan
+        summary[f"agent_hours_{spec.name}"] = capacity / HOUR_S
+        summary[f"conversations_{spec.name}"] = float(len(rec))
+        busy_by_kind[spec.kind] += busy
+        capacity_by_kind[spec.kind] += capacity
+    for kind in ("bot", "human"):
+        cap = capacity_by_kind[kind]
+        summary[f"utilisation_{kind}s"] = busy_by_kind[kind] / cap if cap > 0 else math.nan
+    outcome_summary(desk.outcomes, cols, summary)
     result.summary = summary
-    source = np.asarray(mentions.source)
+    source = cols.source
     for code, name in enumerate(SOURCES):
         sel = source == code
         if not sel.any():
             continue
         by = {"volume": float(sel.sum()), "answered": float(np.count_nonzero(answered & sel))}
-        by.update(_quantiles(response[sel], "response_time_s"))
+        quantiles = _quantiles(response[sel], "response_time_s")
+        by.update(quantiles)
         result.by_source[name] = by
+        for key, value in quantiles.items():
+            summary[f"{key}_{name}"] = value
     return result
+
+
+def outcome_summary(outcomes: Sequence[Outcomes], cols: _Columns, summary: dict[str, float]) -> None:
+    """Counts of the conversation outcomes drained so far (see :mod:`masssim.engine.conversations`)."""
+    settled_needles = int(np.count_nonzero(cols.settled & cols.relevant))
+    parts = {
+        name: np.concatenate([getattr(o, name) for o in outcomes]) if outcomes else np.zeros(0, bool)
+        for name in ("satisfied", "converted", "churned", "declared")
+    }
+    message = np.concatenate([o.message for o in outcomes]) if outcomes else np.zeros(0, np.int64)
+    summary["settled_needles"] = float(settled_needles)
+    summary["satisfied"] = float(parts["satisfied"].sum())
+    summary["satisfaction"] = float(parts["satisfied"].sum() / settled_needles) if settled_needles else math.nan
+    summary["conversions"] = float(parts["converted"].sum())
+    summary["conversions_from_replies"] = float(np.count_nonzero(parts["converted"] & cols.from_reply[message]))
+    summary["churned"] = float(parts["churned"].sum())
+    summary["declarations"] = float(parts["declared"].sum())
+
+
+def simulate_inbound(
+    mentions: Mentions,
+    classifier: Classifier,
+    server: CoreServer,
+    policy: ResponsePolicyProtocol,
+    pools: Sequence[PoolSpec],
+    rng: np.random.Generator,
+    horizon_s: float,
+    *,
+    patience_median_s: float = 3600.0,
+    patience_sigma: float = 1.0,
+    sla_minutes: float = 60.0,
+    relevance_threshold: float = 0.5,
+    outcomes: OutcomeModel | None = None,
+) -> InboundResult:
+    """Run find -> classify -> respond on a known stream over ``[0, horizon_s)`` (see :class:`InboundDesk`).
+
+    ``relevance_threshold`` is where the core's quality (precision, recall, F1 against the ground truth)
+    is measured; the policy has its own thresholds.
+    """
+    env = simpy.Environment()
+    desk = InboundDesk(
+        env,
+        classifier,
+        server,
+        policy,
+        pools,
+        rng,
+        horizon_s,
+        patience_median_s=patience_median_s,
+        patience_sigma=patience_sigma,
+        sla_minutes=sla_minutes,
+        relevance_threshold=relevance_threshold,
+        outcomes=outcomes,
+    )
+    desk.register(mentions)
+    env.run(until=horizon_s)
+    desk.drain(horizon_s)
+    return desk.result()

@@ -10,6 +10,7 @@ Outcomes go to :class:`~masssim.engine.events.PendingEvents` with their times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,6 +149,8 @@ class OutboundSender:
         self.catalogue = catalogue
         self.state = state
         self.pending = pending
+        # Called with (customer, channel, time_s) of the replies of each wave when inbound is on.
+        self.reply_sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.recorder = recorder
         self.rng = rng
         configs = tuple(scenario.channels.by_name()[name] for name in CHANNEL_NAMES)
@@ -485,6 +488,8 @@ class OutboundSender:
                 r_channel[reply],
                 read_at[reply] + REPLY_DELAY_S,
             )
+            if self.reply_sink is not None:  # the inbound desk: each reply starts a conversation
+                self.reply_sink(r_cust[reply], r_channel[reply], read_at[reply] + REPLY_DELAY_S)
 
 
 def _channel_column(c: int, n: int) -> np.ndarray:

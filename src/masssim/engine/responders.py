@@ -292,6 +292,14 @@ class ResponderPool:
     def handles(self, language: str) -> bool:
         return self.languages is None or language in self.languages
 
+    def status_of(self, cid: int) -> int:
+        """Status code of conversation ``cid`` now (WAITING, IN_SERVICE, DONE or ABANDONED)."""
+        return int(self._cols.status[cid])
+
+    def start_of(self, cid: int) -> float:
+        """When an agent picked up conversation ``cid`` (NaN if nobody has)."""
+        return float(self._cols.start[cid])
+
     def submit(
         self,
         intent: str = "other",

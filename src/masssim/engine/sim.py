@@ -11,10 +11,11 @@ Per arm, two SimPy processes share the clock:
 Occasions are processed before the same bucket's clicks, so a purchase never benefits from a click that
 happens after it (outcomes can lag by up to one bucket, never lead).
 
-When the scenario has an ``[inbound]`` table, :func:`run_inbound` runs find -> classify -> respond once per
-replication, after the arms, on the replication's customers and its own stream (``Component.INBOUND``). The
-inbound side does not depend on the targeting strategy, so every arm gets the same inbound metrics (common
-random numbers); without the table nothing is drawn and the inbound metrics stay 0.
+When the scenario has an ``[inbound]`` table, each arm also runs find -> classify -> respond on the same
+clock (:mod:`masssim.engine.conversation_loop`): the replication's organic mentions (shared by the arms) and
+the replies the arm's own messages provoke go through the classification core and the responders, and the
+conversations settled in each bucket act on the customers at the end of it (declared taste, churn,
+purchases). Without the table nothing is drawn and the inbound metrics stay 0.
 """
 
 from __future__ import annotations
@@ -27,20 +28,15 @@ import simpy
 from scipy import stats as scipy_stats
 
 from masssim.channels import DAY_S, HOUR_S
-from masssim.classify.base import TrainableClassifier
-from masssim.classify.registry import build_classifier
 from masssim.creatives import make_catalogue
+from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
-from masssim.engine.inbound import CoreServer, InboundResult, PoolSpec, simulate_inbound
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
-from masssim.engine.responders import LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.messages import CustomerVoices, generate_mentions, training_corpus
-from masssim.metrics import derive, inbound_metrics
+from masssim.metrics import derive
 from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
-from masssim.policies.response import build_response_policy
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
 from masssim.streams import Component, component_sequence, generator
@@ -57,6 +53,7 @@ class SharedWorld:
     declared_row: np.ndarray | None  # int32 [N]: row in declared_taste, -1 if not declared; None if nobody
     declared_taste: np.ndarray | None  # float32 [M, d]
     fanatics: Fanatics | None = None  # diagnostics: the treated customers with the strongest taste
+    inbound: InboundWorld | None = None  # the organic mention stream and the classifier, with [inbound]
 
 
 @dataclass
@@ -81,7 +78,10 @@ def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> 
     )
     declared_row, declared_taste = _initial_declarations(scenario, population, replication_seq)
     fanatics = find_fanatics(population, contactable, catalogue, scenario.diagnostics.fanatic_top_share)
-    return SharedWorld(population, contactable, catalogue, replication_seq, declared_row, declared_taste, fanatics)
+    inbound = build_inbound_world(scenario, population, replication_seq) if scenario.inbound is not None else None
+    return SharedWorld(
+        population, contactable, catalogue, replication_seq, declared_row, declared_taste, fanatics, inbound
+    )
 
 
 def _initial_declarations(
@@ -149,7 +149,13 @@ class ArmSimulation:
         factory = resolve_targeting(self.arm.policy)
         params = params_model(factory).model_validate(self.arm.params)
         reads_latent = bool(getattr(factory, "reads_latent_taste", False))
-        view = CustomerView(
+        # With inbound, conversations add to the declared taste: the arm gets its own growing copy.
+        self.declared: DeclaredTable | None = None
+        declared_row, declared_taste = world.declared_row, world.declared_taste
+        if world.inbound is not None:
+            self.declared = DeclaredTable(pop.n, pop.taste.shape[1], declared_row, declared_taste)
+            declared_row, declared_taste = self.declared.row, self.declared.taste
+        self.view = view = CustomerView(
             n=pop.n,
             region=pop.region,
             age_band=pop.age_band,
@@ -162,8 +168,8 @@ class ArmSimulation:
             clicks=self.state.clicks,
             latent_taste=pop.taste if reads_latent else None,
             continuous_observables=int(pop.crm_scores.shape[1]) if pop.crm_scores.ndim == 2 else 0,
-            declared_row=world.declared_row,
-            declared_taste=world.declared_taste,
+            declared_row=declared_row,
+            declared_taste=declared_taste,
         )
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
@@ -190,12 +196,32 @@ class ArmSimulation:
         self.recorder.add("customers_treated", n_treated)
         self.recorder.add("customers_holdout", self.world.population.n - n_treated)
         env = simpy.Environment()
+        self.loop: ConversationLoop | None = None
+        if self.world.inbound is not None:
+            assert self.declared is not None
+            self.loop = ConversationLoop(
+                env,
+                self.scenario,
+                self.world.inbound,
+                self.world.population,
+                self.world.contactable,
+                self.state,
+                self.recorder,
+                self.view,
+                self.declared,
+                self.world.replication_seq,
+                self.rng,
+            )
+            self.sender.reply_sink = self.loop.on_replies
         buckets = env.process(self._buckets(env, progress))
         env.process(self._waves(env))
         # Run until the last bucket (the one ending at the horizon) is processed; run(until=horizon) would
         # stop just before the events at that instant.
         env.run(until=buckets)
         self._reach_metrics()
+        if self.loop is not None:
+            for name, value in self.loop.totals().items():
+                self.recorder.add(name, value)
         market = self.scenario.market
         metrics = derive(
             self.recorder.totals,
@@ -250,6 +276,10 @@ class ArmSimulation:
             self.state.rebase(t0)
             organic = self._purchases(self.occasions.take(t0, t1))
             self._release(t0, t1, organic)
+            if self.loop is not None:
+                won = self.loop.apply(t1)
+                if won is not None and "purchase" in self.feedback_kinds:
+                    self.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
             if progress is not None:
                 progress(t1 / self.horizon_s)
             t0 = t1
@@ -317,6 +347,11 @@ class ArmSimulation:
         p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
         ours = (u < p) & ~skipped
         would_have = u < p0  # the counterfactual: the same occasion, no marketing
+        if self.loop is not None:
+            gone, gone_anyway = self.loop.churn_filter(c)
+            rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
+            ours &= ~gone
+            would_have &= ~gone_anyway
         treated = self.world.contactable[c]
         bought = ours & treated
         rec.add_events("purchases_treated", t[bought])
@@ -371,51 +406,6 @@ def _arm_progress(progress: Callable[[float], None], index: int, n_arms: int) ->
     return lambda share: progress((index + share) / n_arms)
 
 
-def run_inbound(scenario: Scenario, world: SharedWorld) -> InboundResult:
-    """Find -> classify -> respond over the horizon for one replication (``scenario.inbound`` must be set).
-
-    The mention stream, the training corpus of a trainable classifier (balanced: half needles, drawn from
-    a child stream independent of the mentions) and the responders' draws all come from
-    ``Component.INBOUND`` of the replication.
-    """
-    cfg = scenario.inbound
-    if cfg is None:
-        raise ValueError("the scenario has no [inbound] table")
-    horizon_s = scenario.horizon_days * DAY_S
-    rng = generator(component_sequence(world.replication_seq, Component.INBOUND))
-    mentions = generate_mentions(
-        cfg.mentions, horizon_s, rng, customers=CustomerVoices.from_population(world.population)
-    )
-    classifier = build_classifier(cfg.classifier, cfg.classifier_params)
-    if isinstance(classifier, TrainableClassifier) and cfg.training_messages > 0:
-        corpus = training_corpus(cfg.mentions, cfg.training_messages, rng, needle_share=0.5)
-        classifier.fit(corpus.text, corpus.relevant, corpus.intent)
-    core = cfg.core
-    pools = [
-        PoolSpec(
-            pool.name,
-            pool.agents,
-            LognormalHandleTime(pool.handle_time_median_minutes * 60.0, pool.handle_time_sigma),
-            kind=pool.kind,
-            languages=pool.languages,
-            discipline=pool.discipline,
-        )
-        for pool in cfg.pools
-    ]
-    return simulate_inbound(
-        mentions,
-        classifier,
-        CoreServer(core.batch_size, core.replicas, core.a_s, core.b_s, core.max_wait_s),
-        build_response_policy(cfg.response_policy, cfg.response_params),
-        pools,
-        rng,
-        horizon_s,
-        patience_median_s=scenario.population.patience_median_minutes * 60.0,
-        patience_sigma=cfg.patience_sigma,
-        sla_minutes=cfg.sla_minutes,
-    )
-
-
 def simulate_replication(
     scenario: Scenario,
     replication_seq: np.random.SeedSequence,
@@ -428,8 +418,4 @@ def simulate_replication(
     for index, arm in enumerate(scenario.arms):
         report = None if progress is None else _arm_progress(progress, index, n_arms)
         outcomes[arm.name] = ArmSimulation(scenario, world, index).run(report)
-    if scenario.inbound is not None:
-        inbound = inbound_metrics(run_inbound(scenario, world).summary)
-        for outcome in outcomes.values():
-            outcome.metrics.update(inbound)
     return outcomes

@@ -46,6 +46,9 @@ class CustomerView:
     # = theta_i + N(0, sigma_decl^2) per topic. Both None when nobody has declared anything.
     declared_row: np.ndarray | None = None  # int32 [N]
     declared_taste: np.ndarray | None = None  # float32 [M, d]
+    # Rows are only ever appended (conversations capture taste during the run); the version goes up each
+    # time declared_row / declared_taste change, so a policy can cache what it derives from them.
+    declared_version: int = 0
 
     def reachable(self, channel: int) -> np.ndarray:
         """Bool mask: may be contacted on ``channel`` now (not held out, opted in)."""

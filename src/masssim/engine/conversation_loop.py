@@ -1,0 +1,328 @@
+"""The loop between the outbound and inbound halves of one arm (DESIGN §1.5).
+
+With an ``[inbound]`` table, each arm runs an :class:`~masssim.engine.inbound.InboundDesk` on its own SimPy
+clock, beside the wave and bucket processes (:mod:`masssim.engine.sim`):
+
+* the replication's **organic mention stream** (shared by the arms: common random numbers) is registered
+  at t = 0;
+* every **reply** to an outbound message on a conversational channel (``reply_rate > 0``) becomes an
+  inbound message when the wave is sent, arriving at the reply's time (content drawn with
+  ``inbound.replies``), so a strategy that provokes replies also loads the responders;
+* at the end of each feedback bucket the conversations settled in it act on the customers
+  (:meth:`ConversationLoop.apply`): **declared taste** captured in an answered conversation joins the
+  declared-taste table the targeting policy reads (``CustomerView.declared_row`` / ``declared_taste``,
+  ``declared_version``), a **churned** customer leaves every channel and buys no more of our brand, and a
+  **conversion** by a customer is a purchase of our brand.
+
+What the arms share on the inbound side (:class:`InboundWorld`): the organic stream and the classifier.
+The classifier is fitted **once per run** on a training corpus from a run-level stream
+(:func:`masssim.streams.run_level_sequence`) and cached in the process, so replications and variants
+share one fitted model (it is the "classifier" of the experiment; the stream varies by replication).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from masssim.channels import DAY_S
+from masssim.classify.base import Classifier, TrainableClassifier
+from masssim.classify.registry import build_classifier
+from masssim.engine.conversations import OutcomeModel, Outcomes
+from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
+from masssim.engine.responders import LognormalHandleTime
+from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.messages import SOURCES, CustomerVoices, Mentions, generate_mentions, reply_messages, training_corpus
+from masssim.policies.response import build_response_policy
+from masssim.scenario import CHANNEL_NAMES, InboundConfig, Scenario
+from masssim.streams import Component, component_sequence, generator, run_level_sequence
+
+if TYPE_CHECKING:
+    from masssim.policies.base import CustomerView
+    from masssim.population import Population
+
+TRAINING_PURPOSE = 1  # run-level stream of the classifier's training corpus (never renumber)
+# The inbound source a reply arrives through, by outbound channel.
+REPLY_SOURCE = {"email": "email", "sms": "messaging", "messaging": "messaging", "paid_social": "social"}
+_SOURCE_OF_CHANNEL = np.array([SOURCES.index(REPLY_SOURCE[c]) for c in CHANNEL_NAMES], np.int8)
+
+# Sub-streams of Component.INBOUND (never renumber).
+_MENTIONS, _DESK, _REPLIES = 0, 1, 2
+
+_CLASSIFIERS: OrderedDict[tuple[object, ...], Classifier] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def fitted_classifier(cfg: InboundConfig, replication_seq: np.random.SeedSequence) -> Classifier:
+    """The run's classifier: built, fitted once on the run-level training corpus, then reused."""
+    key = (
+        cfg.classifier,
+        json.dumps(cfg.classifier_params, sort_keys=True, default=str),
+        cfg.training_messages,
+        cfg.mentions.model_dump_json(),
+        replication_seq.entropy,
+        replication_seq.spawn_key[:-1],
+    )
+    cached = _CLASSIFIERS.get(key)
+    if cached is not None:
+        _CLASSIFIERS.move_to_end(key)
+        return cached
+    classifier = build_classifier(cfg.classifier, cfg.classifier_params)
+    if isinstance(classifier, TrainableClassifier) and cfg.training_messages > 0:
+        rng = generator(run_level_sequence(replication_seq, TRAINING_PURPOSE))
+        corpus = training_corpus(cfg.mentions, cfg.training_messages, rng, needle_share=0.5)
+        classifier.fit(corpus.text, corpus.relevant, corpus.intent)
+    _CLASSIFIERS[key] = classifier
+    if len(_CLASSIFIERS) > _CACHE_SIZE:
+        _CLASSIFIERS.popitem(last=False)
+    return classifier
+
+
+def _inbound_sequence(replication_seq: np.random.SeedSequence, part: int) -> np.random.SeedSequence:
+    parent = component_sequence(replication_seq, Component.INBOUND)
+    return np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, part))
+
+
+@dataclass
+class InboundWorld:
+    """What the arms of one replication share on the inbound side."""
+
+    mentions: Mentions
+    classifier: Classifier
+
+
+def build_inbound_world(
+    scenario: Scenario, population: Population, replication_seq: np.random.SeedSequence
+) -> InboundWorld:
+    cfg = scenario.inbound
+    assert cfg is not None
+    rng = generator(_inbound_sequence(replication_seq, _MENTIONS))
+    mentions = generate_mentions(
+        cfg.mentions, scenario.horizon_days * DAY_S, rng, customers=CustomerVoices.from_population(population)
+    )
+    return InboundWorld(mentions=mentions, classifier=fitted_classifier(cfg, replication_seq))
+
+
+def outcome_model(cfg: InboundConfig) -> OutcomeModel:
+    o = cfg.outcomes
+    return OutcomeModel(
+        satisfaction_max=o.satisfaction_max,
+        satisfaction_half_life_s=o.satisfaction_half_life_minutes * 60.0,
+        conversion_max=o.conversion_max,
+        conversion_half_life_s=o.conversion_half_life_minutes * 60.0,
+        churn_after_unanswered_complaint=o.churn_after_unanswered_complaint,
+        declare_share=o.declare_share,
+    )
+
+
+def build_desk(
+    env: simpy.Environment, scenario: Scenario, classifier: Classifier, replication_seq: np.random.SeedSequence
+) -> InboundDesk:
+    """The desk of one arm (its draws start from the same stream in every arm: common random numbers)."""
+    cfg = scenario.inbound
+    assert cfg is not None
+    core = cfg.core
+    pools = [
+        PoolSpec(
+            pool.name,
+            pool.agents,
+            LognormalHandleTime(pool.handle_time_median_minutes * 60.0, pool.handle_time_sigma),
+            kind=pool.kind,
+            languages=pool.languages,
+            discipline=pool.discipline,
+        )
+        for pool in cfg.pools
+    ]
+    return InboundDesk(
+        env,
+        classifier,
+        CoreServer(core.batch_size, core.replicas, core.a_s, core.b_s, core.max_wait_s),
+        build_response_policy(cfg.response_policy, cfg.response_params),
+        pools,
+        generator(_inbound_sequence(replication_seq, _DESK)),
+        scenario.horizon_days * DAY_S,
+        patience_median_s=scenario.population.patience_median_minutes * 60.0,
+        patience_sigma=cfg.patience_sigma,
+        sla_minutes=cfg.sla_minutes,
+        outcomes=outcome_model(cfg),
+    )
+
+
+class DeclaredTable:
+    """Declared taste of one arm, growing as conversations capture it (rows are only ever appended)."""
+
+    def __init__(self, n: int, dims: int, row: np.ndarray | None, taste: np.ndarray | None) -> None:
+        self.row = np.full(n, -1, np.int32) if row is None else row.copy()
+        start = 0 if taste is None else taste.shape[0]
+        self._buf = np.empty((max(1024, 2 * start), dims), np.float32)
+        if taste is not None:
+            self._buf[:start] = taste
+        self.count = start
+
+    @property
+    def taste(self) -> np.ndarray:
+        return self._buf[: self.count]
+
+    def add(self, customers: np.ndarray, taste: np.ndarray) -> None:
+        need = self.count + customers.shape[0]
+        if need > self._buf.shape[0]:
+            grown = np.empty((max(need, 2 * self._buf.shape[0]), self._buf.shape[1]), np.float32)
+            grown[: self.count] = self._buf[: self.count]
+            self._buf = grown
+        self._buf[self.count : need] = taste
+        self.row[customers] = np.arange(self.count, need, dtype=np.int32)
+        self.count = need
+
+
+class ConversationLoop:
+    """One arm's inbound desk and what its conversations do to the arm's customers (module docstring)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: Scenario,
+        world: InboundWorld,
+        population: Population,
+        contactable: np.ndarray,
+        state: CustomerState,
+        recorder: Recorder,
+        view: CustomerView,
+        declared: DeclaredTable,
+        replication_seq: np.random.SeedSequence,
+        rng: np.random.Generator,
+    ) -> None:
+        cfg = scenario.inbound
+        assert cfg is not None
+        self.cfg = cfg
+        self.scenario = scenario
+        self.population = population
+        self.contactable = contactable
+        self.state = state
+        self.recorder = recorder
+        self.view = view
+        self.rng = rng  # the arm's response stream (pull-forward coins)
+        self.horizon_s = scenario.horizon_days * DAY_S
+        self.desk = build_desk(env, scenario, world.classifier, replication_seq)
+        self.desk.register(world.mentions)
+        self.reply_rng = generator(_inbound_sequence(replication_seq, _REPLIES))
+        self.declared_rng = generator(component_sequence(replication_seq, Component.DECLARED, 1))
+        self.declared = declared
+        self.declared_at_start = int(np.count_nonzero(declared.row >= 0))
+        # 0: stays; 1: churned after a conversation a reply started; 2: after an organic one.
+        self.churn = np.zeros(population.n, np.uint8)
+
+    # -- outbound -> inbound ---------------------------------------------------------------------------
+    def on_replies(self, customer: np.ndarray, channel: np.ndarray, time_s: np.ndarray) -> None:
+        if not self.cfg.replies.enabled:
+            return
+        keep = time_s < self.horizon_s
+        order = np.argsort(time_s[keep], kind="stable")
+        t, c, ch = time_s[keep][order], customer[keep][order], channel[keep][order]
+        if t.shape[0] == 0:
+            return
+        replies = self.cfg.replies
+        messages = reply_messages(
+            self.cfg.mentions,
+            t.astype(np.float64),
+            c.astype(np.int64),
+            _SOURCE_OF_CHANNEL[ch],
+            self.reply_rng,
+            needle_share=replies.needle_share,
+            intent_shares=replies.intent_shares,
+        )
+        self.desk.register(messages, from_reply=True)
+
+    # -- inbound -> outbound ---------------------------------------------------------------------------
+    def apply(self, until_s: float) -> dict[str, np.ndarray] | None:
+        """Act on the conversations settled by ``until_s``; returns our customers' conversion purchases
+        (as purchase feedback events for the policy) or None."""
+        out = self.desk.drain(until_s)
+        if out is None:
+            return None
+        cols = self.desk.cols
+        author = cols.author[out.message]
+        when = cols.settled_at[out.message]
+        self._declare(author[out.declared])
+        self._churn(author[out.churned], cols.from_reply[out.message][out.churned])
+        return self._convert(out, author, when, cols.from_reply[out.message])
+
+    def _publish_declared(self) -> None:
+        self.view.declared_row = self.declared.row
+        self.view.declared_taste = self.declared.taste
+        self.view.declared_version += 1
+
+    def _declare(self, customers: np.ndarray) -> None:
+        new = np.unique(customers[self.declared.row[customers] < 0])
+        if new.shape[0] == 0:
+            return
+        sd = np.float32(self.scenario.population.declared_taste_noise_sd)
+        noise = self.declared_rng.standard_normal((new.shape[0], self.declared.taste.shape[1])).astype(np.float32)
+        self.declared.add(new, self.population.taste[new] + sd * noise)
+        self._publish_declared()
+
+    def _churn(self, customers: np.ndarray, from_reply: np.ndarray) -> None:
+        fresh = self.churn[customers] == 0
+        who, cause = customers[fresh], np.where(from_reply[fresh], 1, 2).astype(np.uint8)
+        self.churn[who] = cause
+        self.state.optin[who] = 0  # a customer who leaves takes every opt-in along
+
+    def _convert(
+        self, out: Outcomes, author: np.ndarray, when: np.ndarray, from_reply: np.ndarray
+    ) -> dict[str, np.ndarray] | None:
+        won = out.converted & (author >= 0)
+        if not won.any():
+            return None
+        c, t, reply = author[won], when[won], from_reply[won]
+        rec, state = self.recorder, self.state
+        treated = self.contactable[c]
+        rec.add_events("purchases_treated", t[treated])
+        rec.add_events("purchases_holdout", t[~treated])
+        increment(state.purchases, c)
+        rec.add("conversation_purchases", float(c.shape[0]))
+        # A conversation that a reply to our message started is caused by marketing: like a click-triggered
+        # purchase, it is incremental and may use up a later occasion (pull-forward).
+        rec.add_events("incremental_purchases_true", t[reply])
+        pulled = reply & (self.rng.random(c.shape[0]) < self.scenario.response.pull_forward_share)
+        room = pulled & (state.pull_forward_credit[c] < 255)
+        increment(state.pull_forward_credit, c[room])
+        bought = treated
+        return {
+            "customer": c[bought].astype(np.int64),
+            "creative": np.full(int(bought.sum()), -1, np.int32),
+            "channel": np.full(int(bought.sum()), -1, np.int8),
+            "time_s": t[bought],
+        }
+
+    def churn_filter(self, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For purchase occasions of ``customers``: (gone: churned, so no purchase of ours; gone without
+        marketing: churned after an organic conversation, so no purchase in the counterfactual either)."""
+        kind = self.churn[customers]
+        return kind > 0, kind == 2
+
+    # -- at the horizon --------------------------------------------------------------------------------
+    def totals(self) -> dict[str, float]:
+        """The inbound summary of this arm plus its costs, as metric totals (see masssim.metrics)."""
+        from masssim.metrics import inbound_metrics
+
+        summary = self.desk.result().summary
+        totals = inbound_metrics(summary)
+        cost = 0.0
+        agent_hours = 0.0
+        for pool in self.cfg.pools:
+            hours = summary.get(f"agent_hours_{pool.name}", 0.0)
+            cost += hours * pool.cost_per_agent_hour
+            cost += summary.get(f"conversations_{pool.name}", 0.0) * pool.cost_per_conversation
+            if pool.kind == "human":
+                agent_hours += hours
+        cost += summary.get("classified", 0.0) / 1000.0 * self.cfg.core.cost_per_1000
+        totals["cost_inbound"] = cost
+        totals["agent_hours"] = agent_hours
+        with_taste = int(np.count_nonzero(self.declared.row >= 0))
+        totals["customers_with_declared_taste"] = float(with_taste)
+        totals["declarations_captured"] = float(with_taste - self.declared_at_start)  # new customers only
+        return totals
