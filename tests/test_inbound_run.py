@@ -12,7 +12,6 @@ from masssim.metrics import INBOUND_METRICS
 from masssim.results import dumps_json
 
 
-
 def base(**extra: Any) -> dict[str, Any]:
     return {
         "name": "inbound_run",

@@ -1,0 +1,233 @@
+"""The conversation desk inside a shared clock, conversation outcomes, and the loop back to outbound."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import simpy
+
+import masssim
+from masssim.classify import build_classifier
+from masssim.engine.conversations import COMPLAINT, PURCHASE, OutcomeModel, decide
+from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec, plan_batches
+from masssim.engine.responders import LognormalHandleTime
+from masssim.messages import Mentions, MentionStreamConfig, generate_mentions
+from masssim.policies.response import build_response_policy
+
+DAY = 86_400.0
+
+
+def _slice(m: Mentions, sel: slice) -> Mentions:
+    fields = {}
+    for f in dataclasses.fields(m):
+        value = getattr(m, f.name)
+        fields[f.name] = value if f.name == "bursts_s" else value[sel]
+    return Mentions(**fields)
+
+
+def _desk(env: simpy.Environment, server: CoreServer, horizon: float) -> InboundDesk:
+    return InboundDesk(
+        env,
+        build_classifier("keyword"),
+        server,
+        build_response_policy("respond_all", {"pool": 0}),
+        [PoolSpec("bot", 1000, LognormalHandleTime(10.0, 0.1), kind="bot")],
+        np.random.default_rng(3),
+        horizon,
+    )
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        CoreServer(batch_size=16, replicas=1, a_s=0.5, b_s=0.05, max_wait_s=30.0),
+        CoreServer(batch_size=64, replicas=3, a_s=2.0, b_s=0.1, max_wait_s=5.0),  # overloaded at peaks
+    ],
+)
+def test_dynamic_core_batches_like_the_vectorised_plan_even_when_registered_piecewise(server: CoreServer) -> None:
+    """The desk batches on the arrivals known so far; a later registration (a reply) can still fill a batch
+    that is open. Registering the stream in 40 pieces, each at its first arrival, must give exactly the
+    classification times of plan_batches on the whole stream."""
+    horizon = 2 * DAY
+    mentions = generate_mentions(MentionStreamConfig(), horizon, np.random.default_rng(8))
+    expected = plan_batches(mentions.time_s, server)
+    expected_done = expected.end_s[expected.per_message(len(mentions))]
+    expected_done = np.where(expected_done < horizon, expected_done, np.nan)
+
+    whole_env = simpy.Environment()
+    whole = _desk(whole_env, server, horizon)
+    whole.register(mentions)
+    whole_env.run(until=horizon)
+
+    env = simpy.Environment()
+    piecewise = _desk(env, server, horizon)
+    bounds = np.linspace(0, len(mentions), 41).astype(int)
+
+    def feeder() -> Any:
+        for lo, hi in itertools.pairwise(bounds):
+            start = float(mentions.time_s[lo])
+            yield env.timeout(start - env.now)
+            piecewise.register(_slice(mentions, slice(lo, hi)))
+
+    env.process(feeder())
+    env.run(until=horizon)
+    # Equal up to float rounding: plan_batches sums service times with a cumulative sum (Lindley).
+    np.testing.assert_allclose(whole.cols.classified_at, expected_done, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(piecewise.cols.classified_at, expected_done, rtol=1e-12, atol=0)
+
+
+def test_registering_in_the_past_is_refused() -> None:
+    env = simpy.Environment()
+    desk = _desk(env, CoreServer(), DAY)
+    mentions = generate_mentions(MentionStreamConfig(), DAY, np.random.default_rng(1))
+    env.run(until=3600.0)
+    with pytest.raises(ValueError, match="not in the past"):
+        desk.register(mentions)
+
+
+def test_outcome_probabilities_follow_the_model() -> None:
+    """Shares of satisfied, converted, churned and declared against the formulas, within 4 binomial SE."""
+    model = OutcomeModel(
+        satisfaction_max=0.8,
+        satisfaction_half_life_s=600.0,
+        conversion_max=0.4,
+        conversion_half_life_s=300.0,
+        churn_after_unanswered_complaint=0.25,
+        declare_share=0.6,
+    )
+    n = 200_000
+    rng = np.random.default_rng(12)
+    wait = np.full(n, 600.0)
+    answered = np.arange(n) % 2 == 0
+    intent = np.where(np.arange(n) % 4 < 2, PURCHASE, COMPLAINT).astype(np.int8)
+    author = np.where(np.arange(n) % 8 < 4, 7, -1)  # half customers, half strangers
+    relevant = np.ones(n, bool)
+    out = decide(model, np.arange(n), answered, wait, relevant, intent, author, rng)
+
+    def check(mask: np.ndarray, flags: np.ndarray, p: float) -> None:
+        k = int(mask.sum())
+        share = flags[mask].mean()
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / k) + 1e-12, (share, p)
+
+    check(answered, out.satisfied, 0.8 * 0.5)
+    check(~answered, out.satisfied, 0.0)
+    check(answered & (intent == PURCHASE), out.converted, 0.4 * 0.25)
+    check(answered & (intent == COMPLAINT), out.converted, 0.0)
+    check(~answered & (intent == COMPLAINT) & (author >= 0), out.churned, 0.25)
+    check(~answered & (author < 0), out.churned, 0.0)  # strangers cannot leave our customer base
+    check(answered & (intent == COMPLAINT), out.churned, 0.0)
+    check(answered & (author >= 0), out.declared, 0.6)
+    check(answered & (author < 0), out.declared, 0.0)
+    check(~answered, out.declared, 0.0)
+    haystack = decide(model, np.arange(n), answered, wait, ~relevant, intent, author, rng)
+    assert not (haystack.satisfied.any() or haystack.converted.any() or haystack.churned.any())
+
+
+# -- the loop inside masssim run ---------------------------------------------------------------------
+
+
+def loop_scenario(**inbound: Any) -> dict[str, Any]:
+    return {
+        "name": "loop",
+        "seed": 3,
+        "replications": 2,
+        "horizon_days": 10,
+        "population": {"customers": 6_000},
+        "schedule": {"channel": "messaging", "wave_every_days": 2},
+        "arms": [{"name": "broadcast", "policy": "broadcast"}, {"name": "individual", "policy": "individual"}],
+        "inbound": {
+            "mentions": {"sources": [{"name": "social", "base_rate_per_hour": 10.0}]},
+            "response_policy": "respond_all",
+            "response_params": {"pool": 1},
+            **inbound,
+        },
+    }
+
+
+def values(result: masssim.RunResult, arm: str, metric: str) -> np.ndarray:
+    return np.asarray(result.summary["arms"][arm][metric]["values"], dtype=float)
+
+
+def test_replies_on_conversational_channels_enter_the_inbound_stream() -> None:
+    on = masssim.run(masssim.scenario_from_dict(loop_scenario()))
+    off = masssim.run(masssim.scenario_from_dict(loop_scenario(replies={"enabled": False})))
+    for arm in ("broadcast", "individual"):
+        replies = values(on, arm, "replies")
+        assert np.all(replies > 50)
+        np.testing.assert_array_equal(values(on, arm, "inbound_replies"), replies)
+        np.testing.assert_array_equal(values(on, arm, "inbound_volume") - replies, values(off, arm, "inbound_volume"))
+        assert np.all(values(off, arm, "inbound_replies") == 0)
+
+
+def test_answered_conversations_capture_declared_taste_and_complaints_left_unanswered_churn() -> None:
+    captured = masssim.run(masssim.scenario_from_dict(loop_scenario(outcomes={"declare_share": 1.0})))
+    none = masssim.run(masssim.scenario_from_dict(loop_scenario(outcomes={"declare_share": 0.0})))
+    for arm in ("broadcast", "individual"):
+        got = values(captured, arm, "declarations_captured")
+        assert np.all(got > 100)
+        np.testing.assert_array_equal(values(captured, arm, "customers_with_declared_taste"), got)
+        assert np.all(values(none, arm, "customers_with_declared_taste") == 0)
+    # No human on shift: every complaint routed to the humans is abandoned; with churn certain, authors leave.
+    nobody = [
+        {"name": "bot", "kind": "bot", "agents": 5, "handle_time_median_minutes": 0.5},
+        {"name": "human", "kind": "human", "agents": 0, "handle_time_median_minutes": 6.0},
+    ]
+    churn = masssim.run(
+        masssim.scenario_from_dict(
+            loop_scenario(pools=nobody, outcomes={"churn_after_unanswered_complaint": 1.0, "conversion_max": 0.0})
+        )
+    )
+    for arm in ("broadcast", "individual"):
+        assert np.all(values(churn, arm, "churned_customers") > 20)
+        assert np.all(values(churn, arm, "satisfaction") == 0)
+        assert np.all(values(churn, arm, "conversation_conversions") == 0)
+        assert np.all(values(churn, arm, "purchases_lost_to_churn") >= 0)
+        assert np.all(values(churn, arm, "cost_inbound") > 0)
+
+
+def test_conversions_are_purchases_and_inbound_costs_join_the_total() -> None:
+    result = masssim.run(masssim.scenario_from_dict(loop_scenario(outcomes={"conversion_max": 1.0})))
+    for arm in ("broadcast", "individual"):
+        conv = values(result, arm, "conversation_conversions")
+        ours = values(result, arm, "conversation_purchases")
+        assert np.all(conv > 0) and np.all(ours <= conv)
+        np.testing.assert_allclose(values(result, arm, "conversation_revenue"), conv * 30.0)  # market.price default
+        total = values(result, arm, "cost_total")
+        parts = sum(values(result, arm, m) for m in ("cost_sends", "cost_media", "cost_creatives", "cost_inbound"))
+        np.testing.assert_allclose(total, parts)
+        # Default pools: 10 humans always on at 30 an hour over 10 days, bots at 0.10 a conversation.
+        assert np.all(values(result, arm, "agent_hours") == 10 * 24 * 10)
+
+
+def test_individual_targeting_uses_the_taste_conversations_capture() -> None:
+    """Customers whose taste a conversation captured get, at their next wave, the creative closest to it."""
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.policies.learning import _DECLARED
+    from masssim.streams import replication_sequence, root_sequence
+
+    for share, expect_some in ((1.0, True), (0.0, False)):
+        scenario = masssim.scenario_from_dict(loop_scenario(outcomes={"declare_share": share}))
+        world = build_world(scenario, replication_sequence(root_sequence(3), 0))
+        sim = ArmSimulation(scenario, world, 1)
+        sim.run()
+        assert sim.declared is not None and sim.view.declared_row is sim.declared.row
+        captured = np.flatnonzero(sim.declared.row >= 0)
+        chose_declared = np.flatnonzero(sim.policy.mode == _DECLARED)  # type: ignore[attr-defined]
+        if expect_some:
+            assert captured.shape[0] > 100 and sim.view.declared_version > 1
+            # Every declared-rule choice is for a captured customer, and most captured customers who can be
+            # reached on the channel got one (the rest were captured after the last wave).
+            assert np.isin(chose_declared, captured).all()
+            reachable = captured[sim.view.reachable(sim.policy.channel)[captured]]  # type: ignore[attr-defined]
+            assert chose_declared.shape[0] > 0.6 * reachable.shape[0]
+            taste = world.population.taste[captured]
+            noise = sim.declared.taste[sim.declared.row[captured]] - taste
+            sd = scenario.population.declared_taste_noise_sd
+            assert abs(noise.std() - sd) < 0.05 * sd + 1e-9
+        else:
+            assert captured.shape[0] == 0 and chose_declared.shape[0] == 0
