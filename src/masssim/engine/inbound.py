@@ -123,12 +123,17 @@ class BatchPlan:
         return np.repeat(np.arange(len(self.size)), self.size) if n else np.zeros(0, np.int64)
 
 
-def plan_batches(arrival_s: np.ndarray, server: CoreServer) -> BatchPlan:
-    """Form batches (full, or ``max_wait_s`` after opening) and queue them FIFO on the replicas."""
+def form_batches(arrival_s: np.ndarray, server: CoreServer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batches of sorted arrivals (full, or ``max_wait_s`` after opening): first message, size, send time.
+
+    Send times never decrease: a batch cut by its deadline is followed by an arrival after that deadline,
+    one cut by size by an arrival no earlier than its last."""
     t = np.asarray(arrival_s, dtype=np.float64)
     n = t.shape[0]
     if n and np.any(np.diff(t) < 0):
         raise ValueError("arrival times must be sorted")
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     # Batch k holds messages [first_k, first_k + size_k): at most batch_size, all within max_wait of the first.
     deadline_end = np.searchsorted(t, t + server.max_wait_s, side="right")  # one past the last that fits
     firsts: list[int] = []
@@ -139,22 +144,38 @@ def plan_batches(arrival_s: np.ndarray, server: CoreServer) -> BatchPlan:
     first = np.asarray(firsts, dtype=np.int64)
     size = np.diff(np.append(first, n))
     full = size == server.batch_size
-    last = first + size - 1
-    send = np.where(full, t[last] if n else np.zeros(0), t[first] + server.max_wait_s) if n else np.zeros(0)
+    send = np.where(full, t[first + size - 1], t[first] + server.max_wait_s)
+    return first, size, send
+
+
+def serve_batches(
+    send_s: np.ndarray, size: np.ndarray, server: CoreServer, free: list[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each batch, FIFO on the replicas; ``free`` (a heap of the replicas' free times,
+    updated in place) carries the core's state from earlier batches."""
+    free = [0.0] * server.replicas if free is None else free
     service = server.a_s + server.b_s * size
     if server.replicas == 1:
-        # Lindley: end_k = max(send_k, end_{k-1}) + s_k  =  S_k + max_{j<=k}(send_j - S_{j-1}).
+        # Lindley: end_k = max(send_k, end_{k-1}) + s_k  =  S_k + max(free, max_{j<=k}(send_j - S_{j-1})).
         cum = np.cumsum(service)
-        end = cum + np.maximum.accumulate(send - (cum - service))
+        end = cum + np.maximum(np.maximum.accumulate(send_s - (cum - service)), free[0]) if size.size else cum
         start = end - service
+        if size.size:
+            free[0] = float(end[-1])
     else:
         start = np.empty(len(size))
-        free = [0.0] * server.replicas
-        for k, (s, d) in enumerate(zip(send.tolist(), service.tolist(), strict=True)):
+        for k, (s, d) in enumerate(zip(send_s.tolist(), service.tolist(), strict=True)):
             earliest = heapq.heappop(free)
             start[k] = max(s, earliest)
             heapq.heappush(free, start[k] + d)
         end = start + service
+    return start, end
+
+
+def plan_batches(arrival_s: np.ndarray, server: CoreServer) -> BatchPlan:
+    """Form batches (full, or ``max_wait_s`` after opening) and queue them FIFO on the replicas."""
+    first, size, send = form_batches(arrival_s, server)
+    start, end = serve_batches(send, size, server)
     return BatchPlan(first=first, size=size, send_s=send, start_s=start, end_s=end)
 
 
@@ -217,7 +238,7 @@ class _Columns:
         self.answer_start, self.settled_at = f, f
         self.status, self.final_pool, self.stage1, self.stage2 = i, i, i, i
         self.first_pool, self.escalation_failed, self.author, self.source = i, i, i, i
-        self.relevant, self.resolved_first, self.from_reply, self.settled = b, b, b, b
+        self.relevant, self.resolved_first, self.from_reply, self.settled, self.respond = b, b, b, b, b
         self.true_intent = np.zeros(0, np.int8)
 
     def extend(self, **values: np.ndarray) -> None:
@@ -296,12 +317,13 @@ class InboundDesk:
         self._priority: list[int] = []
         self._escalate_to: list[int] = []
         self._first: list[int] = []
-        self._respond: list[bool] = []
         self.pool_msgs: list[list[int]] = [[] for _ in pools]  # message index of each pool's conversation id
         # The core: messages not yet batched (indices sorted by arrival), free times of the replicas.
         self._queue = np.zeros(0, np.int64)
         self._head = 0
         self._free = [0.0] * server.replicas
+        # No registration will come before this time: batches sent earlier can be planned in bulk.
+        self._quiet_until = 0.0
         self._wake = env.event()
         self._settled: list[tuple[float, int]] = []  # heap of (time known, message)
         self.outcomes: list[Outcomes] = []
@@ -345,6 +367,7 @@ class InboundDesk:
             stage2=minus,
             first_pool=minus,
             escalation_failed=minus,
+            respond=np.asarray(decisions.respond, dtype=bool),
             author=np.asarray(mentions.author, dtype=np.int64),
             source=np.asarray(mentions.source, dtype=np.int64),
             relevant=np.asarray(mentions.relevant, dtype=bool),
@@ -361,7 +384,6 @@ class InboundDesk:
         self._priority += decisions.priority.tolist()
         self._escalate_to += decisions.escalate_to.tolist()
         self._first += decisions.pool.tolist()
-        self._respond += decisions.respond.tolist()
         waiting = np.concatenate([self._queue[self._head :], np.arange(first, first + n, dtype=np.int64)])
         self._queue = waiting[np.argsort(self.cols.arrival[waiting], kind="stable")]
         self._head = 0
@@ -369,6 +391,15 @@ class InboundDesk:
             self._wake.succeed()
 
     # -- the core ------------------------------------------------------------------------------------
+    def quiet_until(self, time_s: float) -> None:
+        """Promise that nothing will be registered before ``time_s`` (``inf``: nothing more at all).
+
+        Batches sent before then cannot change, so the core plans them in bulk (vectorised) instead of
+        one SimPy step per batch; the result is the same."""
+        self._quiet_until = float(time_s)
+        if not self._wake.triggered:
+            self._wake.succeed()
+
     def _core(self) -> Any:
         env, server, cols = self.env, self.server, self.cols
         size_max = server.batch_size
@@ -377,6 +408,8 @@ class InboundDesk:
             if head >= queue.shape[0]:
                 self._wake = env.event()
                 yield self._wake
+                continue
+            if self._quiet_until > env.now and self._plan_block():
                 continue
             window = queue[head : head + size_max]
             t = cols.arrival[window]
@@ -390,26 +423,51 @@ class InboundDesk:
             size = size_max if full else int(np.searchsorted(t, deadline, side="right"))
             batch = window[:size]
             self._head = head + size
-            service = server.a_s + server.b_s * size
-            start = max(send, heapq.heappop(self._free))
-            end = start + service
-            heapq.heappush(self._free, end)
-            if end < self.horizon_s:
-                done = env.timeout(end - env.now)
-                done.callbacks.append(partial(self._classified, batch))
+            _, end = serve_batches(np.array([send]), np.array([size]), server, self._free)
+            self._classify_at(batch, np.full(size, float(end[0])))
 
-    def _classified(self, batch: np.ndarray, _event: simpy.Event) -> None:
-        now = self.env.now
+    def _plan_block(self) -> bool:
+        """Plan, in one vectorised pass, every batch that will be sent before the quiet time ends."""
+        waiting = self._queue[self._head :]
+        first, size, send = form_batches(self.cols.arrival[waiting], self.server)
+        k = int(np.searchsorted(send, self._quiet_until, side="left"))  # sent strictly before
+        if k == 0:
+            return False
+        _, end = serve_batches(send[:k], size[:k], self.server, self._free)
+        count = int(first[k - 1] + size[k - 1])
+        self._head += count
+        self._classify_at(waiting[:count], np.repeat(end, size[:k]))
+        return True
+
+    def _classify_at(self, msgs: np.ndarray, done_s: np.ndarray) -> None:
+        """Messages ``msgs`` leave the core at ``done_s``: ignored ones are settled now (vectorised), the
+        others are routed at that time by a process (one timeout per distinct time)."""
         cols = self.cols
-        cols.classified_at[batch] = now
-        for i in batch.tolist():
-            if self._respond[i]:
-                cols.first_pool[i] = self._first[i]
-                cols.stage1[i] = self._submit(i, self._first[i], stage=1)
-            else:
-                cols.status[i] = IGNORED
-                if cols.relevant[i]:  # an unanswered needle: the customer gives up when patience runs out
-                    self._settle(i, IGNORED, max(now, cols.arrival[i] + cols.patience[i]))
+        inside = done_s < self.horizon_s
+        msgs, done_s = msgs[inside], done_s[inside]
+        if msgs.shape[0] == 0:
+            return
+        cols.classified_at[msgs] = done_s
+        respond = cols.respond[msgs]
+        ignored = msgs[~respond]
+        cols.status[ignored] = IGNORED
+        needles = ignored[cols.relevant[ignored]]  # unanswered: the author gives up when patience runs out
+        give_up = np.maximum(cols.classified_at[needles], cols.arrival[needles] + cols.patience[needles])
+        for i, t in zip(needles.tolist(), give_up.tolist(), strict=True):
+            self._settle(i, IGNORED, t)
+        routed, at = msgs[respond], done_s[respond]
+        if routed.shape[0]:
+            order = np.argsort(at, kind="stable")
+            self.env.process(self._router(routed[order].tolist(), at[order].tolist()))
+
+    def _router(self, msgs: list[int], times: list[float]) -> Any:
+        env, cols = self.env, self.cols
+        for i, t in zip(msgs, times, strict=True):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            first = self._first[i]
+            cols.first_pool[i] = first
+            cols.stage1[i] = self._submit(i, first, stage=1)
 
     # -- respond -------------------------------------------------------------------------------------
     def _submit(self, i: int, k: int, *, stage: int) -> int:
@@ -696,6 +754,7 @@ def simulate_inbound(
         outcomes=outcomes,
     )
     desk.register(mentions)
+    desk.quiet_until(math.inf)
     env.run(until=horizon_s)
     desk.drain(horizon_s)
     return desk.result()

@@ -20,6 +20,7 @@ purchases). Without the table nothing is drawn and the inbound metrics stay 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -213,6 +214,8 @@ class ArmSimulation:
                 self.rng,
             )
             self.sender.reply_sink = self.loop.on_replies
+            # Replies are registered only when a wave is sent: until the first wave the stream is known.
+            self.loop.desk.quiet_until(self._wave_event_time(self.days[0]) if self.days else math.inf)
         buckets = env.process(self._buckets(env, progress))
         env.process(self._waves(env))
         # Run until the last bucket (the one ending at the horizon) is processed; run(until=horizon) would
@@ -266,6 +269,9 @@ class ArmSimulation:
             budget_left = self.sender.channels.budget_left
             plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
             self.sender.send(plan, env.now, day * DAY_S)
+            if self.loop is not None:  # nothing more is registered before the next wave
+                following = self.days[index + 1] if index + 1 < len(self.days) else None
+                self.loop.desk.quiet_until(math.inf if following is None else self._wave_event_time(following))
 
     def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
         step = self.scenario.feedback_bucket_minutes * 60.0
