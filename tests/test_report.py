@@ -153,3 +153,76 @@ def test_save_writes_the_report(tmp_path: Any, three_arms: tuple[Any, masssim.Ru
     text = report.read_text(encoding="utf-8")
     assert text.count(FIGURE_DIV) == 4
     assert scenario.description in text
+
+
+# ---------------------------------------------------------------- inbound
+
+INBOUND = {
+    "mentions": {
+        "sources": [
+            {"name": "social", "base_rate_per_hour": 20.0},
+            {"name": "email", "base_rate_per_hour": 2.0, "diurnal": "business_hours"},
+        ]
+    }
+}
+INBOUND_HEADING = "Inbound: find → classify → respond"
+
+
+@pytest.fixture(scope="module")
+def inbound_run() -> tuple[masssim.Scenario, masssim.RunResult, str]:
+    scenario = _scenario(arms=[ARMS[0]], horizon_days=2, inbound=INBOUND)
+    result, page = _render(scenario)
+    return scenario, result, page
+
+
+def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.RunResult, str]) -> None:
+    from masssim.narrative import read_inbound
+    from masssim.report import _fmt
+
+    scenario, result, page = inbound_run
+    arm = result.summary["arms"]["broadcast"]
+    assert arm["inbound_volume"]["mean"] > 0
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings.index(INBOUND_HEADING) == headings.index("Day by day") - 1
+    # Figures from summary.json appear formatted in the inbound table (mean, with its interval underneath).
+    for metric in ("inbound_volume", "classifier_recall", "sla_attainment", "response_time_p90_s", "cost_inbound"):
+        stat, unit = arm[metric], REGISTRY[metric].unit
+        mean, low = html.escape(_fmt(stat["mean"], unit)), html.escape(_fmt(stat["ci_low"], unit))
+        cell = f'<td class="num">{mean}<small>95% CI {low}'
+        assert cell in page, metric
+    # The plain-language reading, sentence by sentence, with the scenario's SLA.
+    lines = read_inbound(result.summary, scenario.inbound.sla_minutes)
+    assert any("(recall)" in line and "(precision" in line for line in lines)
+    assert any("read them beside abandonment" in line for line in lines)
+    for line in lines:
+        assert f"<li>{html.escape(line)}</li>" in page
+    # Response times by source: only the sources with answered messages.
+    assert "<br><code>response_time_p90_s_social</code>" in page
+    assert "<br><code>response_time_p90_s_forum</code>" not in page
+    # funnel, costs, daily + inbound funnel, shares and response times; the desk's cost joins the cost chart
+    assert page.count(FIGURE_DIV) == 6
+    assert "Cost: inbound desk" in page
+    assert "Answered needles" in page and "Flagged relevant by the core" in page
+
+
+def test_run_without_inbound_has_no_inbound_section(three_arms: tuple[Any, Any, str]) -> None:
+    from masssim.narrative import has_inbound, read_inbound
+
+    _, result, page = three_arms
+    assert not has_inbound(result.summary)
+    assert read_inbound(result.summary) == []
+    assert INBOUND_HEADING not in page
+    assert "Cost: inbound desk" not in page
+    assert "Answered needles" not in page
+
+
+def test_durations_read_naturally() -> None:
+    from masssim.narrative import duration
+
+    assert duration(0) == "0 s"
+    assert duration(1.052) == "1.05 s"
+    assert duration(1266.1) == "21.1 min"
+    assert duration(4244) == "70.7 min"
+    assert duration(9000) == "2.5 h"
+    assert duration(-90) == "-1.5 min"
+    assert duration(None) == "n/a"

@@ -249,3 +249,34 @@ def test_sweep_with_no_finished_cells_renders() -> None:
     _assert_offline(page)
     assert page.count(FIGURE_DIV) == 0
     assert "nothing to chart" in page
+
+
+# ---------------------------------------------------------------- inbound
+
+INBOUND = {"mentions": {"sources": [{"name": "social", "base_rate_per_hour": 20.0}]}}
+
+
+def test_comparison_with_inbound_shows_the_desk_and_its_paired_differences() -> None:
+    from masssim.report_compare import INBOUND_DIFFERENCES, _fmt_signed
+
+    summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"tight": {"inbound.sla_minutes": 0}}).summary
+    page = render_comparison(summary)
+    _assert_offline(page)
+    assert _headings(page)[-1] == "Inbound: find → classify → respond"
+    assert "Compared with the baseline: the inbound desk" in page
+    # the means and differences charts, the inbound funnel, shares and response times, the inbound differences
+    assert page.count(FIGURE_DIV) == 6
+    diffs = summary["differences_vs_baseline"]["tight"]
+    for metric, _, _ in INBOUND_DIFFERENCES:
+        assert f"<code>{metric}</code>" in page
+    sla = diffs["sla_attainment"]
+    assert sla["mean"] < 0  # no answer is instant: an SLA of 0 minutes is never met
+    assert f"{html.escape(_fmt_signed(sla['mean'], 'share'))}</span>" in page
+    # Less is better for abandonment: a lower share is "clearly better", never "clearly worse".
+    assert "Gave up waiting (less is better)" in page
+
+
+def test_comparison_without_inbound_has_no_inbound_section(comparison: tuple[dict[str, Any], str]) -> None:
+    _, page = comparison
+    assert "Inbound" not in "".join(_headings(page))
+    assert "the inbound desk" not in page

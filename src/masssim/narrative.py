@@ -179,3 +179,139 @@ def read_sweep_arms(
             parts.append(f"cannot be told apart from it at {'; '.join(ties)}")
         out.append(f"'{arm}' " + ", ".join(parts) + " (paired 95% CIs).")
     return out
+
+
+# ---------------------------------------------------------------- inbound
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    """A share (0.25) as a percentage ("25.0%")."""
+    if share is None:
+        return "n/a"
+    return f"{100 * share:.{digits}f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration in the unit a reader would use: seconds, minutes, hours or days."""
+    if seconds is None:
+        return "n/a"
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s == 0:
+        return "0 s"
+    steps = ((10, 1, "s", 2), (60, 1, "s", 1), (7200, 60, "min", 1), (172800, 3600, "h", 1))
+    for limit, divisor, unit, digits in steps:
+        if s < limit:
+            return f"{sign}{s / divisor:.{digits}f} {unit}"
+    return f"{sign}{s / 86400:.1f} days"
+
+
+def has_inbound(summary: dict[str, Any]) -> bool:
+    """Whether the run found any mention (the scenario has an [inbound] table): inbound_volume > 0."""
+    return any((m.get("inbound_volume") or {}).get("mean", 0) > 0 for m in summary.get("arms", {}).values())
+
+
+def _inbound_groups(arms: dict[str, Any]) -> list[list[str]]:
+    """Arms grouped by identical inbound figures (without replies every arm shares one stream)."""
+    from masssim.metrics import INBOUND_METRICS
+
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for arm, m in arms.items():
+        key = tuple((m.get(name) or {}).get("mean") for name in INBOUND_METRICS)
+        groups.setdefault(key, []).append(arm)
+    return list(groups.values())
+
+
+def read_inbound(summary: dict[str, Any], sla_minutes: float | None = None) -> list[str]:
+    """Sentences that read the inbound desk (find -> classify -> respond); empty without inbound.
+
+    Arms with identical inbound figures (no replies to their own messages: they share one mention stream)
+    are read once. ``sla_minutes`` (the scenario's ``inbound.sla_minutes``) is named when given.
+    """
+    if not has_inbound(summary):
+        return []
+    arms: dict[str, Any] = summary["arms"]
+    groups = _inbound_groups(arms)
+    lines: list[str] = []
+    for group in groups:
+        m = arms[group[0]]
+
+        def mean(name: str, m: dict[str, Any] = m) -> float:
+            return float((m.get(name) or {}).get("mean") or 0.0)
+
+        if len(arms) == 1:
+            who = ""
+        elif len(group) == len(arms):
+            who = " (the same for every arm)"
+        else:
+            who = " for " + " and ".join(f"'{arm}'" for arm in group)
+        volume, needles, replies = mean("inbound_volume"), mean("inbound_needles"), mean("inbound_replies")
+        found = (
+            f"Inbound{who}: the desk found {count(volume)} mentions per replication, {count(needles)} of them "
+            f"needles (truly about the brand: {percent(needles / volume if volume else 0.0)})"
+        )
+        if replies > 0:
+            found += f", including {count(replies)} replies to our own messages"
+        lines.append(found + ".")
+        precision, recall = mean("classifier_precision"), mean("classifier_recall")
+        lines.append(
+            f"The classification core flagged {percent(recall, 0)} of the needles (recall) and {100 * precision:.0f} "
+            f"of every 100 flags were right (precision; F1 {mean('classifier_f1'):.2f}). "
+            f"{count(mean('missed_needles'))} needles were never answered (missed needles) and "
+            f"{count(mean('false_alarms'))} irrelevant mentions were answered anyway (false alarms), taking agents' "
+            "time from the needles."
+        )
+        sla = f" ({sla_minutes:g} minutes)" if sla_minutes is not None else ""
+        lines.append(
+            f"Of the mentions sent to a responder pool, {_ci(m['sla_attainment'], percent)} were answered within "
+            f"the SLA{sla} and {percent(mean('abandonment_share'))} gave up waiting. Response times are for "
+            f"answered messages only, so read them beside abandonment: median {duration(mean('response_time_p50_s'))}, "
+            f"90th percentile {duration(mean('response_time_p90_s'))}, 99th {duration(mean('response_time_p99_s'))}."
+        )
+        outcome = (
+            f"{percent(mean('satisfaction'))} of the settled needles left satisfied; conversations won "
+            f"{count(mean('conversation_conversions'))} purchases ({money(mean('conversation_revenue'))} of revenue)"
+        )
+        churned = mean("churned_customers")
+        if churned > 0:
+            outcome += (
+                f"; {count(churned)} customers left after an unanswered complaint, taking "
+                f"{count(mean('purchases_lost_to_churn'))} purchase occasions of our brand with them"
+            )
+        declared = mean("declarations_captured")
+        if declared > 0:
+            outcome += (
+                f"; conversations captured the taste of {count(declared)} customers "
+                f"({count(mean('customers_with_declared_taste'))} have declared taste at the end)"
+            )
+        lines.append(outcome[0].upper() + outcome[1:] + ".")
+        staff = []
+        hours, humans, bots = mean("agent_hours"), mean("utilisation_humans"), mean("utilisation_bots")
+        if hours > 0:
+            busy = f"Human agents were busy {percent(humans, 0)} of their {count(hours)} agent-hours on shift"
+            if humans >= 0.85:
+                busy += " (near capacity, where queues grow quickly)"
+            staff.append(busy)
+        if bots > 0:
+            staff.append(f"bots {percent(bots, 0)} of theirs")
+        cost = f"the inbound desk cost {money(mean('cost_inbound'))}"
+        lines.append(("; ".join([*staff, cost]) if staff else cost[0].upper() + cost[1:]) + ".")
+    baseline = summary.get("baseline_arm")
+    if len(groups) > 1:
+        for arm, diffs in (summary.get("differences_vs_baseline") or {}).items():
+            sla_d, missed_d = diffs.get("sla_attainment") or {}, diffs.get("missed_needles") or {}
+            if not sla_d or not missed_d:
+                continue
+
+            def verdict(d: dict[str, Any]) -> str:
+                if d.get("excludes_zero") is None:
+                    return "one replication: cannot be judged"
+                return "clear: the 95% CI excludes zero" if d["excludes_zero"] else "could be chance"
+
+            sla_pp, missed = 100 * float(sla_d["mean"]), float(missed_d["mean"])
+            lines.append(
+                f"Inbound against '{baseline}': '{arm}' answered {abs(sla_pp):.1f} percentage points "
+                f"{'more' if sla_pp >= 0 else 'fewer'} of the routed mentions within the SLA ({verdict(sla_d)}), "
+                f"and {count(abs(missed))} {'fewer' if missed <= 0 else 'more'} needles went unanswered "
+                f"({verdict(missed_d)}; paired differences)."
+            )
+    return lines

@@ -21,7 +21,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from masssim.metrics import REGISTRY
-from masssim.narrative import money, read_summary, read_sweep, read_sweep_arms
+from masssim.narrative import has_inbound, money, read_summary, read_sweep, read_sweep_arms
 from masssim.overrides import _show
 from masssim.report import (
     CSS,
@@ -36,6 +36,7 @@ from masssim.report import (
     _fmt_ci,
     _has_ci,
     _style,
+    inbound_section,
 )
 from masssim.scenario import Scenario
 from masssim.stats import welch_difference
@@ -67,6 +68,26 @@ SWEEP_CHARTS: tuple[tuple[str, str, str], ...] = (
         "the purchases that would not have happened without the marketing, as only the simulator can know",
     ),
 )
+
+# The paired differences of the inbound desk: metric, title, and whether more is better (for abandonment,
+# waiting, misses, false alarms and cost, less is better, and the verdicts say so).
+INBOUND_DIFFERENCES: tuple[tuple[str, str, bool], ...] = (
+    ("sla_attainment", "Answered within the SLA", True),
+    ("abandonment_share", "Gave up waiting", False),
+    ("response_time_p90_s", "Response time (90th pct.)", False),
+    ("missed_needles", "Missed needles", False),
+    ("false_alarms", "False alarms", False),
+    ("satisfaction", "Satisfaction", True),
+    ("conversation_revenue", "Conversation revenue", True),
+    ("cost_inbound", "Inbound desk cost", False),
+)
+# Legend texts when "better" may lie on either side of zero.
+INBOUND_VERDICTS: dict[str, str] = {
+    "better": "Clearly better than the baseline (95% CI excludes zero)",
+    "worse": "Clearly worse than the baseline (95% CI excludes zero)",
+    "unclear": "Could be chance (95% CI includes zero)",
+    "none": "No interval (one replication)",
+}
 
 VERDICTS: dict[str, tuple[str, str, str]] = {
     # verdict -> (legend text, colour, marker symbol)
@@ -121,8 +142,9 @@ def _facts(facts: Sequence[tuple[str, str]]) -> str:
 
 
 def _scale(metric: str) -> float:
-    """Shares are drawn in percent (or percentage points for differences)."""
-    return 100.0 if REGISTRY[metric].unit == "share" else 1.0
+    """Shares are drawn in percent (or percentage points for differences), durations in minutes."""
+    unit = REGISTRY[metric].unit
+    return 100.0 if unit == "share" else 1 / 60 if unit == "seconds" else 1.0
 
 
 def _axis_title(metric: str, *, difference: bool = False) -> str:
@@ -131,7 +153,7 @@ def _axis_title(metric: str, *, difference: bool = False) -> str:
         return "percentage points" if difference else "%"
     if unit == "currency":
         return "currency units"
-    return unit
+    return "minutes" if unit == "seconds" else unit
 
 
 def _fmt_signed(value: Any, unit: str) -> str:
@@ -151,14 +173,14 @@ def _diff_ci(stat: dict[str, Any], unit: str) -> str:
     return f"95% CI {_fmt_signed(stat['ci_low'], unit)} to {_fmt_signed(stat['ci_high'], unit)}"
 
 
-def _verdict(stat: dict[str, Any]) -> str:
+def _verdict(stat: dict[str, Any], *, more_is_better: bool = True) -> str:
     excludes = stat.get("excludes_zero")
     mean = _finite(stat.get("mean"))
     if excludes is None or mean is None:
         return "none"
     if not excludes:
         return "unclear"
-    return "better" if mean > 0 else "worse"
+    return "better" if (mean > 0) == more_is_better else "worse"
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -238,12 +260,17 @@ def _compare_findings(summary: dict[str, Any]) -> str:
 _BASE_NOTE = "<br><small>(baseline)</small>"
 
 
-def _compare_table(summary: dict[str, Any], labels: list[str]) -> str:
+def _compare_head(summary: dict[str, Any], labels: list[str]) -> str:
+    """Column headings of a table with one column per strategy (the baseline marked)."""
     baseline = summary.get("baseline_arm")
-    head = "".join(
+    return "".join(
         f'<th class="num">{_esc(label)}{_BASE_NOTE if label == baseline and label.lower() != "baseline" else ""}</th>'
         for label in labels
     )
+
+
+def _compare_table(summary: dict[str, Any], labels: list[str]) -> str:
+    head = _compare_head(summary, labels)
     rows = []
     for metric, title in KEY_FIGURES:
         unit = REGISTRY[metric].unit
@@ -483,6 +510,115 @@ def _compare_differences(summary: dict[str, Any], labels: list[str]) -> str:
     )
 
 
+def _inbound_differences_chart(summary: dict[str, Any], others: list[str]) -> str:
+    baseline = summary["baseline_arm"]
+    diffs: dict[str, Any] = summary["differences_vs_baseline"]
+    cols = 4
+    rows = math.ceil(len(INBOUND_DIFFERENCES) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[
+            f"{_esc(title)}<br>({'more' if more else 'less'} is better)" for _, title, more in INBOUND_DIFFERENCES
+        ],
+        shared_yaxes=True,
+        horizontal_spacing=0.05,
+        vertical_spacing=0.32 if rows > 1 else 0.0,
+    )
+    seen: list[str] = []
+    for i, (metric, _, more_is_better) in enumerate(INBOUND_DIFFERENCES):
+        row, col = divmod(i, cols)
+        scale, unit = _scale(metric), REGISTRY[metric].unit
+        for label in others:
+            stat = diffs[label].get(metric) or {}
+            mean = _finite(stat.get("mean"))
+            verdict = _verdict(stat, more_is_better=more_is_better)
+            seen.append(verdict)
+            _, color, _ = VERDICTS[verdict]
+            symbol = {"better": "star", "worse": "x"}.get(verdict, VERDICTS[verdict][2])
+            fig.add_trace(
+                go.Scatter(
+                    x=[math.nan if mean is None else mean * scale],
+                    y=[_esc(label)],
+                    mode="markers",
+                    name=_esc(label),
+                    showlegend=False,
+                    marker={"size": 14, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
+                    error_x=_error_bars([stat], scale) if mean is not None else None,
+                    hovertemplate=f"<b>{_esc(label)}</b> minus <b>{_esc(baseline)}</b><br>"
+                    f"{_esc(_fmt_signed(mean, unit))}, {_esc(_diff_ci(stat, unit))}<br>"
+                    f"{_esc(VERDICT_WORDS[verdict])}<extra></extra>",
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+        fig.add_vline(x=0, line={"color": "#52606d", "width": 1.5, "dash": "dash"}, row=row + 1, col=col + 1)
+        fig.update_xaxes(
+            title_text=_axis_title(metric, difference=True), title_font={"size": 12}, row=row + 1, col=col + 1
+        )
+    for verdict, text in INBOUND_VERDICTS.items():
+        if verdict in seen:
+            _, color, symbol = VERDICTS[verdict]
+            symbol = {"better": "star", "worse": "x"}.get(verdict, symbol)
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=text,
+                    marker={"size": 12, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=1,
+            )
+    height = rows * max(230, 120 + 50 * len(others)) + 60
+    _style(fig, height=height)
+    fig.update_yaxes(type="category", range=[len(others) - 0.4, -0.6])
+    fig.update_annotations(font={"size": 12})
+    _legend_below(fig, len(set(seen)), height=height, per_row=2, top=75)
+    fig.update_layout(margin={"l": 150, "r": 30})
+    return (
+        "<h3>Compared with the baseline: the inbound desk</h3>"
+        '<p class="explain">Each marker is the paired difference of a strategy minus '
+        f"<b>{_esc(baseline)}</b>, replication by replication, with its 95% confidence interval. For the "
+        "share answered within the SLA, satisfaction and revenue more is better; for giving up, waiting, "
+        "missed needles, false alarms and cost less is better, and the colours take that into account: "
+        "green (a star) is clearly better, red (a cross) clearly worse, grey could be chance. Shares differ "
+        f"in percentage points, response times in minutes.</p>{_div(fig)}"
+    )
+
+
+def _inbound_differences_table(summary: dict[str, Any], others: list[str]) -> str:
+    diffs: dict[str, Any] = summary["differences_vs_baseline"]
+    rows = []
+    for metric, title, more_is_better in INBOUND_DIFFERENCES:
+        unit = REGISTRY[metric].unit
+        cells = []
+        for label in others:
+            stat = diffs[label].get(metric) or {}
+            verdict = _verdict(stat, more_is_better=more_is_better)
+            cells.append(
+                f'<td class="num"><span class="{"unclear" if verdict == "none" else verdict}">'
+                f"{_esc(_fmt_signed(stat.get('mean'), unit))}</span>"
+                f"<small>{_esc(_diff_ci(stat, unit))}</small><small>{_esc(VERDICT_WORDS[verdict])}</small></td>"
+            )
+        direction = "more is better" if more_is_better else "less is better"
+        rows.append(f"<tr><td>{_esc(title)} ({direction})<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
+    head = "".join(f'<th class="num">{_esc(label)} minus baseline</th>' for label in others)
+    return f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _compare_inbound(summary: dict[str, Any], labels: list[str], colors: dict[str, str]) -> str:
+    """The run report's inbound section for the compared strategies, plus their paired differences."""
+    if not has_inbound(summary):
+        return ""
+    diffs: dict[str, Any] = summary.get("differences_vs_baseline") or {}
+    others = [label for label in labels if label in diffs]
+    extra = _inbound_differences_chart(summary, others) + _inbound_differences_table(summary, others) if others else ""
+    return inbound_section(summary, labels, colors, head=_compare_head(summary, labels), extra=extra)
+
+
 def render_comparison(summary: dict[str, Any]) -> str:
     """One standalone HTML page (plotly.js inline, no network needed) reporting ``masssim compare``."""
     labels = list(summary["arms"])
@@ -493,6 +629,7 @@ def render_comparison(summary: dict[str, Any]) -> str:
         _compare_table(summary, labels),
         _means_chart(summary, labels, colors),
         _compare_differences(summary, labels),
+        _compare_inbound(summary, labels, colors),
     ]
     scenarios = list(dict.fromkeys(str(v.get("scenario")) for v in (summary.get("variants") or {}).values()))
     return _page(f"{', '.join(scenarios) or 'comparison'} - masssim comparison", sections)
