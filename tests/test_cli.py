@@ -218,3 +218,27 @@ def test_ctrl_c_during_a_sweep_leaves_only_complete_cells(small: Path, tmp_path:
     rerun = masssim(*args[3:])
     assert rerun.returncode == 0, rerun.stderr
     assert (directory / "sweep.csv").is_file()
+
+
+INBOUND = """
+[[inbound.mentions.sources]]
+name = "social"
+base_rate_per_hour = 20.0
+"""
+
+
+def test_run_prints_the_inbound_table_only_with_inbound(small: Path, tmp_path: Path) -> None:
+    proc = masssim("run", str(small), "--out", str(tmp_path), "-r", "2", "-s", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "Inbound" not in proc.stdout
+    with_inbound = tmp_path / "inbound.toml"
+    with_inbound.write_text(SMALL.replace("horizon_days = 5", "horizon_days = 2") + INBOUND)
+    proc = masssim("run", str(with_inbound), "--out", str(tmp_path), "-r", "2", "-s", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "Inbound (find -> classify -> respond): mean [95% CI]" in proc.stdout
+    for row in ("volume", "precision", "recall", "response p50", "response p90", "SLA", "abandoned", "cost_inbound"):
+        assert row in proc.stdout, row
+    assert "(recall)" in proc.stdout
+    (run,) = [p for p in (tmp_path / "cli_small").iterdir() if "Inbound" in (p / "report.html").read_text()]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["arms"]["personas"]["inbound_volume"]["mean"] > 0

@@ -216,6 +216,59 @@ def scenarios(directory: Path) -> None:
         click.echo(f"{path.stem:<{width}}  {first_line}")
 
 
+@cli.command(context_settings={"show_default": True})
+@click.option("--scenario", type=click.Choice(["offline", "server", "single-stream"]), default="server")
+@click.option(
+    "--target", "-t", default="python:keyword", help="python:NAME, python:pkg.mod:attr or http://host:port/path"
+)
+@click.option("--classifier-params", default=None, help="JSON object of the python: classifier's parameters")
+@click.option("--rate", type=float, default=100.0, help="server: target queries per second (Poisson)")
+@click.option("--duration", type=float, default=10.0, help="minimum measured seconds")
+@click.option("--min-queries", type=int, default=100, help="minimum measured queries (offline: samples)")
+@click.option("--warmup", type=float, default=1.0, help="seconds of warm-up, not measured")
+@click.option("--latency-bound", type=float, default=None, help="seconds; server default 0.05")
+@click.option("--percentile", type=float, default=99.0, help="the percentile held to the bound")
+@click.option("--find-peak", is_flag=True, help="server: search the highest rate that passes")
+@click.option("--timeout", type=float, default=2.0, help="seconds per request")
+@click.option("--batch-size", type=int, default=None, help="samples per query [default: 1; offline 256]")
+@click.option("--concurrency", type=int, default=2, help="offline: batches in flight")
+@click.option("--max-outstanding", type=int, default=10_000, help="abort guard: queries in flight")
+@click.option("--max-lateness", type=float, default=0.01, help="INVALID if p99 issue lateness exceeds this (s)")
+@click.option("--max-errors", type=int, default=0, help="failed queries tolerated")
+@click.option("--max-duration", type=float, default=None, help="single-stream: stop issuing after this many seconds")
+@click.option("--samples", type=int, default=None, help="size of the sample pool")
+@click.option("--unique-samples", is_flag=True, help="anti-caching: send each sample at most once")
+@click.option("--messages", type=click.Path(path_type=Path), default=None, help="labelled .jsonl/.csv file")
+@click.option("--needle-share", type=float, default=None, help="share of relevant synthetic messages")
+@click.option("--difficulty", type=float, default=None, help="synthetic text difficulty in [0, 1]")
+@click.option("--training-messages", type=int, default=5000, help="python: fit a trainable classifier on this many")
+@click.option("--seed", "-s", type=click.IntRange(0, 2**63 - 1), default=None, help="root seed (default fresh)")
+@click.option("--calibrate", type=click.Path(path_type=Path), default=None, help="offline: write a + b*batch here")
+@click.option("--calibrate-batches", default="1,8,32,128,512", help="batch sizes measured by --calibrate")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"))
+@click.option("--quiet", "-q", is_flag=True, help="print only the verdict line")
+def bench(**options: Any) -> None:
+    """Load-test a classifier (MLPerf-style scenarios). Exit 0 PASS, 1 FAIL or INVALID, 2 bad input."""
+    from masssim.bench.cli_glue import bench_command
+
+    sys.exit(bench_command(options, echo=click.echo))
+
+
+@cli.command(context_settings={"show_default": True})
+@click.option("--classifier", "-c", default="keyword", help="registered classifier name or module:attr")
+@click.option("--classifier-params", default=None, help="JSON object of the classifier's parameters")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8080, help="0 = any free port")
+@click.option("--max-request-bytes", type=click.IntRange(1, 1 << 30), default=1 << 20, help="larger bodies get 413")
+@click.option("--max-texts", type=click.IntRange(1, 10_000_000), default=10_000, help="texts per request at most")
+@click.option("--training-messages", type=click.IntRange(0, 10_000_000), default=5000)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0)
+def serve(**options: Any) -> None:
+    """Serve a classifier over HTTP on 127.0.0.1 (POST /classify, GET /health) until interrupted."""
+    from masssim.bench.cli_glue import serve_command
+
+    serve_command(options, echo=click.echo)
+
+
 class _progress:
     """A rich progress bar over the whole run, fed the completed share; silent when not on a terminal."""
 
@@ -279,6 +332,42 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     for line in read_summary(summary):
         console.print("- " + line, highlight=False)
+    _print_inbound(console, summary, "arm")
+
+
+def _print_inbound(console: Console, summary: dict[str, Any], first_column: str) -> None:
+    """A second table for the inbound desk (find -> classify -> respond), only when the run found mentions."""
+    from masssim.narrative import count, duration, has_inbound, money, percent, read_inbound
+
+    if not has_inbound(summary):
+        return
+    columns = (
+        ("volume", "inbound_volume", count),
+        ("precision", "classifier_precision", percent),
+        ("recall", "classifier_recall", percent),
+        ("response p50", "response_time_p50_s", duration),
+        ("response p90", "response_time_p90_s", duration),
+        ("SLA", "sla_attainment", percent),
+        ("abandoned", "abandonment_share", percent),
+        ("satisfaction", "satisfaction", percent),
+        ("cost_inbound", "cost_inbound", money),
+    )
+    # One column per arm (strategy), one row per figure: ten figures side by side do not fit a terminal.
+    table = Table(title="Inbound (find -> classify -> respond): mean [95% CI]")
+    table.add_column(f"figure \\ {first_column}", justify="left")
+    for label in summary["arms"]:
+        table.add_column(label, justify="right")
+
+    def cell(stat: dict[str, Any], fmt: Any) -> str:
+        if stat.get("ci_low") is None:
+            return str(fmt(stat["mean"]))
+        return f"{fmt(stat['mean'])} [{fmt(stat['ci_low'])}, {fmt(stat['ci_high'])}]"
+
+    for title, metric, fmt in columns:
+        table.add_row(title, *(cell(m[metric], fmt) for m in summary["arms"].values()))
+    console.print(table)
+    for line in read_inbound(summary):
+        console.print("- " + line, highlight=False)
 
 
 def _print_comparison(summary: dict[str, Any]) -> None:
@@ -309,6 +398,7 @@ def _print_comparison(summary: dict[str, Any]) -> None:
     console.print(table)
     for line in read_summary(summary):
         console.print("- " + line, highlight=False)
+    _print_inbound(console, summary, "strategy")
 
 
 def main(argv: list[str] | None = None) -> None:

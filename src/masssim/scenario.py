@@ -402,6 +402,33 @@ class CoreConfig(_Model):
     a_s: float = Field(0.05, ge=0.0, le=3600.0, description="fixed seconds per batch")
     b_s: float = Field(0.002, ge=0.0, le=3600.0, description="seconds per message in a batch")
     max_wait_s: float = Field(1.0, ge=0.0, le=86_400.0, description="a batch is sent this long after it opened")
+    calibration: str | None = Field(
+        None,
+        min_length=1,
+        description="a file written by `masssim bench --calibrate` (relative to the scenario file); its a_s, b_s "
+        "(and replicas, batch_size) replace the defaults, fields set here win",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_calibration(cls, data: Any, info: Any) -> Any:
+        """Read ``calibration`` (once, at load time) and fill the fields the scenario leaves unset."""
+        if not isinstance(data, dict) or not isinstance(data.get("calibration"), str) or not data["calibration"]:
+            return data
+        from masssim.bench.calibrate import CalibrationProblem, read_calibration
+
+        path = Path(data["calibration"])
+        base = (info.context or {}).get("base_dir") if info is not None else None
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        try:
+            measured = read_calibration(path)
+        except CalibrationProblem as exc:
+            raise _FieldProblem("calibration", data["calibration"], str(exc)) from None
+        # The measured values are now part of the scenario; the reference is dropped so that the resolved
+        # scenario (a run's scenario.toml) stands on its own.
+        return {**measured, **{k: v for k, v in data.items() if k != "calibration"}}
+
     cost_per_1000: float = Field(0.01, ge=0.0, le=1e6, description="cost of classifying 1,000 messages, currency")
 
 
@@ -661,7 +688,8 @@ def scenario_from_dict(data: Any, *, file: str | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a table of fields", file=file, value=data)
     try:
-        scenario = Scenario.model_validate(data)
+        base_dir = Path(file).parent if file and not file.startswith("<") else None
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise _translate(exc, file) from None
     except _FieldProblem as exc:  # pragma: no cover - pydantic wraps these; kept for safety
