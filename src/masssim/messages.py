@@ -515,65 +515,97 @@ def _draw_content(cfg: MentionStreamConfig, rng: np.random.Generator, relevant: 
 def _texts(
     cfg: MentionStreamConfig, rng: np.random.Generator, kind: np.ndarray, intent: np.ndarray, language: np.ndarray
 ) -> list[str]:
+    """Texts from the templates: each message's choices are drawn as numbers, then every distinct
+    combination (template, brand form, word form, thing, code-mix) is formatted once and shared.
+
+    Per message, seven uniforms pick: the brand word (u0), the template in its pool (u1), lower/title case
+    (u2), brand name or a generic reference such as "your team" (u3, u4), the vertical's thing (u5) and
+    code-mixing (u6)."""
     n = len(kind)
     d = cfg.difficulty
     vertical = cfg.brand.vertical
     words = list(cfg.brand.words)
     lowers = [w.lower() for w in words]
-    tables = []
-    for lang in LANGUAGES:
+    nw = len(words)
+    # Every template pool, flattened: pool_of[lang, kind, sub] (sub = intent for clear, word for everyday).
+    templates: list[str] = []
+    template_lang: list[int] = []
+    pool_start: list[int] = []
+    pool_len: list[int] = []
+    width = max(len(INTENTS), nw)
+    pool_of = np.zeros((len(LANGUAGES), len(KINDS), width), np.int64)
+    things, generics, mixes = [], [], []
+    for lg, lang in enumerate(LANGUAGES):
         t = TEMPLATES[lang]
-        rel = [list(t["relevant"][it]) + list(t["vertical_relevant"].get(vertical, {}).get(it, [])) for it in INTENTS]
-        everyday = [list(t["everyday"]) + list(t["everyday_by_word"].get(w, [])) for w in lowers]
-        tables.append(
-            (
-                rel,
-                t["vague"],
-                t["ambiguous"],
-                everyday,
-                t["hard"][vertical],
-                t["chatter"],
-                t["things"][vertical],
-                t["generic_ref"],
-                t["code_mix"],
+
+        def add(pool: Sequence[str], lg: int = lg) -> int:
+            pool_start.append(len(templates))
+            pool_len.append(len(pool))
+            templates.extend(pool)
+            template_lang.extend([lg] * len(pool))
+            return len(pool_start) - 1
+
+        for it, name in enumerate(INTENTS):
+            pool_of[lg, KIND_CLEAR, it] = add(
+                list(t["relevant"][name]) + list(t["vertical_relevant"].get(vertical, {}).get(name, []))
             )
-        )
+        pool_of[lg, KIND_VAGUE, :] = add(t["vague"])
+        pool_of[lg, KIND_AMBIGUOUS, :] = add(t["ambiguous"])
+        for w, low in enumerate(lowers):
+            pool_of[lg, KIND_EVERYDAY, w] = add(list(t["everyday"]) + list(t["everyday_by_word"].get(low, [])))
+        pool_of[lg, KIND_HARD, :] = add(t["hard"][vertical])
+        pool_of[lg, KIND_CHATTER, :] = add(t["chatter"])
+        things.append(list(t["things"][vertical]))
+        generics.append(list(t["generic_ref"]))
+        mixes.append(list(t["code_mix"]))
     p_name = 0.9 - 0.3 * d  # needles that name the brand (the rest say "you guys", "your team")
     p_case = 0.5 * d  # casing no longer tells a name from a word
-    draws = rng.random((n, 7)).tolist()
-    out: list[str] = []
-    for i, (k, it, lg) in enumerate(zip(kind.tolist(), intent.tolist(), language.tolist(), strict=True)):
-        u = draws[i]
-        rel, vague, amb, everyday, hard, chatter, things, generic, mix = tables[lg]
-        w = int(u[0] * len(words))
-        word = lowers[w]
-        if u[2] < p_case:
-            word = word.capitalize()
-        if k == KIND_CLEAR:
-            pool = rel[it]
-        elif k == KIND_VAGUE:
-            pool = vague
-        elif k == KIND_AMBIGUOUS:
-            pool = amb
-        elif k == KIND_EVERYDAY:
-            pool = everyday[w]
-        elif k == KIND_HARD:
-            pool = hard
+    u = rng.random((n, 7)).T
+    kind = np.asarray(kind, np.int64)
+    lang_of = np.asarray(language, np.int64)
+    w = (u[0] * nw).astype(np.int64)
+    cased = u[2] < p_case
+    sub = np.where(kind == KIND_CLEAR, intent, np.where(kind == KIND_EVERYDAY, w, 0))
+    pool = pool_of[lang_of, np.minimum(kind, KIND_CHATTER), sub]
+    template = np.asarray(pool_start)[pool] + (u[1] * np.asarray(pool_len)[pool]).astype(np.int64)
+    named = (kind == KIND_CLEAR) | (kind == KIND_VAGUE)
+    use_name = (kind == KIND_VAGUE) | (u[3] < p_name)
+    n_generic = np.array([len(g) for g in generics], np.int64)[lang_of]
+    generic = (u[4] * n_generic).astype(np.int64)
+    # Brand form: 0 = the word itself; 1 + 2w + cased = the name; 1 + 2 nw + 2g + cased = a generic reference.
+    brand = np.where(named, 1 + np.where(use_name, 2 * w, 2 * nw + 2 * generic) + cased.astype(np.int64), 0).astype(
+        np.int64
+    )
+    word = 2 * w + cased
+    thing = (u[5] * np.array([len(x) for x in things], np.int64)[lang_of]).astype(np.int64)
+    has_mix = np.array([bool(m) for m in mixes])[lang_of]
+    mixed = has_mix & (u[6] < cfg.code_mix_rate)
+    n_brand = 1 + 2 * nw + 2 * int(max(len(g) for g in generics))
+    n_thing = max(len(x) for x in things)
+    key = (((template * n_brand + brand) * (2 * nw) + word) * n_thing + thing) * 2 + mixed
+    unique, inverse = np.unique(key, return_inverse=True)
+    formatted: list[str] = []
+    for combination in unique.tolist():
+        rest, mix = divmod(combination, 2)
+        rest, th = divmod(rest, n_thing)
+        rest, wd = divmod(rest, 2 * nw)
+        tpl, br = divmod(rest, n_brand)
+        lang = template_lang[tpl]
+        the_word = lowers[wd // 2].capitalize() if wd % 2 else lowers[wd // 2]
+        if br == 0:
+            the_brand = the_word
         else:
-            pool = chatter
-        template = pool[int(u[1] * len(pool))]
-        if k in (KIND_CLEAR, KIND_VAGUE):
-            brand = words[w] if (k == KIND_VAGUE or u[3] < p_name) else generic[int(u[4] * len(generic))]
-            if u[2] < p_case:
-                brand = brand.lower()
-        else:
-            brand = word
-        text = template.format(brand=brand, word=word, thing=things[int(u[5] * len(things))])
-        if mix and u[6] < cfg.code_mix_rate:
-            for native, english in mix:
+            code, lower = divmod(br - 1, 2)
+            the_brand = words[code] if code < nw else generics[lang][code - nw]
+            if lower:
+                the_brand = the_brand.lower()
+        text = templates[tpl].format(brand=the_brand, word=the_word, thing=things[lang][th])
+        if mix:
+            for native, english in mixes[lang]:
                 text = text.replace(native, english)
-        out.append(text)
-    return _add_typos(out, cfg.typo_rate * 2.0 * d, rng)
+        formatted.append(text)
+    table = np.array(formatted, dtype=object)
+    return _add_typos(table[inverse.ravel()].tolist(), cfg.typo_rate * 2.0 * d, rng)
 
 
 def _add_typos(texts: list[str], rate: float, rng: np.random.Generator) -> list[str]:
