@@ -123,6 +123,23 @@ def test_bot_first_escalates() -> None:
         ({"mentions": {"language_shares": {"xx": 1.0}}}, "inbound.mentions.language_shares", "allowed"),
         ({"core": {"batch_sise": 4}}, "inbound.core.batch_sise", "did you mean 'batch_size'"),
         ({"sla_minutes": -1.0}, "inbound.sla_minutes", ""),
+        (
+            {
+                "pools": [
+                    {"name": "bot", "kind": "bot", "agents": 1, "handle_time_median_minutes": 1.0},
+                    {
+                        "name": "human",
+                        "agents": 1,
+                        "handle_time_median_minutes": 5.0,
+                        "handle_time_median_minutes_by_intent": {"complain": 9.0},
+                    },
+                ]
+            },
+            "inbound.pools[1].handle_time_median_minutes_by_intent.complain",
+            "allowed: complaint",
+        ),
+        ({"outcomes": {"declare_share": 1.5}}, "inbound.outcomes.declare_share", ""),
+        ({"replies": {"intent_shares": {"praise": -1.0}}}, "inbound.replies.intent_shares.praise", "non-negative"),
     ],
 )
 def test_bad_inbound_fields_are_named(inbound: dict[str, Any], field: str, words: str) -> None:

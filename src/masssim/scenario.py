@@ -440,6 +440,9 @@ class PoolConfig(_Model):
     kind: Literal["bot", "human"] = Field("human", description="bots are always on; humans follow the mode")
     handle_time_median_minutes: float = Field(gt=0.0, le=10_080.0, description="median minutes per answer")
     handle_time_sigma: float = Field(0.6, ge=0.0, le=5.0, description="lognormal sigma of the handle time")
+    handle_time_median_minutes_by_intent: dict[str, float] = Field(
+        default_factory=dict, description="median minutes per answer for some intents (others: the pool's median)"
+    )
     languages: list[str] | None = Field(None, description="language codes the pool handles; absent = all")
     discipline: Literal["fifo", "priority"] = Field("fifo", description="queue order")
     cost_per_agent_hour: float = Field(0.0, ge=0.0, le=1e6, description="cost of one agent on shift for an hour")
@@ -447,6 +450,14 @@ class PoolConfig(_Model):
 
     @model_validator(mode="after")
     def _languages_known(self) -> PoolConfig:
+        from masssim.messages import INTENTS
+
+        for key, minutes in self.handle_time_median_minutes_by_intent.items():
+            field = f"handle_time_median_minutes_by_intent.{key}"
+            if key not in INTENTS:
+                raise _FieldProblem(field, key, f"unknown intent; allowed: {', '.join(INTENTS)}")
+            if not (0 < minutes <= 10_080 and math.isfinite(minutes)):
+                raise _FieldProblem(field, minutes, "a median handle time in minutes, in (0, 10080]")
         for code in self.languages or []:
             if code not in LANGUAGES:
                 raise _FieldProblem("languages", code, f"unknown language; allowed: {', '.join(LANGUAGES)}")

@@ -35,11 +35,11 @@ from masssim.classify.base import Classifier, TrainableClassifier
 from masssim.classify.registry import build_classifier
 from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
-from masssim.engine.responders import LognormalHandleTime
+from masssim.engine.responders import HandleTime, LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.messages import SOURCES, CustomerVoices, Mentions, generate_mentions, reply_messages, training_corpus
 from masssim.policies.response import build_response_policy
-from masssim.scenario import CHANNEL_NAMES, InboundConfig, Scenario
+from masssim.scenario import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
 from masssim.streams import Component, component_sequence, generator, run_level_sequence
 
 if TYPE_CHECKING:
@@ -120,6 +120,17 @@ def outcome_model(cfg: InboundConfig) -> OutcomeModel:
     )
 
 
+def _handle_times(pool: PoolConfig) -> HandleTime | dict[str, HandleTime]:
+    """The pool's lognormal handle time, or one per intent where the scenario gives intent medians."""
+    default = LognormalHandleTime(pool.handle_time_median_minutes * 60.0, pool.handle_time_sigma)
+    if not pool.handle_time_median_minutes_by_intent:
+        return default
+    by_intent: dict[str, HandleTime] = {"default": default}
+    for intent, minutes in pool.handle_time_median_minutes_by_intent.items():
+        by_intent[intent] = LognormalHandleTime(minutes * 60.0, pool.handle_time_sigma)
+    return by_intent
+
+
 def build_desk(
     env: simpy.Environment, scenario: Scenario, classifier: Classifier, replication_seq: np.random.SeedSequence
 ) -> InboundDesk:
@@ -131,7 +142,7 @@ def build_desk(
         PoolSpec(
             pool.name,
             pool.agents,
-            LognormalHandleTime(pool.handle_time_median_minutes * 60.0, pool.handle_time_sigma),
+            _handle_times(pool),
             kind=pool.kind,
             languages=pool.languages,
             discipline=pool.discipline,
