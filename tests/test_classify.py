@@ -21,7 +21,8 @@ from masssim.classify import (
     multiclass_scores,
     resolve_classifier,
 )
-from masssim.classify.hashed import HashedClassifier, HashedParams, hash_features
+from masssim.classify import hashed as hashed_module
+from masssim.classify.hashed import Featurizer, HashedClassifier, HashedParams, hash_features
 from masssim.classify.keyword import KeywordClassifier, KeywordParams
 
 # --- A small templated corpus, built here: a software brand whose products are "Windows" and "Office". ----
@@ -261,13 +262,74 @@ def test_hash_features_handles_odd_text() -> None:
     texts = ["", "   ", "?!", "a\x00b", "Café ÉTÉ", "ویندوز خراب شد؟", "విండోస్ పని చేయడం లేదు", "x" * 1000]
     x = hash_features(texts, bits=12)
     assert x.shape == (len(texts), 4096)
-    counts = np.diff(x.indptr)
-    assert counts[0] == 0 and counts[1] == 0 and counts[2] > 0 and np.all(counts[3:] > 0)
-    # Case-insensitive, and a NUL inside a text does not split it into two messages.
+    # An empty or blank message has only its (constant) boundary grams; every other message has more.
+    assert (x[0] != x[1]).nnz == 0
+    assert np.all(np.diff(x.indptr)[2:] > np.diff(x.indptr)[0])
+    # Case-insensitive (beyond ASCII too), and a NUL inside a text does not split it into two messages.
     y = hash_features(["CAFÉ été", "a b"], bits=12)
     assert (x[4] != y[0]).nnz == 0 and (x[3] != y[1]).nnz == 0
-    # Each message's feature vector has unit-ish weight: 1/sqrt(count) per feature.
-    np.testing.assert_allclose(x[7].data, 1 / np.sqrt(counts[7]), rtol=1e-6)
+    # Each feature occurrence weighs 1/sqrt(count): a row sums to sqrt(its number of features).
+    count = Featurizer(bits=12).chunk(texts).count
+    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), np.sqrt(count), rtol=1e-5)
+
+
+def same_rows(a: object, b: object) -> bool:
+    return bool((a != b).nnz == 0)  # type: ignore[attr-defined]
+
+
+def test_featuriser_normalises_scripts_and_punctuation() -> None:
+    pairs = [
+        ("ΑΘΗΝΑ Όμορφη", "αθηνα όμορφη"),  # Greek
+        ("МОСКВА Привет", "москва привет"),  # Cyrillic
+        ("ẠỲ Ứng", "ạỳ ứng"),  # Latin Extended Additional (3-byte UTF-8)
+        ("ok — fine… “yes”", "ok fine yes"),  # general punctuation
+        ("ویندوز، خراب شد؟", "ویندوز خراب شد?"),  # Arabic comma and question mark
+        ("hello,   world!!", "hello world!!"),  # ASCII punctuation and runs of spaces
+        ("tab\tand\nnew line", "tab and new line"),
+        ("sep\x02bytes\x03here", "sep bytes here"),  # the featuriser's own separator bytes
+    ]
+    x = hash_features([a for a, _ in pairs], bits=14)
+    y = hash_features([b for _, b in pairs], bits=14)
+    for i, (a, b) in enumerate(pairs):
+        assert same_rows(x[i], y[i]), (a, b)
+    assert not same_rows(x[0], x[1])
+    # Telugu has no case and is kept byte for byte.
+    t = hash_features(["విండోస్", "విండోస"], bits=14)
+    assert not same_rows(t[0], t[1])
+
+
+@pytest.mark.parametrize("params", [{}, {"char_min": 3, "char_max": 5, "word_ngrams": 3}, {"char_max": 0 + 1}])
+def test_features_do_not_depend_on_batch_or_chunking(params: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["Office keeps crashing", "", "ok", "Windows 11 won't boot!!", "a b c d e", "విండోస్ పని", "x?"] * 3
+    whole = hash_features(texts, bits=12, **params)
+    alone = [hash_features([t], bits=12, **params) for t in texts]
+    for i in range(len(texts)):
+        assert same_rows(whole[i], alone[i])
+    shuffled = hash_features(texts[::-1], bits=12, **params)
+    assert same_rows(whole, shuffled[::-1])
+    monkeypatch.setattr(hashed_module, "CHUNK", 4)
+    assert same_rows(whole, hash_features(texts, bits=12, **params))
+
+
+def test_hashed_scores_do_not_depend_on_chunking(
+    hashed: HashedClassifier, heldout: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = hashed.classify(heldout.texts)
+    monkeypatch.setattr(hashed_module, "CHUNK", 7)
+    chunked = hashed.classify(heldout.texts)
+    np.testing.assert_allclose(whole.relevant_prob, chunked.relevant_prob, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(whole.intent, chunked.intent)
+    # The fast scoring path agrees with the canonical feature matrix.
+    assert hashed.weights is not None and hashed.bias is not None
+    z = np.asarray(hashed.featurize(heldout.texts) @ hashed.weights[:-1]) + hashed.bias
+    np.testing.assert_allclose(hashed.scores(heldout.texts)[:, :7], z, rtol=1e-4, atol=1e-5)
+
+
+def test_word_bigrams_stay_inside_a_message() -> None:
+    # "b c" is a bigram of the second text only; the first text ending in "b" must not get it from the batch.
+    only_words = {"bits": 16, "char_min": 2, "char_max": 1, "word_ngrams": 2}
+    x = hash_features(["a b", "c d"], **only_words)
+    assert np.diff(x.indptr).tolist() == [3, 3]  # two unigrams and one bigram each
 
 
 # --- Quality metrics on hand-computed examples ------------------------------------------------------------

@@ -108,8 +108,7 @@ def measure_per_message(messages: int, days: float, classifier_name: str) -> dic
     env = simpy.Environment()
     replicas = simpy.Resource(env, capacity=core.replicas)
     built = [
-        ResponderPool(env, p.name, policy.schedule_for(p.kind, p.agents), p.handle_time, rng.spawn(1)[0])
-        for p in pools
+        ResponderPool(env, p.name, policy.schedule_for(p.kind, p.agents), p.handle_time, rng.spawn(1)[0]) for p in pools
     ]
     answered = 0
 
