@@ -271,16 +271,17 @@ def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
     )
 
 
-def _funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
+def _funnel_figure(
+    arms: list[str], labels: list[str], values: dict[str, list[float]], colors: dict[str, str], of_what: str
+) -> go.Figure:
+    """Grouped funnel bars, one trace per arm, labelled with the count and its share of the first stage."""
     fig = go.Figure()
-    labels = [label for _, label in FUNNEL]
     for arm in arms:
-        values = [_mean(summary, arm, metric) for metric, _ in FUNNEL]
         fig.add_trace(
             go.Funnel(
                 name=arm,
                 y=labels,
-                x=values,
+                x=values[arm],
                 textinfo="value+percent initial",
                 texttemplate="%{value:,.0f} (%{percentInitial:.1%})",
                 textposition="auto",
@@ -290,12 +291,19 @@ def _funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) ->
                 cliponaxis=False,
                 marker={"color": colors[arm]},
                 connector={"visible": False},
-                hovertemplate=f"<b>{_esc(arm)}</b><br>%{{y}}: %{{x:,.0f}}<br>%{{percentInitial:.2%}} of sent"
+                hovertemplate=f"<b>{_esc(arm)}</b><br>%{{y}}: %{{x:,.0f}}<br>%{{percentInitial:.2%}} of {of_what}"
                 "<extra></extra>",
             )
         )
-    _style(fig, height=170 + 60 * len(FUNNEL) * max(1, min(len(arms), 4)) // 2, funnelmode="group")
+    _style(fig, height=170 + 60 * len(labels) * max(1, min(len(arms), 4)) // 2, funnelmode="group")
     fig.update_yaxes(title=None)
+    return fig
+
+
+def _funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
+    labels = [label for _, label in FUNNEL]
+    values = {arm: [_mean(summary, arm, metric) for metric, _ in FUNNEL] for arm in arms}
+    fig = _funnel_figure(arms, labels, values, colors, "sent")
     fig.update_layout(margin={"l": 160, "r": 40, "t": 40, "b": 30})
     return (
         "<section><h2>The funnel: from message to purchase</h2>"
@@ -596,28 +604,7 @@ def _sources_table(summary: dict[str, Any], arms: list[str], sources: list[str])
 
 def _inbound_funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
     labels = ["Mentions found", "Flagged relevant by the core", "Answered", "Answered needles"]
-    fig = go.Figure()
-    for arm in arms:
-        fig.add_trace(
-            go.Funnel(
-                name=arm,
-                y=labels,
-                x=_funnel_stages(summary, arm),
-                textinfo="value+percent initial",
-                texttemplate="%{value:,.0f} (%{percentInitial:.1%})",
-                textposition="auto",
-                insidetextfont={"color": "#fff"},
-                outsidetextfont={"color": "#1f2933"},
-                constraintext="none",
-                cliponaxis=False,
-                marker={"color": colors[arm]},
-                connector={"visible": False},
-                hovertemplate=f"<b>{_esc(arm)}</b><br>%{{y}}: %{{x:,.0f}}<br>%{{percentInitial:.2%}} of found"
-                "<extra></extra>",
-            )
-        )
-    _style(fig, height=170 + 60 * len(labels) * max(1, min(len(arms), 4)) // 2, funnelmode="group")
-    fig.update_yaxes(title=None)
+    fig = _funnel_figure(arms, labels, {arm: _funnel_stages(summary, arm) for arm in arms}, colors, "found")
     fig.update_layout(margin={"l": 200, "r": 40, "t": 40, "b": 30})
     return (
         "<h3>From mention to answer</h3>"

@@ -635,15 +635,16 @@ class Scenario(_Model):
 
     def to_toml_dict(self) -> dict[str, Any]:
         """The fully resolved scenario (defaults filled in), for writing next to results."""
-        return _drop_none(self.model_dump(mode="python"))
+        return drop_none(self.model_dump(mode="python"))
 
 
-def _drop_none(obj: Any) -> Any:
+def drop_none(obj: Any) -> Any:
+    """The value without None entries (TOML has no null)."""
     # TOML has no null: an absent key means "default", which is what None means here.
     if isinstance(obj, dict):
-        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+        return {k: drop_none(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, list):
-        return [_drop_none(v) for v in obj]
+        return [drop_none(v) for v in obj]
     return obj
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from masssim.bench.corpus import Corpus
 from masssim.bench.targets import Target, TargetFailure
+from masssim.scenario import drop_none
 
 FORMAT = "masssim core calibration"
 VERSION = 1
@@ -140,18 +141,10 @@ def write_calibration(path: str | Path, document: dict[str, Any]) -> Path:
     if path.suffix.lower() == ".toml":
         import tomli_w
 
-        atomic_write_text(path, tomli_w.dumps(_drop_none(document)))
+        atomic_write_text(path, tomli_w.dumps(drop_none(document)))
     else:
         atomic_write_text(path, dumps_json(document))
     return path
-
-
-def _drop_none(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
-    if isinstance(obj, list):
-        return [_drop_none(v) for v in obj]
-    return obj
 
 
 class CalibrationProblem(ValueError):
