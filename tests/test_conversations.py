@@ -202,6 +202,14 @@ def test_conversions_are_purchases_and_inbound_costs_join_the_total() -> None:
         np.testing.assert_allclose(total, parts)
         # Default pools: 10 humans always on at 30 an hour over 10 days, bots at 0.10 a conversation.
         assert np.all(values(result, arm, "agent_hours") == 10 * 24 * 10)
+        # The keyword core flags haystack, respond_all answers it: agents spend paid time on false alarms.
+        false_cost = values(result, arm, "false_alarm_cost")
+        assert np.all(values(result, arm, "false_alarms") > 0)
+        assert np.all(false_cost > 0) and np.all(false_cost < values(result, arm, "cost_inbound"))
+        missed = values(result, arm, "missed_needles")
+        assert np.all(
+            values(result, arm, "missed_purchase_intents") + values(result, arm, "missed_complaints") <= missed
+        )
 
 
 def test_individual_targeting_uses_the_taste_conversations_capture() -> None:

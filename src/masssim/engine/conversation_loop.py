@@ -331,6 +331,13 @@ class ConversationLoop:
             if pool.kind == "human":
                 agent_hours += hours
         cost += summary.get("classified", 0.0) / 1000.0 * self.cfg.core.cost_per_1000
+        # False alarms take agents' time (priced at the agent-hour cost: a busy agent is not answering a
+        # needle) and per-conversation charges.
+        totals["false_alarm_cost"] = sum(
+            summary.get(f"false_alarm_busy_hours_{pool.name}", 0.0) * pool.cost_per_agent_hour
+            + summary.get(f"false_alarm_conversations_{pool.name}", 0.0) * pool.cost_per_conversation
+            for pool in self.cfg.pools
+        )
         totals["cost_inbound"] = cost
         totals["agent_hours"] = agent_hours
         with_taste = int(np.count_nonzero(self.declared.row >= 0))

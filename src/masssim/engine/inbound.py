@@ -49,7 +49,7 @@ import simpy
 
 from masssim.classify.base import INTENT_NAMES, Classifier, Labels
 from masssim.classify.quality import QualityReport, evaluate
-from masssim.engine.conversations import OutcomeModel, Outcomes, decide
+from masssim.engine.conversations import COMPLAINT, PURCHASE, OutcomeModel, Outcomes, decide
 from masssim.engine.responders import (
     ABANDONED,
     DONE,
@@ -667,6 +667,8 @@ def _gather(desk: InboundDesk) -> InboundResult:
         "missed_needles": float(np.count_nonzero(truth & ~answered)),
         "false_alarms": float(np.count_nonzero(~truth & answered)),
         "resolutions": float(np.count_nonzero(answered & ~np.isnan(answer_end))),
+        "missed_purchase_intents": float(np.count_nonzero(truth & ~answered & (mentions_intent == PURCHASE))),
+        "missed_complaints": float(np.count_nonzero(truth & ~answered & (mentions_intent == COMPLAINT))),
     }
     for name in STATUS_NAMES:
         summary[f"n_{name}"] = float(result.count(name))
@@ -675,11 +677,16 @@ def _gather(desk: InboundDesk) -> InboundResult:
     for k, (spec, rec) in enumerate(zip(desk.pool_specs, records, strict=True)):
         start = rec.start_s
         end = np.where(np.isnan(rec.end_s) | (rec.status != DONE), horizon_s, rec.end_s)
-        busy = float(np.nansum(np.clip(np.minimum(end, horizon_s) - start, 0.0, None)))
+        held = np.clip(np.minimum(end, horizon_s) - start, 0.0, None)
+        busy = float(np.nansum(held))
         capacity = _agent_seconds(pools[k].schedule, horizon_s)
         summary[f"utilisation_{spec.name}"] = busy / capacity if capacity > 0 else math.nan
         summary[f"agent_hours_{spec.name}"] = capacity / HOUR_S
         summary[f"conversations_{spec.name}"] = float(len(rec))
+        # What false alarms take from this pool: conversations about haystack, and the time spent on them.
+        haystack = ~truth[np.asarray(desk.pool_msgs[k], dtype=np.int64)] if len(rec) else np.zeros(0, bool)
+        summary[f"false_alarm_conversations_{spec.name}"] = float(np.count_nonzero(haystack))
+        summary[f"false_alarm_busy_hours_{spec.name}"] = float(np.nansum(held[haystack])) / HOUR_S
         busy_by_kind[spec.kind] += busy
         capacity_by_kind[spec.kind] += capacity
     for kind in ("bot", "human"):
