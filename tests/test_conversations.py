@@ -256,3 +256,25 @@ def test_handle_times_per_intent() -> None:
     other = np.median(samplers["default"].sample(rng, 20_000))
     # Median of 20,000 lognormal draws with sigma 0.6: relative SE about 1.25 * 0.6 / sqrt(20000) < 1%.
     assert abs(complaint / 720.0 - 1) < 0.03 and abs(other / 60.0 - 1) < 0.03
+
+
+def test_inbound_clock_follows_the_scenarios_reference_time_zone() -> None:
+    """t = 0 is Monday 00:00 in reference_utc_offset_hours: a team in that zone opens at 9 on the clock,
+    and a source in that zone has its diurnal curve read at the clock's hour."""
+    from masssim.engine.conversation_loop import build_desk
+    from masssim.messages import SourceConfig, stranger_rate_per_hour
+
+    data = loop_scenario(response_params={"mode": "business_hours", "utc_offset_hours": 3.0})
+    data["reference_utc_offset_hours"] = 3.0
+    scenario = masssim.scenario_from_dict(data)
+    desk = build_desk(simpy.Environment(), scenario, build_classifier("keyword"), np.random.SeedSequence(1))
+    monday = desk.pools[1].schedule[:24]
+    assert list(np.flatnonzero(monday)) == list(range(9, 17))
+    times = np.arange(0, 7 * DAY, 3600.0)
+    here = MentionStreamConfig(sources=[SourceConfig(name="social", base_rate_per_hour=10.0, utc_offset_hours=3.0)])
+    utc = MentionStreamConfig(sources=[SourceConfig(name="social", base_rate_per_hour=10.0, utc_offset_hours=0.0)])
+    none = np.zeros((0, 2))
+    np.testing.assert_array_equal(
+        stranger_rate_per_hour(here, times, none, reference_utc_offset_hours=3.0),
+        stranger_rate_per_hour(utc, times, none),
+    )

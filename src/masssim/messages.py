@@ -359,12 +359,15 @@ def _candidates(
     return np.concatenate([base, extra])
 
 
-def stranger_rate_per_hour(cfg: MentionStreamConfig, time_s: np.ndarray, bursts_s: np.ndarray) -> np.ndarray:
+def stranger_rate_per_hour(
+    cfg: MentionStreamConfig, time_s: np.ndarray, bursts_s: np.ndarray, reference_utc_offset_hours: float = 0.0
+) -> np.ndarray:
     """The stranger mention rate (all sources, per hour) at the given instants: for tests and plots."""
     time_s = np.asarray(time_s, dtype=np.float64)
     rate = np.zeros(time_s.shape)
     for src in cfg.sources:
-        rate += src.base_rate_per_hour * DIURNAL_CURVES[src.diurnal][_local_hour(time_s, src.utc_offset_hours)]
+        local = _local_hour(time_s, src.utc_offset_hours - reference_utc_offset_hours)
+        rate += src.base_rate_per_hour * DIURNAL_CURVES[src.diurnal][local]
     return np.where(_in_windows(time_s, bursts_s), cfg.bursts.multiplier, 1.0) * rate
 
 
@@ -375,11 +378,15 @@ def generate_mentions(
     *,
     customers: CustomerVoices | None = None,
     bursts_s: np.ndarray | None = None,
+    reference_utc_offset_hours: float = 0.0,
 ) -> Mentions:
     """The mention stream on [0, horizon_s): arrivals, authors, ground truth, text and observed labels.
 
-    ``bursts_s`` (merged [k, 2] windows in seconds) replaces the random viral events when given.
+    ``bursts_s`` (merged [k, 2] windows in seconds) replaces the random viral events when given. t = 0 is
+    Monday 00:00 in the time zone ``reference_utc_offset_hours``; sources' and customers' diurnal curves are
+    read at their own local hour.
     """
+    ref = reference_utc_offset_hours
     if not horizon_s > 0:
         raise ScenarioError("the horizon must be positive", field="horizon_s", value=horizon_s, allowed="> 0 seconds")
     windows = draw_bursts(cfg, horizon_s, rng) if bursts_s is None else np.asarray(bursts_s, np.float64).reshape(-1, 2)
@@ -390,7 +397,7 @@ def generate_mentions(
     for src in cfg.sources:
         curve = DIURNAL_CURVES[src.diurnal]
         cand = _candidates(rng, src.base_rate_per_hour * curve.max(), horizon_s, windows, mult)
-        keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, src.utc_offset_hours)]
+        keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, src.utc_offset_hours - ref)]
         t = cand[keep]
         times.append(t)
         sources.append(np.full(len(t), SOURCES.index(src.name), np.int8))
@@ -404,7 +411,7 @@ def generate_mentions(
             who = np.searchsorted(np.cumsum(voice) / total, rng.random(len(cand)), side="right")
             who = np.minimum(who, len(voice) - 1)
             offset = 0.0 if customers.utc_offset_hours is None else np.asarray(customers.utc_offset_hours)[who]
-            keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, offset)]
+            keep = rng.random(len(cand)) * curve.max() < curve[_local_hour(cand, offset - ref)]
             t = cand[keep]
             weights = np.array([s.base_rate_per_hour for s in cfg.sources], dtype=np.float64)
             weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(weights), 1 / len(weights))

@@ -103,7 +103,11 @@ def build_inbound_world(
     assert cfg is not None
     rng = generator(_inbound_sequence(replication_seq, _MENTIONS))
     mentions = generate_mentions(
-        cfg.mentions, scenario.horizon_days * DAY_S, rng, customers=CustomerVoices.from_population(population)
+        cfg.mentions,
+        scenario.horizon_days * DAY_S,
+        rng,
+        customers=CustomerVoices.from_population(population),
+        reference_utc_offset_hours=scenario.reference_utc_offset_hours,
     )
     return InboundWorld(mentions=mentions, classifier=fitted_classifier(cfg, replication_seq))
 
@@ -149,11 +153,14 @@ def build_desk(
         )
         for pool in cfg.pools
     ]
+    policy = build_response_policy(cfg.response_policy, cfg.response_params)
+    if hasattr(policy, "reference_utc_offset_hours"):  # business hours are read on the scenario's clock
+        policy.reference_utc_offset_hours = scenario.reference_utc_offset_hours
     return InboundDesk(
         env,
         classifier,
         CoreServer(core.batch_size, core.replicas, core.a_s, core.b_s, core.max_wait_s),
-        build_response_policy(cfg.response_policy, cfg.response_params),
+        policy,
         pools,
         generator(_inbound_sequence(replication_seq, _DESK)),
         scenario.horizon_days * DAY_S,

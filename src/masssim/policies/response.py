@@ -140,6 +140,9 @@ class ResponsePolicy:
 
     def __init__(self, params: ResponseParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        # Time zone of the simulation clock's t = 0 (the scenario's reference_utc_offset_hours), so that
+        # business hours in utc_offset_hours land on the right hours of the reference week.
+        self.reference_utc_offset_hours = 0.0
 
     def route(self, labels: Labels, mentions: Mentions) -> Decisions:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -149,7 +152,9 @@ class ResponsePolicy:
         p = self.params
         if kind == "bot" or p.mode == "always_on":
             return always_on(agents)
-        return business_hours(agents, p.open_hour, p.close_hour, p.days, p.utc_offset_hours)
+        return business_hours(
+            agents, p.open_hour, p.close_hour, p.days, p.utc_offset_hours, self.reference_utc_offset_hours
+        )
 
 
 _REGISTRY = Registry("response policy", ResponseParams, lambda: None)  # the built-ins are in this module
