@@ -278,3 +278,31 @@ def test_inbound_clock_follows_the_scenarios_reference_time_zone() -> None:
         stranger_rate_per_hour(here, times, none, reference_utc_offset_hours=3.0),
         stranger_rate_per_hour(utc, times, none),
     )
+
+
+def test_needle_service_figures_count_true_needles_only() -> None:
+    from masssim.engine.inbound import ANSWERED, simulate_inbound
+
+    horizon = 2 * DAY
+    mentions = generate_mentions(MentionStreamConfig(), horizon, np.random.default_rng(8))
+    result = simulate_inbound(
+        mentions,
+        build_classifier("keyword"),
+        CoreServer(),
+        build_response_policy("respond_all", {"pool": 1}),
+        [
+            PoolSpec("bot", 5, LognormalHandleTime(30.0, 0.3), kind="bot"),
+            PoolSpec("human", 3, LognormalHandleTime(300.0, 0.5)),
+        ],
+        np.random.default_rng(2),
+        horizon,
+        sla_minutes=30.0,
+    )
+    s = result.summary
+    needle = mentions.relevant
+    on_time = needle & (result.status == ANSWERED) & (result.response_time_s <= 1800.0)
+    assert s["needle_sla_attainment"] == on_time.sum() / needle.sum()
+    answered_needles = result.response_time_s[needle & (result.status == ANSWERED)]
+    assert s["needle_response_time_s_p90"] == np.percentile(answered_needles, 90)
+    # Answering every haystack post too, the queue is long: the needles' own figures show what it costs them.
+    assert 0 < s["needle_sla_attainment"] < 1

@@ -131,7 +131,20 @@ _METRICS: tuple[Metric, ...] = (
     Metric(
         "sla_attainment",
         "share",
-        "routed mentions answered within inbound.sla_minutes of arrival / routed mentions (inbound)",
+        "routed mentions answered within inbound.sla_minutes of arrival / routed mentions, haystack included "
+        "(inbound; see needle_sla_attainment)",
+    ),
+    Metric(
+        "needle_response_time_p50_s",
+        "seconds",
+        "median arrival-to-answer time of answered needles (true relevant messages; inbound)",
+    ),
+    Metric("needle_response_time_p90_s", "seconds", "90th percentile of the response time of answered needles"),
+    Metric("needle_response_time_p99_s", "seconds", "99th percentile of the response time of answered needles"),
+    Metric(
+        "needle_sla_attainment",
+        "share",
+        "needles answered within inbound.sla_minutes / all needles (a missed needle is never on time; inbound)",
     ),
     Metric("abandonment_share", "share", "routed mentions whose author gave up waiting / routed mentions (inbound)"),
     Metric("missed_needles", "messages", "truly relevant mentions never answered (inbound)"),
@@ -263,6 +276,10 @@ INBOUND_SUMMARY_KEYS: dict[str, str] = {
     "escalations": "escalated",
     "inbound_replies": "replies",
     "resolutions": "resolutions",
+    "needle_response_time_p50_s": "needle_response_time_s_p50",
+    "needle_response_time_p90_s": "needle_response_time_s_p90",
+    "needle_response_time_p99_s": "needle_response_time_s_p99",
+    "needle_sla_attainment": "needle_sla_attainment",
     "missed_purchase_intents": "missed_purchase_intents",
     "missed_complaints": "missed_complaints",
     "satisfaction": "satisfaction",

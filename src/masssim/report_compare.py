@@ -73,10 +73,12 @@ SWEEP_CHARTS: tuple[tuple[str, str, str], ...] = (
 # waiting, misses, false alarms and cost, less is better, and the verdicts say so).
 INBOUND_DIFFERENCES: tuple[tuple[str, str, bool], ...] = (
     ("sla_attainment", "Answered within the SLA", True),
+    ("needle_sla_attainment", "Needles answered within the SLA", True),
     ("abandonment_share", "Gave up waiting", False),
     ("response_time_p90_s", "Response time (90th pct.)", False),
     ("missed_needles", "Missed needles", False),
     ("false_alarms", "False alarms", False),
+    ("false_alarm_cost", "What false alarms cost", False),
     ("satisfaction", "Satisfaction", True),
     ("conversation_revenue", "Conversation revenue", True),
     ("cost_inbound", "Inbound desk cost", False),

@@ -667,6 +667,10 @@ def _gather(desk: InboundDesk) -> InboundResult:
         "missed_needles": float(np.count_nonzero(truth & ~answered)),
         "false_alarms": float(np.count_nonzero(~truth & answered)),
         "resolutions": float(np.count_nonzero(answered & ~np.isnan(answer_end))),
+        **_quantiles(np.where(truth, response, np.nan), "needle_response_time_s"),
+        "needle_sla_attainment": float(np.count_nonzero(truth & answered & (response <= sla_s)) / truth.sum())
+        if truth.any()
+        else math.nan,
         "missed_purchase_intents": float(np.count_nonzero(truth & ~answered & (mentions_intent == PURCHASE))),
         "missed_complaints": float(np.count_nonzero(truth & ~answered & (mentions_intent == COMPLAINT))),
     }
