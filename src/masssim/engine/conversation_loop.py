@@ -31,7 +31,7 @@ import numpy as np
 import simpy
 
 from masssim.channels import DAY_S
-from masssim.classify.base import Classifier, TrainableClassifier
+from masssim.classify.base import Classifier, Labels, TrainableClassifier
 from masssim.classify.registry import build_classifier
 from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
@@ -94,6 +94,7 @@ class InboundWorld:
 
     mentions: Mentions
     classifier: Classifier
+    labels: Labels  # the classifier's labels of the organic stream, computed once for every arm's desk
 
 
 def build_inbound_world(
@@ -109,7 +110,8 @@ def build_inbound_world(
         customers=CustomerVoices.from_population(population),
         reference_utc_offset_hours=scenario.reference_utc_offset_hours,
     )
-    return InboundWorld(mentions=mentions, classifier=fitted_classifier(cfg, replication_seq))
+    classifier = fitted_classifier(cfg, replication_seq)
+    return InboundWorld(mentions=mentions, classifier=classifier, labels=classifier.classify(mentions.text))
 
 
 def outcome_model(cfg: InboundConfig) -> OutcomeModel:
@@ -226,7 +228,7 @@ class ConversationLoop:
         self.rng = rng  # the arm's response stream (pull-forward coins)
         self.horizon_s = scenario.horizon_days * DAY_S
         self.desk = build_desk(env, scenario, world.classifier, replication_seq)
-        self.desk.register(world.mentions)
+        self.desk.register(world.mentions, labels=world.labels)
         self.reply_rng = generator(_inbound_sequence(replication_seq, _REPLIES))
         self.declared_rng = generator(component_sequence(replication_seq, Component.DECLARED, 1))
         self.declared = declared

@@ -330,16 +330,18 @@ class InboundDesk:
         env.process(self._core())
 
     # -- input ---------------------------------------------------------------------------------------
-    def register(self, mentions: Mentions, *, from_reply: bool = False) -> None:
+    def register(self, mentions: Mentions, *, from_reply: bool = False, labels: Labels | None = None) -> None:
         """Messages arriving at their ``time_s`` (sorted, none before now): classified and routed as the
-        core and the policy decide. Labels come from one classifier call (they do not depend on batching)."""
+        core and the policy decide. Labels come from one classifier call (they do not depend on batching),
+        or are given (the same classifier's labels of the same messages, computed once for several desks)."""
         n = len(mentions)
         if n == 0:
             return
         arrival = np.asarray(mentions.time_s, dtype=np.float64)
         if np.any(np.diff(arrival) < 0) or arrival[0] < self.env.now:
             raise ValueError("registered arrivals must be sorted and not in the past")
-        labels = self.classifier.classify(mentions.text)
+        if labels is None:
+            labels = self.classifier.classify(mentions.text)
         if len(labels) != n:
             raise ValueError(f"the classifier returned {len(labels)} labels for {n} messages")
         decisions = self.policy.route(labels, mentions)
