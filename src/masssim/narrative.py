@@ -31,6 +31,11 @@ def count(value: float | None) -> str:
     return f"{value:,.0f}"
 
 
+def _counted(value: float, one: str, many: str) -> str:
+    """'1 customer', '2 customers', '0.3 customers' (means over replications need not be whole)."""
+    return f"{count(value)} {one if count(value) == '1' else many}"
+
+
 def _ci(stat: dict[str, Any], fmt: Any = money) -> str:
     if stat.get("ci_low") is None:
         return fmt(stat["mean"]) + " (one replication: no interval)"
@@ -273,14 +278,15 @@ def read_inbound(summary: dict[str, Any], sla_minutes: float | None = None) -> l
         )
         churned = mean("churned_customers")
         if churned > 0:
+            lost = mean("purchases_lost_to_churn")
             outcome += (
-                f"; {count(churned)} customers left after an unanswered complaint, taking "
-                f"{count(mean('purchases_lost_to_churn'))} purchase occasions of our brand with them"
+                f"; {_counted(churned, 'customer', 'customers')} left after an unanswered complaint, taking "
+                f"{_counted(lost, 'purchase occasion', 'purchase occasions')} of our brand with them"
             )
         declared = mean("declarations_captured")
         if declared > 0:
             outcome += (
-                f"; conversations captured the taste of {count(declared)} customers "
+                f"; conversations captured the taste of {_counted(declared, 'customer', 'customers')} "
                 f"({count(mean('customers_with_declared_taste'))} have declared taste at the end)"
             )
         lines.append(outcome[0].upper() + outcome[1:] + ".")
