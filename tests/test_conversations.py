@@ -306,3 +306,19 @@ def test_needle_service_figures_count_true_needles_only() -> None:
     assert s["needle_response_time_s_p90"] == np.percentile(answered_needles, 90)
     # Answering every haystack post too, the queue is long: the needles' own figures show what it costs them.
     assert 0 < s["needle_sla_attainment"] < 1
+
+
+def test_pools_are_summarised_by_name(tmp_path: Any) -> None:
+    """summary.json has per-pool figures (utilisation, agent-hours, conversations, cost), and the report a table."""
+    result = masssim.run(masssim.scenario_from_dict(loop_scenario()))
+    pools = result.summary["pools"]
+    for arm in ("broadcast", "individual"):
+        human = pools[arm]["human"]
+        assert human["agent_hours"]["mean"] == 10 * 24 * 10
+        assert human["cost"]["mean"] == 10 * 24 * 10 * 30.0
+        assert 0 < human["utilisation"]["mean"] < 1
+        # The humans are the only human pool: their utilisation is the arm's human utilisation.
+        assert human["utilisation"]["values"] == result.summary["arms"][arm]["utilisation_humans"]["values"]
+    run_dir = result.save(tmp_path)
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Responder pools" in html and "Pool human" in html

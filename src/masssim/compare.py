@@ -32,7 +32,7 @@ from masssim.experiments import (
 )
 from masssim.metrics import ALL, REGISTRY
 from masssim.overrides import apply_overrides, describe, parse_value, split_assignment
-from masssim.results import atomic_write_text, dumps_json, publish_directory
+from masssim.results import atomic_write_text, dumps_json, pool_summary, publish_directory
 from masssim.scenario import Scenario
 from masssim.stats import mean_ci, paired_difference
 
@@ -141,6 +141,13 @@ class CompareResult:
                 out["differences_vs_baseline"][label] = {
                     m: paired_difference(self.values(label, m), self.values(base, m)) for m in ALL
                 }
+        pools = {}
+        for label, i, arm in strategies:
+            by_arm = pool_summary(self.replications[i], [arm])
+            if by_arm:
+                pools[label] = by_arm[arm]
+        if pools:
+            out["pools"] = pools
         return _json_ready(out)
 
     def unpaired_difference(self, label: str, metric: str) -> dict[str, Any]:

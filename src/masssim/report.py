@@ -580,6 +580,39 @@ def _stat_cell(summary: dict[str, Any], arm: str, metric: str) -> str:
     return f'<td class="num">{_esc(_fmt(stat.get("mean"), unit))}<small>{_esc(_fmt_ci(stat, unit))}</small></td>'
 
 
+POOL_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("utilisation", "Busy (share of the agent-hours on shift)", "share"),
+    ("agent_hours", "Agent-hours on shift", "hours"),
+    ("conversations", "Conversations taken", "conversations"),
+    ("false_alarm_conversations", "of which false alarms", "conversations"),
+    ("cost", "Cost (agent-hours and per-conversation charges)", "currency"),
+)
+
+
+def _pools_table(summary: dict[str, Any], arms: list[str], head: str | None = None) -> str:
+    """Per responder pool (summary.json "pools"): how busy it was, what it took and what it cost."""
+    pools = summary.get("pools") or {}
+    if not pools:
+        return ""
+    head = head if head is not None else "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
+    names = list(next(iter(pools.values())))
+    rows = []
+    for name in names:
+        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">Pool {_esc(name)}</th></tr>')
+        for figure, label, unit in POOL_FIGURES:
+            cells = ""
+            for arm in arms:
+                stat = pools.get(arm, {}).get(name, {}).get(figure) or {}
+                mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
+                cells += f'<td class="num">{mean}<small>{ci}</small></td>'
+            rows.append(f"<tr><td>{_esc(label)}</td>{cells}</tr>")
+    return (
+        "<details><summary>Responder pools (table)</summary>"
+        f"<table><thead><tr><th>Pool and figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "</details>"
+    )
+
+
 def inbound_table(summary: dict[str, Any], arms: list[str], head: str | None = None) -> str:
     """The inbound figures per arm (mean over replications, 95% CI underneath), grouped by stage."""
     head = head if head is not None else "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
@@ -749,6 +782,7 @@ def inbound_section(
         "underneath.</p>"
         f"{inbound_table(summary, arms, head)}"
         f"{_sources_table(summary, arms, sources) if sources else ''}"
+        f"{_pools_table(summary, arms, head)}"
         f"{_inbound_funnel(summary, arms, colors)}"
         f"{_inbound_shares(summary, arms, colors)}"
         f"{_response_times(summary, arms, sources, sla_minutes)}"

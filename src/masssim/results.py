@@ -57,6 +57,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def pool_summary(replications: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
+    """Per arm and responder pool (inbound): mean and CI of each pool figure over the replications."""
+    out: dict[str, Any] = {}
+    for arm in arms:
+        names = getattr(replications[0][arm], "pools", {}) if replications else {}
+        if not names:
+            continue
+        out[arm] = {}
+        for pool, figures in names.items():
+            out[arm][pool] = {}
+            for figure in figures:
+                values = [rep[arm].pools[pool][figure] for rep in replications]
+                out[arm][pool][figure] = {**mean_ci(values), "values": values}
+    return out
+
+
 def _clean(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -114,6 +130,9 @@ class RunResult:
             out["differences_vs_baseline"][arm] = {
                 metric: paired_difference(self.values(arm, metric), self.values(baseline, metric)) for metric in ALL
             }
+        pools = pool_summary(self.replications, arms)
+        if pools:
+            out["pools"] = pools
         return _clean(out)
 
     @property

@@ -23,6 +23,7 @@ share one fitted model (it is the "classifier" of the experiment; the stream var
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -325,11 +326,29 @@ class ConversationLoop:
         return kind > 0, kind == 2
 
     # -- at the horizon --------------------------------------------------------------------------------
-    def totals(self) -> dict[str, float]:
-        """The inbound summary of this arm plus its costs, as metric totals (see masssim.metrics)."""
+    def finish(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """The arm's inbound metric totals (with costs; see masssim.metrics) and its figures per pool."""
+        summary = self.desk.result().summary
+        return self._totals(summary), self._pools(summary)
+
+    def _pools(self, summary: dict[str, float]) -> dict[str, dict[str, float]]:
+        figures = {}
+        for pool in self.cfg.pools:
+            n = pool.name
+            hours = summary.get(f"agent_hours_{n}", 0.0)
+            figures[n] = {
+                "utilisation": summary.get(f"utilisation_{n}", math.nan),
+                "agent_hours": hours,
+                "conversations": summary.get(f"conversations_{n}", 0.0),
+                "false_alarm_conversations": summary.get(f"false_alarm_conversations_{n}", 0.0),
+                "cost": hours * pool.cost_per_agent_hour
+                + summary.get(f"conversations_{n}", 0.0) * pool.cost_per_conversation,
+            }
+        return figures
+
+    def _totals(self, summary: dict[str, float]) -> dict[str, float]:
         from masssim.metrics import inbound_metrics
 
-        summary = self.desk.result().summary
         totals = inbound_metrics(summary)
         cost = 0.0
         agent_hours = 0.0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -61,6 +61,9 @@ class SharedWorld:
 class ArmOutcome:
     metrics: dict[str, float]
     series: np.ndarray  # [days, len(metrics.TIMESERIES)]
+    # With inbound: per responder pool (by name), its utilisation, agent_hours, conversations,
+    # false_alarm_conversations and cost (the pools are the scenario's, so they are not registry metrics).
+    pools: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
@@ -222,8 +225,10 @@ class ArmSimulation:
         # stop just before the events at that instant.
         env.run(until=buckets)
         self._reach_metrics()
+        pools: dict[str, dict[str, float]] = {}
         if self.loop is not None:
-            for name, value in self.loop.totals().items():
+            totals, pools = self.loop.finish()
+            for name, value in totals.items():
                 self.recorder.add(name, value)
         market = self.scenario.market
         metrics = derive(
@@ -232,7 +237,7 @@ class ArmSimulation:
             margin_share=market.gross_margin_share,
             purchase_squares=self._purchase_squares(),
         )
-        return ArmOutcome(metrics=metrics, series=self.recorder.series)
+        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools)
 
     def _reach_metrics(self) -> None:
         """Who was contacted: distinct customers, and sends to light and non-buyers of our brand (p_i0 below
