@@ -199,7 +199,16 @@ def test_ctrl_c_during_a_sweep_leaves_only_complete_cells(small: Path, tmp_path:
     counts = ",".join(str(c) for c in range(1, 17))
     args = [sys.executable, "-m", "masssim", "sweep", str(small), "-p", f"creatives.count={counts}"]
     args += ["--out", str(tmp_path), "-r", "2", "-s", "3", "-q"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts the test run in the background (`cmd &` without job control) makes SIGINT ignored,
+    # and Python leaves an inherited ignored SIGINT ignored: the child puts the KeyboardInterrupt handler back
+    # (as a terminal session would have it) before running `python -m masssim`.
+    launcher = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['masssim', *sys.argv[1:]]; runpy.run_module('masssim', run_name='__main__', alter_sys=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, *args[3:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     cells: list[Path] = []
     while time.monotonic() < deadline and not cells:
