@@ -181,7 +181,7 @@ def validate(scenario: Path) -> None:
     arms = ", ".join(f"{a.name} ({a.policy})" for a in loaded.arms)
     click.echo(
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
-        f"{loaded.replications} replications, arms: {arms}"
+        f"{loaded.replications} replication{'' if loaded.replications == 1 else 's'}, arms: {arms}"
     )
 
 
