@@ -322,3 +322,77 @@ def test_pools_are_summarised_by_name(tmp_path: Any) -> None:
     run_dir = result.save(tmp_path)
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Responder pools" in html and "Pool human" in html
+
+
+def _write_messages(path: Any, n_rel: int, n_hay: int, language: str = "en") -> None:
+    import json
+
+    rows = [
+        {
+            "text": f"my order {i} never arrived, please help",
+            "relevant": True,
+            "intent": "complaint",
+            "language": language,
+        }
+        for i in range(n_rel)
+    ]
+    rows += [
+        {"text": f"cleaning the windows of office {i} today", "relevant": False, "language": "en"} for i in range(n_hay)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+
+def test_users_labelled_messages_feed_the_stream_and_train_the_classifier(tmp_path: Any) -> None:
+    """With inbound.messages the stream's texts are the stream share of the user's file, the classifier is
+    fitted on the other share (disjoint), and the needle share stays the scenario's."""
+    from masssim.engine.conversation_loop import user_messages
+    from masssim.engine.sim import build_world
+    from masssim.scenario import load_scenario
+    from masssim.streams import replication_sequence, root_sequence
+
+    _write_messages(tmp_path / "mine.jsonl", 40, 60)
+    scenario_file = tmp_path / "s.toml"
+    scenario_file.write_text(
+        'name = "mine"\nseed = 2\nreplications = 1\nhorizon_days = 2\n[population]\ncustomers = 2000\n'
+        '[[arms]]\nname = "b"\npolicy = "broadcast"\n'
+        '[inbound]\nclassifier = "hashed"\n[inbound.classifier_params]\nbits = 12\n'
+        '[inbound.messages]\npath = "mine.jsonl"\n',
+        encoding="utf-8",
+    )
+    scenario = load_scenario(scenario_file)
+    assert scenario.inbound is not None
+    seq = replication_sequence(root_sequence(2), 0)
+    split = user_messages(scenario.inbound, seq)
+    assert split is not None
+    train, stream = split
+    assert len(train) == 50 and len(stream) == 50 and not set(train.text) & set(stream.text)
+    world = build_world(scenario, seq)
+    assert world.inbound is not None
+    mentions = world.inbound.mentions
+    assert set(mentions.text) <= set(stream.text)
+    truth = dict(zip(stream.text, stream.relevant.tolist(), strict=True))
+    assert [truth[t] for t in mentions.text] == mentions.relevant.tolist()
+    # Strangers' needles at the scenario's needle share (5%); customers' mentions are all needles.
+    strangers = mentions.author < 0
+    share = mentions.relevant[strangers].mean()
+    k = int(strangers.sum())
+    assert abs(share - 0.05) < 4 * math.sqrt(0.05 * 0.95 / k)
+    result = masssim.run(scenario)
+    assert result.summary["arms"]["b"]["classifier_f1"]["mean"] > 0.9  # these two kinds are easy to tell apart
+
+
+@pytest.mark.parametrize(
+    ("rows", "language", "words"),
+    [((40, 1), "en", "at least 2 of each"), ((40, 40), "de", "language 'de'")],
+)
+def test_unusable_user_messages_are_named(tmp_path: Any, rows: tuple[int, int], language: str, words: str) -> None:
+    from masssim.errors import ScenarioError
+
+    _write_messages(tmp_path / "mine.jsonl", *rows, language=language)
+    data = loop_scenario(messages={"path": str(tmp_path / "mine.jsonl")})
+    with pytest.raises(ScenarioError) as info:
+        masssim.scenario_from_dict(data)
+    assert info.value.field == "inbound.messages.path" and words in str(info.value)
+    with pytest.raises(ScenarioError) as missing:
+        masssim.scenario_from_dict(loop_scenario(messages={"path": str(tmp_path / "absent.jsonl")}))
+    assert missing.value.field == "inbound.messages.path" and "not found" in str(missing.value)

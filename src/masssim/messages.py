@@ -379,12 +379,14 @@ def generate_mentions(
     customers: CustomerVoices | None = None,
     bursts_s: np.ndarray | None = None,
     reference_utc_offset_hours: float = 0.0,
+    content: LabelledMessages | None = None,
 ) -> Mentions:
     """The mention stream on [0, horizon_s): arrivals, authors, ground truth, text and observed labels.
 
     ``bursts_s`` (merged [k, 2] windows in seconds) replaces the random viral events when given. t = 0 is
     Monday 00:00 in the time zone ``reference_utc_offset_hours``; sources' and customers' diurnal curves are
-    read at their own local hour.
+    read at their own local hour. With ``content`` (a user's labelled messages, see
+    :func:`draw_user_content`), each message's text and labels are drawn from it instead of the templates.
     """
     ref = reference_utc_offset_hours
     if not horizon_s > 0:
@@ -428,8 +430,8 @@ def generate_mentions(
     source = np.concatenate(sources)[order] if sources else np.zeros(0, np.int8)
     author = np.concatenate(authors)[order] if authors else np.zeros(0, np.int64)
     relevant = (author >= 0) | (rng.random(len(time_s)) < cfg.needle_share)
-    content = _draw_content(cfg, rng, relevant)
-    return Mentions(time_s=time_s, source=source, author=author, bursts_s=windows, relevant=relevant, **content)
+    drawn = _draw_content(cfg, rng, relevant) if content is None else draw_user_content(content, rng, relevant)
+    return Mentions(time_s=time_s, source=source, author=author, bursts_s=windows, relevant=relevant, **drawn)
 
 
 def reply_messages(
@@ -441,6 +443,7 @@ def reply_messages(
     *,
     needle_share: float,
     intent_shares: dict[str, float],
+    content: LabelledMessages | None = None,
 ) -> Mentions:
     """Replies to outbound messages as inbound messages: given times (sorted), authors and sources.
 
@@ -449,15 +452,92 @@ def reply_messages(
     """
     n = len(time_s)
     relevant = rng.random(n) < needle_share
-    content = _draw_content(cfg.model_copy(update={"intent_shares": intent_shares}), rng, relevant)
+    if content is None:
+        drawn = _draw_content(cfg.model_copy(update={"intent_shares": intent_shares}), rng, relevant)
+    else:  # a user's messages carry their own intent mix
+        drawn = draw_user_content(content, rng, relevant)
     return Mentions(
         time_s=np.asarray(time_s, np.float64),
         source=np.asarray(source, np.int8),
         author=np.asarray(author, np.int64),
         relevant=relevant,
         bursts_s=np.zeros((0, 2)),
-        **content,
+        **drawn,
     )
+
+
+def check_simulation_content(messages: LabelledMessages) -> None:
+    """A user's messages can feed the simulated stream: both classes present (at least two of each, so a
+    training and a stream share can be split off) and languages the responder pools know."""
+    for code in sorted(set(messages.language)):
+        if code == "und":
+            raise ValueError(
+                "some messages have no language (und); the simulated responders route by language, so give "
+                f"every row a language column value ({', '.join(LANGUAGES)})"
+            )
+        if code not in LANGUAGES:
+            raise ValueError(
+                f"language {code!r} is not one the simulated responders handle ({', '.join(LANGUAGES)}); "
+                "use those codes in the file's language column"
+            )
+    n_rel = int(np.count_nonzero(messages.relevant))
+    if n_rel < 2 or len(messages) - n_rel < 2:
+        raise ValueError(
+            f"the file has {n_rel} relevant and {len(messages) - n_rel} irrelevant messages; the simulation "
+            "needs at least 2 of each (needles and haystack are drawn apart)"
+        )
+
+
+def split_labelled(
+    messages: LabelledMessages, rng: np.random.Generator, training_share: float = 0.5
+) -> tuple[LabelledMessages, LabelledMessages]:
+    """A stratified split of a user's messages: (training, stream), disjoint, both classes on each side."""
+    train_rows: list[int] = []
+    stream_rows: list[int] = []
+    for mask in (messages.relevant, ~messages.relevant):
+        rows = rng.permutation(np.flatnonzero(mask))
+        k = min(max(1, round(training_share * rows.shape[0])), rows.shape[0] - 1)
+        train_rows += rows[:k].tolist()
+        stream_rows += rows[k:].tolist()
+
+    def take(rows: list[int]) -> LabelledMessages:
+        idx = np.sort(np.asarray(rows, dtype=np.int64))
+        return LabelledMessages(
+            text=[messages.text[i] for i in idx.tolist()],
+            relevant=messages.relevant[idx],
+            intent=messages.intent[idx],
+            urgency=messages.urgency[idx],
+            language=[messages.language[i] for i in idx.tolist()],
+        )
+
+    return take(train_rows), take(stream_rows)
+
+
+def draw_user_content(messages: LabelledMessages, rng: np.random.Generator, relevant: np.ndarray) -> dict[str, Any]:
+    """Content for messages whose relevance is already drawn: each needle takes a random relevant row of the
+    user's file, each haystack message a random irrelevant row (with replacement). The file's labels are
+    the ground truth and the observed labels alike (no label noise is added); ``kind`` is ``clear`` for
+    needles and ``chatter`` for haystack (a user's message has no template family)."""
+    relevant = np.asarray(relevant, dtype=bool)
+    rel_rows = np.flatnonzero(messages.relevant)
+    hay_rows = np.flatnonzero(~messages.relevant)
+    pick = np.empty(relevant.shape[0], np.int64)
+    n_rel = int(relevant.sum())
+    pick[relevant] = rel_rows[rng.integers(0, rel_rows.shape[0], size=n_rel)]
+    pick[~relevant] = hay_rows[rng.integers(0, hay_rows.shape[0], size=relevant.shape[0] - n_rel)]
+    intent = np.where(relevant, messages.intent[pick], OTHER).astype(np.int8)
+    codes = np.array([LANGUAGES.index(c) for c in messages.language], dtype=np.int8)
+    true_label = np.where(relevant, intent, IRRELEVANT).astype(np.int8)
+    texts = np.array(messages.text, dtype=object)
+    return {
+        "intent": intent,
+        "urgency": np.where(relevant, messages.urgency[pick], 0.0).astype(np.float32),
+        "language": codes[pick],
+        "text": texts[pick].tolist(),
+        "true_label": true_label,
+        "noisy_label": true_label.copy(),
+        "kind": np.where(relevant, KIND_CLEAR, KIND_CHATTER).astype(np.int8),
+    }
 
 
 # --------------------------------------------------------------------------------------------------

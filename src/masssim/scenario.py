@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from masssim.errors import ScenarioError
-from masssim.messages import LANGUAGES, MentionStreamConfig
+from masssim.messages import LANGUAGES, MentionStreamConfig, MessageSource
 from masssim.messages import _FieldProblem as _MessageFieldProblem
 
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
@@ -540,6 +540,9 @@ class InboundConfig(_Model):
     """Find -> classify -> respond (DESIGN §1.5), run after the outbound arms when the table is present."""
 
     mentions: MentionStreamConfig = Field(default_factory=MentionStreamConfig)
+    messages: MessageSource | None = Field(
+        None, description="a user's labelled messages: the stream's texts and the classifier's training set"
+    )
     classifier: str = Field("keyword", min_length=1, description="registered classifier name or module:attr")
     classifier_params: dict[str, Any] = Field(default_factory=dict, description="the classifier's parameters")
     training_messages: int = Field(
@@ -553,6 +556,31 @@ class InboundConfig(_Model):
     sla_minutes: float = Field(60.0, ge=0.0, le=100_000.0, description="an answer this soon after arrival is on time")
     outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_messages(cls, data: Any, info: Any) -> Any:
+        """A relative ``messages.path`` is relative to the scenario file; the file is read and checked now."""
+        if not isinstance(data, dict) or not isinstance(data.get("messages"), dict):
+            return data
+        source = dict(data["messages"])
+        if not isinstance(source.get("path"), str) or not source["path"]:
+            return data
+        path = Path(source["path"])
+        base = (info.context or {}).get("base_dir") if info is not None else None
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        source["path"] = str(path)
+        from masssim.messages import check_simulation_content, load_labelled_messages
+
+        fmt = source.get("format", "auto")
+        try:
+            check_simulation_content(load_labelled_messages(path, format=fmt if isinstance(fmt, str) else "auto"))
+        except ScenarioError as exc:
+            raise _FieldProblem("messages.path", str(path), str(exc)) from None
+        except ValueError as exc:
+            raise _FieldProblem("messages.path", str(path), str(exc)) from None
+        return {**data, "messages": source}
 
     @model_validator(mode="after")
     def _check(self) -> InboundConfig:

@@ -26,6 +26,7 @@ import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +39,16 @@ from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.messages import SOURCES, CustomerVoices, Mentions, generate_mentions, reply_messages, training_corpus
+from masssim.messages import (
+    SOURCES,
+    CustomerVoices,
+    LabelledMessages,
+    Mentions,
+    generate_mentions,
+    reply_messages,
+    split_labelled,
+    training_corpus,
+)
 from masssim.policies.response import build_response_policy
 from masssim.scenario import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
 from masssim.streams import Component, component_sequence, generator, run_level_sequence
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
     from masssim.population import Population
 
 TRAINING_PURPOSE = 1  # run-level stream of the classifier's training corpus (never renumber)
+SPLIT_PURPOSE = 2  # run-level stream of the training / stream split of a user's messages (never renumber)
 # The inbound source a reply arrives through, by outbound channel.
 REPLY_SOURCE = {"email": "email", "sms": "messaging", "messaging": "messaging", "paid_social": "social"}
 _SOURCE_OF_CHANNEL = np.array([SOURCES.index(REPLY_SOURCE[c]) for c in CHANNEL_NAMES], np.int8)
@@ -59,13 +70,42 @@ _CLASSIFIERS: OrderedDict[tuple[object, ...], Classifier] = OrderedDict()
 _CACHE_SIZE = 4
 
 
+_USER_MESSAGES: OrderedDict[tuple[object, ...], tuple[LabelledMessages, LabelledMessages]] = OrderedDict()
+
+
+def user_messages(
+    cfg: InboundConfig, replication_seq: np.random.SeedSequence
+) -> tuple[LabelledMessages, LabelledMessages] | None:
+    """A user's labelled messages split, once per run, into (training share, stream share); None without."""
+    if cfg.messages is None:
+        return None
+    path = Path(cfg.messages.path)
+    key = (
+        str(path),
+        path.stat().st_mtime_ns,
+        cfg.messages.format,
+        replication_seq.entropy,
+        replication_seq.spawn_key[:-1],
+    )
+    cached = _USER_MESSAGES.get(key)
+    if cached is None:
+        rng = generator(run_level_sequence(replication_seq, SPLIT_PURPOSE))
+        cached = split_labelled(cfg.messages.load(), rng)
+        _USER_MESSAGES[key] = cached
+        if len(_USER_MESSAGES) > 2:
+            _USER_MESSAGES.popitem(last=False)
+    return cached
+
+
 def fitted_classifier(cfg: InboundConfig, replication_seq: np.random.SeedSequence) -> Classifier:
-    """The run's classifier: built, fitted once on the run-level training corpus, then reused."""
+    """The run's classifier: built, fitted once on the run-level training corpus (or the training share of
+    the user's messages), then reused."""
     key = (
         cfg.classifier,
         json.dumps(cfg.classifier_params, sort_keys=True, default=str),
         cfg.training_messages,
         cfg.mentions.model_dump_json(),
+        None if cfg.messages is None else cfg.messages.model_dump_json(),
         replication_seq.entropy,
         replication_seq.spawn_key[:-1],
     )
@@ -74,7 +114,11 @@ def fitted_classifier(cfg: InboundConfig, replication_seq: np.random.SeedSequenc
         _CLASSIFIERS.move_to_end(key)
         return cached
     classifier = build_classifier(cfg.classifier, cfg.classifier_params)
-    if isinstance(classifier, TrainableClassifier) and cfg.training_messages > 0:
+    user = user_messages(cfg, replication_seq)
+    if isinstance(classifier, TrainableClassifier) and user is not None:
+        train = user[0]
+        classifier.fit(train.text, train.relevant, train.intent)
+    elif isinstance(classifier, TrainableClassifier) and cfg.training_messages > 0:
         rng = generator(run_level_sequence(replication_seq, TRAINING_PURPOSE))
         corpus = training_corpus(cfg.mentions, cfg.training_messages, rng, needle_share=0.5)
         classifier.fit(corpus.text, corpus.relevant, corpus.intent)
@@ -96,6 +140,7 @@ class InboundWorld:
     mentions: Mentions
     classifier: Classifier
     labels: Labels  # the classifier's labels of the organic stream, computed once for every arm's desk
+    content: LabelledMessages | None = None  # the stream share of a user's messages (texts of the stream)
 
 
 def build_inbound_world(
@@ -104,15 +149,19 @@ def build_inbound_world(
     cfg = scenario.inbound
     assert cfg is not None
     rng = generator(_inbound_sequence(replication_seq, _MENTIONS))
+    user = user_messages(cfg, replication_seq)
+    content = None if user is None else user[1]
     mentions = generate_mentions(
         cfg.mentions,
         scenario.horizon_days * DAY_S,
         rng,
         customers=CustomerVoices.from_population(population),
         reference_utc_offset_hours=scenario.reference_utc_offset_hours,
+        content=content,
     )
     classifier = fitted_classifier(cfg, replication_seq)
-    return InboundWorld(mentions=mentions, classifier=classifier, labels=classifier.classify(mentions.text))
+    labels = classifier.classify(mentions.text)
+    return InboundWorld(mentions=mentions, classifier=classifier, labels=labels, content=content)
 
 
 def outcome_model(cfg: InboundConfig) -> OutcomeModel:
@@ -230,6 +279,7 @@ class ConversationLoop:
         self.horizon_s = scenario.horizon_days * DAY_S
         self.desk = build_desk(env, scenario, world.classifier, replication_seq)
         self.desk.register(world.mentions, labels=world.labels)
+        self.content = world.content
         self.reply_rng = generator(_inbound_sequence(replication_seq, _REPLIES))
         self.declared_rng = generator(component_sequence(replication_seq, Component.DECLARED, 1))
         self.declared = declared
@@ -255,6 +305,7 @@ class ConversationLoop:
             self.reply_rng,
             needle_share=replies.needle_share,
             intent_shares=replies.intent_shares,
+            content=self.content,
         )
         self.desk.register(messages, from_reply=True)
 
