@@ -351,6 +351,25 @@ def _means_chart(summary: dict[str, Any], labels: list[str], colors: dict[str, s
     )
 
 
+def _difference_marker(
+    label: str, baseline: str, stat: dict[str, Any], scale: float, unit: str, verdict: str, color: str, symbol: str
+) -> go.Scatter:
+    """One strategy's paired difference from the baseline: a marker with its CI as error bars."""
+    mean = _finite(stat.get("mean"))
+    return go.Scatter(
+        x=[math.nan if mean is None else mean * scale],
+        y=[_esc(label)],
+        mode="markers",
+        name=_esc(label),
+        showlegend=False,
+        marker={"size": 14, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
+        error_x=_error_bars([stat], scale) if mean is not None else None,
+        hovertemplate=f"<b>{_esc(label)}</b> minus <b>{_esc(baseline)}</b><br>"
+        f"{_esc(_fmt_signed(mean, unit))}, {_esc(_diff_ci(stat, unit))}<br>"
+        f"{_esc(VERDICT_WORDS[verdict])}<extra></extra>",
+    )
+
+
 def _differences_chart(summary: dict[str, Any], others: list[str]) -> str:
     baseline = summary["baseline_arm"]
     diffs: dict[str, Any] = summary["differences_vs_baseline"]
@@ -366,23 +385,11 @@ def _differences_chart(summary: dict[str, Any], others: list[str]) -> str:
         scale, unit = _scale(metric), REGISTRY[metric].unit
         for label in others:
             stat = diffs[label].get(metric) or {}
-            mean = _finite(stat.get("mean"))
             verdict = _verdict(stat)
             seen.append(verdict)
             _, color, symbol = VERDICTS[verdict]
             fig.add_trace(
-                go.Scatter(
-                    x=[math.nan if mean is None else mean * scale],
-                    y=[_esc(label)],
-                    mode="markers",
-                    name=_esc(label),
-                    showlegend=False,
-                    marker={"size": 14, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
-                    error_x=_error_bars([stat], scale) if mean is not None else None,
-                    hovertemplate=f"<b>{_esc(label)}</b> minus <b>{_esc(baseline)}</b><br>"
-                    f"{_esc(_fmt_signed(mean, unit))}, {_esc(_diff_ci(stat, unit))}<br>"
-                    f"{_esc(VERDICT_WORDS[verdict])}<extra></extra>",
-                ),
+                _difference_marker(label, baseline, stat, scale, unit, verdict, color, symbol),
                 row=1,
                 col=col,
             )
@@ -533,24 +540,12 @@ def _inbound_differences_chart(summary: dict[str, Any], others: list[str]) -> st
         scale, unit = _scale(metric), REGISTRY[metric].unit
         for label in others:
             stat = diffs[label].get(metric) or {}
-            mean = _finite(stat.get("mean"))
             verdict = _verdict(stat, more_is_better=more_is_better)
             seen.append(verdict)
             _, color, _ = VERDICTS[verdict]
             symbol = {"better": "star", "worse": "x"}.get(verdict, VERDICTS[verdict][2])
             fig.add_trace(
-                go.Scatter(
-                    x=[math.nan if mean is None else mean * scale],
-                    y=[_esc(label)],
-                    mode="markers",
-                    name=_esc(label),
-                    showlegend=False,
-                    marker={"size": 14, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
-                    error_x=_error_bars([stat], scale) if mean is not None else None,
-                    hovertemplate=f"<b>{_esc(label)}</b> minus <b>{_esc(baseline)}</b><br>"
-                    f"{_esc(_fmt_signed(mean, unit))}, {_esc(_diff_ci(stat, unit))}<br>"
-                    f"{_esc(VERDICT_WORDS[verdict])}<extra></extra>",
-                ),
+                _difference_marker(label, baseline, stat, scale, unit, verdict, color, symbol),
                 row=row + 1,
                 col=col + 1,
             )
