@@ -396,3 +396,76 @@ def test_unusable_user_messages_are_named(tmp_path: Any, rows: tuple[int, int], 
     with pytest.raises(ScenarioError) as missing:
         masssim.scenario_from_dict(loop_scenario(messages={"path": str(tmp_path / "absent.jsonl")}))
     assert missing.value.field == "inbound.messages.path" and "not found" in str(missing.value)
+
+
+def test_customers_who_left_buy_nothing_more_and_are_counted_once() -> None:
+    """With every unanswered complaint churning its author and every answered purchase intent converting,
+    a churned customer's later conversions are blocked (and counted as lost), churned_customers counts
+    customers, and the metric equals the loop's churned set."""
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.streams import replication_sequence, root_sequence
+
+    data = {
+        "name": "churn",
+        "seed": 3,
+        "replications": 1,
+        "horizon_days": 14,
+        "population": {"customers": 3000, "voice_posts_per_year": 400.0},
+        "schedule": {"channel": "messaging", "wave_every_days": 2},
+        "arms": [{"name": "b", "policy": "broadcast"}],
+        "inbound": {
+            "mentions": {"sources": [{"name": "social", "base_rate_per_hour": 10.0}]},
+            "response_policy": "bot_first",
+            "response_params": {"relevance_threshold": 0.0, "bot_resolution": {"purchase": 1.0}},
+            "pools": [
+                {"name": "bot", "kind": "bot", "agents": 50, "handle_time_median_minutes": 0.5},
+                {"name": "human", "kind": "human", "agents": 0, "handle_time_median_minutes": 6.0},
+            ],
+            "outcomes": {"churn_after_unanswered_complaint": 1.0, "conversion_max": 1.0},
+        },
+    }
+    scenario = masssim.scenario_from_dict(data)
+    sim = ArmSimulation(scenario, build_world(scenario, replication_sequence(root_sequence(3), 0)), 0)
+    metrics = sim.run().metrics
+    loop = sim.loop
+    assert loop is not None
+    churned = int(np.count_nonzero(loop.churn))
+    assert metrics["churned_customers"] == churned and 0 < churned <= 3000
+    assert loop.blocked_conversions > 0  # the setting makes conversions after churn common
+    # Every conversion by one of our customers that was not blocked became a purchase.
+    assert metrics["conversation_purchases"] <= metrics["conversation_conversions"]
+    assert metrics["purchases_lost_to_churn"] >= loop.blocked_conversions
+    # Churned customers have no opt-in left and were churned at a time within the horizon.
+    gone = np.flatnonzero(loop.churn)
+    assert np.all(sim.state.optin[gone] == 0) and np.all(loop.churn_at[gone] <= 14 * DAY)
+
+
+def test_an_organic_churn_after_a_reply_churn_makes_the_cause_organic() -> None:
+    from masssim.engine.conversation_loop import ConversationLoop
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.streams import replication_sequence, root_sequence
+
+    scenario = masssim.scenario_from_dict(loop_scenario())
+    sim = ArmSimulation(scenario, build_world(scenario, replication_sequence(root_sequence(3), 0)), 0)
+    assert sim.world.inbound is not None and sim.declared is not None
+    loop = ConversationLoop(
+        simpy.Environment(),
+        scenario,
+        sim.world.inbound,
+        sim.world.population,
+        sim.world.contactable,
+        sim.state,
+        sim.recorder,
+        sim.view,
+        sim.declared,
+        sim.world.replication_seq,
+        np.random.default_rng(0),
+    )
+    loop._churn(np.array([5, 7]), np.array([True, True]), np.array([10.0, 11.0]))
+    assert loop.churn[5] == 1 and loop.churn[7] == 1 and loop.churn_at[5] == 10.0
+    loop._churn(np.array([5]), np.array([False]), np.array([20.0]))
+    assert loop.churn[5] == 2 and loop.churn_at[5] == 10.0 and loop.churn[7] == 1
+    loop._churn(np.array([6, 6]), np.array([True, False]), np.array([1.0, 2.0]))
+    assert loop.churn[6] == 2 and loop.churn_at[6] == 1.0
+    gone, gone_anyway = loop.churn_filter(np.array([5, 6, 7, 8]))
+    assert gone.tolist() == [True, True, True, False] and gone_anyway.tolist() == [True, True, False, False]

@@ -164,7 +164,11 @@ _METRICS: tuple[Metric, ...] = (
         "share",
         "satisfied needles / settled needles: answered ones by chance decaying with the wait (inbound)",
     ),
-    Metric("conversation_conversions", "purchases", "purchases won in conversations, strangers included (inbound)"),
+    Metric(
+        "conversation_conversions",
+        "purchases",
+        "purchases won in conversations, strangers included, not by customers who had left (inbound)",
+    ),
     Metric(
         "conversions_from_replies",
         "purchases",
@@ -197,7 +201,7 @@ _METRICS: tuple[Metric, ...] = (
     Metric(
         "purchases_lost_to_churn",
         "purchases",
-        "purchase occasions where a churned customer would have chosen our brand (inbound)",
+        "purchases a churned customer would have made: occasions, click-started and conversation ones (inbound)",
     ),
     *(
         Metric(

@@ -105,7 +105,7 @@ def fitted_classifier(cfg: InboundConfig, replication_seq: np.random.SeedSequenc
         json.dumps(cfg.classifier_params, sort_keys=True, default=str),
         cfg.training_messages,
         cfg.mentions.model_dump_json(),
-        None if cfg.messages is None else cfg.messages.model_dump_json(),
+        None if cfg.messages is None else (cfg.messages.model_dump_json(), Path(cfg.messages.path).stat().st_mtime_ns),
         replication_seq.entropy,
         replication_seq.spawn_key[:-1],
     )
@@ -284,8 +284,12 @@ class ConversationLoop:
         self.declared_rng = generator(component_sequence(replication_seq, Component.DECLARED, 1))
         self.declared = declared
         self.declared_at_start = int(np.count_nonzero(declared.row >= 0))
-        # 0: stays; 1: churned after a conversation a reply started; 2: after an organic one.
+        # 0: stays; 1: churned after a conversation a reply started; 2: after an organic one (2 wins: a
+        # customer who would also have left without marketing is gone in the counterfactual too).
         self.churn = np.zeros(population.n, np.uint8)
+        self.churn_at = np.full(population.n, np.inf)  # when the customer left
+        self.blocked_conversions = 0  # conversions of customers who had already left (not purchases)
+        self.blocked_from_replies = 0
 
     # -- outbound -> inbound ---------------------------------------------------------------------------
     def on_replies(self, customer: np.ndarray, channel: np.ndarray, time_s: np.ndarray) -> None:
@@ -320,7 +324,7 @@ class ConversationLoop:
         author = cols.author[out.message]
         when = cols.settled_at[out.message]
         self._declare(author[out.declared])
-        self._churn(author[out.churned], cols.from_reply[out.message][out.churned])
+        self._churn(author[out.churned], cols.from_reply[out.message][out.churned], when[out.churned])
         return self._convert(out, author, when, cols.from_reply[out.message])
 
     def _publish_declared(self) -> None:
@@ -337,20 +341,41 @@ class ConversationLoop:
         self.declared.add(new, self.population.taste[new] + sd * noise)
         self._publish_declared()
 
-    def _churn(self, customers: np.ndarray, from_reply: np.ndarray) -> None:
-        fresh = self.churn[customers] == 0
-        who, cause = customers[fresh], np.where(from_reply[fresh], 1, 2).astype(np.uint8)
-        self.churn[who] = cause
+    def _churn(self, customers: np.ndarray, from_reply: np.ndarray, when: np.ndarray) -> None:
+        """Customers leave (in settlement order; the first churn sets the time). An organic churn after a
+        reply-started one changes the cause: that customer leaves in the counterfactual as well."""
+        if customers.shape[0] == 0:
+            return
+        organic = ~from_reply
+        self.churn[customers[organic & (self.churn[customers] == 1)]] = 2
+        _, first = np.unique(customers, return_index=True)
+        first = np.sort(first)
+        fresh = first[self.churn[customers[first]] == 0]
+        who = customers[fresh]
+        self.churn[who] = np.where(from_reply[fresh], 1, 2).astype(np.uint8)
+        # A later organic churn of the same customer within this batch also makes the cause organic.
+        self.churn[np.intersect1d(who, customers[organic])] = 2
+        self.churn_at[who] = when[fresh]
         self.state.optin[who] = 0  # a customer who leaves takes every opt-in along
 
     def _convert(
         self, out: Outcomes, author: np.ndarray, when: np.ndarray, from_reply: np.ndarray
     ) -> dict[str, np.ndarray] | None:
         won = out.converted & (author >= 0)
+        rec, state = self.recorder, self.state
+        gone = won & (self.churn_at[np.maximum(author, 0)] <= when)
+        if gone.any():  # a customer who has left buys nothing of ours, in a conversation either
+            self.blocked_conversions += int(gone.sum())
+            self.blocked_from_replies += int(np.count_nonzero(gone & from_reply))
+            rec.add("purchases_lost_to_churn", float(gone.sum()))
+            # An organic conversion lost to a churn that marketing caused is a (negative) lift.
+            lost_lift = gone & ~from_reply & (self.churn[np.maximum(author, 0)] == 1)
+            if lost_lift.any():
+                rec.add_events("incremental_purchases_true", when[lost_lift], -np.ones(int(lost_lift.sum())))
+            won &= ~gone
         if not won.any():
             return None
         c, t, reply = author[won], when[won], from_reply[won]
-        rec, state = self.recorder, self.state
         treated = self.contactable[c]
         rec.add_events("purchases_treated", t[treated])
         rec.add_events("purchases_holdout", t[~treated])
@@ -401,6 +426,9 @@ class ConversationLoop:
         from masssim.metrics import inbound_metrics
 
         totals = inbound_metrics(summary)
+        # The desk counts every conversion its conversations won; customers who had left bought nothing.
+        totals["conversation_conversions"] -= self.blocked_conversions
+        totals["conversions_from_replies"] -= self.blocked_from_replies
         cost = 0.0
         agent_hours = 0.0
         for pool in self.cfg.pools:

@@ -446,6 +446,13 @@ class InboundDesk:
         others are routed at that time by a process (one timeout per distinct time)."""
         cols = self.cols
         inside = done_s < self.horizon_s
+        # Needles the core will not have classified by the horizon: their authors give up all the same.
+        late = msgs[~inside][cols.relevant[msgs[~inside]]]
+        give_up = cols.arrival[late] + cols.patience[late]
+        for i, t in zip(
+            late[give_up < self.horizon_s].tolist(), give_up[give_up < self.horizon_s].tolist(), strict=True
+        ):
+            self._settle(i, UNCLASSIFIED, t)
         msgs, done_s = msgs[inside], done_s[inside]
         if msgs.shape[0] == 0:
             return
@@ -688,9 +695,10 @@ def _gather(desk: InboundDesk) -> InboundResult:
         capacity = _agent_seconds(pools[k].schedule, horizon_s)
         summary[f"utilisation_{spec.name}"] = busy / capacity if capacity > 0 else math.nan
         summary[f"agent_hours_{spec.name}"] = capacity / HOUR_S
-        summary[f"conversations_{spec.name}"] = float(len(rec))
+        taken = (rec.status == DONE) | (rec.status == IN_SERVICE)  # picked up by an agent
+        summary[f"conversations_{spec.name}"] = float(np.count_nonzero(taken))
         # What false alarms take from this pool: conversations about haystack, and the time spent on them.
-        haystack = ~truth[np.asarray(desk.pool_msgs[k], dtype=np.int64)] if len(rec) else np.zeros(0, bool)
+        haystack = ~truth[np.asarray(desk.pool_msgs[k], dtype=np.int64)] & taken if len(rec) else np.zeros(0, bool)
         summary[f"false_alarm_conversations_{spec.name}"] = float(np.count_nonzero(haystack))
         summary[f"false_alarm_busy_hours_{spec.name}"] = float(np.nansum(held[haystack])) / HOUR_S
         busy_by_kind[spec.kind] += busy
@@ -727,7 +735,8 @@ def outcome_summary(outcomes: Sequence[Outcomes], cols: _Columns, summary: dict[
     summary["satisfaction"] = float(parts["satisfied"].sum() / settled_needles) if settled_needles else math.nan
     summary["conversions"] = float(parts["converted"].sum())
     summary["conversions_from_replies"] = float(np.count_nonzero(parts["converted"] & cols.from_reply[message]))
-    summary["churned"] = float(parts["churned"].sum())
+    # Customers, not outcomes: a customer who has left may still post, and complain unanswered, again.
+    summary["churned"] = float(np.unique(cols.author[message[parts["churned"]]]).shape[0])
     summary["declarations"] = float(parts["declared"].sum())
 
 

@@ -389,6 +389,10 @@ class ArmSimulation:
         p0 = pop.brand_prob[c, 0].astype(np.float64)
         p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
         ours = self.rng.random(c.shape[0]) < p
+        if self.loop is not None:  # a message still in flight reaches a customer who has left
+            gone, _ = self.loop.churn_filter(c)
+            rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
+            ours &= ~gone
         pulled = self.rng.random(c.shape[0]) < response.pull_forward_share
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])
