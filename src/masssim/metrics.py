@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from masssim.messages import SOURCES
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -209,7 +211,7 @@ _METRICS: tuple[Metric, ...] = (
             "seconds",
             f"{label} arrival-to-answer time of answered {source} messages (inbound; 0 if none)",
         )
-        for source in ("social", "forum", "messaging", "email", "chat", "voice")
+        for source in SOURCES
         for q, label in (("p50", "median"), ("p90", "90th percentile"), ("p99", "99th percentile"))
     ),
     # Derived from the totals above, per replication.
@@ -295,8 +297,7 @@ INBOUND_SUMMARY_KEYS: dict[str, str] = {
     "utilisation_humans": "utilisation_humans",
 }
 # Response time by source ("by channel"): metric response_time_<q>_s_<source> <- summary key.
-INBOUND_SOURCES: tuple[str, ...] = ("social", "forum", "messaging", "email", "chat", "voice")
-for _source in INBOUND_SOURCES:
+for _source in SOURCES:
     for _q in ("p50", "p90", "p99"):
         INBOUND_SUMMARY_KEYS[f"response_time_{_q}_s_{_source}"] = f"response_time_s_{_q}_{_source}"
 

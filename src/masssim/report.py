@@ -18,7 +18,8 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from masssim.metrics import INBOUND_SOURCES, REGISTRY
+from masssim.messages import SOURCES
+from masssim.metrics import REGISTRY
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
 from masssim.scenario import Scenario
 
@@ -569,7 +570,7 @@ def _inbound_sources(summary: dict[str, Any], arms: list[str]) -> list[str]:
     """Sources with answered messages in some arm (a source without volume has every percentile at 0)."""
     return [
         source
-        for source in INBOUND_SOURCES
+        for source in SOURCES
         if any((_mean(summary, arm, f"response_time_p90_s_{source}") or 0) > 0 for arm in arms)
     ]
 
@@ -733,7 +734,7 @@ def _response_times(summary: dict[str, Any], arms: list[str], sources: list[str]
         else ""
     )
     ci = " The black lines are the 95% confidence intervals." if any_ci else ""
-    sources_note = "" if len(sources) == len(INBOUND_SOURCES) else " Sources with no answered message are left out."
+    sources_note = "" if len(sources) == len(SOURCES) else " Sources with no answered message are left out."
     return (
         "<h3>How long customers waited for an answer</h3>"
         '<p class="explain">The time from a mention\'s arrival to the start of its answer, overall and by the '

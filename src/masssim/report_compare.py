@@ -351,6 +351,23 @@ def _means_chart(summary: dict[str, Any], labels: list[str], colors: dict[str, s
     )
 
 
+def _legend_marker(name: str, color: str, symbol: str) -> go.Scatter:
+    """A legend entry for a verdict's marker (no data point)."""
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        name=name,
+        marker={"size": 12, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
+        hoverinfo="skip",
+    )
+
+
+def _inbound_symbol(verdict: str) -> str:
+    """Inbound verdicts say better or worse (direction-aware): a star or a cross; others as VERDICTS."""
+    return {"better": "star", "worse": "x"}.get(verdict, VERDICTS[verdict][2])
+
+
 def _difference_marker(
     label: str, baseline: str, stat: dict[str, Any], scale: float, unit: str, verdict: str, color: str, symbol: str
 ) -> go.Scatter:
@@ -397,18 +414,7 @@ def _differences_chart(summary: dict[str, Any], others: list[str]) -> str:
         fig.update_xaxes(title_text=_axis_title(metric, difference=True), row=1, col=col)
     for verdict, (text, color, symbol) in VERDICTS.items():
         if verdict in seen:
-            fig.add_trace(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="markers",
-                    name=text,
-                    marker={"size": 12, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=1,
-            )
+            fig.add_trace(_legend_marker(text, color, symbol), row=1, col=1)
     _style(fig, height=max(260, 130 + 60 * len(others)))
     fig.update_yaxes(type="category", range=[len(others) - 0.4, -0.6])
     _legend_below(fig, len(set(seen)), height=max(260, 130 + 60 * len(others)), per_row=2, top=50)
@@ -542,8 +548,7 @@ def _inbound_differences_chart(summary: dict[str, Any], others: list[str]) -> st
             stat = diffs[label].get(metric) or {}
             verdict = _verdict(stat, more_is_better=more_is_better)
             seen.append(verdict)
-            _, color, _ = VERDICTS[verdict]
-            symbol = {"better": "star", "worse": "x"}.get(verdict, VERDICTS[verdict][2])
+            color, symbol = VERDICTS[verdict][1], _inbound_symbol(verdict)
             fig.add_trace(
                 _difference_marker(label, baseline, stat, scale, unit, verdict, color, symbol),
                 row=row + 1,
@@ -555,20 +560,7 @@ def _inbound_differences_chart(summary: dict[str, Any], others: list[str]) -> st
         )
     for verdict, text in INBOUND_VERDICTS.items():
         if verdict in seen:
-            _, color, symbol = VERDICTS[verdict]
-            symbol = {"better": "star", "worse": "x"}.get(verdict, symbol)
-            fig.add_trace(
-                go.Scatter(
-                    x=[None],
-                    y=[None],
-                    mode="markers",
-                    name=text,
-                    marker={"size": 12, "color": color, "symbol": symbol, "line": {"width": 2, "color": color}},
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=1,
-            )
+            fig.add_trace(_legend_marker(text, VERDICTS[verdict][1], _inbound_symbol(verdict)), row=1, col=1)
     height = rows * max(230, 120 + 50 * len(others)) + 60
     _style(fig, height=height)
     fig.update_yaxes(type="category", range=[len(others) - 0.4, -0.6])

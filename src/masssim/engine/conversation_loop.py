@@ -405,44 +405,39 @@ class ConversationLoop:
     def finish(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """The arm's inbound metric totals (with costs; see masssim.metrics) and its figures per pool."""
         summary = self.desk.result().summary
-        return self._totals(summary), self._pools(summary)
+        pools = self._pools(summary)
+        return self._totals(summary, pools), pools
 
     def _pools(self, summary: dict[str, float]) -> dict[str, dict[str, float]]:
         figures = {}
         for pool in self.cfg.pools:
             n = pool.name
             hours = summary.get(f"agent_hours_{n}", 0.0)
+            taken = summary.get(f"conversations_{n}", 0.0)
             figures[n] = {
                 "utilisation": summary.get(f"utilisation_{n}", math.nan),
                 "agent_hours": hours,
-                "conversations": summary.get(f"conversations_{n}", 0.0),
+                "conversations": taken,
                 "false_alarm_conversations": summary.get(f"false_alarm_conversations_{n}", 0.0),
-                "cost": hours * pool.cost_per_agent_hour
-                + summary.get(f"conversations_{n}", 0.0) * pool.cost_per_conversation,
+                "cost": hours * pool.cost_per_agent_hour + taken * pool.cost_per_conversation,
             }
         return figures
 
-    def _totals(self, summary: dict[str, float]) -> dict[str, float]:
+    def _totals(self, summary: dict[str, float], pools: dict[str, dict[str, float]]) -> dict[str, float]:
         from masssim.metrics import inbound_metrics
 
         totals = inbound_metrics(summary)
         # The desk counts every conversion its conversations won; customers who had left bought nothing.
         totals["conversation_conversions"] -= self.blocked_conversions
         totals["conversions_from_replies"] -= self.blocked_from_replies
-        cost = 0.0
-        agent_hours = 0.0
-        for pool in self.cfg.pools:
-            hours = summary.get(f"agent_hours_{pool.name}", 0.0)
-            cost += hours * pool.cost_per_agent_hour
-            cost += summary.get(f"conversations_{pool.name}", 0.0) * pool.cost_per_conversation
-            if pool.kind == "human":
-                agent_hours += hours
+        cost = sum(figures["cost"] for figures in pools.values())
         cost += summary.get("classified", 0.0) / 1000.0 * self.cfg.core.cost_per_1000
+        agent_hours = sum(pools[pool.name]["agent_hours"] for pool in self.cfg.pools if pool.kind == "human")
         # False alarms take agents' time (priced at the agent-hour cost: a busy agent is not answering a
         # needle) and per-conversation charges.
         totals["false_alarm_cost"] = sum(
             summary.get(f"false_alarm_busy_hours_{pool.name}", 0.0) * pool.cost_per_agent_hour
-            + summary.get(f"false_alarm_conversations_{pool.name}", 0.0) * pool.cost_per_conversation
+            + pools[pool.name]["false_alarm_conversations"] * pool.cost_per_conversation
             for pool in self.cfg.pools
         )
         totals["cost_inbound"] = cost

@@ -452,7 +452,7 @@ class InboundDesk:
         for i, t in zip(
             late[give_up < self.horizon_s].tolist(), give_up[give_up < self.horizon_s].tolist(), strict=True
         ):
-            self._settle(i, UNCLASSIFIED, t)
+            self._settle(i, t)
         msgs, done_s = msgs[inside], done_s[inside]
         if msgs.shape[0] == 0:
             return
@@ -463,7 +463,7 @@ class InboundDesk:
         needles = ignored[cols.relevant[ignored]]  # unanswered: the author gives up when patience runs out
         give_up = np.maximum(cols.classified_at[needles], cols.arrival[needles] + cols.patience[needles])
         for i, t in zip(needles.tolist(), give_up.tolist(), strict=True):
-            self._settle(i, IGNORED, t)
+            self._settle(i, t)
         routed, at = msgs[respond], done_s[respond]
         if routed.shape[0]:
             order = np.argsort(at, kind="stable")
@@ -486,13 +486,13 @@ class InboundDesk:
         pool = self.pools[k]
         if not pool.handles(self._language[i]):
             cols.status[i] = UNROUTABLE
-            self._settle(i, UNROUTABLE, max(env.now, cols.arrival[i] + cols.patience[i]))
+            self._settle(i, max(env.now, cols.arrival[i] + cols.patience[i]))
             return -1
         left = float(cols.patience[i]) - (env.now - float(cols.arrival[i]))
         if left <= 0:
             cols.status[i] = ABANDON
             cols.abandon[i] = cols.arrival[i] + cols.patience[i]
-            self._settle(i, ABANDON, env.now)
+            self._settle(i, env.now)
             return -1
         cols.status[i] = PENDING
         cid = len(self.pool_msgs[k])
@@ -505,7 +505,7 @@ class InboundDesk:
         """A pool is done with conversation ``cid`` (message i): escalate it, or settle it."""
         pool, cols = self.pools[k], self.cols
         if pool.status_of(cid) != DONE:  # abandoned in the queue
-            self._settle(i, ABANDON, self.env.now)
+            self._settle(i, self.env.now)
             return
         escalate_to = self._escalate_to[i]
         if stage == 1 and escalate_to >= 0 and escalate_to != k and not cols.resolved_first[i]:
@@ -514,9 +514,10 @@ class InboundDesk:
                 cols.escalation_failed[i] = cols.status[i]
             return
         cols.answer_start[i] = pool.start_of(cid)
-        self._settle(i, ANSWERED, self.env.now)
+        self._settle(i, self.env.now)
 
-    def _settle(self, i: int, _status: int, time_s: float) -> None:
+    def _settle(self, i: int, time_s: float) -> None:
+        """Message i's outcome is known at ``time_s``; :meth:`drain` reads whether it was answered."""
         heapq.heappush(self._settled, (float(time_s), i))
 
     # -- output --------------------------------------------------------------------------------------
