@@ -43,13 +43,16 @@ def measure_vectorised(customers: int, days: int) -> dict:
     t0 = time.perf_counter()
     world = build_world(scenario, replication_sequence(root_sequence(1), 0))
     t1 = time.perf_counter()
-    metrics = ArmSimulation(scenario, world, 0).run().metrics
-    t2 = time.perf_counter()
+    simulation = ArmSimulation(scenario, world, 0)
+    cpu1 = time.process_time()
+    metrics = simulation.run().metrics
+    t2, cpu2 = time.perf_counter(), time.process_time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "touches": metrics["sends"],
         "population_s": t1 - t0,
         "simulate_s": t2 - t1,
+        "simulate_cpu_s": cpu2 - cpu1,
         "peak_bytes_per_customer": peak / customers,
         "peak_above_interpreter_bytes_per_customer": (peak - baseline_rss) / customers,
     }
@@ -160,9 +163,10 @@ def main() -> None:
     peak_model = statistics.median(r["peak_above_interpreter_bytes_per_customer"] for r in fast)
     print(f"vectorised engine : {args.customers:,} customers x {args.days} days, {fast[0]['touches']:,.0f} touches")
     print(f"  population built in {statistics.median(r['population_s'] for r in fast):.1f} s")
+    cpu_rate = statistics.median(r["touches"] / r["simulate_cpu_s"] for r in fast)
     print(f"  simulated in        {statistics.median(r['simulate_s'] for r in fast):.1f} s")
-    print(f"  customer-touches/s  {fast_rate:,.0f}   (aim: >= 10,000,000 on one core)")
-    print(f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim < 200)")
+    print(f"  customer-touches/s  {fast_rate:,.0f} wall, {cpu_rate:,.0f} per CPU-second   (aim: >= 20,000,000)")
+    print(f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim <= 120)")
     slow_touches = slow[0]["touches"]
     print(f"per-customer SimPy : {args.baseline_customers:,} customers x {args.days} days, {slow_touches:,.0f} touches")
     print(f"  customer-touches/s  {slow_rate:,.0f}")

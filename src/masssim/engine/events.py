@@ -12,23 +12,56 @@ from dataclasses import dataclass
 import numpy as np
 
 EVENT_FIELDS = ("customer", "creative", "channel", "time_s")
+# A batch whose released part reaches this many rows and half its length is cut down to what is left, so
+# memory is given back as outcomes mature rather than when a wave's last, slowest read comes in.
+COMPACT_MIN_ROWS = 1 << 15
 
 
 @dataclass
 class _Batch:
-    kind: str
+    kinds: tuple[str, ...]  # every kind named here shares these rows (a true read is also a recorded open)
     customer: np.ndarray
     creative: np.ndarray
-    channel: np.ndarray
+    channel: int | np.ndarray  # one channel for the whole batch (the usual case) or one per row
     time_s: np.ndarray
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
+
+    def rows(self) -> int:
+        return int(self.time_s.shape[0])
+
+    def cut(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        channel = self.channel
+        return {
+            "customer": self.customer[lo:hi],
+            "creative": self.creative[lo:hi],
+            "channel": np.full(hi - lo, channel, np.int8) if isinstance(channel, int) else channel[lo:hi],
+            "time_s": self.time_s[lo:hi],
+        }
+
+    def compact(self) -> None:
+        """Drop the released rows: copy what is left into arrays of its own size."""
+        keep = slice(self.cursor, None)
+        self.customer, self.creative, self.time_s = (
+            self.customer[keep].copy(),
+            self.creative[keep].copy(),
+            self.time_s[keep].copy(),
+        )
+        if not isinstance(self.channel, int):
+            self.channel = self.channel[keep].copy()
+        if self.bucket is not None:
+            self.bucket = self.bucket[keep].copy()
+        self.cursor = 0
 
 
 class PendingEvents:
     """Events waiting for their bucket. Within a batch, events are ordered by bucket (not by exact time):
     release happens at bucket edges, so that is all the order it needs, and ordering by a small integer
-    is a linear-time radix sort instead of a comparison sort of times."""
+    is a linear-time radix sort instead of a comparison sort of times.
+
+    Memory follows what is still in flight: a batch keeps its unreleased rows only (see ``COMPACT_MIN_ROWS``),
+    and kinds that share rows (a read is also a recorded open) share one batch.
+    """
 
     def __init__(self, bucket_s: float) -> None:
         self.bucket_s = bucket_s
@@ -36,28 +69,35 @@ class PendingEvents:
 
     def add(
         self,
-        kind: str,
+        kind: str | tuple[str, ...],
         customer: np.ndarray,
         creative: np.ndarray,
-        channel: np.ndarray,
+        channel: int | np.ndarray,
         time_s: np.ndarray,
         *,
         ascending: bool = False,
         sorted_buckets: np.ndarray | None = None,
     ) -> None:
-        """Queue events. ``ascending``: the caller guarantees time_s ascends. ``sorted_buckets``: the rows
-        are already ordered by bucket and these are their buckets. Otherwise they are ordered here."""
+        """Queue events of one kind (or of several kinds that share the rows). ``channel``: one channel index
+        for every row, or an int8 array. ``ascending``: the caller guarantees time_s ascends.
+        ``sorted_buckets``: the rows are already ordered by bucket and these are their buckets. Otherwise
+        they are ordered here."""
         if customer.shape[0] == 0:
             return
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        if not isinstance(channel, int | np.ndarray):
+            channel = int(channel)
         bucket: np.ndarray | None = None
         if sorted_buckets is not None:
             bucket = sorted_buckets.astype(np.int32, copy=False)
         elif not ascending:
             bucket = self.bucket_of(time_s)
             order = self.order_by_bucket(time_s, bucket)
-            customer, creative, channel = customer[order], creative[order], channel[order]
+            customer, creative = customer[order], creative[order]
+            if not isinstance(channel, int):
+                channel = channel[order]
             time_s, bucket = time_s[order], bucket[order].astype(np.int32)
-        self._batches.append(_Batch(kind, customer, creative, channel, time_s, bucket))
+        self._batches.append(_Batch(kinds, customer, creative, channel, time_s, bucket))
 
     def bucket_of(self, time_s: np.ndarray) -> np.ndarray:
         """Bucket k holds the times in ((k-1)b, kb]: it is released at time kb."""
@@ -77,8 +117,7 @@ class PendingEvents:
     def release(self, until_s: float) -> dict[str, dict[str, np.ndarray]]:
         """Every event not yet released whose bucket ends at or before ``until_s`` (a bucket edge)."""
         last_bucket = round(until_s / self.bucket_s)
-        parts: dict[str, list[_Batch]] = {}
-        slices: dict[str, list[slice]] = {}
+        parts: dict[str, list[dict[str, np.ndarray]]] = {}
         keep: list[_Batch] = []
         for batch in self._batches:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
@@ -87,20 +126,32 @@ class PendingEvents:
                 # The key has the array's dtype: a Python int would make numpy copy the array to int64.
                 end = int(np.searchsorted(batch.bucket, np.int32(last_bucket), side="right"))
             if end > batch.cursor:
-                parts.setdefault(batch.kind, []).append(batch)
-                slices.setdefault(batch.kind, []).append(slice(batch.cursor, end))
+                piece = batch.cut(batch.cursor, end)
+                for kind in batch.kinds:
+                    parts.setdefault(kind, []).append(piece)
                 batch.cursor = end
-            if batch.cursor < batch.time_s.shape[0]:
+            if batch.cursor < batch.rows():
+                if batch.cursor >= COMPACT_MIN_ROWS and 2 * batch.cursor >= batch.rows():
+                    batch.compact()
                 keep.append(batch)
         self._batches = keep
         out: dict[str, dict[str, np.ndarray]] = {}
-        for kind, batches in parts.items():
-            cuts = slices[kind]
-            out[kind] = {
-                name: np.concatenate([getattr(b, name)[s] for b, s in zip(batches, cuts, strict=True)])
-                for name in EVENT_FIELDS
-            }
+        for kind, pieces in parts.items():
+            if len(pieces) == 1:
+                out[kind] = pieces[0]
+            else:
+                out[kind] = {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
         return out
 
     def __len__(self) -> int:
-        return sum(b.time_s.shape[0] - b.cursor for b in self._batches)
+        return sum(b.rows() - b.cursor for b in self._batches)
+
+    def nbytes(self) -> int:
+        """Bytes held by the events in flight (released rows awaiting compaction included)."""
+        total = 0
+        for b in self._batches:
+            arrays = [b.customer, b.creative, b.time_s] + ([] if b.bucket is None else [b.bucket])
+            if not isinstance(b.channel, int):
+                arrays.append(b.channel)
+            total += sum(a.nbytes for a in arrays)
+        return total

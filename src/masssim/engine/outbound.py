@@ -24,6 +24,7 @@ from masssim.channels import (
     defer_past_quiet_hours,
     move_into_active_window,
 )
+from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
 from masssim.policies.base import Catalogue, Plan
@@ -46,18 +47,11 @@ class _Schedule:
     filled: np.ndarray | None = None  # sends of each group already placed by earlier blocks
 
     def block(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """For plan rows lo:hi: the order that sorts them by group (a radix sort on uint8) and their
+        """For plan rows lo:hi: the order that sorts them by group (a counting sort) and their
         departure times in that order, which ascend because each group leaves after the previous one."""
         if self.filled is None:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
-        group = self.group[lo:hi]
-        order = np.argsort(group, kind="stable")
-        sorted_group = group[order]
-        counts = np.bincount(sorted_group, minlength=self.starts.shape[0])
-        first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        rank = np.arange(sorted_group.shape[0]) - first_row[sorted_group] + self.filled[sorted_group]
-        self.filled += counts
-        return order, self.starts[sorted_group] + rank * self.spacing_s
+        return kernels.departure_slots(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
 
 
 @dataclass
@@ -295,10 +289,7 @@ class OutboundSender:
                 rec.add_sorted_events("cost_sends", departure, each=cfg.cost_per_send)
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_sorted_events("sends", departure)
-            week[block_customer] += np.uint8(1)
-            sends = state.sends[block_customer]
-            state.sends[block_customer] = sends + (sends < 65_535)
-            self._respond(c, cfg, block_customer, block_creative, departure)
+            self._respond(c, cfg, block_customer, block_creative, departure, week)
 
     def _fanatic_diagnostics(self, customer: np.ndarray, creative: np.ndarray, clicked: np.ndarray) -> None:
         """Count sends to fanatics, those of a creative at least as fitting as the catalogue's best for
@@ -357,7 +348,13 @@ class OutboundSender:
         return _Schedule(group=group, starts=starts, spacing_s=HOUR_S / cfg.capacity_per_hour)
 
     def _respond(
-        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+        self,
+        c: int,
+        cfg: ChannelConfig,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        week: np.ndarray,
     ) -> None:
         """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
 
@@ -374,12 +371,11 @@ class OutboundSender:
         u_unsub = np.asarray(rng.random(n, dtype=np.float32))
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
-        # unique within a wave, so a plain gather/scatter is exact here.
+        # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
+        # cap, engagement history).
         stock = state.fatigue
         grow = np.exp(((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32))
-        stored = stock.stored[customer]
-        fatigue = np.asarray(stored / grow, dtype=np.float32)
-        stock.stored[customer] = stored + grow
+        fatigue = kernels.touch(stock.stored, grow, week, state.sends, customer)
 
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
         delivered = np.asarray(u < np.float32(cfg.delivery_rate))
@@ -392,9 +388,7 @@ class OutboundSender:
         if self.report_deliveries:
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
-            self.pending.add(
-                "delivered", d_customer, d_creative, _channel_column(c, d_at.shape[0]), d_at, ascending=True
-            )
+            self.pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
 
         # Reads: P = delivery x open rate x exp(-kappa f) <= delivery x open rate, so only rows under that
         # bound need the exact probability.
@@ -425,13 +419,11 @@ class OutboundSender:
         read_bucket = read_bucket[order]
         r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
         r_creative = creative[r_idx]
-        r_channel = _channel_column(c, n_read)
-        self.pending.add("read", r_cust, r_creative, r_channel, read_at, sorted_buckets=read_bucket)
-        self.pending.add("open", r_cust, r_creative, r_channel, read_at, sorted_buckets=read_bucket)
+        self.pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
 
         # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
         v = u[r_idx] / p_read
-        affinity = np.einsum("ij,ij->i", pop.taste[r_cust], self.catalogue.directions[r_creative])
+        affinity = kernels.row_dot(pop.taste, self.catalogue.directions, r_cust, r_creative)
         logit_click = (
             np.float32(logit(cfg.click_to_open))
             + np.float32(response.affinity_click_beta) * affinity
@@ -442,7 +434,7 @@ class OutboundSender:
         p_click = expit(logit_click)
         click = v < p_click
         click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
-        self.pending.add("click", r_cust[click], r_creative[click], r_channel[click], click_at)
+        self.pending.add("click", r_cust[click], r_creative[click], c, click_at)
         if self.fanatics is not None:
             self._fanatic_diagnostics(customer, creative, r_cust[click])
 
@@ -459,7 +451,7 @@ class OutboundSender:
                 "open",
                 customer[prefetch],
                 creative[prefetch],
-                _channel_column(c, prefetch.shape[0]),
+                c,
                 delivered_at[prefetch] + PREFETCH_DELAY_S,
                 ascending=True,
             )
@@ -474,9 +466,7 @@ class OutboundSender:
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
             unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
-            self.pending.add(
-                "unsubscribe", customer[unsub], creative[unsub], _channel_column(c, unsub.shape[0]), unsub_at
-            )
+            self.pending.add("unsubscribe", customer[unsub], creative[unsub], c, unsub_at)
 
         # Replies on conversational channels.
         if cfg.reply_rate > 0 and n_read:
@@ -485,11 +475,11 @@ class OutboundSender:
                 "reply",
                 r_cust[reply],
                 r_creative[reply],
-                r_channel[reply],
+                c,
                 read_at[reply] + REPLY_DELAY_S,
             )
             if self.reply_sink is not None:  # the inbound desk: each reply starts a conversation
-                self.reply_sink(r_cust[reply], r_channel[reply], read_at[reply] + REPLY_DELAY_S)
+                self.reply_sink(r_cust[reply], _channel_column(c, int(reply.sum())), read_at[reply] + REPLY_DELAY_S)
 
 
 def _channel_column(c: int, n: int) -> np.ndarray:

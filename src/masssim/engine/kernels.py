@@ -1,0 +1,159 @@
+"""The engine's hot loops, compiled with numba when it is installed, with numpy twins that define them.
+
+A wave to ten million customers spends its time in a few passes over per-send arrays: gathering each
+customer's row (fatigue, counters, taste), and a few small reductions. numpy does each of these as several
+full passes with temporaries; a compiled loop does one pass with no temporaries, which is where the
+engine's speed at the brief's scale comes from (docs/model.md §11).
+
+Every kernel here has two implementations with the same contract:
+
+* ``*_numpy``: vectorised numpy, the definition (always available, and what the tests compare against);
+* the compiled loop, used when numba can be imported and ``MASSSIM_KERNELS`` is not ``numpy``.
+
+They draw no random numbers (the engine draws them, in the same order and sizes, either way), and integer
+results are identical. Floating-point results agree to the last bit or two: a compiled ``exp`` or a sum in
+another order can round differently, so a uniform that lands within a rounding error of a probability may
+decide differently. Within one installation the same path is always taken, so the same seed still gives
+the same bytes whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
+
+
+def _load_numba() -> Any:
+    if os.environ.get(KERNELS_ENV, "").strip().lower() == "numpy":
+        return None
+    try:
+        import numba
+    except ImportError:  # numba is a dependency, but a platform without a wheel still runs (slower)
+        return None
+    return numba
+
+
+_numba = _load_numba()
+COMPILED = _numba is not None
+
+
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any] | None:
+    # cache=True keeps the machine code next to the module, so worker processes and later runs skip the
+    # compilation (a second or two per kernel); nogil lets Dask's threaded workers overlap.
+    return None if _numba is None else _numba.njit(cache=True, nogil=True)(function)
+
+
+# --------------------------------------------------------------------------------------------------
+# Affinity: u_ik = theta_i . phi_k for (customer, creative) pairs
+# --------------------------------------------------------------------------------------------------
+
+
+def row_dot_numpy(taste: np.ndarray, directions: np.ndarray, customer: np.ndarray, creative: np.ndarray) -> np.ndarray:
+    """float32 [n]: taste[customer[i]] . directions[creative[i]]."""
+    return np.einsum("ij,ij->i", taste[customer], directions[creative])
+
+
+def _row_dot_loop(taste, directions, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    d = taste.shape[1]
+    out = np.empty(n, np.float32)
+    for i in range(n):
+        a = taste[customer[i]]
+        b = directions[creative[i]]
+        s = np.float32(0.0)
+        for j in range(d):
+            s += a[j] * b[j]
+        out[i] = s
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Departure slots: a stable counting sort of one block of a wave by group (region in release order)
+# --------------------------------------------------------------------------------------------------
+
+
+def departure_slots_numpy(
+    group: np.ndarray, starts: np.ndarray, spacing_s: float, filled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a block of rows with small-integer ``group``: the stable order that sorts them by group, and the
+    departure time of each sorted row, ``starts[g] + slot * spacing_s``, where a row's slot counts the rows
+    of its group before it (``filled[g]`` of them in earlier blocks). ``filled`` is advanced by this block."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    counts = np.bincount(sorted_group, minlength=starts.shape[0])
+    first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(sorted_group.shape[0]) - first_row[sorted_group] + filled[sorted_group]
+    filled += counts
+    return order, starts[sorted_group] + rank * spacing_s
+
+
+def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = group.shape[0]
+    n_groups = starts.shape[0]
+    counts = np.zeros(n_groups, np.int64)
+    for i in range(n):
+        counts[group[i]] += 1
+    next_row = np.empty(n_groups, np.int64)
+    total = 0
+    for g in range(n_groups):
+        next_row[g] = total
+        total += counts[g]
+    first_row = next_row.copy()
+    order = np.empty(n, np.int64)
+    departure = np.empty(n, np.float64)
+    for i in range(n):  # rows of a group keep their order: a stable counting sort
+        g = group[i]
+        at = next_row[g]
+        next_row[g] = at + 1
+        order[at] = i
+        departure[at] = starts[g] + (filled[g] + at - first_row[g]) * spacing_s
+    for g in range(n_groups):
+        filled[g] += counts[g]
+    return order, departure
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-send bookkeeping: fatigue as of the send, then counters
+# --------------------------------------------------------------------------------------------------
+
+
+def touch_numpy(
+    stored: np.ndarray, grow: np.ndarray, week: np.ndarray, sends: np.ndarray, customer: np.ndarray
+) -> np.ndarray:
+    """For unique ``customer`` rows sent at times whose fatigue growth factor is ``grow``: return the
+    fatigue before this send (float32) and record the send (fatigue +1 unit, weekly and total counters;
+    the total saturates at its dtype's maximum)."""
+    before = stored[customer]
+    fatigue = np.asarray(before / grow, dtype=np.float32)
+    stored[customer] = before + grow
+    week[customer] += week.dtype.type(1)
+    count = sends[customer]
+    sends[customer] = count + (count < np.iinfo(sends.dtype).max)
+    return fatigue
+
+
+def _touch_loop(stored, grow, week, sends, customer):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    fatigue = np.empty(n, np.float32)
+    top = np.iinfo(sends.dtype).max
+    for i in range(n):
+        c = customer[i]
+        before = stored[c]
+        fatigue[i] = before / grow[i]
+        stored[c] = before + grow[i]
+        week[c] += 1
+        if sends[c] < top:
+            sends[c] += 1
+    return fatigue
+
+
+row_dot: Callable[..., np.ndarray] = _compiled(_row_dot_loop) or row_dot_numpy
+departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
+    _compiled(_departure_slots_loop) or departure_slots_numpy
+)
+touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy

@@ -1,0 +1,125 @@
+"""The compiled kernels against their numpy twins, and the in-flight events' memory.
+
+The numpy twins define what each kernel does; the compiled loops must give the same integers and the same
+floats up to rounding, on arbitrary inputs (Hypothesis), and a whole run must give the same summary either
+way. The engine picks one path per installation, so determinism across workers holds on either.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from masssim.engine import kernels
+from masssim.engine.events import COMPACT_MIN_ROWS, PendingEvents
+
+needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
+
+
+def _compiled(name: str):  # type: ignore[no-untyped-def]
+    return kernels._compiled(getattr(kernels, f"_{name}_loop"))
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(0, 3000), customers=st.integers(1, 500), creatives=st.integers(1, 40), d=st.integers(1, 16))
+def test_row_dot_matches_numpy(n: int, customers: int, creatives: int, d: int) -> None:
+    rng = np.random.default_rng(n * 7 + d)
+    taste = rng.standard_normal((customers, d)).astype(np.float32)
+    directions = rng.standard_normal((creatives, d)).astype(np.float32)
+    who = rng.integers(0, customers, n).astype(np.int32)
+    what = rng.integers(0, creatives, n).astype(np.int32)
+    fast = _compiled("row_dot")(taste, directions, who, what)
+    slow = kernels.row_dot_numpy(taste, directions, who, what)
+    assert fast.dtype == slow.dtype == np.float32
+    # Sums of d float32 products in another order: a few units in the last place of the largest term.
+    scale = np.abs(taste[who] * directions[what]).sum(axis=1) if n else np.zeros(0)
+    np.testing.assert_array_less(np.abs(fast - slow), 4 * d * np.finfo(np.float32).eps * scale + 1e-30)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    groups=st.lists(st.integers(0, 5), max_size=2000),
+    n_groups=st.integers(6, 8),
+    filled=st.lists(st.integers(0, 10_000), min_size=8, max_size=8),
+)
+def test_departure_slots_match_numpy(groups: list[int], n_groups: int, filled: list[int]) -> None:
+    group = np.array(groups, np.uint8)
+    starts = np.sort(np.random.default_rng(len(groups)).random(n_groups) * 1e5)
+    fill_fast = np.array(filled[:n_groups], np.int64)
+    fill_slow = fill_fast.copy()
+    order_fast, dep_fast = _compiled("departure_slots")(group, starts, 0.25, fill_fast)
+    order_slow, dep_slow = kernels.departure_slots_numpy(group, starts, 0.25, fill_slow)
+    np.testing.assert_array_equal(order_fast, order_slow)
+    np.testing.assert_array_equal(dep_fast, dep_slow)
+    np.testing.assert_array_equal(fill_fast, fill_slow)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n_customers=st.integers(1, 400), share=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_touch_matches_numpy(n_customers: int, share: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    customer = np.flatnonzero(rng.random(n_customers) < share).astype(np.int32)
+    rng.shuffle(customer)
+    grow = np.exp(rng.random(customer.shape[0]).astype(np.float32))
+    stored = rng.random(n_customers).astype(np.float32) * 3
+    week = rng.integers(0, 255, n_customers).astype(np.uint8)
+    sends = rng.choice(np.array([0, 7, 65_534, 65_535], np.uint16), n_customers)
+    copies = [a.copy() for a in (stored, week, sends)]
+    fast = _compiled("touch")(stored, grow, week, sends, customer)
+    slow = kernels.touch_numpy(*copies[:1], grow, copies[1], copies[2], customer)
+    np.testing.assert_array_equal(fast, slow)  # one division and one addition each: exactly rounded
+    for a, b in zip((stored, week, sends), copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sends.max(initial=0) <= 65_535
+
+
+SCRIPT = """
+import hashlib, json, masssim
+s = masssim.scenario_from_dict({"name": "kernels", "replications": 2, "horizon_days": 10,
+    "population": {"customers": 30000},
+    "arms": [{"name": "b", "policy": "broadcast"}, {"name": "o", "policy": "oracle"}]})
+r = masssim.run(s, seed=5)
+print(hashlib.sha256(json.dumps(r.summary, sort_keys=True).encode()).hexdigest())
+"""
+
+
+@needs_numba
+def test_a_run_gives_the_same_summary_on_either_path() -> None:
+    digests = {}
+    for path in ("numba", "numpy"):
+        env = {**os.environ, kernels.KERNELS_ENV: path}
+        out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
+        digests[path] = out.stdout.strip()
+    assert digests["numba"] == digests["numpy"]
+    assert len(digests["numba"]) == 64
+
+
+def test_in_flight_events_are_released_as_they_mature() -> None:
+    """A batch whose early part has been released gives that memory back before its last event is due."""
+    pending = PendingEvents(900.0)
+    n = 8 * COMPACT_MIN_ROWS
+    times = np.sort(np.random.default_rng(1).random(n) * 86_400.0 * 10)  # ten days of reads
+    times[-1] = 86_400.0 * 60  # one very late read keeps the batch alive
+    pending.add(("read", "open"), np.arange(n, dtype=np.int32), np.zeros(n, np.int32), 0, times, ascending=True)
+    full = pending.nbytes()
+    released = 0
+    for day in range(1, 11):
+        out = pending.release(day * 86_400.0)
+        released += out["read"]["customer"].shape[0]
+        np.testing.assert_array_equal(out["read"]["customer"], out["open"]["customer"])
+        assert (out["read"]["channel"] == 0).all()
+    assert released == n - 1
+    assert len(pending) == 1
+    assert pending.nbytes() < full / 100  # only the late read (and no released rows) is still held
+    last = pending.release(86_400.0 * 60)
+    assert last["open"]["time_s"].tolist() == [86_400.0 * 60]
+    assert len(pending) == 0
