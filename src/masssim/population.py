@@ -25,6 +25,8 @@ attribute (``crm_scores = 0``) is byte-identical to one generated before it exis
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -42,6 +44,8 @@ WARMTH_CLIP = 1e-4  # p_i0 is clipped to [WARMTH_CLIP, 1 - WARMTH_CLIP] before i
 VOICE_RATE_SHAPE = 0.5  # Gamma shape of the posting rate: most customers rarely post, a few post a lot
 PATIENCE_SIGMA = 1.0  # lognormal sigma of patience around its configured median
 CRM_SCORE_BLOCK = 1 << 16  # rows of CRM scores drawn at a time, bounds the float32 scratch of a chunk
+# Threads that fill chunks at once: the machine's cores, at most 4 (each holds one chunk's scratch, ~100 MB).
+POPULATION_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def _active_start_pmf() -> np.ndarray:
@@ -381,11 +385,12 @@ def generate_population(
         warmth_logit_sd=warmth_sd,
     )
 
-    for chunk, lo in enumerate(range(0, n, POPULATION_CHUNK)):
+    def fill(chunk: int) -> None:
+        lo = chunk * POPULATION_CHUNK
         hi = min(lo + POPULATION_CHUNK, n)
         chunk_seq = streams.chunk_sequence(seq, chunk + 1)
 
-        def rng(draw: _Draw, chunk_seq: np.random.SeedSequence = chunk_seq) -> np.random.Generator:
+        def rng(draw: _Draw) -> np.random.Generator:
             return streams.generator(streams.chunk_sequence(chunk_seq, int(draw)))
 
         _fill_chunk(
@@ -406,6 +411,16 @@ def generate_population(
             brand_share=brand_share,
             optin_tables=optin_tables,
         )
+
+    # Chunks have streams of their own and fill disjoint rows, so threads change nothing in the result; numpy
+    # releases the GIL while it draws and computes, so at 10^8 customers the cores share the work.
+    chunks = range(-(-n // POPULATION_CHUNK))
+    if len(chunks) > 1 and POPULATION_THREADS > 1:
+        with ThreadPoolExecutor(min(POPULATION_THREADS, len(chunks))) as pool:
+            list(pool.map(fill, chunks))  # list() re-raises a chunk's exception here
+    else:
+        for chunk in chunks:
+            fill(chunk)
     return pop
 
 

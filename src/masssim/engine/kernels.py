@@ -10,11 +10,10 @@ Every kernel here has two implementations with the same contract:
 * ``*_numpy``: vectorised numpy, the definition (always available, and what the tests compare against);
 * the compiled loop, used when numba can be imported and ``MASSSIM_KERNELS`` is not ``numpy``.
 
-They draw no random numbers (the engine draws them, in the same order and sizes, either way), and integer
-results are identical. Floating-point results agree to the last bit or two: a compiled ``exp`` or a sum in
-another order can round differently, so a uniform that lands within a rounding error of a probability may
-decide differently. Within one installation the same path is always taken, so the same seed still gives
-the same bytes whatever the number of workers.
+They draw no random numbers (the engine draws them, in the same order and sizes, either way) and compute
+the same IEEE operations in the same order, so their results are identical to the bit: the kernels do no
+transcendental function (whose compiled and numpy versions may round differently) and sum in a fixed order.
+A run gives the same bytes on either path, which the tests check.
 """
 
 from __future__ import annotations
@@ -54,8 +53,17 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any] | None:
 
 
 def row_dot_numpy(taste: np.ndarray, directions: np.ndarray, customer: np.ndarray, creative: np.ndarray) -> np.ndarray:
-    """float32 [n]: taste[customer[i]] . directions[creative[i]]."""
-    return np.einsum("ij,ij->i", taste[customer], directions[creative])
+    """float32 [n]: taste[customer[i]] . directions[creative[i]], summed over topics in order 0, 1, ..., d-1.
+
+    The order is part of the definition: einsum or a BLAS call may sum in another order on another
+    machine (SIMD width), and a click decided by a rounding error would then change the run's bytes.
+    """
+    a = taste[customer]
+    b = directions[creative]
+    out = a[:, 0] * b[:, 0]
+    for j in range(1, a.shape[1]):
+        out += a[:, j] * b[:, j]
+    return out
 
 
 def _row_dot_loop(taste, directions, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -65,8 +73,8 @@ def _row_dot_loop(taste, directions, customer, creative):  # type: ignore[no-unt
     for i in range(n):
         a = taste[customer[i]]
         b = directions[creative[i]]
-        s = np.float32(0.0)
-        for j in range(d):
+        s = a[0] * b[0]
+        for j in range(1, d):
             s += a[j] * b[j]
         out[i] = s
     return out

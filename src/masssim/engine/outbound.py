@@ -175,7 +175,8 @@ class OutboundSender:
             audience = None if plan.audience is None else np.asarray(plan.audience)[rows]
             self._send_channel(
                 int(c),
-                np.asarray(plan.customer)[rows].astype(np.int64, copy=False),
+                # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
+                np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False),
                 np.asarray(plan.creative)[rows].astype(np.int32, copy=False),
                 audience,
                 t_event_s,
@@ -207,8 +208,6 @@ class OutboundSender:
         if not ok.all():
             customer, creative = customer[ok], creative[ok]
             audience = None if audience is None else audience[ok]
-        # Half the memory for every per-send array from here on (indices fit in 32 bits below 2^31).
-        customer = customer.astype(self.index_dtype, copy=False)
 
         # 3. Price per contact; paid platforms refuse small audiences and charge more for narrow ones.
         if cfg.paid:
@@ -414,23 +413,26 @@ class OutboundSender:
                 pop.active_hours[r_cust],
                 rng.random(n_read, dtype=np.float32),
             )
-        read_bucket = self.pending.bucket_of(read_at)
-        order = self.pending.order_by_bucket(read_at, read_bucket)
-        read_bucket = read_bucket[order]
-        r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
+        # The click log-odds gather each reader's taste, warmth and fatigue: done while reads are still in
+        # send order (customers nearly ascending, so the gathers stream through memory), then permuted.
         r_creative = creative[r_idx]
-        self.pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
-
-        # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
-        v = u[r_idx] / p_read
-        affinity = kernels.row_dot(pop.taste, self.catalogue.directions, r_cust, r_creative)
         logit_click = (
             np.float32(logit(cfg.click_to_open))
-            + np.float32(response.affinity_click_beta) * affinity
+            + np.float32(response.affinity_click_beta)
+            * kernels.row_dot(pop.taste, self.catalogue.directions, r_cust, r_creative)
             + self.catalogue.engine_quality()[r_creative]
             + np.float32(response.warmth_click_delta) * pop.warmth[r_cust]
             - np.float32(response.fatigue_click_gamma) * fatigue[r_idx]
         )
+        read_bucket = self.pending.bucket_of(read_at)
+        order = self.pending.order_by_bucket(read_at, read_bucket)
+        read_bucket = read_bucket[order]
+        r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
+        r_creative, logit_click = r_creative[order], logit_click[order]
+        self.pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
+
+        # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
+        v = u[r_idx] / p_read
         p_click = expit(logit_click)
         click = v < p_click
         click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
