@@ -14,7 +14,7 @@ import numpy as np
 EVENT_FIELDS = ("customer", "creative", "channel", "time_s")
 # A batch whose released part reaches this many rows and half its length is cut down to what is left, so
 # memory is given back as outcomes mature rather than when a wave's last, slowest read comes in.
-COMPACT_MIN_ROWS = 1 << 15
+COMPACT_MIN_ROWS = 256
 
 
 @dataclass

@@ -160,8 +160,44 @@ def _touch_loop(stored, grow, week, sends, customer):  # type: ignore[no-untyped
     return fatigue
 
 
+# --------------------------------------------------------------------------------------------------
+# Who may be sent: holdout, opt-outs and the weekly cap
+# --------------------------------------------------------------------------------------------------
+
+
+def sendable_numpy(
+    customer: np.ndarray, contactable: np.ndarray, optin: np.ndarray, week: np.ndarray, bit: int, cap: int
+) -> tuple[np.ndarray, int, int]:
+    """Mask of the planned rows that may be sent on the channel with opt-in ``bit``: outside the holdout,
+    opted in, and under ``cap`` sends this week. Also the counts refused as unreachable and as capped."""
+    ok = contactable[customer] & ((optin[customer] >> np.uint8(bit)) & np.uint8(1)).astype(bool)
+    unreachable = customer.shape[0] - int(ok.sum())
+    capped = ok & (week[customer] >= cap)
+    ok &= ~capped
+    return ok, unreachable, int(capped.sum())
+
+
+def _sendable_loop(customer, contactable, optin, week, bit, cap):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    ok = np.empty(n, np.bool_)
+    unreachable = 0
+    capped = 0
+    for i in range(n):
+        c = customer[i]
+        if not contactable[c] or not (optin[c] >> bit) & 1:
+            ok[i] = False
+            unreachable += 1
+        elif week[c] >= cap:
+            ok[i] = False
+            capped += 1
+        else:
+            ok[i] = True
+    return ok, unreachable, capped
+
+
 row_dot: Callable[..., np.ndarray] = _compiled(_row_dot_loop) or row_dot_numpy
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
+sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy

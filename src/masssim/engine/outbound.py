@@ -195,16 +195,15 @@ class OutboundSender:
         cfg = self.channels.configs[c]
         rec = self.recorder
         state = self.state
-        n_planned = customer.shape[0]
 
         # 1. Holdout and opt-outs.
-        ok = self.contactable[customer] & ((state.optin[customer] >> np.uint8(c)) & np.uint8(1)).astype(bool)
-        rec.add("blocked_not_reachable", n_planned - int(ok.sum()))
         # 2. Weekly frequency cap.
         week = state.week_counter(c, self.population.n)
-        capped = ok & (week[customer] >= cfg.frequency_cap_per_week)
-        rec.add("blocked_frequency_cap", int(capped.sum()))
-        ok &= ~capped
+        ok, unreachable, capped = kernels.sendable(
+            customer, self.contactable, state.optin, week, c, cfg.frequency_cap_per_week
+        )
+        rec.add("blocked_not_reachable", unreachable)
+        rec.add("blocked_frequency_cap", capped)
         if not ok.all():
             customer, creative = customer[ok], creative[ok]
             audience = None if audience is None else audience[ok]
