@@ -172,3 +172,27 @@ def test_memory_in_flight_stays_flat_after_the_first_days() -> None:
     assert late < 1.25 * early, (early, late)
     # And far below what whole waves would hold: every send of the horizon kept until its last outcome.
     assert late < 0.1 * 24 * 200_000 * 16
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 2000),
+    seed=st.integers(0, 2**16),
+    offsets=st.lists(st.floats(-12, 14, allow_nan=False), min_size=1, max_size=6),
+)
+def test_into_active_window_matches_numpy(n: int, seed: int, offsets: list[float]) -> None:
+    rng = np.random.default_rng(seed)
+    customers = 500
+    t = rng.random(n) * 86_400.0 * 30
+    customer = rng.integers(0, customers, n).astype(np.int32)
+    region = rng.integers(0, len(offsets), customers).astype(np.uint8)
+    region_rel = np.array(offsets) * 3600.0
+    start = rng.integers(0, 24, customers).astype(np.uint8)
+    hours = rng.integers(1, 25, customers).astype(np.uint8)
+    jitter = rng.random(n, dtype=np.float32)
+    args = (t, customer, region, region_rel, start, hours, jitter)
+    fast = _compiled("into_active_window")(*args)
+    slow = kernels.into_active_window_numpy(*args)
+    np.testing.assert_array_equal(fast, slow)
+    assert (fast >= t).all()

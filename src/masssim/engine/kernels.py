@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from masssim.channels import HOUR_S, move_into_active_window
+
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
 
 
@@ -195,9 +197,53 @@ def _sendable_loop(customer, contactable, optin, week, bit, cap):  # type: ignor
     return ok, unreachable, capped
 
 
+# --------------------------------------------------------------------------------------------------
+# Reads wait for the customer's daily active window
+# --------------------------------------------------------------------------------------------------
+
+
+def into_active_window_numpy(
+    t_s: np.ndarray,
+    customer: np.ndarray,
+    region: np.ndarray,
+    region_rel_s: np.ndarray,
+    window_start_hour: np.ndarray,
+    window_hours: np.ndarray,
+    jitter: np.ndarray,
+) -> np.ndarray:
+    """:func:`masssim.channels.move_into_active_window` for the reads of ``customer`` (the look-ups of each
+    customer's region offset and window are part of the kernel)."""
+    return move_into_active_window(
+        t_s,
+        region_rel_s[region[customer]],
+        window_start_hour[customer],
+        window_hours[customer],
+        jitter,
+    )
+
+
+def _into_active_window_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
+    t_s, customer, region, region_rel_s, window_start_hour, window_hours, jitter
+):
+    n = t_s.shape[0]
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        c = customer[i]
+        t = t_s[i]
+        hour = ((t + region_rel_s[region[c]]) / HOUR_S) % 24.0
+        since_start = (hour - np.float64(window_start_hour[c])) % 24.0
+        length = np.float64(window_hours[c])
+        if since_start < length:
+            out[i] = t
+        else:
+            out[i] = t + (24.0 - since_start + np.float64(jitter[i]) * min(length, 1.0)) * HOUR_S
+    return out
+
+
 row_dot: Callable[..., np.ndarray] = _compiled(_row_dot_loop) or row_dot_numpy
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
+into_active_window: Callable[..., np.ndarray] = _compiled(_into_active_window_loop) or into_active_window_numpy

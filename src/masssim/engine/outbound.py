@@ -22,7 +22,6 @@ from masssim.channels import (
     capacity_departures,
     cpm_per_impression,
     defer_past_quiet_hours,
-    move_into_active_window,
 )
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
@@ -405,11 +404,13 @@ class OutboundSender:
         )
         read_at = delivered_at[r_idx] + delay_s
         if cfg.opens_wait_for_active_window:
-            read_at = move_into_active_window(
+            read_at = kernels.into_active_window(
                 read_at,
-                self.region_rel_s[pop.region[r_cust]],
-                pop.active_start_hour[r_cust],
-                pop.active_hours[r_cust],
+                r_cust,
+                pop.region,
+                self.region_rel_s,
+                pop.active_start_hour,
+                pop.active_hours,
                 rng.random(n_read, dtype=np.float32),
             )
         # The click log-odds gather each reader's taste, warmth and fatigue: done while reads are still in
