@@ -16,28 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from masssim.engine import kernels
-from masssim.engine.events import COMPACT_MIN_ROWS, PendingEvents
+from masssim.engine.events import PendingEvents
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
 
 def _compiled(name: str):  # type: ignore[no-untyped-def]
     return kernels._compiled(getattr(kernels, f"_{name}_loop"))
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(n=st.integers(0, 3000), customers=st.integers(1, 500), creatives=st.integers(1, 40), d=st.integers(1, 16))
-def test_row_dot_matches_numpy(n: int, customers: int, creatives: int, d: int) -> None:
-    rng = np.random.default_rng(n * 7 + d)
-    taste = rng.standard_normal((customers, d)).astype(np.float32)
-    directions = rng.standard_normal((creatives, d)).astype(np.float32)
-    who = rng.integers(0, customers, n).astype(np.int32)
-    what = rng.integers(0, creatives, n).astype(np.int32)
-    fast = _compiled("row_dot")(taste, directions, who, what)
-    slow = kernels.row_dot_numpy(taste, directions, who, what)
-    assert fast.dtype == slow.dtype == np.float32
-    np.testing.assert_array_equal(fast, slow)  # the same products summed in the same order
 
 
 @needs_numba
@@ -179,20 +164,35 @@ def test_memory_in_flight_stays_flat_after_the_first_days() -> None:
 @given(
     n=st.integers(0, 2000),
     seed=st.integers(0, 2**16),
+    d=st.integers(1, 16),
     offsets=st.lists(st.floats(-12, 14, allow_nan=False), min_size=1, max_size=6),
+    window=st.booleans(),
 )
-def test_into_active_window_matches_numpy(n: int, seed: int, offsets: list[float]) -> None:
+def test_read_outcomes_match_numpy(n: int, seed: int, d: int, offsets: list[float], window: bool) -> None:
     rng = np.random.default_rng(seed)
-    customers = 500
+    customers, creatives = 500, 30
     t = rng.random(n) * 86_400.0 * 30
-    customer = rng.integers(0, customers, n).astype(np.int32)
+    reader = rng.integers(0, customers, n).astype(np.int32)
+    creative = rng.integers(0, creatives, n).astype(np.int32)
+    fatigue = (rng.random(n) * 4).astype(np.float32)
+    jitter = rng.random(n, dtype=np.float32) if window else None
     region = rng.integers(0, len(offsets), customers).astype(np.uint8)
     region_rel = np.array(offsets) * 3600.0
     start = rng.integers(0, 24, customers).astype(np.uint8)
     hours = rng.integers(1, 25, customers).astype(np.uint8)
-    jitter = rng.random(n, dtype=np.float32)
-    args = (t, customer, region, region_rel, start, hours, jitter)
-    fast = _compiled("into_active_window")(*args)
-    slow = kernels.into_active_window_numpy(*args)
-    np.testing.assert_array_equal(fast, slow)
-    assert (fast >= t).all()
+    taste = rng.standard_normal((customers, d)).astype(np.float32)
+    directions = rng.standard_normal((creatives, d)).astype(np.float32)
+    quality = rng.standard_normal(creatives).astype(np.float32)
+    warmth = rng.standard_normal(customers).astype(np.float32)
+    coefficients = np.array([-1.8, 1.1, 0.4, 0.3], np.float32)
+    args = (t, reader, creative, fatigue, jitter, region, region_rel, start, hours)
+    args += (taste, directions, quality, warmth, coefficients)
+    fast_at, fast_logit = _compiled("read_outcomes")(*args)
+    slow_at, slow_logit = kernels.read_outcomes_numpy(*args)
+    # The same IEEE operations in the same order: equal to the bit.
+    np.testing.assert_array_equal(fast_at, slow_at)
+    np.testing.assert_array_equal(fast_logit, slow_logit)
+    assert fast_logit.dtype == np.float32
+    assert (fast_at >= t).all()
+    if not window:
+        np.testing.assert_array_equal(fast_at, t)

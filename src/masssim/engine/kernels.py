@@ -68,20 +68,6 @@ def row_dot_numpy(taste: np.ndarray, directions: np.ndarray, customer: np.ndarra
     return out
 
 
-def _row_dot_loop(taste, directions, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
-    n = customer.shape[0]
-    d = taste.shape[1]
-    out = np.empty(n, np.float32)
-    for i in range(n):
-        a = taste[customer[i]]
-        b = directions[creative[i]]
-        s = a[0] * b[0]
-        for j in range(1, d):
-            s += a[j] * b[j]
-        out[i] = s
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
 # Departure slots: a stable counting sort of one block of a wave by group (region in release order)
 # --------------------------------------------------------------------------------------------------
@@ -222,28 +208,91 @@ def into_active_window_numpy(
     )
 
 
-def _into_active_window_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
-    t_s, customer, region, region_rel_s, window_start_hour, window_hours, jitter
+# --------------------------------------------------------------------------------------------------
+# Reads: when each is read, and its click log-odds, in one pass over the readers
+# --------------------------------------------------------------------------------------------------
+
+
+def read_outcomes_numpy(
+    read_at: np.ndarray,
+    reader: np.ndarray,
+    creative: np.ndarray,
+    fatigue: np.ndarray,
+    jitter: np.ndarray | None,
+    region: np.ndarray,
+    region_rel_s: np.ndarray,
+    window_start_hour: np.ndarray,
+    window_hours: np.ndarray,
+    taste: np.ndarray,
+    directions: np.ndarray,
+    quality: np.ndarray,
+    warmth: np.ndarray,
+    coefficients: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each read (by customer ``reader`` of ``creative``, with that send's ``fatigue``): its time, moved
+    into the reader's active window when ``jitter`` is given, and the click log-odds
+
+        logit(cto) + beta * theta . phi + quality + delta * warmth - gamma * fatigue
+
+    with ``coefficients`` = float32 [logit(cto), beta, delta, gamma], evaluated left to right in float32.
+    One loop gathers every per-reader attribute, so the cache misses of the different arrays overlap."""
+    if jitter is not None:
+        read_at = into_active_window_numpy(
+            read_at, reader, region, region_rel_s, window_start_hour, window_hours, jitter
+        )
+    c0, beta, delta, gamma = (np.float32(x) for x in coefficients)
+    logit_click = (
+        c0
+        + beta * row_dot_numpy(taste, directions, reader, creative)
+        + quality[creative]
+        + delta * warmth[reader]
+        - gamma * fatigue
+    )
+    return read_at, logit_click
+
+
+def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
+    read_at,
+    reader,
+    creative,
+    fatigue,
+    jitter,
+    region,
+    region_rel_s,
+    window_start_hour,
+    window_hours,
+    taste,
+    directions,
+    quality,
+    warmth,
+    coefficients,
 ):
-    n = t_s.shape[0]
-    out = np.empty(n, np.float64)
+    n = reader.shape[0]
+    d = taste.shape[1]
+    moved = np.empty(n, np.float64)
+    logit_click = np.empty(n, np.float32)
+    c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
     for i in range(n):
-        c = customer[i]
-        t = t_s[i]
-        hour = ((t + region_rel_s[region[c]]) / HOUR_S) % 24.0
-        since_start = (hour - np.float64(window_start_hour[c])) % 24.0
-        length = np.float64(window_hours[c])
-        if since_start < length:
-            out[i] = t
-        else:
-            out[i] = t + (24.0 - since_start + np.float64(jitter[i]) * min(length, 1.0)) * HOUR_S
-    return out
+        c = reader[i]
+        k = creative[i]
+        t = read_at[i]
+        if jitter is not None:
+            hour = ((t + region_rel_s[region[c]]) / HOUR_S) % 24.0
+            since_start = (hour - np.float64(window_start_hour[c])) % 24.0
+            length = np.float64(window_hours[c])
+            if since_start >= length:
+                t = t + (24.0 - since_start + np.float64(jitter[i]) * min(length, 1.0)) * HOUR_S
+        moved[i] = t
+        dot = taste[c, 0] * directions[k, 0]
+        for j in range(1, d):
+            dot += taste[c, j] * directions[k, j]
+        logit_click[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
+    return moved, logit_click
 
 
-row_dot: Callable[..., np.ndarray] = _compiled(_row_dot_loop) or row_dot_numpy
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
-into_active_window: Callable[..., np.ndarray] = _compiled(_into_active_window_loop) or into_active_window_numpy
+read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy

@@ -159,6 +159,20 @@ class OutboundSender:
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
         self.report_deliveries = True  # queue a "delivered" event per delivery for the policy
+        response = scenario.response
+        # Per channel: float32 [logit(click-to-open), beta, delta, gamma] of the click log-odds.
+        self.click_coefficients = [
+            np.array(
+                [
+                    logit(cfg.click_to_open),
+                    response.affinity_click_beta,
+                    response.warmth_click_delta,
+                    response.fatigue_click_gamma,
+                ],
+                np.float32,
+            )
+            for cfg in configs
+        ]
         self.fanatics = fanatics
         if fanatics is not None:
             recorder.add("fanatics", fanatics.ids.shape[0])
@@ -402,27 +416,25 @@ class OutboundSender:
             * 60.0
             * np.exp(cfg.open_delay_sigma * rng.standard_normal(n_read, dtype=np.float32))
         )
-        read_at = delivered_at[r_idx] + delay_s
-        if cfg.opens_wait_for_active_window:
-            read_at = kernels.into_active_window(
-                read_at,
-                r_cust,
-                pop.region,
-                self.region_rel_s,
-                pop.active_start_hour,
-                pop.active_hours,
-                rng.random(n_read, dtype=np.float32),
-            )
-        # The click log-odds gather each reader's taste, warmth and fatigue: done while reads are still in
-        # send order (customers nearly ascending, so the gathers stream through memory), then permuted.
+        # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
+        # are still in send order (customers nearly ascending, so the gathers stream through memory).
         r_creative = creative[r_idx]
-        logit_click = (
-            np.float32(logit(cfg.click_to_open))
-            + np.float32(response.affinity_click_beta)
-            * kernels.row_dot(pop.taste, self.catalogue.directions, r_cust, r_creative)
-            + self.catalogue.engine_quality()[r_creative]
-            + np.float32(response.warmth_click_delta) * pop.warmth[r_cust]
-            - np.float32(response.fatigue_click_gamma) * fatigue[r_idx]
+        jitter = rng.random(n_read, dtype=np.float32) if cfg.opens_wait_for_active_window else None
+        read_at, logit_click = kernels.read_outcomes(
+            delivered_at[r_idx] + delay_s,
+            r_cust,
+            r_creative,
+            fatigue[r_idx],
+            jitter,
+            pop.region,
+            self.region_rel_s,
+            pop.active_start_hour,
+            pop.active_hours,
+            pop.taste,
+            self.catalogue.directions,
+            self.catalogue.engine_quality(),
+            pop.warmth,
+            self.click_coefficients[c],
         )
         read_bucket = self.pending.bucket_of(read_at)
         order = self.pending.order_by_bucket(read_at, read_bucket)
