@@ -196,3 +196,23 @@ def test_read_outcomes_match_numpy(n: int, seed: int, d: int, offsets: list[floa
     assert (fast_at >= t).all()
     if not window:
         np.testing.assert_array_equal(fast_at, t)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n_targets=st.integers(1, 50), n=st.integers(0, 500), seed=st.integers(0, 2**16))
+def test_scatter_adds_match_numpy(n_targets: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_targets, n).astype(np.int32)  # repeated indices on purpose
+    values = rng.standard_normal(n).astype(np.float32)
+    stock = [rng.random(n_targets).astype(np.float32) for _ in range(2)]
+    stock[1] = stock[0].copy()
+    _compiled("scatter_add")(stock[0], idx, values)
+    kernels.scatter_add_numpy(stock[1], idx, values)
+    np.testing.assert_array_equal(stock[0], stock[1])  # the same additions in the same order
+    for dtype in (np.uint8, np.uint16):
+        counters = [rng.integers(200, 256, n_targets).astype(dtype)]
+        counters.append(counters[0].copy())
+        _compiled("increment")(counters[0], idx)
+        kernels.increment_numpy(counters[1], idx)
+        np.testing.assert_array_equal(counters[0], counters[1])  # wraps at the top like numpy

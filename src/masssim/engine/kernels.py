@@ -290,9 +290,36 @@ def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     return moved, logit_click
 
 
+# --------------------------------------------------------------------------------------------------
+# Scatter-adds: a customer named twice gets both additions, in order
+# --------------------------------------------------------------------------------------------------
+
+
+def scatter_add_numpy(target: np.ndarray, idx: np.ndarray, values: np.ndarray) -> None:
+    """target[idx[i]] += values[i] for each i in order (values of target's dtype)."""
+    np.add.at(target, idx, values)
+
+
+def _scatter_add_loop(target, idx, values):  # type: ignore[no-untyped-def]  # pragma: no cover
+    for i in range(idx.shape[0]):
+        target[idx[i]] += values[i]
+
+
+def increment_numpy(counter: np.ndarray, idx: np.ndarray) -> None:
+    """counter[idx] += 1, counting repeated indices (wrapping at the dtype's top, as numpy does)."""
+    np.add.at(counter, idx, counter.dtype.type(1))
+
+
+def _increment_loop(counter, idx):  # type: ignore[no-untyped-def]  # pragma: no cover
+    for i in range(idx.shape[0]):
+        counter[idx[i]] += 1
+
+
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy
+scatter_add: Callable[..., None] = _compiled(_scatter_add_loop) or scatter_add_numpy
+increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from masssim.engine import kernels
 from masssim.metrics import TIMESERIES, TOTALS
 
 NEVER = np.float32(-1e30)
@@ -41,7 +42,7 @@ class DecayingStock:
         if idx.shape[0] == 0:
             return
         grow = np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s).astype(np.float32)
-        np.add.at(self.stored, idx, (np.asarray(amount, np.float32) * grow).astype(np.float32))
+        kernels.scatter_add(self.stored, idx, (np.asarray(amount, np.float32) * grow).astype(np.float32))
 
     def rebase(self, now_s: float) -> None:
         """Move the epoch to ``now_s`` once it lies many time constants back (keeps float32 in range)."""
@@ -102,7 +103,7 @@ class CustomerState:
 
 def increment(counter: np.ndarray, idx: np.ndarray) -> None:
     """counter[idx] += 1, counting repeated indices; the typed one keeps numpy on its fast path."""
-    np.add.at(counter, idx, counter.dtype.type(1))
+    kernels.increment(counter, idx)
 
 
 class Recorder:
