@@ -216,3 +216,30 @@ def test_scatter_adds_match_numpy(n_targets: int, n: int, seed: int) -> None:
         _compiled("increment")(counters[0], idx)
         kernels.increment_numpy(counters[1], idx)
         np.testing.assert_array_equal(counters[0], counters[1])  # wraps at the top like numpy
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 3000),
+    seed=st.integers(0, 2**16),
+    rate=st.sampled_from([1.0, 0.99, 0.5]),
+    read=st.floats(0.0, 0.5),
+    inflation=st.floats(0.0, 1.0),
+    unsub=st.floats(0.0, 0.2),
+)
+def test_split_sends_matches_numpy(n: int, seed: int, rate: float, read: float, inflation: float, unsub: float) -> None:
+    rng = np.random.default_rng(seed)
+    u, u_unsub = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
+    bound = np.float32(rate * read)
+    top = np.float32(bound + inflation * (rate - bound))
+    args = (u, u_unsub, np.float32(rate), bound, top, np.float32(unsub))
+    fast = _compiled("split_sends")(*args)
+    slow = kernels.split_sends_numpy(*args)
+    assert (fast[0] is None) == (slow[0] is None)
+    for a, b in zip(fast, slow, strict=True):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == np.int64
+    merged = _compiled("merge_sorted")(fast[1][::2], fast[2])
+    np.testing.assert_array_equal(merged, kernels.merge_sorted_numpy(fast[1][::2], fast[2]))

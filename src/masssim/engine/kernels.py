@@ -209,6 +209,85 @@ def into_active_window_numpy(
 
 
 # --------------------------------------------------------------------------------------------------
+# A block of sends split by its uniforms: delivered, possibly read, pre-fetched, possibly unsubscribing
+# --------------------------------------------------------------------------------------------------
+
+
+def split_sends_numpy(
+    u: np.ndarray,
+    u_unsub: np.ndarray,
+    delivery_rate: np.float32,
+    read_bound: np.float32,
+    prefetch_top: np.float32,
+    unsub_bound: np.float32,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices (ascending, int64) of a block of sends, from their two uniforms:
+
+    * delivered: ``u < delivery_rate`` (None when every row is);
+    * read candidates: ``u < read_bound`` (the read probability's upper bound);
+    * pre-fetch candidates: ``read_bound <= u < prefetch_top`` (empty when ``prefetch_top <= read_bound``);
+    * unsubscribe candidates: delivered and ``u_unsub < unsub_bound``.
+    """
+    delivered = u < delivery_rate
+    d_idx = None if delivered.all() else np.flatnonzero(delivered)
+    cand = np.flatnonzero(u < read_bound)
+    above = np.flatnonzero((u >= read_bound) & (u < prefetch_top))
+    unsub = np.flatnonzero(u_unsub < unsub_bound)
+    return d_idx, cand, above, unsub[delivered[unsub]]
+
+
+def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub_bound):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = u.shape[0]
+    d_idx = np.empty(n, np.int64)
+    cand = np.empty(n, np.int64)
+    above = np.empty(n, np.int64)
+    unsub = np.empty(n, np.int64)
+    nd = nc = na = nu = 0
+    for i in range(n):
+        x = u[i]
+        if x < delivery_rate:
+            d_idx[nd] = i
+            nd += 1
+            if u_unsub[i] < unsub_bound:
+                unsub[nu] = i
+                nu += 1
+        if x < read_bound:
+            cand[nc] = i
+            nc += 1
+        elif x < prefetch_top:
+            above[na] = i
+            na += 1
+    return (None if nd == n else d_idx[:nd].copy()), cand[:nc].copy(), above[:na].copy(), unsub[:nu].copy()
+
+
+def merge_sorted_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The union of two ascending arrays of distinct row indices, ascending."""
+    return np.sort(np.concatenate([a, b]))
+
+
+def _merge_sorted_loop(a, b):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(a.shape[0] + b.shape[0], np.int64)
+    i = j = k = 0
+    while i < a.shape[0] and j < b.shape[0]:
+        if a[i] <= b[j]:
+            out[k] = a[i]
+            i += 1
+        else:
+            out[k] = b[j]
+            j += 1
+        k += 1
+    while i < a.shape[0]:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < b.shape[0]:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Reads: when each is read, and its click log-odds, in one pass over the readers
 # --------------------------------------------------------------------------------------------------
 
@@ -323,3 +402,7 @@ sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop)
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy
 scatter_add: Callable[..., None] = _compiled(_scatter_add_loop) or scatter_add_numpy
 increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy
+split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = (
+    _compiled(_split_sends_loop) or split_sends_numpy
+)
+merge_sorted: Callable[..., np.ndarray] = _compiled(_merge_sorted_loop) or merge_sorted_numpy

@@ -388,11 +388,24 @@ class OutboundSender:
         grow = np.exp(((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32))
         fatigue = kernels.touch(stock.stored, grow, week, state.sends, customer)
 
+        # One pass sorts the rows by their uniforms (kernels.split_sends). Reads: P = delivery x open rate x
+        # exp(-kappa f) <= delivery x open rate, so only rows under that bound need the exact probability.
+        # Unsubscribes are bounded the same way by the probability at the block's top fatigue.
+        bound = np.float32(cfg.delivery_rate * cfg.open_rate)
+        prefetch_top = bound
+        if cfg.recorded_open_inflation > 0:
+            prefetch_top = np.float32(bound + cfg.recorded_open_inflation * (cfg.delivery_rate - bound))
+        unsub_bound = np.float32(0.0)
+        if cfg.unsubscribe_rate > 0:
+            top = float(fatigue.max()) if n else 0.0
+            unsub_bound = np.float32(expit(logit(cfg.unsubscribe_rate) + response.fatigue_unsubscribe_zeta * top))
+        d_idx, cand, above, unsub_cand = kernels.split_sends(
+            u, u_unsub, np.float32(cfg.delivery_rate), bound, prefetch_top, unsub_bound
+        )
+
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
-        delivered = np.asarray(u < np.float32(cfg.delivery_rate))
         # Deliveries are counted as they happen (latency is minutes, the series is daily); the policy gets a
         # "delivered" event per message only if it asked for them.
-        d_idx = None if delivered.all() else np.flatnonzero(delivered)
         d_at = delivered_at if d_idx is None else delivered_at[d_idx]
         arrived = int(np.searchsorted(d_at, self.horizon_s, side="right"))
         self.recorder.add_sorted_events("delivered", d_at[:arrived])
@@ -401,10 +414,6 @@ class OutboundSender:
             d_creative = creative if d_idx is None else creative[d_idx]
             self.pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
 
-        # Reads: P = delivery x open rate x exp(-kappa f) <= delivery x open rate, so only rows under that
-        # bound need the exact probability.
-        bound = np.float32(cfg.delivery_rate * cfg.open_rate)
-        cand = np.flatnonzero(u < bound)
         p_read_cand = bound * np.exp(np.float32(-cfg.fatigue_open_kappa) * fatigue[cand])
         is_read = u[cand] < p_read_cand
         r_idx = cand[is_read]
@@ -456,11 +465,9 @@ class OutboundSender:
         # Rows with bound <= u < delivery_rate are unread and delivered, and (u - bound)/(rate - bound) is a
         # fresh uniform for them; the few rows under the bound that fatigue kept unread draw a new one.
         if cfg.recorded_open_inflation > 0:
-            prefetch_top = np.float32(bound + cfg.recorded_open_inflation * (cfg.delivery_rate - bound))
-            above = np.flatnonzero((u >= bound) & (u < prefetch_top))
             below = cand[~is_read]
             below = below[rng.random(below.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
-            prefetch = np.sort(np.concatenate([below, above])) if below.shape[0] else above
+            prefetch = kernels.merge_sorted(below, above) if below.shape[0] else above
             self.pending.add(
                 "open",
                 customer[prefetch],
@@ -474,9 +481,7 @@ class OutboundSender:
         if cfg.unsubscribe_rate > 0:
             base = logit(cfg.unsubscribe_rate)
             zeta = response.fatigue_unsubscribe_zeta
-            top = float(fatigue.max()) if n else 0.0
-            cand = np.flatnonzero(u_unsub < np.float32(expit(base + zeta * top)))
-            cand = cand[delivered[cand]]
+            cand = unsub_cand
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
             unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
