@@ -14,6 +14,7 @@ from pydantic import Field
 from scipy.cluster.vq import kmeans2
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.cells import CellCounts
 from masssim.policies.registry import register_targeting
 from masssim.scenario import CHANNEL_NAMES
 
@@ -94,9 +95,7 @@ class SegmentsPolicy(PolicyBase):
         self.channel = _channel_index(world, params.channel)
         self.segment_of, self.n_segments = _cluster_observables(world, params.segments, params.clustering_sample)
         self.base_count = world.catalogue.count  # tests compare catalogue creatives only
-        shape = (self.n_segments, self.base_count)
-        self.delivered = np.zeros(shape, np.float64)
-        self.clicked = np.zeros(shape, np.float64)
+        self.cells = CellCounts(self.n_segments, self.base_count)
         self.choice = np.zeros(self.n_segments, np.int32)  # the house creative until a test says otherwise
         self.rolled_out = False
 
@@ -127,17 +126,14 @@ class SegmentsPolicy(PolicyBase):
         )
 
     def _pick_winners(self) -> None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
-        tested = self.delivered.sum(axis=1) > 0
-        self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
+        self.choice = self.cells.greedy(self.choice)
 
     def _focus(self, segment: np.ndarray) -> np.ndarray:
         """Mask of the customers to contact when the budget covers only ``audience_share`` of them: personas
         in order of estimated click rate (shrunk toward the overall rate), the last one partly, at random.
         With one persona that is a random share each wave; with many it is the same best responders every
         wave, which concentrates contacts and leaves out whoever responds least (often light buyers)."""
-        clicks, delivered = self.clicked.sum(axis=1), self.delivered.sum(axis=1)
+        delivered, clicks = self.cells.segment_totals()
         overall = (clicks.sum() + 1.0) / (delivered.sum() + 2.0)
         prior = self.params.bespoke_prior_clicks
         estimate = (clicks + prior) / (delivered + prior / overall)
@@ -161,14 +157,21 @@ class SegmentsPolicy(PolicyBase):
         """One generated creative per segment, aimed at the segment's estimated taste."""
         catalogue = self.world.catalogue
         directions = catalogue.directions[: self.base_count].astype(np.float64)
-        clicks, delivered = self.clicked, self.delivered
-        global_rate = (clicks.sum(axis=0) + 1.0) / (delivered.sum(axis=0) + 2.0)
+        total_delivered, total_clicks = self.cells.creative_totals()
+        global_rate = (total_clicks + 1.0) / (total_delivered + 2.0)
         prior = self.params.bespoke_prior_clicks
-        rate = (clicks + prior) / (delivered + prior / global_rate)
-        lift = np.log(rate) - np.log(global_rate)  # segment-specific: creative quality cancels out
+        # A cell never tested has rate = global rate and so no lift: only tested cells enter the sum.
+        segment, creative, delivered, clicks = self.cells.cells()
+        rate = (clicks + prior) / (delivered + prior / global_rate[creative])
+        lift = np.log(rate) - np.log(global_rate[creative])  # segment-specific: creative quality cancels out
         d = directions.shape[1]
         gram = directions.T @ directions + self.params.bespoke_ridge * np.eye(d)
-        estimate = lift @ directions @ np.linalg.inv(gram)  # [segments, d]
+        weighted = lift[:, None] * directions[creative]
+        estimate = np.empty((self.n_segments, d))  # [segments, d]: sum over cells of lift x direction
+        for j in range(d):
+            estimate[:, j] = np.bincount(segment, weights=weighted[:, j], minlength=self.n_segments)
+        del weighted
+        estimate = estimate @ np.linalg.inv(gram)
         view = self.world.customers
         if view.declared_row is not None and view.declared_taste is not None:
             declared = np.flatnonzero(view.declared_row >= 0)
@@ -184,13 +187,7 @@ class SegmentsPolicy(PolicyBase):
             self.choice[np.flatnonzero(usable)] = ids
 
     def observe(self, feedback: Feedback) -> None:
-        for kind, counts in (("delivered", self.delivered), ("click", self.clicked)):
-            events = feedback.get(kind)
-            keep = events["creative"] < self.base_count  # generated creatives are not part of the test
-            if keep.any():
-                customers, creatives = events["customer"][keep], events["creative"][keep]
-                cell = self.segment_of[customers].astype(np.int64) * counts.shape[1] + creatives
-                np.add(counts, np.bincount(cell, minlength=counts.size).reshape(counts.shape), out=counts)
+        self.cells.observe(feedback, self.segment_of)  # generated creatives are not part of the test
 
 
 class BroadcastParams(PolicyParams):
