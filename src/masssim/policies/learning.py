@@ -18,16 +18,15 @@ The formulas are documented in ``docs/model.md`` section 6.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
 from scipy import sparse, special
-from scipy.cluster.vq import kmeans2
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.cells import CellCounts
+from masssim.policies.clustering import CHUNK_ELEMENTS, kmeans, nearest_centroid
 from masssim.policies.registry import register_targeting
 from masssim.policies.targeting import (
     ChannelName,
@@ -35,8 +34,6 @@ from masssim.policies.targeting import (
     SegmentsPolicy,
     _channel_index,
 )
-
-CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
 
 # ------------------------------------------------------------------------------------------------------
 # Shared pieces: engagement features, profile keys, k-means, per-cell counts
@@ -116,74 +113,6 @@ class _Profiles:
     def keys(self, world: PolicyWorld, idx: np.ndarray | slice) -> np.ndarray:
         """int64 (profile, history) keys of customers ``idx`` (meaningful when ``exact``)."""
         return (self.of[idx] << HISTORY_BITS) | history_keys(world, idx)
-
-
-def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """int64 index of the nearest centroid (squared Euclidean; ties: lowest index) of each row.
-
-    ``argmin |x − c|² = argmax (x·c − |c|²/2)``: with the points augmented by a constant 1 and the
-    centroids by ``−|c|²/2`` that is one float32 matrix product per chunk and an argmax, and chunks hold
-    at most ``CHUNK_ELEMENTS`` scores whatever k is.
-    """
-    n, p = points.shape
-    k = centroids.shape[0]
-    half_sq = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
-    right = np.ascontiguousarray(np.hstack([centroids, half_sq[:, None]]).T, dtype=np.float32)  # [p+1, k]
-    rows = max(1, min(n, CHUNK_ELEMENTS // max(k, 1)))
-    left = np.ones((rows, p + 1), np.float32)
-    score = np.empty((rows, k), np.float32)
-    out = np.empty(n, np.int64)
-    for lo in range(0, n, rows):
-        m = min(rows, n - lo)
-        left[:m, :p] = points[lo : lo + m]
-        np.matmul(left[:m], right, out=score[:m])
-        out[lo : lo + m] = np.argmax(score[:m], axis=1)
-    return out
-
-
-def kmeans_plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is a point drawn with probability
-    proportional to its squared distance to the nearest centre so far.
-
-    O(n·k·p): the running minimum distance is updated with one centre per step (``scipy``'s own
-    ``minit="++"`` recomputes the distances to every centre at every step, O(n·k²·p): minutes at k = 1,000,
-    hours at k = 10,000). Returns fewer than k centres when the points have fewer distinct values.
-    """
-    n = points.shape[0]
-    sq = np.einsum("ij,ij->i", points, points)
-    centres = np.empty((k, points.shape[1]))
-
-    def distance(c: np.ndarray) -> np.ndarray:
-        d = sq - 2.0 * (points @ c) + float(c @ c)
-        d[d < 1e-9] = 0.0  # the centre itself and its duplicates (rounding would leave crumbs)
-        return d
-
-    centres[0] = points[int(rng.integers(n))]
-    d2 = distance(centres[0])
-    for i in range(1, k):
-        cumulative = np.cumsum(d2)
-        total = float(cumulative[-1])
-        if total <= 0.0:
-            return centres[:i]
-        pick = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
-        centres[i] = points[pick]
-        np.minimum(d2, distance(centres[i]), out=d2)
-    return centres
-
-
-def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> np.ndarray:
-    """Centroids of ``points`` by Lloyd's algorithm (``scipy.cluster.vq.kmeans2``) from a k-means++ start.
-
-    Empty clusters keep their previous centroid (kmeans2's ``missing="warn"``, warning silenced: an empty
-    cluster is harmless here, it just ends up with no customers).
-    """
-    init = kmeans_plus_plus(points, k, rng)
-    if init.shape[0] == 1:
-        return init
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        centroids, _ = kmeans2(points, init, iter=iterations, minit="matrix", missing="warn")
-    return np.asarray(centroids, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -794,13 +723,28 @@ class LinUCBPolicy(PolicyBase):
         out[:, 1 + q :] = engagement_features(*split_history(history), self.params.history_shrinkage)
         return out
 
-    def scores(self, x: np.ndarray, a_inv: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """[n, K] upper confidence bounds of every creative for contexts ``x``."""
+    def scores(self, x: np.ndarray, widths: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """[n, K] upper confidence bounds of every creative for contexts ``x``; ``widths`` from ``packed``.
+
+        ``xᵀ A_k⁻¹ x = Σ_{i≤j} x_i x_j w_kij`` with ``w_kij`` the upper triangle of ``A_k⁻¹``, off-diagonal
+        entries doubled: one matrix product of the packed products ``x_i x_j`` [n, D(D+1)/2] with
+        ``widths`` [D(D+1)/2, K] gives every creative's quadratic form at once (no loop over creatives).
+        """
+        upper, lower = self._triangle
         out = x @ theta.T
-        for k in range(a_inv.shape[0]):
-            width = np.einsum("ij,ij->i", x @ a_inv[k], x)
-            out[:, k] += self.params.alpha * np.sqrt(np.maximum(width, 0.0))
+        width = (x[:, upper] * x[:, lower]) @ widths
+        out += self.params.alpha * np.sqrt(np.maximum(width, 0.0))
         return out
+
+    def packed(self, a_inv: np.ndarray) -> np.ndarray:
+        """[D(D+1)/2, K]: the upper triangle of each ``A_k⁻¹`` (symmetrised), off-diagonal entries doubled."""
+        upper, lower = self._triangle
+        symmetric = 0.5 * (a_inv[:, upper, lower] + a_inv[:, lower, upper])
+        return np.ascontiguousarray((symmetric * np.where(upper == lower, 1.0, 2.0)).T)
+
+    @property
+    def _triangle(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.triu_indices(self.dim)
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
@@ -812,7 +756,9 @@ class LinUCBPolicy(PolicyBase):
             return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
         a_inv = np.linalg.inv(self.a_matrix)
         theta = np.einsum("kij,kj->ki", a_inv, self.b_vector)
-        rows = max(1, CHUNK_ELEMENTS // (k * self.dim))
+        widths = self.packed(a_inv)
+        del a_inv
+        rows = max(1, CHUNK_ELEMENTS // k)
         profiles = self.profiles
         if profiles.exact:  # score each distinct (profile, history) once
             distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
@@ -820,13 +766,13 @@ class LinUCBPolicy(PolicyBase):
             for lo in range(0, distinct.shape[0], rows):
                 part = distinct[lo : lo + rows]
                 x = self.contexts(profiles.observables[part >> HISTORY_BITS], part)
-                best[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+                best[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
             creative = best[inverse.reshape(-1)]
         else:
             creative = np.empty(n, np.int32)
             for lo in range(0, n, rows):
                 x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
-                creative[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+                creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
 
     def _context_of(self, customer: np.ndarray) -> np.ndarray:
@@ -834,16 +780,39 @@ class LinUCBPolicy(PolicyBase):
 
     def observe(self, feedback: Feedback) -> None:
         delivered = feedback.get("delivered")
-        if delivered["customer"].shape[0]:
-            x = self._context_of(delivered["customer"])
-            creative = delivered["creative"]
-            order = np.argsort(creative, kind="stable")
-            kinds, start = np.unique(creative[order], return_index=True)
-            for kk, rows in zip(kinds.tolist(), np.split(order, start[1:]), strict=True):
-                self.a_matrix[kk] += x[rows].T @ x[rows]
+        customer, creative = delivered["customer"], delivered["creative"]
+        if customer.shape[0] and self.profiles.exact:
+            # Messages with the same context and creative add the same x xᵀ: count them, add once each.
+            units, unit_of = np.unique(
+                (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
+            )
+            pairs, count = np.unique(
+                creative.astype(np.int64) * units.shape[0] + unit_of.reshape(-1), return_counts=True
+            )
+            x = self.contexts(self.profiles.observables[units >> HISTORY_BITS], units)
+            self._add_outer(pairs // units.shape[0], x[pairs % units.shape[0]], count.astype(np.float64))
+        else:
+            step = max(1, CHUNK_ELEMENTS // self.dim**2)
+            for lo in range(0, customer.shape[0], step):
+                order = np.argsort(creative[lo : lo + step], kind="stable")
+                rows = customer[lo : lo + step][order]
+                self._add_outer(creative[lo : lo + step][order].astype(np.int64), self._context_of(rows), None)
         clicks = feedback.get("click")
         if clicks["customer"].shape[0]:
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
+
+    def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
+        """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1)."""
+        upper, lower = self._triangle
+        kinds, start = np.unique(creative, return_index=True)
+        products = x[:, upper] * x[:, lower]
+        if weight is not None:
+            products *= weight[:, None]
+        sums = np.add.reduceat(products, start, axis=0)
+        update = np.zeros((kinds.shape[0], self.dim, self.dim))
+        update[:, upper, lower] = sums
+        update[:, lower, upper] = sums
+        self.a_matrix[kinds] += update
 
 
 # ------------------------------------------------------------------------------------------------------

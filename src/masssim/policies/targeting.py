@@ -6,15 +6,14 @@ the ``oracle`` alone reads latent taste, as the upper bound a teacher compares a
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.cluster.vq import kmeans2
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.cells import CellCounts
+from masssim.policies.clustering import cluster_observables
 from masssim.policies.registry import register_targeting
 from masssim.scenario import CHANNEL_NAMES
 
@@ -93,7 +92,7 @@ class SegmentsPolicy(PolicyBase):
     def __init__(self, params: SegmentsParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
         self.channel = _channel_index(world, params.channel)
-        self.segment_of, self.n_segments = _cluster_observables(world, params.segments, params.clustering_sample)
+        self.segment_of, self.n_segments = cluster_observables(world, params.segments, params.clustering_sample)
         self.base_count = world.catalogue.count  # tests compare catalogue creatives only
         self.cells = CellCounts(self.n_segments, self.base_count)
         self.choice = np.zeros(self.n_segments, np.int32)  # the house creative until a test says otherwise
@@ -244,91 +243,3 @@ class OraclePolicy(PolicyBase):
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
         return Plan(customer=who, creative=self.best[who], channel=np.full(who.shape[0], self.channel, np.int8))
-
-
-def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
-    """Assign every customer to one of at most k personas by k-means on the observables.
-
-    Returns the segment of each customer (int32) and the number of non-empty segments.
-
-    With only categorical observables customers share a finite set of profiles: k-means (k-means++ start)
-    runs on a random sample and each profile goes to its nearest centroid; when k is at least the number
-    of profiles, each profile is its own persona. With continuous CRM scores every customer is distinct, so
-    personas can be as many as asked (up to 1:1): a two-level k-means tree (sqrt(k) coarse clusters, each
-    split in proportion to its size) keeps assigning N customers to 10^4 personas at N x 2 sqrt(k)
-    distance computations instead of N x k.
-    """
-    view = world.customers
-    if view.continuous_observables > 0:
-        return _cluster_customers(world, k, sample)
-    profile = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
-    profiles, first_index, inverse = np.unique(profile, return_index=True, return_inverse=True)
-    if k >= profiles.shape[0]:
-        return inverse.astype(np.int32), int(profiles.shape[0])
-    pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
-    points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
-    # scipy's k-means++ seeding costs O(points x k^2): random starting points beyond 20 clusters.
-    centroids, _ = _kmeans(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
-    nearest = _nearest(np.asarray(view.observables(first_index), dtype=np.float64), centroids)
-    used, relabel = np.unique(nearest, return_inverse=True)
-    return relabel[inverse].astype(np.int32), int(used.shape[0])
-
-
-ASSIGN_CHUNK = 1 << 16
-
-
-def _kmeans(points: np.ndarray, k: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's kmeans2, without its warning about empty clusters: callers drop empty personas on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="One of the clusters is empty")
-        centroids, labels = kmeans2(points, k, **options)
-    return centroids, labels
-
-
-def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
-    return np.random.default_rng(int(world.rng.integers(0, 2**31 - 1)))
-
-
-def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid of each point (squared Euclidean), via one matrix product."""
-    cross = points @ centroids.T
-    return np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * cross, axis=1)
-
-
-def _cluster_customers(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
-    view = world.customers
-    k = min(k, view.n)
-    size = min(view.n, max(sample, 20 * k))  # about twenty sampled customers per persona
-    pick = np.sort(world.rng.choice(view.n, size=size, replace=False))
-    points = np.asarray(view.observables(pick), dtype=np.float64)
-    k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
-    coarse, coarse_label = _kmeans(points, k1, minit="++" if k1 <= 20 else "points", seed=_kmeans_seed(world))
-    # Split each coarse cluster into a number of personas proportional to its share of the sample.
-    sizes = np.bincount(coarse_label, minlength=k1)
-    split = np.maximum(1, np.floor(sizes / max(1, size) * k).astype(int))
-    split = np.minimum(split, np.maximum(sizes, 1))
-    fine: list[np.ndarray] = []
-    for c in range(k1):
-        members = points[coarse_label == c]
-        if members.shape[0] == 0:
-            fine.append(coarse[c : c + 1])
-        elif split[c] == 1 or members.shape[0] <= split[c]:
-            fine.append(members.mean(axis=0, keepdims=True) if split[c] == 1 else members)
-        else:
-            # k-means++ seeding costs O(points x k^2) in scipy; for many small personas random points are a
-            # good enough start and keep 10^4 personas to seconds.
-            start = "++" if split[c] <= 20 else "points"
-            centres, _ = _kmeans(members, int(split[c]), minit=start, seed=_kmeans_seed(world), iter=5)
-            fine.append(centres)
-    offsets = np.concatenate(([0], np.cumsum([f.shape[0] for f in fine])))
-    segment = np.empty(view.n, np.int64)
-    for lo in range(0, view.n, ASSIGN_CHUNK):
-        block = np.asarray(view.observables(slice(lo, lo + ASSIGN_CHUNK)), dtype=np.float64)
-        top = _nearest(block, coarse)
-        out = np.empty(block.shape[0], np.int64)
-        for c in np.unique(top).tolist():
-            rows = top == c
-            out[rows] = offsets[c] + _nearest(block[rows], fine[c])
-        segment[lo : lo + block.shape[0]] = out
-    used, relabel = np.unique(segment, return_inverse=True)
-    return relabel.astype(np.int32), int(used.shape[0])
