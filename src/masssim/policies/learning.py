@@ -29,6 +29,7 @@ from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS, kmeans, nearest_centroid
 from masssim.policies.registry import register_targeting
 from masssim.policies.targeting import (
+    MAX_PERSONAS,
     ChannelName,
     SegmentsParams,
     SegmentsPolicy,
@@ -236,7 +237,7 @@ def _full(n: int, value: int, dtype: type) -> np.ndarray:
 
 
 class MicroParams(SegmentsParams):
-    segments: int = Field(64, ge=1, le=1_000_000, description="number of micro-segments k")
+    segments: int = Field(64, ge=1, le=MAX_PERSONAS, description="number of micro-segments k")
     recluster_every_waves: int = Field(
         7,
         ge=0,
@@ -469,7 +470,7 @@ class IndividualPolicy(PolicyBase):
 
 
 class _SegmentBanditParams(PolicyParams):
-    segments: int = Field(1, ge=1, le=1_000_000, description="observable personas with a bandit each (1 = one)")
+    segments: int = Field(1, ge=1, le=MAX_PERSONAS, description="observable personas with a bandit each (1 = one)")
     clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
     channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
 
@@ -821,7 +822,7 @@ class LinUCBPolicy(PolicyBase):
 
 
 class _WhomParams(PolicyParams):
-    segments: int = Field(4, ge=1, le=1_000_000, description="observable personas k (before the history split)")
+    segments: int = Field(4, ge=1, le=MAX_PERSONAS, description="observable personas k (before the history split)")
     history_levels: int = Field(
         3,
         ge=1,

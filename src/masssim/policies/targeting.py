@@ -47,8 +47,19 @@ class RandomPolicy(PolicyBase):
         return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
 
 
+# As many personas as the largest population (1:1 at the seed's 95 million customers). A k above the
+# number of distinct customers (N with CRM scores, the number of observable profiles without) is taken as
+# that number: a persona per distinct customer is the finest split there is.
+MAX_PERSONAS = 200_000_000
+
+
 class SegmentsParams(PolicyParams):
-    segments: int = Field(8, ge=1, le=1_000_000, description="number of personas k")
+    segments: int = Field(
+        8,
+        ge=1,
+        le=MAX_PERSONAS,
+        description="number of personas k (at most one per distinct customer: a larger k is taken as N)",
+    )
     test_share: float = Field(0.2, gt=0.0, le=1.0, description="share of each segment in the test cell")
     test_waves: int = Field(1, ge=1, le=1000, description="waves of testing before rolling out the winner")
     clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
@@ -208,6 +219,9 @@ class BroadcastPolicy(SegmentsPolicy):
         super().__init__(as_segments, world)
 
 
+ORACLE_BLOCK_BYTES = 1 << 26  # 64 MB of scores at a time
+
+
 class OracleParams(PolicyParams):
     channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
 
@@ -235,7 +249,8 @@ class OraclePolicy(PolicyBase):
         beta = world.affinity_click_beta if world.affinity_click_beta is not None else 1.0
         quality = world.catalogue.quality if world.catalogue.quality is not None else np.zeros(world.catalogue.count)
         self.best = np.empty(world.customers.n, np.int32)
-        step = 1 << 18
+        # a block of [rows, creatives] float32 scores of about ORACLE_BLOCK_BYTES, whatever the catalogue
+        step = max(1, ORACLE_BLOCK_BYTES // (4 * max(1, world.catalogue.count)))
         for start in range(0, world.customers.n, step):
             score = beta * (taste[start : start + step] @ directions.T) + quality
             self.best[start : start + step] = np.argmax(score, axis=1)
