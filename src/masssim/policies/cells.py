@@ -87,22 +87,29 @@ class CellCounts:
             self.add(kind, segment, creative)
 
     def _merge(self) -> None:
-        """Fold the buffered events into the sorted cells (sparse tables only)."""
-        pending = self._pending
-        if not pending["delivered"] and not pending["click"]:
-            return
-        new_d = np.concatenate(pending["delivered"]) if pending["delivered"] else np.empty(0, np.int64)
-        new_c = np.concatenate(pending["click"]) if pending["click"] else np.empty(0, np.int64)
-        pending["delivered"], pending["click"] = [], []
-        m, nd = self._keys.shape[0], new_d.shape[0]
-        keys, inverse = np.unique(np.concatenate([self._keys, new_d, new_c]), return_inverse=True)
-        inverse = inverse.reshape(-1)
-        size = keys.shape[0]
-        delivered = np.bincount(inverse[:m], weights=self._delivered, minlength=size)
-        delivered += np.bincount(inverse[m : m + nd], minlength=size)
-        clicked = np.bincount(inverse[:m], weights=self._clicked, minlength=size)
-        clicked += np.bincount(inverse[m + nd :], minlength=size)
-        self._keys, self._delivered, self._clicked = keys, delivered, clicked
+        """Fold the buffered events into the sorted cells (sparse tables only).
+
+        The events are counted per cell first (a sort of this wave's events only), then added to the cells
+        already there, or inserted in order: no sort of all cells, no temporaries the size of the table."""
+        for kind in ("delivered", "click"):
+            buffered = self._pending[kind]
+            if not buffered:
+                continue
+            keys, count = np.unique(np.concatenate(buffered), return_counts=True)
+            self._pending[kind] = []
+            position = np.searchsorted(self._keys, keys)
+            found = position < self._keys.shape[0]
+            found[found] = self._keys[position[found]] == keys[found]
+            target = self._delivered if kind == "delivered" else self._clicked
+            target[position[found]] += count[found]
+            if found.all():
+                continue
+            new, at = ~found, position[~found]
+            added = count[new].astype(np.float64)
+            none = np.zeros(added.shape[0])
+            self._keys = np.insert(self._keys, at, keys[new])
+            self._delivered = np.insert(self._delivered, at, added if kind == "delivered" else none)
+            self._clicked = np.insert(self._clicked, at, none if kind == "delivered" else added)
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(segment, creative, delivered, clicked) of the non-empty cells, in (segment, creative) order."""

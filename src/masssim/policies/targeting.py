@@ -176,23 +176,30 @@ class SegmentsPolicy(PolicyBase):
         lift = np.log(rate) - np.log(global_rate[creative])  # segment-specific: creative quality cancels out
         d = directions.shape[1]
         gram = directions.T @ directions + self.params.bespoke_ridge * np.eye(d)
-        weighted = lift[:, None] * directions[creative]
-        estimate = np.empty((self.n_segments, d))  # [segments, d]: sum over cells of lift x direction
+        # [segments, d], the one array per persona here (personas can number N): built column by column
+        # and transformed in place in chunks.
+        estimate = np.empty((self.n_segments, d))
         for j in range(d):
-            estimate[:, j] = np.bincount(segment, weights=weighted[:, j], minlength=self.n_segments)
-        del weighted
-        estimate = estimate @ np.linalg.inv(gram)
+            estimate[:, j] = np.bincount(segment, weights=lift * directions[creative, j], minlength=self.n_segments)
+        del segment, creative, delivered, clicks, rate, lift  # personas can number N: free before generating
+        inverse = np.linalg.inv(gram)
+        step = 1 << 16
+        for lo in range(0, self.n_segments, step):
+            estimate[lo : lo + step] = estimate[lo : lo + step] @ inverse
         view = self.world.customers
         if view.declared_row is not None and view.declared_taste is not None:
             declared = np.flatnonzero(view.declared_row >= 0)
             seg = self.segment_of[declared]
-            sums = np.zeros((self.n_segments, d))
-            np.add.at(sums, seg, view.declared_taste[view.declared_row[declared]])
+            taste = view.declared_taste[view.declared_row[declared]]
             counts = np.bincount(seg, minlength=self.n_segments)
             has = counts > 0
-            estimate[has] = sums[has] / counts[has, None]
-        usable = np.linalg.norm(estimate, axis=1) > 1e-9
-        if usable.any():
+            for j in range(d):
+                total = np.bincount(seg, weights=taste[:, j], minlength=self.n_segments)
+                estimate[has, j] = total[has] / counts[has]
+        usable = np.sqrt(np.einsum("ij,ij->i", estimate, estimate)) > 1e-9  # norms without an [S, d] temporary
+        if usable.all():
+            self.choice[:] = catalogue.generate(estimate)
+        elif usable.any():
             ids = catalogue.generate(estimate[usable])
             self.choice[np.flatnonzero(usable)] = ids
 
