@@ -732,10 +732,13 @@ class LinUCBPolicy(PolicyBase):
         ``widths`` [D(D+1)/2, K] gives every creative's quadratic form at once (no loop over creatives).
         """
         upper, lower = self._triangle
-        out = x @ theta.T
         width = (x[:, upper] * x[:, lower]) @ widths
-        out += self.params.alpha * np.sqrt(np.maximum(width, 0.0))
-        return out
+        # in place: the [n, K] blocks are the cost here, each pass over them counts
+        np.maximum(width, 0.0, out=width)
+        np.sqrt(width, out=width)
+        width *= self.params.alpha
+        width += x @ theta.T
+        return width
 
     def packed(self, a_inv: np.ndarray) -> np.ndarray:
         """[D(D+1)/2, K]: the upper triangle of each ``A_k⁻¹`` (symmetrised), off-diagonal entries doubled."""
