@@ -96,3 +96,48 @@ def test_posterior_argmax_has_the_distribution_of_the_argmax_of_full_draws() -> 
     se = np.sqrt(2 * pooled * (1 - pooled) / rows)
     assert np.all(np.abs(sparse_wins - dense_wins) / rows <= 5 * se + 1.0 / rows)
     assert (dense_wins > 0).sum() > 20  # the check covers many creatives, not one sure winner
+
+
+def test_runs_are_the_same_with_sparse_cell_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sparse table is an implementation detail: forcing it everywhere changes no result."""
+    import masssim
+    from conftest import small_scenario
+
+    scenario = small_scenario(
+        replications=1,
+        population={"customers": 4_000, "crm_scores": 1},
+        creatives={"count": 12, "quality_sd": 0.3},
+        arms=[
+            {"name": "segments", "policy": "segments", "segments": 300},
+            {"name": "bespoke", "policy": "segments", "segments": 50, "bespoke": True},
+            {"name": "epsilon_greedy", "policy": "epsilon_greedy", "segments": 4},
+            {"name": "thompson", "policy": "thompson"},
+            {"name": "individual", "policy": "individual"},
+        ],
+    )
+    dense = masssim.run(scenario, seed=5, workers=1).summary
+    monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
+    sparse = masssim.run(scenario, seed=5, workers=1).summary
+    assert sparse["arms"] == dense["arms"]
+
+
+@pytest.mark.slow
+def test_bandits_beat_random_with_many_creatives() -> None:
+    """Beyond 256 creatives thompson draws only the argmax of each posterior draw; it still learns."""
+    import masssim
+    from conftest import small_scenario
+
+    scenario = small_scenario(
+        replications=6,
+        horizon_days=14,
+        population={"customers": 60_000},
+        creatives={"count": 400, "quality_sd": 0.5},
+        arms=[
+            {"name": "random", "policy": "random"},
+            {"name": "epsilon_greedy", "policy": "epsilon_greedy"},
+            {"name": "thompson", "policy": "thompson"},
+        ],
+    )
+    diff = masssim.run(scenario, seed=33, workers=1).summary["differences_vs_baseline"]
+    assert diff["epsilon_greedy"]["clicks"]["ci_low"] > 0
+    assert diff["thompson"]["clicks"]["ci_low"] > 0
