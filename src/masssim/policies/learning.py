@@ -714,6 +714,9 @@ class LinUCBPolicy(PolicyBase):
         self.a_matrix = np.broadcast_to(params.ridge * np.eye(self.dim), (k, self.dim, self.dim)).copy()
         self.b_vector = np.zeros((k, self.dim))
         self.snapshot = np.zeros(n, np.int64)  # history key of each customer when last planned
+        self._stale = np.ones(k, bool)  # creatives whose θ_k and A_k⁻¹ must be recomputed
+        self._theta = np.zeros((k, self.dim))
+        self._widths = np.zeros((self.dim * (self.dim + 1) // 2, k))
 
     def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
         """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
@@ -758,10 +761,7 @@ class LinUCBPolicy(PolicyBase):
         if wave.wave_index < self.params.warmup_waves:
             creative = self.rng.integers(0, k, size=n, dtype=np.int32)
             return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
-        a_inv = np.linalg.inv(self.a_matrix)
-        theta = np.einsum("kij,kj->ki", a_inv, self.b_vector)
-        widths = self.packed(a_inv)
-        del a_inv
+        theta, widths = self._model()
         rows = max(1, CHUNK_ELEMENTS // k)
         profiles = self.profiles
         if profiles.exact:  # score each distinct (profile, history) once
@@ -779,6 +779,17 @@ class LinUCBPolicy(PolicyBase):
                 creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
 
+    def _model(self) -> tuple[np.ndarray, np.ndarray]:
+        """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
+        since the last plan: after the warm-up most creatives get no more messages."""
+        stale = np.flatnonzero(self._stale)
+        if stale.shape[0]:
+            a_inv = np.linalg.inv(self.a_matrix[stale])
+            self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
+            self._widths[:, stale] = self.packed(a_inv)
+            self._stale[:] = False
+        return self._theta, self._widths
+
     def _context_of(self, customer: np.ndarray) -> np.ndarray:
         return self.contexts(self.profiles.observables_of(self.world, customer), self.snapshot[customer])
 
@@ -786,15 +797,24 @@ class LinUCBPolicy(PolicyBase):
         delivered = feedback.get("delivered")
         customer, creative = delivered["customer"], delivered["creative"]
         if customer.shape[0] and self.profiles.exact:
-            # Messages with the same context and creative add the same x xᵀ: count them, add once each.
+            # Messages with the same context add the same x xᵀ: a sparse [creatives, contexts] count matrix
+            # times the contexts' packed products x_i x_j gives every creative's sum at once.
             units, unit_of = np.unique(
                 (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
             )
-            pairs, count = np.unique(
-                creative.astype(np.int64) * units.shape[0] + unit_of.reshape(-1), return_counts=True
+            k = self.world.catalogue.count
+            counts = sparse.csr_matrix(
+                (np.ones(customer.shape[0]), (creative, unit_of.reshape(-1))), shape=(k, units.shape[0])
             )
+            upper, lower = self._triangle
             x = self.contexts(self.profiles.observables[units >> HISTORY_BITS], units)
-            self._add_outer(pairs // units.shape[0], x[pairs % units.shape[0]], count.astype(np.float64))
+            touched = np.flatnonzero(np.diff(counts.indptr))
+            sums = counts[touched] @ (x[:, upper] * x[:, lower])
+            update = np.zeros((touched.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[touched] += update
+            self._stale[touched] = True
         else:
             step = max(1, CHUNK_ELEMENTS // self.dim**2)
             for lo in range(0, customer.shape[0], step):
@@ -804,19 +824,25 @@ class LinUCBPolicy(PolicyBase):
         clicks = feedback.get("click")
         if clicks["customer"].shape[0]:
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
+            self._stale[clicks["creative"]] = True
 
     def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
-        """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1)."""
+        """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1), in chunks of
+        rows so that the packed products stay of bounded size."""
         upper, lower = self._triangle
-        kinds, start = np.unique(creative, return_index=True)
-        products = x[:, upper] * x[:, lower]
-        if weight is not None:
-            products *= weight[:, None]
-        sums = np.add.reduceat(products, start, axis=0)
-        update = np.zeros((kinds.shape[0], self.dim, self.dim))
-        update[:, upper, lower] = sums
-        update[:, lower, upper] = sums
-        self.a_matrix[kinds] += update
+        step = max(1, CHUNK_ELEMENTS // len(upper))
+        for lo in range(0, creative.shape[0], step):
+            rows = x[lo : lo + step]
+            kinds, start = np.unique(creative[lo : lo + step], return_index=True)
+            products = rows[:, upper] * rows[:, lower]
+            if weight is not None:
+                products *= weight[lo : lo + step, None]
+            sums = np.add.reduceat(products, start, axis=0)
+            update = np.zeros((kinds.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[kinds] += update
+            self._stale[kinds] = True
 
 
 # ------------------------------------------------------------------------------------------------------
