@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
-from masssim.policies.base import PolicyWorld
+from masssim.policies.base import CustomerView, PolicyWorld
 
 CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
 PROFILE_CODES = 64 * 65_536  # region (< 64) x 65,536 + age band x 256 + income band
@@ -110,10 +110,10 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return profile, member[present], counts[present]
 
 
-def _code(view: object, rows: slice) -> np.ndarray:
-    region = view.region[rows].astype(np.int32)  # type: ignore[attr-defined]
-    age = view.age_band[rows].astype(np.int32)  # type: ignore[attr-defined]
-    return region * 65_536 + age * 256 + view.income_band[rows]  # type: ignore[attr-defined]
+def _code(view: CustomerView, rows: slice) -> np.ndarray:
+    region = view.region[rows].astype(np.int32)
+    age = view.age_band[rows].astype(np.int32)
+    return region * 65_536 + age * 256 + view.income_band[rows]
 
 
 def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
