@@ -82,3 +82,27 @@ def test_progress_callback_reaches_one() -> None:
     masssim.run(small_scenario(), seed=1, progress=seen.append)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert all(b >= a for a, b in itertools.pairwise(seen))
+
+
+def test_personas_reach_one_to_one_with_distinct_customers() -> None:
+    """With CRM scores customers are distinct: k = N (or more, up to the cap) is one persona each, and a
+    k close to N still covers everyone with at most k personas."""
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.policies.targeting import MAX_PERSONAS
+    from masssim.streams import replication_sequence, root_sequence
+
+    n = 3_000
+    for k, expect_all in ((MAX_PERSONAS, True), (n, True), (n - 500, False)):
+        scenario = small_scenario(
+            population={"customers": n, "crm_scores": 2},
+            arms=[{"name": "s", "policy": "segments", "segments": k}],
+        )
+        world = build_world(scenario, replication_sequence(root_sequence(1), 0))
+        policy = ArmSimulation(scenario, world, 0).policy
+        assert isinstance(policy, SegmentsPolicy)
+        used = np.unique(policy.segment_of)
+        np.testing.assert_array_equal(used, np.arange(policy.n_segments))  # every persona has customers
+        if expect_all:
+            assert policy.n_segments == n
+        else:
+            assert n / 2 < policy.n_segments <= k

@@ -107,12 +107,19 @@ class Catalogue:
         rows = np.atleast_2d(np.asarray(directions, np.float64))
         if rows.shape[1] != self._store.directions.shape[1]:
             raise ValueError("a generated creative must have one weight per taste dimension")
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]  # no full-size temporary
         if not np.all(np.isfinite(rows)) or np.any(norms == 0):
             raise ValueError("a generated creative needs a finite, non-zero direction")
         first = self.count
         store = self._store
-        store.directions = np.vstack([store.directions, (rows / norms).astype(np.float32)])
+        # Millions of bespoke creatives (one per persona at 1:1): normalise in chunks into the new table
+        # rather than through full-size float64 temporaries.
+        grown = np.empty((first + rows.shape[0], rows.shape[1]), np.float32)
+        grown[:first] = store.directions
+        step = 1 << 16
+        for lo in range(0, rows.shape[0], step):
+            grown[first + lo : first + lo + step] = rows[lo : lo + step] / norms[lo : lo + step]
+        store.directions = grown
         store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
         return np.arange(first, self.count, dtype=np.int32)
 

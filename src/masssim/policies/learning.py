@@ -18,24 +18,23 @@ The formulas are documented in ``docs/model.md`` section 6.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
-from scipy import sparse
-from scipy.cluster.vq import kmeans2
+from scipy import sparse, special
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.cells import CellCounts
+from masssim.policies.clustering import CHUNK_ELEMENTS, kmeans, nearest_centroid
 from masssim.policies.registry import register_targeting
 from masssim.policies.targeting import (
+    MAX_PERSONAS,
     ChannelName,
     SegmentsParams,
     SegmentsPolicy,
     _channel_index,
 )
-
-CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
 
 # ------------------------------------------------------------------------------------------------------
 # Shared pieces: engagement features, profile keys, k-means, per-cell counts
@@ -115,74 +114,6 @@ class _Profiles:
     def keys(self, world: PolicyWorld, idx: np.ndarray | slice) -> np.ndarray:
         """int64 (profile, history) keys of customers ``idx`` (meaningful when ``exact``)."""
         return (self.of[idx] << HISTORY_BITS) | history_keys(world, idx)
-
-
-def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """int64 index of the nearest centroid (squared Euclidean; ties: lowest index) of each row.
-
-    ``argmin |x − c|² = argmax (x·c − |c|²/2)``: with the points augmented by a constant 1 and the
-    centroids by ``−|c|²/2`` that is one float32 matrix product per chunk and an argmax, and chunks hold
-    at most ``CHUNK_ELEMENTS`` scores whatever k is.
-    """
-    n, p = points.shape
-    k = centroids.shape[0]
-    half_sq = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
-    right = np.ascontiguousarray(np.hstack([centroids, half_sq[:, None]]).T, dtype=np.float32)  # [p+1, k]
-    rows = max(1, min(n, CHUNK_ELEMENTS // max(k, 1)))
-    left = np.ones((rows, p + 1), np.float32)
-    score = np.empty((rows, k), np.float32)
-    out = np.empty(n, np.int64)
-    for lo in range(0, n, rows):
-        m = min(rows, n - lo)
-        left[:m, :p] = points[lo : lo + m]
-        np.matmul(left[:m], right, out=score[:m])
-        out[lo : lo + m] = np.argmax(score[:m], axis=1)
-    return out
-
-
-def kmeans_plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is a point drawn with probability
-    proportional to its squared distance to the nearest centre so far.
-
-    O(n·k·p): the running minimum distance is updated with one centre per step (``scipy``'s own
-    ``minit="++"`` recomputes the distances to every centre at every step, O(n·k²·p): minutes at k = 1,000,
-    hours at k = 10,000). Returns fewer than k centres when the points have fewer distinct values.
-    """
-    n = points.shape[0]
-    sq = np.einsum("ij,ij->i", points, points)
-    centres = np.empty((k, points.shape[1]))
-
-    def distance(c: np.ndarray) -> np.ndarray:
-        d = sq - 2.0 * (points @ c) + float(c @ c)
-        d[d < 1e-9] = 0.0  # the centre itself and its duplicates (rounding would leave crumbs)
-        return d
-
-    centres[0] = points[int(rng.integers(n))]
-    d2 = distance(centres[0])
-    for i in range(1, k):
-        cumulative = np.cumsum(d2)
-        total = float(cumulative[-1])
-        if total <= 0.0:
-            return centres[:i]
-        pick = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
-        centres[i] = points[pick]
-        np.minimum(d2, distance(centres[i]), out=d2)
-    return centres
-
-
-def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> np.ndarray:
-    """Centroids of ``points`` by Lloyd's algorithm (``scipy.cluster.vq.kmeans2``) from a k-means++ start.
-
-    Empty clusters keep their previous centroid (kmeans2's ``missing="warn"``, warning silenced: an empty
-    cluster is harmless here, it just ends up with no customers).
-    """
-    init = kmeans_plus_plus(points, k, rng)
-    if init.shape[0] == 1:
-        return init
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        centroids, _ = kmeans2(points, init, iter=iterations, minit="matrix", missing="warn")
-    return np.asarray(centroids, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -289,56 +220,6 @@ def update_last_clicked(last_clicked: np.ndarray, feedback: Feedback) -> None:
         last_clicked[customer] = clicks["creative"][order][first]
 
 
-class CellCounts:
-    """Deliveries and clicks per (segment, creative) cell, fed from feedback: the evidence of the
-    test-and-learn and bandit policies (the same counting as ``segments``)."""
-
-    def __init__(self, n_segments: int, n_creatives: int) -> None:
-        self.delivered = np.zeros((n_segments, n_creatives))
-        self.clicked = np.zeros((n_segments, n_creatives))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.delivered.shape  # type: ignore[return-value]
-
-    def add(self, kind: str, segment: np.ndarray, creative: np.ndarray) -> None:
-        counts = self.delivered if kind == "delivered" else self.clicked
-        if segment.shape[0] == 0:
-            return
-        cell = segment.astype(np.int64) * counts.shape[1] + creative
-        flat = counts.reshape(-1)
-        if flat.shape[0] <= 4 * cell.shape[0]:
-            flat += np.bincount(cell, minlength=flat.shape[0])
-        else:  # many cells, few events: do not build a full-size histogram per bucket
-            np.add.at(flat, cell, 1.0)
-
-    def observe(self, feedback: Feedback, segment_of: np.ndarray | None, keep: np.ndarray | None = None) -> None:
-        """Count ``delivered`` and ``click`` events; ``segment_of`` None means one segment; ``keep`` (bool
-        per customer) restricts counting to some customers."""
-        for kind in ("delivered", "click"):
-            events = feedback.get(kind)
-            customer = events["customer"]
-            if customer.shape[0] == 0:
-                continue
-            creative = events["creative"]
-            if keep is not None:
-                mask = keep[customer]
-                customer, creative = customer[mask], creative[mask]
-            segment = np.zeros(customer.shape[0], np.int64) if segment_of is None else segment_of[customer]
-            self.add(kind, segment, creative)
-
-    def rates(self) -> np.ndarray:
-        """clicks / delivered per cell; −1 for cells never delivered."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
-
-    def greedy(self, default: np.ndarray | int = 0) -> np.ndarray:
-        """Per segment, the tested creative with the highest rate (ties: lowest index); ``default`` for
-        segments with nothing delivered yet."""
-        tested = self.delivered.sum(axis=1) > 0
-        return np.where(tested, np.argmax(self.rates(), axis=1), default).astype(np.int32)
-
-
 def _segments_of(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
     """Observable personas, the method of ``segments``; k = 1 is everyone (no clustering, no draws)."""
     if k == 1:
@@ -356,7 +237,7 @@ def _full(n: int, value: int, dtype: type) -> np.ndarray:
 
 
 class MicroParams(SegmentsParams):
-    segments: int = Field(64, ge=1, le=1_000_000, description="number of micro-segments k")
+    segments: int = Field(64, ge=1, le=MAX_PERSONAS, description="number of micro-segments k")
     recluster_every_waves: int = Field(
         7,
         ge=0,
@@ -418,9 +299,7 @@ class MicroPolicy(SegmentsPolicy):
         self.reclusterings = 0
 
     def _reset_cells(self, n_segments: int) -> None:
-        shape = (n_segments, self.delivered.shape[1])
-        self.delivered = np.zeros(shape)
-        self.clicked = np.zeros(shape)
+        self.cells = CellCounts(n_segments, self.base_count)
         self.choice = np.zeros(n_segments, np.int32)
 
     def plan(self, wave: WaveContext) -> Plan:
@@ -443,7 +322,7 @@ class MicroPolicy(SegmentsPolicy):
             shrinkage=p.history_shrinkage,
             weight=p.behaviour_weight,
             last_clicked=self.last_clicked,
-            directions=self.world.catalogue.directions[: self.delivered.shape[1]],
+            directions=self.world.catalogue.directions[: self.base_count],
             clicked_weight=p.clicked_weight,
         )
         return cluster_customers(
@@ -457,7 +336,7 @@ class MicroPolicy(SegmentsPolicy):
 
     def _recluster(self) -> None:
         old_segment, old_n = self.segment_of, self.n_segments
-        old_delivered, old_clicked, old_choice = self.delivered, self.clicked, self.choice
+        old_cells, old_choice = self.cells, self.choice
         new_segment, new_n = self._cluster()
         # Overlap of old and new segments among the customers whose outcomes were counted (non-holdout).
         who = self.world.customers.contactable
@@ -468,8 +347,24 @@ class MicroPolicy(SegmentsPolicy):
         share = self.params.evidence_carryover * size / old_size[old_of]
         transfer = sparse.csr_matrix((share, (new_of, old_of)), shape=(new_n, old_n))
         self._reset_cells(new_n)
-        self.delivered = np.asarray(transfer @ old_delivered)
-        self.clicked = np.asarray(transfer @ old_clicked)
+        # Old evidence as sparse [old segments, creatives] matrices, so that nothing is dense in k x C.
+        seg, creative, delivered, clicked = old_cells.cells()
+        shape = (old_n, self.base_count)
+        moved_delivered = (transfer @ sparse.csr_matrix((delivered, (seg, creative)), shape=shape)).tocoo()
+        moved_clicked = (transfer @ sparse.csr_matrix((clicked, (seg, creative)), shape=shape)).tocoo()
+        c = np.int64(self.base_count)
+        keys_d = moved_delivered.row.astype(np.int64) * c + moved_delivered.col
+        keys_c = moved_clicked.row.astype(np.int64) * c + moved_clicked.col
+        keys, inverse = np.unique(np.concatenate([keys_d, keys_c]), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        nd = keys_d.shape[0]
+        self.cells = CellCounts.from_cells(
+            new_n,
+            self.base_count,
+            keys,
+            np.bincount(inverse[:nd], weights=moved_delivered.data, minlength=keys.shape[0]),
+            np.bincount(inverse[nd:], weights=moved_clicked.data, minlength=keys.shape[0]),
+        )
         order = np.lexsort((size, new_of))  # by new segment, then overlap size
         last = np.flatnonzero(np.diff(np.append(new_of[order], new_n)))
         biggest = np.zeros(new_n, np.int64)
@@ -575,7 +470,7 @@ class IndividualPolicy(PolicyBase):
 
 
 class _SegmentBanditParams(PolicyParams):
-    segments: int = Field(1, ge=1, le=1_000_000, description="observable personas with a bandit each (1 = one)")
+    segments: int = Field(1, ge=1, le=MAX_PERSONAS, description="observable personas with a bandit each (1 = one)")
     clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
     channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
 
@@ -630,14 +525,12 @@ class EpsilonGreedyPolicy(_SegmentBandit):
     def choose(self, segment: np.ndarray) -> np.ndarray:
         n, k = segment.shape[0], self.world.catalogue.count
         creative = self.counts.greedy()[segment]
-        unseen = self.counts.delivered == 0
-        n_unseen = unseen.sum(axis=1)
+        n_unseen, start, composite = self.counts.unseen()
         need = n_unseen[segment] > 0
         if need.any():
-            unseen_first = np.argsort(~unseen, axis=1, kind="stable")  # each row: its unseen creatives first
             seg = segment[need]
             pick = (self.rng.random(seg.shape[0]) * n_unseen[seg]).astype(np.int64)
-            creative[need] = unseen_first[seg, pick]
+            creative[need] = self.counts.nth_unseen(seg, pick, start, composite)
         explore = self.rng.random(size=n) < self.params.epsilon
         creative[explore] = self.rng.integers(0, k, size=int(np.count_nonzero(explore)), dtype=np.int32)
         return creative.astype(np.int32, copy=False)
@@ -647,6 +540,77 @@ class ThompsonParams(_SegmentBanditParams):
     posterior_samples: int = Field(
         4000, ge=1, le=1_000_000, description="posterior draws per segment and wave that estimate P(creative is best)"
     )
+
+
+SPARSE_THOMPSON_CREATIVES = 256  # above this many creatives, draw only the posterior values that can win
+EXCEEDANCE_TARGET = 16  # creatives expected above the threshold per draw (none above it: about e^-16)
+
+
+def bernoulli_successes(rng: np.random.Generator, p: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the successes of independent Bernoulli(``p[j]``) trials in every cell of a
+    ``rows`` x len(p) table, without drawing the table: down each column the gaps between successes are
+    geometric. Costs O(len(p) + successes) draws."""
+    column = np.flatnonzero(p > 0)
+    prob = p[column]
+    position = np.zeros(column.shape[0], np.int64)  # first row of each column not yet decided
+    out_row: list[np.ndarray] = []
+    out_column: list[np.ndarray] = []
+    active = np.arange(column.shape[0])
+    while active.shape[0]:
+        remaining = rows - position[active]
+        mean = remaining * prob[active]
+        # enough gaps to pass the last row almost always; a column that falls short goes round again
+        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
+        gaps = rng.geometric(np.repeat(prob[active], budget))
+        # A gap past the last row ends the column; for tiny p numpy's draw can overflow int64 (negative).
+        limit = np.repeat(remaining + 1, budget)
+        gaps = np.where((gaps < 1) | (gaps > limit), limit, gaps)
+        total = np.cumsum(gaps)
+        ends = np.cumsum(budget)
+        before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
+        local = total - before  # 1-based offset of each success from the column's position
+        row = np.repeat(position[active], budget) + local - 1
+        keep = row < rows
+        out_row.append(row[keep])
+        out_column.append(np.repeat(column[active], budget)[keep])
+        position[active] += local[ends - 1]
+        active = active[position[active] < rows]
+    if not out_row:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_row), np.concatenate(out_column)
+
+
+def posterior_argmax(rng: np.random.Generator, alpha: np.ndarray, beta: np.ndarray, rows: int) -> np.ndarray:
+    """int32 [rows]: for each row, the argmax over creatives k of an independent draw X_k ~ Beta(alpha_k,
+    beta_k) — exactly in distribution, without drawing every X_k.
+
+    Only the largest value matters, so: pick a threshold t (the EXCEEDANCE_TARGET-th largest of one
+    separate posterior draw per creative, so t does not depend on the rows' draws); whether X_k > t is
+    Bernoulli(P(X_k > t)), drawn sparsely (``bernoulli_successes``); each X_k above t is drawn from its
+    posterior truncated to (t, 1) by the inverse survival function; a row's winner is its largest value
+    above t. A row with no value above t (probability about e^-16 per row) draws all its values from the
+    posteriors truncated to (0, t]. Cost per call: O(K + rows·EXCEEDANCE_TARGET) instead of rows·K.
+    """
+    k = alpha.shape[0]
+    probe = rng.beta(alpha, beta)
+    target = min(EXCEEDANCE_TARGET, k)
+    threshold = float(np.partition(probe, k - target)[k - target])
+    above = special.betaincc(alpha, beta, threshold)
+    row, creative = bernoulli_successes(rng, above, rows)
+    value = special.betainccinv(alpha[creative], beta[creative], rng.random(row.shape[0]) * above[creative])
+    order = np.lexsort((creative, -value, row))  # by row, largest value first (ties: lowest index)
+    first = order[np.flatnonzero(np.diff(row[order], prepend=-1))]
+    winner = np.full(rows, -1, np.int32)
+    winner[row[first]] = creative[first]
+    empty = np.flatnonzero(winner < 0)
+    if empty.shape[0]:
+        below = special.betainc(alpha, beta, threshold)
+        step = max(1, CHUNK_ELEMENTS // k)
+        for lo in range(0, empty.shape[0], step):
+            part = empty[lo : lo + step]
+            values = special.betaincinv(alpha, beta, rng.random((part.shape[0], k)) * below)
+            winner[part] = np.argmax(values, axis=1)
+    return winner
 
 
 @register_targeting("thompson")
@@ -660,8 +624,10 @@ class ThompsonPolicy(_SegmentBandit):
     P(creative k is best | data), and give each customer the argmax of one of those T draws picked
     uniformly at random, i.e. a creative drawn from that estimated probability vector. Each customer's
     creative then has exactly the Thompson distribution (the T draws are posterior draws); customers of
-    a segment share draws, which only correlates them. Cost per wave: at most min(N, S·T)·K Beta draws.
-    ``prob_best`` keeps the last estimate of P(best) per segment.
+    a segment share draws, which only correlates them. Up to ``SPARSE_THOMPSON_CREATIVES`` creatives a
+    draw is K Beta variates; beyond, only the argmax of each draw is drawn (``posterior_argmax``), at
+    O(K + T) per segment and wave instead of T·K. ``prob_best`` keeps the last estimate of P(best) per
+    segment (sparse: creatives that won no draw are absent).
     """
 
     Params = ThompsonParams
@@ -669,23 +635,37 @@ class ThompsonPolicy(_SegmentBandit):
 
     def __init__(self, params: ThompsonParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
-        self.prob_best = np.full((self.n_segments, world.catalogue.count), 1.0 / world.catalogue.count)
+        self.prob_best = sparse.csr_matrix((self.n_segments, world.catalogue.count))
 
     def choose(self, segment: np.ndarray) -> np.ndarray:
         s_count, k = self.counts.shape
         draws = np.minimum(np.bincount(segment, minlength=s_count), self.params.posterior_samples)
         offset = np.concatenate(([0], np.cumsum(draws)[:-1]))
-        alpha = 1.0 + self.counts.clicked
-        beta = 1.0 + np.maximum(self.counts.delivered - self.counts.clicked, 0.0)
         row_segment = np.repeat(np.arange(s_count), draws)
         winner = np.empty(row_segment.shape[0], np.int32)
         rows = max(1, CHUNK_ELEMENTS // k)
-        for lo in range(0, row_segment.shape[0], rows):
-            seg = row_segment[lo : lo + rows]
-            winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
-        hits = np.bincount(row_segment * k + winner, minlength=s_count * k).reshape(s_count, k)
-        seen = draws > 0
-        self.prob_best[seen] = hits[seen] / draws[seen, None]
+        if self.counts.dense and k <= SPARSE_THOMPSON_CREATIVES:
+            delivered, clicked = self.counts.table()
+            alpha = 1.0 + clicked
+            beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+            for lo in range(0, row_segment.shape[0], rows):
+                seg = row_segment[lo : lo + rows]
+                winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
+        else:  # one segment at a time: its posterior row is dense in K, the table is not
+            for s in np.flatnonzero(draws).tolist():
+                delivered, clicked = self.counts.row(s)
+                alpha = 1.0 + clicked
+                beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+                lo, hi = int(offset[s]), int(offset[s] + draws[s])
+                if k > SPARSE_THOMPSON_CREATIVES:
+                    winner[lo:hi] = posterior_argmax(self.rng, alpha, beta, hi - lo)
+                    continue
+                for start in range(lo, hi, rows):
+                    stop = min(hi, start + rows)
+                    draw = self.rng.beta(alpha, beta, size=(stop - start, k))
+                    winner[start:stop] = np.argmax(draw, axis=1)
+        cells, hits = np.unique(row_segment * k + winner, return_counts=True)
+        self.prob_best = sparse.csr_matrix((hits / draws[cells // k], (cells // k, cells % k)), shape=(s_count, k))
         pick = (self.rng.random(segment.shape[0]) * draws[segment]).astype(np.int64)
         return winner[offset[segment] + pick]
 
@@ -734,6 +714,9 @@ class LinUCBPolicy(PolicyBase):
         self.a_matrix = np.broadcast_to(params.ridge * np.eye(self.dim), (k, self.dim, self.dim)).copy()
         self.b_vector = np.zeros((k, self.dim))
         self.snapshot = np.zeros(n, np.int64)  # history key of each customer when last planned
+        self._stale = np.ones(k, bool)  # creatives whose θ_k and A_k⁻¹ must be recomputed
+        self._theta = np.zeros((k, self.dim))
+        self._widths = np.zeros((self.dim * (self.dim + 1) // 2, k))
 
     def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
         """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
@@ -744,13 +727,31 @@ class LinUCBPolicy(PolicyBase):
         out[:, 1 + q :] = engagement_features(*split_history(history), self.params.history_shrinkage)
         return out
 
-    def scores(self, x: np.ndarray, a_inv: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """[n, K] upper confidence bounds of every creative for contexts ``x``."""
-        out = x @ theta.T
-        for k in range(a_inv.shape[0]):
-            width = np.einsum("ij,ij->i", x @ a_inv[k], x)
-            out[:, k] += self.params.alpha * np.sqrt(np.maximum(width, 0.0))
-        return out
+    def scores(self, x: np.ndarray, widths: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """[n, K] upper confidence bounds of every creative for contexts ``x``; ``widths`` from ``packed``.
+
+        ``xᵀ A_k⁻¹ x = Σ_{i≤j} x_i x_j w_kij`` with ``w_kij`` the upper triangle of ``A_k⁻¹``, off-diagonal
+        entries doubled: one matrix product of the packed products ``x_i x_j`` [n, D(D+1)/2] with
+        ``widths`` [D(D+1)/2, K] gives every creative's quadratic form at once (no loop over creatives).
+        """
+        upper, lower = self._triangle
+        width = (x[:, upper] * x[:, lower]) @ widths
+        # in place: the [n, K] blocks are the cost here, each pass over them counts
+        np.maximum(width, 0.0, out=width)
+        np.sqrt(width, out=width)
+        width *= self.params.alpha
+        width += x @ theta.T
+        return width
+
+    def packed(self, a_inv: np.ndarray) -> np.ndarray:
+        """[D(D+1)/2, K]: the upper triangle of each ``A_k⁻¹`` (symmetrised), off-diagonal entries doubled."""
+        upper, lower = self._triangle
+        symmetric = 0.5 * (a_inv[:, upper, lower] + a_inv[:, lower, upper])
+        return np.ascontiguousarray((symmetric * np.where(upper == lower, 1.0, 2.0)).T)
+
+    @property
+    def _triangle(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.triu_indices(self.dim)
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
@@ -760,9 +761,8 @@ class LinUCBPolicy(PolicyBase):
         if wave.wave_index < self.params.warmup_waves:
             creative = self.rng.integers(0, k, size=n, dtype=np.int32)
             return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
-        a_inv = np.linalg.inv(self.a_matrix)
-        theta = np.einsum("kij,kj->ki", a_inv, self.b_vector)
-        rows = max(1, CHUNK_ELEMENTS // (k * self.dim))
+        theta, widths = self._model()
+        rows = max(1, CHUNK_ELEMENTS // k)
         profiles = self.profiles
         if profiles.exact:  # score each distinct (profile, history) once
             distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
@@ -770,30 +770,79 @@ class LinUCBPolicy(PolicyBase):
             for lo in range(0, distinct.shape[0], rows):
                 part = distinct[lo : lo + rows]
                 x = self.contexts(profiles.observables[part >> HISTORY_BITS], part)
-                best[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+                best[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
             creative = best[inverse.reshape(-1)]
         else:
             creative = np.empty(n, np.int32)
             for lo in range(0, n, rows):
                 x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
-                creative[lo : lo + rows] = np.argmax(self.scores(x, a_inv, theta), axis=1)
+                creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def _model(self) -> tuple[np.ndarray, np.ndarray]:
+        """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
+        since the last plan: after the warm-up most creatives get no more messages."""
+        stale = np.flatnonzero(self._stale)
+        if stale.shape[0]:
+            a_inv = np.linalg.inv(self.a_matrix[stale])
+            self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
+            self._widths[:, stale] = self.packed(a_inv)
+            self._stale[:] = False
+        return self._theta, self._widths
 
     def _context_of(self, customer: np.ndarray) -> np.ndarray:
         return self.contexts(self.profiles.observables_of(self.world, customer), self.snapshot[customer])
 
     def observe(self, feedback: Feedback) -> None:
         delivered = feedback.get("delivered")
-        if delivered["customer"].shape[0]:
-            x = self._context_of(delivered["customer"])
-            creative = delivered["creative"]
-            order = np.argsort(creative, kind="stable")
-            kinds, start = np.unique(creative[order], return_index=True)
-            for kk, rows in zip(kinds.tolist(), np.split(order, start[1:]), strict=True):
-                self.a_matrix[kk] += x[rows].T @ x[rows]
+        customer, creative = delivered["customer"], delivered["creative"]
+        if customer.shape[0] and self.profiles.exact:
+            # Messages with the same context add the same x xᵀ: a sparse [creatives, contexts] count matrix
+            # times the contexts' packed products x_i x_j gives every creative's sum at once.
+            units, unit_of = np.unique(
+                (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
+            )
+            k = self.world.catalogue.count
+            counts = sparse.csr_matrix(
+                (np.ones(customer.shape[0]), (creative, unit_of.reshape(-1))), shape=(k, units.shape[0])
+            )
+            upper, lower = self._triangle
+            x = self.contexts(self.profiles.observables[units >> HISTORY_BITS], units)
+            touched = np.flatnonzero(np.diff(counts.indptr))
+            sums = counts[touched] @ (x[:, upper] * x[:, lower])
+            update = np.zeros((touched.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[touched] += update
+            self._stale[touched] = True
+        else:
+            step = max(1, CHUNK_ELEMENTS // self.dim**2)
+            for lo in range(0, customer.shape[0], step):
+                order = np.argsort(creative[lo : lo + step], kind="stable")
+                rows = customer[lo : lo + step][order]
+                self._add_outer(creative[lo : lo + step][order].astype(np.int64), self._context_of(rows), None)
         clicks = feedback.get("click")
         if clicks["customer"].shape[0]:
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
+            self._stale[clicks["creative"]] = True
+
+    def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
+        """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1), in chunks of
+        rows so that the packed products stay of bounded size."""
+        upper, lower = self._triangle
+        step = max(1, CHUNK_ELEMENTS // len(upper))
+        for lo in range(0, creative.shape[0], step):
+            rows = x[lo : lo + step]
+            kinds, start = np.unique(creative[lo : lo + step], return_index=True)
+            products = rows[:, upper] * rows[:, lower]
+            if weight is not None:
+                products *= weight[lo : lo + step, None]
+            sums = np.add.reduceat(products, start, axis=0)
+            update = np.zeros((kinds.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[kinds] += update
+            self._stale[kinds] = True
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -802,7 +851,7 @@ class LinUCBPolicy(PolicyBase):
 
 
 class _WhomParams(PolicyParams):
-    segments: int = Field(4, ge=1, le=1_000_000, description="observable personas k (before the history split)")
+    segments: int = Field(4, ge=1, le=MAX_PERSONAS, description="observable personas k (before the history split)")
     history_levels: int = Field(
         3,
         ge=1,

@@ -6,14 +6,14 @@ the ``oracle`` alone reads latent taste, as the upper bound a teacher compares a
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.cluster.vq import kmeans2
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.cells import CellCounts
+from masssim.policies.clustering import cluster_observables
 from masssim.policies.registry import register_targeting
 from masssim.scenario import CHANNEL_NAMES
 
@@ -47,8 +47,19 @@ class RandomPolicy(PolicyBase):
         return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
 
 
+# As many personas as the largest population (1:1 at the seed's 95 million customers). A k above the
+# number of distinct customers (N with CRM scores, the number of observable profiles without) is taken as
+# that number: a persona per distinct customer is the finest split there is.
+MAX_PERSONAS = 200_000_000
+
+
 class SegmentsParams(PolicyParams):
-    segments: int = Field(8, ge=1, le=1_000_000, description="number of personas k")
+    segments: int = Field(
+        8,
+        ge=1,
+        le=MAX_PERSONAS,
+        description="number of personas k (at most one per distinct customer: a larger k is taken as N)",
+    )
     test_share: float = Field(0.2, gt=0.0, le=1.0, description="share of each segment in the test cell")
     test_waves: int = Field(1, ge=1, le=1000, description="waves of testing before rolling out the winner")
     clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
@@ -92,11 +103,9 @@ class SegmentsPolicy(PolicyBase):
     def __init__(self, params: SegmentsParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
         self.channel = _channel_index(world, params.channel)
-        self.segment_of, self.n_segments = _cluster_observables(world, params.segments, params.clustering_sample)
+        self.segment_of, self.n_segments = cluster_observables(world, params.segments, params.clustering_sample)
         self.base_count = world.catalogue.count  # tests compare catalogue creatives only
-        shape = (self.n_segments, self.base_count)
-        self.delivered = np.zeros(shape, np.float64)
-        self.clicked = np.zeros(shape, np.float64)
+        self.cells = CellCounts(self.n_segments, self.base_count)
         self.choice = np.zeros(self.n_segments, np.int32)  # the house creative until a test says otherwise
         self.rolled_out = False
 
@@ -127,17 +136,14 @@ class SegmentsPolicy(PolicyBase):
         )
 
     def _pick_winners(self) -> None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(self.delivered > 0, self.clicked / self.delivered, -1.0)
-        tested = self.delivered.sum(axis=1) > 0
-        self.choice = np.where(tested, np.argmax(rate, axis=1), self.choice).astype(np.int32)
+        self.choice = self.cells.greedy(self.choice)
 
     def _focus(self, segment: np.ndarray) -> np.ndarray:
         """Mask of the customers to contact when the budget covers only ``audience_share`` of them: personas
         in order of estimated click rate (shrunk toward the overall rate), the last one partly, at random.
         With one persona that is a random share each wave; with many it is the same best responders every
         wave, which concentrates contacts and leaves out whoever responds least (often light buyers)."""
-        clicks, delivered = self.clicked.sum(axis=1), self.delivered.sum(axis=1)
+        delivered, clicks = self.cells.segment_totals()
         overall = (clicks.sum() + 1.0) / (delivered.sum() + 2.0)
         prior = self.params.bespoke_prior_clicks
         estimate = (clicks + prior) / (delivered + prior / overall)
@@ -161,36 +167,44 @@ class SegmentsPolicy(PolicyBase):
         """One generated creative per segment, aimed at the segment's estimated taste."""
         catalogue = self.world.catalogue
         directions = catalogue.directions[: self.base_count].astype(np.float64)
-        clicks, delivered = self.clicked, self.delivered
-        global_rate = (clicks.sum(axis=0) + 1.0) / (delivered.sum(axis=0) + 2.0)
+        total_delivered, total_clicks = self.cells.creative_totals()
+        global_rate = (total_clicks + 1.0) / (total_delivered + 2.0)
         prior = self.params.bespoke_prior_clicks
-        rate = (clicks + prior) / (delivered + prior / global_rate)
-        lift = np.log(rate) - np.log(global_rate)  # segment-specific: creative quality cancels out
+        # A cell never tested has rate = global rate and so no lift: only tested cells enter the sum.
+        segment, creative, delivered, clicks = self.cells.cells()
+        rate = (clicks + prior) / (delivered + prior / global_rate[creative])
+        lift = np.log(rate) - np.log(global_rate[creative])  # segment-specific: creative quality cancels out
         d = directions.shape[1]
         gram = directions.T @ directions + self.params.bespoke_ridge * np.eye(d)
-        estimate = lift @ directions @ np.linalg.inv(gram)  # [segments, d]
+        # [segments, d], the one array per persona here (personas can number N): built column by column
+        # and transformed in place in chunks.
+        estimate = np.empty((self.n_segments, d))
+        for j in range(d):
+            estimate[:, j] = np.bincount(segment, weights=lift * directions[creative, j], minlength=self.n_segments)
+        del segment, creative, delivered, clicks, rate, lift  # personas can number N: free before generating
+        inverse = np.linalg.inv(gram)
+        step = 1 << 16
+        for lo in range(0, self.n_segments, step):
+            estimate[lo : lo + step] = estimate[lo : lo + step] @ inverse
         view = self.world.customers
         if view.declared_row is not None and view.declared_taste is not None:
             declared = np.flatnonzero(view.declared_row >= 0)
             seg = self.segment_of[declared]
-            sums = np.zeros((self.n_segments, d))
-            np.add.at(sums, seg, view.declared_taste[view.declared_row[declared]])
+            taste = view.declared_taste[view.declared_row[declared]]
             counts = np.bincount(seg, minlength=self.n_segments)
             has = counts > 0
-            estimate[has] = sums[has] / counts[has, None]
-        usable = np.linalg.norm(estimate, axis=1) > 1e-9
-        if usable.any():
+            for j in range(d):
+                total = np.bincount(seg, weights=taste[:, j], minlength=self.n_segments)
+                estimate[has, j] = total[has] / counts[has]
+        usable = np.sqrt(np.einsum("ij,ij->i", estimate, estimate)) > 1e-9  # norms without an [S, d] temporary
+        if usable.all():
+            self.choice[:] = catalogue.generate(estimate)
+        elif usable.any():
             ids = catalogue.generate(estimate[usable])
             self.choice[np.flatnonzero(usable)] = ids
 
     def observe(self, feedback: Feedback) -> None:
-        for kind, counts in (("delivered", self.delivered), ("click", self.clicked)):
-            events = feedback.get(kind)
-            keep = events["creative"] < self.base_count  # generated creatives are not part of the test
-            if keep.any():
-                customers, creatives = events["customer"][keep], events["creative"][keep]
-                cell = self.segment_of[customers].astype(np.int64) * counts.shape[1] + creatives
-                np.add(counts, np.bincount(cell, minlength=counts.size).reshape(counts.shape), out=counts)
+        self.cells.observe(feedback, self.segment_of)  # generated creatives are not part of the test
 
 
 class BroadcastParams(PolicyParams):
@@ -210,6 +224,9 @@ class BroadcastPolicy(SegmentsPolicy):
             segments=1, test_share=params.test_share, test_waves=params.test_waves, channel=params.channel
         )
         super().__init__(as_segments, world)
+
+
+ORACLE_BLOCK_BYTES = 1 << 26  # 64 MB of scores at a time
 
 
 class OracleParams(PolicyParams):
@@ -239,99 +256,14 @@ class OraclePolicy(PolicyBase):
         beta = world.affinity_click_beta if world.affinity_click_beta is not None else 1.0
         quality = world.catalogue.quality if world.catalogue.quality is not None else np.zeros(world.catalogue.count)
         self.best = np.empty(world.customers.n, np.int32)
-        step = 1 << 18
+        # a block of [rows, creatives] float32 scores of about ORACLE_BLOCK_BYTES, whatever the catalogue
+        step = max(1, ORACLE_BLOCK_BYTES // (4 * max(1, world.catalogue.count)))
         for start in range(0, world.customers.n, step):
-            score = beta * (taste[start : start + step] @ directions.T) + quality
+            score = taste[start : start + step] @ directions.T
+            score *= beta  # in place: the blocks are the whole cost of the oracle
+            score += quality
             self.best[start : start + step] = np.argmax(score, axis=1)
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
         return Plan(customer=who, creative=self.best[who], channel=np.full(who.shape[0], self.channel, np.int8))
-
-
-def _cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
-    """Assign every customer to one of at most k personas by k-means on the observables.
-
-    Returns the segment of each customer (int32) and the number of non-empty segments.
-
-    With only categorical observables customers share a finite set of profiles: k-means (k-means++ start)
-    runs on a random sample and each profile goes to its nearest centroid; when k is at least the number
-    of profiles, each profile is its own persona. With continuous CRM scores every customer is distinct, so
-    personas can be as many as asked (up to 1:1): a two-level k-means tree (sqrt(k) coarse clusters, each
-    split in proportion to its size) keeps assigning N customers to 10^4 personas at N x 2 sqrt(k)
-    distance computations instead of N x k.
-    """
-    view = world.customers
-    if view.continuous_observables > 0:
-        return _cluster_customers(world, k, sample)
-    profile = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
-    profiles, first_index, inverse = np.unique(profile, return_index=True, return_inverse=True)
-    if k >= profiles.shape[0]:
-        return inverse.astype(np.int32), int(profiles.shape[0])
-    pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
-    points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
-    # scipy's k-means++ seeding costs O(points x k^2): random starting points beyond 20 clusters.
-    centroids, _ = _kmeans(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
-    nearest = _nearest(np.asarray(view.observables(first_index), dtype=np.float64), centroids)
-    used, relabel = np.unique(nearest, return_inverse=True)
-    return relabel[inverse].astype(np.int32), int(used.shape[0])
-
-
-ASSIGN_CHUNK = 1 << 16
-
-
-def _kmeans(points: np.ndarray, k: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's kmeans2, without its warning about empty clusters: callers drop empty personas on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="One of the clusters is empty")
-        centroids, labels = kmeans2(points, k, **options)
-    return centroids, labels
-
-
-def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
-    return np.random.default_rng(int(world.rng.integers(0, 2**31 - 1)))
-
-
-def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid of each point (squared Euclidean), via one matrix product."""
-    cross = points @ centroids.T
-    return np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * cross, axis=1)
-
-
-def _cluster_customers(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
-    view = world.customers
-    k = min(k, view.n)
-    size = min(view.n, max(sample, 20 * k))  # about twenty sampled customers per persona
-    pick = np.sort(world.rng.choice(view.n, size=size, replace=False))
-    points = np.asarray(view.observables(pick), dtype=np.float64)
-    k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
-    coarse, coarse_label = _kmeans(points, k1, minit="++" if k1 <= 20 else "points", seed=_kmeans_seed(world))
-    # Split each coarse cluster into a number of personas proportional to its share of the sample.
-    sizes = np.bincount(coarse_label, minlength=k1)
-    split = np.maximum(1, np.floor(sizes / max(1, size) * k).astype(int))
-    split = np.minimum(split, np.maximum(sizes, 1))
-    fine: list[np.ndarray] = []
-    for c in range(k1):
-        members = points[coarse_label == c]
-        if members.shape[0] == 0:
-            fine.append(coarse[c : c + 1])
-        elif split[c] == 1 or members.shape[0] <= split[c]:
-            fine.append(members.mean(axis=0, keepdims=True) if split[c] == 1 else members)
-        else:
-            # k-means++ seeding costs O(points x k^2) in scipy; for many small personas random points are a
-            # good enough start and keep 10^4 personas to seconds.
-            start = "++" if split[c] <= 20 else "points"
-            centres, _ = _kmeans(members, int(split[c]), minit=start, seed=_kmeans_seed(world), iter=5)
-            fine.append(centres)
-    offsets = np.concatenate(([0], np.cumsum([f.shape[0] for f in fine])))
-    segment = np.empty(view.n, np.int64)
-    for lo in range(0, view.n, ASSIGN_CHUNK):
-        block = np.asarray(view.observables(slice(lo, lo + ASSIGN_CHUNK)), dtype=np.float64)
-        top = _nearest(block, coarse)
-        out = np.empty(block.shape[0], np.int64)
-        for c in np.unique(top).tolist():
-            rows = top == c
-            out[rows] = offsets[c] + _nearest(block[rows], fine[c])
-        segment[lo : lo + block.shape[0]] = out
-    used, relabel = np.unique(segment, return_inverse=True)
-    return relabel.astype(np.int32), int(used.shape[0])

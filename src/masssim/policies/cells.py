@@ -1,0 +1,203 @@
+"""Deliveries and clicks per (segment, creative) cell: the evidence of test-and-learn and of the bandits.
+
+With k personas and C creatives there are k x C cells, but at most one per message ever delivered is
+non-empty: at 1:1 (k = N) or with 20,000 creatives a dense k x C table would not fit in memory, while the
+cells actually tested stay a few per persona. So small tables are dense (cheapest to update) and large ones
+keep only the non-empty cells, as sorted int64 keys ``segment * C + creative``; events are buffered as keys
+and merged when the counts are next read (once per wave), not at every feedback bucket.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from masssim.policies.base import Feedback
+
+DENSE_CELLS = 1 << 20  # up to this many cells (16 MB for both counts) the table is dense
+
+
+class CellCounts:
+    """Deliveries and clicks per (segment, creative) cell, fed from feedback.
+
+    Counts are float64 because a re-clustering (``micro``) carries a share of old evidence over.
+    """
+
+    def __init__(self, n_segments: int, n_creatives: int) -> None:
+        self.n_segments = int(n_segments)
+        self.n_creatives = int(n_creatives)
+        self.dense = self.n_segments * self.n_creatives <= DENSE_CELLS
+        if self.dense:
+            self._delivered = np.zeros(self.n_segments * self.n_creatives)
+            self._clicked = np.zeros(self.n_segments * self.n_creatives)
+        else:
+            self._keys = np.empty(0, np.int64)
+            self._delivered = np.empty(0)
+            self._clicked = np.empty(0)
+            self._pending: dict[str, list[np.ndarray]] = {"delivered": [], "click": []}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_segments, self.n_creatives
+
+    @classmethod
+    def from_cells(
+        cls, n_segments: int, n_creatives: int, keys: np.ndarray, delivered: np.ndarray, clicked: np.ndarray
+    ) -> CellCounts:
+        """A table holding the given cells (unique keys ``segment * n_creatives + creative``)."""
+        out = cls(n_segments, n_creatives)
+        if out.dense:
+            out._delivered[keys] = delivered
+            out._clicked[keys] = clicked
+        else:
+            order = np.argsort(keys, kind="stable")
+            out._keys = keys[order].astype(np.int64)
+            out._delivered = np.asarray(delivered, np.float64)[order]
+            out._clicked = np.asarray(clicked, np.float64)[order]
+        return out
+
+    def add(self, kind: str, segment: np.ndarray, creative: np.ndarray) -> None:
+        """Count one ``kind`` event ("delivered" or "click") per row."""
+        if segment.shape[0] == 0:
+            return
+        cell = segment.astype(np.int64) * self.n_creatives + creative
+        if not self.dense:
+            self._pending["delivered" if kind == "delivered" else "click"].append(cell)
+            return
+        flat = self._delivered if kind == "delivered" else self._clicked
+        if flat.shape[0] <= 4 * cell.shape[0]:
+            flat += np.bincount(cell, minlength=flat.shape[0])
+        else:  # many cells, few events: do not build a full-size histogram per bucket
+            np.add.at(flat, cell, 1.0)
+
+    def observe(self, feedback: Feedback, segment_of: np.ndarray | None, keep: np.ndarray | None = None) -> None:
+        """Count ``delivered`` and ``click`` events; ``segment_of`` None means one segment; ``keep`` (bool
+        per customer) restricts counting to some customers; creatives beyond the table are not counted."""
+        for kind in ("delivered", "click"):
+            events = feedback.get(kind)
+            customer = events["customer"]
+            if customer.shape[0] == 0:
+                continue
+            creative = events["creative"]
+            mask = creative < self.n_creatives
+            if keep is not None:
+                mask &= keep[customer]
+            if not mask.all():
+                customer, creative = customer[mask], creative[mask]
+            segment = np.zeros(customer.shape[0], np.int64) if segment_of is None else segment_of[customer]
+            self.add(kind, segment, creative)
+
+    def _merge(self) -> None:
+        """Fold the buffered events into the sorted cells (sparse tables only).
+
+        The events are counted per cell first (a sort of this wave's events only), then added to the cells
+        already there, or inserted in order: no sort of all cells, no temporaries the size of the table."""
+        for kind in ("delivered", "click"):
+            buffered = self._pending[kind]
+            if not buffered:
+                continue
+            keys, count = np.unique(np.concatenate(buffered), return_counts=True)
+            self._pending[kind] = []
+            position = np.searchsorted(self._keys, keys)
+            found = position < self._keys.shape[0]
+            found[found] = self._keys[position[found]] == keys[found]
+            target = self._delivered if kind == "delivered" else self._clicked
+            target[position[found]] += count[found]
+            if found.all():
+                continue
+            new, at = ~found, position[~found]
+            added = count[new].astype(np.float64)
+            none = np.zeros(added.shape[0])
+            self._keys = np.insert(self._keys, at, keys[new])
+            self._delivered = np.insert(self._delivered, at, added if kind == "delivered" else none)
+            self._clicked = np.insert(self._clicked, at, none if kind == "delivered" else added)
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(segment, creative, delivered, clicked) of the non-empty cells, in (segment, creative) order."""
+        if self.dense:
+            keys = np.flatnonzero((self._delivered != 0) | (self._clicked != 0))
+            delivered, clicked = self._delivered[keys], self._clicked[keys]
+        else:
+            self._merge()
+            keys, delivered, clicked = self._keys, self._delivered, self._clicked
+        return keys // self.n_creatives, keys % self.n_creatives, delivered, clicked
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(delivered, clicked) as [segments, creatives] views; dense tables only."""
+        if not self.dense:
+            raise ValueError("a sparse cell table has no dense view")
+        shape = (self.n_segments, self.n_creatives)
+        return self._delivered.reshape(shape), self._clicked.reshape(shape)
+
+    def row(self, segment: int) -> tuple[np.ndarray, np.ndarray]:
+        """Dense (delivered, clicked) over the creatives of one segment."""
+        c = self.n_creatives
+        if self.dense:
+            lo = segment * c
+            return self._delivered[lo : lo + c].copy(), self._clicked[lo : lo + c].copy()
+        self._merge()
+        lo, hi = np.searchsorted(self._keys, [segment * c, (segment + 1) * c])
+        delivered, clicked = np.zeros(c), np.zeros(c)
+        delivered[self._keys[lo:hi] - segment * c] = self._delivered[lo:hi]
+        clicked[self._keys[lo:hi] - segment * c] = self._clicked[lo:hi]
+        return delivered, clicked
+
+    def segment_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """(delivered, clicked) summed over creatives, per segment."""
+        if self.dense:
+            shape = (self.n_segments, self.n_creatives)
+            return self._delivered.reshape(shape).sum(axis=1), self._clicked.reshape(shape).sum(axis=1)
+        segment, _, delivered, clicked = self.cells()
+        s = self.n_segments
+        return (
+            np.bincount(segment, weights=delivered, minlength=s),
+            np.bincount(segment, weights=clicked, minlength=s),
+        )
+
+    def creative_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """(delivered, clicked) summed over segments, per creative."""
+        if self.dense:
+            shape = (self.n_segments, self.n_creatives)
+            return self._delivered.reshape(shape).sum(axis=0), self._clicked.reshape(shape).sum(axis=0)
+        _, creative, delivered, clicked = self.cells()
+        c = self.n_creatives
+        return (
+            np.bincount(creative, weights=delivered, minlength=c),
+            np.bincount(creative, weights=clicked, minlength=c),
+        )
+
+    def greedy(self, default: np.ndarray | int = 0) -> np.ndarray:
+        """Per segment, the delivered creative with the highest clicks / delivered (ties: lowest index);
+        ``default`` for segments with nothing delivered yet."""
+        out = np.empty(self.n_segments, np.int32)
+        out[:] = default
+        segment, creative, delivered, clicked = self.cells()
+        tried = delivered > 0
+        segment, creative = segment[tried], creative[tried]
+        if segment.shape[0] == 0:
+            return out
+        rate = clicked[tried] / delivered[tried]
+        # cells are in (segment, creative) order: sort by segment, then rate descending, keep the first
+        order = np.lexsort((creative, -rate, segment))
+        first = np.flatnonzero(np.diff(segment[order], prepend=-1))
+        out[segment[order][first]] = creative[order][first]
+        return out
+
+    def unseen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What ``nth_unseen`` needs: per segment the number of creatives never delivered, and the seen
+        cells as (segment start offsets, composite keys)."""
+        segment, creative, delivered, _ = self.cells()
+        seen = delivered > 0
+        segment, creative = segment[seen], creative[seen]
+        count = np.bincount(segment, minlength=self.n_segments)
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))
+        rank = np.arange(segment.shape[0]) - start[segment]
+        # creative - rank = number of unseen creatives below it, non-decreasing within a segment
+        composite = segment * (self.n_creatives + 1) + (creative - rank)
+        return self.n_creatives - count, start, composite
+
+    def nth_unseen(self, segment: np.ndarray, nth: np.ndarray, start: np.ndarray, composite: np.ndarray) -> np.ndarray:
+        """The ``nth`` (0-based, in increasing creative order) never-delivered creative of each ``segment``.
+
+        The n-th missing value u of a sorted set s_0 < s_1 < ... is n + #{j : s_j − j ≤ n}."""
+        below = np.searchsorted(composite, segment * (self.n_creatives + 1) + nth, side="right") - start[segment]
+        return (nth + below).astype(np.int32)

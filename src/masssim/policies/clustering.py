@@ -1,0 +1,228 @@
+"""Clustering customers into personas: k-means (k-means++ start, Lloyd) and nearest-centroid assignment.
+
+Shared by ``segments`` (personas on observables) and the learning policies (``micro``, the bandits'
+personas). Nothing here is dense in customers x personas: distances are computed in chunks of bounded size,
+and with many personas a two-level tree keeps assignment at about N x 2 sqrt(k) distances instead of N x k.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+
+from masssim.policies.base import CustomerView, PolicyWorld
+
+CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
+PROFILE_CODES = 64 * 65_536  # region (< 64) x 65,536 + age band x 256 + income band
+
+
+def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """int64 index of the nearest centroid (squared Euclidean; ties: lowest index) of each row.
+
+    ``argmin |x − c|² = argmax (x·c − |c|²/2)``: with the points augmented by a constant 1 and the
+    centroids by ``−|c|²/2`` that is one float32 matrix product per chunk and an argmax, and chunks hold
+    at most ``CHUNK_ELEMENTS`` scores whatever k is.
+    """
+    n, p = points.shape
+    k = centroids.shape[0]
+    half_sq = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
+    right = np.ascontiguousarray(np.hstack([centroids, half_sq[:, None]]).T, dtype=np.float32)  # [p+1, k]
+    rows = max(1, min(n, CHUNK_ELEMENTS // max(k, 1)))
+    left = np.ones((rows, p + 1), np.float32)
+    score = np.empty((rows, k), np.float32)
+    out = np.empty(n, np.int64)
+    for lo in range(0, n, rows):
+        m = min(rows, n - lo)
+        left[:m, :p] = points[lo : lo + m]
+        np.matmul(left[:m], right, out=score[:m])
+        out[lo : lo + m] = np.argmax(score[:m], axis=1)
+    return out
+
+
+def kmeans_plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is a point drawn with probability
+    proportional to its squared distance to the nearest centre so far.
+
+    O(n·k·p): the running minimum distance is updated with one centre per step (``scipy``'s own
+    ``minit="++"`` recomputes the distances to every centre at every step, O(n·k²·p): minutes at k = 1,000,
+    hours at k = 10,000). Returns fewer than k centres when the points have fewer distinct values.
+    """
+    n = points.shape[0]
+    sq = np.einsum("ij,ij->i", points, points)
+    centres = np.empty((k, points.shape[1]))
+
+    def distance(c: np.ndarray) -> np.ndarray:
+        d = sq - 2.0 * (points @ c) + float(c @ c)
+        d[d < 1e-9] = 0.0  # the centre itself and its duplicates (rounding would leave crumbs)
+        return d
+
+    centres[0] = points[int(rng.integers(n))]
+    d2 = distance(centres[0])
+    for i in range(1, k):
+        cumulative = np.cumsum(d2)
+        total = float(cumulative[-1])
+        if total <= 0.0:
+            return centres[:i]
+        pick = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
+        centres[i] = points[pick]
+        np.minimum(d2, distance(centres[i]), out=d2)
+    return centres
+
+
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> np.ndarray:
+    """Centroids of ``points`` by Lloyd's algorithm (``scipy.cluster.vq.kmeans2``) from a k-means++ start.
+
+    Empty clusters keep their previous centroid (kmeans2's ``missing="warn"``, warning silenced: an empty
+    cluster is harmless here, it just ends up with no customers).
+    """
+    init = kmeans_plus_plus(points, k, rng)
+    if init.shape[0] == 1:
+        return init
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        centroids, _ = kmeans2(points, init, iter=iterations, minit="matrix", missing="warn")
+    return np.asarray(centroids, dtype=np.float64)
+
+
+def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(int32 profile of each customer, one customer of each profile, number of customers per profile).
+
+    A profile is a distinct (region, age band, income band); profiles are numbered in code order. Counted
+    with a histogram over the (small) code space rather than a sort of all N codes, in chunks, so that
+    100 million customers need no 8-byte temporary per customer."""
+    view = world.customers
+    n = view.n
+    step = 1 << 22
+    counts = np.zeros(PROFILE_CODES, np.int64)
+    member = np.zeros(PROFILE_CODES, np.int64)
+    for lo in range(0, n, step):
+        code = _code(view, slice(lo, lo + step))
+        counts += np.bincount(code, minlength=PROFILE_CODES)
+        member[code] = np.arange(lo, lo + code.shape[0])  # any member will do: e_i is a function of the profile
+    present = np.flatnonzero(counts)
+    number = np.full(PROFILE_CODES, -1, np.int32)
+    number[present] = np.arange(present.shape[0], dtype=np.int32)
+    profile = np.empty(n, np.int32)
+    for lo in range(0, n, step):
+        profile[lo : lo + step] = number[_code(view, slice(lo, lo + step))]
+    return profile, member[present], counts[present]
+
+
+def _code(view: CustomerView, rows: slice) -> np.ndarray:
+    region = view.region[rows].astype(np.int32)
+    age = view.age_band[rows].astype(np.int32)
+    return region * 65_536 + age * 256 + view.income_band[rows]
+
+
+def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
+    return np.random.default_rng(int(world.rng.integers(0, 2**31 - 1)))
+
+
+def _scipy_kmeans(points: np.ndarray, k: int, **options: object) -> np.ndarray:
+    """scipy's kmeans2 centroids, without its warning about empty clusters (empty personas are dropped)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One of the clusters is empty")
+        centroids, _ = kmeans2(points, k, **options)
+    return np.asarray(centroids, dtype=np.float64)
+
+
+def cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
+    """Assign every customer to one of at most k personas by k-means on the observables.
+
+    Returns the segment of each customer (int32) and the number of non-empty segments.
+
+    With only categorical observables customers share a finite set of profiles: k-means (k-means++ start)
+    runs on a random sample and each profile goes to its nearest centroid; when k is at least the number
+    of profiles, each profile is its own persona. With continuous CRM scores every customer is distinct, so
+    personas can be as many as asked, up to 1:1 (``cluster_distinct``).
+    """
+    view = world.customers
+    if view.continuous_observables > 0:
+        return cluster_distinct(world, k, sample)
+    profile, member, _ = profile_codes(world)
+    if k >= member.shape[0]:
+        return profile, int(member.shape[0])
+    pick = world.rng.choice(view.n, size=min(sample, view.n), replace=False)
+    points = np.asarray(view.observables(np.sort(pick)), dtype=np.float64)
+    # scipy's k-means++ seeding costs O(points x k^2): random starting points beyond 20 clusters.
+    centroids = _scipy_kmeans(points, k, minit="++" if k <= 20 else "points", seed=_kmeans_seed(world))
+    # a few hundred profiles at most: exact float64 distances
+    encoded = np.asarray(view.observables(member), dtype=np.float64)
+    nearest = np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * (encoded @ centroids.T), axis=1)
+    used, relabel = np.unique(nearest, return_inverse=True)
+    return relabel.reshape(-1).astype(np.int32)[profile], int(used.shape[0])
+
+
+POINTS_PER_PERSONA = 5  # sampled customers per persona when k is large (at least ``clustering_sample``)
+COARSE_POINTS = 64  # sampled customers per coarse cluster in the coarse k-means
+LLOYD_MIN_POINTS = 4  # a fine k-means with fewer points per persona keeps its random start
+
+
+def cluster_distinct(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarray, int]:
+    """Personas of customers who are all distinct (continuous CRM scores), for any k up to N.
+
+    k is capped at N; at k = N each customer is its own persona (nothing to fit, no draw). Otherwise a
+    two-level k-means tree: ``⌈√k⌉`` coarse clusters (k-means++ and 5 Lloyd iterations on
+    ``COARSE_POINTS`` sampled customers per cluster), then each coarse cluster split into personas in
+    proportion to its share of a sample of ``min(N, max(sample, POINTS_PER_PERSONA·k))`` customers (3
+    Lloyd iterations from random members; kept as they are with fewer than ``LLOYD_MIN_POINTS`` members per
+    persona). Every customer then goes to its nearest coarse centroid, and within it to the nearest
+    persona: about N x 2√k distances, in float32 chunks of bounded size, and a loop over the ⌈√k⌉ coarse
+    clusters (never over personas or customers).
+    """
+    view = world.customers
+    n = view.n
+    k = min(k, n)
+    if k == n:
+        return np.arange(n, dtype=np.int32), n
+    rng = world.rng
+    size = min(n, max(sample, POINTS_PER_PERSONA * k))
+    pick = np.sort(rng.choice(n, size=size, replace=False))
+    points = np.asarray(view.observables(pick), dtype=np.float64)
+    k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
+    coarse_fit = points[np.sort(rng.choice(size, size=min(size, COARSE_POINTS * k1), replace=False))]
+    coarse = kmeans(coarse_fit, k1, rng, iterations=5)
+    k1 = coarse.shape[0]
+    label = nearest_centroid(points, coarse)
+    sizes = np.bincount(label, minlength=k1)
+    split = np.maximum(1, np.floor(sizes / size * k).astype(np.int64))
+    split = np.minimum(split, np.maximum(sizes, 1))
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    seed = _kmeans_seed(world)
+    fine: list[np.ndarray] = []
+    for c in range(k1):  # fitting: one small k-means per coarse cluster
+        members = points[order[bounds[c] : bounds[c + 1]]]
+        m, s = members.shape[0], int(split[c])
+        if m == 0:
+            fine.append(coarse[c : c + 1])
+        elif s == 1:
+            fine.append(members.mean(axis=0, keepdims=True))
+        elif s >= m:
+            fine.append(members)
+        elif m < LLOYD_MIN_POINTS * s:
+            fine.append(members[np.sort(seed.choice(m, size=s, replace=False))])
+        else:
+            fine.append(_scipy_kmeans(members, s, minit="points", seed=seed, iter=3))
+    del points, order, label
+    offsets = np.concatenate(([0], np.cumsum([f.shape[0] for f in fine])))
+
+    coarse_of = np.empty(n, np.int32)
+    step = max(1, CHUNK_ELEMENTS // max(1, k1))
+    for lo in range(0, n, step):
+        coarse_of[lo : lo + step] = nearest_centroid(np.asarray(view.observables(slice(lo, lo + step))), coarse)
+    order = np.argsort(coarse_of, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(coarse_of, minlength=k1))))
+    del coarse_of
+    segment = np.empty(n, np.int64)
+    for c in range(k1):  # assignment: the customers of each coarse cluster against its personas only
+        idx = order[bounds[c] : bounds[c + 1]]
+        step = max(1, CHUNK_ELEMENTS // max(1, fine[c].shape[0]))
+        for lo in range(0, idx.shape[0], step):
+            part = idx[lo : lo + step]
+            segment[part] = offsets[c] + nearest_centroid(np.asarray(view.observables(part)), fine[c])
+    del order
+    used, relabel = np.unique(segment, return_inverse=True)
+    return relabel.reshape(-1).astype(np.int32), int(used.shape[0])

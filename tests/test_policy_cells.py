@@ -1,0 +1,143 @@
+"""The scale pieces of the policies: sparse cell counts and sparse Thompson draws agree with the dense ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from masssim.policies import cells as cells_module
+from masssim.policies.cells import CellCounts
+from masssim.policies.learning import bernoulli_successes, posterior_argmax
+
+
+def _fill(table: CellCounts, rng: np.random.Generator, events: int) -> None:
+    s, c = table.shape
+    for _ in range(3):  # several buckets, as the engine sends them
+        segment = rng.integers(0, s, events)
+        creative = (rng.random(events) ** 3 * c).astype(np.int32)  # low creatives tested more
+        table.add("delivered", segment, creative)
+        clicked = rng.random(events) < 0.3
+        table.add("click", segment[clicked], creative[clicked])
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, s: int, c: int, events: int) -> tuple[CellCounts, CellCounts]:
+    dense = CellCounts(s, c)
+    monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
+    sparse = CellCounts(s, c)
+    assert dense.dense and not sparse.dense
+    _fill(dense, np.random.default_rng(3), events)
+    _fill(sparse, np.random.default_rng(3), events)
+    return dense, sparse
+
+
+def test_sparse_cells_count_as_the_dense_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    dense, sparse = _both(monkeypatch, 50, 40, 3000)
+    for a, b in zip(dense.cells(), sparse.cells(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(
+        dense.segment_totals() + dense.creative_totals(),
+        sparse.segment_totals() + sparse.creative_totals(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    default = np.arange(50, dtype=np.int32) % 7
+    np.testing.assert_array_equal(dense.greedy(default), sparse.greedy(default))
+    for s in (0, 17, 49):
+        np.testing.assert_array_equal(np.stack(dense.row(s)), np.stack(sparse.row(s)))
+    # the greedy choice is the argmax of clicks / delivered over delivered cells, lowest index on ties
+    delivered, clicked = dense.table()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(delivered > 0, clicked / delivered, -1.0)
+    expected = np.where(delivered.sum(axis=1) > 0, np.argmax(rate, axis=1), default)
+    np.testing.assert_array_equal(sparse.greedy(default), expected)
+
+
+def test_nth_unseen_creative_matches_a_dense_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    for table in _both(monkeypatch, 30, 25, 150):
+        delivered, _ = (np.stack(x) for x in zip(*(table.row(s) for s in range(30)), strict=True))
+        unseen = delivered == 0
+        n_unseen, start, composite = table.unseen()
+        np.testing.assert_array_equal(n_unseen, unseen.sum(axis=1))
+        order = np.argsort(~unseen, axis=1, kind="stable")
+        segment = np.repeat(np.flatnonzero(n_unseen), n_unseen[n_unseen > 0])
+        nth = np.concatenate([np.arange(m) for m in n_unseen[n_unseen > 0]])
+        np.testing.assert_array_equal(table.nth_unseen(segment, nth, start, composite), order[segment, nth])
+
+
+def test_bernoulli_successes_are_independent_trials() -> None:
+    rng = np.random.default_rng(5)
+    p = np.array([0.0, 1e-4, 0.01, 0.2, 0.5, 0.97, 1.0])
+    rows = 20_000
+    row, column = bernoulli_successes(rng, p, rows)
+    assert np.unique(row * p.shape[0] + column).shape[0] == row.shape[0]  # each trial at most once
+    assert row.min() >= 0 and row.max() < rows
+    count = np.bincount(column, minlength=p.shape[0])
+    sd = np.sqrt(rows * p * (1 - p))
+    assert np.all(np.abs(count - rows * p) <= 5 * sd + 1e-9)
+    # rows are exchangeable: successes of a column spread evenly over the first and second half
+    half = row < rows // 2
+    for j in (3, 4):
+        n = count[j]
+        assert abs(int(half[column == j].sum()) - n / 2) <= 5 * np.sqrt(n / 4)
+
+
+def test_posterior_argmax_has_the_distribution_of_the_argmax_of_full_draws() -> None:
+    rng = np.random.default_rng(11)
+    k = 400
+    delivered = rng.integers(0, 400, k).astype(float)
+    clicked = rng.binomial(delivered.astype(int), rng.uniform(0.01, 0.06, k)).astype(float)
+    alpha, beta = 1.0 + clicked, 1.0 + delivered - clicked
+    rows = 40_000
+    sparse_wins = np.bincount(posterior_argmax(rng, alpha, beta, rows), minlength=k)
+    dense = np.concatenate([np.argmax(rng.beta(alpha, beta, size=(4000, k)), axis=1) for _ in range(rows // 4000)])
+    dense_wins = np.bincount(dense, minlength=k)
+    # two binomial proportions per creative: difference within 5 standard errors (fixed seed)
+    pooled = (sparse_wins + dense_wins) / (2 * rows)
+    se = np.sqrt(2 * pooled * (1 - pooled) / rows)
+    assert np.all(np.abs(sparse_wins - dense_wins) / rows <= 5 * se + 1.0 / rows)
+    assert (dense_wins > 0).sum() > 20  # the check covers many creatives, not one sure winner
+
+
+def test_runs_are_the_same_with_sparse_cell_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sparse table is an implementation detail: forcing it everywhere changes no result."""
+    import masssim
+    from conftest import small_scenario
+
+    scenario = small_scenario(
+        replications=1,
+        population={"customers": 4_000, "crm_scores": 1},
+        creatives={"count": 12, "quality_sd": 0.3},
+        arms=[
+            {"name": "segments", "policy": "segments", "segments": 300},
+            {"name": "bespoke", "policy": "segments", "segments": 50, "bespoke": True},
+            {"name": "epsilon_greedy", "policy": "epsilon_greedy", "segments": 4},
+            {"name": "thompson", "policy": "thompson"},
+            {"name": "individual", "policy": "individual"},
+        ],
+    )
+    dense = masssim.run(scenario, seed=5, workers=1).summary
+    monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
+    sparse = masssim.run(scenario, seed=5, workers=1).summary
+    assert sparse["arms"] == dense["arms"]
+
+
+@pytest.mark.slow
+def test_bandits_beat_random_with_many_creatives() -> None:
+    """Beyond 256 creatives thompson draws only the argmax of each posterior draw; it still learns."""
+    import masssim
+    from conftest import small_scenario
+
+    scenario = small_scenario(
+        replications=6,
+        horizon_days=14,
+        population={"customers": 60_000},
+        creatives={"count": 400, "quality_sd": 0.5},
+        arms=[
+            {"name": "random", "policy": "random"},
+            {"name": "epsilon_greedy", "policy": "epsilon_greedy"},
+            {"name": "thompson", "policy": "thompson"},
+        ],
+    )
+    diff = masssim.run(scenario, seed=33, workers=1).summary["differences_vs_baseline"]
+    assert diff["epsilon_greedy"]["clicks"]["ci_low"] > 0
+    assert diff["thompson"]["clicks"]["ci_low"] > 0
