@@ -180,7 +180,9 @@ def cluster_distinct(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarra
     rng = world.rng
     size = min(n, max(sample, POINTS_PER_PERSONA * k))
     pick = np.sort(rng.choice(n, size=size, replace=False))
-    points = np.asarray(view.observables(pick), dtype=np.float64)
+    # float32, as the encoding is stored: at k near N the sample is every customer
+    points = np.asarray(view.observables(pick), dtype=np.float32)
+    del pick
     k1 = max(1, min(k, int(np.ceil(np.sqrt(k)))))
     coarse_fit = points[np.sort(rng.choice(size, size=min(size, COARSE_POINTS * k1), replace=False))]
     coarse = kmeans(coarse_fit, k1, rng, iterations=5)
@@ -216,7 +218,7 @@ def cluster_distinct(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarra
     order = np.argsort(coarse_of, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(coarse_of, minlength=k1))))
     del coarse_of
-    segment = np.empty(n, np.int64)
+    segment = np.empty(n, np.int32)
     for c in range(k1):  # assignment: the customers of each coarse cluster against its personas only
         idx = order[bounds[c] : bounds[c + 1]]
         step = max(1, CHUNK_ELEMENTS // max(1, fine[c].shape[0]))
@@ -224,5 +226,7 @@ def cluster_distinct(world: PolicyWorld, k: int, sample: int) -> tuple[np.ndarra
             part = idx[lo : lo + step]
             segment[part] = offsets[c] + nearest_centroid(np.asarray(view.observables(part)), fine[c])
     del order
-    used, relabel = np.unique(segment, return_inverse=True)
-    return relabel.reshape(-1).astype(np.int32), int(used.shape[0])
+    # number the personas that got customers 0, 1, ... in order (a table lookup, not a sort of N labels)
+    used = np.bincount(segment, minlength=int(offsets[-1])) > 0
+    number = (np.cumsum(used) - 1).astype(np.int32)
+    return number[segment], int(used.sum())
