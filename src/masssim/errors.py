@@ -7,9 +7,34 @@ exits with status 2.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 _MISSING: Any = object()
+
+# The offending value is shown in short: a 10 MB string or an array nested 500 deep must still make one
+# readable line (reprlib also stops before Python's recursion limit).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 120
+_SHORT.maxother = 120
+_SHORT.maxlong = 60
+_SHORT.maxlevel = 4
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
+
+
+def show_value(value: Any) -> str:
+    """``repr(value)``, shortened, on one line."""
+    try:
+        return one_line(_SHORT.repr(value))
+    except Exception:  # a value whose repr fails must not hide the error it belongs to
+        return f"<{type(value).__name__}>"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks included) written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ScenarioError(ValueError):
@@ -50,9 +75,9 @@ class ScenarioError(ValueError):
         head = ": ".join(parts)
         text = f"{head}: {self.reason}"
         if self.has_value:
-            text += f" (got {self.value!r})"
+            text += f" (got {show_value(self.value)})"
         if self.allowed:
             text += f"; allowed: {self.allowed}"
         if len(self.problems) > 1:
             text += f" [and {len(self.problems) - 1} more problem(s); fix this one first]"
-        return text
+        return one_line(text)

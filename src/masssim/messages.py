@@ -80,7 +80,7 @@ DIURNAL_CURVES: dict[str, np.ndarray] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _FieldProblem(ValueError):

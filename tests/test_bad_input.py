@@ -1,0 +1,193 @@
+"""Bad input never escapes as a traceback (issue 10): each case here once did.
+
+Every case runs the command line in-process through ``masssim.cli.main`` (a traceback would propagate as
+an exception and fail the test) and checks the promise: exit status 2, one line on stderr, naming the
+file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+import masssim
+from masssim.cli import main
+from masssim.errors import ScenarioError
+
+OK = 'name = "bad_input"\nreplications = 2\nhorizon_days = 2\n[population]\ncustomers = 500\n'
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``masssim ARGS``, run in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    return int(code or 0), out.getvalue(), err.getvalue()
+
+
+def one_line_error(args: tuple[str, ...], *needles: str) -> str:
+    code, _, err = cli(*args)
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("masssim: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def write(tmp_path: Path, text: str, name: str = "s.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- the error formatter ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("a[b]", '"a[b]"'), ("function-x", "function-x"), ("list[int]", '"list[int]"'), ("a\nb", '"a\\u000Ab"')],
+)
+def test_odd_keys_are_named_not_a_crash(tmp_path: Path, key: str, shown: str) -> None:
+    quoted = json.dumps(key)
+    line = one_line_error(("validate", write(tmp_path, f'name = "x"\n{quoted} = 1\n')), f": {shown}: unknown field")
+    assert "allowed: arms" in line
+
+
+def test_odd_keys_inside_tables_and_dicts(tmp_path: Path) -> None:
+    one_line_error(
+        ("validate", write(tmp_path, 'name = "x"\n[population]\n"function-after[x]" = 1\n')),
+        'population."function-after[x]": unknown field',
+    )
+    one_line_error(
+        ("validate", write(tmp_path, 'name = "x"\n[inbound.replies.intent_shares]\n"a[b]" = 1.0\n')),
+        'inbound.replies.intent_shares."a[b]": unknown intent',
+    )
+
+
+def test_bad_index_in_variant_and_sweep_param(tmp_path: Path) -> None:
+    scenario = write(tmp_path, OK)
+    one_line_error(("compare", scenario, "--variant", "v:arms[x].name=3", "-o", str(tmp_path)), "arms[x]", "INDEX")
+    one_line_error(("sweep", scenario, "--param", "arms[x].segments=1,2", "-o", str(tmp_path)), "arms[x]", "INDEX")
+    one_line_error(("compare", scenario, "--variant", "v:seed[1]=3", "-o", str(tmp_path)), "seed", "not a list")
+    assert not any(tmp_path.glob("bad_input"))  # nothing was run, nothing written
+
+
+# --- depth, size, encoding, numbers ----------------------------------------------------------------------
+
+
+def test_500_nested_arrays_in_toml(tmp_path: Path) -> None:
+    deep = "[" * 500 + "]" * 500
+    one_line_error(("validate", write(tmp_path, f'name = "x"\nsweep = {{ seed = {deep} }}\n')), "nested too deeply")
+
+
+def test_nesting_that_tomllib_reads_is_still_bounded(tmp_path: Path) -> None:
+    deep = "[" * 60 + "1" + "]" * 60
+    one_line_error(
+        ("validate", write(tmp_path, f'name = "x"\n[inbound]\nclassifier_params = {{ bits = {deep} }}\n')),
+        "inbound.classifier_params.bits[0][0]",
+        "nested too deeply",
+    )
+    data: list[object] = []
+    for _ in range(5000):  # the Python API too: deeper than the recursion limit
+        data = [data]
+    with pytest.raises(ScenarioError, match="nested too deeply"):
+        masssim.scenario_from_dict({"name": "x", "sweep": {"seed": data}})
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + OK.encode())
+    assert masssim.load_scenario(path).name == "bad_input"
+    code, out, err = cli("validate", str(path))
+    assert code == 0 and "ok" in out, err
+
+
+def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    text = 'name = "x"\n[inbound]\nclassifier = "hashed"\nclassifier_params = { l2 = inf }\n'
+    one_line_error(("validate", write(tmp_path, text)), "inbound.classifier_params.l2", "finite", "(got inf)")
+    text = 'name = "x"\n[inbound]\nclassifier = "hashed"\nclassifier_params = { l2 = nan }\n'
+    one_line_error(("validate", write(tmp_path, text)), "inbound.classifier_params.l2", "finite")
+    one_line_error(
+        ("bench", "--classifier-params", '{"l2": Infinity}', "-t", "python:hashed", "-o", str(tmp_path)),
+        "l2",
+        "finite",
+    )
+
+
+def test_huge_values_make_a_short_line(tmp_path: Path) -> None:
+    line = one_line_error(("validate", write(tmp_path, f'name = "{"x" * 1_000_000}"\n')), "name")
+    assert len(line) < 1000
+
+
+# --- messages that say what is allowed -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", ".hidden", "a b", ""])
+def test_run_names_are_single_safe_folder_names(tmp_path: Path, name: str) -> None:
+    line = one_line_error(("validate", write(tmp_path, f'name = "{name}"\n')), ": name: ")
+    assert "letters, digits" in line and not line.endswith("allowed: text")
+
+
+def test_empty_arms_says_what_is_allowed(tmp_path: Path) -> None:
+    one_line_error(("validate", write(tmp_path, 'name = "x"\narms = []\n')), "arms", "a list of 1 to 64", "[[arms]]")
+
+
+# --- plug-ins of the wrong kind ---------------------------------------------------------------------------
+
+
+def arm(policy: str) -> str:
+    return f'name = "x"\n[[arms]]\nname = "a"\npolicy = "{policy}"\n'
+
+
+@pytest.mark.parametrize(
+    ("policy", "what"),
+    [
+        ("os:system", "a built-in function"),
+        ("os:path", "a module"),
+        ("os:sep", "a value of type str"),
+        ("masssim.classify.hashed:HashedClassifier", "without plan() or observe()"),
+        ("policies_for_tests:PlanOnly", "without observe()"),
+        ("policies_for_tests:not_a_policy", "not annotated to return such a class"),
+    ],
+)
+def test_wrong_kind_of_policy_is_refused_at_validate(tmp_path: Path, policy: str, what: str) -> None:
+    one_line_error(
+        ("validate", write(tmp_path, arm(policy))),
+        "arms[0].policy",
+        what,
+        "allowed: a class with plan() and observe() methods",
+    )
+
+
+def test_policy_classes_and_annotated_factories_pass_validation() -> None:
+    for policy in ("policies_for_tests:MinimalPolicy", "policies_for_tests:make_minimal"):
+        scenario = masssim.scenario_from_dict({"name": "x", "arms": [{"name": "a", "policy": policy}]})
+        assert scenario.arms[0].policy == policy
+
+
+def test_wrong_kind_of_classifier_or_response_policy(tmp_path: Path) -> None:
+    one_line_error(
+        ("validate", write(tmp_path, 'name = "x"\n[inbound]\nclassifier = "os:system"\n')),
+        "inbound.classifier",
+        "a built-in function, not a classifier",
+        "a classify() method",
+    )
+    one_line_error(
+        ("validate", write(tmp_path, 'name = "x"\n[inbound]\nresponse_policy = "os:path"\n')),
+        "inbound.response_policy",
+        "a module, not a response policy",
+        "route() and schedule_for()",
+    )
+    one_line_error(("bench", "-t", "python:os:system", "-o", str(tmp_path)), "--target", "not a classifier")
+    one_line_error(("serve", "-c", "os:system", "--training-messages", "0"), "--classifier", "not a classifier")
