@@ -191,3 +191,68 @@ def test_wrong_kind_of_classifier_or_response_policy(tmp_path: Path) -> None:
     )
     one_line_error(("bench", "-t", "python:os:system", "-o", str(tmp_path)), "--target", "not a classifier")
     one_line_error(("serve", "-c", "os:system", "--training-messages", "0"), "--classifier", "not a classifier")
+
+
+# --- message files (inbound.messages.path and bench --messages) -----------------------------------------
+
+
+def deep_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "hello", "relevant": false}\n' + "[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
+    return path
+
+
+def huge_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "huge.csv"
+    path.write_text('text,relevant\n"' + "a" * 140_000 + '",true\n', encoding="utf-8")
+    return path
+
+
+def test_message_files_nested_too_deeply_or_too_large(tmp_path: Path) -> None:
+    for path, needle in (
+        (deep_jsonl(tmp_path), "deep.jsonl:2: is nested too deeply"),
+        (huge_csv(tmp_path), "huge.csv:2"),
+    ):
+        scenario = write(tmp_path, f'name = "x"\n[inbound.messages]\npath = "{path.name}"\n')
+        one_line_error(("validate", scenario), "inbound.messages.path", needle)
+        one_line_error(("bench", "--messages", str(path), "-o", str(tmp_path / "out")), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_message_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    from masssim.messages import load_labelled_messages
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,relevant,intent\nmy order is late,true,complaint\n")
+    assert load_labelled_messages(path).text == ["my order is late"]
+
+
+def test_classifier_params_nested_too_deeply(tmp_path: Path) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    one_line_error(("bench", "--classifier-params", deep, "-o", str(tmp_path)), "--classifier-params", "JSON object")
+
+
+# --- masssim serve --------------------------------------------------------------------------------------
+
+
+async def _post_all(bodies: list[bytes]) -> list[tuple[int, dict[str, object]]]:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from masssim.bench.serve import build_app
+    from masssim.classify.registry import build_classifier
+
+    app = build_app(build_classifier("keyword"), name="keyword", max_request_bytes=1 << 16, max_texts=50)
+    async with TestClient(TestServer(app)) as client:
+        out = []
+        for body in bodies:
+            resp = await client.post("/classify", data=body, headers={"Content-Type": "application/json"})
+            out.append((resp.status, await resp.json()))
+        return out
+
+
+def test_serve_answers_400_to_a_body_nested_1000_deep() -> None:
+    import asyncio
+
+    (status, body), (ok, _) = asyncio.run(_post_all([b"[" * 1000 + b"]" * 1000, b'{"texts": ["a"]}']))
+    assert status == 400 and "nested too deeply" in str(body["error"])
+    assert ok == 200

@@ -14,7 +14,7 @@ def parse_params(text: str | None, where: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the json module can read
         value = None
     if not isinstance(value, dict):
         raise ScenarioError(
