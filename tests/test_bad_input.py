@@ -256,3 +256,122 @@ def test_serve_answers_400_to_a_body_nested_1000_deep() -> None:
     (status, body), (ok, _) = asyncio.run(_post_all([b"[" * 1000 + b"]" * 1000, b'{"texts": ["a"]}']))
     assert status == 400 and "nested too deeply" in str(body["error"])
     assert ok == 200
+
+
+# --- results land only inside --out ------------------------------------------------------------------------
+
+
+def no_simulation(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the output folder must be checked before any simulation")
+
+
+@pytest.mark.parametrize("layout", ["file", "under_a_file", "read_only"])
+def test_unwritable_out_is_found_before_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    import errno
+    import sys
+
+    import masssim.bench.api
+    import masssim.results
+
+    scenario = write(tmp_path, OK)
+    (tmp_path / "afile").write_text("x")
+    out = {"file": tmp_path / "afile", "under_a_file": tmp_path / "afile" / "sub", "read_only": tmp_path / "ro"}[layout]
+    if layout == "read_only":
+
+        def read_only(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(masssim.results.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(masssim, "run", no_simulation)
+    # masssim.compare and masssim.sweep are also the names of functions: the modules by their full names
+    monkeypatch.setattr(sys.modules["masssim.compare"], "compare", no_simulation)
+    monkeypatch.setattr(sys.modules["masssim.sweep"], "Executor", no_simulation)
+    monkeypatch.setattr(masssim.bench.api, "run_bench", no_simulation)
+    for args in (
+        ("run", scenario),
+        ("compare", scenario, "-v", "b:seed=3"),
+        ("sweep", scenario, "-p", "seed=1,2"),
+        ("bench", "--scenario", "offline"),
+    ):
+        one_line_error((*args, "-o", str(out)), str(out), "--out", "a folder you can write to")
+    if layout == "file":
+        one_line_error(
+            ("bench", "--scenario", "offline", "--calibrate", str(out / "cal.json")), "--calibrate", "is a file"
+        )
+
+
+def test_a_run_id_is_one_folder_name(tmp_path: Path) -> None:
+    from masssim.results import publish_directory
+
+    for run_id in ("../escape", "a/b", ".", ".."):
+        with pytest.raises(ScenarioError, match="single folder name"):
+            publish_directory(tmp_path / "out" / "unit", run_id, lambda partial: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, inside or outside
+
+
+def test_a_killed_runs_partial_folder_is_removed_by_the_next_save(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from masssim.results import publish_directory
+
+    base = tmp_path / "unit"
+    leftover = base / "20250101T000000Z-abc.partial"
+    leftover.mkdir(parents=True)
+    (leftover / "summary.json").write_text("{")
+    # another run writing into the same folder right now: its .partial is not touched
+    fd = os.open(base, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        publish_directory(base, "first", lambda partial: (partial / "f").write_text("1"))
+        assert leftover.is_dir()
+    finally:
+        os.close(fd)
+    final = publish_directory(base, "second", lambda partial: (partial / "f").write_text("2"))
+    assert not leftover.exists()
+    assert sorted(p.name for p in base.iterdir()) == ["first", "second"] and final.name == "second"
+
+
+def test_a_cut_sweep_cell_or_spec_is_recomputed(tmp_path: Path) -> None:
+    import sys
+
+    sweep_module = sys.modules["masssim.sweep"]  # masssim.sweep is also the name of the function
+    scenario = masssim.scenario_from_toml(OK)
+    first = sweep_module.sweep(scenario, {"creatives.count": [2, 3]}, seed=5, out=tmp_path)
+    cell = first.directory / "cells" / "00001.json"
+    whole = cell.read_text()
+    cell.write_text(whole[: len(whole) // 2])  # a disk that filled up mid-write, or a copy cut short
+    again = sweep_module.sweep(scenario, {"creatives.count": [2, 3]}, seed=5, out=tmp_path)
+    assert again.manifest["cells_computed_now"] == 1
+    assert json.loads(cell.read_text()) == json.loads(whole)  # the same seed gives the same cell
+    (first.directory / "cells" / "00000.json").write_text('{"index": 0}')  # valid JSON, not a cell
+    assert (
+        sweep_module.sweep(scenario, {"creatives.count": [2, 3]}, seed=5, out=tmp_path).manifest["cells_computed_now"]
+        == 1
+    )
+    (first.directory / "spec.json").write_text('{"seed_ent')
+    assert (
+        sweep_module.sweep(scenario, {"creatives.count": [2, 3]}, seed=5, out=tmp_path).manifest["cells_computed_now"]
+        == 2
+    )
+
+
+def test_report_of_a_damaged_run_and_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import masssim.results
+
+    scenario = masssim.scenario_from_toml(OK)
+    run_dir = masssim.run(scenario, seed=1, replications=2).save(tmp_path)
+    (run_dir / "summary.json").write_text('{"arms": {}}')
+    one_line_error(("report", str(run_dir)), "summary.json", "does not hold a summary masssim can read")
+    (run_dir / "summary.json").write_text('{"arms": ')
+    one_line_error(("report", str(run_dir)), "summary.json", "not valid JSON")
+
+    def disk_full(self: object, out: object, run_id: object = None) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x" / "summary.json"))
+
+    monkeypatch.setattr(masssim.results.RunResult, "save", disk_full)
+    one_line_error(("run", write(tmp_path, OK), "-o", str(tmp_path / "x")), "summary.json", "No space left")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from masssim.errors import ScenarioError
@@ -44,6 +45,7 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
     from masssim.bench.api import run_bench
     from masssim.bench.config import BenchConfig
     from masssim.bench.report import summary_lines
+    from masssim.results import check_output_dir
 
     cfg = BenchConfig(
         scenario=options["scenario"],
@@ -73,6 +75,10 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
         calibrate=str(options["calibrate"]) if options["calibrate"] is not None else None,
         calibrate_batches=parse_batches(options["calibrate_batches"]),
     ).check()
+    # Before measuring: a benchmark that cannot save its result must not run first.
+    check_output_dir(options["out"])
+    if options["calibrate"] is not None:
+        check_output_dir(Path(options["calibrate"]).parent or Path("."), option="--calibrate")
     result = run_bench(cfg)
     run_dir = result.save(options["out"])
     lines = summary_lines(result.summary)
