@@ -7,6 +7,7 @@ exits with status 2.
 
 from __future__ import annotations
 
+import re
 import reprlib
 from typing import Any
 
@@ -35,6 +36,37 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(key: str) -> str:
+    """``key`` as TOML writes it: bare when it can be, else a quoted string with escapes (one line)."""
+    if _BARE_KEY.fullmatch(key):
+        return key
+    out = []
+    for char in key:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(f"\\U{ord(char):08X}")
+    return '"' + "".join(out) + '"'
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """A location as a field path: ``arms[1].segments``; keys that are not bare TOML keys are quoted."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + toml_key(str(part))
+    return out
 
 
 class ScenarioError(ValueError):

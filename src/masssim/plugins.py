@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from masssim.errors import format_loc
+
 
 class WrongKind(LookupError):
     """A ``module:attr`` that imports fine but names something that is not a plug-in of the kind asked for."""
@@ -153,7 +155,7 @@ class Registry:
             return model.model_validate(dict(params or {}))
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+            loc = format_loc(tuple(err["loc"])) or "(params)"
             if err["type"] == "extra_forbidden":
                 known = list(model.model_fields)
                 hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)

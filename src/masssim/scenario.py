@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from masssim.errors import ScenarioError
+from masssim.errors import ScenarioError, format_loc, toml_key
 from masssim.messages import LANGUAGES, MentionStreamConfig, MessageSource
 from masssim.messages import _FieldProblem as _MessageFieldProblem
 
@@ -621,7 +621,7 @@ class InboundConfig(_Model):
                 parsed = model.model_validate(getattr(self, params_field))
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
-                key = ".".join(str(p) for p in err["loc"])
+                key = format_loc(tuple(err["loc"]))
                 field = f"{params_field}.{key}" if key else params_field
                 if err["type"] == "extra_forbidden":
                     known = list(model.model_fields)
@@ -824,37 +824,6 @@ def _check_sweep(scenario: Scenario, file: str | None) -> None:
                     field=f"sweep.{path}",
                     value=value,
                 ) from None
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def toml_key(key: str) -> str:
-    """``key`` as TOML writes it: bare when it can be, else a quoted string with escapes (one line)."""
-    if _BARE_KEY.fullmatch(key):
-        return key
-    out = []
-    for char in key:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(f"\\U{ord(char):08X}")
-    return '"' + "".join(out) + '"'
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """A location as a field path: ``arms[1].segments``; keys that are not bare TOML keys are quoted."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + toml_key(str(part))
-    return out
 
 
 _format_loc = format_loc

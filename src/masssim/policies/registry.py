@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from masssim.errors import ScenarioError
+from masssim.errors import ScenarioError, format_loc
 from masssim.plugins import Registry, WrongKind
 from masssim.policies.base import PolicyParams
 
@@ -71,7 +71,7 @@ def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Sce
         params = model.model_validate(arm.params)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = format_loc(tuple(err["loc"]))
         path = f"{field}.{loc}" if loc else field
         if err["type"] == "extra_forbidden":
             known = list(model.model_fields)
