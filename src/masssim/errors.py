@@ -103,7 +103,8 @@ class ScenarioError(ValueError):
         where = self.file or "<scenario>"
         parts = [where]
         if self.field:
-            parts.append(self.field)
+            # a path built from a 100 kB key is still findable from its two ends
+            parts.append(self.field if len(self.field) <= 240 else f"{self.field[:160]}...{self.field[-60:]}")
         head = ": ".join(parts)
         text = f"{head}: {self.reason}"
         if self.has_value:

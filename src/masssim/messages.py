@@ -839,11 +839,13 @@ def _read_csv(
         if header is None:
             raise ScenarioError("the file is empty", file=file, allowed="a header row: " + ",".join(_COLUMNS))
         header = [h.strip() for h in header]
+        if not any(header):
+            raise ScenarioError(
+                "the first row (the header) is empty", file=f"{file}:1", allowed="a header row: " + ",".join(_COLUMNS)
+            )
         for name in header:
             if name not in _COLUMNS:
-                raise ScenarioError(
-                    "unknown column", file=f"{file}:1", field=name, value=name, allowed=", ".join(_COLUMNS)
-                )
+                raise ScenarioError("unknown column", file=f"{file}:1", value=name, allowed=", ".join(_COLUMNS))
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
