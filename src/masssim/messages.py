@@ -845,7 +845,9 @@ def _read_csv(
             )
         for name in header:
             if name not in _COLUMNS:
-                raise ScenarioError("unknown column", file=f"{file}:1", value=name, allowed=", ".join(_COLUMNS))
+                raise ScenarioError(
+                    "unknown column", file=f"{file}:1", field=name, value=name, allowed=", ".join(_COLUMNS)
+                )
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
