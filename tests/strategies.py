@@ -276,3 +276,28 @@ def http_body(draw: st.DrawFn) -> bytes:
         return (draw(st.sampled_from(["[", '{"texts": ['])) * draw(st.integers(0, 3000))).encode()
     texts = draw(st.one_of(st.lists(st.text(max_size=30), max_size=60), json_values))
     return json.dumps({"texts": texts}).encode("utf-8", "surrogatepass")
+
+
+# Paths a user might type after --variant / --param: real ones, near misses and anything at all.
+override_paths = st.one_of(
+    st.sampled_from(
+        ["seed", "population.customers", "arms[0].name", "arms[9].x", "arms.broadcast.policy", "arms.*.segments"]
+    ),
+    st.from_regex(r"\A[a-z_*]{0,10}(\[[0-9a-z]{0,3}\])?(\.[a-z_*\[\]0-9]{0,10}){0,3}\Z"),
+    st.text(max_size=20),
+)
+override_values = st.one_of(st.sampled_from(["1", "0.5", "true", '"x"', "[1, 2]", "sms", "inf", "nan"]), one_line_text)
+
+
+@st.composite
+def command_line_override(draw: st.DrawFn) -> tuple[str, str]:
+    """(option, text) for compare --variant, sweep --param or run --until, often nearly right."""
+    option = draw(st.sampled_from(["--variant", "--param", "--until"]))
+    if draw(st.integers(0, 4)) == 0:
+        return option, draw(one_line_text)
+    path, value = draw(override_paths), draw(override_values)
+    if option == "--variant":
+        return option, f"{draw(st.sampled_from(['v', 'b2', '', 'a/b', '..']))}:{path}={value}"
+    if option == "--param":
+        return option, f"{path}={value},{draw(override_values)}"
+    return option, f"{path}:{value}"

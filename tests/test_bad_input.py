@@ -365,10 +365,20 @@ def test_report_of_a_damaged_run_and_a_full_disk(tmp_path: Path, monkeypatch: py
 
     scenario = masssim.scenario_from_toml(OK)
     run_dir = masssim.run(scenario, seed=1, replications=2).save(tmp_path)
+    good = (run_dir / "summary.json").read_text()
     (run_dir / "summary.json").write_text('{"arms": {}}')
     one_line_error(("report", str(run_dir)), "summary.json", "does not hold a summary masssim can read")
     (run_dir / "summary.json").write_text('{"arms": ')
     one_line_error(("report", str(run_dir)), "summary.json", "not valid JSON")
+    (run_dir / "summary.json").write_text("[1, 2]")
+    one_line_error(("report", str(run_dir)), "summary.json", "not a run summary")
+    (run_dir / "summary.json").write_text('{"arms": [1]}')
+    one_line_error(("report", str(run_dir)), "summary.json", "does not hold a summary")
+    (run_dir / "summary.json").write_text(good)
+    series = run_dir / "timeseries.csv"
+    lines = series.read_text().splitlines()
+    series.write_text("\n".join([lines[0], lines[1] + "x", *lines[2:]]) + "\n")  # a number that is not one
+    one_line_error(("report", str(run_dir)), "timeseries.csv", "not a time series masssim wrote")
 
     def disk_full(self: object, out: object, run_id: object = None) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x" / "summary.json"))

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from masssim.cli import main
 from masssim.errors import ScenarioError, format_loc, toml_key
 from masssim.messages import load_labelled_messages
-from strategies import any_key, csv_line, http_body, jsonl_line, one_odd_key, toml_text
+from strategies import any_key, command_line_override, csv_line, http_body, jsonl_line, one_odd_key, toml_text
 
 # Generated cases per property, counted as they run (the issue asks for the number; see test_cases_counted).
 CASES: Counter[str] = Counter()
@@ -198,6 +198,44 @@ def test_any_http_body_gets_an_answer_or_a_4xx(server: tuple[asyncio.AbstractEve
         assert len(answer["intent"]) == len(texts)
     else:
         assert isinstance(answer["error"], str) and answer["error"]
+
+
+# --- command lines -----------------------------------------------------------------------------------------
+
+
+class WouldSimulate(Exception):
+    """Raised in place of a simulation: the command line was accepted."""
+
+
+def would_simulate(*args: object, **kwargs: object) -> None:
+    raise WouldSimulate
+
+
+@properties(300)
+@given(case=command_line_override())
+def test_any_override_or_stop_rule_is_accepted_or_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: tuple[str, str]
+) -> None:
+    import sys
+
+    import masssim
+
+    CASES["command-line override"] += 1
+    # masssim.compare and masssim.sweep are also function names: patch the modules by their full names
+    monkeypatch.setattr(sys.modules["masssim.compare"], "replicate", would_simulate)
+    monkeypatch.setattr(sys.modules["masssim.sweep"], "Executor", would_simulate)
+    monkeypatch.setattr(masssim, "run", would_simulate)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "s"\n[[arms]]\nname = "broadcast"\npolicy = "broadcast"\n', encoding="utf-8")
+    option, text = case
+    command = {"--variant": "compare", "--param": "sweep", "--until": "run"}[option]
+    try:
+        code, out, err = cli(command, str(scenario), option, text, "-o", str(tmp_path / "out"), "-q")
+    except WouldSimulate:
+        return
+    line = ok_or_one_line(code, out or "ok", err)
+    assert line is not None
+    assert option in line or "sweep cell" in line, line  # the option (or the sweep cell it made) is named
 
 
 def test_cases_counted() -> None:

@@ -199,7 +199,7 @@ def report(run_dir: Path) -> None:
     summary, columns, scenario = load_run(run_dir)
     try:
         html = render_report(summary, columns, scenario)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:  # a summary.json edited or cut by hand
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a summary.json edited by hand
         raise ScenarioError(
             f"does not hold a summary masssim can read ({type(exc).__name__}: {exc})",
             file=str(run_dir / "summary.json"),

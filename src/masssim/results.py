@@ -309,8 +309,6 @@ def _csv_cell(value: Any) -> Any:
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], Scenario]:
     """Read a saved run back (summary, time series columns, scenario) to rebuild its report."""
-    from masssim.errors import ScenarioError
-
     run_dir = Path(run_dir)
     needed = ["summary.json", "timeseries.csv", "scenario.toml"]
     for name in needed:
@@ -322,21 +320,33 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
             )
     try:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError and UnicodeDecodeError
         raise ScenarioError(f"is not valid JSON: {exc}", file=str(run_dir / "summary.json")) from None
-    scenario = scenario_from_toml(
-        (run_dir / "scenario.toml").read_text(encoding="utf-8"), file=str(run_dir / "scenario.toml")
-    )
-    with (run_dir / "timeseries.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns: dict[str, np.ndarray] = {}
-    if rows:
-        for name in rows[0]:
-            raw = [row[name] for row in rows]
-            if name == "arm":
-                columns[name] = np.array(raw, dtype=object)
-            elif name in ("replication", "day"):
-                columns[name] = np.array([int(v) for v in raw])
-            else:
-                columns[name] = np.array([float(v) for v in raw])
+    if not isinstance(summary, dict):
+        raise ScenarioError("is not a run summary (a JSON object)", file=str(run_dir / "summary.json"))
+    try:
+        toml_text = (run_dir / "scenario.toml").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("is not UTF-8 text", file=str(run_dir / "scenario.toml")) from None
+    scenario = scenario_from_toml(toml_text, file=str(run_dir / "scenario.toml"))
+    series = run_dir / "timeseries.csv"
+    try:
+        with series.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns: dict[str, np.ndarray] = {}
+        if rows:
+            for name in rows[0]:
+                raw = [row[name] for row in rows]
+                if name == "arm":
+                    columns[name] = np.array(raw, dtype=object)
+                elif name in ("replication", "day"):
+                    columns[name] = np.array([int(v) for v in raw])
+                else:
+                    columns[name] = np.array([float(v) for v in raw])
+    except (ValueError, TypeError, csv.Error) as exc:  # a cell that is not a number, a row cut short, ...
+        raise ScenarioError(
+            f"is not a time series masssim wrote ({exc})",
+            file=str(series),
+            allowed="the timeseries.csv written by `masssim run`",
+        ) from None
     return summary, columns, scenario
