@@ -297,6 +297,7 @@ def test_unwritable_out_is_found_before_simulating(
     ):
         one_line_error((*args, "-o", str(out)), str(out), "--out", "a folder you can write to")
     if layout == "file":
+        one_line_error(("bench", "--scenario", "offline", "--calibrate", str(tmp_path)), "--calibrate", "is a folder")
         one_line_error(
             ("bench", "--scenario", "offline", "--calibrate", str(out / "cal.json")), "--calibrate", "is a file"
         )

@@ -78,7 +78,12 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
     # Before measuring: a benchmark that cannot save its result must not run first.
     check_output_dir(options["out"])
     if options["calibrate"] is not None:
-        check_output_dir(Path(options["calibrate"]).parent or Path("."), option="--calibrate")
+        calibration = Path(options["calibrate"])
+        if calibration.is_dir():
+            raise ScenarioError(
+                "is a folder", file=str(calibration), field="--calibrate", allowed="a file name, e.g. core.json"
+            )
+        check_output_dir(calibration.parent, option="--calibrate")
     result = run_bench(cfg)
     run_dir = result.save(options["out"])
     lines = summary_lines(result.summary)
