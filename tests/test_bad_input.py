@@ -139,6 +139,14 @@ def test_run_names_are_single_safe_folder_names(tmp_path: Path, name: str) -> No
     assert "letters, digits" in line and not line.endswith("allowed: text")
 
 
+def test_a_dotdot_name_writes_nothing_outside_out(tmp_path: Path) -> None:
+    scenario = write(tmp_path, 'name = ".."\n[population]\ncustomers = 500\n')
+    out = tmp_path / "D" / "out"
+    for command in (("run", scenario), ("sweep", scenario, "-p", "seed=1,2"), ("compare", scenario, "-v", "b:seed=2")):
+        one_line_error((*command, "-o", str(out)), ": name: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
 def test_empty_arms_says_what_is_allowed(tmp_path: Path) -> None:
     one_line_error(("validate", write(tmp_path, 'name = "x"\narms = []\n')), "arms", "a list of 1 to 64", "[[arms]]")
 
@@ -225,6 +233,12 @@ def test_message_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbftext,relevant,intent\nmy order is late,true,complaint\n")
     assert load_labelled_messages(path).text == ["my order is late"]
+
+
+def test_message_text_with_a_lone_surrogate_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"text": "fine", "relevant": false}\n{"text": "bad \\ud800", "relevant": false}\n')
+    one_line_error(("bench", "--messages", str(path), "-o", str(tmp_path / "out")), "m.jsonl:2", "text", "surrogate")
 
 
 def test_classifier_params_nested_too_deeply(tmp_path: Path) -> None:

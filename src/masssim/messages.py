@@ -766,6 +766,14 @@ _LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 MAX_TEXT_CHARS = 10_000
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_labelled_messages(path: str | Path, *, format: str = "auto") -> LabelledMessages:
     """Read a user's labelled messages from JSONL (one JSON object a line) or CSV (a header row).
 
@@ -881,6 +889,8 @@ def _check_rows(
         t = obj.get("text")
         if not isinstance(t, str) or not t.strip() or len(t) > MAX_TEXT_CHARS:
             problems.append((where, "text", t, "non-empty text of at most 10000 characters"))
+        elif not _is_unicode(t):  # JSON can escape half a surrogate pair, which no UTF-8 target can be sent
+            problems.append((where, "text", t, "Unicode text (an escaped lone surrogate such as \\ud800 is not)"))
         r_raw = obj.get("relevant")
         r: bool | None = None
         if isinstance(r_raw, bool):
