@@ -125,6 +125,12 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_scheduler_address_dask_cannot_parse(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    scenario = write(tmp_path, OK)
+    one_line_error(("run", scenario, "--engine", "dask", "--scheduler", "foo", "-o", str(tmp_path)), "--scheduler")
+
+
 def test_huge_values_make_a_short_line(tmp_path: Path) -> None:
     line = one_line_error(("validate", write(tmp_path, f'name = "{"x" * 1_000_000}"\n')), "name")
     assert len(line) < 1000
