@@ -105,6 +105,12 @@ def test_nesting_that_tomllib_reads_is_still_bounded(tmp_path: Path) -> None:
         masssim.scenario_from_dict({"name": "x", "sweep": {"seed": data}})
 
 
+def test_a_calibration_file_nested_too_deeply(tmp_path: Path) -> None:
+    (tmp_path / "core.json").write_text("[" * 5000 + "]" * 5000)
+    text = 'name = "x"\n[inbound.core]\ncalibration = "core.json"\n'
+    one_line_error(("validate", write(tmp_path, text)), "inbound.core.calibration", "nested too deeply")
+
+
 def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + OK.encode())
