@@ -111,6 +111,14 @@ def test_a_calibration_file_nested_too_deeply(tmp_path: Path) -> None:
     one_line_error(("validate", write(tmp_path, text)), "inbound.core.calibration", "nested too deeply")
 
 
+def test_missing_unreadable_and_odd_paths(tmp_path: Path) -> None:
+    one_line_error(("validate", str(tmp_path / "none.toml")), "none.toml: file not found")
+    one_line_error(("validate", str(tmp_path)), "is a directory, not a scenario file")
+    with pytest.raises(ScenarioError, match="a.x00b.toml"):  # a command line cannot hold a NUL byte
+        masssim.load_scenario("a\x00b.toml")
+    one_line_error(("validate", "x" * 5000 + ".toml"), "cannot be read")
+
+
 def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + OK.encode())

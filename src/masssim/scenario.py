@@ -724,15 +724,16 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     file = str(path)
     try:
-        if not path.exists():
-            raise ScenarioError("file not found", file=file, allowed="a path to an existing .toml file")
-        if path.is_dir():
-            raise ScenarioError("is a directory, not a scenario file", file=file)
-        raw_bytes = path.read_bytes()
+        exists, is_dir = path.exists(), path.is_dir()
+        raw_bytes = path.read_bytes() if exists and not is_dir else b""
     except OSError as exc:  # unreadable, or a name the system refuses (too long, a loop of links, ...)
         raise ScenarioError(f"cannot be read ({exc.strerror or exc})", file=file) from None
     except ValueError as exc:  # a path with a NUL byte
         raise ScenarioError(f"is not a usable path ({exc})", file=file) from None
+    if not exists:
+        raise ScenarioError("file not found", file=file, allowed="a path to an existing .toml file")
+    if is_dir:
+        raise ScenarioError("is a directory, not a scenario file", file=file)
     try:
         # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML itself does not allow.
         text = raw_bytes.decode("utf-8-sig")
