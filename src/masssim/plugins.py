@@ -82,6 +82,9 @@ class Registry:
     def check_kind(self, name: str, obj: Any) -> Any:
         """``obj`` if it can be a plug-in of this kind (checked without calling it); :class:`WrongKind` if not."""
         if inspect.isclass(obj):
+            if getattr(obj, "_is_protocol", False) or inspect.isabstract(obj):
+                # the protocol itself (or an abstract base) names the methods but cannot be built
+                raise WrongKind(name, f"{_describe(obj)}, a protocol or abstract class", self.kind, self.must_be)
             if self._has_methods(obj):
                 return obj
             missing = [m for m in self.methods if not callable(getattr(obj, m, None))]
