@@ -60,3 +60,25 @@ class DuplicatePolicy(PolicyBase):
 
 def not_a_policy() -> None:
     """Referenced by a test as a wrong module:attr target."""
+
+
+class MinimalPolicy:
+    """A README-style policy: plan and observe methods, no base class, a constructor taking nothing."""
+
+    def plan(self, wave: WaveContext) -> Plan:
+        return Plan(customer=np.zeros(0, np.int64), creative=np.zeros(0, np.int32), channel=np.zeros(0, np.int8))
+
+    def observe(self, feedback: Feedback) -> None:
+        return None
+
+
+def make_minimal(params: PolicyParams, world: PolicyWorld) -> MinimalPolicy:
+    """A factory function annotated to return a policy class: accepted as a plug-in."""
+    return MinimalPolicy()
+
+
+class PlanOnly:
+    """Not a policy: it has plan but no observe."""
+
+    def plan(self, wave: WaveContext) -> Plan:  # pragma: no cover - never called
+        raise NotImplementedError

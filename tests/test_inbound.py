@@ -130,7 +130,8 @@ def test_registry_names_module_attr_and_errors() -> None:
         build_response_policy("threshold", {"mode": "sometimes"})
     with pytest.raises(ValueError, match="unknown intent"):
         build_response_policy("bot_first", {"bot_resolution": {"anger": 0.5}})
-    with pytest.raises(TypeError, match="did not build a response policy"):
+    # a module:attr of the wrong kind is refused before it is called
+    with pytest.raises(LookupError, match=r"without route\(\) or schedule_for\(\), not a response policy"):
         build_response_policy("builtins:dict")
 
 

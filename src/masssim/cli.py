@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from masssim.errors import ScenarioError
+from masssim.errors import ScenarioError, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -111,9 +111,11 @@ def cli() -> None:
 def run(scenario: Path, opts: ExperimentOptions) -> None:
     """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
     import masssim
+    from masssim.results import check_output_dir
 
     loaded = masssim.load_scenario(scenario)
     args = opts.executor_args()
+    check_output_dir(opts.out)  # before simulating: a run must not find out an hour in that it cannot save
     with opts.progress(loaded.name) as advance:
         result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
@@ -133,9 +135,11 @@ def compare(
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
     import masssim
     from masssim.compare import compare as run_compare
+    from masssim.results import check_output_dir
 
     loaded = [masssim.load_scenario(path) for path in scenarios]
     args = opts.executor_args()
+    check_output_dir(opts.out)
     with opts.progress("compare") as advance:
         result = run_compare(
             loaded if len(loaded) > 1 else loaded[0],
@@ -193,7 +197,15 @@ def report(run_dir: Path) -> None:
     from masssim.results import atomic_write_text, load_run
 
     summary, columns, scenario = load_run(run_dir)
-    atomic_write_text(run_dir / "report.html", render_report(summary, columns, scenario))
+    try:
+        html = render_report(summary, columns, scenario)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a summary.json edited by hand
+        raise ScenarioError(
+            f"does not hold a summary masssim can read ({type(exc).__name__}: {exc})",
+            file=str(run_dir / "summary.json"),
+            allowed="the summary.json written by `masssim run`",
+        ) from None
+    atomic_write_text(run_dir / "report.html", html)
     click.echo(f"report: {run_dir / 'report.html'}")
 
 
@@ -413,6 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as exc:
         hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"masssim: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as exc:  # the file system refused (a full disk, a folder that went read-only mid-run)
+        where = exc.filename if exc.filename is not None else "masssim"
+        click.echo(f"masssim: error: {one_line(str(where))}: {one_line(exc.strerror or str(exc))}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

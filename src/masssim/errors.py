@@ -7,9 +7,66 @@ exits with status 2.
 
 from __future__ import annotations
 
+import re
+import reprlib
 from typing import Any
 
 _MISSING: Any = object()
+
+# The offending value is shown in short: a 10 MB string or an array nested 500 deep must still make one
+# readable line (reprlib also stops before Python's recursion limit).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 120
+_SHORT.maxother = 120
+_SHORT.maxlong = 60
+_SHORT.maxlevel = 4
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
+
+
+def show_value(value: Any) -> str:
+    """``repr(value)``, shortened, on one line."""
+    try:
+        return one_line(_SHORT.repr(value))
+    except Exception:  # a value whose repr fails must not hide the error it belongs to
+        return f"<{type(value).__name__}>"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks included) written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(key: str) -> str:
+    """``key`` as TOML writes it: bare when it can be, else a quoted string with escapes (one line)."""
+    if _BARE_KEY.fullmatch(key):
+        return key
+    out = []
+    for char in key:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(f"\\U{ord(char):08X}")
+    return '"' + "".join(out) + '"'
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """A location as a field path: ``arms[1].segments``; keys that are not bare TOML keys are quoted."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + toml_key(str(part))
+    return out
 
 
 class ScenarioError(ValueError):
@@ -46,13 +103,14 @@ class ScenarioError(ValueError):
         where = self.file or "<scenario>"
         parts = [where]
         if self.field:
-            parts.append(self.field)
+            # a path built from a 100 kB key is still findable from its two ends
+            parts.append(self.field if len(self.field) <= 240 else f"{self.field[:160]}...{self.field[-60:]}")
         head = ": ".join(parts)
         text = f"{head}: {self.reason}"
         if self.has_value:
-            text += f" (got {self.value!r})"
+            text += f" (got {show_value(self.value)})"
         if self.allowed:
             text += f"; allowed: {self.allowed}"
         if len(self.problems) > 1:
             text += f" [and {len(self.problems) - 1} more problem(s); fix this one first]"
-        return text
+        return one_line(text)

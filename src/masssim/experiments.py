@@ -138,6 +138,13 @@ class Executor:
                 raise ScenarioError(
                     f"cannot reach the Dask scheduler ({exc})", file="--scheduler", value=self.scheduler
                 ) from None
+            except (ValueError, TypeError) as exc:  # Dask's own words for an address it cannot parse
+                raise ScenarioError(
+                    f"not a scheduler address ({exc})",
+                    file="--scheduler",
+                    value=self.scheduler,
+                    allowed="e.g. tcp://host:8786",
+                ) from None
         # The scheduler's workers may be fewer or more than asked: grow sequential batches by what is there.
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or self.workers)
 

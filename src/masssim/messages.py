@@ -80,7 +80,7 @@ DIURNAL_CURVES: dict[str, np.ndarray] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _FieldProblem(ValueError):
@@ -766,6 +766,14 @@ _LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 MAX_TEXT_CHARS = 10_000
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_labelled_messages(path: str | Path, *, format: str = "auto") -> LabelledMessages:
     """Read a user's labelled messages from JSONL (one JSON object a line) or CSV (a header row).
 
@@ -795,9 +803,12 @@ def load_labelled_messages(path: str | Path, *, format: str = "auto") -> Labelle
                 "cannot tell the format from the extension", file=file, value=suffix, allowed=".jsonl, .ndjson, .csv"
             )
     try:
-        raw = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (spreadsheet exports write one) is not part of the first line
+        raw = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 file") from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot be read ({exc.strerror or exc})", file=file) from None
     rows: list[tuple[int, dict[str, Any]]] = []
     problems: list[tuple[str, str, Any, str]] = []  # (where, field, value, allowed/message)
     if fmt == "jsonl":
@@ -809,16 +820,37 @@ def load_labelled_messages(path: str | Path, *, format: str = "auto") -> Labelle
             except json.JSONDecodeError as exc:
                 problems.append((f"{file}:{lineno}", "", line[:80], f"is not valid JSON ({exc.msg})"))
                 continue
+            except RecursionError:  # the json module decodes nested arrays recursively
+                problems.append((f"{file}:{lineno}", "", line[:80], "is nested too deeply to read"))
+                continue
+            except ValueError as exc:  # e.g. an integer longer than Python converts
+                problems.append((f"{file}:{lineno}", "", line[:80], f"is not valid JSON ({exc})"))
+                continue
             if not isinstance(obj, dict):
                 problems.append((f"{file}:{lineno}", "", obj, "each line must be a JSON object"))
                 continue
             rows.append((lineno, obj))
     elif fmt == "csv":
-        reader = csv.reader(raw.splitlines(keepends=True))
+        _read_csv(raw, file, rows, problems)
+    else:
+        raise ScenarioError("unknown format", file=file, field="format", value=fmt, allowed="auto, jsonl, csv")
+    return _check_rows(rows, problems, file, fmt)
+
+
+def _read_csv(
+    raw: str, file: str, rows: list[tuple[int, dict[str, Any]]], problems: list[tuple[str, str, Any, str]]
+) -> None:
+    """The rows of a CSV text (a header row first); a file the csv module cannot read is one error."""
+    reader = csv.reader(raw.splitlines(keepends=True))
+    try:
         header = next(reader, None)
         if header is None:
             raise ScenarioError("the file is empty", file=file, allowed="a header row: " + ",".join(_COLUMNS))
         header = [h.strip() for h in header]
+        if not any(header):
+            raise ScenarioError(
+                "the first row (the header) is empty", file=f"{file}:1", allowed="a header row: " + ",".join(_COLUMNS)
+            )
         for name in header:
             if name not in _COLUMNS:
                 raise ScenarioError(
@@ -832,9 +864,17 @@ def load_labelled_messages(path: str | Path, *, format: str = "auto") -> Labelle
                 problems.append((f"{file}:{lineno}", "", len(row), f"expected {len(header)} columns"))
                 continue
             rows.append((lineno, {k: v for k, v in zip(header, row, strict=True) if v.strip() != ""}))
-    else:
-        raise ScenarioError("unknown format", file=file, field="format", value=fmt, allowed="auto, jsonl, csv")
+    except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, ...
+        raise ScenarioError(
+            f"is not readable CSV ({exc})",
+            file=f"{file}:{reader.line_num}",
+            allowed=f"a header row, then one message a row; texts of at most {MAX_TEXT_CHARS} characters",
+        ) from None
 
+
+def _check_rows(
+    rows: list[tuple[int, dict[str, Any]]], problems: list[tuple[str, str, Any, str]], file: str, fmt: str
+) -> LabelledMessages:
     text: list[str] = []
     relevant: list[bool] = []
     intent: list[int] = []
@@ -849,6 +889,8 @@ def load_labelled_messages(path: str | Path, *, format: str = "auto") -> Labelle
         t = obj.get("text")
         if not isinstance(t, str) or not t.strip() or len(t) > MAX_TEXT_CHARS:
             problems.append((where, "text", t, "non-empty text of at most 10000 characters"))
+        elif not _is_unicode(t):  # JSON can escape half a surrogate pair, which no UTF-8 target can be sent
+            problems.append((where, "text", t, "Unicode text (an escaped lone surrogate such as \\ud800 is not)"))
         r_raw = obj.get("relevant")
         r: bool | None = None
         if isinstance(r_raw, bool):

@@ -25,7 +25,8 @@ def parse_value(text: str) -> Any:
     text = text.strip()
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        # not a TOML value (or one nested too deeply to read): the text itself, which validation then judges
         return text
 
 
@@ -80,6 +81,14 @@ def _set(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:
         key: Any = part
         if match:
             key = match.group("name")
+        elif "[" in part or "]" in part:
+            raise ScenarioError(
+                "expected NAME[INDEX] with a whole-number index",
+                file=source,
+                field=".".join([*walked, part]),
+                value=path,
+                allowed="e.g. arms[1].segments, arms.personas.segments or arms.*.segments",
+            )
         if isinstance(node, list):
             raise ScenarioError("cannot index a list with a name here", file=source, field=".".join(walked) or None)
         if key == "arms" and not match and not last and isinstance(node.get("arms"), list):
@@ -105,10 +114,13 @@ def _set(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:
         if match:
             seq = node.get(key)
             index = int(match.group("index"))
-            if not isinstance(seq, list) or index >= len(seq):
-                size = len(seq) if isinstance(seq, list) else 0
+            if not isinstance(seq, list):
                 raise ScenarioError(
-                    "index out of range", file=source, field=".".join(walked), allowed=f"0 to {size - 1}"
+                    "is not a list of tables, so it takes no [INDEX]", file=source, field=".".join(walked), value=path
+                )
+            if index >= len(seq):
+                raise ScenarioError(
+                    "index out of range", file=source, field=".".join(walked), allowed=f"0 to {len(seq) - 1}"
                 )
             if last:
                 seq[index] = copy.deepcopy(value)

@@ -3,26 +3,103 @@
 A plug-in is a class or factory registered under a name, or named as ``package.module:attr`` for a user's
 own (imported, never eval'd). It may carry a ``Params`` pydantic model, a subclass of the kind's base
 parameter model, describing its parameters.
+
+A ``package.module:attr`` reference is code: resolving it imports the module, which runs whatever the
+module runs at import time. What it names is checked before anything calls it: a class with the methods of
+the kind's protocol, or a Python function annotated to return such a class. Anything else (``os:system``, a
+module, a constant) is refused with :class:`WrongKind`, so a typo can never call an arbitrary function.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from masssim.errors import format_loc
+
+
+class WrongKind(LookupError):
+    """A ``module:attr`` that imports fine but names something that is not a plug-in of the kind asked for."""
+
+    def __init__(self, name: str, what: str, kind: str, must_be: str) -> None:
+        self.what = what
+        self.must_be = must_be
+        super().__init__(f"{name!r} is {what}, not a {kind}; a {kind} plug-in must be {must_be}")
+
+
+def _describe(obj: Any) -> str:
+    """What ``obj`` is, in words, for an error message."""
+    if inspect.ismodule(obj):
+        return "a module"
+    if inspect.isclass(obj):
+        return f"the class {obj.__qualname__}"
+    if inspect.isbuiltin(obj):
+        return "a built-in function"
+    if inspect.isfunction(obj):
+        return f"the function {obj.__qualname__}"
+    return f"a value of type {type(obj).__name__}"
+
 
 class Registry:
-    """Plug-ins of one kind. ``load_builtins`` imports the modules whose decorators register the built-ins."""
+    """Plug-ins of one kind. ``load_builtins`` imports the modules whose decorators register the built-ins.
 
-    def __init__(self, kind: str, params_base: type[BaseModel], load_builtins: Callable[[], None]) -> None:
+    ``methods`` are the protocol's methods a plug-in class must have; ``called_as`` says how masssim builds
+    it (for error messages).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        params_base: type[BaseModel],
+        load_builtins: Callable[[], None],
+        *,
+        methods: tuple[str, ...] = (),
+        called_as: str = "factory(params)",
+    ) -> None:
         self.kind = kind
         self.params_base = params_base
         self._load_builtins = load_builtins
         self._factories: dict[str, Any] = {}
+        self.methods = methods
+        self.called_as = called_as
+
+    @property
+    def must_be(self) -> str:
+        """What a ``module:attr`` plug-in of this kind must be, in words."""
+        names = " and ".join(f"{m}()" for m in self.methods)
+        methods = f"a {names} method" if len(self.methods) == 1 else f"{names} methods"
+        return f"a class with {methods} (or a function annotated to return one), built as {self.called_as}"
+
+    def _has_methods(self, cls: Any) -> bool:
+        return inspect.isclass(cls) and all(callable(getattr(cls, m, None)) for m in self.methods)
+
+    def check_kind(self, name: str, obj: Any) -> Any:
+        """``obj`` if it can be a plug-in of this kind (checked without calling it); :class:`WrongKind` if not."""
+        if inspect.isclass(obj):
+            if getattr(obj, "_is_protocol", False) or inspect.isabstract(obj):
+                # the protocol itself (or an abstract base) names the methods but cannot be built
+                raise WrongKind(name, f"{_describe(obj)}, a protocol or abstract class", self.kind, self.must_be)
+            if self._has_methods(obj):
+                return obj
+            missing = [m for m in self.methods if not callable(getattr(obj, m, None))]
+            raise WrongKind(
+                name, f"{_describe(obj)} without {' or '.join(f'{m}()' for m in missing)}", self.kind, self.must_be
+            )
+        if inspect.isfunction(obj):
+            try:
+                returns = typing.get_type_hints(obj).get("return")
+            except Exception:  # an annotation that cannot be resolved says nothing about the kind
+                returns = None
+            if self._has_methods(returns):
+                return obj
+            raise WrongKind(name, f"{_describe(obj)}, not annotated to return such a class", self.kind, self.must_be)
+        raise WrongKind(name, _describe(obj), self.kind, self.must_be)
 
     def register(self, name: str) -> Callable[[Any], Any]:
         """Class decorator: make a plug-in available under ``name``."""
@@ -53,10 +130,13 @@ class Registry:
                 module = importlib.import_module(module_name)
             except ImportError as exc:
                 raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
+            except Exception as exc:  # the user's module failed while being imported: its error, one line
+                raise LookupError(f"importing module {module_name!r} failed ({type(exc).__name__}: {exc})") from None
             try:
-                return getattr(module, attr)
+                found = getattr(module, attr)
             except AttributeError:
                 raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
+            return self.check_kind(name, found)
         hint = difflib.get_close_matches(name, list(self._factories), n=1, cutoff=0.5)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         known = ", ".join(sorted(self._factories))
@@ -78,7 +158,7 @@ class Registry:
             return model.model_validate(dict(params or {}))
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+            loc = format_loc(tuple(err["loc"])) or "(params)"
             if err["type"] == "extra_forbidden":
                 known = list(model.model_fields)
                 hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)

@@ -11,6 +11,9 @@ Layout of a saved run (DESIGN §5)::
 
 The directory is built as ``<run-id>.partial`` and renamed when complete, and every file inside is
 written to a temporary name and renamed, so an interrupted run never leaves something that looks done.
+The ``.partial`` directories a killed run leaves behind are removed by the next save into the same folder
+(:func:`publish_directory`). Nothing is written outside the output folder: the scenario name and the run id
+are single folder names, checked when the scenario is loaded and again here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import io
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +37,52 @@ import numpy as np
 import tomli_w
 
 from masssim.engine.sim import ArmOutcome
+from masssim.errors import ScenarioError
 from masssim.metrics import ALL, REGISTRY, TIMESERIES
-from masssim.scenario import Scenario, scenario_from_toml
+from masssim.scenario import NAME_PATTERN, Scenario, scenario_from_toml
 from masssim.stats import mean_ci, paired_difference
+
+try:  # advisory locks tell a killed run's leftovers from a run still writing; without them nothing is removed
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+_SAFE_NAME = re.compile(NAME_PATTERN)
+
+
+def check_output_dir(out: str | Path, *, option: str = "--out") -> Path:
+    """Prove ``out`` can hold results, before any simulation; ScenarioError naming it if not.
+
+    Folders created for the check are removed again, so a command that then fails on other input leaves
+    nothing behind; saving creates them for real.
+    """
+    path = Path(out)
+    allowed = "a folder you can write to (created if missing)"
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ScenarioError("is a file, not a folder", file=str(path), field=option, allowed=allowed) from None
+    except NotADirectoryError:
+        raise ScenarioError(
+            "cannot be created: part of the path is a file", file=str(path), field=option, allowed=allowed
+        ) from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ScenarioError(f"cannot be created ({reason})", file=str(path), field=option, allowed=allowed) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".masssim-write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ScenarioError(
+            f"cannot be written to ({exc.strerror or exc})", file=str(path), field=option, allowed=allowed
+        ) from None
+    finally:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -186,19 +234,57 @@ class RunResult:
 def publish_directory(base: Path, run_id: str, write: Callable[[Path], None]) -> Path:
     """Build a result directory as ``<run_id>.partial`` with ``write``, then rename it into place.
 
-    A run interrupted while writing leaves only the ``.partial`` directory, which never looks complete.
-    An existing run id gets a numbered suffix instead of being overwritten.
+    A run interrupted while writing leaves only the ``.partial`` directory, which never looks complete; the
+    next save into ``base`` removes such leftovers once no other run is writing there. An existing run id
+    gets a numbered suffix instead of being overwritten.
     """
-    final = base / run_id
-    suffix = 1
-    while final.exists():
-        suffix += 1
-        final = base / f"{run_id}-{suffix}"
-    partial = final.with_name(final.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=False)
-    write(partial)
-    os.replace(partial, final)
+    if not _SAFE_NAME.match(base.name) or not _SAFE_NAME.match(run_id):
+        # the scenario name is checked at load time; this guards the Python API (a run_id of "../x")
+        raise ScenarioError(
+            "is not a single folder name",
+            file=str(base / run_id),
+            value=run_id if not _SAFE_NAME.match(run_id) else base.name,
+            allowed="letters, digits, '_', '-' and '.', not starting with '.'",
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(base):
+        final = base / run_id
+        suffix = 1
+        while final.exists() or final.with_name(final.name + ".partial").exists():
+            suffix += 1
+            final = base / f"{run_id}-{suffix}"
+        partial = final.with_name(final.name + ".partial")
+        partial.mkdir(exist_ok=False)
+        write(partial)
+        os.replace(partial, final)
     return final
+
+
+@contextlib.contextmanager
+def _writer_lock(base: Path) -> Any:
+    """Held (shared) by every run writing into ``base``; whoever gets it exclusively first removes leftovers.
+
+    The lock dies with its process, so an exclusive lock granted means no run is writing here now: every
+    ``.partial`` directory is then the leftover of a killed run.
+    """
+    if fcntl is None:  # pragma: no cover - not on POSIX: nothing is removed
+        yield
+        return
+    # The lock is on the folder itself (no lock file to clutter the results).
+    fd = os.open(base, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another run is writing: its .partial is not a leftover
+            pass
+        else:
+            for leftover in base.glob("*.partial"):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
@@ -223,8 +309,6 @@ def _csv_cell(value: Any) -> Any:
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], Scenario]:
     """Read a saved run back (summary, time series columns, scenario) to rebuild its report."""
-    from masssim.errors import ScenarioError
-
     run_dir = Path(run_dir)
     needed = ["summary.json", "timeseries.csv", "scenario.toml"]
     for name in needed:
@@ -236,21 +320,33 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
             )
     try:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError and UnicodeDecodeError
         raise ScenarioError(f"is not valid JSON: {exc}", file=str(run_dir / "summary.json")) from None
-    scenario = scenario_from_toml(
-        (run_dir / "scenario.toml").read_text(encoding="utf-8"), file=str(run_dir / "scenario.toml")
-    )
-    with (run_dir / "timeseries.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns: dict[str, np.ndarray] = {}
-    if rows:
-        for name in rows[0]:
-            raw = [row[name] for row in rows]
-            if name == "arm":
-                columns[name] = np.array(raw, dtype=object)
-            elif name in ("replication", "day"):
-                columns[name] = np.array([int(v) for v in raw])
-            else:
-                columns[name] = np.array([float(v) for v in raw])
+    if not isinstance(summary, dict):
+        raise ScenarioError("is not a run summary (a JSON object)", file=str(run_dir / "summary.json"))
+    try:
+        toml_text = (run_dir / "scenario.toml").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("is not UTF-8 text", file=str(run_dir / "scenario.toml")) from None
+    scenario = scenario_from_toml(toml_text, file=str(run_dir / "scenario.toml"))
+    series = run_dir / "timeseries.csv"
+    try:
+        with series.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns: dict[str, np.ndarray] = {}
+        if rows:
+            for name in rows[0]:
+                raw = [row[name] for row in rows]
+                if name == "arm":
+                    columns[name] = np.array(raw, dtype=object)
+                elif name in ("replication", "day"):
+                    columns[name] = np.array([int(v) for v in raw])
+                else:
+                    columns[name] = np.array([float(v) for v in raw])
+    except (ValueError, TypeError, csv.Error) as exc:  # a cell that is not a number, a row cut short, ...
+        raise ScenarioError(
+            f"is not a time series masssim wrote ({exc})",
+            file=str(series),
+            allowed="the timeseries.csv written by `masssim run`",
+        ) from None
     return summary, columns, scenario

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 import types
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from masssim.errors import ScenarioError
+from masssim.errors import ScenarioError, format_loc, toml_key
 from masssim.messages import LANGUAGES, MentionStreamConfig, MessageSource
 from masssim.messages import _FieldProblem as _MessageFieldProblem
 
@@ -25,7 +26,21 @@ CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
 
 class _Model(BaseModel):
     # strict: a number written as a string in TOML ("5") is a mistake, not something to coerce.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # allow_inf_nan=False: TOML can spell inf and nan, and neither is a meaningful rate, share or cost.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# A label that may become a folder name under --out: one path component, never "." or ".." (no leading dot).
+NAME_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
+# Labels that never become folder names (arms, pools).
+LABEL_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+_PATTERN_WORDS = {
+    NAME_PATTERN: "letters, digits, '_', '-' and '.', not starting with '.'",
+    LABEL_PATTERN: "letters, digits, '_', '-' and '.'",
+}
+# Deeper nesting than this is refused when a scenario is read: the schema itself is at most 5 levels deep,
+# and unbounded depth makes the recursive code downstream (validation, copying, JSON) run out of stack.
+MAX_DEPTH = 32
 
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -380,9 +395,9 @@ class DiagnosticsConfig(_Model):
 class Arm(BaseModel):
     """One targeting strategy run on the population; its extra keys are the policy's parameters."""
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=LABEL_PATTERN, description="arm label")
     policy: str = Field(min_length=1, description="registered policy name or module:attr")
 
     @property
@@ -435,7 +450,7 @@ class CoreConfig(_Model):
 class PoolConfig(_Model):
     """A responder pool: agents (bots or people) answering the mentions the response policy routes to it."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", description="pool label")
+    name: str = Field(min_length=1, max_length=64, pattern=LABEL_PATTERN, description="pool label")
     agents: int = Field(ge=0, le=1_000_000, description="agents on shift (humans follow the policy's mode)")
     kind: Literal["bot", "human"] = Field("human", description="bots are always on; humans follow the mode")
     handle_time_median_minutes: float = Field(gt=0.0, le=10_080.0, description="median minutes per answer")
@@ -453,7 +468,7 @@ class PoolConfig(_Model):
         from masssim.messages import INTENTS
 
         for key, minutes in self.handle_time_median_minutes_by_intent.items():
-            field = f"handle_time_median_minutes_by_intent.{key}"
+            field = f"handle_time_median_minutes_by_intent.{toml_key(key)}"
             if key not in INTENTS:
                 raise _FieldProblem(field, key, f"unknown intent; allowed: {', '.join(INTENTS)}")
             if not (0 < minutes <= 10_080 and math.isfinite(minutes)):
@@ -528,9 +543,11 @@ class RepliesConfig(_Model):
 
         for key, value in self.intent_shares.items():
             if key not in INTENTS:
-                raise _FieldProblem(f"intent_shares.{key}", key, f"unknown intent; allowed: {', '.join(INTENTS)}")
+                raise _FieldProblem(
+                    f"intent_shares.{toml_key(key)}", key, f"unknown intent; allowed: {', '.join(INTENTS)}"
+                )
             if not (value >= 0 and math.isfinite(value)):
-                raise _FieldProblem(f"intent_shares.{key}", value, "a share must be a non-negative number")
+                raise _FieldProblem(f"intent_shares.{toml_key(key)}", value, "a share must be a non-negative number")
         if sum(self.intent_shares.values()) <= 0:
             raise _FieldProblem("intent_shares", self.intent_shares, "at least one share must be positive")
         return self
@@ -604,7 +621,7 @@ class InboundConfig(_Model):
                 parsed = model.model_validate(getattr(self, params_field))
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
-                key = ".".join(str(p) for p in err["loc"])
+                key = format_loc(tuple(err["loc"]))
                 field = f"{params_field}.{key}" if key else params_field
                 if err["type"] == "extra_forbidden":
                     known = list(model.model_fields)
@@ -623,7 +640,12 @@ class InboundConfig(_Model):
 
 
 class Scenario(_Model):
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=NAME_PATTERN,
+        description="the scenario's name; results go to <out>/<name>/",
+    )
     description: str = Field("", max_length=2000)
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="root seed; none draws fresh entropy")
     replications: int = Field(5, ge=1, le=10_000)
@@ -642,7 +664,12 @@ class Scenario(_Model):
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
-    arms: list[Arm] = Field(default_factory=_default_arms, min_length=1, max_length=64)
+    arms: list[Arm] = Field(
+        default_factory=_default_arms,
+        min_length=1,
+        max_length=64,
+        description="[[arms]] tables, each with name, policy and the policy's parameters",
+    )
     inbound: InboundConfig | None = Field(
         None, description="find -> classify -> respond after the outbound arms; absent = off"
     )
@@ -696,22 +723,27 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file. Raises :class:`ScenarioError` on any problem."""
     path = Path(path)
     file = str(path)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        raw_bytes = path.read_bytes() if exists and not is_dir else b""
+    except OSError as exc:  # unreadable, or a name the system refuses (too long, a loop of links, ...)
+        raise ScenarioError(f"cannot be read ({exc.strerror or exc})", file=file) from None
+    except ValueError as exc:  # a path with a NUL byte
+        raise ScenarioError(f"is not a usable path ({exc})", file=file) from None
+    if not exists:
         raise ScenarioError("file not found", file=file, allowed="a path to an existing .toml file")
-    if path.is_dir():
+    if is_dir:
         raise ScenarioError("is a directory, not a scenario file", file=file)
     try:
-        raw_bytes = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(f"cannot be read ({exc.strerror})", file=file) from None
-    try:
-        text = raw_bytes.decode("utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML itself does not allow.
+        text = raw_bytes.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 TOML file") from None
     return scenario_from_toml(text, file=file)
 
 
 def scenario_from_toml(text: str, *, file: str | None = None) -> Scenario:
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         raise ScenarioError(
             "the file is empty", file=file, field="name", allowed='a TOML table with at least name = "..."'
@@ -720,13 +752,43 @@ def scenario_from_toml(text: str, *, file: str | None = None) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"is not valid TOML: {exc}", file=file) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ScenarioError(
+            "is nested too deeply to read", file=file, allowed=f"arrays and tables nested at most {MAX_DEPTH} deep"
+        ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise ScenarioError(f"is not valid TOML: {exc}", file=file) from None
     return scenario_from_dict(data, file=file)
+
+
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> tuple[tuple[Any, ...], Any] | None:
+    """The location and value of the first table or array nested deeper than ``limit``, else None.
+
+    Iterative on purpose: the point is to refuse input before anything recursive touches it.
+    """
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        loc, node = stack.pop()
+        if isinstance(node, dict | list):
+            if len(loc) > limit:
+                return loc, node
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend(((*loc, key), child) for key, child in items)
+    return None
 
 
 def scenario_from_dict(data: Any, *, file: str | None = None) -> Scenario:
     """Validate a plain dict (as parsed from TOML) into a :class:`Scenario`."""
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a table of fields", file=file, value=data)
+    deep = too_deep(data)
+    if deep is not None:
+        raise ScenarioError(
+            "nested too deeply",
+            file=file,
+            field=format_loc(deep[0][:MAX_DEPTH]),
+            allowed=f"arrays and tables nested at most {MAX_DEPTH} deep",
+        )
     try:
         base_dir = Path(file).parent if file and not file.startswith("<") else None
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
@@ -765,35 +827,30 @@ def _check_sweep(scenario: Scenario, file: str | None) -> None:
                 ) from None
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+_format_loc = format_loc
 
 
 def _translate(exc: ValidationError, file: str | None) -> ScenarioError:
+    errors = exc.errors(include_url=False)
+    if not errors:  # pragma: no cover - pydantic never raises an empty ValidationError
+        return ScenarioError(str(exc), file=file)
     problems: list[tuple[str | None, str]] = []
     first: dict[str, Any] | None = None
-    for err in exc.errors(include_url=False):
-        loc = _clean_loc(tuple(err["loc"]))
+    for err in errors:
+        loc = _clean_loc(tuple(err["loc"]), extra=err["type"] == "extra_forbidden")
         ctx_error = err.get("ctx", {}).get("error")
-        if isinstance(ctx_error, _FIELD_PROBLEMS):
-            loc = (*loc, ctx_error.field)
-        problems.append((_format_loc(loc), err["msg"]))
+        problems.append((_field_of(loc, ctx_error), err["msg"]))
         if first is None:
             first = {**err, "loc": loc}
-    assert first is not None  # a ValidationError always carries at least one error
+    if first is None:  # pragma: no cover - checked above
+        return ScenarioError(str(exc), file=file)
     loc = first["loc"]
-    field = _format_loc(loc)
     ctx_error = first.get("ctx", {}).get("error")
+    field = _field_of(loc, ctx_error)
     if isinstance(ctx_error, _FIELD_PROBLEMS):
         return ScenarioError(str(ctx_error), file=file, field=field, value=ctx_error.value, problems=problems)
     kind = first["type"]
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         parent = loc[:-1]
         known = _known_fields(parent)
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
@@ -814,9 +871,49 @@ def _translate(exc: ValidationError, file: str | None) -> ScenarioError:
     )
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic inserts type tags such as 'function-after[...]' or 'literal[...]' into locations.
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+def _field_of(loc: tuple[Any, ...], ctx_error: Any) -> str | None:
+    """The field path of an error; a model validator's own field is a path already written out."""
+    path = _format_loc(loc)
+    if isinstance(ctx_error, _FIELD_PROBLEMS):
+        path = ".".join(p for p in (path, str(ctx_error.field)) if p)
+    return path or None
+
+
+# Type tags pydantic can insert into an error location (e.g. 'function-after[_check(), InboundConfig]').
+_TAG = re.compile(r"^(function-(after|before|wrap|plain)|[a-z][a-z-]*)\[.*\]$|^(int|float|str|bool)$", re.DOTALL)
+
+
+def _clean_loc(loc: tuple[Any, ...], *, extra: bool = False) -> tuple[Any, ...]:
+    """``loc`` without pydantic's type tags; a user's own key (a dict key, an unknown field) is always kept.
+
+    The location is walked down the schema: a part is dropped only where a tag can stand (inside a model,
+    not naming one of its fields) and it looks like one, and never when it is the unknown key itself.
+    """
+    out: list[Any] = []
+    current: Any = Scenario
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        model = _unwrap(current)
+        if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(part, str):
+            field = model.model_fields.get(part)
+            if field is not None:
+                out.append(part)
+                current = field.annotation
+                continue
+            if not (last and extra) and _TAG.match(part):
+                continue
+            out.append(part)
+            current = None
+            continue
+        out.append(part)
+        origin, args = get_origin(model), get_args(model)
+        if origin is list and args and isinstance(part, int):
+            current = args[0]
+        elif origin is dict and len(args) == 2 and isinstance(part, str):
+            current = args[1]
+        else:
+            current = None
+    return tuple(out)
 
 
 def _model_at(loc: tuple[Any, ...]) -> Any:
@@ -869,7 +966,7 @@ def _describe_allowed(loc: tuple[Any, ...], pydantic_msg: str) -> str:
     if field is None:
         return pydantic_msg
     kind = _unwrap(field.annotation)
-    bounds = {"ge": None, "gt": None, "le": None, "lt": None}
+    bounds: dict[str, Any] = dict.fromkeys(("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"))
     for meta in field.metadata:
         for key in bounds:
             if getattr(meta, key, None) is not None:
@@ -879,7 +976,13 @@ def _describe_allowed(loc: tuple[Any, ...], pydantic_msg: str) -> str:
     if origin is Literal:
         text = "one of " + ", ".join(repr(a) for a in get_args(kind))
     elif origin is list:
-        text = "a list"
+        text = "a list" + _length_words(bounds, "item")
+    elif origin is dict:
+        text = "a table" + _length_words(bounds, "entry")
+    elif kind is str:
+        text = "text" + _length_words(bounds, "character")
+        if bounds["pattern"] is not None:
+            text += " from " + _PATTERN_WORDS.get(bounds["pattern"], f"the pattern {bounds['pattern']}")
     else:
         text = words.get(kind, getattr(kind, "__name__", str(kind)))
     lo = bounds["ge"] if bounds["ge"] is not None else bounds["gt"]
@@ -891,6 +994,18 @@ def _describe_allowed(loc: tuple[Any, ...], pydantic_msg: str) -> str:
     if field.description:
         text += f" ({field.description})"
     return text
+
+
+def _length_words(bounds: dict[str, Any], unit: str) -> str:
+    lo, hi = bounds["min_length"], bounds["max_length"]
+    plural = unit[:-1] + "ies" if unit.endswith("y") else unit + "s"
+    if lo is not None and hi is not None:
+        return f" of {lo} to {hi} {plural}"
+    if lo is not None:
+        return f" of at least {lo} {unit if lo == 1 else plural}"
+    if hi is not None:
+        return f" of at most {hi} {plural}"
+    return ""
 
 
 def _num(value: Any) -> str:

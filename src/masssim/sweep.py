@@ -37,7 +37,7 @@ from masssim.experiments import (
 )
 from masssim.metrics import ALL, REGISTRY
 from masssim.overrides import apply_overrides, describe, parse_values, split_assignment
-from masssim.results import atomic_write_text, dumps_json
+from masssim.results import atomic_write_text, check_output_dir, dumps_json
 from masssim.scenario import Scenario
 from masssim.stats import mean_ci, paired_difference
 
@@ -167,13 +167,16 @@ def sweep(
     n = replications if replications is not None else scenario.replications
     rule = StopRule.parse(until) if isinstance(until, str) else until
     seed_given = seed if seed is not None else scenario.seed
+    check_output_dir(out)  # before any simulation: a sweep that cannot save its cells must not start
     directory = Path(out) / scenario.name / _sweep_id(base, grid, n, seed_given, rule)
     cells_dir = directory / "cells"
     spec_path = directory / "spec.json"
-    if spec_path.is_file():
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec = _read_json(spec_path)
+    resumed = spec is not None and _entropy_of(spec) is not None
+    if spec is not None and resumed:
         entropy = int(spec["seed_entropy"])  # a resumed sweep keeps its (possibly fresh) entropy
     else:
+        # A new sweep, or one whose spec.json was cut short: its cells' entropy is unknown, so none is reused.
         entropy = resolve_entropy(seed_given, None)
         spec = {
             "scenario": scenario.name,
@@ -185,10 +188,7 @@ def sweep(
         }
         atomic_write_text(directory / "scenario.toml", tomli_w.dumps(base.to_toml_dict()))
         atomic_write_text(spec_path, dumps_json(spec))
-    done: dict[int, dict[str, Any]] = {}
-    for path in sorted(cells_dir.glob("*.json")) if cells_dir.is_dir() else []:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        done[int(data["index"])] = data
+    done: dict[int, dict[str, Any]] = _finished_cells(cells_dir, cells) if resumed else {}
     todo = [c for c in cells if c.index not in done]
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -228,6 +228,41 @@ def sweep(
     result = SweepResult(directory, grid, ordered, manifest)
     _write_outputs(result, base)
     return result
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document in ``path``, or None when it is missing, unreadable or cut short."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # ValueError covers JSONDecodeError and UnicodeDecodeError
+        return None
+
+
+def _entropy_of(spec: Any) -> int | None:
+    try:
+        return int(spec["seed_entropy"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _finished_cells(cells_dir: Path, cells: list[Cell]) -> dict[int, dict[str, Any]]:
+    """The cells already written, by index. A file that is cut short, corrupt or not the cell its name says
+    (a disk full, a copy gone wrong) does not count: that cell is computed again and the file replaced."""
+    done: dict[int, dict[str, Any]] = {}
+    for cell in cells:
+        data = _read_json(cells_dir / f"{cell.index:05d}.json")
+        expected_overrides = json.loads(dumps_json(cell.overrides))
+        if (
+            isinstance(data, dict)
+            and data.get("index") == cell.index
+            and data.get("overrides") == expected_overrides
+            and isinstance(data.get("arms"), dict)
+            and sorted(data["arms"]) == sorted(a.name for a in cell.scenario.arms)
+            and all(isinstance(m, dict) and all(k in m for k in ALL) for m in data["arms"].values())
+            and isinstance(data.get("differences_vs_baseline"), dict)
+        ):
+            done[cell.index] = data
+    return done
 
 
 def _run_fixed(
@@ -272,6 +307,15 @@ def load_sweep(directory: str | Path) -> SweepResult:
     spec_path = directory / "spec.json"
     if not spec_path.is_file():
         raise ScenarioError("is not a sweep directory (spec.json is missing)", file=str(directory))
-    spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((directory / "cells").glob("*.json"))]
+    spec = _read_json(spec_path)
+    if not isinstance(spec, dict) or not isinstance(spec.get("grid"), dict):
+        raise ScenarioError("is not valid JSON of a sweep specification", file=str(spec_path))
+    cells = []
+    for path in sorted((directory / "cells").glob("*.json")):
+        data = _read_json(path)
+        if not isinstance(data, dict):
+            raise ScenarioError(
+                "is not a complete sweep cell (cut short?); rerun the sweep to recompute it", file=str(path)
+            )
+        cells.append(data)
     return SweepResult(directory, spec["grid"], cells)

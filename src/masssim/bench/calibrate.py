@@ -27,6 +27,7 @@ import numpy as np
 
 from masssim.bench.corpus import Corpus
 from masssim.bench.targets import Target, TargetFailure
+from masssim.errors import show_value
 from masssim.scenario import drop_none
 
 FORMAT = "masssim core calibration"
@@ -171,9 +172,10 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
         raise CalibrationProblem(file, None, f"cannot be read ({exc})") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
-        raise CalibrationProblem(file, None, f"is not valid {kind} ({exc})") from None
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise CalibrationProblem(file, None, f"is not valid {kind} ({reason})") from None
     if not isinstance(data, dict):
         raise CalibrationProblem(file, None, "must be a table/object with a_s and b_s")
     out: dict[str, Any] = {}
@@ -182,15 +184,15 @@ def read_calibration(path: str | Path) -> dict[str, Any]:
             raise CalibrationProblem(file, key, "missing (required: a_s and b_s, seconds)")
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise CalibrationProblem(file, key, f"must be a number of seconds (got {value!r})")
+            raise CalibrationProblem(file, key, f"must be a number of seconds (got {show_value(value)})")
         if not 0 <= value <= 3600:
-            raise CalibrationProblem(file, key, f"must be in [0, 3600] seconds (got {value!r})")
+            raise CalibrationProblem(file, key, f"must be in [0, 3600] seconds (got {show_value(value)})")
         out[key] = float(value)
     for key, (low, high) in OPTIONAL_INT.items():
         if data.get(key) is None:
             continue
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise CalibrationProblem(file, key, f"must be a whole number in [{low}, {high}] (got {value!r})")
+            raise CalibrationProblem(file, key, f"must be a whole number in [{low}, {high}] (got {show_value(value)})")
         out[key] = value
     return out

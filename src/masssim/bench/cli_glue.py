@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from masssim.errors import ScenarioError
@@ -14,7 +15,7 @@ def parse_params(text: str | None, where: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the json module can read
         value = None
     if not isinstance(value, dict):
         raise ScenarioError(
@@ -44,6 +45,7 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
     from masssim.bench.api import run_bench
     from masssim.bench.config import BenchConfig
     from masssim.bench.report import summary_lines
+    from masssim.results import check_output_dir
 
     cfg = BenchConfig(
         scenario=options["scenario"],
@@ -73,6 +75,15 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
         calibrate=str(options["calibrate"]) if options["calibrate"] is not None else None,
         calibrate_batches=parse_batches(options["calibrate_batches"]),
     ).check()
+    # Before measuring: a benchmark that cannot save its result must not run first.
+    check_output_dir(options["out"])
+    if options["calibrate"] is not None:
+        calibration = Path(options["calibrate"])
+        if calibration.is_dir():
+            raise ScenarioError(
+                "is a folder", file=str(calibration), field="--calibrate", allowed="a file name, e.g. core.json"
+            )
+        check_output_dir(calibration.parent, option="--calibrate")
     result = run_bench(cfg)
     run_dir = result.save(options["out"])
     lines = summary_lines(result.summary)

@@ -5,7 +5,9 @@
   a stall in the target (or the generator) is charged to every query it delays — no coordinated omission.
   The actual issue time is recorded too, and its lateness judges the generator.
 * ``single-stream`` (closed loop): one query at a time; the next leaves when the previous answer arrives.
-* ``offline``: all samples are available at once and sent in batches, ``concurrency`` batches in flight.
+* ``offline``: all samples are available at once and sent in batches, ``concurrency`` batches in flight,
+  until both the minimum count and the minimum duration are met (MLPerf LoadGen's rule: the count planned
+  from the warm-up's throughput is a first estimate, and a machine slower than the estimate keeps issuing).
 
 A warm-up (not measured) comes first. Every query ends with an answer or a counted failure; when too many
 fail, the closed-loop and offline scenarios stop issuing (the verdict is already FAIL), so a hanging or
@@ -239,15 +241,18 @@ class Runner:
         state = {"i": 0}
         t0 = clock()
 
-        async def lane(deadline: float | None, budget: list[int], warmup: bool, start: float) -> None:
+        async def lane(
+            deadline: float | None, budget: list[int], warmup: bool, start: float, until: float | None = None
+        ) -> None:
             while True:
                 if self._too_many_failures(out):
                     return
                 if deadline is not None and clock() >= deadline:
                     return
-                if budget and budget[0] <= 0:
+                # The planned count is spent: stop, unless the minimum duration (``until``) is not reached yet.
+                if budget and budget[0] <= 0 and (until is None or clock() >= until):
                     return
-                k = min(b, budget[0]) if budget else b
+                k = min(b, budget[0]) if budget and budget[0] > 0 else b
                 indices = stream.take(k)
                 if indices is None:
                     if "the sample pool" not in " ".join(out.stopped):
@@ -280,7 +285,10 @@ class Runner:
             start = clock()
             out.measure_start_s = start - t0
             budget = [planned]
-            await asyncio.gather(*(lane(None, budget, False, start) for _ in range(c)))
+            # A fixed sample count (``samples``, as the calibration asks) is exactly that; otherwise the run also
+            # lasts the minimum duration.
+            until = start + cfg.duration_s if samples is None else None
+            await asyncio.gather(*(lane(None, budget, False, start, until) for _ in range(c)))
         if self._too_many_failures(out):
             out.stopped.append("stopped issuing: too many failed queries")
         rec.truncate(state["i"])

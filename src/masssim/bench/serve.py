@@ -4,8 +4,8 @@ Endpoints:
 
 * ``POST /classify`` — request ``{"texts": [...]}``, response ``{"relevant_prob": [...], "intent": [...],
   "priority": [...]}`` (the schema in :mod:`masssim.bench.targets`). A body over ``max_request_bytes`` gets
-  413, more than ``max_texts`` texts 413, a body that is not JSON or not the schema 400, each with
-  ``{"error": "..."}``.
+  413, more than ``max_texts`` texts 413, a body that is not JSON (nested too deeply included) or not the
+  schema 400, each with ``{"error": "..."}``. Only the classifier's own failure is a 500.
 * ``GET /health`` — ``{"status": "ok", "classifier": NAME, "fitted_on": N}``.
 
 A trainable classifier is fitted at start on a synthetic training corpus (half needles) drawn from
@@ -70,8 +70,11 @@ def build_app(
             return error(413, f"the request is larger than {max_request_bytes} bytes")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return error(400, "the body is not JSON")
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers; the json module decodes
+            # nested arrays recursively, so a deep body is bad input too, not a crash.
+            what = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+            return error(400, f"the body is {what}")
         texts = data.get("texts") if isinstance(data, dict) else None
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             return error(400, 'expected {"texts": ["...", ...]}')

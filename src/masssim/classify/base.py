@@ -104,7 +104,7 @@ class TrainableClassifier(Classifier, Protocol):
 class ClassifierParams(BaseModel):
     """Base of every classifier's parameter model: strict, unknown keys rejected."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ClassifierBase:

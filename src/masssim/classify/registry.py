@@ -20,7 +20,7 @@ def _load_builtins() -> None:
     import masssim.classify.keyword  # noqa: F401
 
 
-_REGISTRY = Registry("classifier", ClassifierParams, _load_builtins)
+_REGISTRY = Registry("classifier", ClassifierParams, _load_builtins, methods=("classify",), called_as="cls(params)")
 
 
 def register_classifier(name: str) -> Callable[[Any], Any]:

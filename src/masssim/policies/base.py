@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 class PolicyParams(BaseModel):
     """Base of every policy's parameter model: strict, unknown keys rejected."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass

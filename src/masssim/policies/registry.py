@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from masssim.errors import ScenarioError
-from masssim.plugins import Registry
+from masssim.errors import ScenarioError, format_loc
+from masssim.plugins import Registry, WrongKind
 from masssim.policies.base import PolicyParams
 
 if TYPE_CHECKING:
@@ -27,7 +27,9 @@ def _load_builtins() -> None:
     import masssim.policies.targeting  # noqa: F401
 
 
-_REGISTRY = Registry("targeting policy", PolicyParams, _load_builtins)
+_REGISTRY = Registry(
+    "targeting policy", PolicyParams, _load_builtins, methods=("plan", "observe"), called_as="cls(params, world)"
+)
 
 
 def register_targeting(name: str) -> Callable[[Any], Any]:
@@ -53,6 +55,14 @@ def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Sce
     """Check an arm's policy exists and its parameters are valid; return the parsed parameters."""
     try:
         factory = resolve_targeting(arm.policy)
+    except WrongKind as exc:
+        raise ScenarioError(
+            f"{exc.what} is not a targeting policy",
+            file=file,
+            field=f"{field}.policy",
+            value=arm.policy,
+            allowed=exc.must_be,
+        ) from None
     except LookupError as exc:
         allowed = ", ".join(targeting_names()) + ", or package.module:attr"
         raise ScenarioError(str(exc), file=file, field=f"{field}.policy", value=arm.policy, allowed=allowed) from None
@@ -61,7 +71,7 @@ def validate_arm_params(arm: Arm, *, field: str, file: str | None, scenario: Sce
         params = model.model_validate(arm.params)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = format_loc(tuple(err["loc"]))
         path = f"{field}.{loc}" if loc else field
         if err["type"] == "extra_forbidden":
             known = list(model.model_fields)

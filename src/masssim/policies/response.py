@@ -105,7 +105,7 @@ def queue_priority(labels: Labels) -> np.ndarray:
 class ResponseParams(BaseModel):
     """Parameters every response policy has: the mode and the opening hours used in business_hours mode."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     mode: Mode = Field("always_on", description="always_on, or business_hours (human pools work opening hours)")
     open_hour: float = Field(9.0, ge=0.0, lt=24.0, description="opening time, local hour (business_hours)")
@@ -157,7 +157,9 @@ class ResponsePolicy:
         )
 
 
-_REGISTRY = Registry("response policy", ResponseParams, lambda: None)  # the built-ins are in this module
+_REGISTRY = Registry(  # the built-ins are in this module
+    "response policy", ResponseParams, lambda: None, methods=("route", "schedule_for"), called_as="cls(params)"
+)
 
 
 def register_response_policy(name: str) -> Callable[[Any], Any]:
