@@ -106,3 +106,22 @@ def test_personas_reach_one_to_one_with_distinct_customers() -> None:
             assert policy.n_segments == n
         else:
             assert n / 2 < policy.n_segments <= k
+
+
+def test_none_policy_contacts_nobody_and_causes_nothing() -> None:
+    scenario = masssim.scenario_from_dict(
+        {
+            "name": "nobody",
+            "replications": 2,
+            "horizon_days": 14,
+            "population": {"customers": 20_000},
+            "arms": [{"name": "quiet", "policy": "none"}, {"name": "all", "policy": "broadcast"}],
+        }
+    )
+    arms = masssim.run(scenario, seed=4).summary["arms"]
+    quiet = arms["quiet"]
+    for metric in ("sends", "cost_total", "clicks", "incremental_purchases_true", "customers_reached"):
+        assert quiet[metric]["values"] == [0.0, 0.0], metric
+    # The same customers still buy: organic purchases happen in both arms.
+    assert quiet["purchases_treated"]["mean"] > 0
+    assert arms["all"]["sends"]["mean"] > 0

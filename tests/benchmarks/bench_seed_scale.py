@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 
 def scenario_dict(customers: int, creatives: int, days: int, policy: str) -> dict:

@@ -1,4 +1,4 @@
-"""Built-in targeting policies: ``random``, ``broadcast``, ``segments`` and ``oracle`` (DESIGN §1.4).
+"""Built-in targeting policies: ``none``, ``random``, ``broadcast``, ``segments`` and ``oracle`` (DESIGN §1.4).
 
 Each is registered by name. They see only what :class:`~masssim.policies.base.CustomerView` exposes;
 the ``oracle`` alone reads latent taste, as the upper bound a teacher compares against.
@@ -22,6 +22,24 @@ ChannelName = Literal["email", "sms", "messaging", "paid_social"]
 
 def _channel_index(world: PolicyWorld, name: str | None) -> int:
     return world.default_channel if name is None else CHANNEL_NAMES.index(name)
+
+
+class NoneParams(PolicyParams):
+    pass
+
+
+@register_targeting("none")
+class NoContactPolicy(PolicyBase):
+    """Contacts nobody: an arm that shows what the market does without this brand's marketing, on the same
+    customers and occasions as the other arms (its incremental figures are zero up to the holdout's noise)."""
+
+    Params = NoneParams
+    params: NoneParams
+    feedback_kinds = frozenset()
+
+    def plan(self, wave: WaveContext) -> Plan:
+        empty = np.empty(0, np.int64)
+        return Plan(customer=empty, creative=empty.astype(np.int32), channel=empty.astype(np.int8))
 
 
 class RandomParams(PolicyParams):
