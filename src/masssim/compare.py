@@ -134,12 +134,16 @@ class CompareResult:
             "differences_vs_baseline": {},
         }
         for label in labels:
-            out["arms"][label] = {m: {**mean_ci(self.values(label, m)), "values": self.values(label, m)} for m in ALL}
+            out["arms"][label] = {
+                m: {**mean_ci(self.values(label, m), bounds=REGISTRY[m].bounds), "values": self.values(label, m)}
+                for m in ALL
+            }
         base = self.baseline
         for label in labels:
             if label != base:
                 out["differences_vs_baseline"][label] = {
-                    m: paired_difference(self.values(label, m), self.values(base, m)) for m in ALL
+                    m: paired_difference(self.values(label, m), self.values(base, m), bounds=REGISTRY[m].bounds)
+                    for m in ALL
                 }
         pools = {}
         for label, i, arm in strategies:

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from masssim.metrics import REGISTRY
+
+
+def _bounds(metric: str) -> tuple[float | None, float | None]:
+    return REGISTRY[metric].bounds if metric in REGISTRY else (None, None)
+
 
 def money(value: float | None) -> str:
     if value is None:
@@ -134,8 +140,9 @@ def read_sweep(
         verdicts = []
         for i in ends:
             a, b = stats[best].get("values") or [], stats[i].get("values") or []
+            paired = len(a) == len(b) and len(a) > 1
             diff: dict[str, Any] = (
-                paired_difference(a, b) if len(a) == len(b) and len(a) > 1 else welch_difference(a, b)
+                paired_difference(a, b, bounds=_bounds(metric)) if paired else welch_difference(a, b)
             )
             low, high = diff.get("ci_low"), diff.get("ci_high")
             clear = low is not None and high is not None and (low > 0 or high < 0)

@@ -130,11 +130,17 @@ def _cell_summary(cell: Cell, reps: list[Replication], baseline_arm: str) -> dic
         "differences_vs_baseline": {},
     }
     for arm in arms:
-        summary["arms"][arm] = {m: {**mean_ci(v := [r[arm].metrics[m] for r in reps]), "values": v} for m in ALL}
+        summary["arms"][arm] = {
+            m: {**mean_ci(v := [r[arm].metrics[m] for r in reps], bounds=REGISTRY[m].bounds), "values": v} for m in ALL
+        }
     for arm in arms:
         if arm != baseline_arm:
             summary["differences_vs_baseline"][arm] = {
-                m: paired_difference([r[arm].metrics[m] for r in reps], [r[baseline_arm].metrics[m] for r in reps])
+                m: paired_difference(
+                    [r[arm].metrics[m] for r in reps],
+                    [r[baseline_arm].metrics[m] for r in reps],
+                    bounds=REGISTRY[m].bounds,
+                )
                 for m in ALL
             }
     return summary
