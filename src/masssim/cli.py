@@ -125,7 +125,7 @@ def run(scenario: Path, opts: ExperimentOptions) -> None:
 @cli.command()
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--variant", "-v", "variants", multiple=True, help="NAME:path=value[,path=value] (repeatable)")
-@click.option("--baseline", help="label of the baseline (default: the first scenario, or 'baseline')")
+@click.option("--baseline", help="label of the baseline (default: the first scenario)")
 @_experiment_options(min_replications=2)
 def compare(
     scenarios: tuple[Path, ...], variants: tuple[str, ...], baseline: str | None, opts: ExperimentOptions
@@ -373,9 +373,14 @@ def _print_inbound(console: Console, summary: dict[str, Any], first_column: str)
 
 
 def _print_comparison(summary: dict[str, Any]) -> None:
-    from masssim.narrative import money, read_summary
+    from masssim.narrative import inbound_first, money, read_inbound_differences, read_summary
 
     console = Console()
+    if inbound_first(summary):
+        # A comparison of inbound settings: the desk's verdict and table come first.
+        for line in read_inbound_differences(summary):
+            console.print("- " + line, highlight=False)
+        _print_inbound(console, summary, "strategy")
     base = summary["baseline_arm"]
     table = Table(title=f"{summary['replications']} paired replications; difference vs '{base}' [95% CI]")
     for column in ("strategy", "incremental profit", "difference", "clear?", "click rate", "cost"):
@@ -400,7 +405,8 @@ def _print_comparison(summary: dict[str, Any]) -> None:
     console.print(table)
     for line in read_summary(summary):
         console.print("- " + line, highlight=False)
-    _print_inbound(console, summary, "strategy")
+    if not inbound_first(summary):
+        _print_inbound(console, summary, "strategy")
 
 
 def main(argv: list[str] | None = None) -> None:

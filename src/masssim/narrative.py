@@ -308,23 +308,63 @@ def read_inbound(summary: dict[str, Any], sla_minutes: float | None = None) -> l
             staff.append(f"bots {percent(bots, 0)} of theirs")
         cost = f"the inbound desk cost {money(mean('cost_inbound'))}"
         lines.append(("; ".join([*staff, cost]) if staff else cost[0].upper() + cost[1:]) + ".")
-    baseline = summary.get("baseline_arm")
-    if len(groups) > 1:
-        for arm, diffs in (summary.get("differences_vs_baseline") or {}).items():
-            sla_d, missed_d = diffs.get("sla_attainment") or {}, diffs.get("missed_needles") or {}
-            if not sla_d or not missed_d:
-                continue
-
-            def verdict(d: dict[str, Any]) -> str:
-                if d.get("excludes_zero") is None:
-                    return "one replication: cannot be judged"
-                return "clear: the 95% CI excludes zero" if d["excludes_zero"] else "could be chance"
-
-            sla_pp, missed = 100 * float(sla_d["mean"]), float(missed_d["mean"])
-            lines.append(
-                f"Inbound against '{baseline}': '{arm}' answered {abs(sla_pp):.1f} percentage points "
-                f"{'more' if sla_pp >= 0 else 'fewer'} of the routed mentions within the SLA ({verdict(sla_d)}), "
-                f"and {count(abs(missed))} {'fewer' if missed <= 0 else 'more'} needles went unanswered "
-                f"({verdict(missed_d)}; paired differences)."
-            )
+    if len(groups) > 1 and not inbound_first(summary):
+        lines += read_inbound_differences(summary)
     return lines
+
+
+def inbound_first(summary: dict[str, Any]) -> bool:
+    """Whether a comparison is about the inbound desk: every compared variant changes only ``inbound.*``
+    settings and the desk's figures differ. Its reading then opens with the inbound verdict, not with
+    outbound profit (which such variants change only through the desk's cost)."""
+    variants: dict[str, Any] = summary.get("variants") or {}
+    changed = [path for info in variants.values() for path in info.get("changed") or []]
+    if not changed or not has_inbound(summary):
+        return False
+    return all(path.startswith("inbound.") for path in changed) and len(_inbound_groups(summary["arms"])) > 1
+
+
+def read_inbound_differences(summary: dict[str, Any]) -> list[str]:
+    """Per compared strategy against the baseline: the needles' service (within the SLA, missed), the routed
+    mentions within the SLA and the desk's cost, as paired differences."""
+    baseline = summary.get("baseline_arm")
+    lines = []
+
+    def verdict(d: dict[str, Any]) -> str:
+        if d.get("excludes_zero") is None:
+            return "one replication: cannot be judged"
+        return "clear: the 95% CI excludes zero" if d["excludes_zero"] else "could be chance"
+
+    for arm, diffs in (summary.get("differences_vs_baseline") or {}).items():
+        sla_d, missed_d = diffs.get("sla_attainment") or {}, diffs.get("missed_needles") or {}
+        needle_d, cost_d = diffs.get("needle_sla_attainment") or {}, diffs.get("cost_inbound") or {}
+        if not sla_d or not missed_d:
+            continue
+        sla_pp, missed = 100 * float(sla_d["mean"]), float(missed_d["mean"])
+        line = f"Inbound, '{arm}' against '{baseline}': "
+        if needle_d:
+            needle_pp = 100 * float(needle_d["mean"])
+            line += (
+                f"{abs(needle_pp):.1f} percentage points {'more' if needle_pp >= 0 else 'fewer'} of the needles "
+                f"answered within the SLA ({verdict(needle_d)}), "
+            )
+        line += (
+            f"{count(abs(missed))} {'fewer' if missed <= 0 else 'more'} needles never answered "
+            f"({verdict(missed_d)}) and {abs(sla_pp):.1f} points {'more' if sla_pp >= 0 else 'fewer'} of the routed "
+            f"mentions within the SLA ({verdict(sla_d)})"
+        )
+        if cost_d:
+            cost = float(cost_d["mean"])
+            if cost == 0.0 and not cost_d.get("halfwidth"):
+                line += ", at the same inbound cost"
+            else:
+                line += f", for {money(abs(cost))} {'more' if cost >= 0 else 'less'} inbound cost ({verdict(cost_d)})"
+        lines.append(line + "; paired differences.")
+    return lines
+
+
+def read_comparison(summary: dict[str, Any]) -> list[str]:
+    """The findings of a comparison, what it compares first: an inbound comparison opens with the desk's
+    paired differences, then outbound profit."""
+    lead = read_inbound_differences(summary) if inbound_first(summary) else []
+    return lead + read_summary(summary)

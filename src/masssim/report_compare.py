@@ -21,7 +21,14 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from masssim.metrics import REGISTRY
-from masssim.narrative import has_inbound, money, read_summary, read_sweep, read_sweep_arms
+from masssim.narrative import (
+    has_inbound,
+    inbound_first,
+    money,
+    read_comparison,
+    read_sweep,
+    read_sweep_arms,
+)
 from masssim.overrides import _show
 from masssim.report import (
     CSS,
@@ -242,7 +249,7 @@ def _compare_header(summary: dict[str, Any], labels: list[str]) -> str:
 
 
 def _compare_findings(summary: dict[str, Any]) -> str:
-    items = "".join(f"<li>{_esc(line)}</li>" for line in read_summary(summary))
+    items = "".join(f"<li>{_esc(line)}</li>" for line in read_comparison(summary))
     extra = ""
     if summary.get("replications", 0) < 2:
         extra = (
@@ -594,7 +601,8 @@ def _inbound_differences_table(summary: dict[str, Any], others: list[str]) -> st
             )
         direction = "more is better" if more_is_better else "less is better"
         rows.append(f"<tr><td>{_esc(title)} ({direction})<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
-    head = "".join(f'<th class="num">{_esc(label)} minus baseline</th>' for label in others)
+    base = _esc(summary["baseline_arm"])
+    head = "".join(f'<th class="num">{_esc(label)} minus {base}</th>' for label in others)
     return f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -612,13 +620,17 @@ def render_comparison(summary: dict[str, Any]) -> str:
     """One standalone HTML page (plotly.js inline, no network needed) reporting ``masssim compare``."""
     labels = list(summary["arms"])
     colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
-    sections = [
-        _compare_header(summary, labels),
-        _compare_findings(summary),
+    outbound = [
         _compare_table(summary, labels),
         _means_chart(summary, labels, colors),
         _compare_differences(summary, labels),
-        _compare_inbound(summary, labels, colors),
+    ]
+    inbound = [_compare_inbound(summary, labels, colors)]
+    # A comparison of inbound settings shows the desk first: that is what it compares.
+    sections = [
+        _compare_header(summary, labels),
+        _compare_findings(summary),
+        *((inbound + outbound) if inbound_first(summary) else (outbound + inbound)),
     ]
     scenarios = list(dict.fromkeys(str(v.get("scenario")) for v in (summary.get("variants") or {}).values()))
     return _page(f"{', '.join(scenarios) or 'comparison'} - masssim comparison", sections)
