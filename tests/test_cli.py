@@ -166,7 +166,7 @@ def test_compare_command(small: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (run,) = (out / "cli_small").iterdir()
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["arms"]) == {"baseline/broadcast", "baseline/personas", "signal/broadcast", "signal/personas"}
+    assert set(summary["arms"]) == {"cli_small/broadcast", "cli_small/personas", "signal/broadcast", "signal/personas"}
     assert (run / "report.html").is_file() and (run / "variants" / "signal.toml").is_file()
     assert "signal/personas" in proc.stdout
     bad = masssim("compare", str(small), "--variant", "x:population.persona_signal=7", "--out", str(out))

@@ -137,7 +137,7 @@ def test_comparison_charts_have_error_bars_and_verdicts(comparison: tuple[dict[s
 def test_comparison_escapes_user_text() -> None:
     # compare() refuses such a label (labels become file names), so put it into a real summary by hand:
     # the report must escape whatever it is given.
-    summary = dict(compare(_base(), variants={"two": {"creatives.count": 2}}, baseline="baseline").summary)
+    summary = dict(compare(_base(), variants={"two": {"creatives.count": 2}}, baseline="t").summary)
     for key in ("arms", "differences_vs_baseline", "variants"):
         summary[key] = {EVIL if label == "two" else label: value for label, value in summary[key].items()}
     page = render_comparison(summary)
@@ -262,8 +262,15 @@ def test_comparison_with_inbound_shows_the_desk_and_its_paired_differences() -> 
     summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"tight": {"inbound.sla_minutes": 0}}).summary
     page = render_comparison(summary)
     _assert_offline(page)
-    assert _headings(page)[-1] == "Inbound: find → classify → respond"
+    # Only inbound settings differ: the desk comes right after the findings, outbound figures after it.
+    headings = _headings(page)
+    assert headings.index("Inbound: find → classify → respond") < headings.index("Key figures")
     assert "Compared with the baseline: the inbound desk" in page
+    # The strategies are named: the unmodified scenario by its name, never "baseline".
+    assert list(summary["arms"]) == ["t", "tight"]
+    findings = re.findall(r"<li>(.*?)</li>", page.split("What this comparison says", 1)[1])
+    assert findings[0].startswith("Inbound, &#x27;tight&#x27; against &#x27;t&#x27;: "), findings[0]
+    assert "needles answered within the SLA" in findings[0]
     # the means and differences charts, the inbound funnel, shares and response times, the inbound differences
     assert page.count(FIGURE_DIV) == 6
     diffs = summary["differences_vs_baseline"]["tight"]
@@ -280,3 +287,11 @@ def test_comparison_without_inbound_has_no_inbound_section(comparison: tuple[dic
     _, page = comparison
     assert "Inbound" not in "".join(_headings(page))
     assert "the inbound desk" not in page
+
+
+def test_an_outbound_comparison_with_inbound_still_leads_with_profit() -> None:
+    from masssim.narrative import inbound_first, read_comparison
+
+    summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"k2": {"creatives.count": 2}}).summary
+    assert not inbound_first(summary)
+    assert "incremental profit" in read_comparison(summary)[0]
