@@ -137,17 +137,18 @@ def test_missing_file_and_bad_options(tmp_path: Path, small: Path) -> None:
 
 
 def test_validate_and_gallery() -> None:
-    proc = masssim("validate", "scenarios/quickstart.toml", cwd=REPO)
+    proc = masssim("validate", "src/masssim/gallery/quickstart.toml", cwd=REPO)
     assert proc.returncode == 0 and "ok" in proc.stdout
     proc = masssim("scenarios", cwd=REPO)
     assert proc.returncode == 0
     assert "quickstart" in proc.stdout and "Broadcast vs personas" in proc.stdout
+    assert "$ masssim run quickstart --workers 2" in proc.stdout
 
 
 def test_every_gallery_scenario_validates_and_has_a_description() -> None:
     import masssim as api
 
-    for path in sorted((REPO / "scenarios").glob("*.toml")):
+    for path in sorted((REPO / "src" / "masssim" / "gallery").glob("*.toml")):
         scenario = api.load_scenario(path)
         assert scenario.description.strip(), path
         assert scenario.name == path.stem, path

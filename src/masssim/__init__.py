@@ -3,7 +3,7 @@
 Python API::
 
     import masssim
-    scenario = masssim.load_scenario("scenarios/quickstart.toml")
+    scenario = masssim.load_scenario(masssim.resolve_scenario("quickstart"))   # a gallery name, or a path
     result = masssim.run(scenario, replications=5, seed=1, workers=2)
     result.summary            # mean and 95% CI per arm and metric, paired differences vs the first arm
     result.timeseries         # daily columns per replication and arm
@@ -16,6 +16,7 @@ Python API::
 from masssim.compare import CompareResult, compare
 from masssim.errors import ScenarioError
 from masssim.experiments import StopRule, run
+from masssim.lessons import resolve_scenario
 from masssim.results import RunResult
 from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
 from masssim.sweep import SweepResult, sweep
@@ -29,6 +30,7 @@ __all__ = [
     "SweepResult",
     "compare",
     "load_scenario",
+    "resolve_scenario",
     "run",
     "scenario_from_dict",
     "scenario_from_toml",

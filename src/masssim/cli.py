@@ -109,15 +109,20 @@ def cli() -> None:
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_experiment_options()
 def run(scenario: Path, opts: ExperimentOptions) -> None:
-    """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
+    """Run SCENARIO (a file, or a gallery name) and write results/<scenario>/<run-id>/ with a report."""
     import masssim
 
-    loaded = masssim.load_scenario(scenario)
+    loaded = _load(scenario)
+    if loaded.sweep:
+        raise ScenarioError(
+            f"has a [sweep] table; run it with 'masssim sweep {scenario}'", file=str(scenario), field="sweep"
+        )
     args = opts.executor_args()
     with opts.progress(loaded.name) as advance:
         result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
+        _print_lesson(loaded.lesson, arms=result.summary["arms"])
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
 
@@ -131,10 +136,9 @@ def compare(
     scenarios: tuple[Path, ...], variants: tuple[str, ...], baseline: str | None, opts: ExperimentOptions
 ) -> None:
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
-    import masssim
     from masssim.compare import compare as run_compare
 
-    loaded = [masssim.load_scenario(path) for path in scenarios]
+    loaded = [_load(path) for path in scenarios]
     args = opts.executor_args()
     with opts.progress("compare") as advance:
         result = run_compare(
@@ -146,6 +150,7 @@ def compare(
         )
     run_dir = result.save(opts.out)
     if not opts.quiet:
+        _print_lesson(loaded[0].lesson if len(loaded) == 1 else None, arms=result.summary["arms"])
         _print_comparison(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
 
@@ -156,14 +161,15 @@ def compare(
 @_experiment_options()
 def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
-    import masssim
     from masssim.sweep import sweep as run_sweep
 
-    loaded = masssim.load_scenario(scenario)
+    loaded = _load(scenario)
     args = opts.executor_args()
     with opts.progress(f"sweep {loaded.name}") as advance:
         result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, **args)
     computed = result.manifest.get("cells_computed_now", len(result.cells))
+    if not opts.quiet and not params:
+        _print_lesson(loaded.lesson, cells=result.cells)
     click.echo(
         f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
         f"results: {result.directory}\ntable:   {result.directory / 'sweep.csv'}\n"
@@ -175,9 +181,11 @@ def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> N
 @click.argument("scenario", type=click.Path(path_type=Path))
 def validate(scenario: Path) -> None:
     """Check SCENARIO without running it."""
-    import masssim
 
-    loaded = masssim.load_scenario(scenario)
+    from masssim.lessons import problems, resolve_scenario
+
+    loaded = _load(scenario)
+    problems(loaded, str(resolve_scenario(scenario)))
     arms = ", ".join(f"{a.name} ({a.policy})" for a in loaded.arms)
     click.echo(
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
@@ -198,22 +206,62 @@ def report(run_dir: Path) -> None:
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("scenarios"), show_default=True)
-def scenarios(directory: Path) -> None:
-    """List the scenario gallery with one-line descriptions."""
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None, help="[default: the gallery]")
+def scenarios(directory: Path | None) -> None:
+    """List the scenario gallery: each lesson with its purpose and the command that runs it."""
     import masssim
+    from masssim.lessons import GALLERY, command
 
+    directory = directory if directory is not None else GALLERY
     if not directory.is_dir():
         raise ScenarioError("no such directory", file=str(directory), allowed="a folder of .toml scenario files")
     files = sorted(directory.glob("*.toml"))
     if not files:
         click.echo(f"{directory}: no scenarios")
         return
-    width = max(len(f.stem) for f in files)
     for path in files:
         loaded = masssim.load_scenario(path)
-        first_line = (loaded.description.strip().splitlines() or [""])[0]
-        click.echo(f"{path.stem:<{width}}  {first_line}")
+        if loaded.lesson is not None:
+            purpose = loaded.lesson.purpose
+        else:  # not a lesson: the description's first sentence, whole
+            purpose = " ".join(loaded.description.split()).split(". ")[0].rstrip(".") + "."
+        click.echo(f"{path.stem}\n  {purpose}\n  $ {command(loaded)}")
+
+
+@cli.group()
+def lessons() -> None:
+    """The gallery's lessons: run them all and check that what they claim holds."""
+
+
+@lessons.command("check")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="keep results here [default: none]")
+@click.option("--write-docs", type=click.Path(path_type=Path), default=None, help="refresh this file's lessons section")
+@click.argument("names", nargs=-1)
+def lessons_check(workers: int, out: Path | None, write_docs: Path | None, names: tuple[str, ...]) -> None:
+    """Run every gallery lesson (or NAMES) as shipped; exit 1 if a claim does not hold."""
+    from masssim.lessons import LessonRun, check, gallery_files, resolve_scenario
+    from masssim.lessons import write_docs as refresh
+
+    files = [resolve_scenario(name) for name in names] if names else gallery_files()
+    for path in files:
+        if not path.is_file():
+            raise ScenarioError("no such lesson", file=str(path), allowed=", ".join(f.stem for f in gallery_files()))
+
+    def report(run: LessonRun) -> None:
+        click.echo(f"{run.name}: {'ok' if run.held else 'FAILED'} ({run.wall_time_s:.0f} s)  $ {run.command}")
+        for claim in run.claims:
+            click.echo(f"  {claim.sentence()}")
+
+    runs = check(files, workers=workers, out=out, on_done=report)
+    failed = [run.name for run in runs if not run.held]
+    if write_docs is not None:
+        refresh(write_docs, runs)
+        click.echo(f"docs: {write_docs}")
+    tail = f"; failed: {', '.join(failed)}" if failed else ""
+    click.echo(f"{len(runs) - len(failed)} of {len(runs)} lessons held{tail}")
+    if failed:
+        sys.exit(1)
 
 
 @cli.command(context_settings={"show_default": True})
@@ -269,6 +317,14 @@ def serve(**options: Any) -> None:
     serve_command(options, echo=click.echo)
 
 
+def _load(scenario: Path) -> Any:
+    """A scenario file, or a gallery scenario by name (masssim.lessons.resolve_scenario)."""
+    import masssim
+    from masssim.lessons import resolve_scenario
+
+    return masssim.load_scenario(resolve_scenario(scenario))
+
+
 class _progress:
     """A rich progress bar over the whole run, fed the completed share; silent when not on a terminal."""
 
@@ -296,6 +352,20 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.show:
             self.progress.stop()
+
+
+def _print_lesson(lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = ()) -> None:
+    """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
+    from masssim.lessons import Source, read_lesson
+
+    if lesson is None:
+        return
+    console = Console()
+    lines = read_lesson(lesson, Source(arms=arms, cells=cells))
+    console.print(lines[0], style="bold", highlight=False)
+    for line in lines[1:]:
+        console.print("- " + line, highlight=False)
+    console.print()
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

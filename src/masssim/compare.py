@@ -146,6 +146,9 @@ class CompareResult:
                     m: paired_difference(self.values(label, m), self.values(base, m), bounds=REGISTRY[m].bounds)
                     for m in ALL
                 }
+        lesson = self.variants[0].scenario.lesson
+        if lesson is not None:
+            out["lesson"] = lesson.model_dump(mode="json")
         pools = {}
         for label, i, arm in strategies:
             by_arm = pool_summary(self.replications[i], [arm])

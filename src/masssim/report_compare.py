@@ -20,6 +20,7 @@ from plotly.colors import hex_to_rgb
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from masssim.lessons import Source, read_lesson
 from masssim.metrics import REGISTRY
 from masssim.narrative import (
     has_inbound,
@@ -44,6 +45,7 @@ from masssim.report import (
     _has_ci,
     _style,
     inbound_section,
+    lesson_section,
 )
 from masssim.scenario import Scenario
 from masssim.stats import welch_difference
@@ -627,8 +629,10 @@ def render_comparison(summary: dict[str, Any]) -> str:
     ]
     inbound = [_compare_inbound(summary, labels, colors)]
     # A comparison of inbound settings shows the desk first: that is what it compares.
+    lesson = read_lesson(summary["lesson"], Source(arms=summary["arms"])) if summary.get("lesson") else []
     sections = [
         _compare_header(summary, labels),
+        lesson_section(lesson),
         _compare_findings(summary),
         *((inbound + outbound) if inbound_first(summary) else (outbound + inbound)),
     ]
@@ -951,6 +955,8 @@ def render_sweep(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base: 
     if not arms:
         arms = [arm.name for arm in base.arms]
     sections = [_sweep_header(grid, cells, base, arms)]
+    if base.lesson is not None and cells:
+        sections.append(lesson_section(read_lesson(base.lesson, Source(cells=cells))))
     findings = read_sweep(grid, cells) + read_sweep_arms(grid, cells)
     if findings:
         items = "".join(f"<li>{_esc(line)}</li>" for line in findings)
