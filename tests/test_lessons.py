@@ -206,3 +206,15 @@ def test_check_writes_the_docs_section(tmp_path: Path) -> None:
     assert "old text" not in text and text.endswith(f"{DOCS_END}\n\nafter\n")
     assert "**`tiny_lesson`**" in text and "| 1 | click_rate: 'oracle' minus 'broadcast' above 0 |" in text
     assert f"    masssim run {path} --workers 1" in text
+
+
+def test_docs_carry_the_generated_check_of_every_lesson() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text(encoding="utf-8")
+    section = doc.split(DOCS_BEGIN, 1)[1].split(DOCS_END, 1)[0]
+    for path in gallery_files():
+        scenario = masssim.load_scenario(path)
+        assert scenario.lesson is not None
+        block = section.split(f"**`{scenario.name}`**", 1)[1].split("**`", 1)[0]
+        assert f"    {command(scenario)}" in block, "rerun: masssim lessons check --write-docs docs/model.md"
+        for i, claim in enumerate(scenario.lesson.claims, start=1):
+            assert f"| {i} | {claim.metric}: '{claim.arm}'" in block, (scenario.name, i)

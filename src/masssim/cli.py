@@ -158,18 +158,25 @@ def compare(
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--param", "-p", "params", multiple=True, help="path=v1,v2,... (repeatable; the grid is the product)")
+@click.option("--metric", "-m", default=None, help="metric to read and chart [default: the lesson's headline]")
 @_experiment_options()
-def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> None:
+def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: ExperimentOptions) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
     from masssim.sweep import sweep as run_sweep
 
     loaded = _load(scenario)
     args = opts.executor_args()
     with opts.progress(f"sweep {loaded.name}") as advance:
-        result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, **args)
+        result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, metric=metric, **args)
     computed = result.manifest.get("cells_computed_now", len(result.cells))
-    if not opts.quiet and not params:
-        _print_lesson(loaded.lesson, cells=result.cells)
+    if not opts.quiet:
+        from masssim.narrative import read_sweep
+        from masssim.report_compare import sweep_metric
+
+        if not params:
+            _print_lesson(loaded.lesson, cells=result.cells)
+        for line in read_sweep(result.grid, result.cells, sweep_metric(loaded, metric)):
+            click.echo("- " + line)
     click.echo(
         f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
         f"results: {result.directory}\ntable:   {result.directory / 'sweep.csv'}\n"

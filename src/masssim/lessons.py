@@ -158,8 +158,8 @@ def fmt(metric: str, value: float | None, *, difference: bool = False) -> str:
         return sign + duration(value)
     if unit == "currency":
         return sign + money(value)
-    if unit == "ratio":
-        return f"{sign}{value:.2f}"
+    if unit == "ratio" or (abs(value) < 10 and not float(value).is_integer()):
+        return f"{sign}{value:.3g}"  # small means (messages per customer, ratios) need their decimals
     return sign + count(value)
 
 

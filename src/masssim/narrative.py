@@ -109,9 +109,10 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
 def read_sweep(
     grid: dict[str, list[Any]], cells: list[dict[str, Any]], metric: str = "incremental_profit"
 ) -> list[str]:
-    """Sentences that read a sweep: where ``metric`` peaks along the first swept parameter, for each arm and
-    combination of the other parameters, and whether the peak beats both ends (paired 95% CIs: every cell
-    uses the same seeds, so replication r of one cell pairs with replication r of another)."""
+    """Sentences that read a sweep: where ``metric`` is highest along the first swept parameter, for each arm
+    and combination of the other parameters. A peak is called "inside the range" only when both neighbouring
+    cells are clearly lower (paired 95% CIs: every cell uses the same seeds, so replication r of one cell
+    pairs with replication r of another)."""
     from masssim.stats import paired_difference, welch_difference
 
     if not grid or not cells:
@@ -125,6 +126,15 @@ def read_sweep(
             lines.setdefault(key, []).append(cell)
     out: list[str] = []
     name = metric.replace("_", " ")
+    unit = REGISTRY[metric].unit if metric in REGISTRY else ""
+    fmt = percent if unit == "share" else duration if unit == "seconds" else money if unit == "currency" else count
+
+    def versus(a_cell: dict[str, Any], b_cell: dict[str, Any], arm: str) -> dict[str, Any]:
+        a = a_cell["arms"][arm][metric].get("values") or []
+        b = b_cell["arms"][arm][metric].get("values") or []
+        paired = len(a) == len(b) and len(a) > 1
+        return paired_difference(a, b, bounds=_bounds(metric)) if paired else welch_difference(a, b)
+
     for key, unordered in lines.items():
         arm = key[0]
         if len(unordered) < 2:
@@ -135,27 +145,22 @@ def read_sweep(
         where = ", ".join(f"{p} = {members[0]['overrides'][p]}" for p in others)
         label = f"'{arm}'" + (f" ({where})" if where else "")
         value = members[best]["overrides"][first]
-        sentence = f"For {label}, {name} is highest at {first} = {value}: {_ci(stats[best])}"
-        ends = [i for i in (0, len(members) - 1) if i != best]
-        verdicts = []
-        for i in ends:
-            a, b = stats[best].get("values") or [], stats[i].get("values") or []
-            paired = len(a) == len(b) and len(a) > 1
-            diff: dict[str, Any] = (
-                paired_difference(a, b, bounds=_bounds(metric)) if paired else welch_difference(a, b)
+        sentence = f"For {label}, {name} is highest at {first} = {value}: {_ci(stats[best], fmt)}"
+        neighbours = [i for i in (best - 1, best + 1) if 0 <= i < len(members)]
+        clearly_lower = []
+        for i in neighbours:
+            diff = versus(members[best], members[i], arm)
+            low = diff.get("ci_low")
+            clearly_lower.append(low is not None and low > 0)
+            sentence += f"; {_ci(diff, fmt)} more than at {first} = {members[i]['overrides'][first]}" + (
+                " (clear: the 95% CI excludes zero)" if clearly_lower[-1] else " (not clearly different)"
             )
-            low, high = diff.get("ci_low"), diff.get("ci_high")
-            clear = low is not None and high is not None and (low > 0 or high < 0)
-            verdicts.append(
-                f"{_ci(diff)} more than at {first} = {members[i]['overrides'][first]}"
-                + (" (clear: the 95% CI excludes zero)" if clear else " (not clearly different)")
-            )
-        if verdicts:
-            sentence += "; that is " + " and ".join(verdicts)
-        if 0 < best < len(members) - 1:
-            sentence += ". The peak is inside the range: both fewer and more lose."
+        if len(neighbours) == 2 and all(clearly_lower):
+            sentence += ". The peak is inside the range: both neighbouring values are clearly lower."
+        elif len(neighbours) == 2:
+            sentence += ". Not a clear peak: a neighbouring value is not clearly lower."
         else:
-            sentence += ". The best value is at the edge of the range: extend the sweep to see where it turns."
+            sentence += ". The highest value is at the edge of the swept range."
         out.append(sentence)
     return out
 
