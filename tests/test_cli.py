@@ -90,6 +90,7 @@ def test_seed_and_replication_options(small: Path, tmp_path: Path) -> None:
     run = next((tmp_path / "cli_small").iterdir())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["seed_entropy"] == "9" and summary["replications"] == 1
+    assert proc.stdout.strip() == str(run)  # --quiet prints the results folder only, for scripts
 
 
 def test_bad_field_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -133,7 +134,7 @@ def test_missing_file_and_bad_options(tmp_path: Path, small: Path) -> None:
     assert_one_line_error(masssim("run", str(small), "--replications", "0"), "--replications")
     assert_one_line_error(masssim("run", str(small), "--workers", "many"), "--workers")
     assert_one_line_error(masssim("frobnicate"), "frobnicate")
-    assert_one_line_error(masssim("report", str(tmp_path)), "not a complete run directory")
+    assert_one_line_error(masssim("report", str(tmp_path)), "is not a results folder")
 
 
 def test_validate_and_gallery() -> None:

@@ -11,6 +11,7 @@ Python API::
 
     masssim.compare(scenario, variants=["k16:arms.personas.segments=16"])   # paired differences with CIs
     masssim.sweep(scenario, {"population.persona_signal": [0.2, 0.5, 0.8]})  # a grid, resumable
+    masssim.load_results("results/quickstart/<run-id>").summary   # any saved folder as tidy rows
 """
 
 from masssim.compare import CompareResult, compare
@@ -18,17 +19,20 @@ from masssim.errors import ScenarioError
 from masssim.experiments import StopRule, run
 from masssim.lessons import resolve_scenario
 from masssim.results import RunResult
+from masssim.saved import Results, load_results
 from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
 from masssim.sweep import SweepResult, sweep
 
 __all__ = [
     "CompareResult",
+    "Results",
     "RunResult",
     "Scenario",
     "ScenarioError",
     "StopRule",
     "SweepResult",
     "compare",
+    "load_results",
     "load_scenario",
     "resolve_scenario",
     "run",

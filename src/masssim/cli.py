@@ -47,7 +47,7 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
             click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True),
             click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True),
             click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (with --engine dask)"),
-            click.option("--quiet", "-q", is_flag=True, help="no progress bar or table"),
+            click.option("--quiet", "-q", is_flag=True, help="print only the results folder (for scripts)"),
         ]
 
         @functools.wraps(command)
@@ -125,6 +125,8 @@ def run(scenario: Path, opts: ExperimentOptions) -> None:
         _print_lesson(loaded.lesson, arms=result.summary["arms"])
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+    else:
+        click.echo(str(run_dir))
 
 
 @cli.command()
@@ -153,6 +155,8 @@ def compare(
         _print_lesson(loaded[0].lesson if len(loaded) == 1 else None, arms=result.summary["arms"])
         _print_comparison(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+    else:
+        click.echo(str(run_dir))
 
 
 @cli.command()
@@ -177,6 +181,9 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
             _print_lesson(loaded.lesson, cells=result.cells)
         for line in read_sweep(result.grid, result.cells, sweep_metric(loaded, metric)):
             click.echo("- " + line)
+    else:
+        click.echo(str(result.directory))
+        return
     click.echo(
         f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
         f"results: {result.directory}\ntable:   {result.directory / 'sweep.csv'}\n"
@@ -202,14 +209,12 @@ def validate(scenario: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Rebuild report.html of a saved run from its summary and time series."""
-    from masssim.report import render_report
-    from masssim.results import atomic_write_text, load_run
+@click.option("--metric", "-m", default=None, help="sweeps: metric to read and chart [default: as masssim sweep]")
+def report(run_dir: Path, metric: str | None) -> None:
+    """Rebuild report.html of a saved run, comparison or sweep from what was saved."""
+    from masssim.saved import rebuild_report
 
-    summary, columns, scenario = load_run(run_dir)
-    atomic_write_text(run_dir / "report.html", render_report(summary, columns, scenario))
-    click.echo(f"report: {run_dir / 'report.html'}")
+    click.echo(f"report: {rebuild_report(run_dir, metric)}")
 
 
 @cli.command()
