@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import small_scenario
 
 import masssim
+from conftest import small_scenario
 from masssim.saved import kind_of, rebuild_report
 
 
