@@ -8,11 +8,42 @@ parameter model, describing its parameters.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+# The verbs each kind of plug-in must offer (the methods of its Protocol). A user's class is checked when it is
+# resolved, i.e. when the scenario is validated, so the message names what is missing before anything runs.
+CONTRACTS: dict[str, tuple[str, ...]] = {
+    "targeting policy": ("plan", "observe"),
+    "classifier": ("classify",),
+    "response policy": ("route", "schedule_for"),
+}
+
+
+def _takes_no_arguments(cls: type) -> bool:
+    try:
+        return not inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # some built-in types have no signature
+        return False
+
+
+@functools.cache  # one subclass per user class: resolving the name twice gives the same factory
+def _given_arguments(cls: type) -> type:
+    """A subclass of ``cls`` built like every plug-in (``factory(params[, world])``) that keeps ``params``
+    and ``world`` as attributes: the minimal plug-in, a class with only its verbs, then works as written."""
+
+    def __init__(self: Any, params: Any = None, world: Any = None) -> None:
+        cls.__init__(self)
+        self.params = params
+        if world is not None:
+            self.world = world
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 class Registry:
@@ -54,13 +85,28 @@ class Registry:
             except ImportError as exc:
                 raise LookupError(f"cannot import module {module_name!r} ({exc})") from None
             try:
-                return getattr(module, attr)
+                found = getattr(module, attr)
             except AttributeError:
                 raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
+            return self._checked(name, found)
         hint = difflib.get_close_matches(name, list(self._factories), n=1, cutoff=0.5)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         known = ", ".join(sorted(self._factories))
         raise LookupError(f"unknown {self.kind} {name!r}{did_you_mean} (known: {known}, or package.module:attr)")
+
+    def _checked(self, name: str, found: Any) -> Any:
+        """A user's class: its verbs are there (LookupError naming the missing ones), and a class whose
+        constructor takes nothing is given the arguments every plug-in is built with."""
+        if not isinstance(found, type):
+            return found  # a factory function: what it builds is checked when it is built
+        verbs = CONTRACTS.get(self.kind, ())
+        missing = [verb for verb in verbs if not callable(getattr(found, verb, None))]
+        if missing:
+            raise LookupError(
+                f"{name!r} is not a {self.kind}: it has no {' or '.join(missing)} method "
+                f"(a {self.kind} is a class with {', '.join(verbs)})"
+            )
+        return _given_arguments(found) if _takes_no_arguments(found) else found
 
     def params_model(self, factory: Any) -> type[BaseModel]:
         model = getattr(factory, "Params", None)
