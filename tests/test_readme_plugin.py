@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import small_scenario
 
 import masssim
+from conftest import small_scenario
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
