@@ -255,3 +255,21 @@ def test_run_prints_the_inbound_table_only_with_inbound(small: Path, tmp_path: P
     (run,) = [p for p in (tmp_path / "cli_small").iterdir() if "Inbound" in (p / "report.html").read_text()]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["arms"]["personas"]["inbound_volume"]["mean"] > 0
+
+
+def test_tables_at_80_columns_cut_no_label(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two long labels that share their first 12 characters: cut with an ellipsis they would look the same.
+    import masssim as api
+    from conftest import small_scenario
+    from masssim.cli import _print_comparison
+
+    scenario = small_scenario(
+        arms=[{"name": "individual_long", "policy": "broadcast"}, {"name": "broadcast_long", "policy": "oracle"}]
+    )
+    variants = ["no_declared_taste_at_all:creatives.count=2"]
+    summary = api.compare(scenario, variants=variants, replications=2, seed=1).summary
+    monkeypatch.setenv("COLUMNS", "80")
+    _print_comparison(summary)
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80

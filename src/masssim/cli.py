@@ -394,7 +394,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "click rate",
         "attributed / true",
     ):
-        table.add_column(column, justify="right" if column != "arm" else "left")
+        table.add_column(column, justify="right" if column != "arm" else "left", overflow="fold")
 
     def cell(stat: dict[str, Any]) -> str:
         if stat.get("ci_low") is None:
@@ -438,9 +438,9 @@ def _print_inbound(console: Console, summary: dict[str, Any], first_column: str)
     )
     # One column per arm (strategy), one row per figure: ten figures side by side do not fit a terminal.
     table = Table(title="Inbound (find -> classify -> respond): mean [95% CI]")
-    table.add_column(f"figure \\ {first_column}", justify="left")
+    table.add_column(f"figure \\ {first_column}", justify="left", overflow="fold")
     for label in summary["arms"]:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", overflow="fold")
 
     def cell(stat: dict[str, Any], fmt: Any) -> str:
         if stat.get("ci_low") is None:
@@ -466,7 +466,8 @@ def _print_comparison(summary: dict[str, Any]) -> None:
     base = summary["baseline_arm"]
     table = Table(title=f"{summary['replications']} paired replications; difference vs '{base}' [95% CI]")
     for column in ("strategy", "incremental profit", "difference", "clear?", "click rate", "cost"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+        # fold, never cut: at 80 columns two labels cut to the same "no_declared/..." could not be told apart
+        table.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
     for label, m in summary["arms"].items():
         diff = summary["differences_vs_baseline"].get(label)
         if diff is None:
