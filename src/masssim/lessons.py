@@ -224,7 +224,9 @@ def evaluate(lesson: Lesson | dict[str, Any], source: Source) -> list[ClaimResul
         if a is not None and b is not None and len(a) == len(b):
             diff = paired_difference(a, b, bounds=REGISTRY[claim.metric].bounds)
         held = bool(
-            diff is not None and diff.get("excludes_zero") and (float(diff["mean"]) > 0) == (claim.sign == "positive")
+            diff is not None
+            and diff.get("excludes_zero")
+            and (float(diff["mean"] or 0.0) > 0) == (claim.sign == "positive")
         )
         out.append(
             ClaimResult(i, claim.metric, claim.arm, claim.versus, claim.sign, claim.at, claim.versus_at, diff, held)

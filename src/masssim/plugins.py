@@ -38,7 +38,8 @@ def _given_arguments(cls: type) -> type:
     and ``world`` as attributes: the minimal plug-in, a class with only its verbs, then works as written."""
 
     def __init__(self: Any, params: Any = None, world: Any = None) -> None:
-        cls.__init__(self)
+        # The user's own no-argument constructor, if any (cls is a plain class here, so calling it is sound).
+        cls.__init__(self)  # type: ignore[misc]
         self.params = params
         if world is not None:
             self.world = world
