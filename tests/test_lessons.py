@@ -218,3 +218,13 @@ def test_docs_carry_the_generated_check_of_every_lesson() -> None:
         assert f"    {command(scenario)}" in block, "rerun: masssim lessons check --write-docs docs/model.md"
         for i, claim in enumerate(scenario.lesson.claims, start=1):
             assert f"| {i} | {claim.metric}: '{claim.arm}'" in block, (scenario.name, i)
+
+
+def test_scenarios_of_another_folder_list_commands_with_their_paths(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(LESSON_TOML.replace("{sign}", "positive"))
+    (tmp_path / "plain.toml").write_text('name = "plain"\ndescription = "First sentence. Second one."\n')
+    proc = masssim_cli("scenarios", "--dir", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"mine\n  The oracle gets more clicks than broadcast.\n  $ masssim run {path} --workers 2" in proc.stdout
+    assert f"plain\n  First sentence.\n  $ masssim run {tmp_path / 'plain.toml'} --workers 2" in proc.stdout

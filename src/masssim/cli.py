@@ -237,7 +237,7 @@ def scenarios(directory: Path | None) -> None:
             purpose = loaded.lesson.purpose
         else:  # not a lesson: the description's first sentence, whole
             purpose = " ".join(loaded.description.split()).split(". ")[0].rstrip(".") + "."
-        click.echo(f"{path.stem}\n  {purpose}\n  $ {command(loaded)}")
+        click.echo(f"{path.stem}\n  {purpose}\n  $ {command(loaded, path=path)}")
 
 
 @cli.group()
