@@ -43,5 +43,5 @@ def test_the_readme_policy_runs_as_written(on_path: Path) -> None:
 
 def test_a_class_missing_a_verb_is_refused_at_validation(on_path: Path) -> None:
     (on_path / "broken_policies.py").write_text("class NoObserve:\n    def plan(self, wave):\n        return None\n")
-    with pytest.raises(masssim.ScenarioError, match=r"arms\[0\]\.policy.*no observe method"):
+    with pytest.raises(masssim.ScenarioError, match=r"arms\[0\]\.policy.*has no observe method"):
         small_scenario(arms=[{"name": "x", "policy": "broken_policies:NoObserve"}])

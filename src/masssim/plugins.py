@@ -32,6 +32,12 @@ def _takes_no_arguments(cls: type) -> bool:
         return False
 
 
+class ContractError(LookupError, TypeError):
+    """A user's plug-in lacks a verb of its kind: found when the name is resolved (a LookupError, which
+    scenario validation reports with the field) and the same failure as building something that is not a
+    plug-in (a TypeError)."""
+
+
 @functools.cache  # one subclass per user class: resolving the name twice gives the same factory
 def _given_arguments(cls: type) -> type:
     """A subclass of ``cls`` built like every plug-in (``factory(params[, world])``) that keeps ``params``
@@ -103,9 +109,9 @@ class Registry:
         verbs = CONTRACTS.get(self.kind, ())
         missing = [verb for verb in verbs if not callable(getattr(found, verb, None))]
         if missing:
-            raise LookupError(
-                f"{name!r} is not a {self.kind}: it has no {' or '.join(missing)} method "
-                f"(a {self.kind} is a class with {', '.join(verbs)})"
+            raise ContractError(
+                f"{name!r} did not build a {self.kind}: a {self.kind} is a class with {', '.join(verbs)}, "
+                f"and it has no {' or '.join(missing)} method"
             )
         return _given_arguments(found) if _takes_no_arguments(found) else found
 
