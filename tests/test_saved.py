@@ -69,3 +69,17 @@ def test_to_pandas_says_what_to_install_without_pandas(folders: dict[str, Path])
     else:
         frames = results.to_pandas()
         assert len(frames["summary"]) == len(results.summary)
+
+
+@pytest.mark.parametrize("kind", ["run", "comparison", "sweep"])
+def test_no_saved_interval_leaves_its_metric_range(folders: dict[str, Path], kind: str) -> None:
+    from masssim.metrics import REGISTRY
+
+    rows = masssim.load_results(folders[kind]).summary
+    assert rows
+    for row in rows:
+        low, high = REGISTRY[row["metric"]].bounds
+        if row["ci_low"] is None:
+            continue
+        assert low is None or row["ci_low"] >= low, row
+        assert high is None or row["ci_high"] <= high, row
