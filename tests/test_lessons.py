@@ -137,6 +137,9 @@ def test_lesson_names_are_checked() -> None:
         problems(_scenario({**good, "command": "sweep", "claims": [claim]}, sweep={"population.customers": [500, 600]}))
     with pytest.raises(masssim.ScenarioError, match="variants"):
         _scenario({**good, "command": "compare"})
+    bad_variant = {**good, "command": "compare", "variants": ["v:population.persona_signal=7"]}
+    with pytest.raises(masssim.ScenarioError, match=r"lesson\.variants\[0\].*persona_signal"):
+        problems(_scenario(bad_variant))
 
 
 def test_compare_lessons_name_their_strategies_and_build_their_command() -> None:

@@ -78,6 +78,11 @@ def problems(scenario: Scenario, file: str | None = None) -> None:
         fail("command", "sweep", "a sweep lesson needs a [sweep] table")
     if lesson.command != "sweep" and scenario.sweep:
         fail("command", lesson.command, "the scenario has a [sweep] table: its lesson is a sweep")
+    if lesson.variants:
+        from masssim.compare import parse_variant
+
+        for i, text in enumerate(lesson.variants):  # each variant is validated like a --variant option
+            parse_variant(text, scenario, source=f"lesson.variants[{i}]")
     for i, metric in enumerate(lesson.headline):
         if metric not in REGISTRY:
             fail(f"headline[{i}]", metric, "unknown metric", "a metric of docs/model.md section 7")
