@@ -220,7 +220,7 @@ def test_docs_carry_the_generated_check_of_every_lesson() -> None:
         block = section.split(f"**`{scenario.name}`**", 1)[1].split("**`", 1)[0]
         assert f"    {command(scenario)}" in block, "rerun: masssim lessons check --write-docs docs/model.md"
         for i, claim in enumerate(scenario.lesson.claims, start=1):
-            assert f"| {i} | {claim.metric}: '{claim.arm}'" in block, (scenario.name, i)
+            assert f"| {i} | {claim.metric}: " in block and f"'{claim.arm}'" in block, (scenario.name, i)
 
 
 def test_scenarios_of_another_folder_list_commands_with_their_paths(tmp_path: Path) -> None:
@@ -231,3 +231,26 @@ def test_scenarios_of_another_folder_list_commands_with_their_paths(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert f"mine\n  The oracle gets more clicks than broadcast.\n  $ masssim run {path} --workers 2" in proc.stdout
     assert f"plain\n  First sentence.\n  $ masssim run {tmp_path / 'plain.toml'} --workers 2" in proc.stdout
+
+
+def test_a_difference_of_differences_pairs_four_cells() -> None:
+    lesson = {
+        "purpose": "p",
+        "command": "sweep",
+        "headline": ["clicks"],
+        "claims": [
+            {"metric": "clicks", "arm": "p", "versus": "b", "at": {"n": 2}, "minus_at": {"n": 1}, "sign": "positive"}
+        ],
+    }
+
+    def cell(n: int, p: list[float], b: list[float]) -> dict[str, Any]:
+        return {"overrides": {"n": n}, "arms": {"p": {"clicks": _stat(p)}, "b": {"clicks": _stat(b)}}}
+
+    # The gain is 1 at n = 1 and 3 at n = 2 in every replication, although each arm's level varies a lot.
+    grows = [cell(1, [11.0, 31.0, 21.0], [10.0, 30.0, 20.0]), cell(2, [53.0, 13.0, 33.1], [50.0, 10.0, 30.0])]
+    (claim,) = evaluate(lesson, Source(cells=grows))
+    assert claim.held and claim.difference is not None and claim.difference["mean"] == pytest.approx(2.0333, 1e-3)
+    assert "('p' minus 'b') at n = 2 minus the same at n = 1" in claim.sentence()
+    same = [cell(1, [11.0, 31.0, 21.0], [10.0, 30.0, 20.0]), cell(2, [51.0, 12.0, 30.5], [50.0, 10.0, 30.0])]
+    (claim,) = evaluate(lesson, Source(cells=same))
+    assert not claim.held

@@ -92,7 +92,7 @@ def problems(scenario: Scenario, file: str | None = None) -> None:
         for key in ("arm", "versus"):
             if getattr(claim, key) not in known:
                 fail(f"claims[{i}].{key}", getattr(claim, key), "unknown strategy", ", ".join(known))
-        for key in ("at", "versus_at"):
+        for key in ("at", "versus_at", "minus_at"):
             cell = getattr(claim, key)
             if cell is None:
                 continue
@@ -191,6 +191,7 @@ class ClaimResult:
     sign: str
     at: dict[str, Any] | None
     versus_at: dict[str, Any] | None
+    minus_at: dict[str, Any] | None
     difference: dict[str, Any] | None  # paired_difference(...) or None when the run lacks the values
     held: bool
 
@@ -199,6 +200,9 @@ class ClaimResult:
         versus_at = self.versus_at if self.versus_at is not None else self.at
         left = f"'{self.arm}'{_where(self.at)}"
         right = f"'{self.versus}'{_where(versus_at)}"
+        if self.minus_at is not None:
+            pair = f"('{self.arm}' minus '{self.versus}')"
+            return f"{self.metric}: {pair}{_where(self.at)} minus the same{_where(self.minus_at)}"
         return f"{self.metric}: {left} minus {right}"
 
     @property
@@ -228,13 +232,32 @@ def evaluate(lesson: Lesson | dict[str, Any], source: Source) -> list[ClaimResul
         diff = None
         if a is not None and b is not None and len(a) == len(b):
             diff = paired_difference(a, b, bounds=REGISTRY[claim.metric].bounds)
+            if claim.minus_at is not None:
+                a2 = source.values(claim.arm, claim.metric, claim.minus_at)
+                b2 = source.values(claim.versus, claim.metric, claim.minus_at)
+                diff = None
+                if a2 is not None and b2 is not None and len(a2) == len(b2) == len(a):
+                    # Every cell shares the seeds: the two differences pair replication by replication too.
+                    first = [x - y for x, y in zip(a, b, strict=True)]
+                    diff = paired_difference(first, [x - y for x, y in zip(a2, b2, strict=True)])
         held = bool(
             diff is not None
             and diff.get("excludes_zero")
             and (float(diff["mean"] or 0.0) > 0) == (claim.sign == "positive")
         )
         out.append(
-            ClaimResult(i, claim.metric, claim.arm, claim.versus, claim.sign, claim.at, claim.versus_at, diff, held)
+            ClaimResult(
+                i,
+                claim.metric,
+                claim.arm,
+                claim.versus,
+                claim.sign,
+                claim.at,
+                claim.versus_at,
+                claim.minus_at,
+                diff,
+                held,
+            )
         )
     return out
 

@@ -628,7 +628,9 @@ class LessonClaim(_Model):
 
     A strategy is an arm name (run, sweep) or a compared label (compare: the variant's name, or
     ``variant/arm`` when the scenario has several arms). In a sweep, ``at`` picks the cell of ``arm``
-    (swept path -> value) and ``versus_at`` the cell of ``versus`` (default: the same cell).
+    (swept path -> value) and ``versus_at`` the cell of ``versus`` (default: the same cell). With
+    ``minus_at``, the claim is about a difference of differences: (arm - versus) at ``at`` minus the same
+    (arm - versus) at ``minus_at``, e.g. "the gain is larger with more customers".
     """
 
     metric: str = Field(min_length=1, max_length=80)
@@ -637,6 +639,7 @@ class LessonClaim(_Model):
     sign: Literal["positive", "negative"]
     at: dict[str, Any] | None = None
     versus_at: dict[str, Any] | None = None
+    minus_at: dict[str, Any] | None = None
 
 
 class Lesson(_Model):
