@@ -90,6 +90,7 @@ def test_seed_and_replication_options(small: Path, tmp_path: Path) -> None:
     run = next((tmp_path / "cli_small").iterdir())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["seed_entropy"] == "9" and summary["replications"] == 1
+    assert proc.stdout.strip() == str(run)  # --quiet prints the results folder only, for scripts
 
 
 def test_bad_field_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -133,21 +134,22 @@ def test_missing_file_and_bad_options(tmp_path: Path, small: Path) -> None:
     assert_one_line_error(masssim("run", str(small), "--replications", "0"), "--replications")
     assert_one_line_error(masssim("run", str(small), "--workers", "many"), "--workers")
     assert_one_line_error(masssim("frobnicate"), "frobnicate")
-    assert_one_line_error(masssim("report", str(tmp_path)), "not a complete run directory")
+    assert_one_line_error(masssim("report", str(tmp_path)), "is not a results folder")
 
 
 def test_validate_and_gallery() -> None:
-    proc = masssim("validate", "scenarios/quickstart.toml", cwd=REPO)
+    proc = masssim("validate", "src/masssim/gallery/quickstart.toml", cwd=REPO)
     assert proc.returncode == 0 and "ok" in proc.stdout
     proc = masssim("scenarios", cwd=REPO)
     assert proc.returncode == 0
     assert "quickstart" in proc.stdout and "Broadcast vs personas" in proc.stdout
+    assert "$ masssim run quickstart --workers 2" in proc.stdout
 
 
 def test_every_gallery_scenario_validates_and_has_a_description() -> None:
     import masssim as api
 
-    for path in sorted((REPO / "scenarios").glob("*.toml")):
+    for path in sorted((REPO / "src" / "masssim" / "gallery").glob("*.toml")):
         scenario = api.load_scenario(path)
         assert scenario.description.strip(), path
         assert scenario.name == path.stem, path
@@ -166,7 +168,7 @@ def test_compare_command(small: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (run,) = (out / "cli_small").iterdir()
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["arms"]) == {"baseline/broadcast", "baseline/personas", "signal/broadcast", "signal/personas"}
+    assert set(summary["arms"]) == {"cli_small/broadcast", "cli_small/personas", "signal/broadcast", "signal/personas"}
     assert (run / "report.html").is_file() and (run / "variants" / "signal.toml").is_file()
     assert "signal/personas" in proc.stdout
     bad = masssim("compare", str(small), "--variant", "x:population.persona_signal=7", "--out", str(out))
@@ -253,3 +255,21 @@ def test_run_prints_the_inbound_table_only_with_inbound(small: Path, tmp_path: P
     (run,) = [p for p in (tmp_path / "cli_small").iterdir() if "Inbound" in (p / "report.html").read_text()]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["arms"]["personas"]["inbound_volume"]["mean"] > 0
+
+
+def test_tables_at_80_columns_cut_no_label(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two long labels that share their first 12 characters: cut with an ellipsis they would look the same.
+    import masssim as api
+    from conftest import small_scenario
+    from masssim.cli import _print_comparison
+
+    scenario = small_scenario(
+        arms=[{"name": "individual_long", "policy": "broadcast"}, {"name": "broadcast_long", "policy": "oracle"}]
+    )
+    variants = ["no_declared_taste_at_all:creatives.count=2"]
+    summary = api.compare(scenario, variants=variants, replications=2, seed=1).summary
+    monkeypatch.setenv("COLUMNS", "80")
+    _print_comparison(summary)
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80

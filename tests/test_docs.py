@@ -19,4 +19,5 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     test_command = next(line for line in ci.splitlines() if "pytest" in line).strip()
     assert test_command in readme
-    assert "masssim run scenarios/quickstart.toml" in readme
+    assert "masssim run quickstart" in readme
+    assert "masssim lessons check" in ci

@@ -60,13 +60,13 @@ def test_compare_files_and_variants_agree_with_runs() -> None:
     other = apply_overrides(scenario, {"name": "oracle_version", "arms.broadcast.policy": "oracle"}, source="t")
     by_files = compare([scenario, other], seed=5)
     by_variant = compare(scenario, variants={"oracle_version": {"arms.broadcast.policy": "oracle"}}, seed=5)
-    assert by_files.summary["arms"]["unit"]["clicks"] == by_variant.summary["arms"]["baseline"]["clicks"]
+    assert by_files.summary["arms"]["unit"]["clicks"] == by_variant.summary["arms"]["unit"]["clicks"]
     assert (
         by_files.summary["differences_vs_baseline"]["oracle_version"]
         == by_variant.summary["differences_vs_baseline"]["oracle_version"]
     )
     alone = masssim.run(scenario, seed=5).summary["arms"]["broadcast"]["clicks"]
-    assert alone == by_variant.summary["arms"]["baseline"]["clicks"]
+    assert alone == by_variant.summary["arms"]["unit"]["clicks"]
 
 
 def test_compare_is_worker_independent_and_labels_arms() -> None:
@@ -74,7 +74,7 @@ def test_compare_is_worker_independent_and_labels_arms() -> None:
     one = compare(scenario, variants=["big:population.persona_signal=0.9"], seed=2, workers=1)
     two = compare(scenario, variants=["big:population.persona_signal=0.9"], seed=2, workers=2)
     assert dumps_json(one.summary) == dumps_json(two.summary)
-    assert list(one.summary["arms"]) == ["baseline/b", "baseline/o", "big/b", "big/o"]
+    assert list(one.summary["arms"]) == ["unit/b", "unit/o", "big/b", "big/o"]
     assert one.summary["differences_vs_baseline"]["big/o"]["clicks"]["excludes_zero"] in (True, False)
 
 

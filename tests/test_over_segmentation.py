@@ -39,7 +39,7 @@ def finer_split_gain(customers: int, signal: float, creative_cost: float) -> np.
     """Per replication: (profit with 16 personas - profit with 4) / customers, paired on the same seeds."""
     result = compare(scenario(customers, signal, creative_cost), variants=["k16:arms.p.segments=16"], seed=7, workers=2)
     gain = np.array(result.values("k16", "incremental_profit")) - np.array(
-        result.values("baseline", "incremental_profit")
+        result.values("overseg", "incremental_profit")
     )
     return gain / customers
 
@@ -98,4 +98,4 @@ def test_focused_personas_concentrate_contacts_and_drop_light_buyers() -> None:
     assert diff["read_rate"]["ci_high"] < 0, diff["read_rate"]
     assert diff["light_buyer_send_share"]["ci_high"] < 0, diff["light_buyer_send_share"]
     sends = result.summary["arms"]["fine"]["sends"]["mean"]
-    assert abs(sends - result.summary["arms"]["baseline"]["sends"]["mean"]) < 0.02 * sends  # same budget
+    assert abs(sends - result.summary["arms"]["focus"]["sends"]["mean"]) < 0.02 * sends  # same budget

@@ -82,13 +82,13 @@ def test_comparison_names_every_strategy_and_section(comparison: tuple[dict[str,
         assert f"<b>{label}</b>" in page
         assert f"<code>{info['policy']}</code>" in page
     assert "<code>population.persona_signal=0.8</code>" in page
-    assert '<b>baseline</b><span class="tag">baseline</span>' in page
+    assert '<b>t</b><span class="tag">baseline</span>' in page  # the scenario's name, tagged as the baseline
     assert _headings(page) == [
         "What was compared",
         "What this comparison says",
         "Key figures",
         "Each strategy on its own",
-        "Compared with the baseline",
+        "Compared with the baseline (t)",
     ]
     for sentence in read_summary(summary):
         assert f"<li>{html.escape(sentence)}</li>" in page
@@ -137,7 +137,7 @@ def test_comparison_charts_have_error_bars_and_verdicts(comparison: tuple[dict[s
 def test_comparison_escapes_user_text() -> None:
     # compare() refuses such a label (labels become file names), so put it into a real summary by hand:
     # the report must escape whatever it is given.
-    summary = dict(compare(_base(), variants={"two": {"creatives.count": 2}}, baseline="baseline").summary)
+    summary = dict(compare(_base(), variants={"two": {"creatives.count": 2}}, baseline="t").summary)
     for key in ("arms", "differences_vs_baseline", "variants"):
         summary[key] = {EVIL if label == "two" else label: value for label, value in summary[key].items()}
     page = render_comparison(summary)
@@ -206,7 +206,9 @@ def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masss
         "How the results change across the grid",
         "All cells",
     ]
-    assert page.count(FIGURE_DIV) == SWEEP_FIGURES
+    # plus the paired difference of the second arm from the first against the swept value
+    assert page.count(FIGURE_DIV) == SWEEP_FIGURES + 1 + ("symmetric log scale" in page)
+    assert "Incremental profit: each arm minus b" in page
     assert "arrayminus" not in rest  # bands, not error bars
     assert '"fill":"tonexty"' in rest
     for path in result.grid:
@@ -215,7 +217,7 @@ def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masss
         assert f"<td><b>{arm}</b></td>" in page
     # one table row per cell and arm, and one best cell per line (arm x channel)
     assert page.count("<tr><td>") >= len(result.cells) * 2
-    assert page.count('<span class="tag">best of its line</span>') == 4
+    assert page.count('<span class="tag">highest of its line</span>') == 4
     # 1 to 32 spans more than a factor of 20: log axis, said in words
     assert '"type":"log"' in rest
     assert "logarithmic" in page
@@ -262,8 +264,15 @@ def test_comparison_with_inbound_shows_the_desk_and_its_paired_differences() -> 
     summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"tight": {"inbound.sla_minutes": 0}}).summary
     page = render_comparison(summary)
     _assert_offline(page)
-    assert _headings(page)[-1] == "Inbound: find → classify → respond"
+    # Only inbound settings differ: the desk comes right after the findings, outbound figures after it.
+    headings = _headings(page)
+    assert headings.index("Inbound: find → classify → respond") < headings.index("Key figures")
     assert "Compared with the baseline: the inbound desk" in page
+    # The strategies are named: the unmodified scenario by its name, never "baseline".
+    assert list(summary["arms"]) == ["t", "tight"]
+    findings = re.findall(r"<li>(.*?)</li>", page.split("What this comparison says", 1)[1])
+    assert findings[0].startswith("Inbound, &#x27;tight&#x27; against &#x27;t&#x27;: "), findings[0]
+    assert "needles answered within the SLA" in findings[0]
     # the means and differences charts, the inbound funnel, shares and response times, the inbound differences
     assert page.count(FIGURE_DIV) == 6
     diffs = summary["differences_vs_baseline"]["tight"]
@@ -280,3 +289,66 @@ def test_comparison_without_inbound_has_no_inbound_section(comparison: tuple[dic
     _, page = comparison
     assert "Inbound" not in "".join(_headings(page))
     assert "the inbound desk" not in page
+
+
+def test_an_outbound_comparison_with_inbound_still_leads_with_profit() -> None:
+    from masssim.narrative import inbound_first, read_comparison
+
+    summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"k2": {"creatives.count": 2}}).summary
+    assert not inbound_first(summary)
+    assert "incremental profit" in read_comparison(summary)[0]
+
+
+def _cell(value: int, series: list[float]) -> dict[str, Any]:
+    return {"overrides": {"k": value}, "arms": {"a": {"clicks": {"values": series, "mean": sum(series) / len(series)}}}}
+
+
+def test_a_peak_is_inside_the_range_only_when_both_neighbours_are_clearly_lower() -> None:
+    from masssim.narrative import read_sweep
+
+    grid = {"k": [1, 2, 3]}
+    peak = [_cell(1, [10.0, 11.0, 12.0]), _cell(2, [20.0, 21.5, 22.0]), _cell(3, [9.0, 10.0, 12.0])]
+    (line,) = read_sweep(grid, peak, "clicks")
+    assert "clicks is highest at k = 2" in line and "The peak is inside the range" in line
+    # The right neighbour is higher in one replication: not clearly lower, so no peak is claimed.
+    flat = [_cell(1, [10.0, 11.0, 12.0]), _cell(2, [20.0, 21.5, 22.0]), _cell(3, [9.0, 23.0, 12.0])]
+    (line,) = read_sweep(grid, flat, "clicks")
+    assert "Not a clear peak" in line and "inside the range" not in line
+    edge = [_cell(1, [1.0, 2.0, 3.0]), _cell(2, [5.0, 6.0, 7.0]), _cell(3, [9.0, 10.0, 12.0])]
+    (line,) = read_sweep(grid, edge, "clicks")
+    assert "at the edge of the swept range" in line and "extend" not in line
+
+
+def test_sweep_reads_the_metric_asked_for(tmp_path: Path) -> None:
+    base = _base(arms=[{"name": "b", "policy": "broadcast"}, {"name": "o", "policy": "oracle"}])
+    result = sweep(base, {"creatives.count": [1, 4]}, out=tmp_path, metric="click_rate")
+    page = (result.directory / "report.html").read_text(encoding="utf-8")
+    assert "<h3>Click rate</h3>" in page and "<h3>Click rate: each arm minus b</h3>" in page
+    assert '<th class="num">Click rate</th>' in page
+    assert "click rate is highest at creatives.count" in page
+    with pytest.raises(masssim.ScenarioError, match="unknown metric"):
+        sweep(base, {"creatives.count": [1, 4]}, out=tmp_path, metric="click_rates")
+
+
+def test_values_spanning_orders_of_magnitude_get_a_symmetric_log_view() -> None:
+    from masssim.report_compare import _symlog, spans_orders
+
+    assert spans_orders([56e3, 88e3, 22e3, -1.9e6, 120.0])
+    assert not spans_orders([56e3, 88e3, 22e3, 67e3])
+    assert not spans_orders([0.0, 5.0])
+    assert _symlog(0.0, 10.0) == 0.0 and _symlog(-990.0, 10.0) == pytest.approx(-2.0)
+    assert _symlog(1e6, 1.0) > _symlog(1e5, 1.0) > _symlog(-1e5, 1.0)
+
+
+def test_an_extreme_cell_adds_a_symmetric_log_chart(swept: tuple[Any, masssim.Scenario, str]) -> None:
+    import copy
+
+    result, base, _ = swept
+    cells = copy.deepcopy(result.cells)
+    stat = cells[-1]["arms"]["b"]["incremental_profit"]
+    for key in ("mean", "ci_low", "ci_high"):
+        stat[key] = -1000.0 * max(1.0, abs(stat[key]))
+    stat["values"] = [stat["mean"]] * len(stat["values"])
+    page = render_sweep(result.grid, cells, base)
+    assert "<h3>Incremental profit (symmetric log scale)</h3>" in page
+    assert "symmetric-logarithmic" in page

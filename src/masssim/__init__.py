@@ -3,7 +3,7 @@
 Python API::
 
     import masssim
-    scenario = masssim.load_scenario("scenarios/quickstart.toml")
+    scenario = masssim.load_scenario(masssim.resolve_scenario("quickstart"))   # a gallery name, or a path
     result = masssim.run(scenario, replications=5, seed=1, workers=2)
     result.summary            # mean and 95% CI per arm and metric, paired differences vs the first arm
     result.timeseries         # daily columns per replication and arm
@@ -11,24 +11,30 @@ Python API::
 
     masssim.compare(scenario, variants=["k16:arms.personas.segments=16"])   # paired differences with CIs
     masssim.sweep(scenario, {"population.persona_signal": [0.2, 0.5, 0.8]})  # a grid, resumable
+    masssim.load_results("results/quickstart/<run-id>").summary   # any saved folder as tidy rows
 """
 
 from masssim.compare import CompareResult, compare
 from masssim.errors import ScenarioError
 from masssim.experiments import StopRule, run
+from masssim.lessons import resolve_scenario
 from masssim.results import RunResult
+from masssim.saved import Results, load_results
 from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
 from masssim.sweep import SweepResult, sweep
 
 __all__ = [
     "CompareResult",
+    "Results",
     "RunResult",
     "Scenario",
     "ScenarioError",
     "StopRule",
     "SweepResult",
     "compare",
+    "load_results",
     "load_scenario",
+    "resolve_scenario",
     "run",
     "scenario_from_dict",
     "scenario_from_toml",

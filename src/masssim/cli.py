@@ -47,7 +47,7 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
             click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True),
             click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True),
             click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (with --engine dask)"),
-            click.option("--quiet", "-q", is_flag=True, help="no progress bar or table"),
+            click.option("--quiet", "-q", is_flag=True, help="print only the results folder (for scripts)"),
         ]
 
         @functools.wraps(command)
@@ -109,35 +109,41 @@ def cli() -> None:
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_experiment_options()
 def run(scenario: Path, opts: ExperimentOptions) -> None:
-    """Run SCENARIO and write results/<scenario>/<run-id>/ with a report."""
+    """Run SCENARIO (a file, or a gallery name) and write results/<scenario>/<run-id>/ with a report."""
     import masssim
     from masssim.results import check_output_dir
 
-    loaded = masssim.load_scenario(scenario)
+    loaded = _load(scenario)
+    if loaded.sweep:
+        raise ScenarioError(
+            f"has a [sweep] table; run it with 'masssim sweep {scenario}'", file=str(scenario), field="sweep"
+        )
     args = opts.executor_args()
     check_output_dir(opts.out)  # before simulating: a run must not find out an hour in that it cannot save
     with opts.progress(loaded.name) as advance:
         result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
+        _print_lesson(loaded.lesson, arms=result.summary["arms"])
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+    else:
+        click.echo(str(run_dir))
 
 
 @cli.command()
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--variant", "-v", "variants", multiple=True, help="NAME:path=value[,path=value] (repeatable)")
-@click.option("--baseline", help="label of the baseline (default: the first scenario, or 'baseline')")
+@click.option("--baseline", help="label of the baseline (default: the first scenario)")
 @_experiment_options(min_replications=2)
 def compare(
     scenarios: tuple[Path, ...], variants: tuple[str, ...], baseline: str | None, opts: ExperimentOptions
 ) -> None:
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
-    import masssim
     from masssim.compare import compare as run_compare
     from masssim.results import check_output_dir
 
-    loaded = [masssim.load_scenario(path) for path in scenarios]
+    loaded = [_load(path) for path in scenarios]
     args = opts.executor_args()
     check_output_dir(opts.out)
     with opts.progress("compare") as advance:
@@ -150,24 +156,38 @@ def compare(
         )
     run_dir = result.save(opts.out)
     if not opts.quiet:
+        _print_lesson(loaded[0].lesson if len(loaded) == 1 else None, arms=result.summary["arms"])
         _print_comparison(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
+    else:
+        click.echo(str(run_dir))
 
 
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--param", "-p", "params", multiple=True, help="path=v1,v2,... (repeatable; the grid is the product)")
+@click.option("--metric", "-m", default=None, help="metric to read and chart [default: the lesson's headline]")
 @_experiment_options()
-def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> None:
+def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: ExperimentOptions) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
-    import masssim
     from masssim.sweep import sweep as run_sweep
 
-    loaded = masssim.load_scenario(scenario)
+    loaded = _load(scenario)
     args = opts.executor_args()
     with opts.progress(f"sweep {loaded.name}") as advance:
-        result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, **args)
+        result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, metric=metric, **args)
     computed = result.manifest.get("cells_computed_now", len(result.cells))
+    if not opts.quiet:
+        from masssim.narrative import read_sweep
+        from masssim.report_compare import sweep_metric
+
+        if not params:
+            _print_lesson(loaded.lesson, cells=result.cells)
+        for line in read_sweep(result.grid, result.cells, sweep_metric(loaded, metric)):
+            click.echo("- " + line)
+    else:
+        click.echo(str(result.directory))
+        return
     click.echo(
         f"{len(result.cells)} cells ({computed} computed now, {len(result.cells) - computed} resumed)\n"
         f"results: {result.directory}\ntable:   {result.directory / 'sweep.csv'}\n"
@@ -179,9 +199,11 @@ def sweep(scenario: Path, params: tuple[str, ...], opts: ExperimentOptions) -> N
 @click.argument("scenario", type=click.Path(path_type=Path))
 def validate(scenario: Path) -> None:
     """Check SCENARIO without running it."""
-    import masssim
 
-    loaded = masssim.load_scenario(scenario)
+    from masssim.lessons import problems, resolve_scenario
+
+    loaded = _load(scenario)
+    problems(loaded, str(resolve_scenario(scenario)))
     arms = ", ".join(f"{a.name} ({a.policy})" for a in loaded.arms)
     click.echo(
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
@@ -191,41 +213,71 @@ def validate(scenario: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Rebuild report.html of a saved run from its summary and time series."""
-    from masssim.report import render_report
-    from masssim.results import atomic_write_text, load_run
+@click.option("--metric", "-m", default=None, help="sweeps: metric to read and chart [default: as masssim sweep]")
+def report(run_dir: Path, metric: str | None) -> None:
+    """Rebuild report.html of a saved run, comparison or sweep from what was saved."""
+    from masssim.saved import rebuild_report
 
-    summary, columns, scenario = load_run(run_dir)
-    try:
-        html = render_report(summary, columns, scenario)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a summary.json edited by hand
-        raise ScenarioError(
-            f"does not hold a summary masssim can read ({type(exc).__name__}: {exc})",
-            file=str(run_dir / "summary.json"),
-            allowed="the summary.json written by `masssim run`",
-        ) from None
-    atomic_write_text(run_dir / "report.html", html)
-    click.echo(f"report: {run_dir / 'report.html'}")
+    click.echo(f"report: {rebuild_report(run_dir, metric)}")
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("scenarios"), show_default=True)
-def scenarios(directory: Path) -> None:
-    """List the scenario gallery with one-line descriptions."""
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None, help="[default: the gallery]")
+def scenarios(directory: Path | None) -> None:
+    """List the scenario gallery: each lesson with its purpose and the command that runs it."""
     import masssim
+    from masssim.lessons import GALLERY, command
 
+    directory = directory if directory is not None else GALLERY
     if not directory.is_dir():
         raise ScenarioError("no such directory", file=str(directory), allowed="a folder of .toml scenario files")
     files = sorted(directory.glob("*.toml"))
     if not files:
         click.echo(f"{directory}: no scenarios")
         return
-    width = max(len(f.stem) for f in files)
     for path in files:
         loaded = masssim.load_scenario(path)
-        first_line = (loaded.description.strip().splitlines() or [""])[0]
-        click.echo(f"{path.stem:<{width}}  {first_line}")
+        if loaded.lesson is not None:
+            purpose = loaded.lesson.purpose
+        else:  # not a lesson: the description's first sentence, whole
+            purpose = " ".join(loaded.description.split()).split(". ")[0].rstrip(".") + "."
+        click.echo(f"{path.stem}\n  {purpose}\n  $ {command(loaded, path=path)}")
+
+
+@cli.group()
+def lessons() -> None:
+    """The gallery's lessons: run them all and check that what they claim holds."""
+
+
+@lessons.command("check")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="keep results here [default: none]")
+@click.option("--write-docs", type=click.Path(path_type=Path), default=None, help="refresh this file's lessons section")
+@click.argument("names", nargs=-1)
+def lessons_check(workers: int, out: Path | None, write_docs: Path | None, names: tuple[str, ...]) -> None:
+    """Run every gallery lesson (or NAMES) as shipped; exit 1 if a claim does not hold."""
+    from masssim.lessons import LessonRun, check, gallery_files, resolve_scenario
+    from masssim.lessons import write_docs as refresh
+
+    files = [resolve_scenario(name) for name in names] if names else gallery_files()
+    for path in files:
+        if not path.is_file():
+            raise ScenarioError("no such lesson", file=str(path), allowed=", ".join(f.stem for f in gallery_files()))
+
+    def report(run: LessonRun) -> None:
+        click.echo(f"{run.name}: {'ok' if run.held else 'FAILED'} ({run.wall_time_s:.0f} s)  $ {run.command}")
+        for claim in run.claims:
+            click.echo(f"  {claim.sentence()}")
+
+    runs = check(files, workers=workers, out=out, on_done=report)
+    failed = [run.name for run in runs if not run.held]
+    if write_docs is not None:
+        refresh(write_docs, runs)
+        click.echo(f"docs: {write_docs}")
+    tail = f"; failed: {', '.join(failed)}" if failed else ""
+    click.echo(f"{len(runs) - len(failed)} of {len(runs)} lessons held{tail}")
+    if failed:
+        sys.exit(1)
 
 
 @cli.command(context_settings={"show_default": True})
@@ -281,6 +333,14 @@ def serve(**options: Any) -> None:
     serve_command(options, echo=click.echo)
 
 
+def _load(scenario: Path) -> Any:
+    """A scenario file, or a gallery scenario by name (masssim.lessons.resolve_scenario)."""
+    import masssim
+    from masssim.lessons import resolve_scenario
+
+    return masssim.load_scenario(resolve_scenario(scenario))
+
+
 class _progress:
     """A rich progress bar over the whole run, fed the completed share; silent when not on a terminal."""
 
@@ -310,6 +370,20 @@ class _progress:
             self.progress.stop()
 
 
+def _print_lesson(lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = ()) -> None:
+    """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
+    from masssim.lessons import Source, read_lesson
+
+    if lesson is None:
+        return
+    console = Console()
+    lines = read_lesson(lesson, Source(arms=arms, cells=cells))
+    console.print(lines[0], style="bold", highlight=False)
+    for line in lines[1:]:
+        console.print("- " + line, highlight=False)
+    console.print()
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     from masssim.narrative import money, read_summary
 
@@ -324,7 +398,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "click rate",
         "attributed / true",
     ):
-        table.add_column(column, justify="right" if column != "arm" else "left")
+        table.add_column(column, justify="right" if column != "arm" else "left", overflow="fold")
 
     def cell(stat: dict[str, Any]) -> str:
         if stat.get("ci_low") is None:
@@ -368,9 +442,9 @@ def _print_inbound(console: Console, summary: dict[str, Any], first_column: str)
     )
     # One column per arm (strategy), one row per figure: ten figures side by side do not fit a terminal.
     table = Table(title="Inbound (find -> classify -> respond): mean [95% CI]")
-    table.add_column(f"figure \\ {first_column}", justify="left")
+    table.add_column(f"figure \\ {first_column}", justify="left", overflow="fold")
     for label in summary["arms"]:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", overflow="fold")
 
     def cell(stat: dict[str, Any], fmt: Any) -> str:
         if stat.get("ci_low") is None:
@@ -385,13 +459,19 @@ def _print_inbound(console: Console, summary: dict[str, Any], first_column: str)
 
 
 def _print_comparison(summary: dict[str, Any]) -> None:
-    from masssim.narrative import money, read_summary
+    from masssim.narrative import inbound_first, money, read_inbound_differences, read_summary
 
     console = Console()
+    if inbound_first(summary):
+        # A comparison of inbound settings: the desk's verdict and table come first.
+        for line in read_inbound_differences(summary):
+            console.print("- " + line, highlight=False)
+        _print_inbound(console, summary, "strategy")
     base = summary["baseline_arm"]
     table = Table(title=f"{summary['replications']} paired replications; difference vs '{base}' [95% CI]")
     for column in ("strategy", "incremental profit", "difference", "clear?", "click rate", "cost"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+        # fold, never cut: at 80 columns two labels cut to the same "no_declared/..." could not be told apart
+        table.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
     for label, m in summary["arms"].items():
         diff = summary["differences_vs_baseline"].get(label)
         if diff is None:
@@ -412,7 +492,8 @@ def _print_comparison(summary: dict[str, Any]) -> None:
     console.print(table)
     for line in read_summary(summary):
         console.print("- " + line, highlight=False)
-    _print_inbound(console, summary, "strategy")
+    if not inbound_first(summary):
+        _print_inbound(console, summary, "strategy")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,6 +126,7 @@ class CompareResult:
                     "arm": arm,
                     "policy": next(a.policy for a in self.variants[i].scenario.arms if a.name == arm),
                     "overrides": describe(self.variants[i].overrides),
+                    "changed": list(self.variants[i].overrides),
                 }
                 for label, i, arm in strategies
             },
@@ -134,13 +135,20 @@ class CompareResult:
             "differences_vs_baseline": {},
         }
         for label in labels:
-            out["arms"][label] = {m: {**mean_ci(self.values(label, m)), "values": self.values(label, m)} for m in ALL}
+            out["arms"][label] = {
+                m: {**mean_ci(self.values(label, m), bounds=REGISTRY[m].bounds), "values": self.values(label, m)}
+                for m in ALL
+            }
         base = self.baseline
         for label in labels:
             if label != base:
                 out["differences_vs_baseline"][label] = {
-                    m: paired_difference(self.values(label, m), self.values(base, m)) for m in ALL
+                    m: paired_difference(self.values(label, m), self.values(base, m), bounds=REGISTRY[m].bounds)
+                    for m in ALL
                 }
+        lesson = self.variants[0].scenario.lesson
+        if lesson is not None:
+            out["lesson"] = lesson.model_dump(mode="json")
         pools = {}
         for label, i, arm in strategies:
             by_arm = pool_summary(self.replications[i], [arm])
@@ -197,7 +205,9 @@ def compare(
     """Compare several scenarios, or one scenario and variants of it, with paired replications.
 
     ``variants``: ``["NAME:path=value,..."]`` strings or ``{NAME: {path: value}}``; the unmodified scenario is
-    then the baseline, labelled ``baseline``. ``baseline`` picks another baseline by label.
+    then the baseline, labelled by its lesson's ``baseline`` name if it has one, else by the scenario's name
+    (a label says what the strategy is: "baseline" would only say where it sits). ``baseline`` picks another
+    baseline by label.
     """
     base_list = [scenarios] if isinstance(scenarios, Scenario) else list(scenarios)
     if not base_list:
@@ -206,7 +216,8 @@ def compare(
     if variants:
         if len(base_list) != 1:
             raise ScenarioError("--variant applies to one scenario; give one scenario file with variants")
-        chosen.append(Variant("baseline", base_list[0]))
+        base = base_list[0]
+        chosen.append(Variant(base.lesson.baseline if base.lesson and base.lesson.baseline else base.name, base))
         if isinstance(variants, dict):
             for name, overrides in variants.items():
                 if not _LABEL.match(name):

@@ -70,7 +70,10 @@ class StopRule:
         return cls(metric, value, max_replications)
 
     def satisfied(self, per_arm_values: Sequence[Sequence[float]]) -> bool:
-        return all(relative_halfwidth(mean_ci(values)) <= self.relative_halfwidth for values in per_arm_values)
+        bounds = REGISTRY[self.metric].bounds
+        return all(
+            relative_halfwidth(mean_ci(values, bounds=bounds)) <= self.relative_halfwidth for values in per_arm_values
+        )
 
 
 def _simulate(scenario: Scenario, entropy: int, replication: int) -> Replication:

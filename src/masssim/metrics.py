@@ -23,6 +23,45 @@ class Metric:
     kind: Literal["total", "derived"] = "total"
     in_timeseries: bool = False  # also recorded per day
 
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The range the metric can take: intervals and error bars stay inside it (see masssim.stats)."""
+        if self.name in SIGNED:
+            return (None, None)
+        if self.unit == "share":
+            return (0.0, 1.0)
+        # Every other figure counts something (messages, customers, seconds, hours, money spent).
+        return (0.0, None)
+
+    @property
+    def range_text(self) -> str:
+        low, high = self.bounds
+        if low is None:
+            return "any"
+        return f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+
+
+# Metrics that can fall below 0: estimates of an effect (more or fewer purchases than without marketing)
+# and what follows from them. Every other metric is a count, a time, a cost or a share.
+SIGNED: frozenset[str] = frozenset(
+    {
+        "incremental_purchases",
+        "incremental_purchases_true",
+        "incremental_revenue",
+        "incremental_revenue_true",
+        "incremental_profit",
+        "roi",
+        "attribution_overstatement",
+    }
+)
+
+# Figures per responder pool (engine/conversation_loop.py): utilisation is a share, the rest are >= 0.
+POOL_BOUNDS: dict[str, tuple[float | None, float | None]] = {"utilisation": (0.0, 1.0)}
+
+
+def pool_bounds(figure: str) -> tuple[float | None, float | None]:
+    return POOL_BOUNDS.get(figure, (0.0, None))
+
 
 _METRICS: tuple[Metric, ...] = (
     Metric("customers_treated", "customers", "customers outside the holdout (eligible to be contacted)"),
@@ -382,6 +421,6 @@ def derive(
 
 def markdown_table() -> str:
     """The registry as a Markdown table (pasted into docs/model.md; a test keeps them in sync)."""
-    lines = ["| metric | unit | definition |", "| --- | --- | --- |"]
-    lines += [f"| `{m.name}` | {m.unit} | {m.definition} |" for m in _METRICS]
+    lines = ["| metric | unit | range | definition |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{m.name}` | {m.unit} | {m.range_text} | {m.definition} |" for m in _METRICS]
     return "\n".join(lines)

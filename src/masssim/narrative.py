@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from masssim.metrics import REGISTRY
+
+
+def _bounds(metric: str) -> tuple[float | None, float | None]:
+    return REGISTRY[metric].bounds if metric in REGISTRY else (None, None)
+
 
 def money(value: float | None) -> str:
     if value is None:
@@ -103,9 +109,10 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
 def read_sweep(
     grid: dict[str, list[Any]], cells: list[dict[str, Any]], metric: str = "incremental_profit"
 ) -> list[str]:
-    """Sentences that read a sweep: where ``metric`` peaks along the first swept parameter, for each arm and
-    combination of the other parameters, and whether the peak beats both ends (paired 95% CIs: every cell
-    uses the same seeds, so replication r of one cell pairs with replication r of another)."""
+    """Sentences that read a sweep: where ``metric`` is highest along the first swept parameter, for each arm
+    and combination of the other parameters. A peak is called "inside the range" only when both neighbouring
+    cells are clearly lower (paired 95% CIs: every cell uses the same seeds, so replication r of one cell
+    pairs with replication r of another)."""
     from masssim.stats import paired_difference, welch_difference
 
     if not grid or not cells:
@@ -119,6 +126,15 @@ def read_sweep(
             lines.setdefault(key, []).append(cell)
     out: list[str] = []
     name = metric.replace("_", " ")
+    unit = REGISTRY[metric].unit if metric in REGISTRY else ""
+    fmt = percent if unit == "share" else duration if unit == "seconds" else money if unit == "currency" else count
+
+    def versus(a_cell: dict[str, Any], b_cell: dict[str, Any], arm: str) -> dict[str, Any]:
+        a = a_cell["arms"][arm][metric].get("values") or []
+        b = b_cell["arms"][arm][metric].get("values") or []
+        paired = len(a) == len(b) and len(a) > 1
+        return paired_difference(a, b, bounds=_bounds(metric)) if paired else welch_difference(a, b)
+
     for key, unordered in lines.items():
         arm = key[0]
         if len(unordered) < 2:
@@ -129,26 +145,22 @@ def read_sweep(
         where = ", ".join(f"{p} = {members[0]['overrides'][p]}" for p in others)
         label = f"'{arm}'" + (f" ({where})" if where else "")
         value = members[best]["overrides"][first]
-        sentence = f"For {label}, {name} is highest at {first} = {value}: {_ci(stats[best])}"
-        ends = [i for i in (0, len(members) - 1) if i != best]
-        verdicts = []
-        for i in ends:
-            a, b = stats[best].get("values") or [], stats[i].get("values") or []
-            diff: dict[str, Any] = (
-                paired_difference(a, b) if len(a) == len(b) and len(a) > 1 else welch_difference(a, b)
+        sentence = f"For {label}, {name} is highest at {first} = {value}: {_ci(stats[best], fmt)}"
+        neighbours = [i for i in (best - 1, best + 1) if 0 <= i < len(members)]
+        clearly_lower = []
+        for i in neighbours:
+            diff = versus(members[best], members[i], arm)
+            low = diff.get("ci_low")
+            clearly_lower.append(low is not None and low > 0)
+            sentence += f"; {_ci(diff, fmt)} more than at {first} = {members[i]['overrides'][first]}" + (
+                " (clear: the 95% CI excludes zero)" if clearly_lower[-1] else " (not clearly different)"
             )
-            low, high = diff.get("ci_low"), diff.get("ci_high")
-            clear = low is not None and high is not None and (low > 0 or high < 0)
-            verdicts.append(
-                f"{_ci(diff)} more than at {first} = {members[i]['overrides'][first]}"
-                + (" (clear: the 95% CI excludes zero)" if clear else " (not clearly different)")
-            )
-        if verdicts:
-            sentence += "; that is " + " and ".join(verdicts)
-        if 0 < best < len(members) - 1:
-            sentence += ". The peak is inside the range: both fewer and more lose."
+        if len(neighbours) == 2 and all(clearly_lower):
+            sentence += ". The peak is inside the range: both neighbouring values are clearly lower."
+        elif len(neighbours) == 2:
+            sentence += ". Not a clear peak: a neighbouring value is not clearly lower."
         else:
-            sentence += ". The best value is at the edge of the range: extend the sweep to see where it turns."
+            sentence += ". The highest value is at the edge of the swept range."
         out.append(sentence)
     return out
 
@@ -301,23 +313,63 @@ def read_inbound(summary: dict[str, Any], sla_minutes: float | None = None) -> l
             staff.append(f"bots {percent(bots, 0)} of theirs")
         cost = f"the inbound desk cost {money(mean('cost_inbound'))}"
         lines.append(("; ".join([*staff, cost]) if staff else cost[0].upper() + cost[1:]) + ".")
-    baseline = summary.get("baseline_arm")
-    if len(groups) > 1:
-        for arm, diffs in (summary.get("differences_vs_baseline") or {}).items():
-            sla_d, missed_d = diffs.get("sla_attainment") or {}, diffs.get("missed_needles") or {}
-            if not sla_d or not missed_d:
-                continue
-
-            def verdict(d: dict[str, Any]) -> str:
-                if d.get("excludes_zero") is None:
-                    return "one replication: cannot be judged"
-                return "clear: the 95% CI excludes zero" if d["excludes_zero"] else "could be chance"
-
-            sla_pp, missed = 100 * float(sla_d["mean"]), float(missed_d["mean"])
-            lines.append(
-                f"Inbound against '{baseline}': '{arm}' answered {abs(sla_pp):.1f} percentage points "
-                f"{'more' if sla_pp >= 0 else 'fewer'} of the routed mentions within the SLA ({verdict(sla_d)}), "
-                f"and {count(abs(missed))} {'fewer' if missed <= 0 else 'more'} needles went unanswered "
-                f"({verdict(missed_d)}; paired differences)."
-            )
+    if len(groups) > 1 and not inbound_first(summary):
+        lines += read_inbound_differences(summary)
     return lines
+
+
+def inbound_first(summary: dict[str, Any]) -> bool:
+    """Whether a comparison is about the inbound desk: every compared variant changes only ``inbound.*``
+    settings and the desk's figures differ. Its reading then opens with the inbound verdict, not with
+    outbound profit (which such variants change only through the desk's cost)."""
+    variants: dict[str, Any] = summary.get("variants") or {}
+    changed = [path for info in variants.values() for path in info.get("changed") or []]
+    if not changed or not has_inbound(summary):
+        return False
+    return all(path.startswith("inbound.") for path in changed) and len(_inbound_groups(summary["arms"])) > 1
+
+
+def read_inbound_differences(summary: dict[str, Any]) -> list[str]:
+    """Per compared strategy against the baseline: the needles' service (within the SLA, missed), the routed
+    mentions within the SLA and the desk's cost, as paired differences."""
+    baseline = summary.get("baseline_arm")
+    lines = []
+
+    def verdict(d: dict[str, Any]) -> str:
+        if d.get("excludes_zero") is None:
+            return "one replication: cannot be judged"
+        return "clear: the 95% CI excludes zero" if d["excludes_zero"] else "could be chance"
+
+    for arm, diffs in (summary.get("differences_vs_baseline") or {}).items():
+        sla_d, missed_d = diffs.get("sla_attainment") or {}, diffs.get("missed_needles") or {}
+        needle_d, cost_d = diffs.get("needle_sla_attainment") or {}, diffs.get("cost_inbound") or {}
+        if not sla_d or not missed_d:
+            continue
+        sla_pp, missed = 100 * float(sla_d["mean"]), float(missed_d["mean"])
+        line = f"Inbound, '{arm}' against '{baseline}': "
+        if needle_d:
+            needle_pp = 100 * float(needle_d["mean"])
+            line += (
+                f"{abs(needle_pp):.1f} percentage points {'more' if needle_pp >= 0 else 'fewer'} of the needles "
+                f"answered within the SLA ({verdict(needle_d)}), "
+            )
+        line += (
+            f"{count(abs(missed))} {'fewer' if missed <= 0 else 'more'} needles never answered "
+            f"({verdict(missed_d)}) and {abs(sla_pp):.1f} points {'more' if sla_pp >= 0 else 'fewer'} of the routed "
+            f"mentions within the SLA ({verdict(sla_d)})"
+        )
+        if cost_d:
+            cost = float(cost_d["mean"])
+            if cost == 0.0 and not cost_d.get("halfwidth"):
+                line += ", at the same inbound cost"
+            else:
+                line += f", for {money(abs(cost))} {'more' if cost >= 0 else 'less'} inbound cost ({verdict(cost_d)})"
+        lines.append(line + "; paired differences.")
+    return lines
+
+
+def read_comparison(summary: dict[str, Any]) -> list[str]:
+    """The findings of a comparison, what it compares first: an inbound comparison opens with the desk's
+    paired differences, then outbound profit."""
+    lead = read_inbound_differences(summary) if inbound_first(summary) else []
+    return lead + read_summary(summary)

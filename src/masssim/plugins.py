@@ -13,6 +13,7 @@ module, a constant) is refused with :class:`WrongKind`, so a typo can never call
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import typing
@@ -44,6 +45,43 @@ def _describe(obj: Any) -> str:
     if inspect.isfunction(obj):
         return f"the function {obj.__qualname__}"
     return f"a value of type {type(obj).__name__}"
+
+
+# The verbs each kind of plug-in must offer (the methods of its Protocol). A user's class is checked when it is
+# resolved, i.e. when the scenario is validated, so the message names what is missing before anything runs.
+CONTRACTS: dict[str, tuple[str, ...]] = {
+    "targeting policy": ("plan", "observe"),
+    "classifier": ("classify",),
+    "response policy": ("route", "schedule_for"),
+}
+
+
+def _takes_no_arguments(cls: type) -> bool:
+    try:
+        return not inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # some built-in types have no signature
+        return False
+
+
+class ContractError(LookupError, TypeError):
+    """A user's plug-in lacks a verb of its kind: found when the name is resolved (a LookupError, which
+    scenario validation reports with the field) and the same failure as building something that is not a
+    plug-in (a TypeError)."""
+
+
+@functools.cache  # one subclass per user class: resolving the name twice gives the same factory
+def _given_arguments(cls: type) -> type:
+    """A subclass of ``cls`` built like every plug-in (``factory(params[, world])``) that keeps ``params``
+    and ``world`` as attributes: the minimal plug-in, a class with only its verbs, then works as written."""
+
+    def __init__(self: Any, params: Any = None, world: Any = None) -> None:
+        # The user's own no-argument constructor, if any (cls is a plain class here, so calling it is sound).
+        cls.__init__(self)  # type: ignore[misc]
+        self.params = params
+        if world is not None:
+            self.world = world
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 class Registry:
@@ -136,11 +174,27 @@ class Registry:
                 found = getattr(module, attr)
             except AttributeError:
                 raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from None
-            return self.check_kind(name, found)
+            # The kind is checked first (what it is, which verbs are missing); then a class whose
+            # constructor takes nothing is given the arguments every plug-in is built with.
+            return self._checked(name, self.check_kind(name, found))
         hint = difflib.get_close_matches(name, list(self._factories), n=1, cutoff=0.5)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         known = ", ".join(sorted(self._factories))
         raise LookupError(f"unknown {self.kind} {name!r}{did_you_mean} (known: {known}, or package.module:attr)")
+
+    def _checked(self, name: str, found: Any) -> Any:
+        """A user's class: its verbs are there (LookupError naming the missing ones), and a class whose
+        constructor takes nothing is given the arguments every plug-in is built with."""
+        if not isinstance(found, type):
+            return found  # a factory function: what it builds is checked when it is built
+        verbs = CONTRACTS.get(self.kind, ())
+        missing = [verb for verb in verbs if not callable(getattr(found, verb, None))]
+        if missing:
+            raise ContractError(
+                f"{name!r} did not build a {self.kind}: a {self.kind} is a class with {', '.join(verbs)}, "
+                f"and it has no {' or '.join(missing)} method"
+            )
+        return _given_arguments(found) if _takes_no_arguments(found) else found
 
     def params_model(self, factory: Any) -> type[BaseModel]:
         model = getattr(factory, "Params", None)

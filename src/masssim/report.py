@@ -18,6 +18,7 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from masssim.lessons import Source, read_lesson
 from masssim.messages import SOURCES
 from masssim.metrics import REGISTRY
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
@@ -86,6 +87,9 @@ p { margin: 0.5em 0; }
 .facts b { display: block; font-size: 1.15em; color: var(--ink); }
 .facts span { font-size: 0.85em; color: var(--muted); }
 ul.findings li { margin: 0.45em 0; }
+ul.findings li.held::marker { content: "✔ "; color: #2f855a; }
+ul.findings li.failed::marker { content: "✘ "; color: #c53030; }
+section.lesson { border-left: 4px solid var(--accent); padding-left: 1em; }
 table { border-collapse: collapse; width: 100%; margin: 0.8em 0; font-size: 0.95em; }
 th, td { border-bottom: 1px solid var(--line); padding: 7px 10px; text-align: left; vertical-align: top; }
 th { background: var(--bg); font-weight: 600; }
@@ -231,6 +235,24 @@ def _header(summary: dict[str, Any], scenario: Scenario) -> str:
         "the arms can be compared fairly.</p>"
         "<table><thead><tr><th>Arm</th><th>Policy</th><th>Settings</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></header>"
+    )
+
+
+def lesson_section(lines: list[str]) -> str:
+    """A gallery lesson's reading (masssim.lessons.read_lesson): purpose, headline metrics and each claim's
+    verdict, ahead of everything else; empty for a scenario without a [lesson] table."""
+    if not lines:
+        return ""
+    purpose, rest = lines[0], lines[1:]
+    items = []
+    for line in rest:
+        kind = "held" if " held:" in line else "failed" if "did NOT hold" in line else ""
+        items.append(f'<li class="{kind}">{_esc(line)}</li>' if kind else f"<li>{_esc(line)}</li>")
+    return (
+        f'<section class="lesson"><h2>What this lesson shows</h2><p class="lead">{_esc(purpose)}</p>'
+        '<p class="explain">The headline figures of the lesson (mean and 95% confidence interval), then each '
+        "thing the lesson claims, checked on this run: a claim holds when the paired 95% interval of the "
+        f'difference excludes 0 on the claimed side.</p><ul class="findings">{"".join(items)}</ul></section>'
     )
 
 
@@ -875,8 +897,10 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
     """One standalone HTML page (plotly.js inline, no network needed) reporting a run."""
     arms = list(summary["arms"])
     colors = _colors(arms)
+    lesson = read_lesson(scenario.lesson, Source(arms=summary["arms"])) if scenario.lesson else []
     sections = [
         _header(summary, scenario),
+        lesson_section(lesson),
         _findings(summary),
         _key_figures(summary, arms),
         _funnel(summary, arms, colors),

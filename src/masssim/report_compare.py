@@ -20,8 +20,16 @@ from plotly.colors import hex_to_rgb
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from masssim.lessons import Source, read_lesson
 from masssim.metrics import REGISTRY
-from masssim.narrative import has_inbound, money, read_summary, read_sweep, read_sweep_arms
+from masssim.narrative import (
+    has_inbound,
+    inbound_first,
+    money,
+    read_comparison,
+    read_sweep,
+    read_sweep_arms,
+)
 from masssim.overrides import _show
 from masssim.report import (
     CSS,
@@ -37,6 +45,7 @@ from masssim.report import (
     _has_ci,
     _style,
     inbound_section,
+    lesson_section,
 )
 from masssim.scenario import Scenario
 from masssim.stats import welch_difference
@@ -107,6 +116,10 @@ VERDICT_WORDS = {
 FROM_ZERO = frozenset({"cost_total", "click_rate", "incremental_purchases_true"})
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 BEST_SYMBOL = "star"
+DEFAULT_METRIC = "incremental_profit"
+# A line whose largest |value| is this many times its smallest non-zero |value| spans orders of magnitude: it
+# also gets a symmetric-log chart, where one extreme cell cannot flatten the others.
+SPAN_FOR_SYMLOG = 100.0
 
 EXTRA_CSS = """
 .tag { display: inline-block; margin-left: 6px; padding: 0 7px; border-radius: 9px; font-size: 0.75em;
@@ -242,7 +255,7 @@ def _compare_header(summary: dict[str, Any], labels: list[str]) -> str:
 
 
 def _compare_findings(summary: dict[str, Any]) -> str:
-    items = "".join(f"<li>{_esc(line)}</li>" for line in read_summary(summary))
+    items = "".join(f"<li>{_esc(line)}</li>" for line in read_comparison(summary))
     extra = ""
     if summary.get("replications", 0) < 2:
         extra = (
@@ -594,7 +607,8 @@ def _inbound_differences_table(summary: dict[str, Any], others: list[str]) -> st
             )
         direction = "more is better" if more_is_better else "less is better"
         rows.append(f"<tr><td>{_esc(title)} ({direction})<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
-    head = "".join(f'<th class="num">{_esc(label)} minus baseline</th>' for label in others)
+    base = _esc(summary["baseline_arm"])
+    head = "".join(f'<th class="num">{_esc(label)} minus {base}</th>' for label in others)
     return f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -612,13 +626,19 @@ def render_comparison(summary: dict[str, Any]) -> str:
     """One standalone HTML page (plotly.js inline, no network needed) reporting ``masssim compare``."""
     labels = list(summary["arms"])
     colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
-    sections = [
-        _compare_header(summary, labels),
-        _compare_findings(summary),
+    outbound = [
         _compare_table(summary, labels),
         _means_chart(summary, labels, colors),
         _compare_differences(summary, labels),
-        _compare_inbound(summary, labels, colors),
+    ]
+    inbound = [_compare_inbound(summary, labels, colors)]
+    # A comparison of inbound settings shows the desk first: that is what it compares.
+    lesson = read_lesson(summary["lesson"], Source(arms=summary["arms"])) if summary.get("lesson") else []
+    sections = [
+        _compare_header(summary, labels),
+        lesson_section(lesson),
+        _compare_findings(summary),
+        *((inbound + outbound) if inbound_first(summary) else (outbound + inbound)),
     ]
     scenarios = list(dict.fromkeys(str(v.get("scenario")) for v in (summary.get("variants") or {}).values()))
     return _page(f"{', '.join(scenarios) or 'comparison'} - masssim comparison", sections)
@@ -683,7 +703,10 @@ def _sweep_header(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base:
 class _Lines:
     """The curves of a sweep: one per arm and combination of the other swept parameters."""
 
-    def __init__(self, grid: dict[str, list[Any]], cells: list[dict[str, Any]], arms: list[str]) -> None:
+    def __init__(
+        self, grid: dict[str, list[Any]], cells: list[dict[str, Any]], arms: list[str], metric: str = DEFAULT_METRIC
+    ) -> None:
+        self.metric = metric
         paths = list(grid)
         self.first = paths[0]
         self.others = paths[1:]
@@ -730,7 +753,7 @@ class _Lines:
             points.sort(key=lambda item: self.rank[_key(item[0])])
         self.best: dict[tuple[str, tuple[str, ...]], int] = {}
         for line, points in self.points.items():
-            means = [_finite(self.stat(cell, line[0], "incremental_profit").get("mean")) for _, cell in points]
+            means = [_finite(self.stat(cell, line[0], metric).get("mean")) for _, cell in points]
             scored = [(m, cell["index"]) for m, (_, cell) in zip(means, points, strict=True) if m is not None]
             if scored:
                 self.best[line] = max(scored, key=lambda item: item[0])[1]
@@ -744,27 +767,81 @@ class _Lines:
         return value if self.numeric else _esc(_show(value))
 
 
-def _sweep_chart(lines: _Lines, metric: str, title: str, what: str) -> str:
+def _symlog(y: float, c: float) -> float:
+    """Symmetric log: linear within +-c, logarithmic beyond, sign kept (0 stays 0)."""
+    return math.copysign(math.log10(1.0 + abs(y) / c), y)
+
+
+def _symlog_ticks(lowest: float, highest: float, c: float, unit: str, scale: float) -> tuple[list[float], list[str]]:
+    """Ticks for a symlog axis over [lowest, highest] (display units): 0 and +-c*10^k, labelled in the
+    metric's unit (``scale`` converts display units back)."""
+    low, high = min(lowest, 0.0), max(highest, 0.0)
+    vals, texts = [0.0], [_fmt(0.0, unit)]
+    for k in range(16):
+        step = c * 10**k
+        if step > max(abs(low), abs(high)):
+            break
+        for v in (step, -step):
+            if low <= v <= high:
+                vals.append(_symlog(v, c))
+                texts.append(_fmt(v / scale, unit))
+    return vals, texts
+
+
+def spans_orders(values: Sequence[float]) -> bool:
+    """Whether values (some far from 0) span more than SPAN_FOR_SYMLOG times between smallest and largest |v|."""
+    nonzero = [abs(v) for v in values if v and math.isfinite(v)]
+    return len(nonzero) >= 2 and max(nonzero) / min(nonzero) > SPAN_FOR_SYMLOG
+
+
+def _sweep_chart(
+    lines: _Lines, metric: str, title: str, what: str, *, symlog: bool = False, difference: str | None = None
+) -> str:
+    """One chart of ``metric`` against the first swept parameter, a line per arm (and combination of the other
+    parameters). With ``difference`` (the baseline arm's name), each other arm's paired difference from it."""
     scale, unit = _scale(metric), REGISTRY[metric].unit
+
+    def stat_of(cell: dict[str, Any], arm: str) -> dict[str, Any]:
+        if difference is None:
+            return lines.stat(cell, arm, metric)
+        found: dict[str, Any] = ((cell.get("differences_vs_baseline") or {}).get(arm) or {}).get(metric) or {}
+        return found
+
+    if symlog:
+        everything = [
+            float(v) * scale
+            for line in lines.keys
+            for _, cell in lines.points[line]
+            for key in ("mean", "ci_low", "ci_high")
+            if (v := _finite(stat_of(cell, line[0]).get(key))) is not None
+        ]
+        nonzero = sorted(abs(v) for v in everything if v)
+        c = nonzero[len(nonzero) // 2] / 10 if nonzero else 1.0  # linear below a tenth of the median size
+    else:
+        c = 1.0
+
+    def tr(v: float) -> float:
+        return _symlog(v, c) if symlog else v
+
     fig = go.Figure()
     any_band = False
     entries = 0
     for line in lines.keys:
         points = lines.points[line]
-        if not points:
+        if not points or line[0] == difference:
             continue
         color, dash = lines.styles[line]
         name = lines.names[line]
-        stats = [lines.stat(cell, line[0], metric) for _, cell in points]
+        stats = [stat_of(cell, line[0]) for _, cell in points]
         xs = [lines.x(value) for value, _ in points]
         means = [_finite(s.get("mean")) for s in stats]
-        ys = [math.nan if m is None else m * scale for m in means]
+        ys = [math.nan if m is None else tr(m * scale) for m in means]
         if all(_has_ci(s) for s in stats):
             any_band = True
             fig.add_trace(
                 go.Scatter(
                     x=xs,
-                    y=[float(s["ci_high"]) * scale for s in stats],
+                    y=[tr(float(s["ci_high"]) * scale) for s in stats],
                     mode="lines",
                     line={"width": 0, "color": color},
                     legendgroup=name,
@@ -775,7 +852,7 @@ def _sweep_chart(lines: _Lines, metric: str, title: str, what: str) -> str:
             fig.add_trace(
                 go.Scatter(
                     x=xs,
-                    y=[float(s["ci_low"]) * scale for s in stats],
+                    y=[tr(float(s["ci_low"]) * scale) for s in stats],
                     mode="lines",
                     line={"width": 0, "color": color},
                     fill="tonexty",
@@ -804,7 +881,7 @@ def _sweep_chart(lines: _Lines, metric: str, title: str, what: str) -> str:
             )
         )
         entries += 1
-        best = lines.best.get(line)
+        best = lines.best.get(line) if difference is None else None
         for (value, cell), y in zip(points, ys, strict=True):
             if cell["index"] == best:
                 fig.add_trace(
@@ -821,25 +898,36 @@ def _sweep_chart(lines: _Lines, metric: str, title: str, what: str) -> str:
                             "color": color,
                             "line": {"color": "#1f2933", "width": 1.2},
                         },
-                        hovertemplate=f"<b>{name}</b><br>highest incremental profit on this line<extra></extra>",
+                        hovertemplate=f"<b>{name}</b><br>highest {_esc(metric)} on this line<extra></extra>",
                     )
                 )
-    if lines.best:
+    if lines.best and difference is None:
         entries += 1
         fig.add_trace(
             go.Scatter(
                 x=[None],
                 y=[None],
                 mode="markers",
-                name="highest incremental profit on the line",
+                name=f"highest {_esc(metric)} on the line",
                 marker={"symbol": BEST_SYMBOL, "size": 15, "color": "#fff", "line": {"color": "#1f2933", "width": 1.2}},
                 hoverinfo="skip",
             )
         )
     _style(fig, height=420)
     _legend_below(fig, entries, height=420)
-    fig.update_yaxes(title_text=_axis_title(metric), zeroline=True, zerolinecolor="#888", zerolinewidth=1.2)
-    if metric in FROM_ZERO:  # a small change in a cost or a rate should not fill the whole chart
+    fig.update_yaxes(
+        title_text=_axis_title(metric, difference=difference is not None),
+        zeroline=True,
+        zerolinecolor="#888",
+        zerolinewidth=1.2,
+    )
+    if symlog and everything:
+        vals, texts = _symlog_ticks(min(everything), max(everything), c, unit, scale)
+        fig.update_yaxes(
+            title_text=_axis_title(metric) + " (symmetric log scale)", tickmode="array", tickvals=vals, ticktext=texts
+        )
+    elif not difference and (metric in FROM_ZERO or REGISTRY[metric].bounds[0] == 0.0):
+        # a small change in a cost, a rate or a count should not fill the whole chart
         fig.update_yaxes(rangemode="tozero")
     if lines.numeric:
         fig.update_xaxes(title_text=_esc(lines.first), type="log" if lines.log else "linear")
@@ -850,13 +938,25 @@ def _sweep_chart(lines: _Lines, metric: str, title: str, what: str) -> str:
             title_text=_esc(lines.first), type="category", categoryorder="array", categoryarray=lines.categories
         )
     band = "The shaded band around each line is its 95% confidence interval. " if any_band else ""
-    return (
-        f"<h3>{_esc(title)}</h3>"
-        f'<p class="explain">How {_esc(what)} (<code>{_esc(metric)}</code>, averaged over the replications) '
-        f"changes with <code>{_esc(lines.first)}</code>. {band}The star marks, on each line, the setting with "
-        "the highest incremental profit.</p>"
-        f"{_div(fig)}"
+    if difference is not None:
+        lead = (
+            f"Each arm minus <b>{_esc(difference)}</b> in the same cell, replication by replication (paired), for "
+            f"<code>{_esc(metric)}</code> against <code>{_esc(lines.first)}</code>. {band}Where the band "
+            "excludes 0 the arms differ clearly in that cell."
+        )
+    else:
+        lead = (
+            f"How {_esc(what)} (<code>{_esc(metric)}</code>, averaged over the replications) changes with "
+            f"<code>{_esc(lines.first)}</code>. {band}The star marks, on each line, the setting with the highest "
+            f"<code>{_esc(lines.metric)}</code>."
+        )
+    symlog_note = (
+        " The vertical axis is symmetric-logarithmic (linear near 0, logarithmic beyond, sign kept): the values "
+        "span orders of magnitude, and on a linear axis the largest would flatten the rest."
+        if symlog
+        else ""
     )
+    return f'<h3>{_esc(title)}</h3><p class="explain">{lead}{symlog_note}</p>{_div(fig)}'
 
 
 def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[str, Any]]) -> str:
@@ -895,7 +995,22 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
         else "All cells share the seed, so they meet the same customers and the lines are smooth rather than "
         "jagged by chance."
     )
-    charts = "".join(_sweep_chart(lines, metric, title, what) for metric, title, what in SWEEP_CHARTS)
+    metric = lines.metric
+    arms = list(dict.fromkeys(arm for arm, _ in lines.keys))
+    chosen = _sweep_chart(lines, metric, _title(metric), REGISTRY[metric].definition)
+    values = [
+        float(v)
+        for line in lines.keys
+        for _, cell in lines.points[line]
+        if (v := _finite(lines.stat(cell, line[0], metric).get("mean"))) is not None
+    ]
+    if spans_orders(values):
+        chosen += _sweep_chart(
+            lines, metric, f"{_title(metric)} (symmetric log scale)", REGISTRY[metric].definition, symlog=True
+        )
+    if len(arms) > 1:
+        chosen += _sweep_chart(lines, metric, f"{_title(metric)}: each arm minus {arms[0]}", "", difference=arms[0])
+    charts = chosen + "".join(_sweep_chart(lines, m, title, what) for m, title, what in SWEEP_CHARTS if m != metric)
     note_html = "".join(f'<p class="note">{text}</p>' for text in notes)
     return (
         "<section><h2>How the results change across the grid</h2>"
@@ -905,8 +1020,16 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
     )
 
 
+def _title(metric: str) -> str:
+    """A chart title from a metric name (the registry has no display names): 'needle_sla_attainment' ->
+    'Needle sla attainment'."""
+    text = metric.replace("_", " ")
+    return text[0].upper() + text[1:]
+
+
 def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines: _Lines) -> str:
-    unit = REGISTRY["incremental_profit"].unit
+    metric = lines.metric
+    unit = REGISTRY[metric].unit
     best_cells = {(arm, index) for (arm, _), index in lines.best.items()}
     head = "".join(f"<th><code>{_esc(path)}</code></th>" for path in grid)
     rows = []
@@ -914,9 +1037,9 @@ def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines:
         overrides = cell.get("overrides") or {}
         params = "".join(f"<td>{_esc(_show(overrides.get(path)))}</td>" for path in grid)
         for arm in cell.get("arms") or {}:
-            stat = lines.stat(cell, arm, "incremental_profit")
+            stat = lines.stat(cell, arm, metric)
             best = (arm, cell["index"]) in best_cells
-            tag = '<span class="tag">best of its line</span>' if best else ""
+            tag = '<span class="tag">highest of its line</span>' if best else ""
             rows.append(
                 f"<tr><td>{cell['index']}</td>{params}<td><b>{_esc(arm)}</b></td>"
                 f'<td class="num{" best" if best else ""}">{_esc(_fmt(stat.get("mean"), unit))}{tag}'
@@ -925,21 +1048,34 @@ def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines:
             )
     return (
         "<section><h2>All cells</h2>"
-        '<p class="explain">Every cell and arm with its incremental profit (the average over the replications, '
-        'with its 95% confidence interval underneath). "Best of its line" is the star of the charts above. All '
-        "figures are in <code>sweep.csv</code>.</p>"
-        f'<table><thead><tr><th>Cell</th>{head}<th>Arm</th><th class="num">Incremental profit</th>'
+        f'<p class="explain">Every cell and arm with its <code>{_esc(metric)}</code> (the average over the '
+        'replications, with its 95% confidence interval underneath). "Highest of its line" is the star of the '
+        "charts above. Every metric is in <code>sweep.csv</code>.</p>"
+        f'<table><thead><tr><th>Cell</th>{head}<th>Arm</th><th class="num">{_esc(_title(metric))}</th>'
         f'<th class="num">Replications</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>'
     )
 
 
-def render_sweep(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base: Scenario) -> str:
-    """One standalone HTML page (plotly.js inline, no network needed) reporting ``masssim sweep``."""
+def sweep_metric(base: Scenario, metric: str | None = None) -> str:
+    """The metric a sweep is read on: the one asked for, else the lesson's first headline, else profit."""
+    if metric is not None:
+        return metric
+    return base.lesson.headline[0] if base.lesson is not None else DEFAULT_METRIC
+
+
+def render_sweep(
+    grid: dict[str, list[Any]], cells: list[dict[str, Any]], base: Scenario, metric: str | None = None
+) -> str:
+    """One standalone HTML page (plotly.js inline, no network needed) reporting ``masssim sweep``, read on
+    ``metric`` (see sweep_metric)."""
+    metric = sweep_metric(base, metric)
     arms = list(dict.fromkeys(arm for cell in cells for arm in (cell.get("arms") or {})))
     if not arms:
         arms = [arm.name for arm in base.arms]
     sections = [_sweep_header(grid, cells, base, arms)]
-    findings = read_sweep(grid, cells) + read_sweep_arms(grid, cells)
+    if base.lesson is not None and cells:
+        sections.append(lesson_section(read_lesson(base.lesson, Source(cells=cells))))
+    findings = read_sweep(grid, cells, metric) + read_sweep_arms(grid, cells, metric)
     if findings:
         items = "".join(f"<li>{_esc(line)}</li>" for line in findings)
         sections.append(
@@ -949,7 +1085,7 @@ def render_sweep(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base: 
             f'<ul class="findings">{items}</ul></section>'
         )
     if grid and cells:
-        lines = _Lines(grid, cells, arms)
+        lines = _Lines(grid, cells, arms, metric)
         sections += [_sweep_charts(grid, lines, cells), _sweep_table(grid, cells, lines)]
     else:
         sections.append('<p class="note">No cell has finished yet, so there is nothing to chart.</p>')

@@ -38,7 +38,7 @@ import tomli_w
 
 from masssim.engine.sim import ArmOutcome
 from masssim.errors import ScenarioError
-from masssim.metrics import ALL, REGISTRY, TIMESERIES
+from masssim.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
 from masssim.scenario import NAME_PATTERN, Scenario, scenario_from_toml
 from masssim.stats import mean_ci, paired_difference
 
@@ -117,7 +117,7 @@ def pool_summary(replications: list[dict[str, Any]], arms: list[str]) -> dict[st
             out[arm][pool] = {}
             for figure in figures:
                 values = [rep[arm].pools[pool][figure] for rep in replications]
-                out[arm][pool][figure] = {**mean_ci(values), "values": values}
+                out[arm][pool][figure] = {**mean_ci(values, bounds=pool_bounds(figure)), "values": values}
     return out
 
 
@@ -173,10 +173,13 @@ class RunResult:
             out["arms"][arm] = {}
             for metric in ALL:
                 values = self.values(arm, metric)
-                out["arms"][arm][metric] = {**mean_ci(values), "values": values}
+                out["arms"][arm][metric] = {**mean_ci(values, bounds=REGISTRY[metric].bounds), "values": values}
         for arm in arms[1:]:
             out["differences_vs_baseline"][arm] = {
-                metric: paired_difference(self.values(arm, metric), self.values(baseline, metric)) for metric in ALL
+                metric: paired_difference(
+                    self.values(arm, metric), self.values(baseline, metric), bounds=REGISTRY[metric].bounds
+                )
+                for metric in ALL
             }
         pools = pool_summary(self.replications, arms)
         if pools:

@@ -639,6 +639,52 @@ class InboundConfig(_Model):
         return self
 
 
+class LessonClaim(_Model):
+    """One thing a gallery lesson says, checked on every run of it: ``metric`` of strategy ``arm`` minus
+    ``metric`` of strategy ``versus``, paired by replication, has ``sign`` and a 95% CI that excludes 0.
+
+    A strategy is an arm name (run, sweep) or a compared label (compare: the variant's name, or
+    ``variant/arm`` when the scenario has several arms). In a sweep, ``at`` picks the cell of ``arm``
+    (swept path -> value) and ``versus_at`` the cell of ``versus`` (default: the same cell). With
+    ``minus_at``, the claim is about a difference of differences: (arm - versus) at ``at`` minus the same
+    (arm - versus) at ``minus_at``, e.g. "the gain is larger with more customers".
+    """
+
+    metric: str = Field(min_length=1, max_length=80)
+    arm: str = Field(min_length=1, max_length=120)
+    versus: str = Field(min_length=1, max_length=120)
+    sign: Literal["positive", "negative"]
+    at: dict[str, Any] | None = None
+    versus_at: dict[str, Any] | None = None
+    minus_at: dict[str, Any] | None = None
+
+
+class Lesson(_Model):
+    """``[lesson]``: what a gallery scenario teaches and how to run it (see masssim.lessons).
+
+    ``command`` is the kind of run; with ``compare`` the unmodified scenario is the strategy ``baseline``
+    and each of ``variants`` (``NAME:path=value,...``) another. ``headline`` metrics lead every reading of
+    the lesson; ``claims`` are checked by ``masssim lessons check``. Metric and strategy names are checked
+    against the registry and the scenario's arms when the lesson is resolved (masssim.lessons), not here:
+    the schema does not know the metric registry.
+    """
+
+    purpose: str = Field(min_length=1, max_length=240)
+    command: Literal["run", "compare", "sweep"] = "run"
+    baseline: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+    variants: list[str] = Field(default_factory=list, max_length=16)
+    headline: list[str] = Field(min_length=1, max_length=8)
+    claims: list[LessonClaim] = Field(default_factory=list, max_length=16)
+
+    @model_validator(mode="after")
+    def _variants_only_for_compare(self) -> Lesson:
+        if self.command == "compare" and not self.variants:
+            raise _FieldProblem("variants", self.variants, "a compare lesson needs at least one NAME:path=value")
+        if self.command != "compare" and (self.variants or self.baseline):
+            raise _FieldProblem("command", self.command, "variants and baseline belong to compare lessons")
+        return self
+
+
 class Scenario(_Model):
     name: str = Field(
         min_length=1,
@@ -676,6 +722,7 @@ class Scenario(_Model):
     sweep: dict[str, list[Any]] | None = Field(
         None, description="parameter grid for `masssim sweep`: dotted path -> list of values"
     )
+    lesson: Lesson | None = Field(None, description="gallery lessons: purpose, command, headline and claims")
 
     @model_validator(mode="after")
     def _arm_names_unique(self) -> Scenario:

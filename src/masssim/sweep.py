@@ -130,11 +130,17 @@ def _cell_summary(cell: Cell, reps: list[Replication], baseline_arm: str) -> dic
         "differences_vs_baseline": {},
     }
     for arm in arms:
-        summary["arms"][arm] = {m: {**mean_ci(v := [r[arm].metrics[m] for r in reps]), "values": v} for m in ALL}
+        summary["arms"][arm] = {
+            m: {**mean_ci(v := [r[arm].metrics[m] for r in reps], bounds=REGISTRY[m].bounds), "values": v} for m in ALL
+        }
     for arm in arms:
         if arm != baseline_arm:
             summary["differences_vs_baseline"][arm] = {
-                m: paired_difference([r[arm].metrics[m] for r in reps], [r[baseline_arm].metrics[m] for r in reps])
+                m: paired_difference(
+                    [r[arm].metrics[m] for r in reps],
+                    [r[baseline_arm].metrics[m] for r in reps],
+                    bounds=REGISTRY[m].bounds,
+                )
                 for m in ALL
             }
     return summary
@@ -152,8 +158,12 @@ def sweep(
     progress: ProgressCallback | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    metric: str | None = None,
 ) -> SweepResult:
-    """Run (or resume) a sweep. ``params`` defaults to the scenario's ``[sweep]`` table."""
+    """Run (or resume) a sweep. ``params`` defaults to the scenario's ``[sweep]`` table. The report reads
+    ``metric`` (default: the lesson's first headline metric, else incremental_profit)."""
+    if metric is not None and metric not in REGISTRY:
+        raise ScenarioError("unknown metric", file="--metric", value=metric, allowed="a metric of docs/model.md §7")
     if params is None:
         grid = dict(scenario.sweep or {})
     elif isinstance(params, dict):
@@ -226,7 +236,7 @@ def sweep(
         cells_computed_now=len(todo),
     )
     result = SweepResult(directory, grid, ordered, manifest)
-    _write_outputs(result, base)
+    _write_outputs(result, base, metric)
     return result
 
 
@@ -291,14 +301,14 @@ def _run_fixed(
             del pending[i]
 
 
-def _write_outputs(result: SweepResult, base: Scenario) -> None:
+def _write_outputs(result: SweepResult, base: Scenario, metric: str | None = None) -> None:
     from masssim.report_compare import render_sweep
     from masssim.results import table_csv
 
     rows = result.rows()
     atomic_write_text(result.directory / "sweep.csv", table_csv(rows))
     atomic_write_text(result.directory / "manifest.json", dumps_json(result.manifest))
-    atomic_write_text(result.directory / "report.html", render_sweep(result.grid, result.cells, base))
+    atomic_write_text(result.directory / "report.html", render_sweep(result.grid, result.cells, base, metric))
 
 
 def load_sweep(directory: str | Path) -> SweepResult:
