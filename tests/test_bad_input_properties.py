@@ -12,13 +12,11 @@ few seconds: every property is a few hundred examples of a validation, never a s
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +25,10 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from masssim.cli import main
 from masssim.errors import ScenarioError, format_loc, toml_key
 from masssim.messages import load_labelled_messages
 from strategies import any_key, command_line_override, csv_line, http_body, jsonl_line, one_odd_key, toml_text
+from test_bad_input import cli
 
 # Generated cases per property, counted as they run (the issue asks for the number; see test_cases_counted).
 CASES: Counter[str] = Counter()
@@ -44,17 +42,6 @@ def properties(examples: int) -> Any:
         deadline=None,  # a shared 2-core machine: time limits per example would be flaky
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
     )
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return int(code or 0), out.getvalue(), err.getvalue()
 
 
 def ok_or_one_line(code: int, out: str, err: str) -> str | None:
