@@ -45,10 +45,13 @@ def resolve_scenario(text: str | Path) -> Path:
     """A path as given if it exists; else a gallery scenario by name (``quickstart`` or ``quickstart.toml``),
     so that gallery commands work from any directory. Unknown names are left for the loader to report."""
     path = Path(text)
-    if path.exists() or len(path.parts) != 1:
+    try:
+        if path.exists() or len(path.parts) != 1:
+            return path
+        candidate = GALLERY / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+        return candidate if candidate.is_file() else path
+    except (OSError, ValueError):  # a name too long or with a NUL byte: the loader says what is wrong with it
         return path
-    candidate = GALLERY / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
-    return candidate if candidate.is_file() else path
 
 
 # ---------------------------------------------------------------- the declaration

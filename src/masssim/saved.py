@@ -30,7 +30,8 @@ def kind_of(folder: str | Path) -> Kind:
             file=str(folder),
             allowed="a folder written by masssim run, compare or sweep",
         )
-    return "comparison" if _read_json(summary).get("kind") == "comparison" else "run"
+    data = _read_json(summary)  # not an object: read as a run, whose loader names what is wrong
+    return "comparison" if isinstance(data, dict) and data.get("kind") == "comparison" else "run"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
