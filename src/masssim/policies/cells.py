@@ -143,26 +143,22 @@ class CellCounts:
 
     def segment_totals(self) -> tuple[np.ndarray, np.ndarray]:
         """(delivered, clicked) summed over creatives, per segment."""
-        if self.dense:
-            shape = (self.n_segments, self.n_creatives)
-            return self._delivered.reshape(shape).sum(axis=1), self._clicked.reshape(shape).sum(axis=1)
-        segment, _, delivered, clicked = self.cells()
-        s = self.n_segments
-        return (
-            np.bincount(segment, weights=delivered, minlength=s),
-            np.bincount(segment, weights=clicked, minlength=s),
-        )
+        return self._totals(per_segment=True)
 
     def creative_totals(self) -> tuple[np.ndarray, np.ndarray]:
         """(delivered, clicked) summed over segments, per creative."""
+        return self._totals(per_segment=False)
+
+    def _totals(self, *, per_segment: bool) -> tuple[np.ndarray, np.ndarray]:
         if self.dense:
             shape = (self.n_segments, self.n_creatives)
-            return self._delivered.reshape(shape).sum(axis=0), self._clicked.reshape(shape).sum(axis=0)
-        _, creative, delivered, clicked = self.cells()
-        c = self.n_creatives
+            axis = 1 if per_segment else 0
+            return self._delivered.reshape(shape).sum(axis=axis), self._clicked.reshape(shape).sum(axis=axis)
+        segment, creative, delivered, clicked = self.cells()
+        key, size = (segment, self.n_segments) if per_segment else (creative, self.n_creatives)
         return (
-            np.bincount(creative, weights=delivered, minlength=c),
-            np.bincount(creative, weights=clicked, minlength=c),
+            np.bincount(key, weights=delivered, minlength=size),
+            np.bincount(key, weights=clicked, minlength=size),
         )
 
     def greedy(self, default: np.ndarray | int = 0) -> np.ndarray:
