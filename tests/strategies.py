@@ -7,6 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from masssim.policies.registry import targeting_names
+
 # (dotted path, a bad value, why it is bad) — each must be rejected naming that path.
 BAD_VALUES: list[tuple[str, Any]] = [
     ("population.customers", 0),
@@ -106,7 +108,8 @@ def wrong_type(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 
 @st.composite
 def unknown_policy(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
-    name = draw(identifier.filter(lambda n: n not in {"random", "broadcast", "segments", "oracle"}))
+    registered = set(targeting_names())  # derived from the registry, so a new built-in is never "unknown"
+    name = draw(identifier.filter(lambda n: n not in registered))
     data = base_scenario()
     data["arms"] = [{"name": "a", "policy": "broadcast"}, {"name": "b", "policy": name}]
     return data, "arms[1].policy"
