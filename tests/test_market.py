@@ -232,3 +232,17 @@ def test_the_market_is_the_same_in_every_arm_and_leaves_our_results_alone() -> N
     without = ArmSimulation(scenario, build_world(scenario, seq), 0).run()
     assert with_tally.metrics == without.metrics
     assert with_tally.market is not None and without.market is None
+
+
+def test_the_report_shows_the_market_and_its_period(tmp_path: Path) -> None:
+    from masssim.report_market import HEADING, market_html
+
+    result = masssim.run(toothpaste_scenario(horizon_days=10).model_copy(update={"replications": 2}))
+    saved = result.save(tmp_path)
+    page = (saved / "report.html").read_text(encoding="utf-8")
+    assert f"<h2>{HEADING}</h2>" in page
+    section = market_html(result.summary)
+    assert "per 91.3125 days" in section and "covers its whole 10 days" in section  # shorter than the period
+    for name, _, _ in TOOTHPASTE:
+        assert f"buyers of {name}" in section
+    assert market_html({"arms": {}}) == ""  # a summary without a market (a comparison) has no section

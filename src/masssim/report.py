@@ -22,6 +22,7 @@ from masssim.lessons import Source, read_lesson
 from masssim.messages import SOURCES
 from masssim.metrics import REGISTRY
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
+from masssim.report_market import market_html
 from masssim.scenario import Scenario
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
@@ -910,7 +911,7 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
         sections.append(_differences(summary, arms, colors))
     sla = scenario.inbound.sla_minutes if scenario.inbound is not None else None
     sections.append(inbound_section(summary, arms, colors, sla))
-    sections += [_timeseries(timeseries, arms, colors), _definitions()]
+    sections += [_timeseries(timeseries, arms, colors), market_html(summary), _definitions()]
     title = _esc(summary.get("scenario") or scenario.name)
     return (
         "<!DOCTYPE html>\n"
