@@ -124,7 +124,7 @@ def run(scenario: Path, opts: ExperimentOptions) -> None:
         result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
-        _print_lesson(loaded.lesson, arms=result.summary["arms"])
+        _print_lesson(loaded.lesson, arms=result.summary["arms"], market=result.summary.get("market"))
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
     else:
@@ -370,14 +370,16 @@ class _progress:
             self.progress.stop()
 
 
-def _print_lesson(lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = ()) -> None:
+def _print_lesson(
+    lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = (), market: dict[str, Any] | None = None
+) -> None:
     """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
     from masssim.lessons import Source, read_lesson
 
     if lesson is None:
         return
     console = Console()
-    lines = read_lesson(lesson, Source(arms=arms, cells=cells))
+    lines = read_lesson(lesson, Source(arms=arms, cells=cells, market=market))
     console.print(lines[0], style="bold", highlight=False)
     for line in lines[1:]:
         console.print("- " + line, highlight=False)

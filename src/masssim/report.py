@@ -898,7 +898,8 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
     """One standalone HTML page (plotly.js inline, no network needed) reporting a run."""
     arms = list(summary["arms"])
     colors = _colors(arms)
-    lesson = read_lesson(scenario.lesson, Source(arms=summary["arms"])) if scenario.lesson else []
+    source = Source(arms=summary["arms"], market=summary.get("market"))
+    lesson = read_lesson(scenario.lesson, source) if scenario.lesson else []
     sections = [
         _header(summary, scenario),
         lesson_section(lesson),

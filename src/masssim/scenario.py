@@ -700,6 +700,30 @@ class LessonClaim(_Model):
     minus_at: dict[str, Any] | None = None
 
 
+class MarketClaim(_Model):
+    """One thing a lesson says about the run's market section (every brand's buying, masssim.market).
+
+    ``figure`` names a market figure per replication: ``KIND.BRAND`` with KIND one of penetration,
+    purchases_per_buyer, share, bought_a_rival; or ``KIND.BRAND.OTHER`` with KIND duplication (the share of
+    BRAND's buyers who also bought OTHER) or duplication_coefficient (that duplication over OTHER's
+    penetration). ``versus`` is another such figure or a number. The claim is about ``figure - versus``,
+    replication by replication: with ``sign`` its 95% CI excludes 0 on that side; with ``within`` the whole
+    95% CI lies inside (-within, +within) (an equivalence claim: "the same, to within this much"). Names are
+    checked against the scenario's brands when the lesson is resolved (masssim.lessons).
+    """
+
+    figure: str = Field(min_length=1, max_length=200)
+    versus: str | float = Field(description="another market figure, or a number")
+    sign: Literal["positive", "negative"] | None = None
+    within: float | None = Field(None, gt=0.0, le=1e6, description="equivalence margin around 0")
+
+    @model_validator(mode="after")
+    def _sign_or_within(self) -> MarketClaim:
+        if (self.sign is None) == (self.within is None):
+            raise _FieldProblem("sign", self.sign, "give exactly one of sign (a direction) or within (a margin)")
+        return self
+
+
 class Lesson(_Model):
     """``[lesson]``: what a gallery scenario teaches and how to run it (see masssim.lessons).
 
@@ -714,8 +738,9 @@ class Lesson(_Model):
     command: Literal["run", "compare", "sweep"] = "run"
     baseline: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
     variants: list[str] = Field(default_factory=list, max_length=16)
-    headline: list[str] = Field(min_length=1, max_length=8)
+    headline: list[str] = Field(default_factory=list, max_length=8)
     claims: list[LessonClaim] = Field(default_factory=list, max_length=16)
+    market_claims: list[MarketClaim] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _variants_only_for_compare(self) -> Lesson:
@@ -723,6 +748,12 @@ class Lesson(_Model):
             raise _FieldProblem("variants", self.variants, "a compare lesson needs at least one NAME:path=value")
         if self.command != "compare" and (self.variants or self.baseline):
             raise _FieldProblem("command", self.command, "variants and baseline belong to compare lessons")
+        if not self.headline and not self.market_claims:
+            raise _FieldProblem("headline", self.headline, "name at least one headline metric")
+        if self.market_claims and self.command != "run":
+            raise _FieldProblem(
+                "market_claims", self.command, "market claims read a run's market section: the lesson's command is run"
+            )
         return self
 
 
