@@ -246,3 +246,17 @@ def test_the_report_shows_the_market_and_its_period(tmp_path: Path) -> None:
     for name, _, _ in TOOTHPASTE:
         assert f"buyers of {name}" in section
     assert market_html({"arms": {}}) == ""  # a summary without a market (a comparison) has no section
+
+
+def test_the_figures_docs_quote_for_the_toothpaste_market() -> None:
+    """docs/model.md 5.5 quotes these: the duplication coefficient 1.25-1.27 for every pair at the published
+    parameters, and Colgate's 0.075 when the quarterly M is read as a yearly rate over a quarter (the issue)."""
+    from masssim import dirichlet
+
+    shares = [share for _, share, _ in TOOTHPASTE]
+    K, S, M = PUBLISHED["category_rate_shape"], PUBLISHED["dirichlet_s"], PUBLISHED["category_purchases"]
+    coefficient = dirichlet.duplication_coefficient(shares, S, K, 4 * M, 0.25)
+    off_diagonal = coefficient[~np.eye(len(shares), dtype=bool)]
+    assert off_diagonal.min() >= 1.245 and off_diagonal.max() < 1.275
+    misread = dirichlet.penetration(shares, S, K, M, 0.25)[0]  # M per year, a quarter's horizon
+    assert round(float(misread), 3) == 0.075  # issue 14 measured 0.074 in one run
