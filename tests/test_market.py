@@ -260,3 +260,16 @@ def test_the_figures_docs_quote_for_the_toothpaste_market() -> None:
     assert off_diagonal.min() >= 1.245 and off_diagonal.max() < 1.275
     misread = dirichlet.penetration(shares, S, K, M, 0.25)[0]  # M per year, a quarter's horizon
     assert round(float(misread), 3) == 0.075  # issue 14 measured 0.074 in one run
+
+
+def test_a_comparison_carries_each_variants_market() -> None:
+    """A variant may change the market itself (here S): each variant's section is its own."""
+    base = toothpaste_scenario(horizon_days=5).model_copy(
+        update={"population": masssim.scenario_from_dict({"name": "p", "population": {"customers": 2_000}}).population}
+    )
+    result = masssim.compare(base, variants=["loyal:market.dirichlet_s=0.3"], replications=2)
+    markets = result.summary["markets"]
+    assert list(markets) == ["toothpaste", "loyal"]
+    assert markets["loyal"]["brands"]["colgate_dc"]["penetration"]["predicted"] < (
+        markets["toothpaste"]["brands"]["colgate_dc"]["penetration"]["predicted"]
+    )  # more loyal buyers: fewer buyers of each brand for the same purchases
