@@ -172,11 +172,12 @@ def test_mixing_the_two_spellings_is_one_clear_line(tmp_path: Path) -> None:
     assert "period_days" in line
     path = write(tmp_path, 'name = "fast"\n[market]\ncategory_purchases = 200.0\nperiod_days = 7\n', "fast.toml")
     one_line_error(("validate", path), "market.category_purchases", "365")
-    code, out, _ = cli(
-        "validate",
-        write(tmp_path, 'name = "q"\n[market]\ncategory_purchases = 1.46\nperiod_days = 91.3125\n', "q.toml"),
-    )
+    quarterly = "[market]\ncategory_purchases = 1.46\nperiod_days = 91.3125\n"
+    code, out, _ = cli("validate", write(tmp_path, 'name = "q"\n' + quarterly, "q.toml"))
     assert code == 0, out
+    assert "note: the market's purchase rate is per 91.3125 days and the run lasts 30" in out  # default horizon
+    code, out, _ = cli("validate", write(tmp_path, 'name = "l"\nhorizon_days = 100\n' + quarterly, "l.toml"))
+    assert code == 0 and "note" not in out, out
 
 
 def test_brand_choice_keeps_our_brand_exactly_and_renormalises_rivals() -> None:
@@ -270,6 +271,7 @@ def test_a_comparison_carries_each_variants_market() -> None:
     result = masssim.compare(base, variants=["loyal:market.dirichlet_s=0.3"], replications=2)
     markets = result.summary["markets"]
     assert list(markets) == ["toothpaste", "loyal"]
-    assert markets["loyal"]["brands"]["colgate_dc"]["penetration"]["predicted"] < (
-        markets["toothpaste"]["brands"]["colgate_dc"]["penetration"]["predicted"]
+    assert (
+        markets["loyal"]["brands"]["colgate_dc"]["penetration"]["predicted"]
+        < (markets["toothpaste"]["brands"]["colgate_dc"]["penetration"]["predicted"])
     )  # more loyal buyers: fewer buyers of each brand for the same purchases

@@ -209,6 +209,13 @@ def validate(scenario: Path) -> None:
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
         f"{loaded.replications} replication{'' if loaded.replications == 1 else 's'}, arms: {arms}"
     )
+    market = loaded.market
+    if "period_days" in market.model_fields_set and loaded.horizon_days < market.period_days:
+        click.echo(
+            f"note: the market's purchase rate is per {market.period_days:g} days and the run lasts "
+            f"{loaded.horizon_days:g}: its market section covers the {loaded.horizon_days:g} days, with the "
+            "Dirichlet's predictions for that shorter period"
+        )
 
 
 @cli.command()

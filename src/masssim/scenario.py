@@ -197,7 +197,7 @@ class MarketConfig(_Model):
                 "(M per period) with period_days; delete category_purchases_per_year",
             )
         rest = {key: value for key, value in data.items() if key != "category_purchases_per_year"}
-        return {**rest, "category_purchases": given, "period_days": YEAR_DAYS}
+        return {**rest, "category_purchases": given}  # period_days keeps its default, a year
 
     @property
     def category_purchases_per_year(self) -> float:
