@@ -160,7 +160,7 @@ def test_every_gallery_scenario_is_a_lesson_with_valid_names() -> None:
     assert len(files) >= 10
     for path in files:
         scenario = masssim.load_scenario(path)
-        assert scenario.lesson is not None and scenario.lesson.claims, path
+        assert scenario.lesson is not None and (scenario.lesson.claims or scenario.lesson.market_claims), path
         problems(scenario, str(path))
         assert "masssim " not in scenario.description, "the command comes from [lesson], not the description"
 
@@ -221,6 +221,8 @@ def test_docs_carry_the_generated_check_of_every_lesson() -> None:
         assert f"    {command(scenario)}" in block, "rerun: masssim lessons check --write-docs docs/model.md"
         for i, claim in enumerate(scenario.lesson.claims, start=1):
             assert f"| {i} | {claim.metric}: " in block and f"'{claim.arm}'" in block, (scenario.name, i)
+        for i, _ in enumerate(scenario.lesson.market_claims, start=len(scenario.lesson.claims) + 1):
+            assert f"| {i} | market: " in block, (scenario.name, i)
 
 
 def test_scenarios_of_another_folder_list_commands_with_their_paths(tmp_path: Path) -> None:

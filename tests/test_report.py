@@ -89,6 +89,7 @@ def test_page_names_the_scenario_arms_and_sections(three_arms: tuple[Any, Any, s
         "What it cost and what it brought in",
         "Compared with the baseline (broadcast)",
         "Day by day",
+        "The market: who buys every brand",
         "What each figure means",
     ]
     assert headings == expected
@@ -104,9 +105,9 @@ def test_page_names_the_scenario_arms_and_sections(three_arms: tuple[Any, Any, s
 
 def test_one_figure_per_chart_section(three_arms: tuple[Any, Any, str]) -> None:
     _, _, page = three_arms
-    # funnel, costs vs revenue, differences vs baseline, daily small multiples
-    assert page.count(FIGURE_DIV) == 4
-    assert page.count("Plotly.newPlot") == 4
+    # funnel, costs vs revenue, differences vs baseline, daily small multiples, the market's duplication
+    assert page.count(FIGURE_DIV) == 5
+    assert page.count("Plotly.newPlot") == 5
 
 
 def test_user_text_is_escaped() -> None:
@@ -128,7 +129,7 @@ def test_single_replication_has_no_error_bars() -> None:
     stat = result.summary["arms"]["broadcast"]["incremental_revenue"]
     assert stat["ci_low"] is None
     assert stat["ci_high"] is None
-    assert page.count(FIGURE_DIV) == 4
+    assert page.count(FIGURE_DIV) == 5
     assert "no interval (one replication)" in page
     assert "single replication" in page
     # Plotly's template sets error-bar colours; an actual error bar carries its lower arm as "arrayminus".
@@ -139,7 +140,7 @@ def test_single_arm_skips_the_comparison() -> None:
     scenario = _scenario(arms=[ARMS[2]])
     _, page = _render(scenario)
     assert "Compared with the baseline" not in page
-    assert page.count(FIGURE_DIV) == 3
+    assert page.count(FIGURE_DIV) == 4
     assert "oracle" in page
     assert "arrayminus" in page  # two replications: the revenue bar has its interval
 
@@ -151,7 +152,7 @@ def test_save_writes_the_report(tmp_path: Any, three_arms: tuple[Any, masssim.Ru
     assert run_dir == tmp_path / scenario.name / "check"
     assert report.is_file()
     text = report.read_text(encoding="utf-8")
-    assert text.count(FIGURE_DIV) == 4
+    assert text.count(FIGURE_DIV) == 5
     assert scenario.description in text
 
 
@@ -199,8 +200,9 @@ def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.Run
     # Response times by source: only the sources with answered messages.
     assert "<br><code>response_time_p90_s_social</code>" in page
     assert "<br><code>response_time_p90_s_forum</code>" not in page
-    # funnel, costs, daily + inbound funnel, shares and response times; the desk's cost joins the cost chart
-    assert page.count(FIGURE_DIV) == 6
+    # funnel, costs, daily, the market + inbound funnel, shares and response times; the desk's cost joins the
+    # cost chart
+    assert page.count(FIGURE_DIV) == 7
     assert "Cost: inbound desk" in page
     assert "Answered needles" in page and "Flagged relevant by the core" in page
 

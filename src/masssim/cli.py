@@ -124,7 +124,7 @@ def run(scenario: Path, opts: ExperimentOptions) -> None:
         result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
-        _print_lesson(loaded.lesson, arms=result.summary["arms"])
+        _print_lesson(loaded.lesson, arms=result.summary["arms"], market=result.summary.get("market"))
         _print_summary(result.summary)
         click.echo(f"\nresults: {run_dir}\nreport:  {run_dir / 'report.html'}")
     else:
@@ -209,6 +209,13 @@ def validate(scenario: Path) -> None:
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
         f"{loaded.replications} replication{'' if loaded.replications == 1 else 's'}, arms: {arms}"
     )
+    market = loaded.market
+    if "period_days" in market.model_fields_set and loaded.horizon_days < market.period_days:
+        click.echo(
+            f"note: the market's purchase rate is per {market.period_days:g} days and the run lasts "
+            f"{loaded.horizon_days:g}: its market section covers the {loaded.horizon_days:g} days, with the "
+            "Dirichlet's predictions for that shorter period"
+        )
 
 
 @cli.command()
@@ -370,14 +377,16 @@ class _progress:
             self.progress.stop()
 
 
-def _print_lesson(lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = ()) -> None:
+def _print_lesson(
+    lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = (), market: dict[str, Any] | None = None
+) -> None:
     """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
     from masssim.lessons import Source, read_lesson
 
     if lesson is None:
         return
     console = Console()
-    lines = read_lesson(lesson, Source(arms=arms, cells=cells))
+    lines = read_lesson(lesson, Source(arms=arms, cells=cells, market=market))
     console.print(lines[0], style="bold", highlight=False)
     for line in lines[1:]:
         console.print("- " + line, highlight=False)

@@ -30,6 +30,7 @@ from masssim.experiments import (
     replicate,
     resolve_entropy,
 )
+from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY
 from masssim.overrides import apply_overrides, describe, parse_value, split_assignment
 from masssim.results import atomic_write_text, dumps_json, pool_summary, publish_directory
@@ -156,6 +157,14 @@ class CompareResult:
                 pools[label] = by_arm[arm]
         if pools:
             out["pools"] = pools
+        # Every brand's buying without marketing, per variant (a variant may change the market itself).
+        markets = {}
+        for variant, reps in zip(self.variants, self.replications, strict=True):
+            tallies = [rep[variant.scenario.arms[0].name].market for rep in reps]
+            if tallies and all(t is not None for t in tallies):
+                markets[variant.label] = market_section(variant.scenario, tallies)  # type: ignore[arg-type]
+        if markets:
+            out["markets"] = markets
         return _json_ready(out)
 
     def unpaired_difference(self, label: str, metric: str) -> dict[str, Any]:

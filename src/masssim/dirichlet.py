@@ -160,12 +160,42 @@ def duplication(shares: np.ndarray | list[float], S: float, K: float, M: float, 
     return np.clip(out, 0.0, 1.0)
 
 
+def bought_a_rival(shares: np.ndarray | list[float], S: float, K: float, M: float, T: float) -> np.ndarray:
+    """[J] P(some other brand bought in T years | brand j bought in T years).
+
+    Brand j's buyers who bought nothing else made n >= 1 purchases, none of the other brands: by aggregation
+    the other brands form one "brand" with parameter S - alpha_j, so ``P(only j) = P(no other brand) - P(n =
+    0)``, and the share asked for is ``1 - P(only j) / P(j)``.
+    """
+    p = _check(shares, S, K, M, T)
+    m = M * T
+    alpha = S * p
+    p_zero = math.exp(K * (math.log(K) - math.log(K + m)))
+    only = np.clip(_p_none(S - alpha, S, K, m) - p_zero, 0.0, 1.0)
+    bought = 1.0 - _p_none(alpha, S, K, m)
+    out = np.full_like(bought, np.nan)
+    np.divide(only, bought, out=out, where=bought > 0)
+    return np.clip(1.0 - out, 0.0, 1.0)
+
+
+def duplication_coefficient(shares: np.ndarray | list[float], S: float, K: float, M: float, T: float) -> np.ndarray:
+    """[J, J] D[j, k] / penetration[k]: how many times more often brand j's buyers buy k than customers do.
+
+    The duplication of purchase law (Ehrenberg, Uncles & Goodhardt 2004): brand j's buyers buy each rival k
+    in proportion to k's penetration, ``D[j, k] ~ D b_k`` with one coefficient D for the whole category, so
+    this matrix is nearly constant off its diagonal (the Dirichlet's version; the diagonal is 1 / b_j).
+    """
+    return duplication(shares, S, K, M, T) / penetration(shares, S, K, M, T)[None, :]
+
+
 __all__ = [
     "MAX_TERMS",
     "TAIL",
+    "bought_a_rival",
     "category_penetration",
     "category_purchases_per_buyer",
     "duplication",
+    "duplication_coefficient",
     "penetration",
     "purchases_per_buyer",
 ]

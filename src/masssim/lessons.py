@@ -8,7 +8,8 @@ strategies, reads a finished run claim by claim, and runs the whole gallery.
 
 A claim holds when the paired 95% CI of ``metric(arm) - metric(versus)`` excludes 0 on the claimed side.
 Strategies of one run, compare or sweep share their seeds, so replication r of one is paired with
-replication r of the other, across sweep cells too.
+replication r of the other, across sweep cells too. A market claim (``[[lesson.market_claims]]``, read by
+:mod:`masssim.lesson_market`) is about the run's market section: every brand's buying.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from masssim.errors import ScenarioError
+from masssim.lesson_market import MarketClaimResult, evaluate_market, market_problems
 from masssim.metrics import REGISTRY
 from masssim.narrative import count, duration, money, percent
 from masssim.scenario import Lesson, Scenario, load_scenario
@@ -104,6 +106,7 @@ def problems(scenario: Scenario, file: str | None = None) -> None:
             for path, value in cell.items():
                 if value not in (scenario.sweep or {}).get(path, []):
                     fail(f"claims[{i}].{key}", f"{path}={value}", "not a cell of the [sweep] table")
+    market_problems(lesson, [brand.name for brand in scenario.market.brands], fail)
 
 
 def command(scenario: Scenario, workers: int = CHECK_WORKERS, path: Path | None = None) -> str:
@@ -133,6 +136,7 @@ class Source:
 
     arms: dict[str, Any] | None = None
     cells: Sequence[dict[str, Any]] = ()
+    market: dict[str, Any] | None = None  # the run's market section (summary["market"])
 
     def values(self, strategy: str, metric: str, cell: dict[str, Any] | None = None) -> list[float] | None:
         arms = self.arms if cell is None or not self.cells else self._cell(cell)
@@ -212,6 +216,9 @@ class ClaimResult:
     def claimed(self) -> str:
         return "above 0" if self.sign == "positive" else "below 0"
 
+    def difference_text(self) -> str:
+        return "n/a" if self.difference is None else _interval(self.metric, self.difference, difference=True)
+
     def sentence(self) -> str:
         if self.difference is None:
             return f"Claim {self.index} not read: this run lacks {self.subject}."
@@ -224,10 +231,10 @@ class ClaimResult:
         return f"Claim {self.index} did NOT hold: {self.subject} is {diff}; claimed {self.claimed}, but {why}."
 
 
-def evaluate(lesson: Lesson | dict[str, Any], source: Source) -> list[ClaimResult]:
-    """Every claim of ``lesson`` read on ``source``."""
+def evaluate(lesson: Lesson | dict[str, Any], source: Source) -> list[ClaimResult | MarketClaimResult]:
+    """Every claim of ``lesson`` read on ``source``: the arms' claims, then the market claims."""
     spec = lesson if isinstance(lesson, Lesson) else Lesson.model_validate(lesson, strict=False)
-    out = []
+    out: list[ClaimResult | MarketClaimResult] = []
     for i, claim in enumerate(spec.claims, start=1):
         versus_at = claim.versus_at if claim.versus_at is not None else claim.at
         a = source.values(claim.arm, claim.metric, claim.at)
@@ -262,6 +269,7 @@ def evaluate(lesson: Lesson | dict[str, Any], source: Source) -> list[ClaimResul
                 held,
             )
         )
+    out += evaluate_market(spec.market_claims, source.market, first_index=len(spec.claims) + 1)
     return out
 
 
@@ -312,7 +320,7 @@ class LessonRun:
     name: str
     command: str
     purpose: str
-    claims: list[ClaimResult]
+    claims: list[ClaimResult | MarketClaimResult]
     wall_time_s: float
 
     @property
@@ -336,7 +344,7 @@ def execute(scenario: Scenario, *, workers: int, out: Path, progress: Any = None
         return Source(cells=swept.cells)
     run = masssim.run(scenario, workers=workers, progress=progress)
     run.save(out)
-    return Source(arms=run.summary["arms"])
+    return Source(arms=run.summary["arms"], market=run.summary.get("market"))
 
 
 def check(
@@ -386,8 +394,8 @@ def markdown(runs: Sequence[LessonRun]) -> str:
         lines += [f"    {run.command}", ""]
         lines += ["| # | claim | paired difference (95% CI) | held |", "| --- | --- | --- | --- |"]
         for c in run.claims:
-            diff = "n/a" if c.difference is None else _interval(c.metric, c.difference, difference=True)
-            lines.append(f"| {c.index} | {c.subject} {c.claimed} | {diff} | {'yes' if c.held else 'NO'} |")
+            held = "yes" if c.held else "NO"
+            lines.append(f"| {c.index} | {c.subject} {c.claimed} | {c.difference_text()} | {held} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

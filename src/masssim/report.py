@@ -22,6 +22,7 @@ from masssim.lessons import Source, read_lesson
 from masssim.messages import SOURCES
 from masssim.metrics import REGISTRY
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
+from masssim.report_market import market_html
 from masssim.scenario import Scenario
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
@@ -897,7 +898,8 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
     """One standalone HTML page (plotly.js inline, no network needed) reporting a run."""
     arms = list(summary["arms"])
     colors = _colors(arms)
-    lesson = read_lesson(scenario.lesson, Source(arms=summary["arms"])) if scenario.lesson else []
+    source = Source(arms=summary["arms"], market=summary.get("market"))
+    lesson = read_lesson(scenario.lesson, source) if scenario.lesson else []
     sections = [
         _header(summary, scenario),
         lesson_section(lesson),
@@ -910,7 +912,7 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
         sections.append(_differences(summary, arms, colors))
     sla = scenario.inbound.sla_minutes if scenario.inbound is not None else None
     sections.append(inbound_section(summary, arms, colors, sla))
-    sections += [_timeseries(timeseries, arms, colors), _definitions()]
+    sections += [_timeseries(timeseries, arms, colors), market_html(summary), _definitions()]
     title = _esc(summary.get("scenario") or scenario.name)
     return (
         "<!DOCTYPE html>\n"

@@ -38,6 +38,7 @@ import tomli_w
 
 from masssim.engine.sim import ArmOutcome
 from masssim.errors import ScenarioError
+from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
 from masssim.scenario import NAME_PATTERN, Scenario, scenario_from_toml
 from masssim.stats import mean_ci, paired_difference
@@ -184,6 +185,9 @@ class RunResult:
         pools = pool_summary(self.replications, arms)
         if pools:
             out["pools"] = pools
+        tallies = [rep[arms[0]].market for rep in self.replications] if self.replications else []
+        if tallies and all(t is not None for t in tallies):
+            out["market"] = market_section(self.scenario, tallies)  # type: ignore[arg-type]
         return _clean(out)
 
     @property

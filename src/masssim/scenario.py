@@ -22,6 +22,8 @@ from masssim.messages import LANGUAGES, MentionStreamConfig, MessageSource
 from masssim.messages import _FieldProblem as _MessageFieldProblem
 
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
+YEAR_DAYS = 365.25  # the simulator's year (leap years averaged), as in the engine's clock
+MAX_PURCHASES_PER_YEAR = 365.0  # category purchases per customer per year: at most about one a day
 
 
 class _Model(BaseModel):
@@ -160,8 +162,17 @@ class MarketConfig(_Model):
         max_length=32,
         description="brands of the category; the first is ours",
     )
-    category_purchases_per_year: float = Field(
-        6.0, gt=0.0, le=365.0, description="M: mean category purchases per customer per year"
+    category_purchases: float = Field(
+        6.0,
+        gt=0.0,
+        le=365_250.0,
+        description="M: mean category purchases per customer in period_days (as published for that period)",
+    )
+    period_days: float = Field(
+        YEAR_DAYS,
+        ge=1.0,
+        le=3652.5,
+        description="the period category_purchases refers to, days; the market section reports this period",
     )
     category_rate_shape: float = Field(
         0.8, gt=0.0, le=100.0, description="K: Gamma shape of category purchase rates (NBD heterogeneity)"
@@ -170,8 +181,38 @@ class MarketConfig(_Model):
     price: float = Field(30.0, gt=0.0, le=1e7, description="our revenue per purchase, currency units")
     gross_margin_share: float = Field(0.4, gt=0.0, le=1.0, description="gross margin as share of revenue")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _per_year_is_a_period_of_a_year(cls, data: Any) -> Any:
+        """``category_purchases_per_year = M`` (the older spelling) means ``category_purchases = M`` with
+        ``period_days`` a year; mixing the two spellings is refused, so a rate never silently means another."""
+        if not isinstance(data, dict) or "category_purchases_per_year" not in data:
+            return data
+        given = data["category_purchases_per_year"]
+        if "category_purchases" in data or "period_days" in data:
+            raise _FieldProblem(
+                "category_purchases_per_year",
+                given,
+                "give the rate one way: either category_purchases_per_year alone, or category_purchases "
+                "(M per period) with period_days; delete category_purchases_per_year",
+            )
+        rest = {key: value for key, value in data.items() if key != "category_purchases_per_year"}
+        return {**rest, "category_purchases": given}  # period_days keeps its default, a year
+
+    @property
+    def category_purchases_per_year(self) -> float:
+        """M per year (365.25 days): the rate the population is drawn with. Exact when the period is a year."""
+        return self.category_purchases * (YEAR_DAYS / self.period_days)
+
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> MarketConfig:
+        if self.category_purchases_per_year > MAX_PURCHASES_PER_YEAR:
+            raise _FieldProblem(
+                "category_purchases",
+                self.category_purchases,
+                f"at most {MAX_PURCHASES_PER_YEAR:g} purchases per customer per year "
+                f"({MAX_PURCHASES_PER_YEAR * self.period_days / YEAR_DAYS:g} in period_days = {self.period_days:g})",
+            )
         shares = [b.market_share for b in self.brands]
         if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
             raise _FieldProblem("brands", shares, "market_share of the brands must sum to 1")
@@ -659,6 +700,30 @@ class LessonClaim(_Model):
     minus_at: dict[str, Any] | None = None
 
 
+class MarketClaim(_Model):
+    """One thing a lesson says about the run's market section (every brand's buying, masssim.market).
+
+    ``figure`` names a market figure per replication: ``KIND.BRAND`` with KIND one of penetration,
+    purchases_per_buyer, share, bought_a_rival; or ``KIND.BRAND.OTHER`` with KIND duplication (the share of
+    BRAND's buyers who also bought OTHER) or duplication_coefficient (that duplication over OTHER's
+    penetration). ``versus`` is another such figure or a number. The claim is about ``figure - versus``,
+    replication by replication: with ``sign`` its 95% CI excludes 0 on that side; with ``within`` the whole
+    95% CI lies inside (-within, +within) (an equivalence claim: "the same, to within this much"). Names are
+    checked against the scenario's brands when the lesson is resolved (masssim.lessons).
+    """
+
+    figure: str = Field(min_length=1, max_length=200)
+    versus: str | float = Field(description="another market figure, or a number")
+    sign: Literal["positive", "negative"] | None = None
+    within: float | None = Field(None, gt=0.0, le=1e6, description="equivalence margin around 0")
+
+    @model_validator(mode="after")
+    def _sign_or_within(self) -> MarketClaim:
+        if (self.sign is None) == (self.within is None):
+            raise _FieldProblem("sign", self.sign, "give exactly one of sign (a direction) or within (a margin)")
+        return self
+
+
 class Lesson(_Model):
     """``[lesson]``: what a gallery scenario teaches and how to run it (see masssim.lessons).
 
@@ -673,8 +738,9 @@ class Lesson(_Model):
     command: Literal["run", "compare", "sweep"] = "run"
     baseline: str | None = Field(None, min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
     variants: list[str] = Field(default_factory=list, max_length=16)
-    headline: list[str] = Field(min_length=1, max_length=8)
+    headline: list[str] = Field(default_factory=list, max_length=8)
     claims: list[LessonClaim] = Field(default_factory=list, max_length=16)
+    market_claims: list[MarketClaim] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _variants_only_for_compare(self) -> Lesson:
@@ -682,6 +748,12 @@ class Lesson(_Model):
             raise _FieldProblem("variants", self.variants, "a compare lesson needs at least one NAME:path=value")
         if self.command != "compare" and (self.variants or self.baseline):
             raise _FieldProblem("command", self.command, "variants and baseline belong to compare lessons")
+        if not self.headline and not self.market_claims:
+            raise _FieldProblem("headline", self.headline, "name at least one headline metric")
+        if self.market_claims and self.command != "run":
+            raise _FieldProblem(
+                "market_claims", self.command, "market claims read a run's market section: the lesson's command is run"
+            )
         return self
 
 

@@ -35,6 +35,7 @@ from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.market import MarketCounts, MarketTally, market_window_days
 from masssim.metrics import derive
 from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
@@ -64,6 +65,9 @@ class ArmOutcome:
     # With inbound: per responder pool (by name), its utilisation, agent_hours, conversations,
     # false_alarm_conversations and cost (the pools are the scenario's, so they are not registry metrics).
     pools: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Every brand's buying in the world without marketing (masssim.market): the same for every arm of a
+    # replication, so only the first arm tallies it; None for the others.
+    market: MarketCounts | None = None
 
 
 def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
@@ -114,7 +118,7 @@ def wave_days(scenario: Scenario) -> list[int]:
 
 
 class ArmSimulation:
-    def __init__(self, scenario: Scenario, world: SharedWorld, arm_index: int) -> None:
+    def __init__(self, scenario: Scenario, world: SharedWorld, arm_index: int, *, tally_market: bool = False) -> None:
         self.scenario = scenario
         self.world = world
         self.arm = scenario.arms[arm_index]
@@ -132,6 +136,9 @@ class ArmSimulation:
         seq = world.replication_seq
         self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
         self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
+        self.market_tally = (
+            MarketTally(pop.n, pop.brand_prob.shape[1], market_window_days(scenario) * DAY_S) if tally_market else None
+        )
         self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
         self.sender = OutboundSender(
             scenario,
@@ -237,7 +244,8 @@ class ArmSimulation:
             margin_share=market.gross_margin_share,
             purchase_squares=self._purchase_squares(),
         )
-        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools)
+        counts = self.market_tally.finish() if self.market_tally is not None else None
+        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools, market=counts)
 
     def _reach_metrics(self) -> None:
         """Who was contacted: distinct customers, and sends to light and non-buyers of our brand (p_i0 below
@@ -347,6 +355,8 @@ class ArmSimulation:
             return None
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
+        if self.market_tally is not None:
+            self.market_tally.add(c, t, pop.brand_prob, u)
         skipped = np.zeros(c.shape[0], bool)
         has_credit = np.flatnonzero(state.pull_forward_credit[c] > 0)
         if has_credit.shape[0]:
@@ -432,5 +442,5 @@ def simulate_replication(
     n_arms = len(scenario.arms)
     for index, arm in enumerate(scenario.arms):
         report = None if progress is None else _arm_progress(progress, index, n_arms)
-        outcomes[arm.name] = ArmSimulation(scenario, world, index).run(report)
+        outcomes[arm.name] = ArmSimulation(scenario, world, index, tally_market=index == 0).run(report)
     return outcomes
