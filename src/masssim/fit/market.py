@@ -485,3 +485,53 @@ def market_toml(fit: MarketFit) -> str:
         "",
     ]
     return "\n".join(lines) + tomli_w.dumps(market_table(fit))
+
+
+def goodness_rows(fit: MarketFit) -> tuple[list[str], list[list[str]]]:
+    """Observed vs predicted, a row per brand and one for the category, as text for a table."""
+    header = [
+        "brand",
+        "share (obs / fit)",
+        "penetration (obs / pred)",
+        "purchases per buyer (obs / pred)",
+        "avg duplication (obs / pred)",
+    ]
+    dup_obs = average_duplication(fit.duplication.observed)
+    dup_pred = average_duplication(fit.duplication.predicted)
+    rows = [
+        [
+            name,
+            f"{fit.share_observed[j]:.3f} / {fit.choice.shares[j].value:.3f}",
+            f"{fit.penetration.observed[j]:.3f} / {fit.penetration.predicted[j]:.3f}",
+            f"{fit.purchases_per_buyer.observed[j]:.2f} / {fit.purchases_per_buyer.predicted[j]:.2f}",
+            f"{dup_obs[j]:.3f} / {dup_pred[j]:.3f}",
+        ]
+        for j, name in enumerate(fit.panel.brands)
+    ]
+    rows.append(
+        [
+            "(category)",
+            "1 / 1",
+            f"{float(fit.category_penetration.observed):.3f} / {float(fit.category_penetration.predicted):.3f}",
+            f"{float(fit.category_purchases_per_buyer.observed):.2f} / "
+            f"{float(fit.category_purchases_per_buyer.predicted):.2f}",
+            "",
+        ]
+    )
+    return header, rows
+
+
+def estimate_lines(fit: MarketFit) -> list[str]:
+    """The fitted parameters in words, with their intervals."""
+    panel = fit.panel
+    return [
+        f"{panel.purchases:,} purchases by {panel.buyers:,} buyers of {len(panel.brands)} brands, "
+        f"{panel.first} to {panel.last} ({panel.span_days:g} days)",
+        f"M = {_ci_text(fit.M_per_year)} category purchases per customer per year "
+        f"({_ci_text(fit.nbd.m)} in the panel's {panel.span_days:g} days)",
+        f"K = {_ci_text(fit.nbd.K)} (NBD shape: the smaller, the more buying is concentrated in heavy buyers)",
+        f"S = {_ci_text(fit.choice.S)} (Dirichlet: the smaller, the more each buyer sticks to one brand)",
+        f"population: {panel.customers:,} customers (given)"
+        if panel.customers is not None
+        else f"population: about {fit.nbd.population:,.0f} customers (estimated; not given)",
+    ]
