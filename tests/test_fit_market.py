@@ -144,12 +144,15 @@ def test_table_is_a_valid_market_section(panel_file: Path, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_intervals_cover_the_truth() -> None:
     """Over 40 independent small panels (3,000 customers), each 95% interval of M, K and S covers the truth
-    at least as often as a 95% interval fails to only 0.2% of the time (binomial quantile). Intervals that were too narrow (or wrong) fail."""
+    at least as often as true 95% intervals would in all but 0.2% of such experiments (a binomial quantile).
+    Intervals that were too narrow (or centred wrong) fail."""
     runs = 40
     covered = {"M": 0, "K": 0, "S": 0}
     for seed in range(runs):
         counts, _ = simulate_counts(3_000, seed=1_000 + seed)
-        panel = Panel("sim", list(SHARES), counts[counts.sum(axis=1) > 0], date(2024, 1, 1), date(2024, 3, 31), DAYS, 3_000)
+        panel = Panel(
+            "sim", list(SHARES), counts[counts.sum(axis=1) > 0], date(2024, 1, 1), date(2024, 3, 31), DAYS, 3_000
+        )
         fit = fit_market(panel)
         for name, estimate in (("M", fit.M_per_year), ("K", fit.nbd.K), ("S", fit.choice.S)):
             low, high = estimate.ci

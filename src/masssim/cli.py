@@ -294,9 +294,18 @@ def fit() -> None:
     default=None,
     help="size of the population the panel's buyers came from, non-buyers included [default: estimated]",
 )
-@click.option("--span-days", type=click.FloatRange(1.0, 36_500.0), help="days the panel covers [default: first to last date]")
+@click.option(
+    "--span-days", type=click.FloatRange(1.0, 36_500.0), help="days the panel covers [default: first to last date]"
+)
 @click.option("--ours", help="the brand that is ours (the scenario's first brand) [default: the biggest]")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("market.toml"), show_default=True)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("market.toml"),
+    show_default=True,
+    help="file the [market] table is written to (replaced whole)",
+)
 def fit_market(panel: Path, customers: int | None, span_days: float | None, ours: str | None, out: Path) -> None:
     """Fit the NBD-Dirichlet (M, K, S, brand shares) to PANEL, a CSV of purchases, and write a [market] table.
 
@@ -305,21 +314,22 @@ def fit_market(panel: Path, customers: int | None, span_days: float | None, ours
       customer  who bought (any identifier)
       brand     what they bought (2 to 32 brands)
       date      when, as an ISO date such as 2024-03-31
+
     Other columns are ignored. A panel lists only customers who bought: give --customers when you know how
     many customers it was drawn from, or the population is estimated (less precisely).
     """
-    from masssim.fit.market import estimate_lines, fit_market as run_fit, goodness_rows, market_toml, read_panel
+    from masssim.fit.market import estimate_lines, goodness_rows, market_toml, read_panel
+    from masssim.fit.market import fit_market as run_fit
 
     _check_out_file(out)
     result = run_fit(read_panel(panel, ours=ours, span_days=span_days, customers=customers))
     text = market_toml(result)
     _write_table(out, text)
-    console = Console()
     for line in estimate_lines(result):
-        console.print("- " + line, highlight=False)
+        click.echo("- " + line)
     _print_rows("Goodness of fit: observed in the panel / predicted by the fitted Dirichlet", *goodness_rows(result))
     for warning in result.warnings:
-        console.print("warning: " + warning, highlight=False)
+        click.echo("warning: " + warning)
     click.echo(f"table: {out}")
 
 
@@ -351,7 +361,14 @@ def _parse_inflation(ctx: click.Context, param: click.Parameter, values: tuple[s
     help="CHANNEL=SHARE: share of delivered, unread messages the log records as opened (pre-fetch) "
     "[default: the channel's default, email 0.35, others 0; 0 if the log's opens are real reads]",
 )
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("channels.toml"), show_default=True)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("channels.toml"),
+    show_default=True,
+    help="file the [channels.<name>] tables are written to (replaced whole)",
+)
 def fit_channels(log: Path, inflation: dict[str, float], out: Path) -> None:
     """Estimate each channel's delivery, open, click, unsubscribe and reply rates from LOG and write
     [channels.<name>] tables.
@@ -366,20 +383,21 @@ def fit_channels(log: Path, inflation: dict[str, float], out: Path) -> None:
       clicked       1 if clicked
       unsubscribed  1 if the customer unsubscribed after it (optional)
       replied       1 if the customer replied (optional)
+
     Rates are as the simulator means them: open rate per delivered, click and reply per read, unsubscribe
     per delivered; 95% Wilson intervals.
     """
-    from masssim.fit.channels import channels_toml, fit_channels as run_fit, fit_rows, read_log
+    from masssim.fit.channels import channels_toml, fit_rows, read_log
+    from masssim.fit.channels import fit_channels as run_fit
 
     _check_out_file(out)
     campaign = read_log(log)
     fits = run_fit(campaign, inflation)
     _write_table(out, channels_toml(campaign, fits))
     _print_rows("Channel rates, 95% Wilson intervals", *fit_rows(fits))
-    console = Console()
     for result in fits.values():
         for warning in result.warnings:
-            console.print("warning: " + warning, highlight=False)
+            click.echo("warning: " + warning)
     click.echo(f"table: {out}")
 
 

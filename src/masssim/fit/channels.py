@@ -284,9 +284,7 @@ def channels_toml(log: CampaignLog, fits: dict[str, ChannelFit]) -> str:
             + (f", {c.replied:,} replies" if c.replied is not None else "")
             + "."
         )
-        shown = [
-            _rate_comment(field_name, getattr(fit, attribute)) for field_name, attribute in RATE_FIELDS.items()
-        ]
+        shown = [_rate_comment(field_name, getattr(fit, attribute)) for field_name, attribute in RATE_FIELDS.items()]
         lines.append("#   " + "; ".join(s for s in shown if s))
         lines.append(
             f"#   recorded_open_inflation {fit.inflation:g} is assumed, not estimated (the share of delivered, "
@@ -307,7 +305,16 @@ def _cell(rate: Rate | None) -> str:
 
 def fit_rows(fits: dict[str, ChannelFit]) -> tuple[list[str], list[list[str]]]:
     """Each channel's rates with their 95% intervals, as text for a table."""
-    header = ["channel", "sends", "delivered", "recorded opens", "read (open_rate)", "click | read", "unsubscribe", "reply | read"]
+    header = [
+        "channel",
+        "sends",
+        "delivered",
+        "recorded opens",
+        "read (open_rate)",
+        "click | read",
+        "unsubscribe",
+        "reply | read",
+    ]
     rows = [
         [
             name,

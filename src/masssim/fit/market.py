@@ -236,7 +236,11 @@ def fit_nbd(category_counts: np.ndarray, customers: int | None) -> NbdFit:
     else:
         population = float(customers)  # type: ignore[arg-type]
     return NbdFit(
-        K=Estimate(K, se_k), m=Estimate(m, se_m), population=population, population_estimated=truncated, at_bound=at_bound
+        K=Estimate(K, se_k),
+        m=Estimate(m, se_m),
+        population=population,
+        population_estimated=truncated,
+        at_bound=at_bound,
     )
 
 

@@ -104,7 +104,9 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
                 columns[name].append(row[index].strip())
     except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, ...
         raise ScenarioError(
-            f"is not readable CSV ({exc})", file=f"{file}:{reader.line_num}", allowed=f"comma-separated values, {what} a row"
+            f"is not readable CSV ({exc})",
+            file=f"{file}:{reader.line_num}",
+            allowed=f"comma-separated values, {what} a row",
         ) from None
     if not lines:
         raise ScenarioError("has a header but no rows", file=file, allowed=f"at least one row, {what} a row")
