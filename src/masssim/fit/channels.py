@@ -54,7 +54,7 @@ import numpy as np
 from scipy import stats
 
 from masssim.errors import ScenarioError
-from masssim.fit.table import FLAG_ALLOWED, TIME_ALLOWED, parse_flag, parse_time, read_table
+from masssim.fit.table import FLAG_ALLOWED, TIME_ALLOWED, codes, parse_flag, parse_time, read_table
 from masssim.scenario import CHANNEL_DEFAULTS, CHANNEL_NAMES
 
 LOG_COLUMNS = ("customer", "channel", "sent_at", "delivered", "opened", "clicked")
@@ -106,9 +106,10 @@ def read_log(path: str | Path) -> CampaignLog:
     """Read a campaign log CSV (columns in the module docstring) into counts per channel."""
     table = read_table(path, LOG_COLUMNS, OPTIONAL_LOG_COLUMNS, what="one send")
     file = table.file
-    channel = table.columns["channel"]
-    for line, name in zip(table.line, channel, strict=True):
+    channel_names, channel_code = codes(table.columns["channel"])
+    for name in channel_names:
         if name not in CHANNEL_NAMES:
+            line = table.line[table.columns["channel"].index(name)]
             raise ScenarioError(
                 "unknown channel", file=f"{file}:{line}", field="channel", value=name, allowed=", ".join(CHANNEL_NAMES)
             )
@@ -135,13 +136,12 @@ def read_log(path: str | Path) -> CampaignLog:
     read_evidence = flags["clicked"] | flags.get("replied", np.zeros_like(delivered))
     opened = flags["opened"] | read_evidence
     implied = read_evidence & ~flags["opened"]
-    channel_array = np.array(channel, dtype=object)
-    customer_array = np.array(table.columns["customer"], dtype=object)
+    _, customer_code = codes(table.columns["customer"])
     out: dict[str, ChannelCounts] = {}
     for name in CHANNEL_NAMES:
-        rows = channel_array == name
-        if not rows.any():
+        if name not in channel_names:
             continue
+        rows = channel_code == channel_names.index(name)
         out[name] = ChannelCounts(
             sent=int(rows.sum()),
             delivered=int(delivered[rows].sum()),
@@ -149,7 +149,7 @@ def read_log(path: str | Path) -> CampaignLog:
             clicked=int(flags["clicked"][rows].sum()),
             unsubscribed=int(flags["unsubscribed"][rows].sum()) if "unsubscribed" in flags else None,
             replied=int(flags["replied"][rows].sum()) if "replied" in flags else None,
-            customers=len(set(customer_array[rows].tolist())),
+            customers=int(np.unique(customer_code[rows]).shape[0]),
             opens_implied=int(implied[rows].sum()),
         )
     return CampaignLog(file=file, channels=out, first=min(sent_at), last=max(sent_at))
@@ -300,32 +300,26 @@ def _cell(rate: Rate | None) -> str:
         return "(no column)"
     if not math.isfinite(rate.value):
         return "(none to count)"
-    return f"{rate.value:.2%} [{rate.ci_low:.2%}, {rate.ci_high:.2%}]"
+    return f"{_percent(rate.value)} [{_percent(rate.ci_low)}, {_percent(rate.ci_high)}]"
+
+
+def _percent(x: float) -> str:
+    """Three significant digits: 21.3%, 0.261%, 100%."""
+    return f"{100 * x:.3g}%"
 
 
 def fit_rows(fits: dict[str, ChannelFit]) -> tuple[list[str], list[list[str]]]:
-    """Each channel's rates with their 95% intervals, as text for a table."""
-    header = [
-        "channel",
-        "sends",
-        "delivered",
-        "recorded opens",
-        "read (open_rate)",
-        "click | read",
-        "unsubscribe",
-        "reply | read",
+    """Each channel's rates with their 95% intervals, as text for a table: a column per channel (at most four)
+    and a row per figure, so the table fits a terminal."""
+    header = ["figure \\ channel", *fits]
+    figures: list[tuple[str, Any]] = [
+        ("sends", lambda f: f"{f.counts.sent:,}"),
+        ("delivery_rate (delivered / sent)", lambda f: _cell(f.delivery_rate)),
+        ("recorded opens / delivered", lambda f: _cell(f.recorded_open_rate)),
+        ("pre-fetch assumed (recorded_open_inflation)", lambda f: f"{f.inflation:.0%}"),
+        ("open_rate (read / delivered)", lambda f: _cell(f.open_rate)),
+        ("click_to_open (click / read)", lambda f: _cell(f.click_to_open)),
+        ("unsubscribe_rate (per delivered)", lambda f: _cell(f.unsubscribe_rate)),
+        ("reply_rate (reply / read)", lambda f: _cell(f.reply_rate)),
     ]
-    rows = [
-        [
-            name,
-            f"{fit.counts.sent:,}",
-            _cell(fit.delivery_rate),
-            _cell(fit.recorded_open_rate),
-            _cell(fit.open_rate) + (f" (pre-fetch {fit.inflation:.0%} removed)" if fit.inflation else ""),
-            _cell(fit.click_to_open),
-            _cell(fit.unsubscribe_rate),
-            _cell(fit.reply_rate),
-        ]
-        for name, fit in fits.items()
-    ]
-    return header, rows
+    return header, [[label, *(show(fit) for fit in fits.values())] for label, show in figures]

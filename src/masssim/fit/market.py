@@ -39,7 +39,7 @@ from scipy import optimize, special
 
 from masssim import dirichlet
 from masssim.errors import ScenarioError
-from masssim.fit.table import DATE_ALLOWED, parse_date, read_table
+from masssim.fit.table import DATE_ALLOWED, codes, parse_date, read_table
 
 PANEL_COLUMNS = ("customer", "brand", "date")
 YEAR_DAYS = 365.25  # the engine's year (masssim.engine.organic.YEAR_S)
@@ -64,6 +64,8 @@ class Estimate:
         if not (self.se > 0 and math.isfinite(self.se)):
             return (self.value, self.value) if self.se == 0 else (0.0, math.inf)
         half = Z95 * self.se / self.value
+        if half > 700:  # exp would overflow: the data say nothing about this parameter
+            return 0.0, math.inf
         return self.value * math.exp(-half), self.value * math.exp(half)
 
     def scaled(self, factor: float) -> Estimate:
@@ -115,23 +117,22 @@ def read_panel(
             value=span_days,
             allowed=f"at least {observed_days} days",
         )
-    customer_ids, customer_index = np.unique(np.array(table.columns["customer"], dtype=object), return_inverse=True)
-    brand_names, brand_index = np.unique(np.array(table.columns["brand"], dtype=object), return_inverse=True)
-    if brand_names.shape[0] < 2:
+    customer_ids, customer_index = codes(table.columns["customer"])
+    names, brand_index = codes(table.columns["brand"])
+    if len(names) < 2:
         raise ScenarioError(
-            "names only one brand", file=file, field="brand", value=str(brand_names[0]), allowed="at least 2 brands"
+            "names only one brand", file=file, field="brand", value=names[0], allowed="at least 2 brands"
         )
-    if brand_names.shape[0] > MAX_BRANDS:
+    if len(names) > MAX_BRANDS:
         raise ScenarioError(
-            f"names {brand_names.shape[0]} brands; a scenario's market holds at most {MAX_BRANDS}",
+            f"names {len(names)} brands; a scenario's market holds at most {MAX_BRANDS}",
             file=file,
             field="brand",
             allowed=f"at most {MAX_BRANDS} brands (merge the smallest into one, such as 'other')",
         )
-    n_brands = brand_names.shape[0]
-    counts = np.bincount(customer_index * n_brands + brand_index, minlength=customer_ids.shape[0] * n_brands)
-    counts = counts.reshape(customer_ids.shape[0], n_brands).astype(np.int64)
-    names = [str(b) for b in brand_names]
+    n_brands, n_customers = len(names), len(customer_ids)
+    counts = np.bincount(customer_index * n_brands + brand_index, minlength=n_customers * n_brands)
+    counts = counts.reshape(n_customers, n_brands).astype(np.int64)
     totals = counts.sum(axis=0)
     order = sorted(range(n_brands), key=lambda j: (-int(totals[j]), names[j]))
     if ours is not None:
@@ -141,13 +142,13 @@ def read_panel(
             )
         order.remove(names.index(ours))
         order.insert(0, names.index(ours))
-    if customers is not None and customers < customer_ids.shape[0]:
+    if customers is not None and customers < n_customers:
         raise ScenarioError(
-            f"is smaller than the {customer_ids.shape[0]:,} customers who bought in the panel",
+            f"is smaller than the {n_customers:,} customers who bought in the panel",
             file=file,
             field="--customers",
             value=customers,
-            allowed=f"the size of the population the panel was drawn from, at least {customer_ids.shape[0]}",
+            allowed=f"the size of the population the panel was drawn from, at least {n_customers}",
         )
     return Panel(
         file=file,
@@ -361,6 +362,15 @@ class MarketFit:
 def fit_market(panel: Panel) -> MarketFit:
     counts = panel.counts
     n = counts.sum(axis=1)
+    if n.max() < 2:
+        # Every likelihood above is then flat in K (truncated) and S: one purchase each tells nothing about
+        # how buying concentrates or how loyal buyers are.
+        raise ScenarioError(
+            "no customer bought more than once in the panel, so K and S cannot be estimated",
+            file=panel.file,
+            field="customer",
+            allowed="a panel in which some customers bought at least twice (a longer span, or more customers)",
+        )
     nbd = fit_nbd(n, panel.customers)
     choice = fit_dirichlet(counts)
     warnings = []
@@ -378,6 +388,13 @@ def fit_market(panel: Panel) -> MarketFit:
             f"S = {choice.S.value:.3g} is beyond what the scenario accepts (at most {S_MAX:g}): buyers switch as "
             "if every one had the same brand preferences; the table is capped"
         )
+    for name, estimate in (("K", nbd.K), ("S", choice.S)):
+        low, high = estimate.ci
+        if not math.isfinite(estimate.se) or high > 10 * max(low, 1e-300):
+            warnings.append(
+                f"{name} is poorly determined by this panel (95% interval {low:.3g} to {high:.3g}): "
+                "more customers or a longer span would pin it down"
+            )
     if panel.customers is None:
         warnings.append(
             f"the population size was not given: {nbd.population:,.0f} customers (buyers and non-buyers) is "

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 from masssim.errors import ScenarioError
 
@@ -68,13 +70,28 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
     if not path.is_file():
         raise ScenarioError("file not found", file=file, allowed=f"a path to an existing CSV file, {what} a row")
     try:
-        # utf-8-sig: a byte-order mark (spreadsheet exports write one) is not part of the first column's name
-        raw = path.read_bytes().decode("utf-8-sig")
+        # utf-8-sig: a byte-order mark (spreadsheet exports write one) is not part of the first column's name.
+        # The file is read as a stream: a panel of millions of rows is never held as text.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            lines, columns = _read_rows(reader, file, required, optional, what, columns_allowed)
     except UnicodeDecodeError:
         raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 CSV file") from None
     except OSError as exc:
         raise ScenarioError(f"cannot be read ({exc.strerror or exc})", file=file) from None
-    reader = csv.reader(raw.splitlines(keepends=True))
+    if not lines:
+        raise ScenarioError("has a header but no rows", file=file, allowed=f"at least one row, {what} a row")
+    for name in required:
+        for line, text in zip(lines, columns[name], strict=True):
+            if not text:
+                raise ScenarioError("empty value", file=f"{file}:{line}", field=name, allowed=f"a {name} on every row")
+    return Table(file=file, line=lines, columns=columns)
+
+
+def _read_rows(
+    reader: Any, file: str, required: Sequence[str], optional: Sequence[str], what: str, columns_allowed: str
+) -> tuple[list[int], dict[str, list[str]]]:
+    """Line numbers and the wanted columns' values (trimmed) of every non-blank row after the header."""
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
@@ -86,35 +103,42 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
                 f"missing column {missing[0]!r}", file=f"{file}:1", value=",".join(header), allowed=columns_allowed
             )
         wanted = [name for name in (*required, *optional) if name in header]
-        position = {name: header.index(name) for name in wanted}
+        position = [(header.index(name), name) for name in wanted]
         lines: list[int] = []
         columns: dict[str, list[str]] = {name: [] for name in wanted}
+        # One copy of each distinct value: a brand, a date or a flag repeats on most rows, and a million
+        # rows of references cost far less than a million strings.
+        seen: dict[str, str] = {}
         for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
             if len(row) != len(header):
+                if not any(cell.strip() for cell in row):
+                    continue
                 raise ScenarioError(
                     f"has {len(row)} fields, the header has {len(header)}",
                     file=f"{file}:{reader.line_num}",
                     value=",".join(row),
                     allowed=f"{len(header)} comma-separated fields, {what}",
                 )
+            if not "".join(row).strip():
+                continue
             lines.append(reader.line_num)
-            for name, index in position.items():
-                columns[name].append(row[index].strip())
+            for index, name in position:
+                text = row[index].strip()
+                columns[name].append(seen.setdefault(text, text))
     except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, ...
         raise ScenarioError(
             f"is not readable CSV ({exc})",
             file=f"{file}:{reader.line_num}",
             allowed=f"comma-separated values, {what} a row",
         ) from None
-    if not lines:
-        raise ScenarioError("has a header but no rows", file=file, allowed=f"at least one row, {what} a row")
-    for name in required:
-        for line, text in zip(lines, columns[name], strict=True):
-            if not text:
-                raise ScenarioError("empty value", file=f"{file}:{line}", field=name, allowed=f"a {name} on every row")
-    return Table(file=file, line=lines, columns=columns)
+    return lines, columns
+
+
+def codes(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """(distinct values in order of first appearance, each value's index into them as int64)."""
+    index: dict[str, int] = {}
+    code = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    return list(index), code
 
 
 def parse_flag(text: str) -> bool:
