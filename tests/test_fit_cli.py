@@ -46,7 +46,7 @@ def test_fit_market_writes_a_table_a_scenario_loads(tmp_path: Path) -> None:
     out = tmp_path / "market.toml"
     code, stdout, stderr = cli("fit", "market", write(tmp_path, PANEL, "p.csv"), "--customers", "20", "-o", str(out))
     assert code == 0, stderr
-    assert "Goodness of fit" in stdout and "penetration" in stdout
+    assert "Goodness of fit" in stdout and "penetration" in stdout and "Duplication of purchase" in stdout
     data = tomllib.loads(out.read_text(encoding="utf-8"))
     assert next(b["name"] for b in data["market"]["brands"]) == "Colgate"  # the biggest first
     masssim.scenario_from_dict({"name": "x", **data})
@@ -85,6 +85,7 @@ def test_fit_help_defines_the_columns() -> None:
         (PANEL.replace("e,Colgate,2024-02-05", "e,Colgate"), ("p.csv:9", "fields")),
         (PANEL.replace("c,Crest", "c,"), ("p.csv:6", "brand", "empty value")),
         ("customer,brand,date\na,X,2024-01-01\nb,X,2024-01-02\n", ("brand", "only one brand", "at least 2")),
+        ("customer,brand,date\na,X,2024-01-01\nb,Y,2024-01-02\n", ("p.csv", "no customer bought more than once")),
     ],
 )
 def test_bad_panels(tmp_path: Path, text: str, needles: tuple[str, ...]) -> None:

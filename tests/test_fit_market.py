@@ -141,6 +141,15 @@ def test_table_is_a_valid_market_section(panel_file: Path, tmp_path: Path) -> No
     assert scenario.market.dirichlet_s == pytest.approx(fit.choice.S.value, rel=1e-5)
 
 
+def test_rate_is_per_year_over_the_stated_span(panel_file: Path) -> None:
+    """The same purchases over a span stated twice as long are half the rate per year (K, S unchanged)."""
+    quarter = fit_market(read_panel(panel_file, customers=40_000))
+    half_year = fit_market(read_panel(panel_file, customers=40_000, span_days=2 * DAYS))
+    assert half_year.M_per_year.value == pytest.approx(quarter.M_per_year.value / 2, rel=1e-9)
+    assert half_year.nbd.K.value == pytest.approx(quarter.nbd.K.value, rel=1e-9)
+    assert "182 days" in market_toml(half_year)
+
+
 @pytest.mark.slow
 def test_intervals_cover_the_truth() -> None:
     """Over 40 independent small panels (3,000 customers), each 95% interval of M, K and S covers the truth

@@ -318,7 +318,7 @@ def fit_market(panel: Path, customers: int | None, span_days: float | None, ours
     Other columns are ignored. A panel lists only customers who bought: give --customers when you know how
     many customers it was drawn from, or the population is estimated (less precisely).
     """
-    from masssim.fit.market import estimate_lines, goodness_rows, market_toml, read_panel
+    from masssim.fit.market import duplication_rows, estimate_lines, goodness_rows, market_toml, read_panel
     from masssim.fit.market import fit_market as run_fit
 
     _check_out_file(out)
@@ -328,6 +328,9 @@ def fit_market(panel: Path, customers: int | None, span_days: float | None, ours
     for line in estimate_lines(result):
         click.echo("- " + line)
     _print_rows("Goodness of fit: observed in the panel / predicted by the fitted Dirichlet", *goodness_rows(result))
+    duplication = duplication_rows(result)
+    if duplication is not None:
+        _print_rows("Duplication of purchase: observed / predicted", *duplication)
     for warning in result.warnings:
         click.echo("warning: " + warning)
     click.echo(f"table: {out}")

@@ -556,3 +556,21 @@ def estimate_lines(fit: MarketFit) -> list[str]:
         if panel.customers is not None
         else f"population: about {fit.nbd.population:,.0f} customers (estimated; not given)",
     ]
+
+
+DUPLICATION_TABLE_MAX_BRANDS = 8  # a wider matrix does not fit a terminal; the averages are always printed
+
+
+def duplication_rows(fit: MarketFit) -> tuple[list[str], list[list[str]]] | None:
+    """The duplication of purchase, brand by brand: row j, column k = share of j's buyers who also bought k,
+    observed / predicted. None above ``DUPLICATION_TABLE_MAX_BRANDS`` brands."""
+    brands = fit.panel.brands
+    if len(brands) > DUPLICATION_TABLE_MAX_BRANDS:
+        return None
+    observed, predicted = fit.duplication.observed, fit.duplication.predicted
+    header = ["buyers of \\ also bought", *brands]
+    rows = [
+        [name, *("" if j == k else f"{observed[j, k]:.2f} / {predicted[j, k]:.2f}" for k in range(len(brands)))]
+        for j, name in enumerate(brands)
+    ]
+    return header, rows
