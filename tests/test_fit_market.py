@@ -168,3 +168,16 @@ def test_intervals_cover_the_truth() -> None:
             covered[name] += low <= TRUE[name] <= high
     floor = int(stats.binom.ppf(0.002, runs, 0.95))  # fewer happens with probability about 0.2% at 95%
     assert all(count >= floor for count in covered.values()), covered
+
+
+def test_values_beyond_the_scenario_range_are_capped_with_a_warning() -> None:
+    """Two purchases a day each (730 a year) is beyond market.category_purchases_per_year's 365: the table
+    is capped, says so, and still loads."""
+    counts = np.array([[2, 1], [1, 1], [0, 2], [1, 2]])
+    panel = Panel("daily.csv", ["a", "b"], counts, date(2024, 1, 1), date(2024, 1, 1), 1.0, 4)
+    fit = fit_market(panel)
+    assert any("above the scenario's limit" in w for w in fit.warnings)
+    text = market_toml(fit)
+    data = tomllib.loads(text)
+    assert data["market"]["category_purchases_per_year"] == 365.0
+    masssim.scenario_from_dict({"name": "x", **data})

@@ -388,6 +388,11 @@ def fit_market(panel: Panel) -> MarketFit:
             f"S = {choice.S.value:.3g} is beyond what the scenario accepts (at most {S_MAX:g}): buyers switch as "
             "if every one had the same brand preferences; the table is capped"
         )
+    if nbd.m.value * YEAR_DAYS / panel.span_days > M_PER_YEAR_MAX:
+        warnings.append(
+            f"M is above the scenario's limit of {M_PER_YEAR_MAX:g} category purchases per customer per year; "
+            "the table is capped"
+        )
     for name, estimate in (("K", nbd.K), ("S", choice.S)):
         low, high = estimate.ci
         if not math.isfinite(estimate.se) or high > 10 * max(low, 1e-300):
