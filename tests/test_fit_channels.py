@@ -8,8 +8,8 @@ Two sources of logs:
   P = click_to_open and replied with P = reply_rate given a read; unsubscribed with P = unsubscribe_rate
   given delivery;
 * a real masssim run (one wave, so no fatigue; affinity, warmth and creative quality switched off, so every
-  read clicks with probability click_to_open), whose counts of sends, deliveries, recorded opens, clicks,
-  unsubscribes and replies are written out as a log.
+  read clicks with probability click_to_open), exported as a log of its sends with each one's outcomes as the
+  run's policy observed them (tests/policies_for_tests.py's recording policy, through the policy interface).
 
 Tolerances: Z = 4 standard errors of each estimate at the true rates: binomial for a proportion, divided by
 (1 - iota) for the pre-fetch-corrected open rate, and by the delta method for click and reply rates per
@@ -21,13 +21,19 @@ from __future__ import annotations
 import csv
 import math
 import tomllib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import masssim
 from masssim import streams
+from masssim.engine.sim import ArmSimulation, build_world
 from masssim.fit.channels import channels_toml, fit_channels, read_log
+from masssim.scenario import CHANNEL_NAMES
+from masssim.streams import replication_sequence, root_sequence
+
+RECORDER = "policies_for_tests:RecordingPolicy"
 
 Z = 4.0
 TRUE = {
@@ -137,59 +143,63 @@ def test_table_is_valid_channel_sections(tmp_path: Path) -> None:
     assert "95% CI" in text and "assumed, not estimated" in text
 
 
-def _engine_log(path: Path, counts: dict[str, dict[str, int]]) -> Path:
-    """A log whose rows carry exactly a run's counts (which send had which outcome is not in a summary;
-    the fit uses only the counts): recorded opens include every read, clicks and replies are reads."""
+def export_run_log(path: Path, scenario: masssim.Scenario) -> tuple[Path, dict[str, int]]:
+    """Run each arm of ``scenario`` (a recording policy: one channel, every reachable customer, every
+    feedback kept) and write its sends as a campaign log, each send's outcomes as the policy saw them:
+    delivered, opened (recorded, pre-fetch included: the policy never sees a true read), clicked,
+    unsubscribed, replied. Returns the log and each channel's sends as the run counted them."""
+    world = build_world(scenario, replication_sequence(root_sequence(scenario.seed), 0))
+    sends: dict[str, int] = {}
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer", "channel", "sent_at", "delivered", "opened", "clicked", "unsubscribed", "replied"])
-        for channel, c in counts.items():
-            for i in range(c["sends"]):
-                writer.writerow(
-                    [
-                        i,
-                        channel,
-                        "2024-01-01 10:00",
-                        int(i < c["delivered"]),
-                        int(i < c["opens_recorded"]),
-                        int(i < c["clicks"]),
-                        int(i < c["unsubscribes"]),
-                        int(c["clicks"] <= i < c["clicks"] + c["replies"]),  # replies need not click
-                    ]
+        for arm in range(len(scenario.arms)):
+            sim = ArmSimulation(scenario, world, arm)
+            metrics = sim.run().metrics
+            policy = sim.policy
+            channel = CHANNEL_NAMES[policy.channel]
+            sends[channel] = int(metrics["sends"])
+            (wave_s, plan), *later = policy.plans
+            assert not later  # one wave: each customer is sent at most one message, so a send is a customer
+            outcome = {
+                kind: set(policy.events(kind)["customer"].tolist())
+                for kind in ("delivered", "open", "click", "unsubscribe", "reply")
+            }
+            sent_at = (datetime(2024, 1, 1) + timedelta(seconds=wave_s)).isoformat()
+            for customer in plan.customer.tolist():
+                flags = (
+                    int(customer in outcome[kind]) for kind in ("delivered", "open", "click", "unsubscribe", "reply")
                 )
-    return path
+                writer.writerow([customer, channel, sent_at, *flags])
+    return path, sends
 
 
 @pytest.mark.slow
 def test_round_trip_from_a_masssim_run(tmp_path: Path) -> None:
-    """The rates a run was given come back from its counts: the fit reads each rate as the engine means it."""
+    """A log exported from a real run gives back the rates the run was given: the fit reads each rate as the
+    engine means it. The run has one wave (nobody is fatigued) and no affinity, warmth or creative-quality
+    effects, so every read clicks with probability click_to_open: the engine's benchmark conditions."""
     channels = {name: {k: v for k, v in rates.items() if k != "reply_rate" or v > 0} for name, rates in TRUE.items()}
     for rates in channels.values():
         rates["reach"] = 1.0
-        rates["fatigue_open_kappa"] = 0.0
     scenario = masssim.scenario_from_dict(
         {
             "name": "fit_channels_round_trip",
             "seed": 11,
             "replications": 1,
-            "horizon_days": 7,  # opens come within hours (lognormal delays): none are cut off by the horizon
+            "horizon_days": 7,  # reads come within hours (lognormal delays): almost none are cut off
             "population": {"customers": 25_000},
             "channels": channels,
-            "schedule": {"wave_every_days": 365},  # one wave: nobody is fatigued
+            "schedule": {"wave_every_days": 365},  # one wave
             "response": {"affinity_click_beta": 0.0, "warmth_click_delta": 0.0},
             "creatives": {"quality_sd": 0.0},
-            "holdout": {"share": 0.1},
             "arms": [
-                {"name": "email", "policy": "random", "channel": "email"},
-                {"name": "messaging", "policy": "random", "channel": "messaging"},
+                {"name": "email", "policy": RECORDER, "channel": "email"},
+                {"name": "messaging", "policy": RECORDER, "channel": "messaging"},
             ],
         }
     )
-    result = masssim.run(scenario)
-    names = ("sends", "delivered", "opens_recorded", "clicks", "unsubscribes", "replies")
-    counts = {
-        arm: {name: round(result.summary["arms"][arm][name]["mean"]) for name in names}
-        for arm in ("email", "messaging")
-    }
-    fits = fit_channels(read_log(_engine_log(tmp_path / "run.csv", counts)))
-    check_recovered(fits, {arm: c["sends"] for arm, c in counts.items()})
+    path, sends = export_run_log(tmp_path / "run.csv", scenario)
+    log = read_log(path)
+    assert {name: counts.sent for name, counts in log.channels.items()} == sends  # every send is a row
+    check_recovered(fit_channels(log), sends)
