@@ -102,6 +102,7 @@ def test_bad_market_options(tmp_path: Path) -> None:
     one_line_error(("fit", "market", panel, "--customers", "3"), "--customers", "5 customers who bought")
     one_line_error(("fit", "market", panel, "--span-days", "30"), "--span-days", "at least 88 days")
     one_line_error(("fit", "market", panel, "-o", str(tmp_path)), "--out", "is a folder")
+    one_line_error(("fit", "market", panel, "-o", str(Path(panel) / "x" / "t.toml")), "--out", "is a file")
     one_line_error(("fit", "market", str(tmp_path / "nope.csv")), "nope.csv", "file not found")
 
 

@@ -408,6 +408,13 @@ def _check_out_file(out: Path) -> None:
     """Before reading the data: the table must be writable as a file."""
     if out.is_dir():
         raise ScenarioError("is a folder", file=str(out), field="--out", allowed="a file path for the TOML table")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ScenarioError(
+            f"cannot be written: {parent} is a file", file=str(out), field="--out", allowed="a path inside a folder"
+        )
 
 
 def _write_table(out: Path, text: str) -> None:
