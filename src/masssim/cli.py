@@ -365,6 +365,11 @@ def _parse_inflation(ctx: click.Context, param: click.Parameter, values: tuple[s
     "[default: the channel's default, email 0.35, others 0; 0 if the log's opens are real reads]",
 )
 @click.option(
+    "--first-sends",
+    is_flag=True,
+    help="count only each customer's first send on each channel (no fatigue yet: the rates the simulator means)",
+)
+@click.option(
     "--out",
     "-o",
     type=click.Path(path_type=Path),
@@ -372,7 +377,7 @@ def _parse_inflation(ctx: click.Context, param: click.Parameter, values: tuple[s
     show_default=True,
     help="file the [channels.<name>] tables are written to (replaced whole)",
 )
-def fit_channels(log: Path, inflation: dict[str, float], out: Path) -> None:
+def fit_channels(log: Path, inflation: dict[str, float], first_sends: bool, out: Path) -> None:
     """Estimate each channel's delivery, open, click, unsubscribe and reply rates from LOG and write
     [channels.<name>] tables.
 
@@ -394,7 +399,7 @@ def fit_channels(log: Path, inflation: dict[str, float], out: Path) -> None:
     from masssim.fit.channels import fit_channels as run_fit
 
     _check_out_file(out)
-    campaign = read_log(log)
+    campaign = read_log(log, first_sends_only=first_sends)
     fits = run_fit(campaign, inflation)
     _write_table(out, channels_toml(campaign, fits))
     _print_rows("Channel rates, 95% Wilson intervals", *fit_rows(fits))

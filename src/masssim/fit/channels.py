@@ -100,10 +100,31 @@ class CampaignLog:
     channels: dict[str, ChannelCounts]  # in the scenario's channel order
     first: datetime
     last: datetime
+    rows: int  # sends in the file
+    first_sends_only: bool = False  # counts keep only each customer's first send on each channel
 
 
-def read_log(path: str | Path) -> CampaignLog:
-    """Read a campaign log CSV (columns in the module docstring) into counts per channel."""
+def first_sends(customer: np.ndarray, channel: np.ndarray, sent_at: list[datetime]) -> np.ndarray:
+    """Rows that are each (customer, channel)'s earliest send (the first row in the file on a tie)."""
+    epoch = datetime(1970, 1, 1)  # the times are naive UTC (parse_time)
+    when = np.array([(moment - epoch).total_seconds() for moment in sent_at])
+    order = np.lexsort((np.arange(when.shape[0]), when, channel, customer))
+    pair = customer[order] * (int(channel.max()) + 1) + channel[order]
+    first = np.ones(order.shape[0], bool)
+    first[1:] = pair[1:] != pair[:-1]
+    keep = np.zeros(order.shape[0], bool)
+    keep[order[first]] = True
+    return keep
+
+
+def read_log(path: str | Path, *, first_sends_only: bool = False) -> CampaignLog:
+    """Read a campaign log CSV (columns in the module docstring) into counts per channel.
+
+    ``first_sends_only``: count only each customer's first send on each channel. A customer's later
+    messages meet them fatigued (the engine lowers reads, clicks and raises unsubscribes with fatigue), so
+    the first sends are the ones that measure the rates the engine means: those of a customer not yet
+    fatigued (if the log starts with the campaign).
+    """
     table = read_table(path, LOG_COLUMNS, OPTIONAL_LOG_COLUMNS, what="one send")
     file = table.file
     channel_names, channel_code = codes(table.columns["channel"])
@@ -137,11 +158,12 @@ def read_log(path: str | Path) -> CampaignLog:
     opened = flags["opened"] | read_evidence
     implied = read_evidence & ~flags["opened"]
     _, customer_code = codes(table.columns["customer"])
+    kept = first_sends(customer_code, channel_code, sent_at) if first_sends_only else np.ones(len(table), bool)
     out: dict[str, ChannelCounts] = {}
     for name in CHANNEL_NAMES:
         if name not in channel_names:
             continue
-        rows = channel_code == channel_names.index(name)
+        rows = (channel_code == channel_names.index(name)) & kept
         out[name] = ChannelCounts(
             sent=int(rows.sum()),
             delivered=int(delivered[rows].sum()),
@@ -152,7 +174,14 @@ def read_log(path: str | Path) -> CampaignLog:
             customers=int(np.unique(customer_code[rows]).shape[0]),
             opens_implied=int(implied[rows].sum()),
         )
-    return CampaignLog(file=file, channels=out, first=min(sent_at), last=max(sent_at))
+    return CampaignLog(
+        file=file,
+        channels=out,
+        first=min(sent_at),
+        last=max(sent_at),
+        rows=len(table),
+        first_sends_only=first_sends_only,
+    )
 
 
 @dataclass(frozen=True)
@@ -272,8 +301,9 @@ def channels_toml(log: CampaignLog, fits: dict[str, ChannelFit]) -> str:
     import tomli_w
 
     lines = [
-        f"# masssim fit channels {Path(log.file).name}: sends from {log.first:%Y-%m-%d %H:%M} to "
-        f"{log.last:%Y-%m-%d %H:%M}.",
+        f"# masssim fit channels {Path(log.file).name}: {log.rows:,} sends from {log.first:%Y-%m-%d %H:%M} to "
+        f"{log.last:%Y-%m-%d %H:%M}"
+        + (", counting only each customer's first send on each channel." if log.first_sends_only else "."),
     ]
     for name, fit in fits.items():
         c = fit.counts
