@@ -140,3 +140,14 @@ def test_bad_inflation_option(tmp_path: Path) -> None:
     log = write(tmp_path, LOG, "log.csv")
     one_line_error(("fit", "channels", log, "--recorded-open-inflation", "fax=0.1"), "fax=0.1", "email, sms")
     one_line_error(("fit", "channels", log, "--recorded-open-inflation", "email=1.5"), "email=1.5", "[0, 1)")
+
+
+def test_first_sends_keeps_each_customers_earliest_message(tmp_path: Path) -> None:
+    later = LOG + "1,email,2024-05-08T10:00:00,1,0,0,0,0\n1,email,2024-04-30T10:00:00,0,0,0,0,0\n"
+    out = tmp_path / "channels.toml"
+    code, _, stderr = cli("fit", "channels", write(tmp_path, later, "log.csv"), "--first-sends", "-o", str(out))
+    assert code == 0, stderr
+    text = out.read_text(encoding="utf-8")
+    assert "first send" in text
+    # customer 1's first email (2024-04-30) was not delivered; customers 2 and 3 as in LOG: 1 of 3 delivered
+    assert tomllib.loads(text)["channels"]["email"]["delivery_rate"] == pytest.approx(1 / 3, rel=1e-5)
