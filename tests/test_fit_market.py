@@ -25,7 +25,7 @@ from scipy import stats
 
 import masssim
 from masssim import streams
-from masssim.fit.market import YEAR_DAYS, Panel, fit_market, market_toml, read_panel
+from masssim.fit.market import YEAR_DAYS, Estimate, Panel, fit_market, market_toml, read_panel
 from masssim.population import generate_population
 from masssim.scenario import ChannelsConfig, MarketConfig, PopulationConfig
 
@@ -109,9 +109,8 @@ def test_round_trip_zero_truncated(panel_file: Path) -> None:
     assert within(fit.nbd.K, TRUE["K"]), fit.nbd.K
     assert fit.nbd.K.se > 1.5 * given.nbd.K.se  # honest: knowing N is worth a lot
     assert any("population size was not given" in w for w in fit.warnings)
-    # the estimated population is the truth within the error implied by K's and m's (a loose 10%: the
-    # intervals above are the real test)
-    assert fit.nbd.population == pytest.approx(40_000, rel=0.1)
+    # the estimated population (buyers / (1 - P(0))) is the truth within 4 of its delta-method errors
+    assert abs(fit.nbd.population - 40_000) <= Z * fit.nbd.population_se, (fit.nbd.population, fit.nbd.population_se)
 
 
 def test_goodness_of_fit_matches_the_panel(panel_file: Path) -> None:
@@ -125,9 +124,13 @@ def test_goodness_of_fit_matches_the_panel(panel_file: Path) -> None:
     dup = fit.duplication
     se_dup = np.sqrt(dup.predicted * (1 - dup.predicted) / buyers[:, None])
     assert np.all(np.abs(dup.observed - dup.predicted) <= Z * se_dup + 1e-12)
-    # purchases per buyer: a mean over buyers; its sd is at most sqrt(w (w + 1)) for the overdispersed counts
+    # purchases per buyer: a mean over the brand's buyers, whose standard error is the sample sd of their
+    # counts over sqrt(buyers) (the CLT)
+    counts = fit.panel.counts.astype(np.float64)
+    bought = counts > 0
+    se_w = np.array([counts[bought[:, j], j].std(ddof=1) for j in range(counts.shape[1])]) / np.sqrt(buyers)
     w = fit.purchases_per_buyer
-    assert np.all(np.abs(w.observed - w.predicted) <= Z * np.sqrt(w.predicted * (w.predicted + 2) / buyers))
+    assert np.all(np.abs(w.observed - w.predicted) <= Z * se_w)
 
 
 def test_table_is_a_valid_market_section(panel_file: Path, tmp_path: Path) -> None:
@@ -152,20 +155,22 @@ def test_rate_is_per_year_over_the_stated_span(panel_file: Path) -> None:
 
 @pytest.mark.slow
 def test_intervals_cover_the_truth() -> None:
-    """Over 40 independent small panels (3,000 customers), each 95% interval of M, K and S covers the truth
-    at least as often as true 95% intervals would in all but 0.2% of such experiments (a binomial quantile).
-    Intervals that were too narrow (or centred wrong) fail."""
+    """Over 40 independent small panels (3,000 customers), each 95% interval of M, K and S (population size
+    given) and of the population size (not given: zero-truncated) covers the truth at least as often as true
+    95% intervals would in all but 0.2% of such experiments (a binomial quantile). Intervals that were too
+    narrow (or centred wrong) fail."""
     runs = 40
-    covered = {"M": 0, "K": 0, "S": 0}
+    truth = {**TRUE, "N": 3_000}
+    covered = dict.fromkeys(truth, 0)
     for seed in range(runs):
         counts, _ = simulate_counts(3_000, seed=1_000 + seed)
-        panel = Panel(
-            "sim", list(SHARES), counts[counts.sum(axis=1) > 0], date(2024, 1, 1), date(2024, 3, 31), DAYS, 3_000
-        )
-        fit = fit_market(panel)
-        for name, estimate in (("M", fit.M_per_year), ("K", fit.nbd.K), ("S", fit.choice.S)):
+        buyers = counts[counts.sum(axis=1) > 0]
+        fit = fit_market(Panel("sim", list(SHARES), buyers, date(2024, 1, 1), date(2024, 3, 31), DAYS, 3_000))
+        truncated = fit_market(Panel("sim", list(SHARES), buyers, date(2024, 1, 1), date(2024, 3, 31), DAYS, None))
+        population = Estimate(truncated.nbd.population, truncated.nbd.population_se)
+        for name, estimate in (("M", fit.M_per_year), ("K", fit.nbd.K), ("S", fit.choice.S), ("N", population)):
             low, high = estimate.ci
-            covered[name] += low <= TRUE[name] <= high
+            covered[name] += low <= truth[name] <= high
     floor = int(stats.binom.ppf(0.002, runs, 0.95))  # fewer happens with probability about 0.2% at 95%
     assert all(count >= floor for count in covered.values()), covered
 

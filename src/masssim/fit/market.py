@@ -195,6 +195,7 @@ class NbdFit:
     m: Estimate  # mean category purchases per customer in the panel's span
     population: float  # N: given, or estimated from the zero-truncated fit
     population_estimated: bool
+    population_se: float  # 0 when given
     at_bound: bool  # K hit the edge of what can be fitted or written
 
 
@@ -231,9 +232,17 @@ def fit_nbd(category_counts: np.ndarray, customers: int | None) -> NbdFit:
     # delta method back from (log K, log m): sd(K) = K sd(log K)
     se_k = K * math.sqrt(cov_theta[0, 0]) if not at_bound else math.nan
     se_m = m * math.sqrt(cov_theta[1, 1]) if not at_bound else m * math.sqrt(1.0 / _fisher_m(K, m, weights.sum()))
+    population_se = 0.0
     if truncated:
+        buyers = float(weights.sum())
         p0 = math.exp(K * (math.log(K) - math.log(K + m)))
-        population = float(weights.sum()) / (1.0 - p0)
+        population = buyers / (1.0 - p0)
+        # N = B / (1 - p0(K, m)) by the delta method: the fitted (log K, log m) move p0, and the number of
+        # buyers B is itself Binomial(N, 1 - p0), which adds N p0 / (1 - p0) to the variance.
+        dlogp0 = np.array([K * (math.log(K / (K + m)) + m / (K + m)), -m * K / (K + m)])  # d log p0 / d theta
+        gradient = buyers * p0 / (1.0 - p0) ** 2 * dlogp0
+        variance = float(gradient @ cov_theta @ gradient) + population * p0 / (1.0 - p0)
+        population_se = math.sqrt(variance) if math.isfinite(variance) and not at_bound else math.nan
     else:
         population = float(customers)  # type: ignore[arg-type]
     return NbdFit(
@@ -241,6 +250,7 @@ def fit_nbd(category_counts: np.ndarray, customers: int | None) -> NbdFit:
         m=Estimate(m, se_m),
         population=population,
         population_estimated=truncated,
+        population_se=population_se,
         at_bound=at_bound,
     )
 
@@ -488,6 +498,11 @@ def _ci_text(estimate: Estimate, digits: int = 3) -> str:
     return f"{estimate.value:.{digits}g} [95% CI {low:.{digits}g} to {high:.{digits}g}]"
 
 
+def _population_text(nbd: NbdFit) -> str:
+    low, high = Estimate(nbd.population, nbd.population_se).ci
+    return f"{nbd.population:,.0f} customers [95% CI {low:,.0f} to {high:,.0f}]"
+
+
 def market_toml(fit: MarketFit) -> str:
     """The table as TOML text, headed by comments that say where it came from and how sure it is."""
     import tomli_w
@@ -497,7 +512,7 @@ def market_toml(fit: MarketFit) -> str:
     population = (
         f"{panel.customers:,} customers (given)"
         if panel.customers is not None
-        else f"about {fit.nbd.population:,.0f} customers, estimated from a zero-truncated NBD (no --customers given)"
+        else f"about {_population_text(fit.nbd)}, estimated from a zero-truncated NBD (no --customers given)"
     )
     lines = [
         f"# masssim fit market {Path(panel.file).name}: {panel.purchases:,} purchases by {panel.buyers:,} buyers "
@@ -559,7 +574,7 @@ def estimate_lines(fit: MarketFit) -> list[str]:
         f"S = {_ci_text(fit.choice.S)} (Dirichlet: the smaller, the more each buyer sticks to one brand)",
         f"population: {panel.customers:,} customers (given)"
         if panel.customers is not None
-        else f"population: about {fit.nbd.population:,.0f} customers (estimated; not given)",
+        else f"population: about {_population_text(fit.nbd)} (estimated; not given)",
     ]
 
 
