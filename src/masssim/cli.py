@@ -7,6 +7,7 @@ never a traceback; an interrupted run leaves nothing that looks complete.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,6 +286,162 @@ def lessons_check(workers: int, out: Path | None, write_docs: Path | None, names
     click.echo(f"{len(runs) - len(failed)} of {len(runs)} lessons held{tail}")
     if failed:
         sys.exit(1)
+
+
+@cli.group()
+def fit() -> None:
+    """Estimate scenario tables from your own data: a purchase panel or a campaign log (docs/model.md)."""
+
+
+@fit.command("market")
+@click.argument("panel", type=click.Path(path_type=Path))
+@click.option(
+    "--customers",
+    type=click.IntRange(1, 10**10),
+    default=None,
+    help="size of the population the panel's buyers came from, non-buyers included [default: estimated]",
+)
+@click.option(
+    "--span-days", type=click.FloatRange(1.0, 36_500.0), help="days the panel covers [default: first to last date]"
+)
+@click.option("--ours", help="the brand that is ours (the scenario's first brand) [default: the biggest]")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("market.toml"),
+    show_default=True,
+    help="file the [market] table is written to (replaced whole)",
+)
+def fit_market(panel: Path, customers: int | None, span_days: float | None, ours: str | None, out: Path) -> None:
+    """Fit the NBD-Dirichlet (M, K, S, brand shares) to PANEL, a CSV of purchases, and write a [market] table.
+
+    \b
+    PANEL has a header row and one row per purchase, with columns
+      customer  who bought (any identifier)
+      brand     what they bought (2 to 32 brands)
+      date      when, as an ISO date such as 2024-03-31
+
+    Other columns are ignored. A panel lists only customers who bought: give --customers when you know how
+    many customers it was drawn from, or the population is estimated (less precisely).
+    """
+    from masssim.fit.market import duplication_rows, estimate_lines, goodness_rows, market_toml, read_panel
+    from masssim.fit.market import fit_market as run_fit
+
+    _check_out_file(out)
+    result = run_fit(read_panel(panel, ours=ours, span_days=span_days, customers=customers))
+    text = market_toml(result)
+    _write_table(out, text)
+    for line in estimate_lines(result):
+        click.echo("- " + line)
+    _print_rows("Goodness of fit: observed in the panel / predicted by the fitted Dirichlet", *goodness_rows(result))
+    duplication = duplication_rows(result)
+    if duplication is not None:
+        _print_rows("Duplication of purchase: observed / predicted", *duplication)
+    for warning in result.warnings:
+        click.echo("warning: " + warning)
+    click.echo(f"table: {out}")
+
+
+def _parse_inflation(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    from masssim.scenario import CHANNEL_NAMES
+
+    out: dict[str, float] = {}
+    for text in values:
+        name, _, share = text.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = math.nan
+        if name not in CHANNEL_NAMES or not 0.0 <= value < 1.0:
+            raise click.BadParameter(
+                f"{text!r}: allowed CHANNEL=SHARE with CHANNEL one of {', '.join(CHANNEL_NAMES)} and SHARE in [0, 1)"
+            )
+        out[name] = value
+    return out
+
+
+@fit.command("channels")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option(
+    "--recorded-open-inflation",
+    "inflation",
+    multiple=True,
+    callback=_parse_inflation,
+    help="CHANNEL=SHARE: share of delivered, unread messages the log records as opened (pre-fetch) "
+    "[default: the channel's default, email 0.35, others 0; 0 if the log's opens are real reads]",
+)
+@click.option(
+    "--first-sends",
+    is_flag=True,
+    help="count only each customer's first send on each channel (no fatigue yet: the rates the simulator means)",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("channels.toml"),
+    show_default=True,
+    help="file the [channels.<name>] tables are written to (replaced whole)",
+)
+def fit_channels(log: Path, inflation: dict[str, float], first_sends: bool, out: Path) -> None:
+    """Estimate each channel's delivery, open, click, unsubscribe and reply rates from LOG and write
+    [channels.<name>] tables.
+
+    \b
+    LOG has a header row and one row per send, with columns
+      customer      who was sent the message (any identifier)
+      channel       email, sms, messaging or paid_social
+      sent_at       when, as an ISO date and time such as 2024-03-31T09:30:00
+      delivered     1 if delivered           (each flag: 1/0 or true/false)
+      opened        1 if an open was recorded (pre-fetch included, as the platform records it)
+      clicked       1 if clicked
+      unsubscribed  1 if the customer unsubscribed after it (optional)
+      replied       1 if the customer replied (optional)
+
+    Rates are as the simulator means them: open rate per delivered, click and reply per read, unsubscribe
+    per delivered; 95% Wilson intervals.
+    """
+    from masssim.fit.channels import channels_toml, fit_rows, read_log
+    from masssim.fit.channels import fit_channels as run_fit
+
+    _check_out_file(out)
+    campaign = read_log(log, first_sends_only=first_sends)
+    fits = run_fit(campaign, inflation)
+    _write_table(out, channels_toml(campaign, fits))
+    _print_rows("Channel rates, 95% Wilson intervals", *fit_rows(fits))
+    for result in fits.values():
+        for warning in result.warnings:
+            click.echo("warning: " + warning)
+    click.echo(f"table: {out}")
+
+
+def _check_out_file(out: Path) -> None:
+    """Before reading the data: the table must be writable as a file."""
+    if out.is_dir():
+        raise ScenarioError("is a folder", file=str(out), field="--out", allowed="a file path for the TOML table")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ScenarioError(
+            f"cannot be written: {parent} is a file", file=str(out), field="--out", allowed="a path inside a folder"
+        )
+
+
+def _write_table(out: Path, text: str) -> None:
+    from masssim.results import atomic_write_text
+
+    atomic_write_text(out, text)
+
+
+def _print_rows(title: str, header: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 @cli.command(context_settings={"show_default": True})
