@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from masssim.messages import SOURCES
+from masssim.scenario import CHANNEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ POOL_BOUNDS: dict[str, tuple[float | None, float | None]] = {"utilisation": (0.0
 
 def pool_bounds(figure: str) -> tuple[float | None, float | None]:
     return POOL_BOUNDS.get(figure, (0.0, None))
+
+
+# What is reported per channel: each figure gets one total per channel, named by channel_metric.
+CHANNEL_FIGURES: tuple[str, ...] = ("sends", "delivered", "reads", "clicks", "unsubscribes", "replies", "cost")
+
+
+def channel_metric(figure: str, channel: str) -> str:
+    """The name of ``figure`` (one of CHANNEL_FIGURES) counted on ``channel`` alone, e.g. clicks_messaging."""
+    return f"{figure}_{channel}"
 
 
 _METRICS: tuple[Metric, ...] = (
@@ -149,6 +159,26 @@ _METRICS: tuple[Metric, ...] = (
         in_timeseries=True,
     ),
     Metric("cost_creatives", "currency", "production cost of the creatives put into use", in_timeseries=True),
+    Metric(
+        "channel_fallbacks",
+        "messages",
+        "planned contacts a channel of the arm's channel order did not take, passed on to the next channel "
+        "(a contact passed on twice counts twice)",
+    ),
+    # Per channel: the same figures as the totals above, for the messages of one channel (they add up to them).
+    *(
+        Metric(channel_metric(figure, channel), unit, f"{definition} on {channel}", in_timeseries=True)
+        for channel in CHANNEL_NAMES
+        for figure, unit, definition in (
+            ("sends", "messages", "messages sent (or paid impressions bought)"),
+            ("delivered", "messages", "messages delivered"),
+            ("reads", "messages", "messages actually read (true opens)"),
+            ("clicks", "clicks", "clicks on messages sent"),
+            ("unsubscribes", "opt-outs", "opt-outs caused by messages sent"),
+            ("replies", "messages", "replies to messages sent"),
+            ("cost", "currency", "per-message or paid-media charges (creative production not included) of messages sent"),
+        )
+    ),
     # Inbound (find -> classify -> respond), per replication; all 0 when the scenario has no [inbound] table.
     Metric("inbound_volume", "messages", "mentions found over the horizon (inbound; 0 when inbound is off)"),
     Metric("inbound_needles", "messages", "mentions that truly concern the brand (ground truth; inbound)"),

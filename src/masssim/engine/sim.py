@@ -35,8 +35,8 @@ from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.metrics import derive
-from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.metrics import channel_metric, derive
+from masssim.policies.base import ARM_CHANNELS, FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
@@ -133,6 +133,8 @@ class ArmSimulation:
         self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
         self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
         self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
+        order = self.arm.channel_order(scenario.schedule)
+        self.channel_order = () if order is None else tuple(CHANNEL_NAMES.index(name) for name in order)
         self.sender = OutboundSender(
             scenario,
             pop,
@@ -143,7 +145,13 @@ class ArmSimulation:
             self.recorder,
             self.rng,
             fanatics=world.fanatics,
+            channel_order=self.channel_order,
         )
+        # Per-channel names of the outcomes counted when released: figure -> one name per channel index.
+        self.channel_names = {
+            figure: [channel_metric(figure, name) for name in CHANNEL_NAMES]
+            for figure in ("reads", "clicks", "unsubscribes", "replies")
+        }
         self.window_s = scenario.attribution.window_days * DAY_S
         channels = scenario.channels.by_name()
         self.adstock_per_open = np.array([channels[c].adstock_per_open for c in CHANNEL_NAMES], np.float32)
@@ -174,6 +182,7 @@ class ArmSimulation:
             continuous_observables=int(pop.crm_scores.shape[1]) if pop.crm_scores.ndim == 2 else 0,
             declared_row=declared_row,
             declared_taste=declared_taste,
+            channel_order=self.channel_order,
         )
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
@@ -185,7 +194,10 @@ class ArmSimulation:
                 # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
                 catalogue=self.catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
-                default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
+                # With a channel order the policy's default channel is the order itself (the engine picks).
+                default_channel=ARM_CHANNELS
+                if self.channel_order
+                else CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=generator(component_sequence(seq, Component.POLICY, arm_index)),
@@ -304,14 +316,20 @@ class ArmSimulation:
         feedback = Feedback(time_s=t1)
 
         def count(metric: str, kind: str) -> None:
-            rec.add_in_day(metric, day, events[kind]["customer"].shape[0])
+            channel = events[kind]["channel"]
+            rec.add_in_day(metric, day, channel.shape[0])
+            # Per channel too: a bincount over a bucket's events (a handful of channels, one pass).
+            names = self.channel_names[metric]
+            for c, n in enumerate(np.bincount(channel, minlength=len(names)).tolist()):
+                if n:
+                    rec.add_in_day(names[c], day, n)
 
         if "read" in events:
             e = events["read"]
             count("reads", "read")
             state.adstock.add(e["customer"], e["time_s"], self.adstock_per_open[e["channel"]])
         if "open" in events:
-            count("opens_recorded", "open")
+            rec.add_in_day("opens_recorded", day, events["open"]["customer"].shape[0])
             increment(state.opens, events["open"]["customer"])
         if "click" in events:
             e = events["click"]
