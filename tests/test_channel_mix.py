@@ -171,3 +171,18 @@ def test_schedule_channels_apply_unless_an_arm_names_its_own_channel() -> None:
         ],
     )
     assert [a.channel_order(scenario.schedule) for a in scenario.arms] == [["messaging", "email"], None, ["email"]]
+
+
+@pytest.mark.parametrize(
+    ("arm", "schedule", "field", "words"),
+    [
+        ({"channels": ["email", "email"]}, {}, "arms[0].channels", "once"),
+        ({"channel": "sms", "channels": ["email"]}, {}, "arms[0].channels", "not both"),
+        ({"channels": []}, {}, "arms[0].channels", "at least one"),
+        ({}, {"channels": ["fax"]}, "schedule.channels[0]", "email"),
+    ],
+)
+def test_a_bad_channel_order_is_named(arm: dict, schedule: dict, field: str, words: str) -> None:
+    with pytest.raises(masssim.ScenarioError) as caught:
+        small_scenario(schedule=schedule, arms=[{"name": "a", "policy": "broadcast", **arm}])
+    assert field in str(caught.value) and words in str(caught.value)

@@ -24,11 +24,14 @@ from masssim.messages import _FieldProblem as _MessageFieldProblem
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
 ChannelName = Literal["email", "sms", "messaging", "paid_social"]
 # A channel preference order (first choice first): each planned contact goes on the first channel that takes
-# it (see docs/model.md, "Channel mixes"). Distinct names, at least one.
-ChannelOrder = Annotated[list[ChannelName], Field(min_length=1, max_length=len(CHANNEL_NAMES))]
+# it (see docs/model.md, "Channel mixes").
+# Distinct and non-empty are checked by _check_channel_order, which says so in words.
+ChannelOrder = list[ChannelName]
 
 
 def _check_channel_order(field: str, order: list[str] | None) -> None:
+    if order is not None and not order:
+        raise _FieldProblem(field, order, "a channel order needs at least one channel")
     if order is not None and len(set(order)) != len(order):
         raise _FieldProblem(field, order, "each channel may appear once in a channel order")
 
