@@ -186,3 +186,21 @@ def test_a_bad_channel_order_is_named(arm: dict, schedule: dict, field: str, wor
     with pytest.raises(masssim.ScenarioError) as caught:
         small_scenario(schedule=schedule, arms=[{"name": "a", "policy": "broadcast", **arm}])
     assert field in str(caught.value) and words in str(caught.value)
+
+
+def test_the_report_shows_each_channel_of_a_mixed_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    scenario = small_scenario(
+        replications=2,
+        arms=[
+            {"name": "email", "policy": "broadcast"},
+            {"name": "mix", "policy": "broadcast", "channels": ["messaging", "email"]},
+        ],
+    )
+    folder = masssim.run(scenario, seed=4, workers=1).save(tmp_path)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "<h2>By channel</h2>" in page
+    for name in ("email", "messaging"):
+        for figure in CHANNEL_FIGURES:
+            assert f"<code>{channel_metric(figure, name)}</code>" in page
+    series = (folder / "timeseries.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "clicks_messaging" in series
