@@ -47,6 +47,8 @@ class Metric:
 SIGNED: frozenset[str] = frozenset(
     {
         "incremental_purchases",
+        "incremental_purchases_low",
+        "incremental_purchases_high",
         "incremental_purchases_true",
         "incremental_revenue",
         "incremental_revenue_true",
@@ -139,6 +141,12 @@ _METRICS: tuple[Metric, ...] = (
     Metric("fanatic_clicks", "clicks", "clicks by fanatics (diagnostics)"),
     Metric("purchases_treated", "purchases", "purchases of our brand by treated customers", in_timeseries=True),
     Metric("purchases_holdout", "purchases", "purchases of our brand by holdout customers", in_timeseries=True),
+    Metric(
+        "holdout_buyers",
+        "customers",
+        "holdout customers who bought our brand at least once; below 5 the reading calls the holdout too small to "
+        "tell (masssim.holdout.MIN_HOLDOUT_BUYERS)",
+    ),
     Metric(
         "attributed_purchases",
         "purchases",
@@ -299,6 +307,19 @@ _METRICS: tuple[Metric, ...] = (
         "s^2 the variance of purchases per customer in the treated (T) and holdout (H) groups",
         "derived",
     ),
+    Metric(
+        "incremental_purchases_low",
+        "purchases",
+        "lower end of the 95% bootstrap-t interval of incremental_purchases within one replication, resampling "
+        "the customers of the treated and holdout groups (each tail near 2.5% even at small holdouts)",
+        "derived",
+    ),
+    Metric(
+        "incremental_purchases_high",
+        "purchases",
+        "upper end of the 95% bootstrap-t interval of incremental_purchases within one replication",
+        "derived",
+    ),
     Metric("incremental_revenue", "currency", "incremental_purchases x price (holdout estimate)", "derived"),
     Metric("incremental_revenue_true", "currency", "incremental_purchases_true x price", "derived"),
     Metric("attributed_revenue", "currency", "attributed_purchases x price", "derived"),
@@ -417,10 +438,13 @@ def derive(
     price: float,
     margin_share: float,
     purchase_squares: tuple[float, float] = (0.0, 0.0),
+    holdout_interval: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """Every metric of one arm in one replication, from its totals. Keys follow the registry's order.
 
     ``purchase_squares``: sums of squared per-customer purchase counts in the treated and holdout groups.
+    ``holdout_interval``: the bootstrap-t interval of the holdout estimate (masssim.holdout); without it the
+    interval is the estimate itself.
     """
     t = dict(totals)
     n_t, n_h = t["customers_treated"], t["customers_holdout"]
@@ -431,6 +455,8 @@ def derive(
     t["conversation_revenue"] = t["conversation_conversions"] * price
     scale = _ratio(t["customers_treated"], t["customers_holdout"])
     t["incremental_purchases"] = t["purchases_treated"] - t["purchases_holdout"] * scale
+    low, high = holdout_interval if holdout_interval is not None else (t["incremental_purchases"],) * 2
+    t["incremental_purchases_low"], t["incremental_purchases_high"] = low, high
     t["incremental_revenue"] = t["incremental_purchases"] * price
     t["incremental_revenue_true"] = t["incremental_purchases_true"] * price
     t["attributed_revenue"] = t["attributed_purchases"] * price

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from masssim.holdout import MIN_HOLDOUT_BUYERS
 from masssim.metrics import REGISTRY
 
 
@@ -66,6 +67,9 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
             f"(the simulator's true figure: {money(m['incremental_revenue_true']['mean'])}); "
             f"ROI {m['roi']['mean']:.2f}; click rate {100 * m['click_rate']['mean']:.2f}% of delivered."
         )
+        holdout = read_holdout(arm, m)
+        if holdout:
+            lines.append(holdout)
     baseline = summary["baseline_arm"]
     for arm, diffs in summary.get("differences_vs_baseline", {}).items():
         d = diffs["incremental_profit"]
@@ -104,6 +108,53 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
             f"clicks but only {caused} were truly incremental, because many clickers would have bought anyway."
         )
     return lines
+
+
+def read_holdout(arm: str, m: dict[str, Any]) -> str | None:
+    """Whether the holdout shows that ``arm`` changed purchases, judged replication by replication on the
+    bootstrap-t interval of the holdout estimate (masssim.holdout), whose tails stay near 2.5% at small
+    holdouts; a holdout with fewer than MIN_HOLDOUT_BUYERS buyers is called too small to tell. None for a
+    summary written before these figures existed."""
+    lows, highs, buyers = (
+        (m.get(name) or {}).get("values")
+        for name in ("incremental_purchases_low", "incremental_purchases_high", "holdout_buyers")
+    )
+    if not lows or not highs or not buyers:
+        return None
+    small = [b < MIN_HOLDOUT_BUYERS for b in buyers]
+    gains = sum(1 for low, s in zip(lows, small, strict=True) if not s and low > 0)
+    losses = sum(1 for high, s in zip(highs, small, strict=True) if not s and high < 0)
+    too_small = sum(small)
+    if len(lows) == 1:
+        if too_small:
+            return (
+                f"The holdout is too small to tell whether '{arm}' changed purchases: only "
+                f"{_counted(buyers[0], 'holdout customer', 'holdout customers')} bought "
+                f"(at least {MIN_HOLDOUT_BUYERS} are needed for an interval whose two tails can be trusted)."
+            )
+        verdict = (
+            "clearly added purchases"
+            if gains
+            else "clearly lost purchases"
+            if losses
+            else "cannot be told apart from no effect"
+        )
+        return (
+            f"Against the holdout, '{arm}' {verdict}: {count(lows[0])} to {count(highs[0])} extra purchases "
+            "(95% bootstrap-t interval within this replication)."
+        )
+    n = len(lows)
+    unclear = n - gains - losses - too_small
+    parts = [
+        f"clearly added purchases in {gains} of {n} replications",
+        *([f"clearly lost purchases in {losses}"] if losses else []),
+        *([f"could not be told apart from no effect in {unclear}"] if unclear else []),
+        *([f"had a holdout too small to tell in {too_small} (fewer than {MIN_HOLDOUT_BUYERS} buyers)"] if too_small else []),
+    ]
+    return (
+        f"Against each replication's holdout (95% bootstrap-t intervals, which do not overstate a gain at small "
+        f"holdouts), '{arm}' " + ", ".join(parts) + "."
+    )
 
 
 def read_sweep(

@@ -35,6 +35,7 @@ from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.metrics import channel_metric, derive
 from masssim.policies.base import ARM_CHANNELS, FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
@@ -118,6 +119,7 @@ class ArmSimulation:
         self.scenario = scenario
         self.world = world
         self.arm = scenario.arms[arm_index]
+        self.arm_index = arm_index
         pop = world.population
         self.horizon_s = scenario.horizon_days * DAY_S
         response = scenario.response
@@ -243,11 +245,13 @@ class ArmSimulation:
             for name, value in totals.items():
                 self.recorder.add(name, value)
         market = self.scenario.market
+        holdout_interval = self._holdout_interval()
         metrics = derive(
             self.recorder.totals,
             price=market.price,
             margin_share=market.gross_margin_share,
             purchase_squares=self._purchase_squares(),
+            holdout_interval=holdout_interval,
         )
         return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools)
 
@@ -267,6 +271,19 @@ class ArmSimulation:
         counts = self.state.purchases.astype(np.float64)
         treated = self.world.contactable
         return float(np.dot(counts[treated], counts[treated])), float(np.dot(counts[~treated], counts[~treated]))
+
+    def _holdout_interval(self) -> tuple[float, float]:
+        """The bootstrap-t interval of the holdout estimate (masssim.holdout), from the histograms of
+        purchases per customer in the treated and holdout groups; counts the holdout's buyers."""
+        counts = self.state.purchases
+        held_out = ~self.world.contactable
+        everyone = purchase_histogram(counts)
+        holdout = purchase_histogram(counts[held_out])
+        treated = everyone.copy()
+        treated[: holdout.shape[0]] -= holdout
+        self.recorder.add("holdout_buyers", buyers(holdout))
+        rng = generator(component_sequence(self.world.replication_seq, Component.HOLDOUT_BOOTSTRAP, self.arm_index))
+        return bootstrap_t_interval(treated, holdout, rng)
 
     def _wave_event_time(self, day: int) -> float:
         schedule = self.scenario.schedule
