@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binom
 
-from masssim.holdout import MIN_HOLDOUT_BUYERS, bootstrap_t_interval, buyers, purchase_histogram, wald_interval
+from masssim.holdout import (
+    MIN_HOLDOUT_BUYERS,
+    bootstrap_t_interval,
+    buyers,
+    pooled_bootstrap_t_interval,
+    purchase_histogram,
+    wald_interval,
+)
+from masssim.stats import mean_ci
 
 REPLICATIONS = 1000
 TAIL = 0.025
@@ -70,3 +78,40 @@ def test_the_interval_is_reproducible_and_brackets_the_estimate() -> None:
     assert one[0] < estimate < one[1]
     # nothing to resample: the estimate itself
     assert bootstrap_t_interval(np.array([10]), np.array([5]), np.random.default_rng(1)) == (0.0, 0.0)
+
+
+def test_the_pooled_interval_of_several_small_replications_keeps_each_tail_near_2_5_percent() -> None:
+    # What a run's reading uses: 5 replications of a 60-customer holdout (about 6 holdout purchases each),
+    # every replication's customers resampled within their groups. B = 999 resamples here (the engine uses
+    # 1999) to keep the test fast: B only sets how finely the t quantiles are estimated.
+    rng = np.random.default_rng(2028)
+    n_holdout, n_treated, holdout_mean, replications = 60, 540, 0.10, 5
+    treated_mean = holdout_mean * 1.2
+    truth = n_treated * (treated_mean - holdout_mean)
+    below = above = t_below = t_above = too_small = 0
+    for _ in range(REPLICATIONS):
+        groups = [
+            (
+                purchase_histogram(rng.poisson(rng.gamma(SHAPE, treated_mean / SHAPE, n_treated))),
+                purchase_histogram(rng.poisson(rng.gamma(SHAPE, holdout_mean / SHAPE, n_holdout))),
+            )
+            for _ in range(replications)
+        ]
+        if sum(buyers(h) for _, h in groups) < MIN_HOLDOUT_BUYERS:
+            too_small += 1
+            continue
+        mean, low, high = pooled_bootstrap_t_interval(groups, rng, resamples=999)
+        below += high < truth
+        above += low > truth
+        # the Student-t interval over the replications' estimates, as the summary gives for every metric
+        estimates = [n_treated * (_mean(t) - _mean(h)) for t, h in groups]
+        stat = mean_ci(estimates)
+        t_below += stat["ci_high"] < truth
+        t_above += stat["ci_low"] > truth
+    assert too_small < REPLICATIONS // 100  # about 30 holdout purchases in all: nearly always judged
+    assert LOW_BOUND <= below <= HIGH_BOUND, (below, above, t_below, t_above)
+    assert LOW_BOUND <= above <= HIGH_BOUND, (below, above, t_below, t_above)
+
+
+def _mean(histogram: np.ndarray) -> float:
+    return float(histogram @ np.arange(histogram.shape[0]) / histogram.sum())

@@ -22,6 +22,7 @@ simulated counts at a 180-customer holdout.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import norm
@@ -66,30 +67,65 @@ def bootstrap_t_interval(
     Returns (low, high) in purchases. With fewer than two customers in a group, or no spread at all, there
     is nothing to resample: the interval is the estimate itself.
     """
-    treated = np.asarray(treated, np.int64)
-    holdout = np.asarray(holdout, np.int64)
-    n_t, n_h = int(treated.sum()), int(holdout.sum())
-    values_t = np.arange(treated.shape[0], dtype=np.float64)
-    values_h = np.arange(holdout.shape[0], dtype=np.float64)
-    mean_t, var_t = _moments(treated[None, :].astype(np.float64), values_t, max(n_t, 2))
-    mean_h, var_h = _moments(holdout[None, :].astype(np.float64), values_h, max(n_h, 2))
-    estimate = float(mean_t[0] - mean_h[0])
-    se = math.sqrt(float(var_t[0]) / max(n_t, 1) + float(var_h[0]) / max(n_h, 1))
-    if n_t < 2 or n_h < 2 or se == 0.0:
-        return estimate * n_t, estimate * n_t
-    draws_t = rng.multinomial(n_t, treated / n_t, size=resamples).astype(np.float64)
-    draws_h = rng.multinomial(n_h, holdout / n_h, size=resamples).astype(np.float64)
-    boot_mean_t, boot_var_t = _moments(draws_t, values_t, n_t)
-    boot_mean_h, boot_var_h = _moments(draws_h, values_h, n_h)
-    shift = boot_mean_t - boot_mean_h - estimate
-    boot_se = np.sqrt(boot_var_t / n_t + boot_var_h / n_h)
+    _, low, high = pooled_bootstrap_t_interval([(treated, holdout)], rng, confidence=confidence, resamples=resamples)
+    return low, high
+
+
+def pooled_bootstrap_t_interval(
+    groups: Sequence[tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean over replications of the holdout estimates ``n_T,r (mean_T,r - mean_H,r)``
+    and its bootstrap-t interval, each replication's customers resampled within their own groups (a
+    stratified bootstrap; one replication is the one-stratum case). ``groups``: per replication, the treated
+    and holdout purchase histograms. The interval is for the average of these replications' effects: the
+    replications' own realised worlds are held fixed, as the simulator's true figure is.
+    """
+    replications = len(groups)
+    estimate = 0.0
+    variance = 0.0
+    shift = np.zeros(resamples)
+    boot_variance = np.zeros(resamples)
+    spread = False
+    for treated, holdout in groups:
+        treated = np.asarray(treated, np.int64)
+        holdout = np.asarray(holdout, np.int64)
+        n_t, n_h = int(treated.sum()), int(holdout.sum())
+        values_t = np.arange(treated.shape[0], dtype=np.float64)
+        values_h = np.arange(holdout.shape[0], dtype=np.float64)
+        mean_t, var_t = _moments(treated[None, :].astype(np.float64), values_t, max(n_t, 2))
+        mean_h, var_h = _moments(holdout[None, :].astype(np.float64), values_h, max(n_h, 2))
+        d = float(mean_t[0] - mean_h[0])
+        estimate += n_t * d
+        if n_t < 2 or n_h < 2:
+            continue  # a group too small to resample contributes its estimate and no spread
+        se2 = float(var_t[0]) / n_t + float(var_h[0]) / n_h
+        variance += n_t * n_t * se2
+        if se2 == 0.0:
+            continue
+        spread = True
+        draws_t = rng.multinomial(n_t, treated / n_t, size=resamples).astype(np.float64)
+        draws_h = rng.multinomial(n_h, holdout / n_h, size=resamples).astype(np.float64)
+        boot_mean_t, boot_var_t = _moments(draws_t, values_t, n_t)
+        boot_mean_h, boot_var_h = _moments(draws_h, values_h, n_h)
+        shift += n_t * (boot_mean_t - boot_mean_h - d)
+        boot_variance += n_t * n_t * (boot_var_t / n_t + boot_var_h / n_h)
+    mean = estimate / replications
+    if not spread:
+        return mean, mean, mean
+    se = math.sqrt(variance) / replications
+    boot_se = np.sqrt(boot_variance) / replications
+    shift /= replications
     # A resample with no spread (everyone bought the same) has an infinite t of the shift's sign (0 if none).
     t = np.where(shift > 0, np.inf, np.where(shift < 0, -np.inf, 0.0))
     np.divide(shift, boot_se, out=t, where=boot_se > 0)
     tail = (1.0 - confidence) / 2.0
     # Order statistics, not interpolation: an infinite t must not turn a quantile into inf - inf.
     q_low, q_high = np.quantile(t, [tail, 1.0 - tail], method="inverted_cdf")
-    return (estimate - float(q_high) * se) * n_t, (estimate - float(q_low) * se) * n_t
+    return mean, mean - float(q_high) * se, mean - float(q_low) * se
 
 
 def wald_interval(treated: np.ndarray, holdout: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:

@@ -65,6 +65,9 @@ class ArmOutcome:
     # With inbound: per responder pool (by name), its utilisation, agent_hours, conversations,
     # false_alarm_conversations and cost (the pools are the scenario's, so they are not registry metrics).
     pools: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Customers by number of purchases of our brand, (treated, holdout): the pooled holdout interval of a
+    # run's summary resamples them (masssim.holdout). A few dozen integers.
+    purchase_histograms: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
@@ -245,7 +248,7 @@ class ArmSimulation:
             for name, value in totals.items():
                 self.recorder.add(name, value)
         market = self.scenario.market
-        holdout_interval = self._holdout_interval()
+        histograms, holdout_interval = self._holdout_interval()
         metrics = derive(
             self.recorder.totals,
             price=market.price,
@@ -253,7 +256,7 @@ class ArmSimulation:
             purchase_squares=self._purchase_squares(),
             holdout_interval=holdout_interval,
         )
-        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools)
+        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools, purchase_histograms=histograms)
 
     def _reach_metrics(self) -> None:
         """Who was contacted: distinct customers, and sends to light and non-buyers of our brand (p_i0 below
@@ -272,9 +275,9 @@ class ArmSimulation:
         treated = self.world.contactable
         return float(np.dot(counts[treated], counts[treated])), float(np.dot(counts[~treated], counts[~treated]))
 
-    def _holdout_interval(self) -> tuple[float, float]:
-        """The bootstrap-t interval of the holdout estimate (masssim.holdout), from the histograms of
-        purchases per customer in the treated and holdout groups; counts the holdout's buyers."""
+    def _holdout_interval(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
+        """The histograms of purchases per customer in the treated and holdout groups, and the bootstrap-t
+        interval of the holdout estimate from them (masssim.holdout); counts the holdout's buyers."""
         counts = self.state.purchases
         held_out = ~self.world.contactable
         everyone = purchase_histogram(counts)
@@ -283,7 +286,7 @@ class ArmSimulation:
         treated[: holdout.shape[0]] -= holdout
         self.recorder.add("holdout_buyers", buyers(holdout))
         rng = generator(component_sequence(self.world.replication_seq, Component.HOLDOUT_BOOTSTRAP, self.arm_index))
-        return bootstrap_t_interval(treated, holdout, rng)
+        return (treated, holdout), bootstrap_t_interval(treated, holdout, rng)
 
     def _wave_event_time(self, day: int) -> float:
         schedule = self.scenario.schedule
