@@ -58,7 +58,12 @@ def _arm_simulation(mix: dict) -> ArmSimulation:
 
 
 def _reference(
-    rows: np.ndarray, mix: dict, contactable: np.ndarray, optin: np.ndarray, week: dict[int, np.ndarray], sim: ArmSimulation
+    rows: np.ndarray,
+    mix: dict,
+    contactable: np.ndarray,
+    optin: np.ndarray,
+    week: dict[int, np.ndarray],
+    sim: ArmSimulation,
 ) -> tuple[dict[int, int], int]:
     """The rule, one row at a time: customer -> channel index sent on, and the number of passes."""
     configs = sim.sender.channels.configs
@@ -72,7 +77,9 @@ def _reference(
         room = math.inf if last else math.floor(cfg.capacity_per_hour * 24 * 3600 / 3600)
         taken, passed = 0, []
         for customer in rows.tolist():
-            eligible = contactable[customer] and optin[customer] >> c & 1 and week[c][customer] < cfg.frequency_cap_per_week
+            eligible = (
+                contactable[customer] and optin[customer] >> c & 1 and week[c][customer] < cfg.frequency_cap_per_week
+            )
             # the budget funds contacts in order while their cumulative price fits (same arithmetic as a cumsum)
             affordable = cfg.cost_per_send * (taken + 1) <= remaining
             if eligible and taken < room and affordable:

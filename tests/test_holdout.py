@@ -100,7 +100,7 @@ def test_the_pooled_interval_of_several_small_replications_keeps_each_tail_near_
         if sum(buyers(h) for _, h in groups) < MIN_HOLDOUT_BUYERS:
             too_small += 1
             continue
-        mean, low, high = pooled_bootstrap_t_interval(groups, rng, resamples=999)
+        _, low, high = pooled_bootstrap_t_interval(groups, rng, resamples=999)
         below += high < truth
         above += low > truth
         # the Student-t interval over the replications' estimates, as the summary gives for every metric

@@ -90,9 +90,9 @@ def pooled_bootstrap_t_interval(
     shift = np.zeros(resamples)
     boot_variance = np.zeros(resamples)
     spread = False
-    for treated, holdout in groups:
-        treated = np.asarray(treated, np.int64)
-        holdout = np.asarray(holdout, np.int64)
+    for treated_counts, holdout_counts in groups:
+        treated = np.asarray(treated_counts, np.int64)
+        holdout = np.asarray(holdout_counts, np.int64)
         n_t, n_h = int(treated.sum()), int(holdout.sum())
         values_t = np.arange(treated.shape[0], dtype=np.float64)
         values_h = np.arange(holdout.shape[0], dtype=np.float64)

@@ -184,7 +184,11 @@ _METRICS: tuple[Metric, ...] = (
             ("clicks", "clicks", "clicks on messages sent"),
             ("unsubscribes", "opt-outs", "opt-outs caused by messages sent"),
             ("replies", "messages", "replies to messages sent"),
-            ("cost", "currency", "per-message or paid-media charges (creative production not included) of messages sent"),
+            (
+                "cost",
+                "currency",
+                "per-message or paid-media charges (creative production not included) of messages sent",
+            ),
         )
     ),
     # Inbound (find -> classify -> respond), per replication; all 0 when the scenario has no [inbound] table.

@@ -137,12 +137,17 @@ def holdout_summary(
     market = scenario.market
     for arm in arms:
         outcomes = [rep[arm] for rep in replications]
-        groups = [getattr(o, "purchase_histograms", None) for o in outcomes]
-        if not groups or any(g is None for g in groups):
+        found = [getattr(o, "purchase_histograms", None) for o in outcomes]
+        groups = [g for g in found if g is not None]
+        if not groups or len(groups) < len(found):
             continue
         if len(outcomes) == 1:
             m = outcomes[0].metrics
-            mean, low, high = m["incremental_purchases"], m["incremental_purchases_low"], m["incremental_purchases_high"]
+            mean, low, high = (
+                m["incremental_purchases"],
+                m["incremental_purchases_low"],
+                m["incremental_purchases_high"],
+            )
         else:
             rng = generator(run_level_sequence(replication_sequence(root_sequence(seed_entropy), 0), HOLDOUT_PURPOSE))
             mean, low, high = pooled_bootstrap_t_interval(groups, rng)

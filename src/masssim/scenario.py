@@ -12,6 +12,7 @@ import math
 import re
 import tomllib
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -29,7 +30,7 @@ ChannelName = Literal["email", "sms", "messaging", "paid_social"]
 ChannelOrder = list[ChannelName]
 
 
-def _check_channel_order(field: str, order: list[str] | None) -> None:
+def _check_channel_order(field: str, order: Sequence[str] | None) -> None:
     if order is not None and not order:
         raise _FieldProblem(field, order, "a channel order needs at least one channel")
     if order is not None and len(set(order)) != len(order):

@@ -183,7 +183,8 @@ class OutboundSender:
         self.channel_order = channel_order
         # Per-channel metric names, looked up once (the recorder is keyed by name).
         self.channel_metrics = [
-            {figure: channel_metric(figure, name) for figure in ("sends", "delivered", "cost")} for name in CHANNEL_NAMES
+            {figure: channel_metric(figure, name) for figure in ("sends", "delivered", "cost")}
+            for name in CHANNEL_NAMES
         ]
         self.fanatics = fanatics
         if fanatics is not None:

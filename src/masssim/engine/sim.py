@@ -37,7 +37,15 @@ from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.metrics import channel_metric, derive
-from masssim.policies.base import ARM_CHANNELS, FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.policies.base import (
+    ARM_CHANNELS,
+    FEEDBACK_KINDS,
+    Catalogue,
+    CustomerView,
+    Feedback,
+    PolicyWorld,
+    WaveContext,
+)
 from masssim.policies.registry import params_model, resolve_targeting
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
@@ -200,9 +208,7 @@ class ArmSimulation:
                 catalogue=self.catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
                 # With a channel order the policy's default channel is the order itself (the engine picks).
-                default_channel=ARM_CHANNELS
-                if self.channel_order
-                else CHANNEL_NAMES.index(scenario.schedule.channel),
+                default_channel=ARM_CHANNELS if self.channel_order else CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=generator(component_sequence(seq, Component.POLICY, arm_index)),

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-
 # The channel of a plan row that leaves the choice to the engine: it goes on the first channel of the arm's
 # channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its
 # policy this as ``PolicyWorld.default_channel``, so every policy that sends on the default channel mixes.
