@@ -134,7 +134,6 @@ def holdout_summary(
     the interval is that replication's own (incremental_purchases_low/high). The profit interval subtracts
     the replications' mean cost, which is fixed given the replications, as the estimate's target is."""
     out: dict[str, Any] = {}
-    market = scenario.market
     for arm in arms:
         outcomes = [rep[arm] for rep in replications]
         found = [getattr(o, "purchase_histograms", None) for o in outcomes]
@@ -152,7 +151,7 @@ def holdout_summary(
             rng = generator(run_level_sequence(replication_sequence(root_sequence(seed_entropy), 0), HOLDOUT_PURPOSE))
             mean, low, high = pooled_bootstrap_t_interval(groups, rng)
         cost = float(np.mean([o.metrics["cost_total"] for o in outcomes]))
-        price, margin = market.price, market.gross_margin_share
+        price, margin = scenario.market.price, scenario.market.gross_margin_share
         holdout_buyers = sum(buyers(h) for _, h in groups)
         out[arm] = {
             "incremental_purchases": {"mean": mean, "ci_low": low, "ci_high": high},

@@ -1,7 +1,9 @@
 """A wave: the engine turns a policy's plan into sends and draws every customer's response as arrays.
 
 Rules are enforced here, not trusted to the policy: holdout and opt-outs, weekly frequency caps, the
-paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Then, for
+paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Rows a
+policy leaves to the arm's channel order go on the first channel of it that takes them (docs/model.md,
+4.11). Then, for
 each send, one uniform decides delivery, reading and clicking (a conditional uniform is re-scaled rather
 than re-drawn), a second decides unsubscribing; reads also draw a normal for their delay, and pre-fetch and
 replies draw their own uniforms.
