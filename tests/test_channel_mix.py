@@ -211,3 +211,11 @@ def test_the_report_shows_each_channel_of_a_mixed_run(tmp_path) -> None:  # type
             assert f"<code>{channel_metric(figure, name)}</code>" in page
     series = (folder / "timeseries.csv").read_text(encoding="utf-8").splitlines()[0]
     assert "clicks_messaging" in series
+
+
+def test_a_comparison_of_channels_reports_each_channel(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    scenario = small_scenario(replications=2, arms=[{"name": "a", "policy": "broadcast"}])
+    result = masssim.compare(scenario, variants=["messaging:schedule.channel=messaging"], seed=4, workers=1)
+    folder = result.save(tmp_path)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "<h2>By channel</h2>" in page and "<code>clicks_messaging</code>" in page

@@ -429,7 +429,7 @@ CHANNEL_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _channels(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
+def channels_section(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
     """Per channel: what each arm sent there and what came back (the arms' channel mixes side by side).
     Shown when the run used more than one channel; with one, the totals above say it all."""
     used = [c for c in CHANNEL_NAMES if any(_mean(summary, arm, channel_metric("sends", c)) > 0 for arm in arms)]
@@ -959,7 +959,7 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
         _key_figures(summary, arms),
         _funnel(summary, arms, colors),
         _costs(summary, scenario, arms),
-        _channels(summary, arms, colors),
+        channels_section(summary, arms, colors),
     ]
     if len(arms) > 1 and summary.get("differences_vs_baseline"):
         sections.append(_differences(summary, arms, colors))

@@ -44,6 +44,7 @@ from masssim.report import (
     _fmt_ci,
     _has_ci,
     _style,
+    channels_section,
     inbound_section,
     lesson_section,
 )
@@ -630,6 +631,7 @@ def render_comparison(summary: dict[str, Any]) -> str:
         _compare_table(summary, labels),
         _means_chart(summary, labels, colors),
         _compare_differences(summary, labels),
+        channels_section(summary, labels, colors),
     ]
     inbound = [_compare_inbound(summary, labels, colors)]
     # A comparison of inbound settings shows the desk first: that is what it compares.
