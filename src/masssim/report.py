@@ -141,12 +141,24 @@ def _fmt(value: Any, unit: str) -> str:
 def _fmt_ci(stat: dict[str, Any], unit: str) -> str:
     low, high = _finite(stat.get("ci_low")), _finite(stat.get("ci_high"))
     if low is None or high is None:
-        return "no interval (one replication)"
+        return str(stat.get("note", "no interval (one replication)"))
     return f"95% CI {_fmt(low, unit)} to {_fmt(high, unit)}"
 
 
 def _colors(arms: list[str]) -> dict[str, str]:
     return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
+
+
+def holdout_stat(summary: dict[str, Any], arm: str, metric: str) -> dict[str, Any]:
+    """The figure's mean and interval as the reading gives them: for a holdout estimate, the bootstrap-t
+    interval of the summary's ``holdout`` block (masssim.holdout) when there is one, else the metric's own."""
+    stat = summary["arms"][arm].get(metric) or {}
+    holdout = (summary.get("holdout") or {}).get(arm)
+    if holdout is None or metric not in holdout:
+        return stat
+    if holdout["too_small"]:
+        return {"mean": holdout[metric]["mean"], "note": "holdout too small for an interval"}
+    return holdout[metric]
 
 
 def _mean(summary: dict[str, Any], arm: str, metric: str) -> float:
@@ -281,15 +293,16 @@ def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
         unit = REGISTRY[metric].unit
         cells = []
         for arm in arms:
-            stat = summary["arms"][arm].get(metric) or {}
+            stat = holdout_stat(summary, arm, metric)
             mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
             cells.append(f'<td class="num">{mean}<small>{ci}</small></td>')
         rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
     return (
         "<section><h2>Key figures</h2>"
         '<p class="explain">The average over all replications for each arm, with its 95% confidence interval '
-        "underneath. Money is in the scenario's currency units; ROI is incremental profit divided by cost "
-        "(0 means the marketing paid for itself, below 0 it lost money).</p>"
+        "underneath (for the figures measured against the holdout, a bootstrap interval that does not "
+        "overstate a gain when the holdout is small). Money is in the scenario's currency units; ROI is "
+        "incremental profit divided by cost (0 means the marketing paid for itself, below 0 it lost money).</p>"
         f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
@@ -362,7 +375,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
             )
         )
         base += np.nan_to_num(values)
-    revenue = [summary["arms"][arm].get("incremental_revenue") or {} for arm in arms]
+    revenue = [holdout_stat(summary, arm, "incremental_revenue") for arm in arms]
     fig.add_trace(
         go.Bar(
             name="Incremental revenue (holdout estimate)",

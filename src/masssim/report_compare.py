@@ -45,6 +45,7 @@ from masssim.report import (
     _has_ci,
     _style,
     channels_section,
+    holdout_stat,
     inbound_section,
     lesson_section,
 )
@@ -292,7 +293,7 @@ def _compare_table(summary: dict[str, Any], labels: list[str]) -> str:
         unit = REGISTRY[metric].unit
         cells = []
         for label in labels:
-            stat = summary["arms"][label].get(metric) or {}
+            stat = holdout_stat(summary, label, metric)
             mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
             cells.append(f'<td class="num">{mean}<small>{ci}</small></td>')
         rows.append(f"<tr><td>{_esc(title)}<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
