@@ -31,6 +31,7 @@ from conftest import small_scenario
 from masssim.engine import sim as sim_module
 from masssim.engine.sim import ArmOutcome, ArmSimulation, build_world
 from masssim.policies.base import (
+    ARM_CHANNELS,
     FEEDBACK_KINDS,
     Feedback,
     Plan,
@@ -104,8 +105,11 @@ class _Wrapped:
         plan = h.policy.plan(wave)
         view = h.world.customers
         customer = np.asarray(plan.customer).astype(np.int64)
-        channel = np.asarray(plan.channel).astype(np.uint8)
-        reachable = view.contactable[customer] & ((view.optin[customer] >> channel) & np.uint8(1)).astype(bool)
+        channel = np.asarray(plan.channel)
+        # A row left to the arm's channel order (ARM_CHANNELS) must be reachable on one channel of it.
+        order_mask = np.uint8(sum(1 << c for c in view.channel_order))
+        bits = np.where(channel == ARM_CHANNELS, order_mask, np.uint8(1) << channel.astype(np.uint8))
+        reachable = view.contactable[customer] & ((view.optin[customer] & bits) != 0)
         h.plans.append(
             PlanRecord(
                 wave.wave_index,
@@ -317,6 +321,21 @@ def test_blind_to_latent_taste(name: str, main_runs: dict[str, Run]) -> None:
     blind = run_policy(resolve_targeting(name), main_scenario(), hide_taste=True)
     assert_same_plans(main_runs[name], blind)
     assert_same_outcome(main_runs[name], blind)
+
+
+@pytest.mark.parametrize("name", SENDERS)
+def test_mixes_channels_in_an_arm_with_a_channel_order(name: str) -> None:
+    """With ``channels`` the policy plans on the order (ARM_CHANNELS) and the engine picks the channel."""
+    scenario = small_scenario(
+        population={"customers": 3_000},
+        arms=[{"name": "arm", "policy": "random", "channels": ["messaging", "email"]}],
+    )
+    run = run_policy(resolve_targeting(name), scenario)
+    check_reachability(run)
+    assert all((p.channel == ARM_CHANNELS).all() for p in run.harness.plans)
+    metrics = run.outcome.metrics
+    assert metrics["sends_messaging"] > 0 and metrics["sends_email"] > 0
+    assert metrics["sends_messaging"] + metrics["sends_email"] == metrics["sends"]
 
 
 @pytest.mark.parametrize("name", SENDERS)

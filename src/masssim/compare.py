@@ -33,7 +33,7 @@ from masssim.experiments import (
 from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY
 from masssim.overrides import apply_overrides, describe, parse_value, split_assignment
-from masssim.results import atomic_write_text, dumps_json, pool_summary, publish_directory
+from masssim.results import atomic_write_text, dumps_json, holdout_summary, pool_summary, publish_directory
 from masssim.scenario import Scenario
 from masssim.stats import mean_ci, paired_difference
 
@@ -165,6 +165,13 @@ class CompareResult:
                 markets[variant.label] = market_section(variant.scenario, tallies)  # type: ignore[arg-type]
         if markets:
             out["markets"] = markets
+        holdout = {}
+        for label, i, arm in strategies:
+            by_arm = holdout_summary(self.replications[i], [arm], self.seed_entropy, self.variants[i].scenario)
+            if by_arm:
+                holdout[label] = by_arm[arm]
+        if holdout:
+            out["holdout"] = holdout
         return _json_ready(out)
 
     def unpaired_difference(self, label: str, metric: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from masssim.messages import SOURCES
+from masssim.scenario import CHANNEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Metric:
 SIGNED: frozenset[str] = frozenset(
     {
         "incremental_purchases",
+        "incremental_purchases_low",
+        "incremental_purchases_high",
         "incremental_purchases_true",
         "incremental_revenue",
         "incremental_revenue_true",
@@ -61,6 +64,15 @@ POOL_BOUNDS: dict[str, tuple[float | None, float | None]] = {"utilisation": (0.0
 
 def pool_bounds(figure: str) -> tuple[float | None, float | None]:
     return POOL_BOUNDS.get(figure, (0.0, None))
+
+
+# What is reported per channel: each figure gets one total per channel, named by channel_metric.
+CHANNEL_FIGURES: tuple[str, ...] = ("sends", "delivered", "reads", "clicks", "unsubscribes", "replies", "cost")
+
+
+def channel_metric(figure: str, channel: str) -> str:
+    """The name of ``figure`` (one of CHANNEL_FIGURES) counted on ``channel`` alone, e.g. clicks_messaging."""
+    return f"{figure}_{channel}"
 
 
 _METRICS: tuple[Metric, ...] = (
@@ -130,6 +142,12 @@ _METRICS: tuple[Metric, ...] = (
     Metric("purchases_treated", "purchases", "purchases of our brand by treated customers", in_timeseries=True),
     Metric("purchases_holdout", "purchases", "purchases of our brand by holdout customers", in_timeseries=True),
     Metric(
+        "holdout_buyers",
+        "customers",
+        "holdout customers who bought our brand at least once; below 5 the reading calls the holdout too small to "
+        "tell (masssim.holdout.MIN_HOLDOUT_BUYERS)",
+    ),
+    Metric(
         "attributed_purchases",
         "purchases",
         "purchases of our brand within the attribution window after a click (last-click attribution)",
@@ -149,6 +167,30 @@ _METRICS: tuple[Metric, ...] = (
         in_timeseries=True,
     ),
     Metric("cost_creatives", "currency", "production cost of the creatives put into use", in_timeseries=True),
+    Metric(
+        "channel_fallbacks",
+        "messages",
+        "planned contacts a channel of the arm's channel order did not take, passed on to the next channel "
+        "(a contact passed on twice counts twice)",
+    ),
+    # Per channel: the same figures as the totals above, for the messages of one channel (they add up to them).
+    *(
+        Metric(channel_metric(figure, channel), unit, f"{definition} on {channel}", in_timeseries=True)
+        for channel in CHANNEL_NAMES
+        for figure, unit, definition in (
+            ("sends", "messages", "messages sent (or paid impressions bought)"),
+            ("delivered", "messages", "messages delivered"),
+            ("reads", "messages", "messages actually read (true opens)"),
+            ("clicks", "clicks", "clicks on messages sent"),
+            ("unsubscribes", "opt-outs", "opt-outs caused by messages sent"),
+            ("replies", "messages", "replies to messages sent"),
+            (
+                "cost",
+                "currency",
+                "per-message or paid-media charges (creative production not included) of messages sent",
+            ),
+        )
+    ),
     # Inbound (find -> classify -> respond), per replication; all 0 when the scenario has no [inbound] table.
     Metric("inbound_volume", "messages", "mentions found over the horizon (inbound; 0 when inbound is off)"),
     Metric("inbound_needles", "messages", "mentions that truly concern the brand (ground truth; inbound)"),
@@ -269,6 +311,19 @@ _METRICS: tuple[Metric, ...] = (
         "s^2 the variance of purchases per customer in the treated (T) and holdout (H) groups",
         "derived",
     ),
+    Metric(
+        "incremental_purchases_low",
+        "purchases",
+        "lower end of the 95% bootstrap-t interval of incremental_purchases within one replication, resampling "
+        "the customers of the treated and holdout groups (each tail near 2.5% even at small holdouts)",
+        "derived",
+    ),
+    Metric(
+        "incremental_purchases_high",
+        "purchases",
+        "upper end of the 95% bootstrap-t interval of incremental_purchases within one replication",
+        "derived",
+    ),
     Metric("incremental_revenue", "currency", "incremental_purchases x price (holdout estimate)", "derived"),
     Metric("incremental_revenue_true", "currency", "incremental_purchases_true x price", "derived"),
     Metric("attributed_revenue", "currency", "attributed_purchases x price", "derived"),
@@ -387,10 +442,13 @@ def derive(
     price: float,
     margin_share: float,
     purchase_squares: tuple[float, float] = (0.0, 0.0),
+    holdout_interval: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """Every metric of one arm in one replication, from its totals. Keys follow the registry's order.
 
     ``purchase_squares``: sums of squared per-customer purchase counts in the treated and holdout groups.
+    ``holdout_interval``: the bootstrap-t interval of the holdout estimate (masssim.holdout); without it the
+    interval is the estimate itself.
     """
     t = dict(totals)
     n_t, n_h = t["customers_treated"], t["customers_holdout"]
@@ -401,6 +459,8 @@ def derive(
     t["conversation_revenue"] = t["conversation_conversions"] * price
     scale = _ratio(t["customers_treated"], t["customers_holdout"])
     t["incremental_purchases"] = t["purchases_treated"] - t["purchases_holdout"] * scale
+    low, high = holdout_interval if holdout_interval is not None else (t["incremental_purchases"],) * 2
+    t["incremental_purchases_low"], t["incremental_purchases_high"] = low, high
     t["incremental_revenue"] = t["incremental_purchases"] * price
     t["incremental_revenue_true"] = t["incremental_purchases_true"] * price
     t["attributed_revenue"] = t["attributed_purchases"] * price

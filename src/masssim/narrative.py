@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from masssim.holdout import MIN_HOLDOUT_BUYERS
 from masssim.metrics import REGISTRY
 
 
@@ -48,6 +49,25 @@ def _ci(stat: dict[str, Any], fmt: Any = money) -> str:
     return f"{fmt(stat['mean'])} (95% CI {fmt(stat['ci_low'])} to {fmt(stat['ci_high'])})"
 
 
+def _against_holdout(summary: dict[str, Any], arm: str, metric: str) -> str:
+    """A holdout estimate with its interval: the bootstrap-t one of summary["holdout"] when the summary has
+    it (each tail near 2.5% at small holdouts, masssim.holdout), else the t interval over replications."""
+    holdout = (summary.get("holdout") or {}).get(arm)
+    if holdout is None:
+        return _ci(summary["arms"][arm][metric])
+    stat = holdout[metric]
+    if holdout["too_small"]:
+        return f"{money(stat['mean'])} (the holdout is too small to give an interval: {_buyers(holdout)})"
+    return f"{money(stat['mean'])} (95% CI {money(stat['ci_low'])} to {money(stat['ci_high'])})"
+
+
+def _buyers(holdout: dict[str, Any]) -> str:
+    return (
+        f"{_counted(holdout['holdout_buyers'], 'holdout customer', 'holdout customers')} bought, "
+        f"at least {MIN_HOLDOUT_BUYERS} are needed"
+    )
+
+
 def read_summary(summary: dict[str, Any]) -> list[str]:
     """Sentences that read the result, best arm first."""
     arms: dict[str, Any] = summary["arms"]
@@ -57,15 +77,19 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
     best = ranked[0]
     lines.append(
         f"Over {n} replication{'s' if n != 1 else ''}, '{best}' earned the most incremental profit: "
-        f"{_ci(arms[best]['incremental_profit'])}, on {money(arms[best]['cost_total']['mean'])} of spend."
+        f"{_against_holdout(summary, best, 'incremental_profit')}, on {money(arms[best]['cost_total']['mean'])} "
+        "of spend."
     )
     for arm in ranked:
         m = arms[arm]
         lines.append(
-            f"'{arm}': incremental revenue {_ci(m['incremental_revenue'])} measured against the holdout "
-            f"(the simulator's true figure: {money(m['incremental_revenue_true']['mean'])}); "
+            f"'{arm}': incremental revenue {_against_holdout(summary, arm, 'incremental_revenue')} measured "
+            f"against the holdout (the simulator's true figure: {money(m['incremental_revenue_true']['mean'])}); "
             f"ROI {m['roi']['mean']:.2f}; click rate {100 * m['click_rate']['mean']:.2f}% of delivered."
         )
+        holdout = read_holdout(arm, (summary.get("holdout") or {}).get(arm))
+        if holdout:
+            lines.append(holdout)
     baseline = summary["baseline_arm"]
     for arm, diffs in summary.get("differences_vs_baseline", {}).items():
         d = diffs["incremental_profit"]
@@ -104,6 +128,30 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
             f"clicks but only {caused} were truly incremental, because many clickers would have bought anyway."
         )
     return lines
+
+
+def read_holdout(arm: str, holdout: dict[str, Any] | None) -> str | None:
+    """Whether the holdout shows that ``arm`` changed purchases: judged on the bootstrap-t interval of the
+    mean holdout estimate (masssim.holdout), whose tails stay near 2.5% at small holdouts; with fewer than
+    MIN_HOLDOUT_BUYERS holdout buyers in all, the holdout is too small to tell. None for a summary written
+    before these figures existed."""
+    if holdout is None:
+        return None
+    if holdout["too_small"]:
+        return f"The holdout is too small to tell whether '{arm}' changed purchases: {_buyers(holdout)}."
+    stat = holdout["incremental_purchases"]
+    low, high = stat["ci_low"], stat["ci_high"]
+    verdict = (
+        "clearly added purchases"
+        if low > 0
+        else "clearly lost purchases"
+        if high < 0
+        else "cannot be told apart from no effect"
+    )
+    return (
+        f"Against the holdout, '{arm}' {verdict}: {count(low)} to {count(high)} extra purchases per replication "
+        "(95% bootstrap-t interval, which does not overstate a gain at small holdouts)."
+    )
 
 
 def read_sweep(

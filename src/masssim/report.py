@@ -20,10 +20,10 @@ from plotly.subplots import make_subplots
 
 from masssim.lessons import Source, read_lesson
 from masssim.messages import SOURCES
-from masssim.metrics import REGISTRY
+from masssim.metrics import REGISTRY, channel_metric
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
 from masssim.report_market import market_html
-from masssim.scenario import Scenario
+from masssim.scenario import CHANNEL_NAMES, Scenario
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
     ("incremental_profit", "Incremental profit (holdout estimate)"),
@@ -142,12 +142,24 @@ def _fmt(value: Any, unit: str) -> str:
 def _fmt_ci(stat: dict[str, Any], unit: str) -> str:
     low, high = _finite(stat.get("ci_low")), _finite(stat.get("ci_high"))
     if low is None or high is None:
-        return "no interval (one replication)"
+        return str(stat.get("note", "no interval (one replication)"))
     return f"95% CI {_fmt(low, unit)} to {_fmt(high, unit)}"
 
 
 def _colors(arms: list[str]) -> dict[str, str]:
     return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
+
+
+def holdout_stat(summary: dict[str, Any], arm: str, metric: str) -> dict[str, Any]:
+    """The figure's mean and interval as the reading gives them: for a holdout estimate, the bootstrap-t
+    interval of the summary's ``holdout`` block (masssim.holdout) when there is one, else the metric's own."""
+    stat = summary["arms"][arm].get(metric) or {}
+    holdout = (summary.get("holdout") or {}).get(arm)
+    if holdout is None or metric not in holdout:
+        return stat
+    if holdout["too_small"]:
+        return {"mean": holdout[metric]["mean"], "note": "holdout too small for an interval"}
+    return holdout[metric]
 
 
 def _mean(summary: dict[str, Any], arm: str, metric: str) -> float:
@@ -282,15 +294,16 @@ def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
         unit = REGISTRY[metric].unit
         cells = []
         for arm in arms:
-            stat = summary["arms"][arm].get(metric) or {}
+            stat = holdout_stat(summary, arm, metric)
             mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
             cells.append(f'<td class="num">{mean}<small>{ci}</small></td>')
         rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
     return (
         "<section><h2>Key figures</h2>"
         '<p class="explain">The average over all replications for each arm, with its 95% confidence interval '
-        "underneath. Money is in the scenario's currency units; ROI is incremental profit divided by cost "
-        "(0 means the marketing paid for itself, below 0 it lost money).</p>"
+        "underneath (for the figures measured against the holdout, a bootstrap interval that does not "
+        "overstate a gain when the holdout is small). Money is in the scenario's currency units; ROI is "
+        "incremental profit divided by cost (0 means the marketing paid for itself, below 0 it lost money).</p>"
         f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
@@ -363,7 +376,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
             )
         )
         base += np.nan_to_num(values)
-    revenue = [summary["arms"][arm].get("incremental_revenue") or {} for arm in arms]
+    revenue = [holdout_stat(summary, arm, "incremental_revenue") for arm in arms]
     fig.add_trace(
         go.Bar(
             name="Incremental revenue (holdout estimate)",
@@ -416,6 +429,60 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
         f"{ci_note} Only the gross margin ({100 * margin:g}% of revenue) is profit, so an arm makes money "
         f"only when its green bar is more than {1 / margin:.3g} times as tall as its cost bar.</p>"
         f"{_div(fig)}</section>"
+    )
+
+
+CHANNEL_ROWS: tuple[tuple[str, str], ...] = (
+    ("sends", "Sent"),
+    ("delivered", "Delivered"),
+    ("reads", "Actually read"),
+    ("clicks", "Clicked"),
+    ("unsubscribes", "Unsubscribed"),
+    ("replies", "Replied"),
+    ("cost", "Cost (sending or media)"),
+)
+
+
+def channels_section(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
+    """Per channel: what each arm sent there and what came back (the arms' channel mixes side by side).
+    Shown when the run used more than one channel; with one, the totals above say it all."""
+    used = [c for c in CHANNEL_NAMES if any(_mean(summary, arm, channel_metric("sends", c)) > 0 for arm in arms)]
+    if len(used) < 2:
+        return ""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Messages sent", "Clicks"], horizontal_spacing=0.12)
+    for i, c in enumerate(used):
+        for col, figure in enumerate(("sends", "clicks"), start=1):
+            fig.add_trace(
+                go.Bar(
+                    name=c,
+                    x=arms,
+                    y=[_mean(summary, arm, channel_metric(figure, c)) for arm in arms],
+                    marker={"color": PALETTE[(i + 3) % len(PALETTE)]},
+                    legendgroup=c,
+                    showlegend=col == 1,
+                    hovertemplate=f"%{{x}}<br>{c}: %{{y:,.0f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    _style(fig, height=380, barmode="stack")
+    head = "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
+    rows = []
+    for c in used:
+        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">{_esc(c)}</th></tr>')
+        for figure, label in CHANNEL_ROWS:
+            metric = channel_metric(figure, c)
+            cells = "".join(_stat_cell(summary, arm, metric) for arm in arms)
+            rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{cells}</tr>")
+    return (
+        "<section><h2>By channel</h2>"
+        '<p class="explain">Where each arm\'s messages went and what came back, channel by channel. An arm with '
+        "a channel order sends each customer on the first channel of the order that can take them (opted in, "
+        "under its weekly cap, with capacity and budget left) and falls back to the next otherwise; the bars "
+        "show the mix that resulted. The channels add up to the totals above.</p>"
+        f"{_div(fig)}"
+        f"<details><summary>Per-channel figures (table)</summary><table><thead><tr><th>Channel and figure</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details></section>"
     )
 
 
@@ -907,6 +974,7 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
         _key_figures(summary, arms),
         _funnel(summary, arms, colors),
         _costs(summary, scenario, arms),
+        channels_section(summary, arms, colors),
     ]
     if len(arms) > 1 and summary.get("differences_vs_baseline"):
         sections.append(_differences(summary, arms, colors))

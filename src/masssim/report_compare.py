@@ -44,6 +44,8 @@ from masssim.report import (
     _fmt_ci,
     _has_ci,
     _style,
+    channels_section,
+    holdout_stat,
     inbound_section,
     lesson_section,
 )
@@ -291,7 +293,7 @@ def _compare_table(summary: dict[str, Any], labels: list[str]) -> str:
         unit = REGISTRY[metric].unit
         cells = []
         for label in labels:
-            stat = summary["arms"][label].get(metric) or {}
+            stat = holdout_stat(summary, label, metric)
             mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
             cells.append(f'<td class="num">{mean}<small>{ci}</small></td>')
         rows.append(f"<tr><td>{_esc(title)}<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
@@ -630,6 +632,7 @@ def render_comparison(summary: dict[str, Any]) -> str:
         _compare_table(summary, labels),
         _means_chart(summary, labels, colors),
         _compare_differences(summary, labels),
+        channels_section(summary, labels, colors),
     ]
     inbound = [_compare_inbound(summary, labels, colors)]
     # A comparison of inbound settings shows the desk first: that is what it compares.

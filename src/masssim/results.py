@@ -38,10 +38,14 @@ import tomli_w
 
 from masssim.engine.sim import ArmOutcome
 from masssim.errors import ScenarioError
+from masssim.holdout import MIN_HOLDOUT_BUYERS, buyers, pooled_bootstrap_t_interval
 from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
 from masssim.scenario import NAME_PATTERN, Scenario, scenario_from_toml
 from masssim.stats import mean_ci, paired_difference
+from masssim.streams import generator, replication_sequence, root_sequence, run_level_sequence
+
+HOLDOUT_PURPOSE = 3  # run-level stream of the pooled holdout interval (never renumber; 1, 2: inbound)
 
 try:  # advisory locks tell a killed run's leftovers from a run still writing; without them nothing is removed
     import fcntl
@@ -122,6 +126,48 @@ def pool_summary(replications: list[dict[str, Any]], arms: list[str]) -> dict[st
     return out
 
 
+def holdout_summary(
+    replications: list[dict[str, Any]], arms: list[str], seed_entropy: int, scenario: Scenario
+) -> dict[str, Any]:
+    """Per arm: the mean holdout estimate over the replications with its bootstrap-t interval (masssim.holdout,
+    every replication's customers resampled within their groups), in purchases, revenue and profit, and the
+    holdout's buyers over all replications (``too_small`` below MIN_HOLDOUT_BUYERS). With one replication
+    the interval is that replication's own (incremental_purchases_low/high). The profit interval subtracts
+    the replications' mean cost, which is fixed given the replications, as the estimate's target is."""
+    out: dict[str, Any] = {}
+    for arm in arms:
+        outcomes = [rep[arm] for rep in replications]
+        found = [getattr(o, "purchase_histograms", None) for o in outcomes]
+        groups = [g for g in found if g is not None]
+        if not groups or len(groups) < len(found):
+            continue
+        if len(outcomes) == 1:
+            m = outcomes[0].metrics
+            mean, low, high = (
+                m["incremental_purchases"],
+                m["incremental_purchases_low"],
+                m["incremental_purchases_high"],
+            )
+        else:
+            rng = generator(run_level_sequence(replication_sequence(root_sequence(seed_entropy), 0), HOLDOUT_PURPOSE))
+            mean, low, high = pooled_bootstrap_t_interval(groups, rng)
+        cost = float(np.mean([o.metrics["cost_total"] for o in outcomes]))
+        price, margin = scenario.market.price, scenario.market.gross_margin_share
+        holdout_buyers = sum(buyers(h) for _, h in groups)
+        out[arm] = {
+            "incremental_purchases": {"mean": mean, "ci_low": low, "ci_high": high},
+            "incremental_revenue": {"mean": mean * price, "ci_low": low * price, "ci_high": high * price},
+            "incremental_profit": {
+                "mean": mean * price * margin - cost,
+                "ci_low": low * price * margin - cost,
+                "ci_high": high * price * margin - cost,
+            },
+            "holdout_buyers": holdout_buyers,
+            "too_small": holdout_buyers < MIN_HOLDOUT_BUYERS,
+        }
+    return out
+
+
 def _clean(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -188,6 +234,9 @@ class RunResult:
         tallies = [rep[arms[0]].market for rep in self.replications] if self.replications else []
         if tallies and all(t is not None for t in tallies):
             out["market"] = market_section(self.scenario, tallies)  # type: ignore[arg-type]
+        holdout = holdout_summary(self.replications, arms, self.seed_entropy, self.scenario)
+        if holdout:
+            out["holdout"] = holdout
         return _clean(out)
 
     @property

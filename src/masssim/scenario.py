@@ -12,6 +12,7 @@ import math
 import re
 import tomllib
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -24,6 +25,19 @@ from masssim.messages import _FieldProblem as _MessageFieldProblem
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
 YEAR_DAYS = 365.25  # the simulator's year (leap years averaged), as in the engine's clock
 MAX_PURCHASES_PER_YEAR = 365.0  # category purchases per customer per year: at most about one a day
+
+ChannelName = Literal["email", "sms", "messaging", "paid_social"]
+# A channel preference order (first choice first): each planned contact goes on the first channel that takes
+# it (see docs/model.md, "Channel mixes").
+# Distinct and non-empty are checked by _check_channel_order, which says so in words.
+ChannelOrder = list[ChannelName]
+
+
+def _check_channel_order(field: str, order: Sequence[str] | None) -> None:
+    if order is not None and not order:
+        raise _FieldProblem(field, order, "a channel order needs at least one channel")
+    if order is not None and len(set(order)) != len(order):
+        raise _FieldProblem(field, order, "each channel may appear once in a channel order")
 
 
 class _Model(BaseModel):
@@ -412,6 +426,16 @@ class ScheduleConfig(_Model):
     channel: Literal["email", "sms", "messaging", "paid_social"] = Field(
         "email", description="channel the built-in policies use"
     )
+    channels: ChannelOrder | None = Field(
+        None,
+        description="channel preference order for every arm without its own: each planned contact goes on the "
+        "first channel that takes it (opted in, under its cap, capacity and budget); replaces channel",
+    )
+
+    @model_validator(mode="after")
+    def _order_distinct(self) -> ScheduleConfig:
+        _check_channel_order("channels", self.channels)
+        return self
 
 
 class HoldoutConfig(_Model):
@@ -440,10 +464,33 @@ class Arm(BaseModel):
 
     name: str = Field(min_length=1, max_length=64, pattern=LABEL_PATTERN, description="arm label")
     policy: str = Field(min_length=1, description="registered policy name or module:attr")
+    channels: ChannelOrder | None = Field(
+        None,
+        description="this arm's channel preference order (overrides schedule.channels); the policy picks who "
+        "and what, the engine picks the channel",
+    )
+
+    @model_validator(mode="after")
+    def _order_alone(self) -> Arm:
+        _check_channel_order("channels", self.channels)
+        if self.channels is not None and "channel" in (self.model_extra or {}):
+            raise _FieldProblem(
+                "channels", self.channels, "give an arm either one channel or a channel order (channels), not both"
+            )
+        return self
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def channel_order(self, schedule: ScheduleConfig) -> list[str] | None:
+        """The arm's channel preference order: its own, else the schedule's unless the arm's policy was given
+        one channel of its own; None when the arm sends each contact on the channel its policy names."""
+        if self.channels is not None:
+            return list(self.channels)
+        if schedule.channels is not None and "channel" not in (self.model_extra or {}):
+            return list(schedule.channels)
+        return None
 
 
 def _default_arms() -> list[Arm]:

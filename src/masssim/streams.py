@@ -27,6 +27,8 @@ class Component(IntEnum):
     POLICY = 5  # per arm
     INBOUND = 6
     DECLARED = 7
+    # 12, not 8: left clear of components other branches may be adding at the same time.
+    HOLDOUT_BOOTSTRAP = 12  # per arm: resamples of the holdout interval (masssim.holdout)
 
 
 def root_sequence(seed: int | None) -> np.random.SeedSequence:

@@ -1,7 +1,9 @@
 """A wave: the engine turns a policy's plan into sends and draws every customer's response as arrays.
 
 Rules are enforced here, not trusted to the policy: holdout and opt-outs, weekly frequency caps, the
-paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Then, for
+paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Rows a
+policy leaves to the arm's channel order go on the first channel of it that takes them (docs/model.md,
+4.11). Then, for
 each send, one uniform decides delivery, reading and clicking (a conditional uniform is re-scaled rather
 than re-drawn), a second decides unsubscribing; reads also draw a normal for their delay, and pre-fetch and
 replies draw their own uniforms.
@@ -10,6 +12,7 @@ Outcomes go to :class:`~masssim.engine.events.PendingEvents` with their times.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,7 +29,8 @@ from masssim.channels import (
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
-from masssim.policies.base import Catalogue, Plan
+from masssim.metrics import channel_metric
+from masssim.policies.base import ARM_CHANNELS, Catalogue, Plan
 from masssim.population import Population
 from masssim.scenario import CHANNEL_NAMES, ChannelConfig, Scenario
 
@@ -97,8 +101,9 @@ class OutboundChannels:
     refused: dict[str, int] = field(default_factory=dict)
 
 
-def validate_plan(plan: Plan, n_customers: int, n_creatives: int) -> Plan:
-    """Check shapes, ranges and uniqueness of a plan; duplicates are a policy bug and raise."""
+def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool = False) -> Plan:
+    """Check shapes, ranges and uniqueness of a plan; duplicates are a policy bug and raise. ``mixes``: the
+    arm has a channel order, so rows may leave the channel to it (ARM_CHANNELS)."""
     customer = np.asarray(plan.customer)
     creative = np.asarray(plan.creative)
     channel = np.asarray(plan.channel)
@@ -113,8 +118,11 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int) -> Plan:
         raise PlanError("plan names a customer index outside the population")
     if creative.min() < 0 or creative.max() >= n_creatives:
         raise PlanError("plan names a creative outside the catalogue")
-    if channel.min() < 0 or channel.max() >= len(CHANNEL_NAMES):
-        raise PlanError("plan names an unknown channel index")
+    if channel.min() < (ARM_CHANNELS if mixes else 0) or channel.max() >= len(CHANNEL_NAMES):
+        raise PlanError(
+            "plan names an unknown channel index"
+            + ("" if mixes else " (ARM_CHANNELS needs an arm with a channel order)")
+        )
     seen = np.zeros(n_customers, bool)
     seen[customer] = True
     if int(seen.sum()) != n:
@@ -135,6 +143,7 @@ class OutboundSender:
         rng: np.random.Generator,
         *,
         fanatics: Fanatics | None = None,
+        channel_order: tuple[int, ...] = (),
     ) -> None:
         self.scenario = scenario
         self.population = population
@@ -173,28 +182,61 @@ class OutboundSender:
             )
             for cfg in configs
         ]
+        self.channel_order = channel_order
+        # Per-channel metric names, looked up once (the recorder is keyed by name).
+        self.channel_metrics = [
+            {figure: channel_metric(figure, name) for figure in ("sends", "delivered", "cost")}
+            for name in CHANNEL_NAMES
+        ]
         self.fanatics = fanatics
         if fanatics is not None:
             recorder.add("fanatics", fanatics.ids.shape[0])
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
-        plan = validate_plan(plan, self.population.n, self.catalogue.count)
+        plan = validate_plan(plan, self.population.n, self.catalogue.count, mixes=bool(self.channel_order))
         if len(plan) == 0:
             return
         channel = np.asarray(plan.channel)
-        for c in np.unique(channel).tolist():
+        for c in np.unique(channel).tolist():  # ascending: rows left to the arm's order (-1) go first
             rows = slice(None) if channel[0] == c and (channel == c).all() else channel == c
             audience = None if plan.audience is None else np.asarray(plan.audience)[rows]
-            self._send_channel(
-                int(c),
-                # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
-                np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False),
-                np.asarray(plan.creative)[rows].astype(np.int32, copy=False),
-                audience,
-                t_event_s,
-                day_start_s,
-            )
+            # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
+            customer = np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False)
+            creative = np.asarray(plan.creative)[rows].astype(np.int32, copy=False)
+            if c == ARM_CHANNELS:
+                self._send_in_order(customer, creative, audience, t_event_s, day_start_s)
+            else:
+                self._send_channel(int(c), customer, creative, audience, t_event_s, day_start_s)
+
+    def _send_in_order(
+        self,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        audience: np.ndarray | None,
+        t_event_s: float,
+        day_start_s: float,
+    ) -> None:
+        """Channel mixes: the first channel of the order takes, in plan order, every contact it can (opted in,
+        under its weekly cap, within the paid minimum audience, its capacity for this wave and the budget);
+        the contacts it cannot take pass, in plan order, to the next channel, and so on. The last channel
+        applies its rules as a lone channel does (dropped contacts are counted under its reason; a backlog
+        queues rather than passes on)."""
+        order = self.channel_order
+        for position, c in enumerate(order):
+            passing = position < len(order) - 1
+            rest = self._send_channel(c, customer, creative, audience, t_event_s, day_start_s, passing=passing)
+            if rest is None or rest[0].shape[0] == 0:
+                return
+            customer, creative, audience = rest
+            self.recorder.add("channel_fallbacks", customer.shape[0])
+
+    def _wave_room(self, c: int, cfg: ChannelConfig, t_event_s: float) -> int:
+        """Sends channel ``c`` can take this wave when it can pass the rest on: what it can push between the
+        wave and the next one, less the backlog still queued from earlier waves."""
+        window_s = self.scenario.schedule.wave_every_days * DAY_S
+        backlog_s = max(0.0, self.channels.free_at_s[c] - t_event_s)
+        return max(0, math.floor(cfg.capacity_per_hour * (window_s - backlog_s) / HOUR_S))
 
     def _send_channel(
         self,
@@ -204,10 +246,18 @@ class OutboundSender:
         audience: np.ndarray | None,
         t_event_s: float,
         day_start_s: float,
-    ) -> None:
+        *,
+        passing: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Send one channel's rows. With ``passing`` (a channel of an order with channels after it) the rows
+        it does not take are returned, in plan order, rather than counted as blocked (none are queued past
+        the wave's capacity)."""
         cfg = self.channels.configs[c]
         rec = self.recorder
         state = self.state
+        planned = (customer, creative, audience)
+        # Positions in the planned rows of the rows still taken (only tracked when the rest passes on).
+        taken = np.arange(customer.shape[0]) if passing else None
 
         # 1. Holdout and opt-outs.
         # 2. Weekly frequency cap.
@@ -215,11 +265,13 @@ class OutboundSender:
         ok, unreachable, capped = kernels.sendable(
             customer, self.contactable, state.optin, week, c, cfg.frequency_cap_per_week
         )
-        rec.add("blocked_not_reachable", unreachable)
-        rec.add("blocked_frequency_cap", capped)
+        if not passing:
+            rec.add("blocked_not_reachable", unreachable)
+            rec.add("blocked_frequency_cap", capped)
         if not ok.all():
             customer, creative = customer[ok], creative[ok]
             audience = None if audience is None else audience[ok]
+            taken = None if taken is None else taken[ok]
 
         # 3. Price per contact; paid platforms refuse small audiences and charge more for narrow ones.
         if cfg.paid:
@@ -227,11 +279,21 @@ class OutboundSender:
             _, inverse, sizes = np.unique(ad_set, return_inverse=True, return_counts=True)
             size = sizes[inverse]
             big_enough = size >= cfg.min_audience
-            rec.add("refused_small_audience", int((~big_enough).sum()))
+            if not passing:
+                rec.add("refused_small_audience", int((~big_enough).sum()))
             customer, creative, size = customer[big_enough], creative[big_enough], size[big_enough]
+            taken = None if taken is None else taken[big_enough]
             price = cpm_per_impression(cfg, size.astype(np.float64))
         else:
             price = None
+
+        # In an order, a channel takes only what it can push before the next wave; the rest passes on.
+        if passing:
+            room = self._wave_room(c, cfg, t_event_s)
+            if customer.shape[0] > room:
+                customer, creative = customer[:room], creative[:room]
+                price = None if price is None else price[:room]
+                taken = None if taken is None else taken[:room]
 
         # 4. Budget: contacts are funded in plan order until the money runs out.
         if self.channels.budget_left is not None and customer.shape[0]:
@@ -240,12 +302,23 @@ class OutboundSender:
             cost = np.cumsum(price) if price is not None else cfg.cost_per_send * np.arange(1, customer.shape[0] + 1)
             affordable = int(np.searchsorted(cost, self.channels.budget_left - creative_cost, side="right"))
             if affordable < customer.shape[0]:
-                rec.add("blocked_budget", customer.shape[0] - affordable)
+                if not passing:
+                    rec.add("blocked_budget", customer.shape[0] - affordable)
                 customer, creative = customer[:affordable], creative[:affordable]
                 price = None if price is None else price[:affordable]
+                taken = None if taken is None else taken[:affordable]
 
+        rest = None
+        if taken is not None:
+            not_taken = np.ones(planned[0].shape[0], bool)
+            not_taken[taken] = False
+            rest = (
+                planned[0][not_taken],
+                planned[1][not_taken],
+                None if planned[2] is None else planned[2][not_taken],
+            )
         if customer.shape[0] == 0:
-            return
+            return rest
 
         # 5. When each send can leave: local send hour, quiet hours, then the channel's capacity.
         schedule = self._send_schedule(cfg, customer, t_event_s, day_start_s, c)
@@ -293,14 +366,19 @@ class OutboundSender:
                 block_price = None if block_price is None else block_price[within]
             if block_customer.shape[0] == 0:
                 continue
+            names = self.channel_metrics[c]
             if block_price is not None:
                 rec.add_sorted_events("cost_media", departure, block_price)
+                rec.add_sorted_events(names["cost"], departure, block_price)
                 self._spend(float(block_price.sum()))
             else:
                 rec.add_sorted_events("cost_sends", departure, each=cfg.cost_per_send)
+                rec.add_sorted_events(names["cost"], departure, each=cfg.cost_per_send)
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_sorted_events("sends", departure)
+            rec.add_sorted_events(names["sends"], departure)
             self._respond(c, cfg, block_customer, block_creative, departure, week)
+        return rest
 
     def _fanatic_diagnostics(self, customer: np.ndarray, creative: np.ndarray, clicked: np.ndarray) -> None:
         """Count sends to fanatics, those of a creative at least as fitting as the catalogue's best for
@@ -409,6 +487,7 @@ class OutboundSender:
         d_at = delivered_at if d_idx is None else delivered_at[d_idx]
         arrived = int(np.searchsorted(d_at, self.horizon_s, side="right"))
         self.recorder.add_sorted_events("delivered", d_at[:arrived])
+        self.recorder.add_sorted_events(self.channel_metrics[c]["delivered"], d_at[:arrived])
         if self.report_deliveries:
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]

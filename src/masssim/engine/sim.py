@@ -35,9 +35,18 @@ from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.market import MarketCounts, MarketTally, market_window_days
-from masssim.metrics import derive
-from masssim.policies.base import FEEDBACK_KINDS, Catalogue, CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.metrics import channel_metric, derive
+from masssim.policies.base import (
+    ARM_CHANNELS,
+    FEEDBACK_KINDS,
+    Catalogue,
+    CustomerView,
+    Feedback,
+    PolicyWorld,
+    WaveContext,
+)
 from masssim.policies.registry import params_model, resolve_targeting
 from masssim.population import Population, generate_population
 from masssim.scenario import CHANNEL_NAMES, Scenario
@@ -68,6 +77,9 @@ class ArmOutcome:
     # Every brand's buying in the world without marketing (masssim.market): the same for every arm of a
     # replication, so only the first arm tallies it; None for the others.
     market: MarketCounts | None = None
+    # Customers by number of purchases of our brand, (treated, holdout): the pooled holdout interval of a
+    # run's summary resamples them (masssim.holdout). A few dozen integers.
+    purchase_histograms: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
@@ -122,6 +134,7 @@ class ArmSimulation:
         self.scenario = scenario
         self.world = world
         self.arm = scenario.arms[arm_index]
+        self.arm_index = arm_index
         pop = world.population
         self.horizon_s = scenario.horizon_days * DAY_S
         response = scenario.response
@@ -140,6 +153,8 @@ class ArmSimulation:
             MarketTally(pop.n, pop.brand_prob.shape[1], market_window_days(scenario) * DAY_S) if tally_market else None
         )
         self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
+        order = self.arm.channel_order(scenario.schedule)
+        self.channel_order = () if order is None else tuple(CHANNEL_NAMES.index(name) for name in order)
         self.sender = OutboundSender(
             scenario,
             pop,
@@ -150,7 +165,13 @@ class ArmSimulation:
             self.recorder,
             self.rng,
             fanatics=world.fanatics,
+            channel_order=self.channel_order,
         )
+        # Per-channel names of the outcomes counted when released: figure -> one name per channel index.
+        self.channel_names = {
+            figure: [channel_metric(figure, name) for name in CHANNEL_NAMES]
+            for figure in ("reads", "clicks", "unsubscribes", "replies")
+        }
         self.window_s = scenario.attribution.window_days * DAY_S
         channels = scenario.channels.by_name()
         self.adstock_per_open = np.array([channels[c].adstock_per_open for c in CHANNEL_NAMES], np.float32)
@@ -181,6 +202,7 @@ class ArmSimulation:
             continuous_observables=int(pop.crm_scores.shape[1]) if pop.crm_scores.ndim == 2 else 0,
             declared_row=declared_row,
             declared_taste=declared_taste,
+            channel_order=self.channel_order,
         )
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
@@ -192,7 +214,8 @@ class ArmSimulation:
                 # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
                 catalogue=self.catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
-                default_channel=CHANNEL_NAMES.index(scenario.schedule.channel),
+                # With a channel order the policy's default channel is the order itself (the engine picks).
+                default_channel=ARM_CHANNELS if self.channel_order else CHANNEL_NAMES.index(scenario.schedule.channel),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=generator(component_sequence(seq, Component.POLICY, arm_index)),
@@ -238,14 +261,18 @@ class ArmSimulation:
             for name, value in totals.items():
                 self.recorder.add(name, value)
         market = self.scenario.market
+        histograms, holdout_interval = self._holdout_interval()
         metrics = derive(
             self.recorder.totals,
             price=market.price,
             margin_share=market.gross_margin_share,
             purchase_squares=self._purchase_squares(),
+            holdout_interval=holdout_interval,
         )
         counts = self.market_tally.finish() if self.market_tally is not None else None
-        return ArmOutcome(metrics=metrics, series=self.recorder.series, pools=pools, market=counts)
+        return ArmOutcome(
+            metrics=metrics, series=self.recorder.series, pools=pools, market=counts, purchase_histograms=histograms
+        )
 
     def _reach_metrics(self) -> None:
         """Who was contacted: distinct customers, and sends to light and non-buyers of our brand (p_i0 below
@@ -263,6 +290,19 @@ class ArmSimulation:
         counts = self.state.purchases.astype(np.float64)
         treated = self.world.contactable
         return float(np.dot(counts[treated], counts[treated])), float(np.dot(counts[~treated], counts[~treated]))
+
+    def _holdout_interval(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
+        """The histograms of purchases per customer in the treated and holdout groups, and the bootstrap-t
+        interval of the holdout estimate from them (masssim.holdout); counts the holdout's buyers."""
+        counts = self.state.purchases
+        held_out = ~self.world.contactable
+        everyone = purchase_histogram(counts)
+        holdout = purchase_histogram(counts[held_out])
+        treated = everyone.copy()
+        treated[: holdout.shape[0]] -= holdout
+        self.recorder.add("holdout_buyers", buyers(holdout))
+        rng = generator(component_sequence(self.world.replication_seq, Component.HOLDOUT_BOOTSTRAP, self.arm_index))
+        return (treated, holdout), bootstrap_t_interval(treated, holdout, rng)
 
     def _wave_event_time(self, day: int) -> float:
         schedule = self.scenario.schedule
@@ -312,14 +352,20 @@ class ArmSimulation:
         feedback = Feedback(time_s=t1)
 
         def count(metric: str, kind: str) -> None:
-            rec.add_in_day(metric, day, events[kind]["customer"].shape[0])
+            channel = events[kind]["channel"]
+            rec.add_in_day(metric, day, channel.shape[0])
+            # Per channel too: a bincount over a bucket's events (a handful of channels, one pass).
+            names = self.channel_names[metric]
+            for c, n in enumerate(np.bincount(channel, minlength=len(names)).tolist()):
+                if n:
+                    rec.add_in_day(names[c], day, n)
 
         if "read" in events:
             e = events["read"]
             count("reads", "read")
             state.adstock.add(e["customer"], e["time_s"], self.adstock_per_open[e["channel"]])
         if "open" in events:
-            count("opens_recorded", "open")
+            rec.add_in_day("opens_recorded", day, events["open"]["customer"].shape[0])
             increment(state.opens, events["open"]["customer"])
         if "click" in events:
             e = events["click"]

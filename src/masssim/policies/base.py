@@ -15,6 +15,11 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+# The channel of a plan row that leaves the choice to the engine: it goes on the first channel of the arm's
+# channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its
+# policy this as ``PolicyWorld.default_channel``, so every policy that sends on the default channel mixes.
+ARM_CHANNELS = -1
+
 
 class PolicyParams(BaseModel):
     """Base of every policy's parameter model: strict, unknown keys rejected."""
@@ -49,9 +54,15 @@ class CustomerView:
     # Rows are only ever appended (conversations capture taste during the run); the version goes up each
     # time declared_row / declared_taste change, so a policy can cache what it derives from them.
     declared_version: int = 0
+    # The arm's channel preference order (channel indices), empty when the arm has none.
+    channel_order: tuple[int, ...] = ()
 
     def reachable(self, channel: int) -> np.ndarray:
-        """Bool mask: may be contacted on ``channel`` now (not held out, opted in)."""
+        """Bool mask: may be contacted on ``channel`` now (not held out, opted in). For ``ARM_CHANNELS``: on
+        at least one channel of the arm's order."""
+        if channel == ARM_CHANNELS:
+            mask = np.uint8(sum(1 << c for c in self.channel_order))
+            return self.contactable & ((self.optin & mask) != 0)
         return self.contactable & ((self.optin >> np.uint8(channel)) & np.uint8(1)).astype(bool)
 
 
@@ -162,7 +173,7 @@ class Plan:
 
     customer: np.ndarray  # int64 customer indices, each at most once per wave
     creative: np.ndarray  # int32 index into the catalogue
-    channel: np.ndarray  # int8 channel index
+    channel: np.ndarray  # int8 channel index, or ARM_CHANNELS: the engine picks from the arm's order
     audience: np.ndarray | None = None  # int64 ad-set id for paid media (default: the creative)
 
     @classmethod
