@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -75,8 +76,15 @@ TRIALS = 2_000
 # Cases whose skew is moderate: there the interval must cover at about the nominal rate. The exponential
 # and the skewed share near 0 are harder (the t interval covers 84-89% of the time at n = 3-10); there the
 # test only asks that the bounded interval does better than the t interval (next test).
-MODERATE = {"share near 1, tight", "share in the middle", "share of 50 trials", "count, Poisson(2)",
-            "time, gamma k=4", "symmetric, far from 0", "share near 1, skewed"}
+MODERATE = {
+    "share near 1, tight",
+    "share in the middle",
+    "share of 50 trials",
+    "count, Poisson(2)",
+    "time, gamma k=4",
+    "symmetric, far from 0",
+    "share near 1, skewed",
+}
 
 
 def _coverage(name: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,3 +200,11 @@ def test_run_summary_intervals_never_leave_the_metric_range() -> None:
         s = summary["arms"]["a"][m]
         assert low is None or s["ci_low"] >= low, m
         assert high is None or s["ci_high"] <= high, m
+
+
+def test_an_unbounded_value_gives_a_mean_and_no_interval() -> None:
+    # A replication whose bootstrap interval has an infinite end (masssim.holdout): no inf - inf spread.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = mean_ci([math.inf, math.inf, 3.0])
+    assert s["mean"] == math.inf and s["ci_low"] is None and s["ci_high"] is None and s["n"] == 3

@@ -87,7 +87,9 @@ def mean_ci(
     x = np.asarray(values, dtype=np.float64)
     n = int(x.shape[0])
     mean = float(x.mean()) if n else math.nan
-    if n < 2:
+    # An infinite value (an interval end the bootstrap could not bound, masssim.holdout) has a mean but no
+    # spread: no interval rather than one computed from inf - inf.
+    if n < 2 or not np.all(np.isfinite(x)):
         return {"mean": mean, "ci_low": None, "ci_high": None, "halfwidth": None, "std_error": None, "n": n}
     se = float(x.std(ddof=1) / math.sqrt(n))
     q = _t_quantile(confidence, n - 1)
