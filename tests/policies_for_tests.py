@@ -7,8 +7,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from masssim.config.schema import CHANNEL_NAMES
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
-from masssim.scenario import CHANNEL_NAMES
 
 
 class RecordingParams(PolicyParams):

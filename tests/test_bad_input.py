@@ -16,7 +16,7 @@ import pytest
 
 import masssim
 from masssim.cli import main
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 OK = 'name = "bad_input"\nreplications = 2\nhorizon_days = 2\n[population]\ncustomers = 500\n'
 

@@ -13,7 +13,7 @@ from masssim.bench import BenchConfig, run_bench
 from masssim.bench.metrics import nearest_rank
 from masssim.bench.schedule import poisson_times, server_schedule
 from masssim.bench.targets import Reply
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 # A shared 2-core machine: allow the generator 50 ms of lateness where the test is not about lateness.
 FAST = {"samples": 300, "seed": 11, "warmup_s": 0.0, "max_lateness_s": 0.05}

@@ -12,7 +12,7 @@ import masssim
 from masssim.bench import BenchConfig, run_bench
 from masssim.bench.calibrate import fit_service_model, write_calibration
 from masssim.cli import main
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 SCENARIO = """
 name = "calibrated"

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 import masssim
 from conftest import small_scenario
+from masssim.config.schema import CHANNEL_NAMES
 from masssim.engine.outbound import PlanError
 from masssim.engine.sim import ArmSimulation, build_world
 from masssim.metrics import CHANNEL_FIGURES, channel_metric
 from masssim.policies.base import ARM_CHANNELS, Plan
-from masssim.scenario import CHANNEL_NAMES
 from masssim.streams import replication_sequence, root_sequence
 
 CUSTOMERS = 300

@@ -14,7 +14,7 @@ from masssim.channels import (
     defer_past_quiet_hours,
     move_into_active_window,
 )
-from masssim.scenario import CHANNEL_DEFAULTS, CHANNEL_NAMES
+from masssim.config.schema import CHANNEL_DEFAULTS, CHANNEL_NAMES
 
 Z = 4.0  # tolerance in binomial standard errors: a correct model fails this with probability ~6e-5 per check
 

@@ -387,6 +387,6 @@ def test_macro_f1_skips_absent_classes_and_evaluate_masks_haystack() -> None:
 def test_intent_codes_agree_with_the_message_generator() -> None:
     """Predictions and the generator's ground truth use the same intent codes."""
     from masssim.classify.base import INTENT_NAMES
-    from masssim.message_templates import INTENTS
+    from masssim.config.mentions import INTENTS
 
     assert tuple(INTENT_NAMES) == tuple(INTENTS)

@@ -243,8 +243,8 @@ def test_individual_targeting_uses_the_taste_conversations_capture() -> None:
 
 def test_handle_times_per_intent() -> None:
     """A pool's median per predicted intent: complaints take twelve times as long as the rest here."""
+    from masssim.config.schema import PoolConfig
     from masssim.engine.conversation_loop import _handle_times
-    from masssim.scenario import PoolConfig
 
     pool = PoolConfig(
         name="human", agents=3, handle_time_median_minutes=1.0, handle_time_median_minutes_by_intent={"complaint": 12.0}
@@ -347,7 +347,7 @@ def test_users_labelled_messages_feed_the_stream_and_train_the_classifier(tmp_pa
     fitted on the other share (disjoint), and the needle share stays the scenario's."""
     from masssim.engine.conversation_loop import user_messages
     from masssim.engine.sim import build_world
-    from masssim.scenario import load_scenario
+    from masssim.scenario.load import load_scenario
     from masssim.streams import replication_sequence, root_sequence
 
     _write_messages(tmp_path / "mine.jsonl", 40, 60)
@@ -386,7 +386,7 @@ def test_users_labelled_messages_feed_the_stream_and_train_the_classifier(tmp_pa
     [((40, 1), "en", "at least 2 of each"), ((40, 40), "de", "language 'de'")],
 )
 def test_unusable_user_messages_are_named(tmp_path: Any, rows: tuple[int, int], language: str, words: str) -> None:
-    from masssim.errors import ScenarioError
+    from masssim.config.errors import ScenarioError
 
     _write_messages(tmp_path / "mine.jsonl", *rows, language=language)
     data = loop_scenario(messages={"path": str(tmp_path / "mine.jsonl")})

@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from masssim import dirichlet, streams
+from masssim.config.schema import ChannelsConfig, MarketConfig, PopulationConfig
 from masssim.population import generate_population
-from masssim.scenario import ChannelsConfig, MarketConfig, PopulationConfig
 
 Z = 4.0
 T = 0.25  # a quarter of a year

@@ -12,9 +12,10 @@ import masssim
 import masssim.experiments
 from conftest import small_scenario
 from masssim.compare import compare
+from masssim.config.overrides import parse_values
 from masssim.experiments import StopRule
-from masssim.overrides import apply_overrides, parse_values
 from masssim.results import dumps_json
+from masssim.scenario.load import apply_overrides
 
 
 def base() -> masssim.Scenario:

@@ -29,9 +29,9 @@ import pytest
 
 import masssim
 from masssim import streams
+from masssim.config.schema import CHANNEL_NAMES
 from masssim.engine.sim import ArmSimulation, build_world
 from masssim.fit.channels import channels_toml, fit_channels, read_log
-from masssim.scenario import CHANNEL_NAMES
 from masssim.streams import replication_sequence, root_sequence
 
 RECORDER = "policies_for_tests:RecordingPolicy"

@@ -25,9 +25,9 @@ from scipy import stats
 
 import masssim
 from masssim import streams
+from masssim.config.schema import ChannelsConfig, MarketConfig, PopulationConfig
 from masssim.fit.market import YEAR_DAYS, Estimate, Panel, fit_market, market_toml, read_panel
 from masssim.population import generate_population
-from masssim.scenario import ChannelsConfig, MarketConfig, PopulationConfig
 
 Z = 4.0
 DAYS = 91  # a quarter, as the published Dirichlet tables

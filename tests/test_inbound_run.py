@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import masssim
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 from masssim.metrics import INBOUND_METRICS
 from masssim.results import dumps_json
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 import masssim
+from masssim.config.schema import MarketClaim
 from masssim.lesson_market import evaluate_market, figure_problem, figure_values
-from masssim.lessons import GALLERY, evaluate, markdown, problems, read_lesson
-from masssim.scenario import MarketClaim
+from masssim.lesson_reading import evaluate, read_lesson
+from masssim.lessons import GALLERY, markdown, problems
 
 BRANDS = ["ours", "big", "small"]
 
@@ -124,7 +125,7 @@ def test_the_duplication_lesson_holds_when_run() -> None:
     problems(scenario, "duplication_of_purchase.toml")
     summary = masssim.run(scenario).summary
     source_market = summary["market"]
-    from masssim.lessons import Source
+    from masssim.lesson_reading import Source
 
     results = evaluate(scenario.lesson, Source(arms=summary["arms"], market=source_market))
     assert len(results) == len(scenario.lesson.market_claims)

@@ -8,16 +8,14 @@ from typing import Any
 import pytest
 
 import masssim
+from masssim.lesson_reading import Source, evaluate, read_lesson
 from masssim.lessons import (
     DOCS_BEGIN,
     DOCS_END,
-    Source,
     check,
     command,
-    evaluate,
     gallery_files,
     problems,
-    read_lesson,
     resolve_scenario,
     strategies,
     write_docs,

@@ -23,8 +23,8 @@ import pytest
 from scipy import stats
 
 import masssim
+from masssim.config.schema import YEAR_DAYS
 from masssim.market import MarketTally, brand_without_marketing, market_window_days
-from masssim.scenario import YEAR_DAYS
 from test_bad_input import cli, one_line_error, write
 
 QUARTER_DAYS = YEAR_DAYS / 4

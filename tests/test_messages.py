@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 from masssim.messages import (
     IRRELEVANT,
     KIND_EVERYDAY,
@@ -26,6 +26,7 @@ from masssim.messages import (
     SourceConfig,
     generate_mentions,
     load_labelled_messages,
+    load_source,
     mention_stream_from_dict,
     stranger_rate_per_hour,
     training_corpus,
@@ -275,7 +276,7 @@ def test_loader_accepts_good_files(tmp_path: Path) -> None:
         'text,relevant,intent,language\n"Office, help!",yes,support,en\nكم سعر Office؟,1,purchase,ar\nhi,no,,\n',
         encoding="utf-8",
     )
-    got = MessageSource(path="good.csv").load(base=tmp_path)
+    got = load_source(MessageSource(path="good.csv"), base=tmp_path)
     assert got.text[0] == "Office, help!" and got.language == ["en", "ar", "und"]
     assert got.intent.tolist()[:2] == [1, 2]
 

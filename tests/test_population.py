@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
+from masssim.config.schema import CHANNEL_NAMES, Brand, ChannelsConfig, MarketConfig, PopulationConfig, Region
 from masssim.population import (
     ACTIVE_START_PMF,
     PER_CUSTOMER_ARRAYS,
@@ -22,14 +23,6 @@ from masssim.population import (
     Population,
     generate_population,
     warmth_logit_moments,
-)
-from masssim.scenario import (
-    CHANNEL_NAMES,
-    Brand,
-    ChannelsConfig,
-    MarketConfig,
-    PopulationConfig,
-    Region,
 )
 
 Z = 4.0  # standard errors allowed: a correct model fails a given check with probability about 6e-5

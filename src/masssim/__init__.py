@@ -15,12 +15,13 @@ Python API::
 """
 
 from masssim.compare import CompareResult, compare
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
+from masssim.config.schema import Scenario
 from masssim.experiments import StopRule, run
 from masssim.lessons import resolve_scenario
 from masssim.results import RunResult
 from masssim.saved import Results, load_results
-from masssim.scenario import Scenario, load_scenario, scenario_from_dict, scenario_from_toml
+from masssim.scenario.load import load_scenario, scenario_from_dict, scenario_from_toml
 from masssim.sweep import SweepResult, sweep
 
 __all__ = [

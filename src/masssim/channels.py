@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from masssim.scenario import ChannelConfig
+from masssim.config.schema import ChannelConfig
 
 HOUR_S = 3600.0
 DAY_S = 86_400.0

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from masssim.errors import ScenarioError, one_line
+from masssim.config.errors import ScenarioError, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -344,7 +344,7 @@ def fit_market(panel: Path, customers: int | None, span_days: float | None, ours
 
 
 def _parse_inflation(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
-    from masssim.scenario import CHANNEL_NAMES
+    from masssim.config.schema import CHANNEL_NAMES
 
     out: dict[str, float] = {}
     for text in values:
@@ -538,7 +538,7 @@ def _print_lesson(
     lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = (), market: dict[str, Any] | None = None
 ) -> None:
     """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
-    from masssim.lessons import Source, read_lesson
+    from masssim.lesson_reading import Source, read_lesson
 
     if lesson is None:
         return

@@ -20,7 +20,9 @@ from typing import Any
 
 import tomli_w
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
+from masssim.config.overrides import describe, parse_value, split_assignment
+from masssim.config.schema import Scenario
 from masssim.experiments import (
     Executor,
     ProgressCallback,
@@ -32,10 +34,9 @@ from masssim.experiments import (
 )
 from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY
-from masssim.overrides import apply_overrides, describe, parse_value, split_assignment
-from masssim.results import atomic_write_text, dumps_json, holdout_summary, pool_summary, publish_directory
-from masssim.scenario import Scenario
-from masssim.stats import mean_ci, paired_difference
+from masssim.results import _clean, atomic_write_text, dumps_json, holdout_summary, pool_summary, publish_directory
+from masssim.scenario.load import apply_overrides
+from masssim.stats import mean_ci, paired_difference, welch_difference
 
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")  # labels become file names: no '/' and no '..'
 
@@ -176,12 +177,12 @@ class CompareResult:
 
     def unpaired_difference(self, label: str, metric: str) -> dict[str, Any]:
         """The same difference analysed as if the runs were independent (Welch), to show what pairing buys."""
-        from masssim.stats import welch_difference
-
         return welch_difference(self.values(label, metric), self.values(self.baseline, metric))
 
     def save(self, out_dir: str | Path = "results", run_id: str | None = None) -> Path:
-        from masssim.report_compare import render_comparison
+        from masssim.report_compare import (
+            render_comparison,  # plotly is imported only when a report is written (start-up speed)
+        )
 
         name = self.variants[0].scenario.name
         run_id = run_id or f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.seed_entropy % 16**6:06x}"
@@ -199,8 +200,6 @@ class CompareResult:
 
 
 def _json_ready(data: dict[str, Any]) -> dict[str, Any]:
-    from masssim.results import _clean
-
     cleaned: dict[str, Any] = _clean(data)
     return cleaned
 

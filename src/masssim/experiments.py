@@ -27,11 +27,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from masssim.config.errors import ScenarioError
+from masssim.config.schema import Scenario
 from masssim.engine.sim import ArmOutcome, simulate_replication
-from masssim.errors import ScenarioError
 from masssim.metrics import REGISTRY
 from masssim.results import RunResult
-from masssim.scenario import Scenario
 from masssim.stats import mean_ci, relative_halfwidth
 from masssim.streams import replication_sequence, root_sequence
 

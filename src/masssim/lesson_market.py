@@ -1,6 +1,6 @@
 """Lesson claims about the market section: what a run says about every brand's buying.
 
-A market claim (masssim.scenario.MarketClaim) names a figure of the run's market section per replication
+A market claim (masssim.config.schema.MarketClaim) names a figure of the run's market section per replication
 (``duplication.ours.rival_a``: the share of our buyers who also bought rival_a) and compares it with another
 figure or a number, replication by replication. With ``sign`` it holds when the 95% CI of the difference
 excludes 0 on that side; with ``within`` when the whole 95% CI lies inside (-within, +within). The values
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from masssim.scenario import Lesson, MarketClaim
+from masssim.config.schema import Lesson, MarketClaim
 from masssim.stats import paired_difference
 
 BRAND_KINDS = ("penetration", "purchases_per_buyer", "share", "bought_a_rival")

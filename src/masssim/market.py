@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from masssim import dirichlet
-from masssim.scenario import YEAR_DAYS, Scenario
+from masssim.config.schema import YEAR_DAYS, Scenario
 from masssim.stats import mean_ci
 
 DAY_S = 86_400.0

@@ -23,10 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-INTENTS: tuple[str, ...] = ("complaint", "support", "purchase", "question", "praise", "other")
-LANGUAGES: tuple[str, ...] = ("en", "fr", "id", "ar", "te")
-VERTICALS: tuple[str, ...] = ("software", "energy_drink", "clinic")
-
 EN: dict[str, Any] = {
     "things": {
         "software": ["laptop", "update", "licence", "account"],

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from masssim.config.schema import CHANNEL_NAMES
 from masssim.messages import SOURCES
-from masssim.scenario import CHANNEL_NAMES
 
 
 @dataclass(frozen=True)

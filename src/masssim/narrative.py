@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from masssim.holdout import MIN_HOLDOUT_BUYERS
-from masssim.metrics import REGISTRY
+from masssim.metrics import INBOUND_METRICS, REGISTRY
+from masssim.stats import paired_difference, welch_difference
 
 
 def _bounds(metric: str) -> tuple[float | None, float | None]:
@@ -161,8 +162,6 @@ def read_sweep(
     and combination of the other parameters. A peak is called "inside the range" only when both neighbouring
     cells are clearly lower (paired 95% CIs: every cell uses the same seeds, so replication r of one cell
     pairs with replication r of another)."""
-    from masssim.stats import paired_difference, welch_difference
-
     if not grid or not cells:
         return []
     first = next(iter(grid))
@@ -277,8 +276,6 @@ def has_inbound(summary: dict[str, Any]) -> bool:
 
 def _inbound_groups(arms: dict[str, Any]) -> list[list[str]]:
     """Arms grouped by identical inbound figures (without replies every arm shares one stream)."""
-    from masssim.metrics import INBOUND_METRICS
-
     groups: dict[tuple[Any, ...], list[str]] = {}
     for arm, m in arms.items():
         key = tuple((m.get(name) or {}).get("mean") for name in INBOUND_METRICS)

@@ -35,7 +35,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from masssim import streams
-from masssim.scenario import CHANNEL_NAMES, ChannelConfig, MarketConfig, PopulationConfig
+from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, MarketConfig, PopulationConfig
 
 # Fixed, so that the population never depends on any setting other than the seed and the configuration.
 POPULATION_CHUNK = 1 << 20

@@ -18,12 +18,12 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from masssim.lessons import Source, read_lesson
+from masssim.config.schema import CHANNEL_NAMES, Scenario
+from masssim.lesson_reading import Source, read_lesson
 from masssim.messages import SOURCES
 from masssim.metrics import REGISTRY, channel_metric
 from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
 from masssim.report_market import market_html
-from masssim.scenario import CHANNEL_NAMES, Scenario
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
     ("incremental_profit", "Incremental profit (holdout estimate)"),

@@ -20,7 +20,9 @@ from plotly.colors import hex_to_rgb
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from masssim.lessons import Source, read_lesson
+from masssim.config.overrides import _show
+from masssim.config.schema import Scenario
+from masssim.lesson_reading import Source, read_lesson
 from masssim.metrics import REGISTRY
 from masssim.narrative import (
     has_inbound,
@@ -30,7 +32,6 @@ from masssim.narrative import (
     read_sweep,
     read_sweep_arms,
 )
-from masssim.overrides import _show
 from masssim.report import (
     CSS,
     DIFFERENCES,
@@ -49,7 +50,6 @@ from masssim.report import (
     inbound_section,
     lesson_section,
 )
-from masssim.scenario import Scenario
 from masssim.stats import welch_difference
 
 # The per-strategy charts of a comparison: metric and subplot title (the differences use DIFFERENCES).

@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from masssim.engine.sim import ArmOutcome
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
+from masssim.config.schema import NAME_PATTERN, Scenario
+from masssim.engine.outcome import ArmOutcome
 from masssim.holdout import MIN_HOLDOUT_BUYERS, buyers, pooled_bootstrap_t_interval
 from masssim.market import market_section
 from masssim.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
-from masssim.scenario import NAME_PATTERN, Scenario, scenario_from_toml
+from masssim.scenario.load import scenario_from_toml
 from masssim.stats import mean_ci, paired_difference
 from masssim.streams import generator, replication_sequence, root_sequence, run_level_sequence
 

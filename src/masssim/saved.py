@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 from masssim.metrics import REGISTRY
+from masssim.results import atomic_write_text, load_run
+from masssim.scenario.load import scenario_from_toml
+from masssim.sweep import load_sweep
 
 Kind = Literal["run", "comparison", "sweep"]
 
@@ -45,29 +48,30 @@ def _read_json(path: Path) -> dict[str, Any]:
 def rebuild_report(folder: str | Path, metric: str | None = None) -> Path:
     """Write ``report.html`` of a saved run, comparison or sweep again from what was saved; its path.
     ``metric``: the metric a sweep report is read on (default as in masssim sweep)."""
-    from masssim.results import atomic_write_text
-
     folder = Path(folder)
     kind = kind_of(folder)
     if metric is not None and metric not in REGISTRY:
         raise ScenarioError("unknown metric", file="--metric", value=metric, allowed="a metric of docs/model.md §7")
     try:
         if kind == "sweep":
-            from masssim.report_compare import render_sweep
-            from masssim.scenario import scenario_from_toml
-            from masssim.sweep import load_sweep
+            from masssim.report_compare import (
+                render_sweep,  # plotly is imported only when a report is written (start-up speed)
+            )
 
             swept = load_sweep(folder)
             toml = folder / "scenario.toml"
             base = scenario_from_toml(toml.read_text(encoding="utf-8"), file=str(toml))
             page = render_sweep(swept.grid, swept.cells, base, metric)
         elif kind == "comparison":
-            from masssim.report_compare import render_comparison
+            from masssim.report_compare import (
+                render_comparison,  # plotly is imported only when a report is written (start-up speed)
+            )
 
             page = render_comparison(_read_json(folder / "summary.json"))
         else:
-            from masssim.report import render_report
-            from masssim.results import load_run
+            from masssim.report import (
+                render_report,  # plotly is imported only when a report is written (start-up speed)
+            )
 
             summary, columns, scenario = load_run(folder)
             page = render_report(summary, columns, scenario)
@@ -142,8 +146,6 @@ def load_results(folder: str | Path) -> Results:
     kind = kind_of(folder)
     out = Results(kind, folder)
     if kind == "sweep":
-        from masssim.sweep import load_sweep
-
         swept = load_sweep(folder)
         for cell in swept.cells:
             extra = {"cell": cell["index"], **{path: cell["overrides"][path] for path in swept.grid}}
@@ -151,8 +153,6 @@ def load_results(folder: str | Path) -> Results:
         return out
     _rows(_read_json(folder / "summary.json").get("arms") or {}, {}, out)
     if kind == "run":
-        from masssim.results import load_run
-
         _, columns, _ = load_run(folder)
         names = list(columns)
         length = len(columns[names[0]]) if names else 0

@@ -25,7 +25,9 @@ from typing import Any
 
 import tomli_w
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
+from masssim.config.overrides import describe, parse_values, split_assignment
+from masssim.config.schema import Scenario
 from masssim.experiments import (
     Executor,
     ProgressCallback,
@@ -36,9 +38,8 @@ from masssim.experiments import (
     resolve_entropy,
 )
 from masssim.metrics import ALL, REGISTRY
-from masssim.overrides import apply_overrides, describe, parse_values, split_assignment
-from masssim.results import atomic_write_text, check_output_dir, dumps_json
-from masssim.scenario import Scenario
+from masssim.results import atomic_write_text, check_output_dir, dumps_json, table_csv
+from masssim.scenario.load import apply_overrides
 from masssim.stats import mean_ci, paired_difference
 
 SPEC_VERSION = 1
@@ -302,8 +303,7 @@ def _run_fixed(
 
 
 def _write_outputs(result: SweepResult, base: Scenario, metric: str | None = None) -> None:
-    from masssim.report_compare import render_sweep
-    from masssim.results import table_csv
+    from masssim.report_compare import render_sweep  # plotly is imported only when a report is written (start-up speed)
 
     rows = result.rows()
     atomic_write_text(result.directory / "sweep.csv", table_csv(rows))

@@ -15,10 +15,7 @@ the points and what was measured. A scenario's ``[inbound.core]`` uses it with `
 
 from __future__ import annotations
 
-import json
-import math
 import time
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +24,11 @@ import numpy as np
 
 from masssim.bench.corpus import Corpus
 from masssim.bench.targets import Target, TargetFailure
-from masssim.errors import show_value
-from masssim.scenario import drop_none
 
-FORMAT = "masssim core calibration"
-VERSION = 1
-REQUIRED = ("a_s", "b_s")
-OPTIONAL_INT = {"replicas": (1, 10_000), "batch_size": (1, 100_000)}
+# The file format (and its reader, which scenarios use) is configuration: masssim.config.calibration.
+from masssim.config.calibration import FORMAT, VERSION
+from masssim.config.schema import drop_none
+from masssim.results import atomic_write_text, dumps_json
 
 
 def fit_service_model(batch: np.ndarray, service_s: np.ndarray) -> tuple[float, float, float]:
@@ -136,8 +131,6 @@ def calibration_document(measured: dict[str, Any], *, target: str, batch_size: i
 
 def write_calibration(path: str | Path, document: dict[str, Any]) -> Path:
     """Write atomically, TOML for a ``.toml`` name, else JSON."""
-    from masssim.results import atomic_write_text, dumps_json
-
     path = Path(path)
     if path.suffix.lower() == ".toml":
         import tomli_w
@@ -146,53 +139,3 @@ def write_calibration(path: str | Path, document: dict[str, Any]) -> Path:
     else:
         atomic_write_text(path, dumps_json(document))
     return path
-
-
-class CalibrationProblem(ValueError):
-    """A problem with a calibration file: ``key`` is the offending key in the file (or None)."""
-
-    def __init__(self, file: str, key: str | None, message: str) -> None:
-        self.file = file
-        self.key = key
-        where = f"{file}: {key}" if key else file
-        super().__init__(f"calibration file {where}: {message}")
-
-
-def read_calibration(path: str | Path) -> dict[str, Any]:
-    """The core fields of a calibration file: ``a_s``, ``b_s`` and, if present, ``replicas``, ``batch_size``."""
-    path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise CalibrationProblem(
-            file, None, "not found (write one with `masssim bench --scenario offline --calibrate`)"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationProblem(file, None, f"cannot be read ({exc})") from None
-    try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
-        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise CalibrationProblem(file, None, f"is not valid {kind} ({reason})") from None
-    if not isinstance(data, dict):
-        raise CalibrationProblem(file, None, "must be a table/object with a_s and b_s")
-    out: dict[str, Any] = {}
-    for key in REQUIRED:
-        if key not in data:
-            raise CalibrationProblem(file, key, "missing (required: a_s and b_s, seconds)")
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise CalibrationProblem(file, key, f"must be a number of seconds (got {show_value(value)})")
-        if not 0 <= value <= 3600:
-            raise CalibrationProblem(file, key, f"must be in [0, 3600] seconds (got {show_value(value)})")
-        out[key] = float(value)
-    for key, (low, high) in OPTIONAL_INT.items():
-        if data.get(key) is None:
-            continue
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise CalibrationProblem(file, key, f"must be a whole number in [{low}, {high}] (got {show_value(value)})")
-        out[key] = value
-    return out

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 
 def parse_params(text: str | None, where: str) -> dict[str, Any]:

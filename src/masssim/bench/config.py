@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 SCENARIOS: tuple[str, ...] = ("offline", "server", "single-stream")
 WHERE = "masssim bench"

@@ -48,7 +48,7 @@ def synthetic_corpus(
 
 
 def file_corpus(path: str | Path) -> Corpus:
-    """A user's labelled messages (raises :class:`~masssim.errors.ScenarioError` naming the file and row)."""
+    """A user's labelled messages (raises :class:`~masssim.config.errors.ScenarioError` naming the file and row)."""
     labelled = load_labelled_messages(path)
     return Corpus(labelled.text, labelled.relevant.copy(), labelled.intent.copy(), f"file {Path(path).name}")
 

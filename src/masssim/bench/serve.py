@@ -28,7 +28,7 @@ from masssim.bench.corpus import training_set
 from masssim.bench.targets import labels_json
 from masssim.classify.base import Classifier
 from masssim.classify.registry import build_classifier
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 HOST = "127.0.0.1"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20

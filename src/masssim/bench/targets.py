@@ -6,7 +6,7 @@ texts or raises :class:`TargetFailure` with a kind: ``timeout``, ``connection`` 
 raised, or its process died). The runner counts each failure; none is dropped.
 
 Problems known before the run starts (a malformed target, a classifier that cannot be built, nothing
-listening at the address) raise :class:`~masssim.errors.ScenarioError` instead: bad input, exit status 2.
+listening at the address) raise :class:`~masssim.config.errors.ScenarioError` instead: bad input, exit status 2.
 
 HTTP schema (``POST`` to the target URL, ``Content-Type: application/json``)::
 
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from masssim.classify.base import INTENT_NAMES, Labels, priority_from
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 FAILURE_KINDS: tuple[str, ...] = ("timeout", "connection", "http_status", "bad_response", "worker")
 WHERE = "masssim bench"

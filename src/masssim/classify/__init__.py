@@ -4,6 +4,8 @@ Built in: ``keyword`` (the naive baseline) and ``hashed`` (hashed n-grams + a li
 classifier by name or ``package.module:attr`` with :func:`resolve_classifier` / :func:`build_classifier`.
 """
 
+# Importing the built-ins runs their @register_classifier decorators: the registry itself imports no plug-in.
+from masssim.classify import hashed, keyword  # noqa: F401
 from masssim.classify.base import (
     INTENT_NAMES,
     INTENT_PRIORITY,

@@ -11,16 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from masssim.classify.base import Classifier, ClassifierParams
-from masssim.plugins import Registry
+from masssim.config.plugins import Registry
 
-
-def _load_builtins() -> None:
-    # Importing the modules runs their @register_classifier decorators.
-    import masssim.classify.hashed
-    import masssim.classify.keyword  # noqa: F401
-
-
-_REGISTRY = Registry("classifier", ClassifierParams, _load_builtins, methods=("classify",), called_as="cls(params)")
+_REGISTRY = Registry("classifier", ClassifierParams, methods=("classify",), called_as="cls(params)")
 
 
 def register_classifier(name: str) -> Callable[[Any], Any]:

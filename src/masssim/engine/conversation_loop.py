@@ -35,6 +35,7 @@ import simpy
 from masssim.channels import DAY_S
 from masssim.classify.base import Classifier, Labels, TrainableClassifier
 from masssim.classify.registry import build_classifier
+from masssim.config.schema import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
 from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
@@ -45,12 +46,13 @@ from masssim.messages import (
     LabelledMessages,
     Mentions,
     generate_mentions,
+    load_source,
     reply_messages,
     split_labelled,
     training_corpus,
 )
+from masssim.metrics import inbound_metrics
 from masssim.policies.response import build_response_policy
-from masssim.scenario import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
 from masssim.streams import Component, component_sequence, generator, run_level_sequence
 
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ def user_messages(
     cached = _USER_MESSAGES.get(key)
     if cached is None:
         rng = generator(run_level_sequence(replication_seq, SPLIT_PURPOSE))
-        cached = split_labelled(cfg.messages.load(), rng)
+        cached = split_labelled(load_source(cfg.messages), rng)
         _USER_MESSAGES[key] = cached
         if len(_USER_MESSAGES) > 2:
             _USER_MESSAGES.popitem(last=False)
@@ -424,8 +426,6 @@ class ConversationLoop:
         return figures
 
     def _totals(self, summary: dict[str, float], pools: dict[str, dict[str, float]]) -> dict[str, float]:
-        from masssim.metrics import inbound_metrics
-
         totals = inbound_metrics(summary)
         # The desk counts every conversion its conversations won; customers who had left bought nothing.
         totals["conversation_conversions"] -= self.blocked_conversions

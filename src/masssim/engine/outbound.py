@@ -26,13 +26,13 @@ from masssim.channels import (
     cpm_per_impression,
     defer_past_quiet_hours,
 )
+from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
 from masssim.metrics import channel_metric
 from masssim.policies.base import ARM_CHANNELS, Catalogue, Plan
 from masssim.population import Population
-from masssim.scenario import CHANNEL_NAMES, ChannelConfig, Scenario
 
 RESPONSE_CHUNK = 1 << 20  # rows per vectorised block: bounds temporaries, fixed so draws never depend on N
 CLICK_DELAY_MEAN_S = 120.0  # a click follows its read by about two minutes

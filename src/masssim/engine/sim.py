@@ -22,21 +22,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
 from scipy import stats as scipy_stats
 
 from masssim.channels import DAY_S, HOUR_S
+from masssim.config.schema import CHANNEL_NAMES, Scenario
 from masssim.creatives import make_catalogue
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
+from masssim.engine.outcome import ArmOutcome
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.holdout import bootstrap_t_interval, buyers, purchase_histogram
-from masssim.market import MarketCounts, MarketTally, market_window_days
+from masssim.market import MarketTally, market_window_days
 from masssim.metrics import channel_metric, derive
 from masssim.policies.base import (
     ARM_CHANNELS,
@@ -49,7 +51,6 @@ from masssim.policies.base import (
 )
 from masssim.policies.registry import params_model, resolve_targeting
 from masssim.population import Population, generate_population
-from masssim.scenario import CHANNEL_NAMES, Scenario
 from masssim.streams import Component, component_sequence, generator
 
 
@@ -65,21 +66,6 @@ class SharedWorld:
     declared_taste: np.ndarray | None  # float32 [M, d]
     fanatics: Fanatics | None = None  # diagnostics: the treated customers with the strongest taste
     inbound: InboundWorld | None = None  # the organic mention stream and the classifier, with [inbound]
-
-
-@dataclass
-class ArmOutcome:
-    metrics: dict[str, float]
-    series: np.ndarray  # [days, len(metrics.TIMESERIES)]
-    # With inbound: per responder pool (by name), its utilisation, agent_hours, conversations,
-    # false_alarm_conversations and cost (the pools are the scenario's, so they are not registry metrics).
-    pools: dict[str, dict[str, float]] = field(default_factory=dict)
-    # Every brand's buying in the world without marketing (masssim.market): the same for every arm of a
-    # replication, so only the first arm tallies it; None for the others.
-    market: MarketCounts | None = None
-    # Customers by number of purchases of our brand, (treated, holdout): the pooled holdout interval of a
-    # run's summary resamples them (masssim.holdout). A few dozen integers.
-    purchase_histograms: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:

@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
+from masssim.config.schema import CHANNEL_DEFAULTS, CHANNEL_NAMES
 from masssim.fit.table import FLAG_ALLOWED, TIME_ALLOWED, codes, parse_flag, parse_time, read_table
-from masssim.scenario import CHANNEL_DEFAULTS, CHANNEL_NAMES
 
 LOG_COLUMNS = ("customer", "channel", "sent_at", "delivered", "opened", "clicked")
 OPTIONAL_LOG_COLUMNS = ("unsubscribed", "replied")

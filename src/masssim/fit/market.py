@@ -38,7 +38,7 @@ import numpy as np
 from scipy import optimize, special
 
 from masssim import dirichlet
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 from masssim.fit.table import DATE_ALLOWED, codes, parse_date, read_table
 
 PANEL_COLUMNS = ("customer", "brand", "date")

@@ -3,7 +3,7 @@
 The first row is the header. Column names are matched exactly after trimming spaces (``customer``, not
 ``Customer``); columns the command does not use are ignored, so an export with extra columns works as it is.
 Blank rows are skipped. An error names the file and line (``panel.csv:17``), the column, the value and what
-is allowed (:class:`~masssim.errors.ScenarioError`), and the CLI prints it as one line with exit status 2.
+is allowed (:class:`~masssim.config.errors.ScenarioError`), and the CLI prints it as one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from masssim.errors import ScenarioError
+from masssim.config.errors import ScenarioError
 
 T = TypeVar("T")
 

@@ -15,6 +15,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+# The catalogue is the model's (masssim.creatives); policies see it, and plug-ins import it from here too.
+from masssim.creatives import Catalogue
+
 # The channel of a plan row that leaves the choice to the engine: it goes on the first channel of the arm's
 # channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its
 # policy this as ``PolicyWorld.default_channel``, so every policy that sends on the default channel mixes.
@@ -64,84 +67,6 @@ class CustomerView:
             mask = np.uint8(sum(1 << c for c in self.channel_order))
             return self.contactable & ((self.optin & mask) != 0)
         return self.contactable & ((self.optin >> np.uint8(channel)) & np.uint8(1)).astype(bool)
-
-
-class _CreativeStore:
-    """The creatives of one arm, shared by the engine and the policy's view of them."""
-
-    def __init__(self, directions: np.ndarray, quality: np.ndarray | None) -> None:
-        self.directions = np.ascontiguousarray(directions, dtype=np.float32)
-        k = self.directions.shape[0]
-        self.quality = np.zeros(k, np.float32) if quality is None else np.asarray(quality, np.float32)
-
-
-class Catalogue:
-    """The creatives a policy can send: unit directions in taste space, and a production cost each.
-
-    A policy may ``generate`` bespoke creatives aimed at a direction (an estimated taste); they join the
-    catalogue with the next ids and pay the production cost when first sent. Each creative also has a
-    quality (a click log-odds shift for everyone) that only the engine, and a policy that reads latent
-    truth (the oracle), can see; generated creatives have average quality, 0.
-    """
-
-    def __init__(
-        self,
-        directions: np.ndarray,
-        production_cost: float,
-        quality: np.ndarray | None = None,
-        *,
-        _store: _CreativeStore | None = None,
-        _reveal_quality: bool = True,
-    ) -> None:
-        self._store = _store if _store is not None else _CreativeStore(directions, quality)
-        self.production_cost = production_cost
-        self._reveal_quality = _reveal_quality and (_store is not None or quality is not None)
-
-    @property
-    def directions(self) -> np.ndarray:
-        return self._store.directions
-
-    @property
-    def count(self) -> int:
-        return int(self._store.directions.shape[0])
-
-    @property
-    def quality(self) -> np.ndarray | None:
-        """Each creative's true quality; None in a policy's view unless it reads latent truth."""
-        return self._store.quality if self._reveal_quality else None
-
-    def engine_quality(self) -> np.ndarray:
-        return self._store.quality
-
-    def generate(self, directions: np.ndarray) -> np.ndarray:
-        """Add creatives aimed at ``directions`` (rows, normalised here); returns their ids."""
-        rows = np.atleast_2d(np.asarray(directions, np.float64))
-        if rows.shape[1] != self._store.directions.shape[1]:
-            raise ValueError("a generated creative must have one weight per taste dimension")
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]  # no full-size temporary
-        if not np.all(np.isfinite(rows)) or np.any(norms == 0):
-            raise ValueError("a generated creative needs a finite, non-zero direction")
-        first = self.count
-        store = self._store
-        # Millions of bespoke creatives (one per persona at 1:1): normalise in chunks into the new table
-        # rather than through full-size float64 temporaries.
-        grown = np.empty((first + rows.shape[0], rows.shape[1]), np.float32)
-        grown[:first] = store.directions
-        step = 1 << 16
-        for lo in range(0, rows.shape[0], step):
-            grown[first + lo : first + lo + step] = rows[lo : lo + step] / norms[lo : lo + step]
-        store.directions = grown
-        store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
-        return np.arange(first, self.count, dtype=np.int32)
-
-    def copy(self) -> Catalogue:
-        """An independent catalogue (one per arm: what one arm generates, another does not get)."""
-        store = _CreativeStore(self._store.directions.copy(), self._store.quality.copy())
-        return Catalogue(store.directions, self.production_cost, _store=store, _reveal_quality=True)
-
-    def view(self, *, reveal_quality: bool) -> Catalogue:
-        """The same creatives (generation included), with quality hidden unless ``reveal_quality``."""
-        return Catalogue(self.directions, self.production_cost, _store=self._store, _reveal_quality=reveal_quality)
 
 
 @dataclass

@@ -13,23 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from masssim.errors import ScenarioError, format_loc
-from masssim.plugins import Registry, WrongKind
+from masssim.config.errors import ScenarioError, format_loc
+from masssim.config.plugins import Registry, WrongKind
 from masssim.policies.base import PolicyParams
 
 if TYPE_CHECKING:
-    from masssim.scenario import Arm, Scenario
+    from masssim.config.schema import Arm, Scenario
 
 
-def _load_builtins() -> None:
-    # Importing the modules runs their @register_targeting decorators.
-    import masssim.policies.learning
-    import masssim.policies.targeting  # noqa: F401
-
-
-_REGISTRY = Registry(
-    "targeting policy", PolicyParams, _load_builtins, methods=("plan", "observe"), called_as="cls(params, world)"
-)
+_REGISTRY = Registry("targeting policy", PolicyParams, methods=("plan", "observe"), called_as="cls(params, world)")
 
 
 def register_targeting(name: str) -> Callable[[Any], Any]:

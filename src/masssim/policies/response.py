@@ -46,8 +46,8 @@ from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from masssim.classify.base import INTENT_NAMES, Labels
-from masssim.engine.responders import always_on, business_hours
-from masssim.plugins import Registry
+from masssim.config.plugins import Registry
+from masssim.shifts import always_on, business_hours
 
 if TYPE_CHECKING:
     from masssim.messages import Mentions
@@ -158,7 +158,7 @@ class ResponsePolicy:
 
 
 _REGISTRY = Registry(  # the built-ins are in this module
-    "response policy", ResponseParams, lambda: None, methods=("route", "schedule_for"), called_as="cls(params)"
+    "response policy", ResponseParams, methods=("route", "schedule_for"), called_as="cls(params)"
 )
 
 

@@ -11,11 +11,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from masssim.config.schema import CHANNEL_NAMES
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import cluster_observables
 from masssim.policies.registry import register_targeting
-from masssim.scenario import CHANNEL_NAMES
 
 ChannelName = Literal["email", "sms", "messaging", "paid_social"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from masssim.errors import format_loc
+from masssim.config.errors import format_loc
 
 
 class WrongKind(LookupError):
@@ -85,7 +85,8 @@ def _given_arguments(cls: type) -> type:
 
 
 class Registry:
-    """Plug-ins of one kind. ``load_builtins`` imports the modules whose decorators register the built-ins.
+    """Plug-ins of one kind. The built-ins register themselves when their package is imported (its
+    ``__init__`` imports the modules whose decorators register them), so a registry imports no plug-in.
 
     ``methods`` are the protocol's methods a plug-in class must have; ``called_as`` says how masssim builds
     it (for error messages).
@@ -95,14 +96,12 @@ class Registry:
         self,
         kind: str,
         params_base: type[BaseModel],
-        load_builtins: Callable[[], None],
         *,
         methods: tuple[str, ...] = (),
         called_as: str = "factory(params)",
     ) -> None:
         self.kind = kind
         self.params_base = params_base
-        self._load_builtins = load_builtins
         self._factories: dict[str, Any] = {}
         self.methods = methods
         self.called_as = called_as
@@ -152,12 +151,10 @@ class Registry:
         return decorate
 
     def names(self) -> list[str]:
-        self._load_builtins()
         return sorted(self._factories)
 
     def resolve(self, name: str) -> Any:
         """The factory for a registered name or ``package.module:attr``; LookupError with a hint otherwise."""
-        self._load_builtins()
         if name in self._factories:
             return self._factories[name]
         if ":" in name:

@@ -14,8 +14,8 @@ import re
 import tomllib
 from typing import Any
 
-from masssim.errors import ScenarioError
-from masssim.scenario import Scenario, scenario_from_dict
+from masssim.config.errors import ScenarioError
+from masssim.config.schema import Scenario
 
 _INDEX = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d+)\]$")
 
@@ -62,13 +62,16 @@ def parse_values(text: str) -> list[Any]:
     return [parse_value(p) for p in parts if p.strip()]
 
 
-def apply_overrides(scenario: Scenario, overrides: dict[str, Any], *, source: str) -> Scenario:
-    """A new scenario with each dotted path set to its value, validated (errors name ``source``)."""
+def overridden_data(scenario: Scenario, overrides: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """The scenario as a plain dict with each dotted path set to its value (errors name ``source``).
+
+    The dict is validated like a file by :func:`masssim.scenario.load.apply_overrides`.
+    """
     data = scenario.model_dump(mode="python", exclude_none=True)
     data.pop("sweep", None)  # a sweep's cells are scenarios, not sweeps
     for path, value in overrides.items():
         _set(data, path, value, source=source)
-    return scenario_from_dict(data, file=source)
+    return data
 
 
 def _set(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:

@@ -1,7 +1,8 @@
-"""Scenario files: the schema, its defaults, TOML loading and the errors a user can act on.
+"""The scenario schema: every field, its defaults, and the errors a user can act on.
 
-Every field has a type, a unit in its name where it has one, a range and a default. The whole scenario is
-validated once, when it is loaded (cross-field checks included), so a run never dies an hour in on a typo.
+Every field has a type, a unit in its name where it has one, a range and a default. The schema is data: it
+imports nothing above :mod:`masssim.config`. Checks that need a plug-in, a message file or a calibration file
+are made when a scenario is loaded, by :mod:`masssim.scenario.load`, so a run never dies an hour in on a typo.
 The sources of the defaults are in ``docs/model.md``.
 """
 
@@ -10,17 +11,15 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import tomllib
 import types
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from masssim.errors import ScenarioError, format_loc, toml_key
-from masssim.messages import LANGUAGES, MentionStreamConfig, MessageSource
-from masssim.messages import _FieldProblem as _MessageFieldProblem
+from masssim.config.errors import ScenarioError, format_loc, toml_key
+from masssim.config.mentions import INTENTS, LANGUAGES, MentionStreamConfig, MessageSource
+from masssim.config.mentions import _FieldProblem as _MessageFieldProblem
 
 CHANNEL_NAMES: tuple[str, ...] = ("email", "sms", "messaging", "paid_social")
 YEAR_DAYS = 365.25  # the simulator's year (leap years averaged), as in the engine's clock
@@ -512,26 +511,6 @@ class CoreConfig(_Model):
         "(and replicas, batch_size) replace the defaults, fields set here win",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_calibration(cls, data: Any, info: Any) -> Any:
-        """Read ``calibration`` (once, at load time) and fill the fields the scenario leaves unset."""
-        if not isinstance(data, dict) or not isinstance(data.get("calibration"), str) or not data["calibration"]:
-            return data
-        from masssim.bench.calibrate import CalibrationProblem, read_calibration
-
-        path = Path(data["calibration"])
-        base = (info.context or {}).get("base_dir") if info is not None else None
-        if base is not None and not path.is_absolute():
-            path = Path(base) / path
-        try:
-            measured = read_calibration(path)
-        except CalibrationProblem as exc:
-            raise _FieldProblem("calibration", data["calibration"], str(exc)) from None
-        # The measured values are now part of the scenario; the reference is dropped so that the resolved
-        # scenario (a run's scenario.toml) stands on its own.
-        return {**measured, **{k: v for k, v in data.items() if k != "calibration"}}
-
     cost_per_1000: float = Field(0.01, ge=0.0, le=1e6, description="cost of classifying 1,000 messages, currency")
 
 
@@ -553,8 +532,6 @@ class PoolConfig(_Model):
 
     @model_validator(mode="after")
     def _languages_known(self) -> PoolConfig:
-        from masssim.messages import INTENTS
-
         for key, minutes in self.handle_time_median_minutes_by_intent.items():
             field = f"handle_time_median_minutes_by_intent.{toml_key(key)}"
             if key not in INTENTS:
@@ -627,8 +604,6 @@ class RepliesConfig(_Model):
 
     @model_validator(mode="after")
     def _intents_known(self) -> RepliesConfig:
-        from masssim.messages import INTENTS
-
         for key, value in self.intent_shares.items():
             if key not in INTENTS:
                 raise _FieldProblem(
@@ -662,68 +637,11 @@ class InboundConfig(_Model):
     outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _resolve_messages(cls, data: Any, info: Any) -> Any:
-        """A relative ``messages.path`` is relative to the scenario file; the file is read and checked now."""
-        if not isinstance(data, dict) or not isinstance(data.get("messages"), dict):
-            return data
-        source = dict(data["messages"])
-        if not isinstance(source.get("path"), str) or not source["path"]:
-            return data
-        path = Path(source["path"])
-        base = (info.context or {}).get("base_dir") if info is not None else None
-        if base is not None and not path.is_absolute():
-            path = Path(base) / path
-        source["path"] = str(path)
-        from masssim.messages import check_simulation_content, load_labelled_messages
-
-        fmt = source.get("format", "auto")
-        try:
-            check_simulation_content(load_labelled_messages(path, format=fmt if isinstance(fmt, str) else "auto"))
-        except ScenarioError as exc:
-            raise _FieldProblem("messages.path", str(path), str(exc)) from None
-        except ValueError as exc:
-            raise _FieldProblem("messages.path", str(path), str(exc)) from None
-        return {**data, "messages": source}
-
     @model_validator(mode="after")
     def _check(self) -> InboundConfig:
         names = [p.name for p in self.pools]
         if len(set(names)) != len(names):
             raise _FieldProblem("pools", names, "pool names must be distinct")
-        from masssim.classify.registry import params_model, resolve_classifier
-        from masssim.policies.response import resolve_response_policy, response_params_model
-
-        for kind, name_field, params_field, resolve, model_of in (
-            ("classifier", "classifier", "classifier_params", resolve_classifier, params_model),
-            ("response policy", "response_policy", "response_params", resolve_response_policy, response_params_model),
-        ):
-            name = getattr(self, name_field)
-            try:
-                factory = resolve(name)
-            except LookupError as exc:
-                raise _FieldProblem(name_field, name, str(exc)) from None
-            model = model_of(factory)
-            try:
-                parsed = model.model_validate(getattr(self, params_field))
-            except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                key = format_loc(tuple(err["loc"]))
-                field = f"{params_field}.{key}" if key else params_field
-                if err["type"] == "extra_forbidden":
-                    known = list(model.model_fields)
-                    hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
-                    reason = f"unknown parameter of {kind} {name!r}"
-                    reason += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
-                    raise _FieldProblem(field, err.get("input"), reason) from None
-                raise _FieldProblem(field, err.get("input"), f"{kind} {name!r}: {err['msg']}") from None
-        for key in ("pool", "bot_pool", "escalate_to"):  # the built-in policies route by pool index
-            index = getattr(parsed, key, None)
-            if isinstance(index, int) and index >= len(self.pools):
-                raise _FieldProblem(
-                    f"response_params.{key}", index, f"there are {len(self.pools)} pools (indices from 0)"
-                )
         return self
 
 
@@ -881,50 +799,8 @@ class _FieldProblem(ValueError):
 _FIELD_PROBLEMS = (_FieldProblem, _MessageFieldProblem)
 
 # --------------------------------------------------------------------------------------------------
-# Loading and error translation
+# Validation and error translation
 # --------------------------------------------------------------------------------------------------
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario TOML file. Raises :class:`ScenarioError` on any problem."""
-    path = Path(path)
-    file = str(path)
-    try:
-        exists, is_dir = path.exists(), path.is_dir()
-        raw_bytes = path.read_bytes() if exists and not is_dir else b""
-    except OSError as exc:  # unreadable, or a name the system refuses (too long, a loop of links, ...)
-        raise ScenarioError(f"cannot be read ({exc.strerror or exc})", file=file) from None
-    except ValueError as exc:  # a path with a NUL byte
-        raise ScenarioError(f"is not a usable path ({exc})", file=file) from None
-    if not exists:
-        raise ScenarioError("file not found", file=file, allowed="a path to an existing .toml file")
-    if is_dir:
-        raise ScenarioError("is a directory, not a scenario file", file=file)
-    try:
-        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML itself does not allow.
-        text = raw_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ScenarioError("is not UTF-8 text", file=file, allowed="a UTF-8 TOML file") from None
-    return scenario_from_toml(text, file=file)
-
-
-def scenario_from_toml(text: str, *, file: str | None = None) -> Scenario:
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise ScenarioError(
-            "the file is empty", file=file, field="name", allowed='a TOML table with at least name = "..."'
-        )
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"is not valid TOML: {exc}", file=file) from None
-    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
-        raise ScenarioError(
-            "is nested too deeply to read", file=file, allowed=f"arrays and tables nested at most {MAX_DEPTH} deep"
-        ) from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
-        raise ScenarioError(f"is not valid TOML: {exc}", file=file) from None
-    return scenario_from_dict(data, file=file)
 
 
 def too_deep(data: Any, limit: int = MAX_DEPTH) -> tuple[tuple[Any, ...], Any] | None:
@@ -943,54 +819,18 @@ def too_deep(data: Any, limit: int = MAX_DEPTH) -> tuple[tuple[Any, ...], Any] |
     return None
 
 
-def scenario_from_dict(data: Any, *, file: str | None = None) -> Scenario:
-    """Validate a plain dict (as parsed from TOML) into a :class:`Scenario`."""
-    if not isinstance(data, dict):
-        raise ScenarioError("a scenario must be a table of fields", file=file, value=data)
-    deep = too_deep(data)
-    if deep is not None:
-        raise ScenarioError(
-            "nested too deeply",
-            file=file,
-            field=format_loc(deep[0][:MAX_DEPTH]),
-            allowed=f"arrays and tables nested at most {MAX_DEPTH} deep",
-        )
+def validate_schema(data: dict[str, Any], *, file: str | None = None) -> Scenario:
+    """The schema's checks alone: types, ranges, defaults and the checks between fields of the schema.
+
+    What needs more than the schema (plug-ins, message and calibration files, the sweep's cells) is
+    resolved one layer up, in :mod:`masssim.scenario.load`.
+    """
     try:
-        base_dir = Path(file).parent if file and not file.startswith("<") else None
-        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
+        return Scenario.model_validate(data)
     except ValidationError as exc:
         raise _translate(exc, file) from None
     except _FieldProblem as exc:  # pragma: no cover - pydantic wraps these; kept for safety
         raise ScenarioError(str(exc), file=file, field=exc.field, value=exc.value) from None
-    # Policy names and their parameters are checked here, once, so a run never starts with a bad arm.
-    from masssim.policies.registry import validate_arm_params
-
-    for index, arm in enumerate(scenario.arms):
-        validate_arm_params(arm, field=f"arms[{index}]", file=file, scenario=scenario)
-    if scenario.sweep:
-        _check_sweep(scenario, file)
-    return scenario
-
-
-def _check_sweep(scenario: Scenario, file: str | None) -> None:
-    """Every value of every swept path must give a valid scenario: checked now, not an hour into a sweep."""
-    from masssim.overrides import apply_overrides
-
-    for path, values in (scenario.sweep or {}).items():
-        if not values:
-            raise ScenarioError("a swept parameter needs at least one value", file=file, field=f"sweep.{path}")
-        for value in values:
-            try:
-                apply_overrides(scenario, {path: value}, source=file or "<scenario>")
-            except ScenarioError as exc:
-                raise ScenarioError(
-                    f"this value does not give a valid scenario ({exc.reason}"
-                    + (f"; allowed: {exc.allowed}" if exc.allowed else "")
-                    + ")",
-                    file=file,
-                    field=f"sweep.{path}",
-                    value=value,
-                ) from None
 
 
 _format_loc = format_loc
@@ -1213,7 +1053,5 @@ __all__ = [
     "PoolConfig",
     "PopulationConfig",
     "Scenario",
-    "load_scenario",
-    "scenario_from_dict",
-    "scenario_from_toml",
+    "validate_schema",
 ]
