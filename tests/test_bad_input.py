@@ -249,7 +249,7 @@ def test_message_files_nested_too_deeply_or_too_large(tmp_path: Path) -> None:
 
 
 def test_message_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
-    from masssim.messages import load_labelled_messages
+    from masssim.model.messages import load_labelled_messages
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbftext,relevant,intent\nmy order is late,true,complaint\n")
@@ -308,7 +308,7 @@ def test_unwritable_out_is_found_before_simulating(
     import sys
 
     import masssim.bench.api
-    import masssim.results
+    import masssim.reporting.results
 
     scenario = write(tmp_path, OK)
     (tmp_path / "afile").write_text("x")
@@ -318,11 +318,11 @@ def test_unwritable_out_is_found_before_simulating(
         def read_only(*args: object, **kwargs: object) -> None:
             raise OSError(errno.EROFS, "Read-only file system")
 
-        monkeypatch.setattr(masssim.results.tempfile, "mkstemp", read_only)
+        monkeypatch.setattr(masssim.reporting.results.tempfile, "mkstemp", read_only)
     monkeypatch.setattr(masssim, "run", no_simulation)
     # masssim.compare and masssim.sweep are also the names of functions: the modules by their full names
-    monkeypatch.setattr(sys.modules["masssim.compare"], "compare", no_simulation)
-    monkeypatch.setattr(sys.modules["masssim.sweep"], "Executor", no_simulation)
+    monkeypatch.setattr(sys.modules["masssim.experiments.compare"], "compare", no_simulation)
+    monkeypatch.setattr(sys.modules["masssim.experiments.sweep"], "Executor", no_simulation)
     monkeypatch.setattr(masssim.bench.api, "run_bench", no_simulation)
     for args in (
         ("run", scenario),
@@ -339,7 +339,7 @@ def test_unwritable_out_is_found_before_simulating(
 
 
 def test_a_run_id_is_one_folder_name(tmp_path: Path) -> None:
-    from masssim.results import publish_directory
+    from masssim.reporting.results import publish_directory
 
     for run_id in ("../escape", "a/b", ".", ".."):
         with pytest.raises(ScenarioError, match="single folder name"):
@@ -351,7 +351,7 @@ def test_a_killed_runs_partial_folder_is_removed_by_the_next_save(tmp_path: Path
     import fcntl
     import os
 
-    from masssim.results import publish_directory
+    from masssim.reporting.results import publish_directory
 
     base = tmp_path / "unit"
     leftover = base / "20250101T000000Z-abc.partial"
@@ -373,7 +373,7 @@ def test_a_killed_runs_partial_folder_is_removed_by_the_next_save(tmp_path: Path
 def test_a_cut_sweep_cell_or_spec_is_recomputed(tmp_path: Path) -> None:
     import sys
 
-    sweep_module = sys.modules["masssim.sweep"]  # masssim.sweep is also the name of the function
+    sweep_module = sys.modules["masssim.experiments.sweep"]  # masssim.sweep is also the name of the function
     scenario = masssim.scenario_from_toml(OK)
     first = sweep_module.sweep(scenario, {"creatives.count": [2, 3]}, seed=5, out=tmp_path)
     cell = first.directory / "cells" / "00001.json"
@@ -397,7 +397,7 @@ def test_a_cut_sweep_cell_or_spec_is_recomputed(tmp_path: Path) -> None:
 def test_report_of_a_damaged_run_and_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import masssim.results
+    import masssim.reporting.results
 
     scenario = masssim.scenario_from_toml(OK)
     run_dir = masssim.run(scenario, seed=1, replications=2).save(tmp_path)
@@ -419,5 +419,5 @@ def test_report_of_a_damaged_run_and_a_full_disk(tmp_path: Path, monkeypatch: py
     def disk_full(self: object, out: object, run_id: object = None) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x" / "summary.json"))
 
-    monkeypatch.setattr(masssim.results.RunResult, "save", disk_full)
+    monkeypatch.setattr(masssim.reporting.results.RunResult, "save", disk_full)
     one_line_error(("run", write(tmp_path, OK), "-o", str(tmp_path / "x")), "summary.json", "No space left")

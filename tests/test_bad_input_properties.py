@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from masssim.config.errors import ScenarioError, format_loc, toml_key
-from masssim.messages import load_labelled_messages
+from masssim.model.messages import load_labelled_messages
 from strategies import any_key, command_line_override, csv_line, http_body, jsonl_line, one_odd_key, toml_text
 from test_bad_input import cli
 
@@ -209,8 +209,8 @@ def test_any_override_or_stop_rule_is_accepted_or_one_line(
 
     CASES["command-line override"] += 1
     # masssim.compare and masssim.sweep are also function names: patch the modules by their full names
-    monkeypatch.setattr(sys.modules["masssim.compare"], "replicate", would_simulate)
-    monkeypatch.setattr(sys.modules["masssim.sweep"], "Executor", would_simulate)
+    monkeypatch.setattr(sys.modules["masssim.experiments.compare"], "replicate", would_simulate)
+    monkeypatch.setattr(sys.modules["masssim.experiments.sweep"], "Executor", would_simulate)
     monkeypatch.setattr(masssim, "run", would_simulate)
     scenario = tmp_path / "s.toml"
     scenario.write_text('name = "s"\n[[arms]]\nname = "broadcast"\npolicy = "broadcast"\n', encoding="utf-8")

@@ -19,9 +19,9 @@ from conftest import small_scenario
 from masssim.config.schema import CHANNEL_NAMES
 from masssim.engine.outbound import PlanError
 from masssim.engine.sim import ArmSimulation, build_world
-from masssim.metrics import CHANNEL_FIGURES, channel_metric
+from masssim.model.metrics import CHANNEL_FIGURES, channel_metric
+from masssim.model.streams import replication_sequence, root_sequence
 from masssim.policies.base import ARM_CHANNELS, Plan
-from masssim.streams import replication_sequence, root_sequence
 
 CUSTOMERS = 300
 UNPAID = ("email", "sms", "messaging")  # paid_social's ad-set rules are tested on their own (test_engine)

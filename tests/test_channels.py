@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import masssim
-from masssim.channels import (
+from masssim.config.schema import CHANNEL_DEFAULTS, CHANNEL_NAMES
+from masssim.model.channels import (
     capacity_departures,
     cpm_per_impression,
     defer_past_quiet_hours,
     move_into_active_window,
 )
-from masssim.config.schema import CHANNEL_DEFAULTS, CHANNEL_NAMES
 
 Z = 4.0  # tolerance in binomial standard errors: a correct model fails this with probability ~6e-5 per check
 

@@ -16,7 +16,7 @@ from masssim.classify import build_classifier
 from masssim.engine.conversations import COMPLAINT, PURCHASE, OutcomeModel, decide
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec, plan_batches
 from masssim.engine.responders import LognormalHandleTime
-from masssim.messages import Mentions, MentionStreamConfig, generate_mentions
+from masssim.model.messages import Mentions, MentionStreamConfig, generate_mentions
 from masssim.policies.response import build_response_policy
 
 DAY = 86_400.0
@@ -215,8 +215,8 @@ def test_conversions_are_purchases_and_inbound_costs_join_the_total() -> None:
 def test_individual_targeting_uses_the_taste_conversations_capture() -> None:
     """Customers whose taste a conversation captured get, at their next wave, the creative closest to it."""
     from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.model.streams import replication_sequence, root_sequence
     from masssim.policies.learning import _DECLARED
-    from masssim.streams import replication_sequence, root_sequence
 
     for share, expect_some in ((1.0, True), (0.0, False)):
         scenario = masssim.scenario_from_dict(loop_scenario(outcomes={"declare_share": share}))
@@ -262,7 +262,7 @@ def test_inbound_clock_follows_the_scenarios_reference_time_zone() -> None:
     """t = 0 is Monday 00:00 in reference_utc_offset_hours: a team in that zone opens at 9 on the clock,
     and a source in that zone has its diurnal curve read at the clock's hour."""
     from masssim.engine.conversation_loop import build_desk
-    from masssim.messages import SourceConfig, stranger_rate_per_hour
+    from masssim.model.messages import SourceConfig, stranger_rate_per_hour
 
     data = loop_scenario(response_params={"mode": "business_hours", "utc_offset_hours": 3.0})
     data["reference_utc_offset_hours"] = 3.0
@@ -347,8 +347,8 @@ def test_users_labelled_messages_feed_the_stream_and_train_the_classifier(tmp_pa
     fitted on the other share (disjoint), and the needle share stays the scenario's."""
     from masssim.engine.conversation_loop import user_messages
     from masssim.engine.sim import build_world
+    from masssim.model.streams import replication_sequence, root_sequence
     from masssim.scenario.load import load_scenario
-    from masssim.streams import replication_sequence, root_sequence
 
     _write_messages(tmp_path / "mine.jsonl", 40, 60)
     scenario_file = tmp_path / "s.toml"
@@ -403,7 +403,7 @@ def test_customers_who_left_buy_nothing_more_and_are_counted_once() -> None:
     a churned customer's later conversions are blocked (and counted as lost), churned_customers counts
     customers, and the metric equals the loop's churned set."""
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     data = {
         "name": "churn",
@@ -443,7 +443,7 @@ def test_customers_who_left_buy_nothing_more_and_are_counted_once() -> None:
 def test_an_organic_churn_after_a_reply_churn_makes_the_cause_organic() -> None:
     from masssim.engine.conversation_loop import ConversationLoop
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     scenario = masssim.scenario_from_dict(loop_scenario())
     sim = ArmSimulation(scenario, build_world(scenario, replication_sequence(root_sequence(3), 0)), 0)

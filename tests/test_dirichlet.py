@@ -1,4 +1,4 @@
-"""The NBD-Dirichlet predictions (masssim.dirichlet) against simulated buying and against known limits.
+"""The NBD-Dirichlet predictions (masssim.theory.dirichlet) against simulated buying and against known limits.
 
 The simulation buys as the engine does: each customer makes Poisson(lambda_i T) category purchases in the
 period and each purchase picks a brand from p_i. Tolerances are 4 standard errors computed from the
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from masssim import dirichlet, streams
 from masssim.config.schema import ChannelsConfig, MarketConfig, PopulationConfig
-from masssim.population import generate_population
+from masssim.model import streams
+from masssim.model.population import generate_population
+from masssim.theory import dirichlet
 
 Z = 4.0
 T = 0.25  # a quarter of a year

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from masssim.metrics import markdown_table
+from masssim.model.metrics import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_metric_table_in_model_md_matches_registry() -> None:
     doc = (REPO / "docs" / "model.md").read_text(encoding="utf-8")
-    assert markdown_table() in doc, "paste masssim.metrics.markdown_table() into docs/model.md"
+    assert markdown_table() in doc, "paste masssim.model.metrics.markdown_table() into docs/model.md"
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:

@@ -11,9 +11,9 @@ import masssim
 from conftest import small_scenario
 from masssim.engine.outbound import PlanError
 from masssim.engine.sim import ArmSimulation, build_world
-from masssim.metrics import TIMESERIES
-from masssim.results import dumps_json
-from masssim.streams import replication_sequence, root_sequence
+from masssim.model.metrics import TIMESERIES
+from masssim.model.streams import replication_sequence, root_sequence
+from masssim.reporting.results import dumps_json
 from policies_for_tests import RecordingPolicy
 
 RECORDER = "policies_for_tests:RecordingPolicy"

@@ -40,7 +40,7 @@ def test_holdout_estimate_is_unbiased_and_its_interval_covers_the_truth() -> Non
     assert abs(rate - 0.95) < tolerance, rate
     # the interval is honest but not wildly conservative either: its width matches the error's spread
     assert 0.8 < se.mean() / error.std(ddof=1) < 1.25
-    # The bootstrap-t interval (masssim.holdout) of the same runs misses on each side about 2.5% of the time:
+    # The bootstrap-t interval (masssim.estimation.holdout) of the same runs misses on each side about 2.5% of the time:
     # misses ~ Binomial(REPLICATIONS, 0.025) if so; accept its central 99.9%.
     low = np.array(result.values("broadcast", "incremental_purchases_low"))
     high = np.array(result.values("broadcast", "incremental_purchases_high"))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import masssim
-import masssim.experiments
+import masssim.experiments.replications
 from conftest import small_scenario
-from masssim.compare import compare
 from masssim.config.overrides import parse_values
-from masssim.experiments import StopRule
-from masssim.results import dumps_json
+from masssim.experiments.compare import compare
+from masssim.experiments.replications import StopRule
+from masssim.reporting.results import dumps_json
 from masssim.scenario.load import apply_overrides
 
 
@@ -99,7 +99,7 @@ def test_sequential_replications_stop_when_tight_enough() -> None:
     assert dumps_json(again.summary) == dumps_json(tight.summary)
     # and it is the first count at which the rule holds
     values = np.array(tight.values("broadcast", "clicks"))
-    from masssim.stats import mean_ci, relative_halfwidth
+    from masssim.estimation.intervals import mean_ci, relative_halfwidth
 
     if n_tight < 40:
         assert relative_halfwidth(mean_ci(values[: n_tight - 1])) > 0.02
@@ -115,7 +115,7 @@ def test_stop_rule_parsing() -> None:
 def test_sweep_cells_are_paired_and_resumable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    sweep_module = sys.modules["masssim.sweep"]  # masssim.sweep is also the name of the function
+    sweep_module = sys.modules["masssim.experiments.sweep"]  # masssim.sweep is also the name of the function
 
     scenario = small_scenario(replications=2, horizon_days=4, population={"customers": 2_000})
     grid = {"creatives.count": [2, 4], "population.persona_signal": [0.2, 0.8]}
@@ -144,7 +144,7 @@ def test_sweep_cells_are_paired_and_resumable(tmp_path: Path, monkeypatch: pytes
     assert [c["arms"] for c in fresh.cells] == [c["arms"] for c in result.cells]
     rows = (directory / "sweep.csv").read_text().splitlines()
     assert rows[0].startswith("cell,creatives.count,population.persona_signal,arm,metric")
-    assert len(rows) - 1 == 4 * len(masssim.metrics.ALL)
+    assert len(rows) - 1 == 4 * len(masssim.model.metrics.ALL)
 
 
 def test_sweep_table_in_scenario(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_unknown_engine_and_unreachable_scheduler(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(masssim.ScenarioError, match="needs --engine dask"):
         masssim.run(small_scenario(), scheduler="tcp://127.0.0.1:1")
     pytest.importorskip("dask.distributed")
-    monkeypatch.setattr(masssim.experiments, "SCHEDULER_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(masssim.experiments.replications, "SCHEDULER_TIMEOUT_S", 2.0)
     with pytest.raises(masssim.ScenarioError, match="cannot reach the Dask scheduler"):
         masssim.run(small_scenario(), engine="dask", scheduler="tcp://127.0.0.1:9")
 

@@ -28,11 +28,11 @@ import numpy as np
 import pytest
 
 import masssim
-from masssim import streams
 from masssim.config.schema import CHANNEL_NAMES
 from masssim.engine.sim import ArmSimulation, build_world
 from masssim.fit.channels import channels_toml, fit_channels, read_log
-from masssim.streams import replication_sequence, root_sequence
+from masssim.model import streams
+from masssim.model.streams import replication_sequence, root_sequence
 
 RECORDER = "policies_for_tests:RecordingPolicy"
 

@@ -1,6 +1,6 @@
 """``masssim fit market`` by round trip: simulate a panel from known parameters, export it, fit, recover.
 
-The panel is bought as the engine buys: the population (masssim.population) draws each customer's Gamma
+The panel is bought as the engine buys: the population (masssim.model.population) draws each customer's Gamma
 category rate and Dirichlet brand probabilities; in the panel's span a customer makes Poisson(lambda_i T)
 category purchases, each picking a brand from p_i (the organic occasion stream's equations, with every brand
 kept), on a day drawn uniformly in the span. Randomness comes from the project's streams.
@@ -24,10 +24,10 @@ import pytest
 from scipy import stats
 
 import masssim
-from masssim import streams
 from masssim.config.schema import ChannelsConfig, MarketConfig, PopulationConfig
 from masssim.fit.market import YEAR_DAYS, Estimate, Panel, fit_market, market_toml, read_panel
-from masssim.population import generate_population
+from masssim.model import streams
+from masssim.model.population import generate_population
 
 Z = 4.0
 DAYS = 91  # a quarter, as the published Dirichlet tables

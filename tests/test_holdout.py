@@ -1,4 +1,4 @@
-"""The holdout's interval keeps each tail near 2.5% at a small holdout (masssim.holdout).
+"""The holdout's interval keeps each tail near 2.5% at a small holdout (masssim.estimation.holdout).
 
 The estimator is tested on simulated purchase counts directly (that is all it sees of a run): per customer,
 purchases ~ Poisson(rate), rate ~ Gamma(shape 0.5) (NBD: rare, very unequal buying, as in the model). Over
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binom
 
-from masssim.holdout import (
+from masssim.estimation.holdout import (
     MIN_HOLDOUT_BUYERS,
     bootstrap_t_interval,
     buyers,
@@ -20,7 +20,7 @@ from masssim.holdout import (
     purchase_histogram,
     wald_interval,
 )
-from masssim.stats import mean_ci
+from masssim.estimation.intervals import mean_ci
 
 REPLICATIONS = 1000
 TAIL = 0.025

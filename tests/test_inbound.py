@@ -18,7 +18,7 @@ from masssim.engine.inbound import (
     simulate_inbound,
 )
 from masssim.engine.responders import LognormalHandleTime
-from masssim.messages import Mentions, MentionStreamConfig, generate_mentions, training_corpus
+from masssim.model.messages import Mentions, MentionStreamConfig, generate_mentions, training_corpus
 from masssim.policies.response import (
     BotFirst,
     Decisions,

@@ -8,8 +8,8 @@ import pytest
 
 import masssim
 from masssim.config.errors import ScenarioError
-from masssim.metrics import INBOUND_METRICS
-from masssim.results import dumps_json
+from masssim.model.metrics import INBOUND_METRICS
+from masssim.reporting.results import dumps_json
 
 
 def base(**extra: Any) -> dict[str, Any]:

@@ -129,7 +129,7 @@ def test_memory_in_flight_stays_flat_after_the_first_days() -> None:
     not kept per wave until the wave's slowest outcome is due."""
     import masssim
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     scenario = masssim.scenario_from_dict(
         {

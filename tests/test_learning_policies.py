@@ -15,7 +15,7 @@ import pytest
 
 import masssim
 from conftest import small_scenario
-from masssim.stats import paired_difference
+from masssim.estimation.intervals import paired_difference
 
 pytestmark = pytest.mark.slow
 # One process: results are the same for any number of workers, and with several worker processes on two

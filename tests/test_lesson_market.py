@@ -1,4 +1,4 @@
-"""Lesson claims about the market section (masssim.lesson_market) and the duplication-of-purchase lesson."""
+"""Lesson claims about the market section (masssim.reporting.lesson_market) and the duplication-of-purchase lesson."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 import masssim
 from masssim.config.schema import MarketClaim
-from masssim.lesson_market import evaluate_market, figure_problem, figure_values
-from masssim.lesson_reading import evaluate, read_lesson
-from masssim.lessons import GALLERY, markdown, problems
+from masssim.lessons.gallery import GALLERY, markdown, problems
+from masssim.reporting.lesson_market import evaluate_market, figure_problem, figure_values
+from masssim.reporting.lesson_reading import evaluate, read_lesson
 
 BRANDS = ["ours", "big", "small"]
 
@@ -125,7 +125,7 @@ def test_the_duplication_lesson_holds_when_run() -> None:
     problems(scenario, "duplication_of_purchase.toml")
     summary = masssim.run(scenario).summary
     source_market = summary["market"]
-    from masssim.lesson_reading import Source
+    from masssim.reporting.lesson_reading import Source
 
     results = evaluate(scenario.lesson, Source(arms=summary["arms"], market=source_market))
     assert len(results) == len(scenario.lesson.market_claims)
@@ -138,7 +138,7 @@ def test_the_duplication_lesson_holds_when_run() -> None:
 
 
 def test_markdown_lists_market_claims() -> None:
-    from masssim.lessons import LessonRun
+    from masssim.lessons.gallery import LessonRun
 
     market = _section([0.60, 0.62, 0.61], [0.12, 0.11, 0.13], [0.55, 0.56, 0.57], [0.11, 0.10, 0.12])
     results = evaluate_market([claim(figure="bought_a_rival.ours", versus=0.5, sign="positive")], market)

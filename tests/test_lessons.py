@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 import masssim
-from masssim.lesson_reading import Source, evaluate, read_lesson
-from masssim.lessons import (
+from masssim.lessons.gallery import (
     DOCS_BEGIN,
     DOCS_END,
     check,
@@ -20,6 +19,7 @@ from masssim.lessons import (
     strategies,
     write_docs,
 )
+from masssim.reporting.lesson_reading import Source, evaluate, read_lesson
 from test_cli import assert_one_line_error
 from test_cli import masssim as masssim_cli
 

@@ -1,4 +1,4 @@
-"""The market section (masssim.market): every brand's buying, checked against the Dirichlet and a published
+"""The market section (masssim.model.market): every brand's buying, checked against the Dirichlet and a published
 table.
 
 The published table is the UK toothpaste example of Goodhardt, Ehrenberg & Chatfield (1984, section 3): the
@@ -24,7 +24,7 @@ from scipy import stats
 
 import masssim
 from masssim.config.schema import YEAR_DAYS
-from masssim.market import MarketTally, brand_without_marketing, market_window_days
+from masssim.model.market import MarketTally, brand_without_marketing, market_window_days
 from test_bad_input import cli, one_line_error, write
 
 QUARTER_DAYS = YEAR_DAYS / 4
@@ -223,7 +223,7 @@ def test_tally_counts_buyers_pairs_and_sole_buyers_exactly(n_brands: int) -> Non
 def test_the_market_is_the_same_in_every_arm_and_leaves_our_results_alone() -> None:
     """The tally draws nothing: the arms' metrics are those of a run without it."""
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     scenario = toothpaste_scenario(horizon_days=5).model_copy(
         update={"population": masssim.scenario_from_dict({"name": "p", "population": {"customers": 3_000}}).population}
@@ -236,7 +236,7 @@ def test_the_market_is_the_same_in_every_arm_and_leaves_our_results_alone() -> N
 
 
 def test_the_report_shows_the_market_and_its_period(tmp_path: Path) -> None:
-    from masssim.report_market import HEADING, market_html
+    from masssim.reporting.report_market import HEADING, market_html
 
     result = masssim.run(toothpaste_scenario(horizon_days=10).model_copy(update={"replications": 2}))
     saved = result.save(tmp_path)
@@ -252,7 +252,7 @@ def test_the_report_shows_the_market_and_its_period(tmp_path: Path) -> None:
 def test_the_figures_docs_quote_for_the_toothpaste_market() -> None:
     """docs/model.md 5.5 quotes these: the duplication coefficient 1.25-1.27 for every pair at the published
     parameters, and Colgate's 0.075 when the quarterly M is read as a yearly rate over a quarter (the issue)."""
-    from masssim import dirichlet
+    from masssim.theory import dirichlet
 
     shares = [share for _, share, _ in TOOTHPASTE]
     K, S, M = PUBLISHED["category_rate_shape"], PUBLISHED["dirichlet_s"], PUBLISHED["category_purchases"]

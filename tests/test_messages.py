@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from masssim.config.errors import ScenarioError
-from masssim.messages import (
+from masssim.model.messages import (
     IRRELEVANT,
     KIND_EVERYDAY,
     KIND_HARD,

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import masssim
-from masssim.compare import compare
-from masssim.stats import paired_difference, welch_difference
+from masssim.estimation.intervals import paired_difference, welch_difference
+from masssim.experiments.compare import compare
 
 REPLICATIONS = 16
 

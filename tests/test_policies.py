@@ -63,7 +63,7 @@ def test_personas_gain_nothing_when_observables_carry_no_signal() -> None:
 def test_segment_assignment_covers_everyone_and_caps_k() -> None:
     scenario = small_scenario(arms=[{"name": "s", "policy": "segments", "segments": 100_000}])
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     world = build_world(scenario, replication_sequence(root_sequence(1), 0))
     policy = ArmSimulation(scenario, world, 0).policy
@@ -88,8 +88,8 @@ def test_personas_reach_one_to_one_with_distinct_customers() -> None:
     """With CRM scores customers are distinct: k = N (or more, up to the cap) is one persona each, and a
     k close to N still covers everyone with at most k personas."""
     from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.model.streams import replication_sequence, root_sequence
     from masssim.policies.targeting import MAX_PERSONAS
-    from masssim.streams import replication_sequence, root_sequence
 
     n = 3_000
     for k, expect_all in ((MAX_PERSONAS, True), (n, True), (n - 500, False)):

@@ -30,6 +30,7 @@ import masssim
 from conftest import small_scenario
 from masssim.engine import sim as sim_module
 from masssim.engine.sim import ArmOutcome, ArmSimulation, build_world
+from masssim.model.streams import replication_sequence, root_sequence
 from masssim.policies.base import (
     ARM_CHANNELS,
     FEEDBACK_KINDS,
@@ -41,7 +42,6 @@ from masssim.policies.base import (
     WaveContext,
 )
 from masssim.policies.registry import params_model, resolve_targeting, targeting_names
-from masssim.streams import replication_sequence, root_sequence
 
 NAMES = targeting_names()
 # The rule checks below need sends to check; `none` (contacts nobody) is checked for exactly that instead.

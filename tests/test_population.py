@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from masssim.config.schema import CHANNEL_NAMES, Brand, ChannelsConfig, MarketConfig, PopulationConfig, Region
-from masssim.population import (
+from masssim.model.population import (
     ACTIVE_START_PMF,
     PER_CUSTOMER_ARRAYS,
     POPULATION_CHUNK,

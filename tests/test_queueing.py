@@ -26,7 +26,7 @@ from masssim.engine.responders import (
     business_hours,
     pool_summary,
 )
-from masssim.queueing import birth_death_distribution, erlang_a, erlang_b, erlang_c
+from masssim.theory.queueing import birth_death_distribution, erlang_a, erlang_b, erlang_c
 
 BATCHES = 30
 T_99 = float(stats.t.ppf(0.995, BATCHES - 1))

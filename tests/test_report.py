@@ -13,9 +13,9 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 import masssim
-from masssim.metrics import REGISTRY
-from masssim.narrative import read_summary
-from masssim.report import render_report
+from masssim.model.metrics import REGISTRY
+from masssim.reporting.narrative import read_summary
+from masssim.reporting.report import render_report
 
 ARMS = [
     {"name": "broadcast", "policy": "broadcast"},
@@ -177,8 +177,8 @@ def inbound_run() -> tuple[masssim.Scenario, masssim.RunResult, str]:
 
 
 def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.RunResult, str]) -> None:
-    from masssim.narrative import read_inbound
-    from masssim.report import _fmt
+    from masssim.reporting.narrative import read_inbound
+    from masssim.reporting.report import _fmt
 
     scenario, result, page = inbound_run
     arm = result.summary["arms"]["broadcast"]
@@ -208,7 +208,7 @@ def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.Run
 
 
 def test_run_without_inbound_has_no_inbound_section(three_arms: tuple[Any, Any, str]) -> None:
-    from masssim.narrative import has_inbound, read_inbound
+    from masssim.reporting.narrative import has_inbound, read_inbound
 
     _, result, page = three_arms
     assert not has_inbound(result.summary)
@@ -219,7 +219,7 @@ def test_run_without_inbound_has_no_inbound_section(three_arms: tuple[Any, Any, 
 
 
 def test_durations_read_naturally() -> None:
-    from masssim.narrative import duration
+    from masssim.reporting.narrative import duration
 
     assert duration(0) == "0 s"
     assert duration(1.052) == "1.05 s"

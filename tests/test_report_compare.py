@@ -14,10 +14,10 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 import masssim
-from masssim.compare import compare
-from masssim.narrative import read_summary
-from masssim.report_compare import render_comparison, render_sweep
-from masssim.sweep import load_sweep, sweep
+from masssim.experiments.compare import compare
+from masssim.experiments.sweep import load_sweep, sweep
+from masssim.reporting.narrative import read_summary
+from masssim.reporting.report_compare import render_comparison, render_sweep
 
 FIGURE_DIV = 'class="plotly-graph-div"'
 EVIL = '<script>alert(1)</script> & "quotes"'
@@ -259,7 +259,7 @@ INBOUND = {"mentions": {"sources": [{"name": "social", "base_rate_per_hour": 20.
 
 
 def test_comparison_with_inbound_shows_the_desk_and_its_paired_differences() -> None:
-    from masssim.report_compare import INBOUND_DIFFERENCES, _fmt_signed
+    from masssim.reporting.report_compare import INBOUND_DIFFERENCES, _fmt_signed
 
     summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"tight": {"inbound.sla_minutes": 0}}).summary
     page = render_comparison(summary)
@@ -292,7 +292,7 @@ def test_comparison_without_inbound_has_no_inbound_section(comparison: tuple[dic
 
 
 def test_an_outbound_comparison_with_inbound_still_leads_with_profit() -> None:
-    from masssim.narrative import inbound_first, read_comparison
+    from masssim.reporting.narrative import inbound_first, read_comparison
 
     summary = compare(_base(horizon_days=2, inbound=INBOUND), variants={"k2": {"creatives.count": 2}}).summary
     assert not inbound_first(summary)
@@ -304,7 +304,7 @@ def _cell(value: int, series: list[float]) -> dict[str, Any]:
 
 
 def test_a_peak_is_inside_the_range_only_when_both_neighbours_are_clearly_lower() -> None:
-    from masssim.narrative import read_sweep
+    from masssim.reporting.narrative import read_sweep
 
     grid = {"k": [1, 2, 3]}
     peak = [_cell(1, [10.0, 11.0, 12.0]), _cell(2, [20.0, 21.5, 22.0]), _cell(3, [9.0, 10.0, 12.0])]
@@ -331,7 +331,7 @@ def test_sweep_reads_the_metric_asked_for(tmp_path: Path) -> None:
 
 
 def test_values_spanning_orders_of_magnitude_get_a_symmetric_log_view() -> None:
-    from masssim.report_compare import _symlog, spans_orders
+    from masssim.reporting.report_compare import _symlog, spans_orders
 
     assert spans_orders([56e3, 88e3, 22e3, -1.9e6, 120.0])
     assert not spans_orders([56e3, 88e3, 22e3, 67e3])

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import masssim
-import masssim.report
+import masssim.reporting.report
 from conftest import small_scenario
-from masssim.results import atomic_write_text, load_run
+from masssim.reporting.results import atomic_write_text, load_run
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_failed_save_leaves_only_a_partial_directory(tmp_path: Path, monkeypatch
     def explode(*args: object, **kwargs: object) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(masssim.report, "render_report", explode)
+    monkeypatch.setattr(masssim.reporting.report, "render_report", explode)
     with pytest.raises(KeyboardInterrupt):
         result.save(tmp_path)
     runs = list((tmp_path / "unit").iterdir())

@@ -8,7 +8,7 @@ import pytest
 
 import masssim
 from conftest import small_scenario
-from masssim.saved import kind_of, rebuild_report
+from masssim.experiments.saved import kind_of, rebuild_report
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_to_pandas_says_what_to_install_without_pandas(folders: dict[str, Path])
 
 @pytest.mark.parametrize("kind", ["run", "comparison", "sweep"])
 def test_no_saved_interval_leaves_its_metric_range(folders: dict[str, Path], kind: str) -> None:
-    from masssim.metrics import REGISTRY
+    from masssim.model.metrics import REGISTRY
 
     rows = masssim.load_results(folders[kind]).summary
     assert rows

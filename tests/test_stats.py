@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from masssim.engine.sim import ArmOutcome
-from masssim.metrics import ALL, REGISTRY, SIGNED, TIMESERIES
-from masssim.results import RunResult
-from masssim.stats import bounded_interval, mean_ci, paired_difference, relative_halfwidth
+from masssim.estimation.intervals import bounded_interval, mean_ci, paired_difference, relative_halfwidth
+from masssim.model.metrics import ALL, REGISTRY, SIGNED, TIMESERIES
+from masssim.reporting.results import RunResult
 
 
 def test_t_interval_covers_at_nominal_rate() -> None:
@@ -203,7 +203,7 @@ def test_run_summary_intervals_never_leave_the_metric_range() -> None:
 
 
 def test_an_unbounded_value_gives_a_mean_and_no_interval() -> None:
-    # A replication whose bootstrap interval has an infinite end (masssim.holdout): no inf - inf spread.
+    # A replication whose bootstrap interval has an infinite end (masssim.estimation.holdout): no inf - inf spread.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s = mean_ci([math.inf, math.inf, 3.0])

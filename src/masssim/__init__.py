@@ -14,15 +14,15 @@ Python API::
     masssim.load_results("results/quickstart/<run-id>").summary   # any saved folder as tidy rows
 """
 
-from masssim.compare import CompareResult, compare
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
-from masssim.experiments import StopRule, run
-from masssim.lessons import resolve_scenario
-from masssim.results import RunResult
-from masssim.saved import Results, load_results
+from masssim.experiments.compare import CompareResult, compare
+from masssim.experiments.replications import StopRule, run
+from masssim.experiments.saved import Results, load_results
+from masssim.experiments.sweep import SweepResult, sweep
+from masssim.lessons.gallery import resolve_scenario
+from masssim.reporting.results import RunResult
 from masssim.scenario.load import load_scenario, scenario_from_dict, scenario_from_toml
-from masssim.sweep import SweepResult, sweep
 
 __all__ = [
     "CompareResult",

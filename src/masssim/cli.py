@@ -80,7 +80,7 @@ class ExperimentOptions:
     quiet: bool
 
     def stop_rule(self) -> Any:
-        from masssim.experiments import StopRule
+        from masssim.experiments.replications import StopRule
 
         return StopRule.parse(self.until, self.max_replications) if self.until else None
 
@@ -112,7 +112,7 @@ def cli() -> None:
 def run(scenario: Path, opts: ExperimentOptions) -> None:
     """Run SCENARIO (a file, or a gallery name) and write results/<scenario>/<run-id>/ with a report."""
     import masssim
-    from masssim.results import check_output_dir
+    from masssim.reporting.results import check_output_dir
 
     loaded = _load(scenario)
     if loaded.sweep:
@@ -141,8 +141,8 @@ def compare(
     scenarios: tuple[Path, ...], variants: tuple[str, ...], baseline: str | None, opts: ExperimentOptions
 ) -> None:
     """Compare scenarios (or one scenario and --variant changes of it) with paired confidence intervals."""
-    from masssim.compare import compare as run_compare
-    from masssim.results import check_output_dir
+    from masssim.experiments.compare import compare as run_compare
+    from masssim.reporting.results import check_output_dir
 
     loaded = [_load(path) for path in scenarios]
     args = opts.executor_args()
@@ -171,7 +171,7 @@ def compare(
 @_experiment_options()
 def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: ExperimentOptions) -> None:
     """Run a parameter grid; each cell is saved as it finishes, and a rerun resumes where it stopped."""
-    from masssim.sweep import sweep as run_sweep
+    from masssim.experiments.sweep import sweep as run_sweep
 
     loaded = _load(scenario)
     args = opts.executor_args()
@@ -179,8 +179,8 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
         result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, metric=metric, **args)
     computed = result.manifest.get("cells_computed_now", len(result.cells))
     if not opts.quiet:
-        from masssim.narrative import read_sweep
-        from masssim.report_compare import sweep_metric
+        from masssim.reporting.narrative import read_sweep
+        from masssim.reporting.report_compare import sweep_metric
 
         if not params:
             _print_lesson(loaded.lesson, cells=result.cells)
@@ -201,7 +201,7 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
 def validate(scenario: Path) -> None:
     """Check SCENARIO without running it."""
 
-    from masssim.lessons import problems, resolve_scenario
+    from masssim.lessons.gallery import problems, resolve_scenario
 
     loaded = _load(scenario)
     problems(loaded, str(resolve_scenario(scenario)))
@@ -224,7 +224,7 @@ def validate(scenario: Path) -> None:
 @click.option("--metric", "-m", default=None, help="sweeps: metric to read and chart [default: as masssim sweep]")
 def report(run_dir: Path, metric: str | None) -> None:
     """Rebuild report.html of a saved run, comparison or sweep from what was saved."""
-    from masssim.saved import rebuild_report
+    from masssim.experiments.saved import rebuild_report
 
     click.echo(f"report: {rebuild_report(run_dir, metric)}")
 
@@ -234,7 +234,7 @@ def report(run_dir: Path, metric: str | None) -> None:
 def scenarios(directory: Path | None) -> None:
     """List the scenario gallery: each lesson with its purpose and the command that runs it."""
     import masssim
-    from masssim.lessons import GALLERY, command
+    from masssim.lessons.gallery import GALLERY, command
 
     directory = directory if directory is not None else GALLERY
     if not directory.is_dir():
@@ -264,8 +264,8 @@ def lessons() -> None:
 @click.argument("names", nargs=-1)
 def lessons_check(workers: int, out: Path | None, write_docs: Path | None, names: tuple[str, ...]) -> None:
     """Run every gallery lesson (or NAMES) as shipped; exit 1 if a claim does not hold."""
-    from masssim.lessons import LessonRun, check, gallery_files, resolve_scenario
-    from masssim.lessons import write_docs as refresh
+    from masssim.lessons.gallery import LessonRun, check, gallery_files, resolve_scenario
+    from masssim.lessons.gallery import write_docs as refresh
 
     files = [resolve_scenario(name) for name in names] if names else gallery_files()
     for path in files:
@@ -430,7 +430,7 @@ def _check_out_file(out: Path) -> None:
 
 
 def _write_table(out: Path, text: str) -> None:
-    from masssim.results import atomic_write_text
+    from masssim.reporting.results import atomic_write_text
 
     atomic_write_text(out, text)
 
@@ -498,9 +498,9 @@ def serve(**options: Any) -> None:
 
 
 def _load(scenario: Path) -> Any:
-    """A scenario file, or a gallery scenario by name (masssim.lessons.resolve_scenario)."""
+    """A scenario file, or a gallery scenario by name (masssim.lessons.gallery.resolve_scenario)."""
     import masssim
-    from masssim.lessons import resolve_scenario
+    from masssim.lessons.gallery import resolve_scenario
 
     return masssim.load_scenario(resolve_scenario(scenario))
 
@@ -538,7 +538,7 @@ def _print_lesson(
     lesson: Any, *, arms: dict[str, Any] | None = None, cells: Any = (), market: dict[str, Any] | None = None
 ) -> None:
     """A gallery lesson's reading first: purpose, headline metrics, and whether each claim held."""
-    from masssim.lesson_reading import Source, read_lesson
+    from masssim.reporting.lesson_reading import Source, read_lesson
 
     if lesson is None:
         return
@@ -551,7 +551,7 @@ def _print_lesson(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from masssim.narrative import money, read_summary
+    from masssim.reporting.narrative import money, read_summary
 
     console = Console()
     table = Table(title=f"{summary['scenario']}: {summary['replications']} replications, mean [95% CI]")
@@ -589,7 +589,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def _print_inbound(console: Console, summary: dict[str, Any], first_column: str) -> None:
     """A second table for the inbound desk (find -> classify -> respond), only when the run found mentions."""
-    from masssim.narrative import count, duration, has_inbound, money, percent, read_inbound
+    from masssim.reporting.narrative import count, duration, has_inbound, money, percent, read_inbound
 
     if not has_inbound(summary):
         return
@@ -625,7 +625,7 @@ def _print_inbound(console: Console, summary: dict[str, Any], first_column: str)
 
 
 def _print_comparison(summary: dict[str, Any]) -> None:
-    from masssim.narrative import inbound_first, money, read_inbound_differences, read_summary
+    from masssim.reporting.narrative import inbound_first, money, read_inbound_differences, read_summary
 
     console = Console()
     if inbound_first(summary):

@@ -72,7 +72,7 @@ class Result:
 
 
 def build_corpus(messages: int, train: int, difficulty: float, seed: int) -> Corpus:
-    from masssim.messages import MentionStreamConfig, generate_mentions, training_corpus
+    from masssim.model.messages import MentionStreamConfig, generate_mentions, training_corpus
 
     cfg = MentionStreamConfig(difficulty=difficulty)
     probe = generate_mentions(cfg, DAY_S, np.random.default_rng(seed))

@@ -31,7 +31,7 @@ DEFAULT_RATE_PER_HOUR = 82.0
 
 
 def stream_config(messages: int, days: float):  # type: ignore[no-untyped-def]
-    from masssim.messages import MentionStreamConfig, _default_sources
+    from masssim.model.messages import MentionStreamConfig, _default_sources
 
     scale = messages / (days * 24.0) / DEFAULT_RATE_PER_HOUR
     sources = [s.model_copy(update={"base_rate_per_hour": s.base_rate_per_hour * scale}) for s in _default_sources()]
@@ -45,7 +45,7 @@ def pipeline(classifier_name: str, cfg, horizon_s: float):  # type: ignore[no-un
     from masssim.classify import build_classifier
     from masssim.engine.inbound import CoreServer, PoolSpec
     from masssim.engine.responders import LognormalHandleTime
-    from masssim.messages import training_corpus
+    from masssim.model.messages import training_corpus
     from masssim.policies.response import build_response_policy
 
     classifier = build_classifier(classifier_name)
@@ -67,7 +67,7 @@ def measure_batched(messages: int, days: float, classifier_name: str) -> dict:
     import numpy as np
 
     from masssim.engine.inbound import simulate_inbound
-    from masssim.messages import generate_mentions
+    from masssim.model.messages import generate_mentions
 
     horizon_s = days * DAY_S
     cfg = stream_config(messages, days)
@@ -97,7 +97,7 @@ def measure_per_message(messages: int, days: float, classifier_name: str) -> dic
 
     from masssim.classify.base import INTENT_NAMES
     from masssim.engine.responders import DONE, ResponderPool
-    from masssim.messages import LANGUAGES, generate_mentions
+    from masssim.model.messages import LANGUAGES, generate_mentions
 
     horizon_s = days * DAY_S
     cfg = stream_config(messages, days)

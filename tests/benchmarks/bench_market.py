@@ -1,4 +1,4 @@
-"""Cost of the market section's tally (masssim.market): occasions tallied per second, and the final count.
+"""Cost of the market section's tally (masssim.model.market): occasions tallied per second, and the final count.
 
 Run:  python tests/benchmarks/bench_market.py [--customers 5000000] [--brands 5] [--days 28] [--purchases 6]
 
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from masssim.market import MarketTally
+from masssim.model.market import MarketTally
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def scenario_dict(customers: int, days: int, channels: list[str] | None = None) 
 def measure_vectorised(customers: int, days: int, channels: list[str] | None = None) -> dict:
     import masssim
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     scenario = masssim.scenario_from_dict(scenario_dict(customers, days, channels))
@@ -71,7 +71,7 @@ def measure_per_customer(customers: int, days: int) -> dict:
 
     import masssim
     from masssim.engine.sim import build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     scenario = masssim.scenario_from_dict(scenario_dict(customers, days))
     world = build_world(scenario, replication_sequence(root_sequence(1), 0))

@@ -41,7 +41,7 @@ def scenario_dict(customers: int, creatives: int, days: int, arm: dict, crm_scor
 def measure(customers: int, creatives: int, days: int, arm: dict, crm_scores: int) -> dict:
     import masssim
     from masssim.engine.sim import ArmSimulation, build_world
-    from masssim.streams import replication_sequence, root_sequence
+    from masssim.model.streams import replication_sequence, root_sequence
 
     scenario = masssim.scenario_from_dict(scenario_dict(customers, creatives, days, arm, crm_scores))
     world = build_world(scenario, replication_sequence(root_sequence(1), 0))

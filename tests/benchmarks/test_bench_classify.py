@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from masssim.classify.hashed import HashedClassifier
-from masssim.messages import MentionStreamConfig, generate_mentions, training_corpus
+from masssim.model.messages import MentionStreamConfig, generate_mentions, training_corpus
 
 pytestmark = pytest.mark.benchmark
 

@@ -11,7 +11,7 @@ from bench_outbound import measure_per_customer, scenario_dict
 
 import masssim
 from masssim.engine.sim import ArmSimulation, build_world
-from masssim.streams import replication_sequence, root_sequence
+from masssim.model.streams import replication_sequence, root_sequence
 
 pytestmark = pytest.mark.benchmark
 

@@ -24,7 +24,7 @@ from masssim.bench.metrics import FAIL, INVALID, PASS, nearest_rank, pkey, summa
 from masssim.bench.runner import Runner
 from masssim.bench.schedule import STREAM_SAMPLES, child_generator
 from masssim.bench.targets import Target, make_target
-from masssim.results import atomic_write_text, dumps_json, publish_directory
+from masssim.reporting.results import atomic_write_text, dumps_json, publish_directory
 
 DEFAULT_POOL = 5000
 DEFAULT_UNIQUE_POOL = 50_000
@@ -47,9 +47,8 @@ class BenchResult:
 
     def save(self, out_dir: str | Path = "results", run_id: str | None = None) -> Path:
         """Write ``<out>/bench/<run-id>/{bench.json, report.html}`` atomically; returns the directory."""
-        from masssim.bench.report import (
-            render_html,  # plotly is imported only when a report is written (start-up speed)
-        )
+        # plotly is imported only when a report is written (start-up speed)
+        from masssim.bench.report import render_html
 
         run_id = run_id or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.summary['scenario']}"
 

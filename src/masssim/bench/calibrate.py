@@ -28,7 +28,7 @@ from masssim.bench.targets import Target, TargetFailure
 # The file format (and its reader, which scenarios use) is configuration: masssim.config.calibration.
 from masssim.config.calibration import FORMAT, VERSION
 from masssim.config.schema import drop_none
-from masssim.results import atomic_write_text, dumps_json
+from masssim.reporting.results import atomic_write_text, dumps_json
 
 
 def fit_service_model(batch: np.ndarray, service_s: np.ndarray) -> tuple[float, float, float]:

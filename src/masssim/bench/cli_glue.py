@@ -45,7 +45,7 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
     from masssim.bench.api import run_bench
     from masssim.bench.config import BenchConfig
     from masssim.bench.report import summary_lines
-    from masssim.results import check_output_dir
+    from masssim.reporting.results import check_output_dir
 
     cfg = BenchConfig(
         scenario=options["scenario"],

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from masssim.bench.metrics import PERCENTILES, pkey
-from masssim.report import CSS, _div, _esc, _style
+from masssim.reporting.report import CSS, _div, _esc, _style
 
 VERDICT_COLORS = {"PASS": "#1a7f37", "FAIL": "#b42318", "INVALID": "#b54708"}
 

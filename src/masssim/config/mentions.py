@@ -1,6 +1,6 @@
 """The mention stream's configuration and vocabulary: sources, bursts, the brand, languages and intents.
 
-Data only (pydantic models and names): the stream itself is drawn by :mod:`masssim.messages`.
+Data only (pydantic models and names): the stream itself is drawn by :mod:`masssim.model.messages`.
 """
 
 from __future__ import annotations

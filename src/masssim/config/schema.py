@@ -666,7 +666,7 @@ class LessonClaim(_Model):
 
 
 class MarketClaim(_Model):
-    """One thing a lesson says about the run's market section (every brand's buying, masssim.market).
+    """One thing a lesson says about the run's market section (every brand's buying, masssim.model.market).
 
     ``figure`` names a market figure per replication: ``KIND.BRAND`` with KIND one of penetration,
     purchases_per_buyer, share, bought_a_rival; or ``KIND.BRAND.OTHER`` with KIND duplication (the share of
@@ -674,7 +674,7 @@ class MarketClaim(_Model):
     penetration). ``versus`` is another such figure or a number. The claim is about ``figure - versus``,
     replication by replication: with ``sign`` its 95% CI excludes 0 on that side; with ``within`` the whole
     95% CI lies inside (-within, +within) (an equivalence claim: "the same, to within this much"). Names are
-    checked against the scenario's brands when the lesson is resolved (masssim.lessons).
+    checked against the scenario's brands when the lesson is resolved (masssim.lessons.gallery).
     """
 
     figure: str = Field(min_length=1, max_length=200)
@@ -690,12 +690,12 @@ class MarketClaim(_Model):
 
 
 class Lesson(_Model):
-    """``[lesson]``: what a gallery scenario teaches and how to run it (see masssim.lessons).
+    """``[lesson]``: what a gallery scenario teaches and how to run it (see masssim.lessons.gallery).
 
     ``command`` is the kind of run; with ``compare`` the unmodified scenario is the strategy ``baseline``
     and each of ``variants`` (``NAME:path=value,...``) another. ``headline`` metrics lead every reading of
     the lesson; ``claims`` are checked by ``masssim lessons check``. Metric and strategy names are checked
-    against the registry and the scenario's arms when the lesson is resolved (masssim.lessons), not here:
+    against the registry and the scenario's arms when the lesson is resolved (masssim.lessons.gallery), not here:
     the schema does not know the metric registry.
     """
 

@@ -16,7 +16,7 @@ clock, beside the wave and bucket processes (:mod:`masssim.engine.sim`):
 
 What the arms share on the inbound side (:class:`InboundWorld`): the organic stream and the classifier.
 The classifier is fitted **once per run** on a training corpus from a run-level stream
-(:func:`masssim.streams.run_level_sequence`) and cached in the process, so replications and variants
+(:func:`masssim.model.streams.run_level_sequence`) and cached in the process, so replications and variants
 share one fitted model (it is the "classifier" of the experiment; the stream varies by replication).
 """
 
@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from masssim.channels import DAY_S
 from masssim.classify.base import Classifier, Labels, TrainableClassifier
 from masssim.classify.registry import build_classifier
 from masssim.config.schema import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
@@ -40,7 +39,8 @@ from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.messages import (
+from masssim.model.channels import DAY_S
+from masssim.model.messages import (
     SOURCES,
     CustomerVoices,
     LabelledMessages,
@@ -51,13 +51,13 @@ from masssim.messages import (
     split_labelled,
     training_corpus,
 )
-from masssim.metrics import inbound_metrics
+from masssim.model.metrics import inbound_metrics
+from masssim.model.streams import Component, component_sequence, generator, run_level_sequence
 from masssim.policies.response import build_response_policy
-from masssim.streams import Component, component_sequence, generator, run_level_sequence
 
 if TYPE_CHECKING:
+    from masssim.model.population import Population
     from masssim.policies.base import CustomerView
-    from masssim.population import Population
 
 TRAINING_PURPOSE = 1  # run-level stream of the classifier's training corpus (never renumber)
 SPLIT_PURPOSE = 2  # run-level stream of the training / stream split of a user's messages (never renumber)
@@ -405,7 +405,7 @@ class ConversationLoop:
 
     # -- at the horizon --------------------------------------------------------------------------------
     def finish(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        """The arm's inbound metric totals (with costs; see masssim.metrics) and its figures per pool."""
+        """The arm's inbound metric totals (with costs; see masssim.model.metrics) and its figures per pool."""
         summary = self.desk.result().summary
         pools = self._pools(summary)
         return self._totals(summary, pools), pools

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masssim.messages import INTENTS
+from masssim.model.messages import INTENTS
 
 PURCHASE = INTENTS.index("purchase")
 COMPLAINT = INTENTS.index("complaint")

@@ -1,6 +1,6 @@
 """Inbound, end to end (DESIGN §1.5): find → classify → respond in one SimPy environment.
 
-:func:`simulate_inbound` takes a mention stream (:func:`masssim.messages.generate_mentions`), a classifier
+:func:`simulate_inbound` takes a mention stream (:func:`masssim.model.messages.generate_mentions`), a classifier
 (:mod:`masssim.classify`), a model of the classification core as a server (:class:`CoreServer`), a
 response policy (:mod:`masssim.policies.response`) and pool specifications (:class:`PoolSpec`), and
 returns an :class:`InboundResult`: one row per message plus summary metrics.
@@ -59,7 +59,7 @@ from masssim.engine.responders import (
     HandleTime,
     ResponderPool,
 )
-from masssim.messages import LANGUAGES, SOURCES, Mentions
+from masssim.model.messages import LANGUAGES, SOURCES, Mentions
 from masssim.policies.response import Decisions, PoolKind, ResponsePolicyProtocol
 
 UNCLASSIFIED, IGNORED, UNROUTABLE, PENDING, ANSWERED, ABANDON = range(6)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from masssim.channels import HOUR_S, move_into_active_window
+from masssim.model.channels import HOUR_S, move_into_active_window
 
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
 
@@ -197,7 +197,7 @@ def into_active_window_numpy(
     window_hours: np.ndarray,
     jitter: np.ndarray,
 ) -> np.ndarray:
-    """:func:`masssim.channels.move_into_active_window` for the reads of ``customer`` (the look-ups of each
+    """:func:`masssim.model.channels.move_into_active_window` for the reads of ``customer`` (the look-ups of each
     customer's region offset and window are part of the kernel)."""
     return move_into_active_window(
         t_s,

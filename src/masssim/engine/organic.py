@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masssim.population import POPULATION_CHUNK, Population
-from masssim.streams import chunk_sequence, generator
+from masssim.model.population import POPULATION_CHUNK, Population
+from masssim.model.streams import chunk_sequence, generator
 
 YEAR_S = 365.25 * 86_400.0
 BLOCK_S = 7 * 86_400.0

@@ -19,20 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit, logit
 
-from masssim.channels import (
-    DAY_S,
-    HOUR_S,
-    capacity_departures,
-    cpm_per_impression,
-    defer_past_quiet_hours,
-)
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
-from masssim.metrics import channel_metric
+from masssim.model.channels import DAY_S, HOUR_S, capacity_departures, cpm_per_impression, defer_past_quiet_hours
+from masssim.model.metrics import channel_metric
+from masssim.model.population import Population
 from masssim.policies.base import ARM_CHANNELS, Catalogue, Plan
-from masssim.population import Population
 
 RESPONSE_CHUNK = 1 << 20  # rows per vectorised block: bounds temporaries, fixed so draws never depend on N
 CLICK_DELAY_MEAN_S = 120.0  # a click follows its read by about two minutes

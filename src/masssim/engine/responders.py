@@ -19,7 +19,7 @@ event that fires with the conversation's id when it is finished or abandoned, so
 (bot first, then escalation to humans) can ``yield`` it. :meth:`ResponderPool.feed` submits arrays of
 arrivals from one process. Records are kept as growing numpy columns (:meth:`ResponderPool.records`).
 
-All randomness comes from the ``numpy.random.Generator`` passed in (see :mod:`masssim.streams`).
+All randomness comes from the ``numpy.random.Generator`` passed in (see :mod:`masssim.model.streams`).
 Times are in seconds.
 """
 
@@ -36,8 +36,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import simpy
 
-# Shift schedules are the model's (masssim.shifts): a response policy staffs pools with them.
-from masssim.shifts import HOUR_S, HOURS_PER_WEEK, WEEK_S, always_on, business_hours  # noqa: F401
+# Shift schedules are the model's (masssim.model.shifts): a response policy staffs pools with them.
+from masssim.model.shifts import HOUR_S, HOURS_PER_WEEK, WEEK_S, always_on, business_hours  # noqa: F401
 
 # Conversation status codes in ConversationRecords.status.
 WAITING, IN_SERVICE, DONE, ABANDONED = 0, 1, 2, 3

@@ -28,18 +28,20 @@ import numpy as np
 import simpy
 from scipy import stats as scipy_stats
 
-from masssim.channels import DAY_S, HOUR_S
 from masssim.config.schema import CHANNEL_NAMES, Scenario
-from masssim.creatives import make_catalogue
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.outcome import ArmOutcome
 from masssim.engine.state import CustomerState, Recorder, increment
-from masssim.holdout import bootstrap_t_interval, buyers, purchase_histogram
-from masssim.market import MarketTally, market_window_days
-from masssim.metrics import channel_metric, derive
+from masssim.estimation.holdout import bootstrap_t_interval, buyers, purchase_histogram
+from masssim.model.channels import DAY_S, HOUR_S
+from masssim.model.creatives import make_catalogue
+from masssim.model.market import MarketTally, market_window_days
+from masssim.model.metrics import channel_metric, derive
+from masssim.model.population import Population, generate_population
+from masssim.model.streams import Component, component_sequence, generator
 from masssim.policies.base import (
     ARM_CHANNELS,
     FEEDBACK_KINDS,
@@ -50,8 +52,6 @@ from masssim.policies.base import (
     WaveContext,
 )
 from masssim.policies.registry import params_model, resolve_targeting
-from masssim.population import Population, generate_population
-from masssim.streams import Component, component_sequence, generator
 
 
 @dataclass
@@ -279,7 +279,7 @@ class ArmSimulation:
 
     def _holdout_interval(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
         """The histograms of purchases per customer in the treated and holdout groups, and the bootstrap-t
-        interval of the holdout estimate from them (masssim.holdout); counts the holdout's buyers."""
+        interval of the holdout estimate from them (masssim.estimation.holdout); counts the holdout's buyers."""
         counts = self.state.purchases
         held_out = ~self.world.contactable
         everyone = purchase_histogram(counts)

@@ -1,6 +1,6 @@
 """Per-arm dynamic state of every customer (struct of arrays), and the run's running totals.
 
-Static traits live in :class:`~masssim.population.Population` and are shared by the arms of a
+Static traits live in :class:`~masssim.model.population.Population` and are shared by the arms of a
 replication; what marketing changes (fatigue, adstock, opt-ins, history) lives here, one copy per arm.
 Times are float32 seconds: at a 10-year horizon that is still better than 10-second resolution, and it
 keeps this state near 25 bytes per customer per arm (the population's static traits take another ~74).
@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from masssim.engine import kernels
-from masssim.metrics import TIMESERIES, TOTALS
+from masssim.model.metrics import TIMESERIES, TOTALS
 
 NEVER = np.float32(-1e30)
 REBASE_AFTER = 20.0  # time constants since the epoch before stored values are rescaled (e^20 ~ 5e8)

@@ -1,7 +1,7 @@
 """``masssim fit market``: the NBD-Dirichlet fitted to a purchase panel by maximum likelihood.
 
 A panel is one row per purchase (customer, brand, date). Under the model (Goodhardt, Ehrenberg & Chatfield
-1984; :mod:`masssim.dirichlet`) a customer's category purchases in the panel's span are n ~ NBD(K, mean m),
+1984; :mod:`masssim.theory.dirichlet`) a customer's category purchases in the panel's span are n ~ NBD(K, mean m),
 and given n the brand counts x are Dirichlet-multinomial(n, alpha), alpha_j = S share_j. Both follow from
 the same Poisson-Gamma-Dirichlet mixture, and the likelihood of a customer's counts factorises:
 
@@ -22,7 +22,7 @@ So the maximum-likelihood fit is two separate fits:
 Standard errors come from the observed information (the inverse Hessian of the log-likelihood at the
 maximum: numerical for the two NBD parameters, analytic for alpha), and 95% intervals are Wald intervals on
 the log scale (they stay positive). Goodness of fit compares the panel's penetration, purchases per buyer
-and duplication of purchase with :mod:`masssim.dirichlet`'s predictions at the fitted parameters.
+and duplication of purchase with :mod:`masssim.theory.dirichlet`'s predictions at the fitted parameters.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from masssim import dirichlet
 from masssim.config.errors import ScenarioError
 from masssim.fit.table import DATE_ALLOWED, codes, parse_date, read_table
+from masssim.theory import dirichlet
 
 PANEL_COLUMNS = ("customer", "brand", "date")
 YEAR_DAYS = 365.25  # the engine's year (masssim.engine.organic.YEAR_S)

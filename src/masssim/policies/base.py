@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-# The catalogue is the model's (masssim.creatives); policies see it, and plug-ins import it from here too.
-from masssim.creatives import Catalogue
+# The catalogue is the model's (masssim.model.creatives); policies see it, and plug-ins import it from here too.
+from masssim.model.creatives import Catalogue
 
 # The channel of a plan row that leaves the choice to the engine: it goes on the first channel of the arm's
 # channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its

@@ -47,10 +47,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from masssim.classify.base import INTENT_NAMES, Labels
 from masssim.config.plugins import Registry
-from masssim.shifts import always_on, business_hours
+from masssim.model.shifts import always_on, business_hours
 
 if TYPE_CHECKING:
-    from masssim.messages import Mentions
+    from masssim.model.messages import Mentions
 
 BOT, HUMAN = 0, 1
 PRIORITY_SCALE = 1000  # classifier priority in [0, 1] -> integer queue priority 0..1000

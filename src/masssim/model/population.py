@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import integrate, special, stats
 
-from masssim import streams
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, MarketConfig, PopulationConfig
+from masssim.model import streams
 
 # Fixed, so that the population never depends on any setting other than the seed and the configuration.
 POPULATION_CHUNK = 1 << 20

@@ -1,6 +1,6 @@
 """Reading a gallery lesson off finished results: each claim held or not, the headline metrics, in words.
 
-The reports read lessons through this module; running the gallery and checking it is :mod:`masssim.lessons`.
+The reports read lessons through this module; running and checking the gallery is :mod:`masssim.lessons.gallery`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from masssim.config.schema import Lesson
-from masssim.lesson_market import MarketClaimResult, evaluate_market
-from masssim.metrics import REGISTRY
-from masssim.narrative import count, duration, money, percent
-from masssim.stats import paired_difference
+from masssim.estimation.intervals import paired_difference
+from masssim.model.metrics import REGISTRY
+from masssim.reporting.lesson_market import MarketClaimResult, evaluate_market
+from masssim.reporting.narrative import count, duration, money, percent
 
 
 @dataclass(frozen=True)

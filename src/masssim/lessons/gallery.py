@@ -9,7 +9,7 @@ strategies, reads a finished run claim by claim, and runs the whole gallery.
 A claim holds when the paired 95% CI of ``metric(arm) - metric(versus)`` excludes 0 on the claimed side.
 Strategies of one run, compare or sweep share their seeds, so replication r of one is paired with
 replication r of the other, across sweep cells too. A market claim (``[[lesson.market_claims]]``, read by
-:mod:`masssim.lesson_market`) is about the run's market section: every brand's buying.
+:mod:`masssim.reporting.lesson_market`) is about the run's market section: every brand's buying.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from masssim.compare import compare, parse_variant
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
-from masssim.experiments import run as run_scenario
-from masssim.lesson_market import MarketClaimResult, market_problems
-from masssim.lesson_reading import ClaimResult, Source, evaluate
-from masssim.metrics import REGISTRY
-from masssim.results import atomic_write_text
+from masssim.experiments.compare import compare, parse_variant
+from masssim.experiments.replications import run as run_scenario
+from masssim.experiments.sweep import sweep
+from masssim.model.metrics import REGISTRY
+from masssim.reporting.lesson_market import MarketClaimResult, market_problems
+from masssim.reporting.lesson_reading import ClaimResult, Source, evaluate
+from masssim.reporting.results import atomic_write_text
 from masssim.scenario.load import load_scenario
-from masssim.sweep import sweep
 
-GALLERY = Path(__file__).parent / "gallery"
+GALLERY = Path(__file__).parents[1] / "gallery"
 
 # The lessons run with two worker processes: the check's time budget is set for a 2-core machine.
 CHECK_WORKERS = 2

@@ -23,7 +23,8 @@ import tomli_w
 from masssim.config.errors import ScenarioError
 from masssim.config.overrides import describe, parse_value, split_assignment
 from masssim.config.schema import Scenario
-from masssim.experiments import (
+from masssim.estimation.intervals import mean_ci, paired_difference, welch_difference
+from masssim.experiments.replications import (
     Executor,
     ProgressCallback,
     Replication,
@@ -32,11 +33,17 @@ from masssim.experiments import (
     replicate,
     resolve_entropy,
 )
-from masssim.market import market_section
-from masssim.metrics import ALL, REGISTRY
-from masssim.results import _clean, atomic_write_text, dumps_json, holdout_summary, pool_summary, publish_directory
+from masssim.model.market import market_section
+from masssim.model.metrics import ALL, REGISTRY
+from masssim.reporting.results import (
+    _clean,
+    atomic_write_text,
+    dumps_json,
+    holdout_summary,
+    pool_summary,
+    publish_directory,
+)
 from masssim.scenario.load import apply_overrides
-from masssim.stats import mean_ci, paired_difference, welch_difference
 
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")  # labels become file names: no '/' and no '..'
 
@@ -180,9 +187,8 @@ class CompareResult:
         return welch_difference(self.values(label, metric), self.values(self.baseline, metric))
 
     def save(self, out_dir: str | Path = "results", run_id: str | None = None) -> Path:
-        from masssim.report_compare import (
-            render_comparison,  # plotly is imported only when a report is written (start-up speed)
-        )
+        # plotly is imported only when a report is written (start-up speed)
+        from masssim.reporting.report_compare import render_comparison
 
         name = self.variants[0].scenario.name
         run_id = run_id or f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.seed_entropy % 16**6:06x}"

@@ -28,7 +28,8 @@ import tomli_w
 from masssim.config.errors import ScenarioError
 from masssim.config.overrides import describe, parse_values, split_assignment
 from masssim.config.schema import Scenario
-from masssim.experiments import (
+from masssim.estimation.intervals import mean_ci, paired_difference
+from masssim.experiments.replications import (
     Executor,
     ProgressCallback,
     Replication,
@@ -37,10 +38,9 @@ from masssim.experiments import (
     replicate,
     resolve_entropy,
 )
-from masssim.metrics import ALL, REGISTRY
-from masssim.results import atomic_write_text, check_output_dir, dumps_json, table_csv
+from masssim.model.metrics import ALL, REGISTRY
+from masssim.reporting.results import atomic_write_text, check_output_dir, dumps_json, table_csv
 from masssim.scenario.load import apply_overrides
-from masssim.stats import mean_ci, paired_difference
 
 SPEC_VERSION = 1
 
@@ -303,7 +303,8 @@ def _run_fixed(
 
 
 def _write_outputs(result: SweepResult, base: Scenario, metric: str | None = None) -> None:
-    from masssim.report_compare import render_sweep  # plotly is imported only when a report is written (start-up speed)
+    # plotly is imported only when a report is written (start-up speed)
+    from masssim.reporting.report_compare import render_sweep
 
     rows = result.rows()
     atomic_write_text(result.directory / "sweep.csv", table_csv(rows))

@@ -28,7 +28,7 @@ class Component(IntEnum):
     INBOUND = 6
     DECLARED = 7
     # 12, not 8: left clear of components other branches may be adding at the same time.
-    HOLDOUT_BOOTSTRAP = 12  # per arm: resamples of the holdout interval (masssim.holdout)
+    HOLDOUT_BOOTSTRAP = 12  # per arm: resamples of the holdout interval (masssim.estimation.holdout)
 
 
 def root_sequence(seed: int | None) -> np.random.SeedSequence:

@@ -12,13 +12,13 @@ probability ``diurnal / max(diurnal)``. Everything is vectorised; only the text 
 **Content.** A stranger mention is a needle (``relevant``) with probability ``needle_share``; a customer's post
 is about the brand by definition and is always a needle. Needles get an intent (complaint, support, purchase,
 question, praise, other), an urgency in [0, 1] (by intent, plus noise) and a language; haystack gets intent
-``other`` and urgency 0. The text comes from :mod:`masssim.message_templates` with the traps of §1.5: brand
+``other`` and urgency 0. The text comes from :mod:`masssim.model.message_templates` with the traps of §1.5: brand
 words used as everyday words, vertical-dependent words, hard negatives with the vertical's vocabulary, vague
 needles, ambiguous texts whose truth is a coin flip, typos, code-mixing; the observed label is flipped with
 probability ``label_noise`` (the truth is kept). ``difficulty`` in [0, 1] scales the share of traps, the typo
 rate and the ambiguity, so that no classifier can be perfect once ``difficulty > 0``.
 
-Randomness comes only from the :class:`numpy.random.Generator` passed in (see :mod:`masssim.streams`).
+Randomness comes only from the :class:`numpy.random.Generator` passed in (see :mod:`masssim.model.streams`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from masssim.config.mentions import (
     SourceConfig,
     mention_stream_from_dict,
 )
-from masssim.message_templates import TEMPLATES
+from masssim.model.message_templates import TEMPLATES
 
 LABELS: tuple[str, ...] = (*INTENTS, "irrelevant")
 IRRELEVANT = len(INTENTS)  # label code of haystack; intents are 0..5

@@ -1,6 +1,6 @@
 """The HTML reports of ``masssim compare`` and ``masssim sweep``: standalone pages, readable offline.
 
-They follow the single-run report (:mod:`masssim.report`) and reuse its style sheet, number formatting,
+They follow the single-run report (:mod:`masssim.reporting.report`) and reuse its style sheet, number formatting,
 escaping and figure helpers: plotly.js is embedded once, inline, every chart is a ``<div>`` drawn with it,
 each chart has a sentence above it saying how to read it, and all text that comes from the user (labels,
 arm names, override values, the scenario description) is HTML-escaped, in the page and inside the charts
@@ -22,9 +22,10 @@ from plotly.subplots import make_subplots
 
 from masssim.config.overrides import _show
 from masssim.config.schema import Scenario
-from masssim.lesson_reading import Source, read_lesson
-from masssim.metrics import REGISTRY
-from masssim.narrative import (
+from masssim.estimation.intervals import welch_difference
+from masssim.model.metrics import REGISTRY
+from masssim.reporting.lesson_reading import Source, read_lesson
+from masssim.reporting.narrative import (
     has_inbound,
     inbound_first,
     money,
@@ -32,7 +33,7 @@ from masssim.narrative import (
     read_sweep,
     read_sweep_arms,
 )
-from masssim.report import (
+from masssim.reporting.report import (
     CSS,
     DIFFERENCES,
     KEY_FIGURES,
@@ -50,7 +51,6 @@ from masssim.report import (
     inbound_section,
     lesson_section,
 )
-from masssim.stats import welch_difference
 
 # The per-strategy charts of a comparison: metric and subplot title (the differences use DIFFERENCES).
 COMPARE_CHARTS: tuple[tuple[str, str], ...] = (

@@ -30,10 +30,10 @@ from typing import Any
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
 from masssim.engine.sim import ArmOutcome, simulate_replication
-from masssim.metrics import REGISTRY
-from masssim.results import RunResult
-from masssim.stats import mean_ci, relative_halfwidth
-from masssim.streams import replication_sequence, root_sequence
+from masssim.estimation.intervals import mean_ci, relative_halfwidth
+from masssim.model.metrics import REGISTRY
+from masssim.model.streams import replication_sequence, root_sequence
+from masssim.reporting.results import RunResult
 
 ProgressCallback = Callable[[float], None]  # called with the completed share of the whole job, 0..1
 Replication = dict[str, ArmOutcome]  # arm name -> outcome, for one replication of one scenario

@@ -39,12 +39,12 @@ import tomli_w
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import NAME_PATTERN, Scenario
 from masssim.engine.outcome import ArmOutcome
-from masssim.holdout import MIN_HOLDOUT_BUYERS, buyers, pooled_bootstrap_t_interval
-from masssim.market import market_section
-from masssim.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
+from masssim.estimation.holdout import MIN_HOLDOUT_BUYERS, buyers, pooled_bootstrap_t_interval
+from masssim.estimation.intervals import mean_ci, paired_difference
+from masssim.model.market import market_section
+from masssim.model.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
+from masssim.model.streams import generator, replication_sequence, root_sequence, run_level_sequence
 from masssim.scenario.load import scenario_from_toml
-from masssim.stats import mean_ci, paired_difference
-from masssim.streams import generator, replication_sequence, root_sequence, run_level_sequence
 
 HOLDOUT_PURPOSE = 3  # run-level stream of the pooled holdout interval (never renumber; 1, 2: inbound)
 
@@ -130,11 +130,12 @@ def pool_summary(replications: list[dict[str, Any]], arms: list[str]) -> dict[st
 def holdout_summary(
     replications: list[dict[str, Any]], arms: list[str], seed_entropy: int, scenario: Scenario
 ) -> dict[str, Any]:
-    """Per arm: the mean holdout estimate over the replications with its bootstrap-t interval (masssim.holdout,
-    every replication's customers resampled within their groups), in purchases, revenue and profit, and the
-    holdout's buyers over all replications (``too_small`` below MIN_HOLDOUT_BUYERS). With one replication
-    the interval is that replication's own (incremental_purchases_low/high). The profit interval subtracts
-    the replications' mean cost, which is fixed given the replications, as the estimate's target is."""
+    """Per arm: the mean holdout estimate over the replications with its bootstrap-t interval
+    (masssim.estimation.holdout, every replication's customers resampled within their groups), in purchases,
+    revenue and profit, and the holdout's buyers over all replications (``too_small`` below
+    MIN_HOLDOUT_BUYERS). With one replication the interval is that replication's own
+    (incremental_purchases_low/high). The profit interval subtracts the replications' mean cost, which is fixed
+    given the replications, as the estimate's target is."""
     out: dict[str, Any] = {}
     for arm in arms:
         outcomes = [rep[arm] for rep in replications]
@@ -274,7 +275,8 @@ class RunResult:
 
     def save(self, out_dir: str | Path = "results", run_id: str | None = None) -> Path:
         """Write the run under ``out_dir/<scenario>/<run-id>/`` atomically; returns the run directory."""
-        from masssim.report import render_report  # plotly is imported only when a report is written
+        # plotly is imported only when a report is written
+        from masssim.reporting.report import render_report
 
         run_id = run_id or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{self.seed_entropy % 16**6:06x}"
 

@@ -80,14 +80,14 @@ def mean_ci(
 ) -> dict[str, float | int | None]:
     """Mean, standard error and the two-sided interval. With one replication the interval is None.
 
-    ``bounds``: the metric's range (see masssim.metrics). The interval then stays inside it. If a value lies
+    ``bounds``: the metric's range (see masssim.model.metrics). The interval then stays inside it. If a value lies
     outside the declared range (the declaration does not fit the data), the plain t interval is given
     instead, so that nothing is hidden.
     """
     x = np.asarray(values, dtype=np.float64)
     n = int(x.shape[0])
     mean = float(x.mean()) if n else math.nan
-    # An infinite value (an interval end the bootstrap could not bound, masssim.holdout) has a mean but no
+    # An infinite value (an interval end the bootstrap could not bound, masssim.estimation.holdout) has a mean but no
     # spread: no interval rather than one computed from inf - inf.
     if n < 2 or not np.all(np.isfinite(x)):
         return {"mean": mean, "ci_low": None, "ci_high": None, "halfwidth": None, "std_error": None, "n": n}

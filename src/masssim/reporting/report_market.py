@@ -1,6 +1,6 @@
 """The report's market section: every brand's buying in the run, beside the Dirichlet's predictions.
 
-Reads only the ``market`` section of summary.json (masssim.market), so the report and the JSON cannot
+Reads only the ``market`` section of summary.json (masssim.model.market), so the report and the JSON cannot
 disagree. Written for a reader who knows brands and buyers, not the model's notation.
 """
 

@@ -19,11 +19,11 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from masssim.config.schema import CHANNEL_NAMES, Scenario
-from masssim.lesson_reading import Source, read_lesson
-from masssim.messages import SOURCES
-from masssim.metrics import REGISTRY, channel_metric
-from masssim.narrative import count, duration, has_inbound, money, read_inbound, read_summary
-from masssim.report_market import market_html
+from masssim.model.messages import SOURCES
+from masssim.model.metrics import REGISTRY, channel_metric
+from masssim.reporting.lesson_reading import Source, read_lesson
+from masssim.reporting.narrative import count, duration, has_inbound, money, read_inbound, read_summary
+from masssim.reporting.report_market import market_html
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
     ("incremental_profit", "Incremental profit (holdout estimate)"),
@@ -152,7 +152,8 @@ def _colors(arms: list[str]) -> dict[str, str]:
 
 def holdout_stat(summary: dict[str, Any], arm: str, metric: str) -> dict[str, Any]:
     """The figure's mean and interval as the reading gives them: for a holdout estimate, the bootstrap-t
-    interval of the summary's ``holdout`` block (masssim.holdout) when there is one, else the metric's own."""
+    interval of the summary's ``holdout`` block (masssim.estimation.holdout) when there is one, else the
+    metric's own."""
     stat = summary["arms"][arm].get(metric) or {}
     holdout = (summary.get("holdout") or {}).get(arm)
     if holdout is None or metric not in holdout:
@@ -252,8 +253,8 @@ def _header(summary: dict[str, Any], scenario: Scenario) -> str:
 
 
 def lesson_section(lines: list[str]) -> str:
-    """A gallery lesson's reading (masssim.lessons.read_lesson): purpose, headline metrics and each claim's
-    verdict, ahead of everything else; empty for a scenario without a [lesson] table."""
+    """A gallery lesson's reading (masssim.reporting.lesson_reading.read_lesson): purpose, headline metrics
+    and each claim's verdict, ahead of everything else; empty for a scenario without a [lesson] table."""
     if not lines:
         return ""
     purpose, rest = lines[0], lines[1:]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from masssim.holdout import MIN_HOLDOUT_BUYERS
-from masssim.metrics import INBOUND_METRICS, REGISTRY
-from masssim.stats import paired_difference, welch_difference
+from masssim.estimation.holdout import MIN_HOLDOUT_BUYERS
+from masssim.estimation.intervals import paired_difference, welch_difference
+from masssim.model.metrics import INBOUND_METRICS, REGISTRY
 
 
 def _bounds(metric: str) -> tuple[float | None, float | None]:
@@ -52,7 +52,7 @@ def _ci(stat: dict[str, Any], fmt: Any = money) -> str:
 
 def _against_holdout(summary: dict[str, Any], arm: str, metric: str) -> str:
     """A holdout estimate with its interval: the bootstrap-t one of summary["holdout"] when the summary has
-    it (each tail near 2.5% at small holdouts, masssim.holdout), else the t interval over replications."""
+    it (each tail near 2.5% at small holdouts, masssim.estimation.holdout), else the t interval over replications."""
     holdout = (summary.get("holdout") or {}).get(arm)
     if holdout is None:
         return _ci(summary["arms"][arm][metric])
@@ -133,7 +133,7 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
 
 def read_holdout(arm: str, holdout: dict[str, Any] | None) -> str | None:
     """Whether the holdout shows that ``arm`` changed purchases: judged on the bootstrap-t interval of the
-    mean holdout estimate (masssim.holdout), whose tails stay near 2.5% at small holdouts; with fewer than
+    mean holdout estimate (masssim.estimation.holdout), whose tails stay near 2.5% at small holdouts; with fewer than
     MIN_HOLDOUT_BUYERS holdout buyers in all, the holdout is too small to tell. None for a summary written
     before these figures existed."""
     if holdout is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from masssim.config.schema import Lesson, MarketClaim
-from masssim.stats import paired_difference
+from masssim.estimation.intervals import paired_difference
 
 BRAND_KINDS = ("penetration", "purchases_per_buyer", "share", "bought_a_rival")
 PAIR_KINDS = ("duplication", "duplication_coefficient")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from masssim.config.schema import CHANNEL_NAMES
-from masssim.messages import SOURCES
+from masssim.model.messages import SOURCES
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Metric:
 
     @property
     def bounds(self) -> tuple[float | None, float | None]:
-        """The range the metric can take: intervals and error bars stay inside it (see masssim.stats)."""
+        """The range the metric can take: intervals and error bars stay inside it (see masssim.estimation.intervals)."""
         if self.name in SIGNED:
             return (None, None)
         if self.unit == "share":
@@ -145,7 +145,7 @@ _METRICS: tuple[Metric, ...] = (
         "holdout_buyers",
         "customers",
         "holdout customers who bought our brand at least once; below 5 the reading calls the holdout too small to "
-        "tell (masssim.holdout.MIN_HOLDOUT_BUYERS)",
+        "tell (masssim.estimation.holdout.MIN_HOLDOUT_BUYERS)",
     ),
     Metric(
         "attributed_purchases",
@@ -447,7 +447,7 @@ def derive(
     """Every metric of one arm in one replication, from its totals. Keys follow the registry's order.
 
     ``purchase_squares``: sums of squared per-customer purchase counts in the treated and holdout groups.
-    ``holdout_interval``: the bootstrap-t interval of the holdout estimate (masssim.holdout); without it the
+    ``holdout_interval``: the bootstrap-t interval of the holdout estimate (masssim.estimation.holdout); without it the
     interval is the estimate itself.
     """
     t = dict(totals)

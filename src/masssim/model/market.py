@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from masssim import dirichlet
 from masssim.config.schema import YEAR_DAYS, Scenario
-from masssim.stats import mean_ci
+from masssim.estimation.intervals import mean_ci
+from masssim.theory import dirichlet
 
 DAY_S = 86_400.0
 # Below this many brands the masks are counted with one bincount over 2^J bins (O(N)); above, sorted.

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from masssim.config.errors import ScenarioError
-from masssim.metrics import REGISTRY
-from masssim.results import atomic_write_text, load_run
+from masssim.experiments.sweep import load_sweep
+from masssim.model.metrics import REGISTRY
+from masssim.reporting.results import atomic_write_text, load_run
 from masssim.scenario.load import scenario_from_toml
-from masssim.sweep import load_sweep
 
 Kind = Literal["run", "comparison", "sweep"]
 
@@ -54,24 +54,21 @@ def rebuild_report(folder: str | Path, metric: str | None = None) -> Path:
         raise ScenarioError("unknown metric", file="--metric", value=metric, allowed="a metric of docs/model.md §7")
     try:
         if kind == "sweep":
-            from masssim.report_compare import (
-                render_sweep,  # plotly is imported only when a report is written (start-up speed)
-            )
+            # plotly is imported only when a report is written (start-up speed)
+            from masssim.reporting.report_compare import render_sweep
 
             swept = load_sweep(folder)
             toml = folder / "scenario.toml"
             base = scenario_from_toml(toml.read_text(encoding="utf-8"), file=str(toml))
             page = render_sweep(swept.grid, swept.cells, base, metric)
         elif kind == "comparison":
-            from masssim.report_compare import (
-                render_comparison,  # plotly is imported only when a report is written (start-up speed)
-            )
+            # plotly is imported only when a report is written (start-up speed)
+            from masssim.reporting.report_compare import render_comparison
 
             page = render_comparison(_read_json(folder / "summary.json"))
         else:
-            from masssim.report import (
-                render_report,  # plotly is imported only when a report is written (start-up speed)
-            )
+            # plotly is imported only when a report is written (start-up speed)
+            from masssim.reporting.report import render_report
 
             summary, columns, scenario = load_run(folder)
             page = render_report(summary, columns, scenario)

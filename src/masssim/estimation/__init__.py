@@ -1,0 +1,1 @@
+"""Estimates from replications: confidence intervals, paired and unpaired differences, holdout intervals."""

@@ -1,0 +1,1 @@
+"""Experiments on top of the engine: replications and executors, compare, sweep, and saved folders read back."""

@@ -1,0 +1,1 @@
+"""Gallery lessons: the scenarios that teach, the command that shows each, and `masssim lessons check`."""

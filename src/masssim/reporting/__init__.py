@@ -1,0 +1,1 @@
+"""Results and how they read: run summaries and files, readings in words, lesson readings, HTML reports."""

@@ -1,0 +1,1 @@
+"""Analytic predictions the simulation is validated against: the NBD-Dirichlet and Erlang C / A queues."""
