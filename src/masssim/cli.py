@@ -2,6 +2,10 @@
 
 Bad input (a scenario field, a missing file, a bad option) ends with one line on stderr and exit status 2,
 never a traceback; an interrupted run leaves nothing that looks complete.
+
+The commands import the library inside their bodies on purpose: `masssim --help` and a bad option answer at
+once, without loading numpy, SimPy, numba kernels or plotly. cli.py is the top layer, so none of these imports
+is needed to avoid a cycle (tests/test_layers.py checks there is none).
 """
 
 from __future__ import annotations

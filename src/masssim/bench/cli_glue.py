@@ -42,6 +42,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
     """Run ``masssim bench``; returns the exit status (0 PASS, 1 FAIL/INVALID)."""
+    # Imported when the command runs, so that `masssim --help` and other commands start fast.
     from masssim.bench.api import run_bench
     from masssim.bench.config import BenchConfig
     from masssim.bench.report import summary_lines
@@ -97,7 +98,7 @@ def bench_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> int:
 
 
 def serve_command(options: dict[str, Any], *, echo: Callable[..., Any]) -> None:
-    from masssim.bench.serve import serve
+    from masssim.bench.serve import serve  # imported when the command runs (start-up speed)
 
     def announce(line: str) -> None:
         echo(line)

@@ -171,7 +171,7 @@ class PythonTarget:
         self._proc: Any = None
 
     async def start(self) -> None:
-        from masssim.bench.worker import worker_main
+        from masssim.bench.worker import worker_main  # only python: targets start a worker process
 
         ctx = mp.get_context("spawn")
         in_read, in_write = ctx.Pipe(duplex=False)

@@ -58,6 +58,7 @@ def worker_main(
 def _build(
     spec: str, params: dict[str, Any], training_messages: int, seed: np.random.SeedSequence, difficulty: float | None
 ) -> tuple[Any, int]:
+    # Imported here, in the worker process that builds the classifier, not by every process importing this module.
     from masssim.bench.corpus import training_set
     from masssim.classify.base import Labels
     from masssim.classify.registry import build_classifier
