@@ -117,7 +117,7 @@ def unknown_policy(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
 
 def _known_keys() -> set[str]:
     """Every field name at any level of the schema (derived from it, so new fields are never 'unknown')."""
-    from masssim.config.schema import field_names
+    from masssim.config.validation import field_names
 
     keys: set[str] = set(TOP_LEVEL_TABLES)
     for path in field_names():

@@ -249,7 +249,7 @@ def test_message_files_nested_too_deeply_or_too_large(tmp_path: Path) -> None:
 
 
 def test_message_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
-    from masssim.model.messages import load_labelled_messages
+    from masssim.model.message_files import load_labelled_messages
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbftext,relevant,intent\nmy order is late,true,complaint\n")

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from masssim.config.errors import ScenarioError, format_loc, toml_key
-from masssim.model.messages import load_labelled_messages
+from masssim.model.message_files import load_labelled_messages
 from strategies import any_key, command_line_override, csv_line, http_body, jsonl_line, one_odd_key, toml_text
 from test_bad_input import cli
 

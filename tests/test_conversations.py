@@ -216,7 +216,7 @@ def test_individual_targeting_uses_the_taste_conversations_capture() -> None:
     """Customers whose taste a conversation captured get, at their next wave, the creative closest to it."""
     from masssim.engine.sim import ArmSimulation, build_world
     from masssim.model.streams import replication_sequence, root_sequence
-    from masssim.policies.learning import _DECLARED
+    from masssim.policies.learning_segments import _DECLARED
 
     for share, expect_some in ((1.0, True), (0.0, False)):
         scenario = masssim.scenario_from_dict(loop_scenario(outcomes={"declare_share": share}))

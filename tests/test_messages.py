@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from masssim.config.errors import ScenarioError
+from masssim.model.message_files import load_labelled_messages, load_source
 from masssim.model.messages import (
     IRRELEVANT,
     KIND_EVERYDAY,
@@ -25,8 +26,6 @@ from masssim.model.messages import (
     MessageSource,
     SourceConfig,
     generate_mentions,
-    load_labelled_messages,
-    load_source,
     mention_stream_from_dict,
     stranger_rate_per_hour,
     training_corpus,

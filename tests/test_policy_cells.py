@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from masssim.policies import cells as cells_module
+from masssim.policies.bandits import bernoulli_successes, posterior_argmax
 from masssim.policies.cells import CellCounts
-from masssim.policies.learning import bernoulli_successes, posterior_argmax
 
 
 def _fill(table: CellCounts, rng: np.random.Generator, events: int) -> None:

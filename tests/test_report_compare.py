@@ -17,7 +17,8 @@ import masssim
 from masssim.experiments.compare import compare
 from masssim.experiments.sweep import load_sweep, sweep
 from masssim.reporting.narrative import read_summary
-from masssim.reporting.report_compare import render_comparison, render_sweep
+from masssim.reporting.report_compare import render_comparison
+from masssim.reporting.report_sweep import render_sweep
 
 FIGURE_DIV = 'class="plotly-graph-div"'
 EVIL = '<script>alert(1)</script> & "quotes"'
@@ -331,7 +332,7 @@ def test_sweep_reads_the_metric_asked_for(tmp_path: Path) -> None:
 
 
 def test_values_spanning_orders_of_magnitude_get_a_symmetric_log_view() -> None:
-    from masssim.reporting.report_compare import _symlog, spans_orders
+    from masssim.reporting.report_sweep import _symlog, spans_orders
 
     assert spans_orders([56e3, 88e3, 22e3, -1.9e6, 120.0])
     assert not spans_orders([56e3, 88e3, 22e3, 67e3])

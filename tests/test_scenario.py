@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import masssim
-from masssim.config.schema import CHANNEL_DEFAULTS, field_names
+from masssim.config.schema import CHANNEL_DEFAULTS
+from masssim.config.validation import field_names
 from masssim.scenario.load import load_scenario, scenario_from_toml
 from strategies import BAD_VALUES, base_scenario, set_path, unknown_key, unknown_policy, wrong_type
 

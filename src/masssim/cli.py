@@ -184,7 +184,7 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
     computed = result.manifest.get("cells_computed_now", len(result.cells))
     if not opts.quiet:
         from masssim.reporting.narrative import read_sweep
-        from masssim.reporting.report_compare import sweep_metric
+        from masssim.reporting.report_sweep import sweep_metric
 
         if not params:
             _print_lesson(loaded.lesson, cells=result.cells)

@@ -2,7 +2,7 @@
 
 Either synthetic messages from the inbound generator (:func:`masssim.model.messages.training_corpus` on a stream
 of the run's seed that the classifier's training corpus never uses), or a user's labelled JSONL/CSV file
-read by :func:`masssim.model.messages.load_labelled_messages` (same schema and one-line errors).
+read by :func:`masssim.model.message_files.load_labelled_messages` (same schema and one-line errors).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 from masssim.bench.schedule import STREAM_CORPUS, STREAM_TRAINING, child_generator
 from masssim.classify.base import Labels
 from masssim.classify.quality import evaluate
-from masssim.model.messages import MentionStreamConfig, load_labelled_messages, training_corpus
+from masssim.model.message_files import load_labelled_messages
+from masssim.model.messages import MentionStreamConfig, training_corpus
 
 
 @dataclass

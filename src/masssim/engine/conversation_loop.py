@@ -40,13 +40,13 @@ from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
 from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.model.channels import DAY_S
+from masssim.model.message_files import load_source
 from masssim.model.messages import (
     SOURCES,
     CustomerVoices,
     LabelledMessages,
     Mentions,
     generate_mentions,
-    load_source,
     reply_messages,
     split_labelled,
     training_corpus,

@@ -55,7 +55,7 @@ def rebuild_report(folder: str | Path, metric: str | None = None) -> Path:
     try:
         if kind == "sweep":
             # plotly is imported only when a report is written (start-up speed)
-            from masssim.reporting.report_compare import render_sweep
+            from masssim.reporting.report_sweep import render_sweep
 
             swept = load_sweep(folder)
             toml = folder / "scenario.toml"

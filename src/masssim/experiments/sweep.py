@@ -304,7 +304,7 @@ def _run_fixed(
 
 def _write_outputs(result: SweepResult, base: Scenario, metric: str | None = None) -> None:
     # plotly is imported only when a report is written (start-up speed)
-    from masssim.reporting.report_compare import render_sweep
+    from masssim.reporting.report_sweep import render_sweep
 
     rows = result.rows()
     atomic_write_text(result.directory / "sweep.csv", table_csv(rows))

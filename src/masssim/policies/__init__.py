@@ -4,4 +4,4 @@ Importing the package imports the built-in modules, whose ``@register_targeting`
 the registry itself imports no plug-in.
 """
 
-from masssim.policies import learning, targeting  # noqa: F401
+from masssim.policies import bandits, learning_segments, targeting, uplift  # noqa: F401

@@ -23,8 +23,10 @@ from masssim.classify.registry import resolve_classifier
 from masssim.config.calibration import CalibrationProblem, read_calibration
 from masssim.config.errors import ScenarioError, format_loc
 from masssim.config.overrides import overridden_data
-from masssim.config.schema import MAX_DEPTH, Scenario, too_deep, validate_schema
-from masssim.model.messages import check_simulation_content, load_labelled_messages
+from masssim.config.schema import MAX_DEPTH, Scenario
+from masssim.config.validation import too_deep, validate_schema
+from masssim.model.message_files import load_labelled_messages
+from masssim.model.messages import check_simulation_content
 from masssim.policies.registry import validate_arm_params
 from masssim.policies.response import resolve_response_policy, response_params_model
 

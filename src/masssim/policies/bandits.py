@@ -1,0 +1,408 @@
+"""Bandit policies over creatives (DESIGN §1.4): ``epsilon_greedy`` and ``thompson``, optionally per observable
+segment, and ``linucb``, a contextual bandit. Formulas: docs/model.md §6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+from scipy import sparse, special
+
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.cells import CellCounts
+from masssim.policies.clustering import CHUNK_ELEMENTS
+from masssim.policies.learning_features import (
+    HISTORY_BITS,
+    _full,
+    _Profiles,
+    _segments_of,
+    engagement_features,
+    history_keys,
+    split_history,
+)
+from masssim.policies.registry import register_targeting
+from masssim.policies.targeting import (
+    MAX_PERSONAS,
+    ChannelName,
+    _channel_index,
+)
+
+# ------------------------------------------------------------------------------------------------------
+# Bandits over creatives, optionally per observable segment
+# ------------------------------------------------------------------------------------------------------
+
+
+class _SegmentBanditParams(PolicyParams):
+    segments: int = Field(1, ge=1, le=MAX_PERSONAS, description="observable personas with a bandit each (1 = one)")
+    clustering_sample: int = Field(20_000, ge=100, le=10_000_000, description="customers sampled for k-means")
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+class _SegmentBandit(PolicyBase):
+    """A bandit over creatives in each observable segment (``segments``' clustering); counts per cell."""
+
+    params: _SegmentBanditParams
+    feedback_kinds = frozenset({"delivered", "click"})
+
+    def __init__(self, params: _SegmentBanditParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        self.segment_of, self.n_segments = _segments_of(world, params.segments, params.clustering_sample)
+        self.counts = CellCounts(self.n_segments, world.catalogue.count)
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        segment = self.segment_of[who]
+        creative = self.choose(segment)
+        return Plan(
+            customer=who,
+            creative=creative,
+            channel=_full(who.shape[0], self.channel, np.int8),
+            audience=segment.astype(np.int64) * self.world.catalogue.count + creative,
+        )
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe(self, feedback: Feedback) -> None:
+        self.counts.observe(feedback, self.segment_of)
+
+
+class EpsilonGreedyParams(_SegmentBanditParams):
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="probability a customer gets a uniformly random creative")
+
+
+@register_targeting("epsilon_greedy")
+class EpsilonGreedyPolicy(_SegmentBandit):
+    """ε-greedy over creatives, per observable segment.
+
+    Each customer independently: with probability ε a uniformly random creative; otherwise the segment's
+    best estimate of clicks per delivered (ties: lowest index). While a segment has creatives never
+    delivered, its greedy customers are spread uniformly over those (unseen creatives are explored first:
+    in a wave-batched setting one wave explores them all at once).
+    """
+
+    Params = EpsilonGreedyParams
+    params: EpsilonGreedyParams
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:
+        n, k = segment.shape[0], self.world.catalogue.count
+        creative = self.counts.greedy()[segment]
+        n_unseen, start, composite = self.counts.unseen()
+        need = n_unseen[segment] > 0
+        if need.any():
+            seg = segment[need]
+            pick = (self.rng.random(seg.shape[0]) * n_unseen[seg]).astype(np.int64)
+            creative[need] = self.counts.nth_unseen(seg, pick, start, composite)
+        explore = self.rng.random(size=n) < self.params.epsilon
+        creative[explore] = self.rng.integers(0, k, size=int(np.count_nonzero(explore)), dtype=np.int32)
+        return creative.astype(np.int32, copy=False)
+
+
+class ThompsonParams(_SegmentBanditParams):
+    posterior_samples: int = Field(
+        4000, ge=1, le=1_000_000, description="posterior draws per segment and wave that estimate P(creative is best)"
+    )
+
+
+SPARSE_THOMPSON_CREATIVES = 256  # above this many creatives, draw only the posterior values that can win
+EXCEEDANCE_TARGET = 16  # creatives expected above the threshold per draw (none above it: about e^-16)
+
+
+def bernoulli_successes(rng: np.random.Generator, p: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the successes of independent Bernoulli(``p[j]``) trials in every cell of a
+    ``rows`` x len(p) table, without drawing the table: down each column the gaps between successes are
+    geometric. Costs O(len(p) + successes) draws."""
+    column = np.flatnonzero(p > 0)
+    prob = p[column]
+    position = np.zeros(column.shape[0], np.int64)  # first row of each column not yet decided
+    out_row: list[np.ndarray] = []
+    out_column: list[np.ndarray] = []
+    active = np.arange(column.shape[0])
+    while active.shape[0]:
+        remaining = rows - position[active]
+        mean = remaining * prob[active]
+        # enough gaps to pass the last row almost always; a column that falls short goes round again
+        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
+        gaps = rng.geometric(np.repeat(prob[active], budget))
+        # A gap past the last row ends the column; for tiny p numpy's draw can overflow int64 (negative).
+        limit = np.repeat(remaining + 1, budget)
+        gaps = np.where((gaps < 1) | (gaps > limit), limit, gaps)
+        total = np.cumsum(gaps)
+        ends = np.cumsum(budget)
+        before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
+        local = total - before  # 1-based offset of each success from the column's position
+        row = np.repeat(position[active], budget) + local - 1
+        keep = row < rows
+        out_row.append(row[keep])
+        out_column.append(np.repeat(column[active], budget)[keep])
+        position[active] += local[ends - 1]
+        active = active[position[active] < rows]
+    if not out_row:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_row), np.concatenate(out_column)
+
+
+def posterior_argmax(rng: np.random.Generator, alpha: np.ndarray, beta: np.ndarray, rows: int) -> np.ndarray:
+    """int32 [rows]: for each row, the argmax over creatives k of an independent draw X_k ~ Beta(alpha_k,
+    beta_k) — exactly in distribution, without drawing every X_k.
+
+    Only the largest value matters, so: pick a threshold t (the EXCEEDANCE_TARGET-th largest of one
+    separate posterior draw per creative, so t does not depend on the rows' draws); whether X_k > t is
+    Bernoulli(P(X_k > t)), drawn sparsely (``bernoulli_successes``); each X_k above t is drawn from its
+    posterior truncated to (t, 1) by the inverse survival function; a row's winner is its largest value
+    above t. A row with no value above t (probability about e^-16 per row) draws all its values from the
+    posteriors truncated to (0, t]. Cost per call: O(K + rows·EXCEEDANCE_TARGET) instead of rows·K.
+    """
+    k = alpha.shape[0]
+    probe = rng.beta(alpha, beta)
+    target = min(EXCEEDANCE_TARGET, k)
+    threshold = float(np.partition(probe, k - target)[k - target])
+    above = special.betaincc(alpha, beta, threshold)
+    row, creative = bernoulli_successes(rng, above, rows)
+    value = special.betainccinv(alpha[creative], beta[creative], rng.random(row.shape[0]) * above[creative])
+    order = np.lexsort((creative, -value, row))  # by row, largest value first (ties: lowest index)
+    first = order[np.flatnonzero(np.diff(row[order], prepend=-1))]
+    winner = np.full(rows, -1, np.int32)
+    winner[row[first]] = creative[first]
+    empty = np.flatnonzero(winner < 0)
+    if empty.shape[0]:
+        below = special.betainc(alpha, beta, threshold)
+        step = max(1, CHUNK_ELEMENTS // k)
+        for lo in range(0, empty.shape[0], step):
+            part = empty[lo : lo + step]
+            values = special.betaincinv(alpha, beta, rng.random((part.shape[0], k)) * below)
+            winner[part] = np.argmax(values, axis=1)
+    return winner
+
+
+@register_targeting("thompson")
+class ThompsonPolicy(_SegmentBandit):
+    """Thompson sampling over creatives with a Beta(1 + clicks, 1 + delivered − clicks) posterior per
+    (segment, creative) cell.
+
+    Per-customer Thompson sampling, exactly in distribution and vectorised: a customer's draw is an iid
+    sample of the posterior and they get its argmax. So each wave, for each segment, we draw the posterior
+    T = min(``posterior_samples``, customers planned in the segment) times, which estimates
+    P(creative k is best | data), and give each customer the argmax of one of those T draws picked
+    uniformly at random, i.e. a creative drawn from that estimated probability vector. Each customer's
+    creative then has exactly the Thompson distribution (the T draws are posterior draws); customers of
+    a segment share draws, which only correlates them. Up to ``SPARSE_THOMPSON_CREATIVES`` creatives a
+    draw is K Beta variates; beyond, only the argmax of each draw is drawn (``posterior_argmax``), at
+    O(K + T) per segment and wave instead of T·K. ``prob_best`` keeps the last estimate of P(best) per
+    segment (sparse: creatives that won no draw are absent).
+    """
+
+    Params = ThompsonParams
+    params: ThompsonParams
+
+    def __init__(self, params: ThompsonParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.prob_best = sparse.csr_matrix((self.n_segments, world.catalogue.count))
+
+    def choose(self, segment: np.ndarray) -> np.ndarray:
+        s_count, k = self.counts.shape
+        draws = np.minimum(np.bincount(segment, minlength=s_count), self.params.posterior_samples)
+        offset = np.concatenate(([0], np.cumsum(draws)[:-1]))
+        row_segment = np.repeat(np.arange(s_count), draws)
+        winner = np.empty(row_segment.shape[0], np.int32)
+        rows = max(1, CHUNK_ELEMENTS // k)
+        if self.counts.dense and k <= SPARSE_THOMPSON_CREATIVES:
+            delivered, clicked = self.counts.table()
+            alpha = 1.0 + clicked
+            beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+            for lo in range(0, row_segment.shape[0], rows):
+                seg = row_segment[lo : lo + rows]
+                winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
+        else:  # one segment at a time: its posterior row is dense in K, the table is not
+            for s in np.flatnonzero(draws).tolist():
+                delivered, clicked = self.counts.row(s)
+                alpha = 1.0 + clicked
+                beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+                lo, hi = int(offset[s]), int(offset[s] + draws[s])
+                if k > SPARSE_THOMPSON_CREATIVES:
+                    winner[lo:hi] = posterior_argmax(self.rng, alpha, beta, hi - lo)
+                    continue
+                for start in range(lo, hi, rows):
+                    stop = min(hi, start + rows)
+                    draw = self.rng.beta(alpha, beta, size=(stop - start, k))
+                    winner[start:stop] = np.argmax(draw, axis=1)
+        cells, hits = np.unique(row_segment * k + winner, return_counts=True)
+        self.prob_best = sparse.csr_matrix((hits / draws[cells // k], (cells // k, cells % k)), shape=(s_count, k))
+        pick = (self.rng.random(segment.shape[0]) * draws[segment]).astype(np.int64)
+        return winner[offset[segment] + pick]
+
+
+# ------------------------------------------------------------------------------------------------------
+# linucb: contextual bandit
+# ------------------------------------------------------------------------------------------------------
+
+
+class LinUCBParams(PolicyParams):
+    alpha: float = Field(0.1, ge=0.0, le=100.0, description="width of the upper confidence bound")
+    ridge: float = Field(1.0, gt=0.0, le=1e6, description="lambda: A_k starts as lambda times the identity")
+    warmup_waves: int = Field(1, ge=0, le=1000, description="first waves with uniformly random creatives")
+    history_shrinkage: float = Field(
+        5.0, gt=0.0, le=10_000.0, description="pseudo-sends in the open and click rates of the context"
+    )
+    channel: ChannelName | None = Field(None, description="channel to use (default: schedule.channel)")
+
+
+@register_targeting("linucb")
+class LinUCBPolicy(PolicyBase):
+    """Disjoint LinUCB (Li, Chu, Langford & Schapire 2010), one linear model per creative.
+
+    Context ``x_i = [1, e_i, log1p(sends), opens/(sends + a), clicks/(sends + a)]`` (a =
+    ``history_shrinkage``; the rates shrink toward 0, and the intercept and log1p(sends) absorb the
+    level). Reward: a click per delivered message. Score of creative k:
+    ``θ_k·x + α·sqrt(xᵀ A_k⁻¹ x)`` with ``θ_k = A_k⁻¹ b_k``; each customer gets the argmax.
+    Updates are batched per feedback bucket: ``A_k += Σ x xᵀ`` over delivered messages of creative k,
+    ``b_k += Σ x`` over its clicks, with the context the customer had when the message was planned (the
+    counters are snapshotted at plan time; a click released after the customer's next plan uses the
+    newer snapshot). The first ``warmup_waves`` send uniformly random creatives, since a batched UCB with
+    no data would send every customer the same creative. Scoring is computed once per distinct context
+    and in chunks.
+    """
+
+    Params = LinUCBParams
+    params: LinUCBParams
+    feedback_kinds = frozenset({"delivered", "click"})
+
+    def __init__(self, params: LinUCBParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
+        self.profiles = _Profiles(world)
+        n, k = world.customers.n, world.catalogue.count
+        self.dim = 1 + self.profiles.observables.shape[1] + 3
+        self.a_matrix = np.broadcast_to(params.ridge * np.eye(self.dim), (k, self.dim, self.dim)).copy()
+        self.b_vector = np.zeros((k, self.dim))
+        self.snapshot = np.zeros(n, np.int64)  # history key of each customer when last planned
+        self._stale = np.ones(k, bool)  # creatives whose θ_k and A_k⁻¹ must be recomputed
+        self._theta = np.zeros((k, self.dim))
+        self._widths = np.zeros((self.dim * (self.dim + 1) // 2, k))
+
+    def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
+        out = np.empty((history.shape[0], self.dim))
+        out[:, 0] = 1.0
+        q = observed.shape[1]
+        out[:, 1 : 1 + q] = observed
+        out[:, 1 + q :] = engagement_features(*split_history(history), self.params.history_shrinkage)
+        return out
+
+    def scores(self, x: np.ndarray, widths: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """[n, K] upper confidence bounds of every creative for contexts ``x``; ``widths`` from ``packed``.
+
+        ``xᵀ A_k⁻¹ x = Σ_{i≤j} x_i x_j w_kij`` with ``w_kij`` the upper triangle of ``A_k⁻¹``, off-diagonal
+        entries doubled: one matrix product of the packed products ``x_i x_j`` [n, D(D+1)/2] with
+        ``widths`` [D(D+1)/2, K] gives every creative's quadratic form at once (no loop over creatives).
+        """
+        upper, lower = self._triangle
+        width = (x[:, upper] * x[:, lower]) @ widths
+        # in place: the [n, K] blocks are the cost here, each pass over them counts
+        np.maximum(width, 0.0, out=width)
+        np.sqrt(width, out=width)
+        width *= self.params.alpha
+        width += x @ theta.T
+        return width
+
+    def packed(self, a_inv: np.ndarray) -> np.ndarray:
+        """[D(D+1)/2, K]: the upper triangle of each ``A_k⁻¹`` (symmetrised), off-diagonal entries doubled."""
+        upper, lower = self._triangle
+        symmetric = 0.5 * (a_inv[:, upper, lower] + a_inv[:, lower, upper])
+        return np.ascontiguousarray((symmetric * np.where(upper == lower, 1.0, 2.0)).T)
+
+    @property
+    def _triangle(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.triu_indices(self.dim)
+
+    def plan(self, wave: WaveContext) -> Plan:
+        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        n, k = who.shape[0], self.world.catalogue.count
+        history = history_keys(self.world, who)
+        self.snapshot[who] = history
+        if wave.wave_index < self.params.warmup_waves:
+            creative = self.rng.integers(0, k, size=n, dtype=np.int32)
+            return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+        theta, widths = self._model()
+        rows = max(1, CHUNK_ELEMENTS // k)
+        profiles = self.profiles
+        if profiles.exact:  # score each distinct (profile, history) once
+            distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
+            best = np.empty(distinct.shape[0], np.int32)
+            for lo in range(0, distinct.shape[0], rows):
+                part = distinct[lo : lo + rows]
+                x = self.contexts(profiles.observables[part >> HISTORY_BITS], part)
+                best[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
+            creative = best[inverse.reshape(-1)]
+        else:
+            creative = np.empty(n, np.int32)
+            for lo in range(0, n, rows):
+                x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
+                creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
+        return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def _model(self) -> tuple[np.ndarray, np.ndarray]:
+        """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
+        since the last plan: after the warm-up most creatives get no more messages."""
+        stale = np.flatnonzero(self._stale)
+        if stale.shape[0]:
+            a_inv = np.linalg.inv(self.a_matrix[stale])
+            self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
+            self._widths[:, stale] = self.packed(a_inv)
+            self._stale[:] = False
+        return self._theta, self._widths
+
+    def _context_of(self, customer: np.ndarray) -> np.ndarray:
+        return self.contexts(self.profiles.observables_of(self.world, customer), self.snapshot[customer])
+
+    def observe(self, feedback: Feedback) -> None:
+        delivered = feedback.get("delivered")
+        customer, creative = delivered["customer"], delivered["creative"]
+        if customer.shape[0] and self.profiles.exact:
+            # Messages with the same context add the same x xᵀ: a sparse [creatives, contexts] count matrix
+            # times the contexts' packed products x_i x_j gives every creative's sum at once.
+            units, unit_of = np.unique(
+                (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
+            )
+            k = self.world.catalogue.count
+            counts = sparse.csr_matrix(
+                (np.ones(customer.shape[0]), (creative, unit_of.reshape(-1))), shape=(k, units.shape[0])
+            )
+            upper, lower = self._triangle
+            x = self.contexts(self.profiles.observables[units >> HISTORY_BITS], units)
+            touched = np.flatnonzero(np.diff(counts.indptr))
+            sums = counts[touched] @ (x[:, upper] * x[:, lower])
+            update = np.zeros((touched.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[touched] += update
+            self._stale[touched] = True
+        else:
+            step = max(1, CHUNK_ELEMENTS // self.dim**2)
+            for lo in range(0, customer.shape[0], step):
+                order = np.argsort(creative[lo : lo + step], kind="stable")
+                rows = customer[lo : lo + step][order]
+                self._add_outer(creative[lo : lo + step][order].astype(np.int64), self._context_of(rows), None)
+        clicks = feedback.get("click")
+        if clicks["customer"].shape[0]:
+            np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
+            self._stale[clicks["creative"]] = True
+
+    def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
+        """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1), in chunks of
+        rows so that the packed products stay of bounded size."""
+        upper, lower = self._triangle
+        step = max(1, CHUNK_ELEMENTS // len(upper))
+        for lo in range(0, creative.shape[0], step):
+            rows = x[lo : lo + step]
+            kinds, start = np.unique(creative[lo : lo + step], return_index=True)
+            products = rows[:, upper] * rows[:, lower]
+            if weight is not None:
+                products *= weight[lo : lo + step, None]
+            sums = np.add.reduceat(products, start, axis=0)
+            update = np.zeros((kinds.shape[0], self.dim, self.dim))
+            update[:, upper, lower] = sums
+            update[:, lower, upper] = sums
+            self.a_matrix[kinds] += update
+            self._stale[kinds] = True
