@@ -1,0 +1,141 @@
+"""Customer chunks: the unit of randomness that makes a replication independent of how it is split.
+
+Customers are cut into chunks of ``CUSTOMER_CHUNK`` consecutive indices. Every random draw that concerns
+one customer comes from a stream of that customer's chunk, one stream per chunk *and* per kind of draw
+(:class:`Draw`), consumed in the order of the chunk's rows. A numpy generator gives the same numbers for
+``random(a)`` then ``random(b)`` as for ``random(a + b)``, so the sizes of the calls (response blocks,
+shards) never move a draw from one customer to another: a customer's outcomes depend on the seed and on
+the order of its own chunk's rows only. That is what lets the engine run the customers of one replication
+in shards, in one process or on several workers, with the same bytes (docs/model.md §16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from masssim.streams import chunk_sequence, generator
+
+CUSTOMER_CHUNK = 1 << 16  # customers per chunk; never change it: it would change every result
+
+
+class Draw(IntEnum):
+    """Kinds of per-customer draws of an arm's response stream, each a stream of its own per chunk.
+    Never renumber: it would change every result."""
+
+    SEND = 0  # the send's uniform: delivery, read, click (rescaled), pre-fetch band
+    UNSUBSCRIBE = 1
+    READ_DELAY = 2  # standard normal of the log-normal delay to the read
+    ACTIVE_WINDOW = 3  # jitter of a read moved into the customer's active window
+    PREFETCH = 4
+    REPLY = 5
+    DIRECT_START = 6  # does a click start a purchase occasion?
+    DIRECT_CHOICE = 7  # is our brand chosen at it?
+    PULL_FORWARD = 8  # did it use up a later occasion?
+    CONVERSATION_PULL_FORWARD = 9  # the same, for a purchase in a conversation a reply started
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """How ``n`` customers are cut into chunks of ``size``."""
+
+    n: int
+    size: int = CUSTOMER_CHUNK
+
+    @property
+    def count(self) -> int:
+        return -(-self.n // self.size)
+
+    def bounds(self, chunk: int) -> tuple[int, int]:
+        lo = chunk * self.size
+        return lo, min(lo + self.size, self.n)
+
+    def of(self, customer: np.ndarray) -> np.ndarray:
+        """Chunk index of each customer (a small unsigned type, so a stable sort of it is a radix sort)."""
+        chunk = np.asarray(customer) // self.size
+        return chunk.astype(np.uint16 if self.count <= 1 << 16 else np.uint32, copy=False)
+
+    def shard_chunks(self, shards: int) -> list[range]:
+        """``shards`` runs of consecutive chunks, as even as whole chunks allow (empty runs when there are
+        more shards than chunks)."""
+        count = self.count
+        return [range(s * count // shards, (s + 1) * count // shards) for s in range(shards)]
+
+
+def sort_by_chunk(layout: ChunkLayout, customer: np.ndarray) -> np.ndarray | None:
+    """The stable permutation that orders rows by chunk, or None when they are in one chunk already (or
+    already in chunk order). Rows of one chunk keep their order."""
+    if customer.shape[0] < 2:
+        return None
+    chunk = layout.of(customer)
+    if not (chunk[1:] < chunk[:-1]).any():
+        return None
+    return np.argsort(chunk, kind="stable")
+
+
+def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, np.ndarray | slice]]:
+    """(chunk, rows of ``customer`` in that chunk, in their order) for each chunk present, ascending."""
+    n = customer.shape[0]
+    if n == 0:
+        return
+    chunk = layout.of(customer)
+    first, last = int(chunk[0]), int(chunk[-1])
+    if first == last and (chunk == first).all():
+        yield first, slice(None)
+        return
+    order = np.argsort(chunk, kind="stable")
+    sorted_chunk = chunk[order]
+    edges = np.flatnonzero(sorted_chunk[1:] != sorted_chunk[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [n]))
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield int(sorted_chunk[a]), order[a:b]
+
+
+class ChunkDraws:
+    """The per-chunk, per-kind generators of one component (an arm's responses): draws for rows of
+    customers, each row's value taken from its customer's chunk stream in row order."""
+
+    def __init__(self, sequence: np.random.SeedSequence, layout: ChunkLayout) -> None:
+        self.sequence = sequence
+        self.layout = layout
+        self._generators: dict[tuple[int, int], np.random.Generator] = {}
+
+    def generator(self, chunk: int, kind: Draw) -> np.random.Generator:
+        key = (chunk, int(kind))
+        rng = self._generators.get(key)
+        if rng is None:
+            rng = generator(chunk_sequence(chunk_sequence(self.sequence, chunk), int(kind)))
+            self._generators[key] = rng
+        return rng
+
+    def random(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
+        """One uniform in [0, 1) per row."""
+        out: np.ndarray = np.empty(customer.shape[0], dtype)
+        for chunk, rows in _segments(self.layout, customer):
+            out[rows] = self.generator(chunk, kind).random(_count(rows, out), dtype=dtype)
+        return out
+
+    def standard_normal(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
+        """One standard normal per row."""
+        out: np.ndarray = np.empty(customer.shape[0], dtype)
+        for chunk, rows in _segments(self.layout, customer):
+            out[rows] = self.generator(chunk, kind).standard_normal(_count(rows, out), dtype=dtype)
+        return out
+
+
+def _count(rows: np.ndarray | slice, out: np.ndarray) -> int:
+    return out.shape[0] if isinstance(rows, slice) else int(rows.shape[0])
+
+
+def chunk_generators(
+    sequence: np.random.SeedSequence, layout: ChunkLayout, chunks: range | None = None
+) -> Iterator[tuple[int, int, np.random.Generator]]:
+    """(lo, hi, generator) for each chunk of ``chunks`` (default: all): a whole-chunk stream for draws made
+    once per customer (holdout, declared taste, a week's occasions)."""
+    for chunk in range(layout.count) if chunks is None else chunks:
+        lo, hi = layout.bounds(chunk)
+        yield lo, hi, generator(chunk_sequence(sequence, chunk))

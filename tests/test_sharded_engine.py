@@ -1,0 +1,96 @@
+"""The engine's results do not depend on how customers are grouped into shards (docs/model.md §16.4)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import masssim
+from conftest import small_scenario
+from masssim.engine.chunks import ChunkDraws, ChunkLayout, Draw
+from masssim.engine.sim import ArmOutcome, ArmSimulation, ShardingUnsupported, build_world, simulate_replication
+from masssim.results import dumps_json
+from masssim.streams import replication_sequence, root_sequence
+
+# Small chunks, so that a unit-test population has a dozen of them to group into shards.
+CHUNK = 512
+
+
+def _digest(outcomes: dict[str, ArmOutcome]) -> str:
+    """sha256 of every arm's metrics (as the summary writes them) and daily series (raw bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(outcomes):
+        h.update(dumps_json({name: outcomes[name].metrics}).encode())
+        h.update(np.ascontiguousarray(outcomes[name].series).tobytes())
+    return h.hexdigest()
+
+
+def _scenario(**overrides: object) -> masssim.Scenario:
+    """Every easy policy, two channels with capacity, quiet hours and a budget that runs out: the global
+    rules of a wave (departure order, budget) and the per-customer draws all have work to do."""
+    data: dict[str, object] = {
+        "horizon_days": 10,
+        "population": {"customers": 6_000},
+        "budget_total": 615.0,  # runs out in the last waves of sms and segments
+        "creatives": {"production_cost": 100.0},
+        "schedule": {"wave_every_days": 2},
+        "arms": [
+            {"name": "none", "policy": "none"},
+            {"name": "random", "policy": "random", "audience_share": 0.5},
+            {"name": "broadcast_sms", "policy": "broadcast", "channel": "sms"},
+            {"name": "segments", "policy": "segments", "segments": 4},
+        ],
+    }
+    data.update(overrides)
+    return small_scenario(**data)
+
+
+def _run(scenario: masssim.Scenario, shards: int, chunk_size: int = CHUNK) -> dict[str, ArmOutcome]:
+    return simulate_replication(scenario, replication_sequence(root_sequence(11), 0), shards=shards, chunk_size=chunk_size)
+
+
+def test_chunk_draws_do_not_depend_on_call_sizes() -> None:
+    layout = ChunkLayout(5_000, 256)
+    seq = np.random.SeedSequence(3)
+    customers = np.random.default_rng(0).permutation(5_000)[:3_000]
+    whole = ChunkDraws(seq, layout).random(customers, Draw.SEND, np.float32)
+    pieces = ChunkDraws(seq, layout)
+    cuts = [0, 1, 700, 701, 2_999, 3_000]
+    parts = [pieces.random(customers[a:b], Draw.SEND, np.float32) for a, b in zip(cuts, cuts[1:], strict=False)]
+    assert np.array_equal(whole, np.concatenate(parts))
+    # A customer's draw does not depend on which other chunks are drawn with it.
+    mine = customers[layout.of(customers) == 3]
+    assert np.array_equal(ChunkDraws(seq, layout).random(mine, Draw.SEND, np.float32), whole[layout.of(customers) == 3])
+    # Kinds are independent streams.
+    assert not np.array_equal(whole, ChunkDraws(seq, layout).random(customers, Draw.UNSUBSCRIBE, np.float32))
+
+
+def test_same_replication_in_any_number_of_shards() -> None:
+    scenario = _scenario()
+    one = _run(scenario, 1)
+    # The run did something worth comparing: sends on both channels, the budget ran out, clicks, purchases.
+    assert one["random"].metrics["sends"] > 0 and one["broadcast_sms"].metrics["sends"] > 0
+    assert one["broadcast_sms"].metrics["blocked_budget"] > 0 and one["random"].metrics["blocked_budget"] == 0
+    assert one["segments"].metrics["clicks"] > 0 and one["none"].metrics["sends"] == 0
+    reference = _digest(one)
+    for shards in (2, 3, 5, 40):  # 40 > the 12 chunks: some shards are empty
+        assert _digest(_run(scenario, shards)) == reference, f"{shards} shards"
+    # The digest is sensitive: another chunk size cuts the streams differently and changes the bytes.
+    assert _digest(_run(scenario, 1, chunk_size=1_024)) != reference
+
+
+def test_shards_split_the_work() -> None:
+    scenario = _scenario()
+    world = build_world(scenario, replication_sequence(root_sequence(11), 0), chunk_size=CHUNK)
+    sim = ArmSimulation(scenario, world, 2, shards=3)
+    assert [(s.lo, s.hi) for s in sim.shards] == [(0, 2_048), (2_048, 4_096), (4_096, 6_000)]
+    sim.run()
+
+
+def test_inbound_cannot_run_sharded_yet() -> None:
+    scenario = small_scenario(inbound={})
+    world = build_world(scenario, replication_sequence(root_sequence(1), 0), chunk_size=CHUNK)
+    with pytest.raises(ShardingUnsupported, match="inbound"):
+        ArmSimulation(scenario, world, 0, shards=2)
