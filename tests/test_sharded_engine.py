@@ -94,3 +94,25 @@ def test_inbound_cannot_run_sharded_yet() -> None:
     world = build_world(scenario, replication_sequence(root_sequence(1), 0), chunk_size=CHUNK)
     with pytest.raises(ShardingUnsupported, match="inbound"):
         ArmSimulation(scenario, world, 0, shards=2)
+
+
+def test_a_range_of_customers_is_the_same_rows_of_the_whole_population(monkeypatch: pytest.MonkeyPatch) -> None:
+    from masssim import population as population_module
+
+    monkeypatch.setattr(population_module, "POPULATION_CHUNK", 1_000)  # ranges then cut chunks
+    scenario = small_scenario(population={"customers": 4_500, "crm_scores": 2, "declared_taste_share": 0.0})
+    seq = np.random.SeedSequence(9)
+
+    def generate(customers: range | None) -> population_module.Population:
+        return population_module.generate_population(
+            scenario.population, scenario.market, scenario.channels.by_name(), seq, customers=customers
+        )
+
+    whole = generate(None)
+    for rows in (range(0, 1_000), range(1_500, 3_200), range(3_999, 4_500), range(4_499, 4_500)):
+        part = generate(rows)
+        assert part.n == len(rows)
+        for name in population_module.PER_CUSTOMER_ARRAYS:
+            assert np.array_equal(getattr(part, name), getattr(whole, name)[rows.start : rows.stop]), (rows, name)
+    with pytest.raises(ValueError, match="customers must be"):
+        generate(range(4_000, 5_000))
