@@ -11,6 +11,12 @@ import pytest
 import masssim
 from conftest import small_scenario
 from masssim.engine.chunks import ChunkDraws, ChunkLayout, Draw
+from masssim.engine.sharded import (
+    in_process,
+    shard_ranges,
+    sharding_problem,
+    simulate_sharded_replication,
+)
 from masssim.engine.sim import ArmOutcome, ArmSimulation, ShardingUnsupported, build_world, simulate_replication
 from masssim.results import dumps_json
 from masssim.streams import replication_sequence, root_sequence
@@ -119,3 +125,31 @@ def test_a_range_of_customers_is_the_same_rows_of_the_whole_population(monkeypat
             assert np.array_equal(getattr(part, name), getattr(whole, name)[rows.start : rows.stop]), (rows, name)
     with pytest.raises(ValueError, match="customers must be"):
         generate(range(4_000, 5_000))
+
+
+def test_shards_with_their_own_customers_give_the_same_bytes() -> None:
+    """Shards that build only their customers and talk to a coordinator (the layout a cluster uses)."""
+    scenario = _scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    reference = _digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+    for shards in (1, 2, 5):
+        outcomes = simulate_sharded_replication(scenario, seq, in_process, shards, chunk_size=CHUNK)
+        assert _digest(outcomes) == reference, f"{shards} shards"
+
+
+def test_shard_ranges_are_whole_chunks() -> None:
+    assert shard_ranges(6_000, 3, 512) == [range(2_048), range(2_048, 4_096), range(4_096, 6_000)]
+    assert shard_ranges(1_000, 4, 512) == [range(512), range(512, 1_000)]  # no empty shard
+
+
+def test_a_policy_that_cannot_be_sharded_says_so_in_one_line() -> None:
+    assert sharding_problem(_scenario()) is None
+    arms = [{"name": "broadcast", "policy": "broadcast"}, {"name": "upper_bound", "policy": "oracle"}]
+    problem = sharding_problem(_scenario(arms=arms))
+    assert problem == (
+        "arms[1].policy: policy 'oracle' (arm 'upper_bound') cannot run sharded yet; "
+        "sharded runs support none, random, broadcast, segments"
+    )
+    scores = sharding_problem(_scenario(population={"customers": 6_000, "crm_scores": 2}))
+    assert scores is not None and scores.startswith("population.crm_scores: policy 'broadcast'")
+    assert (sharding_problem(small_scenario(inbound={})) or "").startswith("inbound:")

@@ -40,29 +40,36 @@ class Draw(IntEnum):
 
 @dataclass(frozen=True)
 class ChunkLayout:
-    """How ``n`` customers are cut into chunks of ``size``."""
+    """How ``n`` customers are cut into chunks of ``size``.
+
+    ``offset``: the arrays this layout indexes start at customer ``offset`` (a shard holding customers
+    ``offset..``; a multiple of ``size``): row i is customer ``offset + i``, in chunk ``(offset + i) // size``.
+    Chunk numbers and :meth:`bounds` are the whole population's; ``n`` is the whole population's size.
+    """
 
     n: int
     size: int = CUSTOMER_CHUNK
+    offset: int = 0
 
     @property
     def count(self) -> int:
         return -(-self.n // self.size)
 
     def bounds(self, chunk: int) -> tuple[int, int]:
+        """Customers of ``chunk`` (whole-population indices)."""
         lo = chunk * self.size
         return lo, min(lo + self.size, self.n)
 
     def of(self, customer: np.ndarray) -> np.ndarray:
-        """Chunk index of each customer (a small unsigned type, so a stable sort of it is a radix sort)."""
-        chunk = np.asarray(customer) // self.size
+        """Chunk index of each row (a small unsigned type, so a stable sort of it is a radix sort)."""
+        chunk = (np.asarray(customer) + self.offset) // self.size if self.offset else np.asarray(customer) // self.size
         return chunk.astype(np.uint16 if self.count <= 1 << 16 else np.uint32, copy=False)
 
-    def shard_chunks(self, shards: int) -> list[range]:
-        """``shards`` runs of consecutive chunks, as even as whole chunks allow (empty runs when there are
-        more shards than chunks)."""
-        count = self.count
-        return [range(s * count // shards, (s + 1) * count // shards) for s in range(shards)]
+    def shifted(self, offset: int) -> ChunkLayout:
+        """The same chunks, for arrays that start at customer ``offset``."""
+        if offset % self.size:
+            raise ValueError(f"a shard must start at a chunk boundary (a multiple of {self.size}); got {offset}")
+        return ChunkLayout(self.n, self.size, offset)
 
 
 def sort_by_chunk(layout: ChunkLayout, customer: np.ndarray) -> np.ndarray | None:

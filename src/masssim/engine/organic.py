@@ -64,11 +64,12 @@ class OccasionStream:
         customers: list[np.ndarray] = []
         times: list[np.ndarray] = []
         uniforms: list[np.ndarray] = []
+        offset = self.layout.offset  # the population's row 0 is this customer (a shard's own population)
         for lo, hi, rng in chunk_generators(chunk_sequence(self.seq, b), self.layout, self.chunks):
-            rate = self.population.category_rate[lo:hi]
+            rate = self.population.category_rate[lo - offset : hi - offset]
             counts = rng.poisson(rate.astype(np.float64) * years)
             nonzero = np.flatnonzero(counts)
-            who = np.repeat(nonzero + lo, counts[nonzero]).astype(self._index_dtype)
+            who = np.repeat(nonzero + (lo - offset), counts[nonzero]).astype(self._index_dtype)
             customers.append(who)
             times.append(start + rng.random(who.shape[0]) * length)
             uniforms.append(rng.random(who.shape[0]))

@@ -219,14 +219,10 @@ class OutboundSender:
     ) -> None:
         cfg = self.channels.configs[c]
         rec = self.recorder
-        state = self.state
 
         # 1. Holdout and opt-outs.
         # 2. Weekly frequency cap.
-        week = state.week_counter(c, self.population.n)
-        ok, unreachable, capped = kernels.sendable(
-            customer, self.contactable, state.optin, week, c, cfg.frequency_cap_per_week
-        )
+        ok, unreachable, capped = self._sendable(c, customer, cfg.frequency_cap_per_week)
         rec.add("blocked_not_reachable", unreachable)
         rec.add("blocked_frequency_cap", capped)
         if not ok.all():
@@ -272,7 +268,6 @@ class OutboundSender:
             self._spend(production)
 
         # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size.
-        week = state.week_counter(c, self.population.n)
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
             order, departure = schedule.block(lo, hi)
@@ -312,13 +307,25 @@ class OutboundSender:
                 rec.add_sorted_events("cost_sends", departure, each=cfg.cost_per_send)
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_sorted_events("sends", departure)
-            for shard, rows in self._split_by_shard(block_customer):
-                if isinstance(rows, slice):
-                    self._respond(c, cfg, block_customer, block_creative, departure, week, shard.pending)
-                else:
-                    self._respond(
-                        c, cfg, block_customer[rows], block_creative[rows], departure[rows], week, shard.pending
-                    )
+            self._dispatch(c, cfg, block_customer, block_creative, departure)
+
+    def _sendable(self, c: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
+        """Rows that may be sent on channel ``c`` (holdout, opt-in, weekly ``cap``), and the counts refused
+        as unreachable and as capped. A sharded coordinator asks the shards instead."""
+        week = self.state.week_counter(c, self.population.n)
+        return kernels.sendable(customer, self.contactable, self.state.optin, week, c, cap)  # type: ignore[no-any-return]
+
+    def _dispatch(
+        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> None:
+        """Hand a block of sends (in departure order) to the shards that hold their customers. A sharded
+        coordinator sends them to its workers instead."""
+        week = self.state.week_counter(c, self.population.n)
+        for shard, rows in self._split_by_shard(customer):
+            if isinstance(rows, slice):
+                self._respond(c, cfg, customer, creative, departure, week, shard.pending)
+            else:
+                self._respond(c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending)
 
     def _split_by_shard(self, customer: np.ndarray) -> Iterator[tuple[ShardSink, np.ndarray | slice]]:
         """Each shard with the rows of ``customer`` it holds, in their order (a subsequence of the block)."""

@@ -57,6 +57,7 @@ class SharedWorld:
     fanatics: Fanatics | None = None  # diagnostics: the treated customers with the strongest taste
     inbound: InboundWorld | None = None  # the organic mention stream and the classifier, with [inbound]
     layout: ChunkLayout | None = None  # the customer chunks of the per-chunk streams (set by build_world)
+    chunks: range | None = None  # the chunks whose customers this world holds (a shard's); None: all
 
 
 @dataclass
@@ -152,9 +153,13 @@ class ShardingUnsupported(ValueError):
 
 
 class ArmSimulation:
-    def __init__(self, scenario: Scenario, world: SharedWorld, arm_index: int, *, shards: int = 1) -> None:
+    def __init__(
+        self, scenario: Scenario, world: SharedWorld, arm_index: int, *, shards: int = 1, with_policy: bool = True
+    ) -> None:
         """``shards``: how many runs of chunks the customers are split into (the same results for any
-        number; more than one in one process serves to prove it, docs/model.md §16.4)."""
+        number; more than one in one process serves to prove it, docs/model.md §16.4). ``with_policy``:
+        False for a worker's shard of a sharded run, whose policy lives on the coordinator
+        (:mod:`masssim.engine.sharded`); the shard only sends what it is handed and releases outcomes."""
         self.scenario = scenario
         self.world = world
         self.arm = scenario.arms[arm_index]
@@ -176,7 +181,9 @@ class ArmSimulation:
         self.draws = ChunkDraws(component_sequence(seq, Component.RESPONSES, arm_index), layout)
         occasion_seq = component_sequence(seq, Component.OCCASIONS)
         self.shards: list[ArmShard] = []
-        for chunks in layout.shard_chunks(shards):
+        held = range(layout.count) if world.chunks is None else world.chunks
+        for part in range(shards):
+            chunks = held[part * len(held) // shards : (part + 1) * len(held) // shards]
             if len(chunks) == 0:
                 continue
             lo, hi = layout.bounds(chunks.start)[0], layout.bounds(chunks.stop - 1)[1]
@@ -235,6 +242,9 @@ class ArmSimulation:
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
+        self.loop: ConversationLoop | None = None  # built by run() when the scenario has [inbound]
+        if not with_policy:
+            return
         self.policy = factory(
             params,
             PolicyWorld(
@@ -257,7 +267,6 @@ class ArmSimulation:
         self.recorder.add("customers_treated", n_treated)
         self.recorder.add("customers_holdout", self.world.population.n - n_treated)
         env = simpy.Environment()
-        self.loop: ConversationLoop | None = None
         if self.world.inbound is not None:
             assert self.declared is not None
             self.loop = ConversationLoop(
