@@ -93,7 +93,7 @@ def test_placement_is_the_same_on_every_run(cluster: Any) -> None:
     _, client = cluster
     scenario = _scenario()
     seq = replication_sequence(root_sequence(11), 0)
-    ranges = [range(0, 3_072), range(3_072, 6_000)]
+    ranges = [range(3_072), range(3_072, 6_000)]
     first = DaskShards(client, scenario, seq, ranges, CHUNK)
     second = DaskShards(client, scenario, seq, ranges, CHUNK)
     assert first.placement == second.placement
