@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,21 @@ def test_a_policy_that_cannot_be_sharded_says_so_in_one_line() -> None:
     scores = sharding_problem(_scenario(population={"customers": 6_000, "crm_scores": 2}))
     assert scores is not None and scores.startswith("population.crm_scores: policy 'broadcast'")
     assert (sharding_problem(small_scenario(inbound={})) or "").startswith("inbound:")
+
+
+def test_cli_shards_in_process_and_a_policy_that_cannot_be_sharded(tmp_path: Path) -> None:
+    from test_bad_input import cli, one_line_error, write
+
+    base = 'name = "sharded"\nseed = 3\nreplications = 2\nhorizon_days = 4\n[population]\ncustomers = 800\n'
+    good = write(tmp_path, base + '[[arms]]\nname = "b"\npolicy = "broadcast"\n')
+    summaries = []
+    for extra in ((), ("--shards", "3")):
+        out = tmp_path / f"out{len(extra)}"
+        code, stdout, err = cli("run", good, "-q", "-o", str(out), *extra)
+        assert code == 0, err
+        summaries.append((Path(stdout.strip()) / "summary.json").read_bytes())
+    assert summaries[0] == summaries[1]
+    bad = write(tmp_path, base + '[[arms]]\nname = "upper"\npolicy = "oracle"\n', "bad.toml")
+    line = one_line_error(("run", bad, "--shards", "2", "-o", str(tmp_path / "x")), "bad.toml", "arms[0].policy")
+    assert "policy 'oracle' (arm 'upper') cannot run sharded yet" in line
+    assert not (tmp_path / "x").exists()

@@ -125,6 +125,13 @@ def run(scenario: Path, opts: ExperimentOptions, shards: int | None) -> None:
         raise ScenarioError(
             f"has a [sweep] table; run it with 'masssim sweep {scenario}'", file=str(scenario), field="sweep"
         )
+    if shards is not None:
+        from masssim.engine.sharded import sharding_problem
+
+        problem = sharding_problem(loaded)
+        if problem is not None:
+            field, _, reason = problem.partition(": ")
+            raise ScenarioError(reason, file=str(scenario), field=field, allowed="run it without --shards")
     args = opts.executor_args()
     check_output_dir(opts.out)  # before simulating: a run must not find out an hour in that it cannot save
     with opts.progress(loaded.name) as advance:
