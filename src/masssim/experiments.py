@@ -323,7 +323,9 @@ def run(
     ``seed`` overrides the scenario's own; with neither, fresh entropy is drawn and recorded in the
     manifest (``seed_entropy``) so the run can be repeated exactly with ``seed=<that number>``.
     ``until`` ("metric:relative_halfwidth" or a StopRule) keeps adding replications until every arm's CI
-    on that metric is that tight (``replications`` is then the minimum).
+    on that metric is that tight (``replications`` is then the minimum). ``shards`` splits each replication's
+    customers into that many shards (on the Dask workers with ``engine="dask"``), with the same results
+    (docs/model.md §16); a scenario that cannot run sharded raises ScenarioError before anything runs.
     """
     n = replications if replications is not None else scenario.replications
     if n < 1:

@@ -302,6 +302,8 @@ class ShardedArm:
         )
         offsets = np.array([r.utc_offset_hours for r in scenario.population.regions], np.float64)
         population = cast(Population, _PopulationIndex(n, static["region"], offsets))
+        # No customer state, shards or draws here: the sender's only users of them (_sendable, _dispatch) are
+        # overridden to ask the shards.
         sender = _CoordinatorSender(
             scenario, population, self.contactable, catalogue, cast(Any, None), [], self.recorder, cast(Any, None)
         )
