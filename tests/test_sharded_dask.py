@@ -25,9 +25,10 @@ from masssim.engine.sim import simulate_replication  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     """Two single-threaded workers in this process: real workers, scheduler and actors, cheap to start."""
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as local, distributed.Client(local) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
         yield local, client
 
 
@@ -62,9 +63,10 @@ def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
     """A real worker process killed between waves: the next call names the lost shard, without hanging."""
     scenario = _scenario()
     seq = replication_sequence(root_sequence(11), 0)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as local, distributed.Client(local) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
         calls = {"n": 0}
 
         class KillAfterAFewCalls(DaskShards):

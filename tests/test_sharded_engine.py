@@ -172,3 +172,21 @@ def test_cli_shards_in_process_and_a_policy_that_cannot_be_sharded(tmp_path: Pat
     line = one_line_error(("run", bad, "--shards", "2", "-o", str(tmp_path / "x")), "bad.toml", "arms[0].policy")
     assert "policy 'oracle' (arm 'upper') cannot run sharded yet" in line
     assert not (tmp_path / "x").exists()
+
+
+def test_runs_and_sorted_groups_give_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows in long runs of one chunk are drawn slice by slice, others grouped by a sort: the same values."""
+    from masssim.engine import chunks
+
+    rng = np.random.default_rng(5)
+    customers = np.sort(rng.choice(100_000, 30_000, replace=False))
+    grouped = customers[np.argsort(rng.integers(0, 4, customers.shape[0]), kind="stable")]  # as a wave sends
+    for size in (1_000, 4_096):  # a chunk size that is not a power of two takes the division
+        layout = ChunkLayout(100_000, size)
+        assert np.array_equal(layout.of(grouped), grouped // size)
+        seq = np.random.SeedSequence(8)
+        by_runs = ChunkDraws(seq, layout).standard_normal(grouped, Draw.READ_DELAY)
+        monkeypatch.setattr(chunks, "_MIN_ROWS_PER_RUN", 10**9)
+        by_sort = ChunkDraws(seq, layout).standard_normal(grouped, Draw.READ_DELAY)
+        monkeypatch.undo()
+        assert np.array_equal(by_runs, by_sort)

@@ -11,6 +11,7 @@ in shards, in one process or on several workers, with the same bytes (docs/model
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -62,7 +63,12 @@ class ChunkLayout:
 
     def of(self, customer: np.ndarray) -> np.ndarray:
         """Chunk index of each row (a small unsigned type, so a stable sort of it is a radix sort)."""
-        chunk = (np.asarray(customer) + self.offset) // self.size if self.offset else np.asarray(customer) // self.size
+        customer = np.asarray(customer)
+        if self.offset:
+            customer = customer + self.offset
+        # A power of two (always, but for tests' odd sizes) divides by a shift, several times faster.
+        power_of_two = self.size & (self.size - 1) == 0
+        chunk = customer >> (self.size.bit_length() - 1) if power_of_two else customer // self.size
         return chunk.astype(np.uint16 if self.count <= 1 << 16 else np.uint32, copy=False)
 
     def shifted(self, offset: int) -> ChunkLayout:
@@ -83,23 +89,35 @@ def sort_by_chunk(layout: ChunkLayout, customer: np.ndarray) -> np.ndarray | Non
     return np.argsort(chunk, kind="stable")
 
 
-def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, np.ndarray | slice]]:
-    """(chunk, rows of ``customer`` in that chunk, in their order) for each chunk present, ascending."""
+# Below this many rows per run of one chunk on average, rows are grouped by a sort instead of drawn run by run.
+_MIN_ROWS_PER_RUN = 256
+
+
+def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, np.ndarray | slice, int]]:
+    """(chunk, rows of ``customer`` in that chunk, their count), covering every row; a chunk's rows come in
+    their order (a chunk may come back in several pieces, in row order). A wave's rows are long runs of one
+    chunk (customers ascend within each region's group), drawn into contiguous slices; rows in no useful
+    order are grouped by a stable sort instead. Either way each chunk's stream is read in row order, so the
+    values are the same."""
     n = customer.shape[0]
     if n == 0:
         return
     chunk = layout.of(customer)
-    first, last = int(chunk[0]), int(chunk[-1])
-    if first == last and (chunk == first).all():
-        yield first, slice(None)
+    starts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+    if starts.shape[0] == 0:
+        yield int(chunk[0]), slice(None), n
+        return
+    if (starts.shape[0] + 1) * _MIN_ROWS_PER_RUN <= n:
+        for a, b in itertools.pairwise([0, *starts.tolist(), n]):
+            yield int(chunk[a]), slice(a, b), b - a
         return
     order = np.argsort(chunk, kind="stable")
     sorted_chunk = chunk[order]
     edges = np.flatnonzero(sorted_chunk[1:] != sorted_chunk[:-1]) + 1
-    starts = np.concatenate(([0], edges))
-    ends = np.concatenate((edges, [n]))
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        yield int(sorted_chunk[a]), order[a:b]
+    lo = np.concatenate(([0], edges))
+    hi = np.concatenate((edges, [n]))
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        yield int(sorted_chunk[a]), order[a:b], b - a
 
 
 class ChunkDraws:
@@ -122,20 +140,24 @@ class ChunkDraws:
     def random(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
         """One uniform in [0, 1) per row."""
         out: np.ndarray = np.empty(customer.shape[0], dtype)
-        for chunk, rows in _segments(self.layout, customer):
-            out[rows] = self.generator(chunk, kind).random(_count(rows, out), dtype=dtype)
+        for chunk, rows, count in _segments(self.layout, customer):
+            rng = self.generator(chunk, kind)
+            if isinstance(rows, slice):  # drawn in place: no temporary
+                rng.random(dtype=dtype, out=out[rows])
+            else:
+                out[rows] = rng.random(count, dtype=dtype)
         return out
 
     def standard_normal(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
         """One standard normal per row."""
         out: np.ndarray = np.empty(customer.shape[0], dtype)
-        for chunk, rows in _segments(self.layout, customer):
-            out[rows] = self.generator(chunk, kind).standard_normal(_count(rows, out), dtype=dtype)
+        for chunk, rows, count in _segments(self.layout, customer):
+            rng = self.generator(chunk, kind)
+            if isinstance(rows, slice):
+                rng.standard_normal(dtype=dtype, out=out[rows])
+            else:
+                out[rows] = rng.standard_normal(count, dtype=dtype)
         return out
-
-
-def _count(rows: np.ndarray | slice, out: np.ndarray) -> int:
-    return out.shape[0] if isinstance(rows, slice) else int(rows.shape[0])
 
 
 def chunk_generators(
