@@ -35,6 +35,7 @@ import simpy
 from masssim.channels import DAY_S
 from masssim.classify.base import Classifier, Labels, TrainableClassifier
 from masssim.classify.registry import build_classifier
+from masssim.engine.chunks import ChunkDraws, Draw
 from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
@@ -264,7 +265,7 @@ class ConversationLoop:
         view: CustomerView,
         declared: DeclaredTable,
         replication_seq: np.random.SeedSequence,
-        rng: np.random.Generator,
+        draws: ChunkDraws,
     ) -> None:
         cfg = scenario.inbound
         assert cfg is not None
@@ -275,7 +276,7 @@ class ConversationLoop:
         self.state = state
         self.recorder = recorder
         self.view = view
-        self.rng = rng  # the arm's response stream (pull-forward coins)
+        self.draws = draws  # the arm's per-chunk response streams (pull-forward coins)
         self.horizon_s = scenario.horizon_days * DAY_S
         self.desk = build_desk(env, scenario, world.classifier, replication_seq)
         self.desk.register(world.mentions, labels=world.labels)
@@ -384,7 +385,8 @@ class ConversationLoop:
         # A conversation that a reply to our message started is caused by marketing: like a click-triggered
         # purchase, it is incremental and may use up a later occasion (pull-forward).
         rec.add_events("incremental_purchases_true", t[reply])
-        pulled = reply & (self.rng.random(c.shape[0]) < self.scenario.response.pull_forward_share)
+        coin = self.draws.random(c, Draw.CONVERSATION_PULL_FORWARD)
+        pulled = reply & (coin < self.scenario.response.pull_forward_share)
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])
         bought = treated
