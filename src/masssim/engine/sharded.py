@@ -34,6 +34,7 @@ from masssim.engine.sim import (
     channel_order_of,
     default_channel_of,
     holdout_interval,
+    one_blas_thread,
     wave_days,
 )
 from masssim.engine.state import Recorder
@@ -488,16 +489,17 @@ def simulate_sharded_replication(
     ranges = shard_ranges(scenario.population.customers, shards, chunk_size)
     group = open_group(scenario, replication_seq, ranges, chunk_size)
     try:
-        parts = group.call("static_view", _everyone(group))
-        static = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-        (shares,) = group.call("shares", {0: ()})
-        outcomes: dict[str, ArmOutcome] = {}
-        n_arms = len(scenario.arms)
-        for index, arm in enumerate(scenario.arms):
-            group.call("start_arm", _everyone(group, index))
-            report = None if progress is None else _arm_share(progress, index, n_arms)
-            outcomes[arm.name] = ShardedArm(scenario, replication_seq, index, group, static, shares).run(report)
-        return outcomes
+        with one_blas_thread():  # the policies plan here, as in simulate_replication
+            parts = group.call("static_view", _everyone(group))
+            static = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            (shares,) = group.call("shares", {0: ()})
+            outcomes: dict[str, ArmOutcome] = {}
+            n_arms = len(scenario.arms)
+            for index, arm in enumerate(scenario.arms):
+                group.call("start_arm", _everyone(group, index))
+                report = None if progress is None else _arm_share(progress, index, n_arms)
+                outcomes[arm.name] = ShardedArm(scenario, replication_seq, index, group, static, shares).run(report)
+            return outcomes
     finally:
         group.close()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 from scipy import stats as scipy_stats
+from threadpoolctl import threadpool_limits
 
 from masssim.channels import DAY_S, HOUR_S
 from masssim.creatives import make_catalogue
@@ -613,10 +614,20 @@ def simulate_replication(
 ) -> dict[str, ArmOutcome]:
     """Every arm of one replication, on one shared world (common random numbers across arms). ``shards``
     and ``chunk_size``: see :class:`ArmSimulation` and :func:`build_world`."""
-    world = build_world(scenario, replication_seq, chunk_size=chunk_size)
-    outcomes: dict[str, ArmOutcome] = {}
-    n_arms = len(scenario.arms)
-    for index, arm in enumerate(scenario.arms):
-        report = None if progress is None else _arm_progress(progress, index, n_arms)
-        outcomes[arm.name] = ArmSimulation(scenario, world, index, shards=shards, tally_market=index == 0).run(report)
+    with one_blas_thread():
+        world = build_world(scenario, replication_seq, chunk_size=chunk_size)
+        outcomes: dict[str, ArmOutcome] = {}
+        n_arms = len(scenario.arms)
+        for index, arm in enumerate(scenario.arms):
+            report = None if progress is None else _arm_progress(progress, index, n_arms)
+            simulation = ArmSimulation(scenario, world, index, shards=shards, tally_market=index == 0)
+            outcomes[arm.name] = simulation.run(report)
     return outcomes
+
+
+def one_blas_thread() -> threadpool_limits:
+    """A context in which BLAS and OpenMP use one thread. Their thread count changes the order of their sums,
+    and so the last bits of what is fitted by iteration (the inbound classifier's L-BFGS weights differed
+    between 1 and 2 OpenBLAS threads, and a few conversations with them): every process that simulates runs
+    with one, so a replication gives the same bytes in this process, in a worker pool or on Dask."""
+    return threadpool_limits(limits=1)
