@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import masssim
 import masssim.experiments.replications
 from conftest import small_scenario
 from masssim.config.overrides import parse_values
+from masssim.engine import conversation_loop
 from masssim.experiments.compare import compare
 from masssim.experiments.replications import StopRule
 from masssim.reporting.results import dumps_json
@@ -184,3 +186,20 @@ def test_override_every_arm_with_a_wildcard() -> None:
     )
     changed = apply_overrides(scenario, {"arms.*.segments": 9}, source="t")
     assert [arm.params["segments"] for arm in changed.arms] == [9, 9]
+
+
+def test_blas_threads_do_not_change_an_inbound_replication() -> None:
+    """The inbound classifier is fitted by L-BFGS, whose BLAS sums depend on BLAS's thread count (its
+    weights differed between 1 and 2 OpenBLAS threads, and so did a few conversations between --workers 1
+    and 2). The engine simulates with one thread: a process whose BLAS has two gives the same bytes."""
+    scenario = apply_overrides(
+        masssim.load_scenario(Path(masssim.__file__).parent / "gallery" / "respond_all_vs_triage.toml"),
+        {"population.customers": 20_000, "horizon_days": 7},
+        source="test",
+    )
+    summaries = []
+    for threads in (2, 1):
+        conversation_loop._CLASSIFIERS.clear()  # fit again under this thread count
+        with threadpool_limits(limits=threads):
+            summaries.append(dumps_json(masssim.run(scenario, replications=1, seed=5).summary))
+    assert summaries[0] == summaries[1]

@@ -147,7 +147,7 @@ def test_memory_in_flight_stays_flat_after_the_first_days() -> None:
 
     def sample(share: float) -> None:
         day = int(share * 24 + 1e-9)
-        per_day[day] = max(per_day.get(day, 0), sim.pending.nbytes())
+        per_day[day] = max(per_day.get(day, 0), sum(shard.pending.nbytes() for shard in sim.shards))
 
     sim.run(sample)
     early = max(per_day[d] for d in range(2, 5))

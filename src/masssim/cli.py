@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from masssim.config.errors import ScenarioError, one_line
+from masssim.config.errors import ScenarioError, ShardLost, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -113,7 +113,14 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_experiment_options()
-def run(scenario: Path, opts: ExperimentOptions) -> None:
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 65_536),
+    default=None,
+    help="split each replication's customers into N shards (on the Dask workers with --engine dask); "
+    "the same results as without",
+)
+def run(scenario: Path, opts: ExperimentOptions, shards: int | None) -> None:
     """Run SCENARIO (a file, or a gallery name) and write results/<scenario>/<run-id>/ with a report."""
     import masssim
     from masssim.reporting.results import check_output_dir
@@ -123,10 +130,17 @@ def run(scenario: Path, opts: ExperimentOptions) -> None:
         raise ScenarioError(
             f"has a [sweep] table; run it with 'masssim sweep {scenario}'", file=str(scenario), field="sweep"
         )
+    if shards is not None:
+        from masssim.engine.sharded import sharding_problem
+
+        problem = sharding_problem(loaded)
+        if problem is not None:
+            field, _, reason = problem.partition(": ")
+            raise ScenarioError(reason, file=str(scenario), field=field, allowed="run it without --shards")
     args = opts.executor_args()
     check_output_dir(opts.out)  # before simulating: a run must not find out an hour in that it cannot save
     with opts.progress(loaded.name) as advance:
-        result = masssim.run(loaded, progress=advance, **args)
+        result = masssim.run(loaded, progress=advance, shards=shards, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
         _print_lesson(loaded.lesson, arms=result.summary["arms"], market=result.summary.get("market"))
@@ -681,6 +695,9 @@ def main(argv: list[str] | None = None) -> None:
         where = exc.filename if exc.filename is not None else "masssim"
         click.echo(f"masssim: error: {one_line(str(where))}: {one_line(exc.strerror or str(exc))}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except ShardLost as exc:  # a worker died: what was lost, in one line, and nothing written
+        click.echo(f"masssim: error: {exc}", err=True)
+        sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):

@@ -114,3 +114,8 @@ class ScenarioError(ValueError):
         if len(self.problems) > 1:
             text += f" [and {len(self.problems) - 1} more problem(s); fix this one first]"
         return one_line(text)
+
+
+class ShardLost(RuntimeError):
+    """A shard of a sharded run was lost (its Dask worker died or stopped answering): its customers' state
+    is gone, so the run stops without writing results. The message is one line naming the shard."""

@@ -35,6 +35,7 @@ import simpy
 from masssim.classify.base import Classifier, Labels, TrainableClassifier
 from masssim.classify.registry import build_classifier
 from masssim.config.schema import CHANNEL_NAMES, InboundConfig, PoolConfig, Scenario
+from masssim.engine.chunks import ChunkDraws, Draw
 from masssim.engine.conversations import OutcomeModel, Outcomes
 from masssim.engine.inbound import CoreServer, InboundDesk, PoolSpec
 from masssim.engine.responders import HandleTime, LognormalHandleTime
@@ -266,7 +267,7 @@ class ConversationLoop:
         view: CustomerView,
         declared: DeclaredTable,
         replication_seq: np.random.SeedSequence,
-        rng: np.random.Generator,
+        draws: ChunkDraws,
     ) -> None:
         cfg = scenario.inbound
         assert cfg is not None
@@ -277,7 +278,7 @@ class ConversationLoop:
         self.state = state
         self.recorder = recorder
         self.view = view
-        self.rng = rng  # the arm's response stream (pull-forward coins)
+        self.draws = draws  # the arm's per-chunk response streams (pull-forward coins)
         self.horizon_s = scenario.horizon_days * DAY_S
         self.desk = build_desk(env, scenario, world.classifier, replication_seq)
         self.desk.register(world.mentions, labels=world.labels)
@@ -386,7 +387,8 @@ class ConversationLoop:
         # A conversation that a reply to our message started is caused by marketing: like a click-triggered
         # purchase, it is incremental and may use up a later occasion (pull-forward).
         rec.add_events("incremental_purchases_true", t[reply])
-        pulled = reply & (self.rng.random(c.shape[0]) < self.scenario.response.pull_forward_share)
+        coin = self.draws.random(c, Draw.CONVERSATION_PULL_FORWARD)
+        pulled = reply & (coin < self.scenario.response.pull_forward_share)
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])
         bought = treated

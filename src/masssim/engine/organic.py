@@ -5,6 +5,9 @@ are drawn a block of days at a time from the replication's shared OCCASIONS stre
 replication faces exactly the same occasions and the same brand-choice uniforms: the difference between
 arms is then caused by marketing alone (common random numbers), and for each occasion the simulator knows
 what would have been bought without marketing (the counterfactual behind ``incremental_purchases_true``).
+
+Each (week, customer chunk) has a stream of its own (docs/model.md §16.4), so a stream restricted to some
+chunks (a shard) yields exactly the occasions of those chunks that the whole stream yields, in the same order.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masssim.model.population import POPULATION_CHUNK, Population
-from masssim.model.streams import chunk_sequence, generator
+from masssim.engine.chunks import ChunkLayout, chunk_generators
+from masssim.model.population import Population
+from masssim.model.streams import chunk_sequence
 
 YEAR_S = 365.25 * 86_400.0
 BLOCK_S = 7 * 86_400.0
@@ -31,33 +35,49 @@ class Occasions:
 
 
 class OccasionStream:
-    """Occasions in time order, generated lazily one block (a week) at a time."""
+    """Occasions in time order, generated lazily one block (a week) at a time, for the customers of
+    ``chunks`` (default: everyone). Occasions at the same time are ordered by chunk."""
 
-    def __init__(self, population: Population, horizon_s: float, seq: np.random.SeedSequence) -> None:
+    def __init__(
+        self,
+        population: Population,
+        horizon_s: float,
+        seq: np.random.SeedSequence,
+        layout: ChunkLayout,
+        chunks: range | None = None,
+    ) -> None:
         self.population = population
         self.horizon_s = horizon_s
         self.seq = seq
+        self.layout = layout
+        self.chunks = range(layout.count) if chunks is None else chunks
         self._block_index = -1
         self._block: Occasions | None = None
         self._index_dtype = np.int32 if population.n < 2**31 else np.int64
 
     def _make_block(self, b: int) -> Occasions:
-        # One stream per block keeps the draws independent of how far other blocks were consumed.
-        rng = generator(chunk_sequence(self.seq, b))
+        # One stream per (block, chunk) keeps the draws independent of how far other blocks were consumed
+        # and of which other chunks are drawn.
         start = b * BLOCK_S
         length = min(BLOCK_S, self.horizon_s - start)
         years = length / YEAR_S
         customers: list[np.ndarray] = []
-        for lo in range(0, self.population.n, POPULATION_CHUNK):
-            rate = self.population.category_rate[lo : lo + POPULATION_CHUNK]
+        times: list[np.ndarray] = []
+        uniforms: list[np.ndarray] = []
+        offset = self.layout.offset  # the population's row 0 is this customer (a shard's own population)
+        for lo, hi, rng in chunk_generators(chunk_sequence(self.seq, b), self.layout, self.chunks):
+            rate = self.population.category_rate[lo - offset : hi - offset]
             counts = rng.poisson(rate.astype(np.float64) * years)
             nonzero = np.flatnonzero(counts)
-            customers.append(np.repeat(nonzero + lo, counts[nonzero]).astype(self._index_dtype))
-        who = np.concatenate(customers) if customers else np.empty(0, self._index_dtype)
-        times = start + rng.random(who.shape[0]) * length
-        uniform = rng.random(who.shape[0])
-        order = np.argsort(times, kind="stable")
-        return Occasions(who[order], times[order], uniform[order])
+            who = np.repeat(nonzero + (lo - offset), counts[nonzero]).astype(self._index_dtype)
+            customers.append(who)
+            times.append(start + rng.random(who.shape[0]) * length)
+            uniforms.append(rng.random(who.shape[0]))
+        if not customers:
+            return Occasions(np.empty(0, self._index_dtype), np.empty(0), np.empty(0))
+        time_s = np.concatenate(times)
+        order = np.argsort(time_s, kind="stable")  # ties keep chunk order
+        return Occasions(np.concatenate(customers)[order], time_s[order], np.concatenate(uniforms)[order])
 
     def take(self, t0_s: float, t1_s: float) -> Occasions:
         """Occasions with t0 < time <= t1. Successive calls must move forward in time."""

@@ -1,26 +1,29 @@
 """A wave: the engine turns a policy's plan into sends and draws every customer's response as arrays.
 
 Rules are enforced here, not trusted to the policy: holdout and opt-outs, weekly frequency caps, the
-paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. Rows a
-policy leaves to the arm's channel order go on the first channel of it that takes them (docs/model.md,
-4.11). Then, for
-each send, one uniform decides delivery, reading and clicking (a conditional uniform is re-scaled rather
-than re-drawn), a second decides unsubscribing; reads also draw a normal for their delay, and pre-fetch and
-replies draw their own uniforms.
-Outcomes go to :class:`~masssim.engine.events.PendingEvents` with their times.
+paid platforms' minimum audience, the budget, quiet hours and the channel's capacity per hour. These run on
+the whole plan, in its order. Rows a policy leaves to the arm's channel order go on the first channel of it
+that takes them (docs/model.md, 4.11). Then, for each send, one uniform decides delivery, reading and
+clicking (a conditional uniform is re-scaled rather than re-drawn), a second decides unsubscribing; reads
+also draw a normal for their delay, and pre-fetch and replies draw their own uniforms. Every such draw comes
+from the stream of the customer's chunk (:mod:`masssim.engine.chunks`), and the sends of each block are
+split among the shards that hold their customers, in departure order (docs/model.md §16).
+Outcomes go to the shard's :class:`~masssim.engine.events.PendingEvents` with their times.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from scipy.special import expit, logit
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine import kernels
+from masssim.engine.chunks import ChunkDraws, Draw
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
 from masssim.model.channels import DAY_S, HOUR_S, capacity_departures, cpm_per_impression, defer_past_quiet_hours
@@ -79,6 +82,14 @@ def find_fanatics(
     return Fanatics(ids=ids, best_affinity=best)
 
 
+class ShardSink(Protocol):
+    """Where the outcomes of sends to a run of customers go: customers lo..hi-1 and their events in flight."""
+
+    lo: int
+    hi: int
+    pending: PendingEvents
+
+
 class PlanError(RuntimeError):
     """A policy returned a malformed plan (a bug in the policy, not in the user's scenario)."""
 
@@ -132,9 +143,9 @@ class OutboundSender:
         contactable: np.ndarray,
         catalogue: Catalogue,
         state: CustomerState,
-        pending: PendingEvents,
+        shards: Sequence[ShardSink],
         recorder: Recorder,
-        rng: np.random.Generator,
+        draws: ChunkDraws,
         *,
         fanatics: Fanatics | None = None,
         channel_order: tuple[int, ...] = (),
@@ -144,11 +155,11 @@ class OutboundSender:
         self.contactable = contactable
         self.catalogue = catalogue
         self.state = state
-        self.pending = pending
+        self.shards = shards
         # Called with (customer, channel, time_s) of the replies of each wave when inbound is on.
         self.reply_sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         self.recorder = recorder
-        self.rng = rng
+        self.draws = draws
         configs = tuple(scenario.channels.by_name()[name] for name in CHANNEL_NAMES)
         self.channels = OutboundChannels(
             configs=configs,
@@ -248,17 +259,13 @@ class OutboundSender:
         the wave's capacity)."""
         cfg = self.channels.configs[c]
         rec = self.recorder
-        state = self.state
         planned = (customer, creative, audience)
         # Positions in the planned rows of the rows still taken (only tracked when the rest passes on).
         taken = np.arange(customer.shape[0]) if passing else None
 
         # 1. Holdout and opt-outs.
         # 2. Weekly frequency cap.
-        week = state.week_counter(c, self.population.n)
-        ok, unreachable, capped = kernels.sendable(
-            customer, self.contactable, state.optin, week, c, cfg.frequency_cap_per_week
-        )
+        ok, unreachable, capped = self._sendable(c, customer, cfg.frequency_cap_per_week)
         if not passing:
             rec.add("blocked_not_reachable", unreachable)
             rec.add("blocked_frequency_cap", capped)
@@ -327,7 +334,6 @@ class OutboundSender:
             self._spend(production)
 
         # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size.
-        week = state.week_counter(c, self.population.n)
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
             order, departure = schedule.block(lo, hi)
@@ -371,8 +377,36 @@ class OutboundSender:
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_sorted_events("sends", departure)
             rec.add_sorted_events(names["sends"], departure)
-            self._respond(c, cfg, block_customer, block_creative, departure, week)
+            self._dispatch(c, cfg, block_customer, block_creative, departure)
         return rest
+
+    def _sendable(self, c: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
+        """Rows that may be sent on channel ``c`` (holdout, opt-in, weekly ``cap``), and the counts refused
+        as unreachable and as capped. A sharded coordinator asks the shards instead."""
+        week = self.state.week_counter(c, self.population.n)
+        return kernels.sendable(customer, self.contactable, self.state.optin, week, c, cap)  # type: ignore[no-any-return]
+
+    def _dispatch(
+        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> None:
+        """Hand a block of sends (in departure order) to the shards that hold their customers. A sharded
+        coordinator sends them to its workers instead."""
+        week = self.state.week_counter(c, self.population.n)
+        for shard, rows in self._split_by_shard(customer):
+            if isinstance(rows, slice):
+                self._respond(c, cfg, customer, creative, departure, week, shard.pending)
+            else:
+                self._respond(c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending)
+
+    def _split_by_shard(self, customer: np.ndarray) -> Iterator[tuple[ShardSink, np.ndarray | slice]]:
+        """Each shard with the rows of ``customer`` it holds, in their order (a subsequence of the block)."""
+        if len(self.shards) == 1:
+            yield self.shards[0], slice(None)
+            return
+        for shard in self.shards:
+            rows = np.flatnonzero((customer >= shard.lo) & (customer < shard.hi))
+            if rows.shape[0]:
+                yield shard, rows
 
     def _fanatic_diagnostics(self, customer: np.ndarray, creative: np.ndarray, clicked: np.ndarray) -> None:
         """Count sends to fanatics, those of a creative at least as fitting as the catalogue's best for
@@ -438,6 +472,7 @@ class OutboundSender:
         creative: np.ndarray,
         departure: np.ndarray,
         week: np.ndarray,
+        pending: PendingEvents,
     ) -> None:
         """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
 
@@ -448,10 +483,10 @@ class OutboundSender:
         response = self.scenario.response
         state = self.state
         pop = self.population
-        rng = self.rng
+        draws = self.draws
         n = customer.shape[0]
-        u = np.asarray(rng.random(n, dtype=np.float32))
-        u_unsub = np.asarray(rng.random(n, dtype=np.float32))
+        u = draws.random(customer, Draw.SEND, np.float32)
+        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32)
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
@@ -485,7 +520,7 @@ class OutboundSender:
         if self.report_deliveries:
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
-            self.pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
+            pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
 
         p_read_cand = bound * np.exp(np.float32(-cfg.fatigue_open_kappa) * fatigue[cand])
         is_read = u[cand] < p_read_cand
@@ -496,12 +531,12 @@ class OutboundSender:
         delay_s = (
             cfg.open_delay_median_minutes
             * 60.0
-            * np.exp(cfg.open_delay_sigma * rng.standard_normal(n_read, dtype=np.float32))
+            * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32))
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
         # are still in send order (customers nearly ascending, so the gathers stream through memory).
         r_creative = creative[r_idx]
-        jitter = rng.random(n_read, dtype=np.float32) if cfg.opens_wait_for_active_window else None
+        jitter = draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32) if cfg.opens_wait_for_active_window else None
         read_at, logit_click = kernels.read_outcomes(
             delivered_at[r_idx] + delay_s,
             r_cust,
@@ -518,19 +553,19 @@ class OutboundSender:
             pop.warmth,
             self.click_coefficients[c],
         )
-        read_bucket = self.pending.bucket_of(read_at)
-        order = self.pending.order_by_bucket(read_at, read_bucket)
+        read_bucket = pending.bucket_of(read_at)
+        order = pending.order_by_bucket(read_at, read_bucket)
         read_bucket = read_bucket[order]
         r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
         r_creative, logit_click = r_creative[order], logit_click[order]
-        self.pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
+        pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
 
         # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
         v = u[r_idx] / p_read
         p_click = expit(logit_click)
         click = v < p_click
         click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
-        self.pending.add("click", r_cust[click], r_creative[click], c, click_at)
+        pending.add("click", r_cust[click], r_creative[click], c, click_at)
         if self.fanatics is not None:
             self._fanatic_diagnostics(customer, creative, r_cust[click])
 
@@ -539,9 +574,10 @@ class OutboundSender:
         # fresh uniform for them; the few rows under the bound that fatigue kept unread draw a new one.
         if cfg.recorded_open_inflation > 0:
             below = cand[~is_read]
-            below = below[rng.random(below.shape[0], dtype=np.float32) < np.float32(cfg.recorded_open_inflation)]
+            coin = draws.random(customer[below], Draw.PREFETCH, np.float32)
+            below = below[coin < np.float32(cfg.recorded_open_inflation)]
             prefetch = kernels.merge_sorted(below, above) if below.shape[0] else above
-            self.pending.add(
+            pending.add(
                 "open",
                 customer[prefetch],
                 creative[prefetch],
@@ -558,12 +594,12 @@ class OutboundSender:
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
             unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
-            self.pending.add("unsubscribe", customer[unsub], creative[unsub], c, unsub_at)
+            pending.add("unsubscribe", customer[unsub], creative[unsub], c, unsub_at)
 
         # Replies on conversational channels.
         if cfg.reply_rate > 0 and n_read:
-            reply = rng.random(n_read, dtype=np.float32) < np.float32(cfg.reply_rate)
-            self.pending.add(
+            reply = draws.random(r_cust, Draw.REPLY, np.float32) < np.float32(cfg.reply_rate)
+            pending.add(
                 "reply",
                 r_cust[reply],
                 r_creative[reply],

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 from scipy import stats as scipy_stats
+from threadpoolctl import threadpool_limits
 
-from masssim.config.schema import CHANNEL_NAMES, Scenario
+from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
+from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import Occasions, OccasionStream
@@ -41,7 +43,7 @@ from masssim.model.creatives import make_catalogue
 from masssim.model.market import MarketTally, market_window_days
 from masssim.model.metrics import channel_metric, derive
 from masssim.model.population import Population, generate_population
-from masssim.model.streams import Component, component_sequence, generator
+from masssim.model.streams import Component, chunk_sequence, component_sequence, generator
 from masssim.policies.base import (
     ARM_CHANNELS,
     FEEDBACK_KINDS,
@@ -66,42 +68,63 @@ class SharedWorld:
     declared_taste: np.ndarray | None  # float32 [M, d]
     fanatics: Fanatics | None = None  # diagnostics: the treated customers with the strongest taste
     inbound: InboundWorld | None = None  # the organic mention stream and the classifier, with [inbound]
+    layout: ChunkLayout | None = None  # the customer chunks of the per-chunk streams (set by build_world)
+    chunks: range | None = None  # the chunks whose customers this world holds (a shard's); None: all
 
 
-def build_world(scenario: Scenario, replication_seq: np.random.SeedSequence) -> SharedWorld:
+def build_world(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, *, chunk_size: int = CUSTOMER_CHUNK
+) -> SharedWorld:
+    """The shared world. ``chunk_size`` is the size of the customer chunks whose streams every per-customer
+    draw comes from (a fixed constant in runs; tests use small chunks to have several of them)."""
     population = generate_population(
         scenario.population,
         scenario.market,
         scenario.channels.by_name(),
         component_sequence(replication_seq, Component.POPULATION),
     )
-    holdout_rng = generator(component_sequence(replication_seq, Component.HOLDOUT))
-    contactable = holdout_rng.random(population.n) >= scenario.holdout.share
+    layout = ChunkLayout(population.n, chunk_size)
+    contactable = np.empty(population.n, bool)
+    for lo, hi, rng in chunk_generators(component_sequence(replication_seq, Component.HOLDOUT), layout):
+        contactable[lo:hi] = rng.random(hi - lo) >= scenario.holdout.share
     catalogue = make_catalogue(
         scenario.creatives,
         scenario.population.taste_dims,
         generator(component_sequence(replication_seq, Component.CREATIVES)),
     )
-    declared_row, declared_taste = _initial_declarations(scenario, population, replication_seq)
+    declared_row, declared_taste = _initial_declarations(scenario, population, layout, replication_seq)
     fanatics = find_fanatics(population, contactable, catalogue, scenario.diagnostics.fanatic_top_share)
     inbound = build_inbound_world(scenario, population, replication_seq) if scenario.inbound is not None else None
     return SharedWorld(
-        population, contactable, catalogue, replication_seq, declared_row, declared_taste, fanatics, inbound
+        population, contactable, catalogue, replication_seq, declared_row, declared_taste, fanatics, inbound, layout
     )
 
 
+# Sub-key of Component.DECLARED under which the starting declarations' chunk streams live ((r, 1007, 1) is
+# the taste captured in conversations).
+_DECLARED_AT_START = 0
+
+
 def _initial_declarations(
-    scenario: Scenario, population: Population, replication_seq: np.random.SeedSequence
+    scenario: Scenario, population: Population, layout: ChunkLayout, replication_seq: np.random.SeedSequence
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Customers who declared their taste before the run: theta + N(0, sigma_decl^2) per topic."""
+    """Customers who declared their taste before the run: theta + N(0, sigma_decl^2) per topic. Each chunk
+    draws who declared and their noise from its own stream; rows are numbered in customer order."""
     cfg = scenario.population
     if cfg.declared_taste_share == 0:
         return None, None
-    rng = generator(component_sequence(replication_seq, Component.DECLARED))
-    who = np.flatnonzero(rng.random(population.n) < cfg.declared_taste_share)
+    parent = chunk_sequence(component_sequence(replication_seq, Component.DECLARED), _DECLARED_AT_START)
+    whos: list[np.ndarray] = []
+    noises: list[np.ndarray] = []
+    d = population.taste.shape[1]
+    for lo, hi, rng in chunk_generators(parent, layout):
+        who = lo + np.flatnonzero(rng.random(hi - lo) < cfg.declared_taste_share)
+        whos.append(who)
+        noises.append(rng.standard_normal((who.shape[0], d)).astype(np.float32))
+    who = np.concatenate(whos)
     row = np.full(population.n, -1, np.int32)
     row[who] = np.arange(who.shape[0], dtype=np.int32)
-    noise = rng.standard_normal((who.shape[0], population.taste.shape[1])).astype(np.float32)
+    noise = np.concatenate(noises) if noises else np.empty((0, d), np.float32)
     return row, population.taste[who] + np.float32(cfg.declared_taste_noise_sd) * noise
 
 
@@ -115,13 +138,48 @@ def wave_days(scenario: Scenario) -> list[int]:
     return days
 
 
+@dataclass
+class ArmShard:
+    """An arm's share of the customers of a run of chunks (lo..hi-1): their outcomes in flight and their
+    organic occasions. The customers' state arrays are the arm's (one process); what belongs to a shard is
+    what it alone processes, in its own order (docs/model.md §16)."""
+
+    chunks: range
+    lo: int
+    hi: int
+    pending: PendingEvents
+    occasions: OccasionStream
+
+
+class ShardingUnsupported(ValueError):
+    """The scenario uses a part of the model that cannot run in several shards yet."""
+
+
 class ArmSimulation:
-    def __init__(self, scenario: Scenario, world: SharedWorld, arm_index: int, *, tally_market: bool = False) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        world: SharedWorld,
+        arm_index: int,
+        *,
+        shards: int = 1,
+        with_policy: bool = True,
+        tally_market: bool = False,
+    ) -> None:
+        """``shards``: how many runs of chunks the customers are split into (the same results for any
+        number; more than one in one process serves to prove it, docs/model.md §16.4). ``with_policy``:
+        False for a worker's shard of a sharded run, whose policy lives on the coordinator
+        (:mod:`masssim.engine.sharded`); the shard only sends what it is handed and releases outcomes.
+        ``tally_market``: count every brand's buying in the world without marketing (the first arm)."""
         self.scenario = scenario
         self.world = world
         self.arm = scenario.arms[arm_index]
         self.arm_index = arm_index
         pop = world.population
+        assert world.layout is not None
+        self.layout = layout = world.layout
+        if shards > 1 and world.inbound is not None:
+            raise ShardingUnsupported("a scenario with [inbound] cannot run in several shards yet")
         self.horizon_s = scenario.horizon_days * DAY_S
         response = scenario.response
         self.state = CustomerState(
@@ -131,25 +189,39 @@ class ArmSimulation:
             response.adstock_half_life_days * DAY_S,
         )
         self.recorder = Recorder(self.horizon_s)
-        self.pending = PendingEvents(scenario.feedback_bucket_minutes * 60.0)
         seq = world.replication_seq
-        self.rng = generator(component_sequence(seq, Component.RESPONSES, arm_index))
-        self.occasions = OccasionStream(pop, self.horizon_s, component_sequence(seq, Component.OCCASIONS))
+        self.draws = ChunkDraws(component_sequence(seq, Component.RESPONSES, arm_index), layout)
+        occasion_seq = component_sequence(seq, Component.OCCASIONS)
+        self.shards: list[ArmShard] = []
+        held = range(layout.count) if world.chunks is None else world.chunks
+        for part in range(shards):
+            chunks = held[part * len(held) // shards : (part + 1) * len(held) // shards]
+            if len(chunks) == 0:
+                continue
+            lo, hi = layout.bounds(chunks.start)[0], layout.bounds(chunks.stop - 1)[1]
+            self.shards.append(
+                ArmShard(
+                    chunks,
+                    lo,
+                    hi,
+                    PendingEvents(scenario.feedback_bucket_minutes * 60.0),
+                    OccasionStream(pop, self.horizon_s, occasion_seq, layout, chunks),
+                )
+            )
         self.market_tally = (
             MarketTally(pop.n, pop.brand_prob.shape[1], market_window_days(scenario) * DAY_S) if tally_market else None
         )
         self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
-        order = self.arm.channel_order(scenario.schedule)
-        self.channel_order = () if order is None else tuple(CHANNEL_NAMES.index(name) for name in order)
+        self.channel_order = channel_order_of(scenario, self.arm)
         self.sender = OutboundSender(
             scenario,
             pop,
             world.contactable,
             self.catalogue,
             self.state,
-            self.pending,
+            self.shards,
             self.recorder,
-            self.rng,
+            self.draws,
             fanatics=world.fanatics,
             channel_order=self.channel_order,
         )
@@ -193,6 +265,9 @@ class ArmSimulation:
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
+        self.loop: ConversationLoop | None = None  # built by run() when the scenario has [inbound]
+        if not with_policy:
+            return
         self.policy = factory(
             params,
             PolicyWorld(
@@ -201,7 +276,7 @@ class ArmSimulation:
                 catalogue=self.catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
                 # With a channel order the policy's default channel is the order itself (the engine picks).
-                default_channel=ARM_CHANNELS if self.channel_order else CHANNEL_NAMES.index(scenario.schedule.channel),
+                default_channel=default_channel_of(scenario, self.channel_order),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=generator(component_sequence(seq, Component.POLICY, arm_index)),
@@ -216,7 +291,6 @@ class ArmSimulation:
         self.recorder.add("customers_treated", n_treated)
         self.recorder.add("customers_holdout", self.world.population.n - n_treated)
         env = simpy.Environment()
-        self.loop: ConversationLoop | None = None
         if self.world.inbound is not None:
             assert self.declared is not None
             self.loop = ConversationLoop(
@@ -230,7 +304,7 @@ class ArmSimulation:
                 self.view,
                 self.declared,
                 self.world.replication_seq,
-                self.rng,
+                self.draws,
             )
             self.sender.reply_sink = self.loop.on_replies
             # Replies are registered only when a wave is sent: until the first wave the stream is known.
@@ -280,15 +354,13 @@ class ArmSimulation:
     def _holdout_interval(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
         """The histograms of purchases per customer in the treated and holdout groups, and the bootstrap-t
         interval of the holdout estimate from them (masssim.estimation.holdout); counts the holdout's buyers."""
+        everyone, holdout = self.purchase_histograms()
+        return holdout_interval(everyone, holdout, self.world.replication_seq, self.arm_index, self.recorder)
+
+    def purchase_histograms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Customers by number of purchases of our brand: everyone, and the holdout (additive over shards)."""
         counts = self.state.purchases
-        held_out = ~self.world.contactable
-        everyone = purchase_histogram(counts)
-        holdout = purchase_histogram(counts[held_out])
-        treated = everyone.copy()
-        treated[: holdout.shape[0]] -= holdout
-        self.recorder.add("holdout_buyers", buyers(holdout))
-        rng = generator(component_sequence(self.world.replication_seq, Component.HOLDOUT_BOOTSTRAP, self.arm_index))
-        return (treated, holdout), bootstrap_t_interval(treated, holdout, rng)
+        return purchase_histogram(counts), purchase_histogram(counts[~self.world.contactable])
 
     def _wave_event_time(self, day: int) -> float:
         schedule = self.scenario.schedule
@@ -319,8 +391,10 @@ class ArmSimulation:
             t1 = min(t0 + step, self.horizon_s)
             yield env.timeout(t1 - env.now)
             self.state.rebase(t0)
-            organic = self._purchases(self.occasions.take(t0, t1))
-            self._release(t0, t1, organic)
+            parts = [self._shard_bucket(shard, t0, t1) for shard in self.shards]
+            merged = _merge_in_chunk_order(parts)
+            if merged:
+                self.policy.observe(Feedback(time_s=t1, events=merged))
             if self.loop is not None:
                 won = self.loop.apply(t1)
                 if won is not None and "purchase" in self.feedback_kinds:
@@ -330,9 +404,23 @@ class ArmSimulation:
             t0 = t1
 
     # ----------------------------------------------------------------------------------------------
-    def _release(self, t0: float, t1: float, organic: dict[str, np.ndarray] | None) -> None:
-        """Outcomes with time in (t0, t1] become known: to the customers' state, the metrics, the policy."""
-        events = self.pending.release(t1)
+    def _shard_bucket(self, shard: ArmShard, t0: float, t1: float) -> dict[str, dict[str, np.ndarray]]:
+        """One shard's bucket: its organic occasions choose a brand, then its outcomes in (t0, t1] are
+        released. Returns the shard's feedback events, each kind ordered by chunk."""
+        organic = self._purchases(shard.occasions.take(t0, t1))
+        events = self._release(shard, t0, t1, organic)
+        for kind, e in events.items():
+            order = sort_by_chunk(self.layout, e["customer"])
+            if order is not None:
+                events[kind] = {name: values[order] for name, values in e.items()}
+        return events
+
+    def _release(
+        self, shard: ArmShard, t0: float, t1: float, organic: dict[str, np.ndarray] | None
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Outcomes with time in (t0, t1] become known to the customers' state and the metrics; returns those
+        the policy learns from."""
+        events = shard.pending.release(t1)
         rec, state = self.recorder, self.state
         day = int(t0 // DAY_S)  # a bucket never spans midnight (its length divides a day)
         feedback = Feedback(time_s=t1)
@@ -377,8 +465,7 @@ class ArmSimulation:
                 feedback.events[kind] = events[kind]
         if organic is not None and "purchase" in self.feedback_kinds:
             feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
-        if feedback.events:
-            self.policy.observe(feedback)
+        return feedback.events
 
     def _purchases(self, occ: Occasions) -> dict[str, np.ndarray] | None:
         """Brand choice at this bucket's organic occasions, with the adstock each customer carries.
@@ -425,17 +512,17 @@ class ArmSimulation:
         """A click may start an immediate purchase occasion, often one pulled forward from the future."""
         response = self.scenario.response
         state, rec, pop = self.state, self.recorder, self.world.population
-        n = clicks["customer"].shape[0]
-        starts = self.rng.random(n) < response.direct_purchase_per_click
+        draws = self.draws
+        starts = draws.random(clicks["customer"], Draw.DIRECT_START) < response.direct_purchase_per_click
         c, t = clicks["customer"][starts], clicks["time_s"][starts]
         p0 = pop.brand_prob[c, 0].astype(np.float64)
         p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
-        ours = self.rng.random(c.shape[0]) < p
+        ours = draws.random(c, Draw.DIRECT_CHOICE) < p
         if self.loop is not None:  # a message still in flight reaches a customer who has left
             gone, _ = self.loop.churn_filter(c)
             rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
             ours &= ~gone
-        pulled = self.rng.random(c.shape[0]) < response.pull_forward_share
+        pulled = draws.random(c, Draw.PULL_FORWARD) < response.pull_forward_share
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])
         # Without marketing this occasion would not have happened now: every purchase here is a lift,
@@ -452,10 +539,50 @@ class ArmSimulation:
         }
 
 
+def channel_order_of(scenario: Scenario, arm: Arm) -> tuple[int, ...]:
+    """The arm's channel preference order as channel indices; () when its policy names each row's channel."""
+    order = arm.channel_order(scenario.schedule)
+    return () if order is None else tuple(CHANNEL_NAMES.index(name) for name in order)
+
+
+def default_channel_of(scenario: Scenario, channel_order: tuple[int, ...]) -> int:
+    """The policy's default channel: with a channel order, the order itself (the engine picks per row)."""
+    return ARM_CHANNELS if channel_order else CHANNEL_NAMES.index(scenario.schedule.channel)
+
+
+def holdout_interval(
+    everyone: np.ndarray,
+    holdout: np.ndarray,
+    replication_seq: np.random.SeedSequence,
+    arm_index: int,
+    recorder: Recorder,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]]:
+    """(treated, holdout) histograms from everyone's and the holdout's, and the bootstrap-t interval of the
+    holdout estimate (masssim.holdout); records the holdout's buyers. A sharded run calls it with the shards'
+    histograms summed, which are the whole population's."""
+    treated = everyone.copy()
+    treated[: holdout.shape[0]] -= holdout
+    recorder.add("holdout_buyers", buyers(holdout))
+    rng = generator(component_sequence(replication_seq, Component.HOLDOUT_BOOTSTRAP, arm_index))
+    return (treated, holdout), bootstrap_t_interval(treated, holdout, rng)
+
+
 def _concat_events(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if a is None:
         return b
     return {k: np.concatenate([a[k], b[k]]) for k in b}
+
+
+def _merge_in_chunk_order(parts: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """The shards' feedback as one: each kind's events concatenated in shard order, hence in chunk order
+    (each shard's are ordered by chunk and shards hold ascending runs of chunks)."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, dict[str, np.ndarray]] = {}
+    for kind in sorted({kind for part in parts for kind in part}):
+        pieces = [part[kind] for part in parts if kind in part]
+        merged[kind] = pieces[0] if len(pieces) == 1 else {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    return merged
 
 
 def _arm_progress(progress: Callable[[float], None], index: int, n_arms: int) -> Callable[[float], None]:
@@ -467,12 +594,26 @@ def simulate_replication(
     scenario: Scenario,
     replication_seq: np.random.SeedSequence,
     progress: Callable[[float], None] | None = None,
+    *,
+    shards: int = 1,
+    chunk_size: int = CUSTOMER_CHUNK,
 ) -> dict[str, ArmOutcome]:
-    """Every arm of one replication, on one shared world (common random numbers across arms)."""
-    world = build_world(scenario, replication_seq)
-    outcomes: dict[str, ArmOutcome] = {}
-    n_arms = len(scenario.arms)
-    for index, arm in enumerate(scenario.arms):
-        report = None if progress is None else _arm_progress(progress, index, n_arms)
-        outcomes[arm.name] = ArmSimulation(scenario, world, index, tally_market=index == 0).run(report)
+    """Every arm of one replication, on one shared world (common random numbers across arms). ``shards``
+    and ``chunk_size``: see :class:`ArmSimulation` and :func:`build_world`."""
+    with one_blas_thread():
+        world = build_world(scenario, replication_seq, chunk_size=chunk_size)
+        outcomes: dict[str, ArmOutcome] = {}
+        n_arms = len(scenario.arms)
+        for index, arm in enumerate(scenario.arms):
+            report = None if progress is None else _arm_progress(progress, index, n_arms)
+            simulation = ArmSimulation(scenario, world, index, shards=shards, tally_market=index == 0)
+            outcomes[arm.name] = simulation.run(report)
     return outcomes
+
+
+def one_blas_thread() -> threadpool_limits:
+    """A context in which BLAS and OpenMP use one thread. Their thread count changes the order of their sums,
+    and so the last bits of what is fitted by iteration (the inbound classifier's L-BFGS weights differed
+    between 1 and 2 OpenBLAS threads, and a few conversations with them): every process that simulates runs
+    with one, so a replication gives the same bytes in this process, in a worker pool or on Dask."""
+    return threadpool_limits(limits=1)

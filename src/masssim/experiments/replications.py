@@ -29,6 +29,7 @@ from typing import Any
 
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
+from masssim.engine.sharded import ShardGroup, in_process, sharding_problem, simulate_sharded_replication
 from masssim.engine.sim import ArmOutcome, simulate_replication
 from masssim.estimation.intervals import mean_ci, relative_halfwidth
 from masssim.model.metrics import REGISTRY
@@ -94,9 +95,16 @@ class Executor:
     cluster (``engine="dask"``: the scheduler at ``scheduler``, or a LocalCluster of ``workers`` processes).
     """
 
-    def __init__(self, workers: int = 1, *, engine: str = "local", scheduler: str | None = None) -> None:
+    def __init__(
+        self, workers: int = 1, *, engine: str = "local", scheduler: str | None = None, shards: int | None = None
+    ) -> None:
+        """``shards``: split each replication's customers into this many shards (on the Dask workers with
+        ``engine="dask"``, else in this process) and run the replications one after another."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if shards is not None and shards < 1:
+            raise ScenarioError("must be at least 1", file="--shards", value=shards)
+        self.shards = shards
         if engine not in ENGINES:
             raise ScenarioError("unknown engine", file="--engine", value=engine, allowed=", ".join(ENGINES))
         if scheduler is not None and engine != "dask":
@@ -117,7 +125,7 @@ class Executor:
             os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
         if self.engine == "dask":
             self._start_dask()
-        elif self.workers > 1:
+        elif self.workers > 1 and self.shards is None:
             # 'spawn' gives each worker a clean interpreter: no inherited locks or thread state.
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self
@@ -178,6 +186,12 @@ class Executor:
 
         ``progress(done_tasks, share_of_current_task)`` is called as work advances.
         """
+        if self.shards is not None:
+            for done, (s, r) in enumerate(tasks):
+                report = None if progress is None else (lambda f, d=done: progress(d, f))
+                seq = replication_sequence(root_sequence(entropy), r)
+                yield (s, r), simulate_sharded_replication(scenarios[s], seq, self._open_shards, self.shards, report)
+            return
         if self._client is not None:
             yield from self._map_dask(scenarios, entropy, tasks, progress)
             return
@@ -200,6 +214,15 @@ class Executor:
         finally:
             for future in futures:
                 future.cancel()
+
+    def _open_shards(
+        self, scenario: Scenario, replication_seq: Any, ranges: list[range], chunk_size: int
+    ) -> ShardGroup:
+        if self._client is None:
+            return in_process(scenario, replication_seq, ranges, chunk_size)
+        from masssim.engine.dask_shards import DaskShards
+
+        return DaskShards(self._client, scenario, replication_seq, ranges, chunk_size)
 
     def _map_dask(
         self,
@@ -293,22 +316,30 @@ def run(
     progress: ProgressCallback | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    shards: int | None = None,
 ) -> RunResult:
     """Simulate ``replications`` replications of every arm of ``scenario``.
 
     ``seed`` overrides the scenario's own; with neither, fresh entropy is drawn and recorded in the
     manifest (``seed_entropy``) so the run can be repeated exactly with ``seed=<that number>``.
     ``until`` ("metric:relative_halfwidth" or a StopRule) keeps adding replications until every arm's CI
-    on that metric is that tight (``replications`` is then the minimum).
+    on that metric is that tight (``replications`` is then the minimum). ``shards`` splits each replication's
+    customers into that many shards (on the Dask workers with ``engine="dask"``), with the same results
+    (docs/model.md §16); a scenario that cannot run sharded raises ScenarioError before anything runs.
     """
     n = replications if replications is not None else scenario.replications
     if n < 1:
         raise ValueError("replications must be at least 1")
     rule = StopRule.parse(until) if isinstance(until, str) else until
+    if shards is not None:
+        problem = sharding_problem(scenario)
+        if problem is not None:  # said before any worker starts
+            field, _, reason = problem.partition(": ")
+            raise ScenarioError(reason, field=field, allowed="run it without --shards")
     entropy = resolve_entropy(seed, scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler, shards=shards) as executor:
         (results,) = replicate([scenario], entropy, n, executor, until=rule, progress=progress)
     manifest = build_manifest(
         scenario.name,

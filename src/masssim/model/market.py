@@ -67,6 +67,19 @@ class MarketCounts:
     sole_buyers: np.ndarray  # int64 [J] customers who bought brand j and no other
 
 
+def add_market_counts(parts: list[MarketCounts]) -> MarketCounts:
+    """The tally of a population split into parts (shards of customers): every count is a sum."""
+    first = parts[0]
+    return MarketCounts(
+        customers=sum(p.customers for p in parts),
+        window_days=first.window_days,
+        purchases=np.sum([p.purchases for p in parts], axis=0),
+        pair_buyers=np.sum([p.pair_buyers for p in parts], axis=0),
+        category_buyers=sum(p.category_buyers for p in parts),
+        sole_buyers=np.sum([p.sole_buyers for p in parts], axis=0),
+    )
+
+
 class MarketTally:
     """Accumulates the world-without-marketing's buying over the market window, occasion by occasion."""
 

@@ -270,8 +270,15 @@ def generate_population(
     market: MarketConfig,
     channels: dict[str, ChannelConfig],
     seq: np.random.SeedSequence,
+    *,
+    customers: range | None = None,
 ) -> Population:
     """Draw ``cfg.customers`` customers; the result depends only on ``seq`` and the configuration.
+
+    ``customers`` (a step-1 range within ``range(cfg.customers)``): generate only those customers, row 0
+    being customer ``customers.start``. Their rows are exactly the same rows of the whole population (a
+    shard of the sharded engine builds its customers so); the chunks the range cuts are generated whole in
+    scratch memory and copied.
 
     Model choices beyond DESIGN §1.1 (also in docs/model.md):
 
@@ -296,6 +303,9 @@ def generate_population(
       sample), so warmth does not depend on N, on the seed, or on which customers are present.
     """
     n = cfg.customers
+    rows = range(n) if customers is None else customers
+    if rows.step != 1 or rows.start < 0 or rows.stop > n or len(rows) == 0:
+        raise ValueError(f"customers must be a non-empty step-1 range within range({n}); got {rows}")
     missing = [name for name in CHANNEL_NAMES if name not in channels]
     unknown = [name for name in channels if name not in CHANNEL_NAMES]
     if missing or unknown:
@@ -360,30 +370,33 @@ def generate_population(
 
     optin_tables = [optin_probability(channels[name], len(age_share)) for name in CHANNEL_NAMES]
 
-    pop = Population(
-        n=n,
-        region=np.empty(n, np.uint8),
-        age_band=np.empty(n, np.uint8),
-        income_band=np.empty(n, np.uint8),
-        region_utc_offset_hours=np.array([r.utc_offset_hours for r in cfg.regions], dtype=np.float64),
-        optin=np.empty(n, np.uint8),
-        taste=np.empty((n, d), np.float32),
-        category_rate=np.empty(n, np.float32),
-        brand_prob=np.empty((n, n_brands), np.float32),
-        warmth=np.empty(n, np.float32),
-        active_start_hour=np.empty(n, np.uint8),
-        active_hours=np.empty(n, np.uint8),
-        voice_rate=np.empty(n, np.float32),
-        patience_minutes=np.empty(n, np.float32),
-        crm_scores=np.empty((n, n_scores), np.float16),
-        taste_loading=loading,
-        taste_scale=scale,
-        region_share=region_share,
-        age_band_share=age_share,
-        income_band_share=income_share,
-        warmth_logit_mean=warmth_mean,
-        warmth_logit_sd=warmth_sd,
-    )
+    def empty(size: int) -> Population:
+        return Population(
+            n=size,
+            region=np.empty(size, np.uint8),
+            age_band=np.empty(size, np.uint8),
+            income_band=np.empty(size, np.uint8),
+            region_utc_offset_hours=np.array([r.utc_offset_hours for r in cfg.regions], dtype=np.float64),
+            optin=np.empty(size, np.uint8),
+            taste=np.empty((size, d), np.float32),
+            category_rate=np.empty(size, np.float32),
+            brand_prob=np.empty((size, n_brands), np.float32),
+            warmth=np.empty(size, np.float32),
+            active_start_hour=np.empty(size, np.uint8),
+            active_hours=np.empty(size, np.uint8),
+            voice_rate=np.empty(size, np.float32),
+            patience_minutes=np.empty(size, np.float32),
+            crm_scores=np.empty((size, n_scores), np.float16),
+            taste_loading=loading,
+            taste_scale=scale,
+            region_share=region_share,
+            age_band_share=age_share,
+            income_band_share=income_share,
+            warmth_logit_mean=warmth_mean,
+            warmth_logit_sd=warmth_sd,
+        )
+
+    pop = empty(len(rows))
 
     def fill(chunk: int) -> None:
         lo = chunk * POPULATION_CHUNK
@@ -393,10 +406,13 @@ def generate_population(
         def rng(draw: _Draw) -> np.random.Generator:
             return streams.generator(streams.chunk_sequence(chunk_seq, int(draw)))
 
+        a, b = max(lo, rows.start), min(hi, rows.stop)
+        whole = a == lo and b == hi
+        target, offset = (pop, rows.start) if whole else (empty(hi - lo), lo)
         _fill_chunk(
-            pop,
-            lo,
-            hi,
+            target,
+            lo - offset,
+            hi - offset,
             rng,
             cfg=cfg,
             market=market,
@@ -411,10 +427,13 @@ def generate_population(
             brand_share=brand_share,
             optin_tables=optin_tables,
         )
+        if not whole:  # the range cuts this chunk: keep the rows it asks for
+            for name in PER_CUSTOMER_ARRAYS:
+                getattr(pop, name)[a - rows.start : b - rows.start] = getattr(target, name)[a - lo : b - lo]
 
     # Chunks have streams of their own and fill disjoint rows, so threads change nothing in the result; numpy
     # releases the GIL while it draws and computes, so at 10^8 customers the cores share the work.
-    chunks = range(-(-n // POPULATION_CHUNK))
+    chunks = range(rows.start // POPULATION_CHUNK, -(-rows.stop // POPULATION_CHUNK))
     if len(chunks) > 1 and POPULATION_THREADS > 1:
         with ThreadPoolExecutor(min(POPULATION_THREADS, len(chunks))) as pool:
             list(pool.map(fill, chunks))  # list() re-raises a chunk's exception here

@@ -1,0 +1,170 @@
+"""Customer chunks: the unit of randomness that makes a replication independent of how it is split.
+
+Customers are cut into chunks of ``CUSTOMER_CHUNK`` consecutive indices. Every random draw that concerns
+one customer comes from a stream of that customer's chunk, one stream per chunk *and* per kind of draw
+(:class:`Draw`), consumed in the order of the chunk's rows. A numpy generator gives the same numbers for
+``random(a)`` then ``random(b)`` as for ``random(a + b)``, so the sizes of the calls (response blocks,
+shards) never move a draw from one customer to another: a customer's outcomes depend on the seed and on
+the order of its own chunk's rows only. That is what lets the engine run the customers of one replication
+in shards, in one process or on several workers, with the same bytes (docs/model.md §16).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from masssim.model.streams import chunk_sequence, generator
+
+CUSTOMER_CHUNK = 1 << 16  # customers per chunk; never change it: it would change every result
+
+
+class Draw(IntEnum):
+    """Kinds of per-customer draws of an arm's response stream, each a stream of its own per chunk.
+    Never renumber: it would change every result."""
+
+    SEND = 0  # the send's uniform: delivery, read, click (rescaled), pre-fetch band
+    UNSUBSCRIBE = 1
+    READ_DELAY = 2  # standard normal of the log-normal delay to the read
+    ACTIVE_WINDOW = 3  # jitter of a read moved into the customer's active window
+    PREFETCH = 4
+    REPLY = 5
+    DIRECT_START = 6  # does a click start a purchase occasion?
+    DIRECT_CHOICE = 7  # is our brand chosen at it?
+    PULL_FORWARD = 8  # did it use up a later occasion?
+    CONVERSATION_PULL_FORWARD = 9  # the same, for a purchase in a conversation a reply started
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """How ``n`` customers are cut into chunks of ``size``.
+
+    ``offset``: the arrays this layout indexes start at customer ``offset`` (a shard holding customers
+    ``offset..``; a multiple of ``size``): row i is customer ``offset + i``, in chunk ``(offset + i) // size``.
+    Chunk numbers and :meth:`bounds` are the whole population's; ``n`` is the whole population's size.
+    """
+
+    n: int
+    size: int = CUSTOMER_CHUNK
+    offset: int = 0
+
+    @property
+    def count(self) -> int:
+        return -(-self.n // self.size)
+
+    def bounds(self, chunk: int) -> tuple[int, int]:
+        """Customers of ``chunk`` (whole-population indices)."""
+        lo = chunk * self.size
+        return lo, min(lo + self.size, self.n)
+
+    def of(self, customer: np.ndarray) -> np.ndarray:
+        """Chunk index of each row (a small unsigned type, so a stable sort of it is a radix sort)."""
+        customer = np.asarray(customer)
+        if self.offset:
+            customer = customer + self.offset
+        # A power of two (always, but for tests' odd sizes) divides by a shift, several times faster.
+        power_of_two = self.size & (self.size - 1) == 0
+        chunk = customer >> (self.size.bit_length() - 1) if power_of_two else customer // self.size
+        return chunk.astype(np.uint16 if self.count <= 1 << 16 else np.uint32, copy=False)
+
+    def shifted(self, offset: int) -> ChunkLayout:
+        """The same chunks, for arrays that start at customer ``offset``."""
+        if offset % self.size:
+            raise ValueError(f"a shard must start at a chunk boundary (a multiple of {self.size}); got {offset}")
+        return ChunkLayout(self.n, self.size, offset)
+
+
+def sort_by_chunk(layout: ChunkLayout, customer: np.ndarray) -> np.ndarray | None:
+    """The stable permutation that orders rows by chunk, or None when they are in one chunk already (or
+    already in chunk order). Rows of one chunk keep their order."""
+    if customer.shape[0] < 2:
+        return None
+    chunk = layout.of(customer)
+    if not (chunk[1:] < chunk[:-1]).any():
+        return None
+    return np.argsort(chunk, kind="stable")
+
+
+# Below this many rows per run of one chunk on average, rows are grouped by a sort instead of drawn run by run.
+_MIN_ROWS_PER_RUN = 256
+
+
+def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, np.ndarray | slice, int]]:
+    """(chunk, rows of ``customer`` in that chunk, their count), covering every row; a chunk's rows come in
+    their order (a chunk may come back in several pieces, in row order). A wave's rows are long runs of one
+    chunk (customers ascend within each region's group), drawn into contiguous slices; rows in no useful
+    order are grouped by a stable sort instead. Either way each chunk's stream is read in row order, so the
+    values are the same."""
+    n = customer.shape[0]
+    if n == 0:
+        return
+    chunk = layout.of(customer)
+    starts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+    if starts.shape[0] == 0:
+        yield int(chunk[0]), slice(None), n
+        return
+    if (starts.shape[0] + 1) * _MIN_ROWS_PER_RUN <= n:
+        for a, b in itertools.pairwise([0, *starts.tolist(), n]):
+            yield int(chunk[a]), slice(a, b), b - a
+        return
+    order = np.argsort(chunk, kind="stable")
+    sorted_chunk = chunk[order]
+    edges = np.flatnonzero(sorted_chunk[1:] != sorted_chunk[:-1]) + 1
+    lo = np.concatenate(([0], edges))
+    hi = np.concatenate((edges, [n]))
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        yield int(sorted_chunk[a]), order[a:b], b - a
+
+
+class ChunkDraws:
+    """The per-chunk, per-kind generators of one component (an arm's responses): draws for rows of
+    customers, each row's value taken from its customer's chunk stream in row order."""
+
+    def __init__(self, sequence: np.random.SeedSequence, layout: ChunkLayout) -> None:
+        self.sequence = sequence
+        self.layout = layout
+        self._generators: dict[tuple[int, int], np.random.Generator] = {}
+
+    def generator(self, chunk: int, kind: Draw) -> np.random.Generator:
+        key = (chunk, int(kind))
+        rng = self._generators.get(key)
+        if rng is None:
+            rng = generator(chunk_sequence(chunk_sequence(self.sequence, chunk), int(kind)))
+            self._generators[key] = rng
+        return rng
+
+    def random(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
+        """One uniform in [0, 1) per row."""
+        out: np.ndarray = np.empty(customer.shape[0], dtype)
+        for chunk, rows, count in _segments(self.layout, customer):
+            rng = self.generator(chunk, kind)
+            if isinstance(rows, slice):  # drawn in place: no temporary
+                rng.random(dtype=dtype, out=out[rows])
+            else:
+                out[rows] = rng.random(count, dtype=dtype)
+        return out
+
+    def standard_normal(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
+        """One standard normal per row."""
+        out: np.ndarray = np.empty(customer.shape[0], dtype)
+        for chunk, rows, count in _segments(self.layout, customer):
+            rng = self.generator(chunk, kind)
+            if isinstance(rows, slice):
+                rng.standard_normal(dtype=dtype, out=out[rows])
+            else:
+                out[rows] = rng.standard_normal(count, dtype=dtype)
+        return out
+
+
+def chunk_generators(
+    sequence: np.random.SeedSequence, layout: ChunkLayout, chunks: range | None = None
+) -> Iterator[tuple[int, int, np.random.Generator]]:
+    """(lo, hi, generator) for each chunk of ``chunks`` (default: all): a whole-chunk stream for draws made
+    once per customer (holdout, declared taste, a week's occasions)."""
+    for chunk in range(layout.count) if chunks is None else chunks:
+        lo, hi = layout.bounds(chunk)
+        yield lo, hi, generator(chunk_sequence(sequence, chunk))

@@ -1,0 +1,528 @@
+"""One replication across shards of customers (docs/model.md §16).
+
+The **coordinator** keeps the clock (SimPy), the policies, the catalogue and every rule that needs the whole
+plan in order: plan validation, paid audiences and prices, the budget, the capacity queue and departure
+order, quiet hours, costs. **Shards** (:class:`ShardWorker`) each hold a run of whole customer chunks: their
+population rows, holdout flags, customer state, events in flight and organic occasions; they answer "may
+these rows be sent?", draw the responses of the sends handed to them, and release their outcomes bucket by
+bucket. Every per-customer draw comes from its chunk's streams and every merge is in chunk order, so the
+bytes of the results do not depend on the number of shards or on where they run.
+
+A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this process, or
+:class:`masssim.engine.dask_shards.DaskShards` on Dask workers, where the shards' state stays between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import numpy as np
+import simpy
+
+from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
+from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
+from masssim.engine.outbound import OutboundSender
+from masssim.engine.sim import (
+    ArmOutcome,
+    ArmSimulation,
+    ShardingUnsupported,
+    SharedWorld,
+    _merge_in_chunk_order,
+    channel_order_of,
+    default_channel_of,
+    holdout_interval,
+    one_blas_thread,
+    wave_days,
+)
+from masssim.engine.state import Recorder
+from masssim.model.channels import DAY_S, HOUR_S
+from masssim.model.creatives import make_catalogue
+from masssim.model.market import MarketCounts, add_market_counts
+from masssim.model.metrics import derive
+from masssim.model.population import Population, generate_population
+from masssim.model.streams import Component, component_sequence, generator
+from masssim.policies.base import CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.policies.registry import params_model, resolve_targeting
+
+# Policies that plan from what a sharded coordinator gathers (opt-ins, holdout, engagement counters and the
+# demographic codes) and learn from counts; the others need per-customer columns that stay on the shards
+# (docs/model.md §16.5).
+SHARDABLE_POLICIES = ("none", "random", "broadcast", "segments")
+_CLUSTERING_POLICIES = ("broadcast", "segments")
+
+
+def sharding_problem(scenario: Scenario) -> str | None:
+    """Why the scenario cannot run sharded yet (one line), or None when it can."""
+    for index, arm in enumerate(scenario.arms):
+        if arm.policy not in SHARDABLE_POLICIES:
+            return (
+                f"arms[{index}].policy: policy {arm.policy!r} (arm {arm.name!r}) cannot run sharded yet; "
+                f"sharded runs support {', '.join(SHARDABLE_POLICIES)}"
+            )
+        if arm.policy in _CLUSTERING_POLICIES and scenario.population.crm_scores > 0:
+            return (
+                f"population.crm_scores: policy {arm.policy!r} (arm {arm.name!r}) clusters CRM scores, "
+                "which a sharded run does not gather yet (set crm_scores = 0 or run unsharded)"
+            )
+        if arm.params.get("bespoke"):
+            return f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) cannot run sharded yet"
+    if scenario.inbound is not None:
+        return "inbound: a scenario with [inbound] cannot run sharded yet"
+    if scenario.diagnostics.fanatic_top_share > 0:
+        return "diagnostics.fanatic_top_share: the fanatics diagnostic cannot run sharded yet (set it to 0)"
+    return None
+
+
+def shard_ranges(n: int, shards: int, chunk_size: int = CUSTOMER_CHUNK) -> list[range]:
+    """The customers of each shard: runs of whole chunks, as even as whole chunks allow (no empty shard)."""
+    count = -(-n // chunk_size)
+    ranges = []
+    shards = min(shards, count)
+    for s in range(shards):
+        first, stop = s * count // shards, (s + 1) * count // shards
+        ranges.append(range(first * chunk_size, min(stop * chunk_size, n)))
+    return ranges
+
+
+def build_shard_world(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, customers: range, chunk_size: int
+) -> SharedWorld:
+    """A shard's world: only its customers' rows, with the whole population's chunk numbering (so their
+    draws are those of one process). Declared taste, fanatics and inbound are not built (not shardable yet)."""
+    population = generate_population(
+        scenario.population,
+        scenario.market,
+        scenario.channels.by_name(),
+        component_sequence(replication_seq, Component.POPULATION),
+        customers=customers,
+    )
+    layout = ChunkLayout(scenario.population.customers, chunk_size).shifted(customers.start)
+    chunks = range(customers.start // chunk_size, -(-customers.stop // chunk_size))
+    contactable = np.empty(population.n, bool)
+    holdout = component_sequence(replication_seq, Component.HOLDOUT)
+    for lo, hi, rng in chunk_generators(holdout, layout, chunks):
+        contactable[lo - customers.start : hi - customers.start] = rng.random(hi - lo) >= scenario.holdout.share
+    catalogue = make_catalogue(
+        scenario.creatives,
+        scenario.population.taste_dims,
+        generator(component_sequence(replication_seq, Component.CREATIVES)),
+    )
+    return SharedWorld(population, contactable, catalogue, replication_seq, None, None, None, None, layout, chunks)
+
+
+@dataclass
+class ShardTotals:
+    """What a shard reports when an arm ends (small: counts, a daily series and a few histograms)."""
+
+    totals: dict[str, float]
+    series: np.ndarray
+    purchase_squares: tuple[float, float]  # treated, holdout
+    everyone_histogram: np.ndarray  # customers by purchases of our brand
+    holdout_histogram: np.ndarray
+    market: MarketCounts | None  # the first arm's tally of every brand's buying
+
+
+class ShardWorker:
+    """The customers of one shard and, while an arm runs, that arm's engine for them. On Dask this object
+    lives on a worker (an actor) for a whole replication; only plan rows and outcomes travel."""
+
+    def __init__(
+        self, scenario: Scenario, replication_seq: np.random.SeedSequence, start: int, stop: int, chunk_size: int
+    ) -> None:
+        self.scenario = scenario
+        self.customers = range(start, stop)
+        self.world = build_shard_world(scenario, replication_seq, self.customers, chunk_size)
+        self.arm: ArmSimulation | None = None
+
+    # Everything here takes and returns whole-population customer indices; the arrays are the shard's rows.
+    def static_view(self) -> dict[str, np.ndarray]:
+        pop = self.world.population
+        return {
+            "region": pop.region,
+            "age_band": pop.age_band,
+            "income_band": pop.income_band,
+            "contactable": self.world.contactable,
+        }
+
+    def shares(self) -> dict[str, np.ndarray]:
+        """The configured shares that standardise the observables' encoding (the same on every shard)."""
+        pop = self.world.population
+        return {"region": pop.region_share, "age_band": pop.age_band_share, "income_band": pop.income_band_share}
+
+    def start_arm(self, arm_index: int) -> None:
+        self.arm = None  # the previous arm's state goes before the next arm's is allocated
+        self.arm = ArmSimulation(self.scenario, self.world, arm_index, with_policy=False, tally_market=arm_index == 0)
+
+    def _engine(self) -> ArmSimulation:
+        if self.arm is None:
+            raise RuntimeError("no arm started on this shard")
+        return self.arm
+
+    def dynamic_view(self) -> dict[str, np.ndarray]:
+        state = self._engine().state
+        return {"optin": state.optin, "sends": state.sends, "opens": state.opens, "clicks": state.clicks}
+
+    def start_week(self, week_index: int) -> None:
+        self._engine().state.start_week(week_index)
+
+    def sendable(self, channel: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
+        sim = self._engine()
+        return sim.sender._sendable(channel, customer - self.customers.start, cap)
+
+    def respond(self, channel: int, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+        sim = self._engine()
+        sim.sender._dispatch(
+            channel, sim.sender.channels.configs[channel], customer - self.customers.start, creative, departure
+        )
+
+    def bucket(self, t0: float, t1: float) -> dict[str, dict[str, np.ndarray]]:
+        sim = self._engine()
+        sim.state.rebase(t0)
+        events = sim._shard_bucket(sim.shards[0], t0, t1)
+        offset = self.customers.start
+        if offset:
+            for e in events.values():
+                e["customer"] = (e["customer"] + offset).astype(e["customer"].dtype, copy=False)
+        return events
+
+    def finish_arm(self) -> ShardTotals:
+        """The arm's counts on this shard: recorder totals and daily series, the purchase squares and
+        histograms, and (first arm) the market tally. All are sums over customers, merged by addition."""
+        sim = self._engine()
+        sim._reach_metrics()
+        everyone, holdout = sim.purchase_histograms()
+        market = sim.market_tally.finish() if sim.market_tally is not None else None
+        totals = ShardTotals(
+            sim.recorder.totals, sim.recorder.series, sim._purchase_squares(), everyone, holdout, market
+        )
+        self.arm = None
+        return totals
+
+    def nbytes(self) -> int:
+        """Bytes of the shard's per-customer arrays (population, holdout, and the running arm's state)."""
+        pop = self.world.population
+        total = int(pop.nbytes_per_customer() * pop.n) + self.world.contactable.nbytes
+        if self.arm is not None:
+            total += self.arm.state.nbytes() + sum(s.pending.nbytes() for s in self.arm.shards)
+        return total
+
+
+class ShardGroup(Protocol):
+    """Calls to the shards of a replication, in shard order. ``args`` maps a shard's position to its
+    arguments (shards not named are not called); results come back in the same order."""
+
+    ranges: list[range]
+
+    def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessShards:
+    """The shards as objects in this process (tests, and the reference the Dask shards must match)."""
+
+    def __init__(
+        self, scenario: Scenario, replication_seq: np.random.SeedSequence, ranges: list[range], chunk_size: int
+    ):
+        self.ranges = ranges
+        self.workers = [ShardWorker(scenario, replication_seq, r.start, r.stop, chunk_size) for r in ranges]
+
+    def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+        return [getattr(self.workers[s], method)(*a) for s, a in sorted(args.items())]
+
+    def close(self) -> None:
+        self.workers = []
+
+
+def _everyone(group: ShardGroup, *args: Any) -> dict[int, tuple[Any, ...]]:
+    return dict.fromkeys(range(len(group.ranges)), args)
+
+
+@dataclass
+class _PopulationIndex:
+    """What the coordinator's sender needs of the population: its size and every customer's region."""
+
+    n: int
+    region: np.ndarray
+    region_utc_offset_hours: np.ndarray
+
+
+class _CoordinatorSender(OutboundSender):
+    """The wave's rules that need the whole plan run here; the per-customer ones go to the shards."""
+
+    group: ShardGroup
+
+    def _by_shard(self, customer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        parts = []
+        for s, r in enumerate(self.group.ranges):
+            rows = np.flatnonzero((customer >= r.start) & (customer < r.stop))
+            if rows.shape[0]:
+                parts.append((s, rows))
+        return parts
+
+    def _sendable(self, c: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
+        parts = self._by_shard(customer)
+        answers = self.group.call("sendable", {s: (c, customer[rows], cap) for s, rows in parts})
+        ok = np.empty(customer.shape[0], bool)
+        unreachable = capped = 0
+        for (_, rows), (mask, refused, over_cap) in zip(parts, answers, strict=True):
+            ok[rows] = mask
+            unreachable += refused
+            capped += over_cap
+        return ok, unreachable, capped
+
+    def _dispatch(
+        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> None:
+        parts = self._by_shard(customer)
+        self.group.call("respond", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts})
+
+
+@dataclass
+class _CodedObservables:
+    """The observables' encoding rebuilt on the coordinator from the gathered codes (no CRM scores: a
+    sharded run does not gather them), by the population's own method."""
+
+    region: np.ndarray
+    age_band: np.ndarray
+    income_band: np.ndarray
+    region_share: np.ndarray
+    age_band_share: np.ndarray
+    income_band_share: np.ndarray
+    crm_scores: np.ndarray  # float16 [N, 0]: takes no memory
+
+    def __call__(self, idx: Any = None) -> np.ndarray:
+        return Population.observables(cast(Population, self), idx)
+
+
+class ShardedArm:
+    """One arm on the coordinator: the clock, the policy and the whole-plan rules, over a group of shards."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        replication_seq: np.random.SeedSequence,
+        arm_index: int,
+        group: ShardGroup,
+        static: dict[str, np.ndarray],
+        shares: dict[str, np.ndarray],
+    ) -> None:
+        self.scenario = scenario
+        self.group = group
+        self.replication_seq = replication_seq
+        self.arm_index = arm_index
+        self.arm = scenario.arms[arm_index]
+        self.horizon_s = scenario.horizon_days * DAY_S
+        self.recorder = Recorder(self.horizon_s)
+        self.days = wave_days(scenario)
+        n = scenario.population.customers
+        self.contactable = static["contactable"]
+        catalogue = make_catalogue(
+            scenario.creatives,
+            scenario.population.taste_dims,
+            generator(component_sequence(replication_seq, Component.CREATIVES)),
+        )
+        offsets = np.array([r.utc_offset_hours for r in scenario.population.regions], np.float64)
+        population = cast(Population, _PopulationIndex(n, static["region"], offsets))
+        # No customer state, shards or draws here: the sender's only users of them (_sendable, _dispatch) are
+        # overridden to ask the shards.
+        channel_order = channel_order_of(scenario, self.arm)
+        sender = _CoordinatorSender(
+            scenario,
+            population,
+            self.contactable,
+            catalogue,
+            cast(Any, None),
+            [],
+            self.recorder,
+            cast(Any, None),
+            channel_order=channel_order,
+        )
+        sender.group = group
+        self.sender = sender
+        # The policy's view: gathered once (codes, holdout) and refreshed before each plan (opt-ins, counters).
+        self.view = CustomerView(
+            n=n,
+            region=static["region"],
+            age_band=static["age_band"],
+            income_band=static["income_band"],
+            observables=_CodedObservables(
+                static["region"],
+                static["age_band"],
+                static["income_band"],
+                shares["region"],
+                shares["age_band"],
+                shares["income_band"],
+                np.empty((n, 0), np.float16),
+            ),
+            contactable=self.contactable,
+            optin=np.empty(n, np.uint8),
+            sends=np.empty(n, np.uint16),
+            opens=np.empty(n, np.uint16),
+            clicks=np.empty(n, np.uint16),
+            channel_order=channel_order,
+        )
+        factory = resolve_targeting(self.arm.policy)
+        params = params_model(factory).model_validate(self.arm.params)
+        self.policy = factory(
+            params,
+            PolicyWorld(
+                customers=self.view,
+                catalogue=catalogue.view(reveal_quality=False),
+                channel_names=CHANNEL_NAMES,
+                default_channel=default_channel_of(scenario, channel_order),
+                waves_planned=len(self.days),
+                horizon_s=self.horizon_s,
+                rng=generator(component_sequence(replication_seq, Component.POLICY, arm_index)),
+                budget_total=scenario.budget_total,
+            ),
+        )
+
+    def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
+        n_treated = int(self.contactable.sum())
+        self.recorder.add("customers_treated", n_treated)
+        self.recorder.add("customers_holdout", self.contactable.shape[0] - n_treated)
+        env = simpy.Environment()
+        buckets = env.process(self._buckets(env, progress))
+        env.process(self._waves(env))
+        env.run(until=buckets)
+        totals = dict(self.recorder.totals)
+        series = self.recorder.series.copy()
+        treated_squares = holdout_squares = 0.0
+        everyone = holdout = np.zeros(1, np.int64)
+        markets: list[MarketCounts] = []
+        # Shard counts are integers (exact in float64), so these sums do not depend on the grouping.
+        for shard in self.group.call("finish_arm", _everyone(self.group)):
+            for name, value in shard.totals.items():
+                totals[name] += value
+            series += shard.series
+            treated_squares += shard.purchase_squares[0]
+            holdout_squares += shard.purchase_squares[1]
+            everyone = _add_histograms(everyone, shard.everyone_histogram)
+            holdout = _add_histograms(holdout, shard.holdout_histogram)
+            if shard.market is not None:
+                markets.append(shard.market)
+        recorder = Recorder(self.horizon_s)
+        histograms, interval = holdout_interval(everyone, holdout, self.replication_seq, self.arm_index, recorder)
+        for name, value in recorder.totals.items():
+            totals[name] += value
+        market = self.scenario.market
+        metrics = derive(
+            totals,
+            price=market.price,
+            margin_share=market.gross_margin_share,
+            purchase_squares=(treated_squares, holdout_squares),
+            holdout_interval=interval,
+        )
+        return ArmOutcome(
+            metrics=metrics,
+            series=series,
+            market=add_market_counts(markets) if markets else None,
+            purchase_histograms=histograms,
+        )
+
+    def _wave_event_time(self, day: int) -> float:
+        schedule = self.scenario.schedule
+        send_s = day * DAY_S + schedule.send_hour * HOUR_S
+        if schedule.send_in_local_time:
+            send_s -= float(self.sender.region_rel_s.max())  # the region whose clock is furthest ahead
+        return max(send_s, 0.0)
+
+    def _refresh_view(self) -> None:
+        parts = self.group.call("dynamic_view", _everyone(self.group))
+        for name in ("optin", "sends", "opens", "clicks"):
+            target = getattr(self.view, name)
+            for r, part in zip(self.group.ranges, parts, strict=True):
+                target[r.start : r.stop] = part[name]
+
+    def _waves(self, env: simpy.Environment):  # type: ignore[no-untyped-def]
+        # The same steps as ArmSimulation._waves, with the shards' state behind calls.
+        for index, day in enumerate(self.days):
+            t_event = max(self._wave_event_time(day), env.now)
+            yield env.timeout(t_event - env.now)
+            yield env.timeout(0)
+            self.group.call("start_week", _everyone(self.group, int(env.now // (7 * DAY_S))))
+            self._refresh_view()
+            budget_left = self.sender.channels.budget_left
+            plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
+            self.sender.send(plan, env.now, day * DAY_S)
+
+    def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
+        step = self.scenario.feedback_bucket_minutes * 60.0
+        t0 = 0.0
+        while t0 < self.horizon_s:
+            t1 = min(t0 + step, self.horizon_s)
+            yield env.timeout(t1 - env.now)
+            merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
+            if merged:
+                self.policy.observe(Feedback(time_s=t1, events=merged))
+            if progress is not None:
+                progress(t1 / self.horizon_s)
+            t0 = t1
+
+
+def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum of two histograms of different lengths (the longer one's length: no trailing zeros are added)."""
+    if a.shape[0] < b.shape[0]:
+        a, b = b, a
+    out = a.copy()
+    out[: b.shape[0]] += b
+    return out
+
+
+def simulate_sharded_replication(
+    scenario: Scenario,
+    replication_seq: np.random.SeedSequence,
+    open_group: Callable[[Scenario, np.random.SeedSequence, list[range], int], ShardGroup],
+    shards: int,
+    progress: Callable[[float], None] | None = None,
+    *,
+    chunk_size: int = CUSTOMER_CHUNK,
+) -> dict[str, ArmOutcome]:
+    """Every arm of one replication, its customers in ``shards`` shards opened by ``open_group``; the
+    same results as :func:`masssim.engine.sim.simulate_replication`."""
+    problem = sharding_problem(scenario)
+    if problem is not None:
+        raise ShardingUnsupported(problem)
+    ranges = shard_ranges(scenario.population.customers, shards, chunk_size)
+    group = open_group(scenario, replication_seq, ranges, chunk_size)
+    try:
+        with one_blas_thread():  # the policies plan here, as in simulate_replication
+            parts = group.call("static_view", _everyone(group))
+            static = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            (shares,) = group.call("shares", {0: ()})
+            outcomes: dict[str, ArmOutcome] = {}
+            n_arms = len(scenario.arms)
+            for index, arm in enumerate(scenario.arms):
+                group.call("start_arm", _everyone(group, index))
+                report = None if progress is None else _arm_share(progress, index, n_arms)
+                outcomes[arm.name] = ShardedArm(scenario, replication_seq, index, group, static, shares).run(report)
+            return outcomes
+    finally:
+        group.close()
+
+
+def _arm_share(progress: Callable[[float], None], index: int, n_arms: int) -> Callable[[float], None]:
+    return lambda share: progress((index + share) / n_arms)
+
+
+def in_process(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, ranges: list[range], chunk_size: int
+) -> ShardGroup:
+    return InProcessShards(scenario, replication_seq, ranges, chunk_size)
+
+
+__all__: Sequence[str] = (
+    "SHARDABLE_POLICIES",
+    "InProcessShards",
+    "ShardGroup",
+    "ShardWorker",
+    "ShardedArm",
+    "build_shard_world",
+    "in_process",
+    "shard_ranges",
+    "sharding_problem",
+    "simulate_sharded_replication",
+)

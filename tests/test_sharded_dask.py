@@ -1,0 +1,105 @@
+"""Sharded replications on a real Dask LocalCluster: the same bytes as one process (docs/model.md §16)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import numpy as np
+import pytest
+
+import masssim
+from masssim.config.errors import ShardLost
+from masssim.model.streams import replication_sequence, root_sequence
+from masssim.reporting.results import dumps_json
+from test_sharded_engine import CHUNK, _digest, _scenario
+
+distributed = pytest.importorskip("dask.distributed")
+
+from masssim.engine.dask_shards import DaskShards  # noqa: E402
+from masssim.engine.sharded import ShardGroup, simulate_sharded_replication  # noqa: E402
+from masssim.engine.sim import simulate_replication  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """Two single-threaded workers in this process: real workers, scheduler and actors, cheap to start."""
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        yield local, client
+
+
+def test_shards_on_two_workers_give_the_same_bytes_as_one_process(cluster: Any) -> None:
+    _, client = cluster
+    scenario = _scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    reference = _digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+    placements: list[list[str]] = []
+
+    def on_cluster(*args: Any) -> ShardGroup:
+        group = DaskShards(client, *args)
+        placements.append(group.placement)
+        return group
+
+    for shards in (2, 3):
+        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, shards, chunk_size=CHUNK)
+        assert _digest(outcomes) == reference, f"{shards} shards"
+    # Both workers held customers: two shards went to two different workers.
+    assert len(set(placements[0])) == 2
+
+
+def test_run_with_shards_on_a_scheduler_writes_the_same_summary(cluster: Any) -> None:
+    local, _ = cluster
+    scenario = _scenario(replications=2)
+    one_process = dumps_json(masssim.run(scenario, seed=5).summary)
+    sharded = masssim.run(scenario, seed=5, engine="dask", scheduler=local.scheduler_address, shards=2)
+    assert dumps_json(sharded.summary) == one_process
+
+
+def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
+    """A real worker process killed between waves: the next call names the lost shard, without hanging."""
+    scenario = _scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        calls = {"n": 0}
+
+        class KillAfterAFewCalls(DaskShards):
+            def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+                calls["n"] += 1
+                if calls["n"] == 12:  # a few waves in: the worker process of shard 1 is killed
+                    address = self.placement[1]
+                    os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+                return super().call(method, args)
+
+        with pytest.raises(ShardLost) as lost:
+            simulate_sharded_replication(
+                scenario,
+                seq,
+                lambda *a: KillAfterAFewCalls(client, *a, call_timeout_s=60.0),
+                2,
+                chunk_size=CHUNK,
+            )
+    message = str(lost.value)
+    assert "\n" not in message
+    assert message.startswith("shard 1 (customers 3,072 to 5,999, on worker ")
+    assert message.endswith("the run stopped and wrote no results")
+
+
+def test_placement_is_the_same_on_every_run(cluster: Any) -> None:
+    _, client = cluster
+    scenario = _scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    ranges = [range(3_072), range(3_072, 6_000)]
+    first = DaskShards(client, scenario, seq, ranges, CHUNK)
+    second = DaskShards(client, scenario, seq, ranges, CHUNK)
+    assert first.placement == second.placement
+    sizes = first.call("nbytes", {0: (), 1: ()})
+    assert all(size > 0 for size in sizes) and np.isclose(sizes[0] / sizes[1], 3_072 / 2_928, rtol=0.01)
+    first.close()
+    second.close()
