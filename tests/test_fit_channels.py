@@ -151,8 +151,8 @@ def export_run_log(path: Path, scenario: masssim.Scenario) -> tuple[Path, dict[s
     """Run each arm of ``scenario`` (a recording policy: one channel, every reachable customer, every
     feedback kept) and write its sends as a campaign log, each send's outcomes as the policy saw them:
     delivered, opened (recorded, pre-fetch included: the policy never sees a true read), clicked,
-    unsubscribed, replied. An outcome belongs to the customer's latest send before it (waves must be further
-    apart than outcomes take to come). Returns the log and each channel's sends as the run counted them."""
+    unsubscribed, replied. An outcome belongs to the customer's latest delivered send before it. Returns the
+    log and each channel's sends as the run counted them."""
     world = build_world(scenario, replication_sequence(root_sequence(scenario.seed), 0))
     sends: dict[str, int] = {}
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -165,11 +165,24 @@ def export_run_log(path: Path, scenario: masssim.Scenario) -> tuple[Path, dict[s
             channel = CHANNEL_NAMES[policy.channel]
             sends[channel] = int(metrics["sends"])
             wave_times = np.array([time_s for time_s, _ in policy.plans])
-            outcome = {}
+            outcome: dict[str, set[tuple[int, int]]] = {}
             for kind in OUTCOME_KINDS:
                 events = policy.events(kind)
                 wave = np.searchsorted(wave_times, events["time_s"], side="right") - 1
-                outcome[kind] = set(zip(wave.tolist(), events["customer"].tolist(), strict=True))
+                pairs = zip(wave.tolist(), events["customer"].tolist(), strict=True)
+                if kind == "delivered":
+                    outcome[kind] = set(pairs)
+                    continue
+                # A late outcome (a read days after delivery) can come after the customer's next send; it
+                # belongs to the latest delivered send before it, as a real log's message id would say.
+                owned = set()
+                for latest, customer in pairs:
+                    w = latest
+                    while w >= 0 and (w, customer) not in outcome["delivered"]:
+                        w -= 1
+                    if w >= 0:
+                        owned.add((w, customer))
+                outcome[kind] = owned
             for wave, (time_s, plan) in enumerate(policy.plans):
                 sent_at = (datetime(2024, 1, 1) + timedelta(seconds=time_s)).isoformat()
                 for customer in plan.customer.tolist():
