@@ -116,7 +116,7 @@ def test_inbound_cannot_run_sharded_yet() -> None:
 
 
 def test_a_range_of_customers_is_the_same_rows_of_the_whole_population(monkeypatch: pytest.MonkeyPatch) -> None:
-    from masssim import population as population_module
+    from masssim.model import population as population_module
 
     monkeypatch.setattr(population_module, "POPULATION_CHUNK", 1_000)  # ranges then cut chunks
     scenario = small_scenario(population={"customers": 4_500, "crm_scores": 2, "declared_taste_share": 0.0})
