@@ -178,7 +178,7 @@ def inbound_run() -> tuple[masssim.Scenario, masssim.RunResult, str]:
 
 def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.RunResult, str]) -> None:
     from masssim.reporting.narrative import read_inbound
-    from masssim.reporting.report import _fmt
+    from masssim.reporting.html import fmt_value
 
     scenario, result, page = inbound_run
     arm = result.summary["arms"]["broadcast"]
@@ -188,7 +188,7 @@ def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.Run
     # Figures from summary.json appear formatted in the inbound table (mean, with its interval underneath).
     for metric in ("inbound_volume", "classifier_recall", "sla_attainment", "response_time_p90_s", "cost_inbound"):
         stat, unit = arm[metric], REGISTRY[metric].unit
-        mean, low = html.escape(_fmt(stat["mean"], unit)), html.escape(_fmt(stat["ci_low"], unit))
+        mean, low = html.escape(fmt_value(stat["mean"], unit)), html.escape(fmt_value(stat["ci_low"], unit))
         cell = f'<td class="num">{mean}<small>95% CI {low}'
         assert cell in page, metric
     # The plain-language reading, sentence by sentence, with the scenario's SLA.

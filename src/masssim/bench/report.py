@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from masssim.bench.metrics import PERCENTILES, pkey
-from masssim.reporting.report import CSS, _div, _esc, _style
+from masssim.reporting.html import esc, figure_div, style_figure
+from masssim.reporting.report import CSS
 
 VERDICT_COLORS = {"PASS": "#1a7f37", "FAIL": "#b42318", "INVALID": "#b54708"}
 
@@ -83,12 +84,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 def _verdict(summary: dict[str, Any]) -> str:
     verdict = summary["verdict"]
     color = VERDICT_COLORS.get(verdict, "#333")
-    reasons = "".join(f"<li>{_esc(r)}</li>" for r in summary["reasons"])
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in summary["reasons"])
     return (
-        f"<h1>masssim bench: {_esc(summary['scenario'])}</h1>"
-        f'<p class="lead">Target <code>{_esc(summary["target"]["description"])}</code>, '
-        f"seed {_esc(summary['seed_entropy'])}, corpus {_esc(summary['corpus']['source'])}.</p>"
-        f'<p style="font-size:1.6em;font-weight:700;color:{color}">{_esc(verdict)}</p>'
+        f"<h1>masssim bench: {esc(summary['scenario'])}</h1>"
+        f'<p class="lead">Target <code>{esc(summary["target"]["description"])}</code>, '
+        f"seed {esc(summary['seed_entropy'])}, corpus {esc(summary['corpus']['source'])}.</p>"
+        f'<p style="font-size:1.6em;font-weight:700;color:{color}">{esc(verdict)}</p>'
         f"<ul class='findings'>{reasons}</ul>"
         "<p class='explain'>PASS: the run was valid and met the bound. FAIL: the target failed queries, fell "
         "behind, or missed the latency bound. INVALID: the measurement itself does not count (too short, too "
@@ -124,7 +125,7 @@ def _figures_table(summary: dict[str, Any]) -> str:
         (str(q["measured"]), "measured queries"),
         (failed, "failed queries"),
     ]
-    facts_html = "".join(f"<li><b>{_esc(v)}</b><span>{_esc(k)}</span></li>" for v, k in facts)
+    facts_html = "".join(f"<li><b>{esc(v)}</b><span>{esc(k)}</span></li>" for v, k in facts)
     return (
         "<h2>Figures</h2>"
         f"<ul class='facts'>{facts_html}</ul>"
@@ -156,8 +157,8 @@ def _histogram(run: dict[str, Any]) -> str:
                 line={"dash": "dash", "color": "#b42318"},
             )
         )
-    _style(fig, height=340, xaxis={"title": "latency (ms, log scale)", "type": "log"}, yaxis={"title": "queries"})
-    return "<h2>Latency histogram</h2><p class='explain'>How many answered queries took how long.</p>" + _div(fig)
+    style_figure(fig, height=340, xaxis={"title": "latency (ms, log scale)", "type": "log"}, yaxis={"title": "queries"})
+    return "<h2>Latency histogram</h2><p class='explain'>How many answered queries took how long.</p>" + figure_div(fig)
 
 
 def _timeline(run: dict[str, Any]) -> str:
@@ -169,16 +170,16 @@ def _timeline(run: dict[str, Any]) -> str:
     thr.add_trace(go.Scatter(x=t, y=tl["answers_per_s"], mode="lines", name="answers/s"))
     if run.get("target_rate_qps"):
         thr.add_hline(y=run["target_rate_qps"], line_dash="dash", annotation_text="target rate")
-    _style(thr, height=300, xaxis={"title": "seconds from start"}, yaxis={"title": "answered queries per second"})
+    style_figure(thr, height=300, xaxis={"title": "seconds from start"}, yaxis={"title": "answered queries per second"})
     lat = go.Figure()
     lat.add_trace(go.Scatter(x=t, y=[None if v is None else 1e3 * v for v in tl["p50_s"]], mode="lines", name="p50"))
     lat.add_trace(go.Scatter(x=t, y=[None if v is None else 1e3 * v for v in tl["p99_s"]], mode="lines", name="p99"))
-    _style(lat, height=300, xaxis={"title": "seconds from start"}, yaxis={"title": "latency (ms)"})
+    style_figure(lat, height=300, xaxis={"title": "seconds from start"}, yaxis={"title": "latency (ms)"})
     parts = [
         "<h2>Throughput over time</h2><p class='explain'>Answers per second, by completion time.</p>",
-        _div(thr),
+        figure_div(thr),
         "<h2>Latency over time</h2><p class='explain'>Median and p99 latency of the answers in each interval.</p>",
-        _div(lat),
+        figure_div(lat),
     ]
     if any(v is not None for v in tl["late_max_s"]):
         late = go.Figure(
@@ -186,11 +187,11 @@ def _timeline(run: dict[str, Any]) -> str:
                 x=t, y=[None if v is None else 1e3 * v for v in tl["late_max_s"]], mode="lines", name="max lateness"
             )
         )
-        _style(late, height=260, xaxis={"title": "seconds from start"}, yaxis={"title": "ms late (max)"})
+        style_figure(late, height=260, xaxis={"title": "seconds from start"}, yaxis={"title": "ms late (max)"})
         parts += [
             "<h2>Issue lateness over time</h2><p class='explain'>The worst delay between a query's scheduled "
             "and actual send time in each interval: the generator's own honesty.</p>",
-            _div(late),
+            figure_div(late),
         ]
     return "".join(parts)
 
@@ -201,7 +202,7 @@ def _peak(summary: dict[str, Any]) -> str:
         return ""
     p = summary["config"]["percentile"]
     rows = "".join(
-        f"<tr><td class='num'>{t['rate_qps']:.1f}</td><td>{_esc(t['verdict'])}</td>"
+        f"<tr><td class='num'>{t['rate_qps']:.1f}</td><td>{esc(t['verdict'])}</td>"
         f"<td class='num'>{_num(t['achieved_issue_rate_qps'])}</td>"
         f"<td class='num'>{_ms(t.get(pkey(p) + '_s'))}</td><td class='num'>{_ms(t['lateness_p99_s'])}</td></tr>"
         for t in peak["trials"]
@@ -231,8 +232,8 @@ def _calibration(summary: dict[str, Any]) -> str:
         xs = [pts[0]["batch"], pts[-1]["batch"]]
         fig.add_trace(go.Scatter(x=xs, y=[1e3 * (cal["a_s"] + cal["b_s"] * x) for x in xs], mode="lines", name="fit"))
         text = f"<p>a_s = {cal['a_s']:.6g} s, b_s = {cal['b_s']:.6g} s per message, R² = {cal['r2']:.4f}.</p>"
-    _style(fig, height=320, xaxis={"title": "batch size"}, yaxis={"title": "service time (ms)"})
-    return "<h2>Calibration: service time = a + b x batch</h2>" + text + _div(fig)
+    style_figure(fig, height=320, xaxis={"title": "batch size"}, yaxis={"title": "service time (ms)"})
+    return "<h2>Calibration: service time = a + b x batch</h2>" + text + figure_div(fig)
 
 
 def _quality(summary: dict[str, Any]) -> str:
@@ -241,7 +242,7 @@ def _quality(summary: dict[str, Any]) -> str:
         return ""
     rows = [("relevance", quality["relevance"])] + [(f"intent: {k}", v) for k, v in quality["intent"].items()]
     body = "".join(
-        f"<tr><td>{_esc(name)}</td><td class='num'>{s['precision']:.3f}</td><td class='num'>{s['recall']:.3f}</td>"
+        f"<tr><td>{esc(name)}</td><td class='num'>{s['precision']:.3f}</td><td class='num'>{s['recall']:.3f}</td>"
         f"<td class='num'>{s['f1']:.3f}</td><td class='num'>{s['tp'] + s['fn']}</td></tr>"
         for name, s in rows
     )
@@ -268,7 +269,7 @@ def render_html(summary: dict[str, Any]) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>masssim bench {_esc(summary['scenario'])}</title><style>{CSS}</style>"
+        f"<title>masssim bench {esc(summary['scenario'])}</title><style>{CSS}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script>'
         f"</head><body><main>{''.join(sections)}"
         "<footer>Generated by masssim bench. This page works offline: everything it needs is inside the file."

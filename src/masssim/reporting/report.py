@@ -8,21 +8,34 @@ user (scenario name and description, arm names, policy parameters) is HTML-escap
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from masssim.config.schema import CHANNEL_NAMES, Scenario
-from masssim.model.messages import SOURCES
 from masssim.model.metrics import REGISTRY, channel_metric
+from masssim.reporting.html import (
+    PALETTE,
+    arm_colors,
+    error_bars,
+    esc,
+    figure_div,
+    finite,
+    fmt_ci,
+    fmt_value,
+    funnel_figure,
+    holdout_stat,
+    stat_cell,
+    style_figure,
+    summary_mean,
+)
 from masssim.reporting.lesson_reading import Source, read_lesson
-from masssim.reporting.narrative import count, duration, has_inbound, money, read_inbound, read_summary
+from masssim.reporting.narrative import has_inbound, money, read_summary
+from masssim.reporting.report_inbound import inbound_section
 from masssim.reporting.report_market import market_html
 
 KEY_FIGURES: tuple[tuple[str, str], ...] = (
@@ -67,8 +80,6 @@ DAILY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Cost (sending + media + creatives)", ("cost_sends", "cost_media", "cost_creatives")),
 )
 
-PALETTE: tuple[str, ...] = tuple(qualitative.D3)
-FONT = "-apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 CSS = """
 :root { --ink: #1f2933; --muted: #52606d; --line: #d9e2ec; --accent: #1f5f99; --bg: #f5f7fa; }
@@ -109,108 +120,6 @@ footer { margin-top: 3em; color: var(--muted); font-size: 0.85em; }
 """
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
-
-
-def _fmt(value: Any, unit: str) -> str:
-    """A number as a reader expects it for its unit (money, percent, ratio or a count)."""
-    v = _finite(value)
-    if v is None:
-        return "n/a"
-    if unit in ("currency", "seconds"):
-        return money(v) if unit == "currency" else duration(v)
-    if unit == "share":
-        return f"{100 * v:.2f}%"
-    if unit == "ratio":
-        return f"{v:.2f}"
-    if abs(v) < 100 and not float(v).is_integer():
-        return f"{v:,.1f}"
-    return count(v)
-
-
-def _fmt_ci(stat: dict[str, Any], unit: str) -> str:
-    low, high = _finite(stat.get("ci_low")), _finite(stat.get("ci_high"))
-    if low is None or high is None:
-        return str(stat.get("note", "no interval (one replication)"))
-    return f"95% CI {_fmt(low, unit)} to {_fmt(high, unit)}"
-
-
-def _colors(arms: list[str]) -> dict[str, str]:
-    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
-
-
-def holdout_stat(summary: dict[str, Any], arm: str, metric: str) -> dict[str, Any]:
-    """The figure's mean and interval as the reading gives them: for a holdout estimate, the bootstrap-t
-    interval of the summary's ``holdout`` block (masssim.estimation.holdout) when there is one, else the
-    metric's own."""
-    stat = summary["arms"][arm].get(metric) or {}
-    holdout = (summary.get("holdout") or {}).get(arm)
-    if holdout is None or metric not in holdout:
-        return stat
-    if holdout["too_small"]:
-        return {"mean": holdout[metric]["mean"], "note": "holdout too small for an interval"}
-    return holdout[metric]
-
-
-def _mean(summary: dict[str, Any], arm: str, metric: str) -> float:
-    stat = summary["arms"][arm].get(metric) or {}
-    v = _finite(stat.get("mean"))
-    return math.nan if v is None else v
-
-
-def _has_ci(stat: dict[str, Any]) -> bool:
-    return _finite(stat.get("ci_low")) is not None and _finite(stat.get("ci_high")) is not None
-
-
-def _error_bars(stats: list[dict[str, Any]], scale: float = 1.0) -> dict[str, Any] | None:
-    """Asymmetric error bars from ci_low/ci_high, or None when no interval exists (one replication)."""
-    if not stats or not all(_has_ci(s) for s in stats):
-        return None
-    means = [float(s["mean"]) for s in stats]
-    return {
-        "type": "data",
-        "symmetric": False,
-        "array": [(float(s["ci_high"]) - m) * scale for s, m in zip(stats, means, strict=True)],
-        "arrayminus": [(m - float(s["ci_low"])) * scale for s, m in zip(stats, means, strict=True)],
-        "thickness": 1.6,
-        "width": 6,
-        "color": "#333",
-    }
-
-
-def _style(fig: go.Figure, *, height: int, **layout: Any) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        height=height,
-        font={"family": FONT, "size": 14, "color": "#1f2933"},
-        margin={"l": 70, "r": 30, "t": 40, "b": 60},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-        hoverlabel={"font": {"family": FONT}},
-        **layout,
-    )
-    return fig
-
-
-def _div(fig: go.Figure) -> str:
-    body = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        config={"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]},
-    )
-    return f'<div class="figure">{body}</div>'
-
-
 # ---------------------------------------------------------------- sections
 
 
@@ -229,20 +138,20 @@ def _header(summary: dict[str, Any], scenario: Scenario) -> str:
     ]
     if scenario.budget_total is not None:
         facts.append((money(scenario.budget_total), "budget per arm"))
-    fact_items = "".join(f"<li><b>{_esc(v)}</b><span>{_esc(label)}</span></li>" for v, label in facts)
+    fact_items = "".join(f"<li><b>{esc(v)}</b><span>{esc(label)}</span></li>" for v, label in facts)
     baseline = summary.get("baseline_arm")
     rows = []
     for arm in scenario.arms:
         params = ", ".join(f"{k} = {v}" for k, v in sorted(arm.params.items())) or "defaults"
         role = " (baseline for comparisons)" if arm.name == baseline and len(scenario.arms) > 1 else ""
         rows.append(
-            f"<tr><td><b>{_esc(arm.name)}</b>{_esc(role)}</td><td><code>{_esc(arm.policy)}</code></td>"
-            f"<td>{_esc(params)}</td></tr>"
+            f"<tr><td><b>{esc(arm.name)}</b>{esc(role)}</td><td><code>{esc(arm.policy)}</code></td>"
+            f"<td>{esc(params)}</td></tr>"
         )
     description = scenario.description.strip()
-    lead = f'<p class="lead">{_esc(description)}</p>' if description else ""
+    lead = f'<p class="lead">{esc(description)}</p>' if description else ""
     return (
-        f"<header><h1>{_esc(name)}</h1>{lead}"
+        f"<header><h1>{esc(name)}</h1>{lead}"
         f'<ul class="facts">{fact_items}</ul>'
         "<h2>Strategies compared (arms)</h2>"
         '<p class="explain">Each arm is one targeting strategy, run on the same simulated customers so that '
@@ -261,9 +170,9 @@ def lesson_section(lines: list[str]) -> str:
     items = []
     for line in rest:
         kind = "held" if " held:" in line else "failed" if "did NOT hold" in line else ""
-        items.append(f'<li class="{kind}">{_esc(line)}</li>' if kind else f"<li>{_esc(line)}</li>")
+        items.append(f'<li class="{kind}">{esc(line)}</li>' if kind else f"<li>{esc(line)}</li>")
     return (
-        f'<section class="lesson"><h2>What this lesson shows</h2><p class="lead">{_esc(purpose)}</p>'
+        f'<section class="lesson"><h2>What this lesson shows</h2><p class="lead">{esc(purpose)}</p>'
         '<p class="explain">The headline figures of the lesson (mean and 95% confidence interval), then each '
         "thing the lesson claims, checked on this run: a claim holds when the paired 95% interval of the "
         f'difference excludes 0 on the claimed side.</p><ul class="findings">{"".join(items)}</ul></section>'
@@ -271,7 +180,7 @@ def lesson_section(lines: list[str]) -> str:
 
 
 def _findings(summary: dict[str, Any]) -> str:
-    items = "".join(f"<li>{_esc(line)}</li>" for line in read_summary(summary))
+    items = "".join(f"<li>{esc(line)}</li>" for line in read_summary(summary))
     extra = ""
     if summary.get("replications", 0) < 2:
         extra = (
@@ -289,16 +198,16 @@ def _findings(summary: dict[str, Any]) -> str:
 
 
 def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
-    head = "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
+    head = "".join(f'<th class="num">{esc(arm)}</th>' for arm in arms)
     rows = []
     for metric, label in KEY_FIGURES:
         unit = REGISTRY[metric].unit
         cells = []
         for arm in arms:
             stat = holdout_stat(summary, arm, metric)
-            mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
+            mean, ci = esc(fmt_value(stat.get("mean"), unit)), esc(fmt_ci(stat, unit))
             cells.append(f'<td class="num">{mean}<small>{ci}</small></td>')
-        rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{''.join(cells)}</tr>")
+        rows.append(f"<tr><td>{esc(label)}<br><code>{esc(metric)}</code></td>{''.join(cells)}</tr>")
     return (
         "<section><h2>Key figures</h2>"
         '<p class="explain">The average over all replications for each arm, with its 95% confidence interval '
@@ -309,46 +218,17 @@ def _key_figures(summary: dict[str, Any], arms: list[str]) -> str:
     )
 
 
-def _funnel_figure(
-    arms: list[str], labels: list[str], values: dict[str, list[float]], colors: dict[str, str], of_what: str
-) -> go.Figure:
-    """Grouped funnel bars, one trace per arm, labelled with the count and its share of the first stage."""
-    fig = go.Figure()
-    for arm in arms:
-        fig.add_trace(
-            go.Funnel(
-                name=arm,
-                y=labels,
-                x=values[arm],
-                textinfo="value+percent initial",
-                texttemplate="%{value:,.0f} (%{percentInitial:.1%})",
-                textposition="auto",
-                insidetextfont={"color": "#fff"},
-                outsidetextfont={"color": "#1f2933"},
-                constraintext="none",
-                cliponaxis=False,
-                marker={"color": colors[arm]},
-                connector={"visible": False},
-                hovertemplate=f"<b>{_esc(arm)}</b><br>%{{y}}: %{{x:,.0f}}<br>%{{percentInitial:.2%}} of {of_what}"
-                "<extra></extra>",
-            )
-        )
-    _style(fig, height=170 + 60 * len(labels) * max(1, min(len(arms), 4)) // 2, funnelmode="group")
-    fig.update_yaxes(title=None)
-    return fig
-
-
 def _funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
     labels = [label for _, label in FUNNEL]
-    values = {arm: [_mean(summary, arm, metric) for metric, _ in FUNNEL] for arm in arms}
-    fig = _funnel_figure(arms, labels, values, colors, "sent")
+    values = {arm: [summary_mean(summary, arm, metric) for metric, _ in FUNNEL] for arm in arms}
+    fig = funnel_figure(arms, labels, values, colors, "sent")
     fig.update_layout(margin={"l": 160, "r": 40, "t": 40, "b": 30})
     return (
         "<section><h2>The funnel: from message to purchase</h2>"
         '<p class="explain">How many messages each arm sent, and how many of them were delivered, opened, '
         "read, clicked, and followed by a purchase credited to the click (averages over replications). Each "
         "bar's label gives the number and, in brackets, its share of the messages sent.</p>"
-        f"{_div(fig)}"
+        f"{figure_div(fig)}"
         '<p class="note">Recorded opens include privacy pre-fetch: some mail apps load every message '
         'automatically, which the channel counts as an open although nobody read it. "Actually read" is '
         "the simulator's true count, which a real marketer cannot observe.</p></section>"
@@ -364,7 +244,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
     if inbound:  # the inbound desk's staffing and classification are part of cost_total
         costs, cost_colors = (*COSTS, ("cost_inbound", "Cost: inbound desk")), (*COST_COLORS, "#fd8d3c")
     for (metric, label), color in zip(costs, cost_colors, strict=True):
-        values = np.array([_mean(summary, arm, metric) for arm in arms])
+        values = np.array([summary_mean(summary, arm, metric) for arm in arms])
         fig.add_trace(
             go.Bar(
                 name=label,
@@ -382,10 +262,10 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
         go.Bar(
             name="Incremental revenue (holdout estimate)",
             x=arms,
-            y=[_mean(summary, arm, "incremental_revenue") for arm in arms],
+            y=[summary_mean(summary, arm, "incremental_revenue") for arm in arms],
             offsetgroup="revenue",
             marker={"color": "#41ab5d"},
-            error_y=_error_bars(revenue),
+            error_y=error_bars(revenue),
             hovertemplate="%{x}<br>Incremental revenue: %{y:,.0f}<extra></extra>",
         )
     )
@@ -393,7 +273,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
         go.Scatter(
             name="Incremental revenue (true figure)",
             x=arms,
-            y=[_mean(summary, arm, "incremental_revenue_true") for arm in arms],
+            y=[summary_mean(summary, arm, "incremental_revenue_true") for arm in arms],
             mode="markers",
             offsetgroup="revenue",
             marker={
@@ -405,7 +285,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
             hovertemplate="%{x}<br>True incremental revenue: %{y:,.0f}<extra></extra>",
         )
     )
-    _style(fig, height=480, barmode="group", scattermode="group", bargap=0.35, bargroupgap=0.08)
+    style_figure(fig, height=480, barmode="group", scattermode="group", bargap=0.35, bargroupgap=0.08)
     # Five legend entries are wide: below the chart they cannot collide with the toolbar.
     fig.update_layout(
         legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
@@ -418,7 +298,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
     )
     ci_note = (
         "The black lines on the green bars show the 95% confidence interval."
-        if _error_bars(revenue) is not None
+        if error_bars(revenue) is not None
         else "There are no error bars because the run has a single replication."
     )
     return (
@@ -429,7 +309,7 @@ def _costs(summary: dict[str, Any], scenario: Scenario, arms: list[str]) -> str:
         "and the black diamond is the simulator's true extra revenue. "
         f"{ci_note} Only the gross margin ({100 * margin:g}% of revenue) is profit, so an arm makes money "
         f"only when its green bar is more than {1 / margin:.3g} times as tall as its cost bar.</p>"
-        f"{_div(fig)}</section>"
+        f"{figure_div(fig)}</section>"
     )
 
 
@@ -447,7 +327,7 @@ CHANNEL_ROWS: tuple[tuple[str, str], ...] = (
 def channels_section(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
     """Per channel: what each arm sent there and what came back (the arms' channel mixes side by side).
     Shown when the run used more than one channel; with one, the totals above say it all."""
-    used = [c for c in CHANNEL_NAMES if any(_mean(summary, arm, channel_metric("sends", c)) > 0 for arm in arms)]
+    used = [c for c in CHANNEL_NAMES if any(summary_mean(summary, arm, channel_metric("sends", c)) > 0 for arm in arms)]
     if len(used) < 2:
         return ""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["Messages sent", "Clicks"], horizontal_spacing=0.12)
@@ -457,7 +337,7 @@ def channels_section(summary: dict[str, Any], arms: list[str], colors: dict[str,
                 go.Bar(
                     name=c,
                     x=arms,
-                    y=[_mean(summary, arm, channel_metric(figure, c)) for arm in arms],
+                    y=[summary_mean(summary, arm, channel_metric(figure, c)) for arm in arms],
                     marker={"color": PALETTE[(i + 3) % len(PALETTE)]},
                     legendgroup=c,
                     showlegend=col == 1,
@@ -466,22 +346,22 @@ def channels_section(summary: dict[str, Any], arms: list[str], colors: dict[str,
                 row=1,
                 col=col,
             )
-    _style(fig, height=380, barmode="stack")
-    head = "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
+    style_figure(fig, height=380, barmode="stack")
+    head = "".join(f'<th class="num">{esc(arm)}</th>' for arm in arms)
     rows = []
     for c in used:
-        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">{_esc(c)}</th></tr>')
+        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">{esc(c)}</th></tr>')
         for figure, label in CHANNEL_ROWS:
             metric = channel_metric(figure, c)
-            cells = "".join(_stat_cell(summary, arm, metric) for arm in arms)
-            rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{cells}</tr>")
+            cells = "".join(stat_cell(summary, arm, metric) for arm in arms)
+            rows.append(f"<tr><td>{esc(label)}<br><code>{esc(metric)}</code></td>{cells}</tr>")
     return (
         "<section><h2>By channel</h2>"
         '<p class="explain">Where each arm\'s messages went and what came back, channel by channel. An arm with '
         "a channel order sends each customer on the first channel of the order that can take them (opted in, "
         "under its weekly cap, with capacity and budget left) and falls back to the next otherwise; the bars "
         "show the mix that resulted. The channels add up to the totals above.</p>"
-        f"{_div(fig)}"
+        f"{figure_div(fig)}"
         f"<details><summary>Per-channel figures (table)</summary><table><thead><tr><th>Channel and figure</th>"
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details></section>"
     )
@@ -504,8 +384,8 @@ def _differences(summary: dict[str, Any], arms: list[str], colors: dict[str, str
         unit = REGISTRY[metric].unit
         for arm in others:
             stat = diffs[arm].get(metric) or {}
-            mean = _finite(stat.get("mean"))
-            bars = _error_bars([stat], scale) if mean is not None else None
+            mean = finite(stat.get("mean"))
+            bars = error_bars([stat], scale) if mean is not None else None
             any_ci = any_ci or bars is not None
             fig.add_trace(
                 go.Scatter(
@@ -516,14 +396,14 @@ def _differences(summary: dict[str, Any], arms: list[str], colors: dict[str, str
                     showlegend=False,
                     marker={"size": 13, "color": colors[arm]},
                     error_x=bars,
-                    hovertemplate=f"<b>{_esc(arm)}</b> minus <b>{_esc(baseline)}</b><br>"
-                    f"{_esc(_fmt(mean, unit))}, {_esc(_fmt_ci(stat, unit))}<extra></extra>",
+                    hovertemplate=f"<b>{esc(arm)}</b> minus <b>{esc(baseline)}</b><br>"
+                    f"{esc(fmt_value(mean, unit))}, {esc(fmt_ci(stat, unit))}<extra></extra>",
                 ),
                 row=1,
                 col=col,
             )
         fig.add_vline(x=0, line={"color": "#c0392b", "width": 2, "dash": "dash"}, row=1, col=col)
-    _style(fig, height=max(260, 140 + 70 * len(others)))
+    style_figure(fig, height=max(260, 140 + 70 * len(others)))
     # Reversed so the arms read top-down in scenario order; padded so the dots are not at the edges.
     fig.update_yaxes(type="category", range=[len(others) - 0.4, -0.6])
     fig.update_layout(margin={"l": 110, "r": 30, "t": 60, "b": 40})
@@ -535,350 +415,10 @@ def _differences(summary: dict[str, Any], arms: list[str], colors: dict[str, str
         "judged: they could be chance."
     )
     return (
-        f"<section><h2>Compared with the baseline ({_esc(baseline)})</h2>"
+        f"<section><h2>Compared with the baseline ({esc(baseline)})</h2>"
         f'<p class="explain">Each dot is how much more (right of zero) or less (left of zero) an arm '
-        f"achieved than <b>{_esc(baseline)}</b>, compared replication by replication on the same customers. "
-        f"{_esc(ci_note)}</p>{_div(fig)}</section>"
-    )
-
-
-# ---------------------------------------------------------------- inbound
-
-INBOUND_HEADING = "Inbound: find → classify → respond"
-
-# The inbound table: groups of (metric, label).
-INBOUND_ROWS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "Find",
-        (
-            ("inbound_volume", "Mentions found"),
-            ("inbound_needles", "Needles: mentions truly about the brand"),
-            ("inbound_replies", "Replies to our messages that entered the stream"),
-        ),
-    ),
-    (
-        "Classify",
-        (
-            ("classifier_precision", "Precision: flags that were right"),
-            ("classifier_recall", "Recall: needles the core flagged"),
-            ("classifier_f1", "F1 (precision and recall together)"),
-            ("classification_delay_p50_s", "Classification delay, median"),
-            ("classification_delay_p90_s", "Classification delay, 90th percentile"),
-            ("classification_delay_p99_s", "Classification delay, 99th percentile"),
-        ),
-    ),
-    (
-        "Respond",
-        (
-            ("response_time_p50_s", "Response time, median (answered only)"),
-            ("response_time_p90_s", "Response time, 90th percentile (answered only)"),
-            ("response_time_p99_s", "Response time, 99th percentile (answered only)"),
-            ("sla_attainment", "Answered within the SLA (of mentions sent to a pool)"),
-            ("needle_response_time_p50_s", "Needles: response time, median (answered only)"),
-            ("needle_response_time_p90_s", "Needles: response time, 90th percentile (answered only)"),
-            ("needle_sla_attainment", "Needles answered within the SLA (of all needles)"),
-            ("abandonment_share", "Gave up waiting (of mentions sent to a pool)"),
-            ("missed_needles", "Missed needles: never answered"),
-            ("missed_purchase_intents", "Missed purchase intents (sales that could not be won)"),
-            ("missed_complaints", "Missed complaints (each may cost a customer)"),
-            ("false_alarms", "False alarms: irrelevant mentions answered"),
-            ("false_alarm_cost", "What the false alarms cost (agents' time and charges)"),
-            ("escalations", "Passed on from the bot to another pool"),
-        ),
-    ),
-    (
-        "What it led to",
-        (
-            ("satisfaction", "Satisfied (of settled needles)"),
-            ("conversation_conversions", "Purchases won in conversations"),
-            ("conversation_revenue", "Revenue from those purchases"),
-            ("churned_customers", "Customers lost after an unanswered complaint"),
-            ("purchases_lost_to_churn", "Purchase occasions lost with them"),
-            ("declarations_captured", "Customers whose taste a conversation captured"),
-            ("customers_with_declared_taste", "Customers with declared taste at the end"),
-        ),
-    ),
-    (
-        "Staffing and cost",
-        (
-            ("utilisation_bots", "Bots: busy share of time on shift"),
-            ("utilisation_humans", "Human agents: busy share of time on shift"),
-            ("agent_hours", "Human agent-hours on shift"),
-            ("cost_inbound", "Cost of the inbound desk"),
-        ),
-    ),
-)
-
-# The shares chart: metric and bar label.
-INBOUND_SHARES: tuple[tuple[str, str], ...] = (
-    ("classifier_precision", "Precision"),
-    ("classifier_recall", "Recall"),
-    ("sla_attainment", "Within SLA"),
-    ("abandonment_share", "Gave up"),
-    ("satisfaction", "Satisfied"),
-    ("utilisation_humans", "Humans busy"),
-    ("utilisation_bots", "Bots busy"),
-)
-QUANTILES: tuple[tuple[str, str, str], ...] = (
-    ("p50", "median", "#9ecae1"),
-    ("p90", "90th percentile", "#4292c6"),
-    ("p99", "99th percentile", "#08519c"),
-)
-
-
-def _values(summary: dict[str, Any], arm: str, metric: str) -> list[float]:
-    """The per-replication values of a metric (the mean alone when the summary has none)."""
-    stat = summary["arms"][arm].get(metric) or {}
-    values = stat.get("values")
-    if values:
-        return [float(v) for v in values]
-    mean = _finite(stat.get("mean"))
-    return [] if mean is None else [mean]
-
-
-def _funnel_stages(summary: dict[str, Any], arm: str) -> list[float]:
-    """Mentions found, flagged relevant, answered and answered needles: means over replications.
-
-    Flagged = recall x needles / precision (the core's true plus false positives); answered = needles -
-    missed needles + false alarms (every answered mention is either a needle or a false alarm).
-    """
-    volume = _values(summary, arm, "inbound_volume")
-    needles = _values(summary, arm, "inbound_needles")
-    precision = _values(summary, arm, "classifier_precision")
-    recall = _values(summary, arm, "classifier_recall")
-    missed = _values(summary, arm, "missed_needles")
-    alarms = _values(summary, arm, "false_alarms")
-    rows = list(zip(volume, needles, precision, recall, missed, alarms, strict=False))
-    if not rows:
-        return [math.nan] * 4
-    flagged = [r * n / p if p > 0 else 0.0 for _, n, p, r, _, _ in rows]
-    answered = [n - m + a for _, n, _, _, m, a in rows]
-    hits = [n - m for _, n, _, _, m, _ in rows]
-    return [float(np.mean(col)) for col in ([v for v, *_ in rows], flagged, answered, hits)]
-
-
-def _inbound_sources(summary: dict[str, Any], arms: list[str]) -> list[str]:
-    """Sources with answered messages in some arm (a source without volume has every percentile at 0)."""
-    return [
-        source
-        for source in SOURCES
-        if any((_mean(summary, arm, f"response_time_p90_s_{source}") or 0) > 0 for arm in arms)
-    ]
-
-
-def _stat_cell(summary: dict[str, Any], arm: str, metric: str) -> str:
-    unit = REGISTRY[metric].unit
-    stat = summary["arms"][arm].get(metric) or {}
-    return f'<td class="num">{_esc(_fmt(stat.get("mean"), unit))}<small>{_esc(_fmt_ci(stat, unit))}</small></td>'
-
-
-POOL_FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("utilisation", "Busy (share of the agent-hours on shift)", "share"),
-    ("agent_hours", "Agent-hours on shift", "hours"),
-    ("conversations", "Conversations taken", "conversations"),
-    ("false_alarm_conversations", "of which false alarms", "conversations"),
-    ("cost", "Cost (agent-hours and per-conversation charges)", "currency"),
-)
-
-
-def _pools_table(summary: dict[str, Any], arms: list[str], head: str | None = None) -> str:
-    """Per responder pool (summary.json "pools"): how busy it was, what it took and what it cost."""
-    pools = summary.get("pools") or {}
-    if not pools:
-        return ""
-    head = head if head is not None else "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
-    names = list(next(iter(pools.values())))
-    rows = []
-    for name in names:
-        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">Pool {_esc(name)}</th></tr>')
-        for figure, label, unit in POOL_FIGURES:
-            cells = ""
-            for arm in arms:
-                stat = pools.get(arm, {}).get(name, {}).get(figure) or {}
-                mean, ci = _esc(_fmt(stat.get("mean"), unit)), _esc(_fmt_ci(stat, unit))
-                cells += f'<td class="num">{mean}<small>{ci}</small></td>'
-            rows.append(f"<tr><td>{_esc(label)}</td>{cells}</tr>")
-    return (
-        "<details><summary>Responder pools (table)</summary>"
-        f"<table><thead><tr><th>Pool and figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "</details>"
-    )
-
-
-def inbound_table(summary: dict[str, Any], arms: list[str], head: str | None = None) -> str:
-    """The inbound figures per arm (mean over replications, 95% CI underneath), grouped by stage."""
-    head = head if head is not None else "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
-    rows = []
-    for group, metrics in INBOUND_ROWS:
-        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">{_esc(group)}</th></tr>')
-        for metric, label in metrics:
-            cells = "".join(_stat_cell(summary, arm, metric) for arm in arms)
-            rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{cells}</tr>")
-    return f"<table><thead><tr><th>Figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _sources_table(summary: dict[str, Any], arms: list[str], sources: list[str]) -> str:
-    head = "".join(f'<th class="num">{_esc(arm)}</th>' for arm in arms)
-    rows = []
-    for source in sources:
-        rows.append(f'<tr><th class="group" colspan="{len(arms) + 1}">{_esc(source)}</th></tr>')
-        for q, label, _ in QUANTILES:
-            metric = f"response_time_{q}_s_{source}"
-            cells = "".join(_stat_cell(summary, arm, metric) for arm in arms)
-            rows.append(f"<tr><td>{_esc(label)}<br><code>{_esc(metric)}</code></td>{cells}</tr>")
-    return (
-        "<details><summary>Response times by source (table)</summary>"
-        f"<table><thead><tr><th>Source and percentile</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-        "</table></details>"
-    )
-
-
-def _inbound_funnel(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
-    labels = ["Mentions found", "Flagged relevant by the core", "Answered", "Answered needles"]
-    fig = _funnel_figure(arms, labels, {arm: _funnel_stages(summary, arm) for arm in arms}, colors, "found")
-    fig.update_layout(margin={"l": 200, "r": 40, "t": 40, "b": 30})
-    return (
-        "<h3>From mention to answer</h3>"
-        '<p class="explain">How many mentions the desk found, how many the classification core flagged as '
-        "relevant, how many were answered, and how many of the answered ones were needles (averages over "
-        "replications; in brackets, the share of the mentions found). Flagged is worked out from the core's "
-        "precision and recall; answered is the answered needles plus the false alarms. A response policy may "
-        "answer mentions the core did not flag, so the answered bar can be longer than the flagged one.</p>"
-        f"{_div(fig)}"
-    )
-
-
-def _inbound_shares(summary: dict[str, Any], arms: list[str], colors: dict[str, str]) -> str:
-    shown = [
-        (metric, label)
-        for metric, label in INBOUND_SHARES
-        if metric != "utilisation_bots" or any(_mean(summary, arm, metric) > 0 for arm in arms)
-    ]
-    fig = go.Figure()
-    any_ci = False
-    for arm in arms:
-        stats = [summary["arms"][arm].get(metric) or {} for metric, _ in shown]
-        bars = _error_bars(stats, 100.0)
-        any_ci = any_ci or bars is not None
-        fig.add_trace(
-            go.Bar(
-                name=arm,
-                x=[label for _, label in shown],
-                y=[_mean(summary, arm, metric) * 100 for metric, _ in shown],
-                marker={"color": colors[arm]},
-                error_y=bars,
-                hovertemplate=f"<b>{_esc(arm)}</b><br>%{{x}}: %{{y:.1f}}%<extra></extra>",
-            )
-        )
-    _style(fig, height=400, barmode="group", bargap=0.3)
-    fig.update_yaxes(title="%", rangemode="tozero")
-    ci = " The black lines are the 95% confidence intervals." if any_ci else ""
-    return (
-        "<h3>How well the desk worked</h3>"
-        '<p class="explain">Precision: of the mentions the core flagged, the share that truly concerned the brand. '
-        "Recall: of the needles, the share the core flagged. Within SLA and gave up: shares of the mentions sent "
-        "to a responder pool. Satisfied: share of the settled needles whose author left satisfied. Busy: the "
-        f"share of their time on shift that agents (or bots) spent on conversations.{ci}</p>{_div(fig)}"
-    )
-
-
-def _response_times(summary: dict[str, Any], arms: list[str], sources: list[str], sla_minutes: float | None) -> str:
-    columns = [("All sources", "")] + [(source, f"_{source}") for source in sources]
-    fig = make_subplots(
-        rows=len(arms),
-        cols=1,
-        shared_xaxes=True,
-        subplot_titles=[_esc(arm) for arm in arms] if len(arms) > 1 else None,
-        vertical_spacing=min(0.12, 0.3 / max(1, len(arms) - 1)) if len(arms) > 1 else 0.0,
-    )
-    any_ci = False
-    for row, arm in enumerate(arms, start=1):
-        for q, label, color in QUANTILES:
-            metrics = [f"response_time_{q}_s{suffix}" for _, suffix in columns]
-            stats = [summary["arms"][arm].get(metric) or {} for metric in metrics]
-            bars = _error_bars(stats, 1 / 60)
-            any_ci = any_ci or bars is not None
-            fig.add_trace(
-                go.Bar(
-                    name=label,
-                    legendgroup=q,
-                    showlegend=row == 1,
-                    x=[name for name, _ in columns],
-                    y=[_mean(summary, arm, metric) / 60 for metric in metrics],
-                    marker={"color": color},
-                    error_y=bars,
-                    text=[_esc(_fmt(s.get("mean"), "seconds")) for s in stats],
-                    hovertemplate=f"<b>{_esc(arm)}</b><br>%{{x}}, {label}: %{{text}}<extra></extra>",
-                ),
-                row=row,
-                col=1,
-            )
-        if sla_minutes is not None and sla_minutes > 0:
-            fig.add_hline(y=sla_minutes, line={"color": "#c0392b", "width": 1.5, "dash": "dash"}, row=row, col=1)
-        fig.update_yaxes(title_text="minutes", rangemode="tozero", row=row, col=1)
-    _style(fig, height=120 + 300 * len(arms), barmode="group", bargap=0.25)
-    fig.update_traces(textposition="none")
-    sla = (
-        f" The dashed red line is the SLA ({sla_minutes:g} minutes from arrival): bars above it are answers "
-        "that came late."
-        if sla_minutes is not None and sla_minutes > 0
-        else ""
-    )
-    ci = " The black lines are the 95% confidence intervals." if any_ci else ""
-    sources_note = "" if len(sources) == len(SOURCES) else " Sources with no answered message are left out."
-    return (
-        "<h3>How long customers waited for an answer</h3>"
-        '<p class="explain">The time from a mention\'s arrival to the start of its answer, overall and by the '
-        "source it came from: half of the answered mentions waited less than the median, nine in ten less than "
-        f"the 90th percentile, 99 in 100 less than the 99th.{sla}{ci}{sources_note}</p>"
-        f"{_div(fig)}"
-        '<p class="note">Response times count answered messages only: a desk that lets its slowest cases give '
-        "up can show short response times. Read them beside the share that gave up waiting.</p>"
-    )
-
-
-def inbound_section(
-    summary: dict[str, Any],
-    arms: list[str],
-    colors: dict[str, str],
-    sla_minutes: float | None = None,
-    *,
-    head: str | None = None,
-    extra: str = "",
-) -> str:
-    """The inbound section (find -> classify -> respond), or "" when the run found no mention.
-
-    ``head``: the table's column headings (the arms, escaped, by default); ``extra``: HTML appended inside
-    the section (the compare report adds the paired differences).
-    """
-    if not has_inbound(summary):
-        return ""
-    sources = _inbound_sources(summary, arms)
-    reading = "".join(f"<li>{_esc(line)}</li>" for line in read_inbound(summary, sla_minutes))
-    shared = (
-        " The organic mentions are the same for every arm; only the replies to an arm's own messages differ, "
-        "so arms differ here only through those replies."
-        if len(arms) > 1
-        else ""
-    )
-    return (
-        f"<section><h2>{_esc(INBOUND_HEADING)}</h2>"
-        '<p class="explain">Beside the campaigns, a desk listens for mentions of the brand (social posts, forum '
-        "threads, messages, e-mails, chats and calls, plus replies to our own messages), a classification core "
-        "decides which ones truly concern the brand (the <b>needles</b> in a haystack of everyday words), and "
-        "bots and human agents answer them. The simulator knows which mentions are needles, so it can score the "
-        f"core and count what was missed.{shared}</p>"
-        f'<ul class="findings">{reading}</ul>'
-        "<h3>Inbound figures</h3>"
-        '<p class="explain">The average over all replications for each arm, with its 95% confidence interval '
-        "underneath.</p>"
-        f"{inbound_table(summary, arms, head)}"
-        f"{_sources_table(summary, arms, sources) if sources else ''}"
-        f"{_pools_table(summary, arms, head)}"
-        f"{_inbound_funnel(summary, arms, colors)}"
-        f"{_inbound_shares(summary, arms, colors)}"
-        f"{_response_times(summary, arms, sources, sla_minutes)}"
-        f"{extra}</section>"
+        f"achieved than <b>{esc(baseline)}</b>, compared replication by replication on the same customers. "
+        f"{esc(ci_note)}</p>{figure_div(fig)}</section>"
     )
 
 
@@ -933,21 +473,21 @@ def _timeseries(timeseries: dict[str, np.ndarray], arms: list[str], colors: dict
                     showlegend=i == 0,
                     line={"color": colors[arm], "width": 2},
                     marker={"size": 5},
-                    hovertemplate=f"<b>{_esc(arm)}</b><br>day %{{x}}: %{{y:,.1f}}<extra></extra>",
+                    hovertemplate=f"<b>{esc(arm)}</b><br>day %{{x}}: %{{y:,.1f}}<extra></extra>",
                 ),
                 row=row + 1,
                 col=col + 1,
             )
-    _style(fig, height=260 * rows + 80)
+    style_figure(fig, height=260 * rows + 80)
     fig.update_xaxes(title_text="day", showticklabels=True)
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(margin={"l": 70, "r": 30, "t": 70, "b": 50})
-    return intro + _div(fig) + "</section>"
+    return intro + figure_div(fig) + "</section>"
 
 
 def _definitions() -> str:
     rows = "".join(
-        f"<tr><td><code>{_esc(m.name)}</code></td><td>{_esc(m.unit)}</td><td>{_esc(m.definition)}</td></tr>"
+        f"<tr><td><code>{esc(m.name)}</code></td><td>{esc(m.unit)}</td><td>{esc(m.definition)}</td></tr>"
         for m in REGISTRY.values()
     )
     return (
@@ -965,7 +505,7 @@ def _definitions() -> str:
 def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], scenario: Scenario) -> str:
     """One standalone HTML page (plotly.js inline, no network needed) reporting a run."""
     arms = list(summary["arms"])
-    colors = _colors(arms)
+    colors = arm_colors(arms)
     source = Source(arms=summary["arms"], market=summary.get("market"))
     lesson = read_lesson(scenario.lesson, source) if scenario.lesson else []
     sections = [
@@ -982,7 +522,7 @@ def render_report(summary: dict[str, Any], timeseries: dict[str, np.ndarray], sc
     sla = scenario.inbound.sla_minutes if scenario.inbound is not None else None
     sections.append(inbound_section(summary, arms, colors, sla))
     sections += [_timeseries(timeseries, arms, colors), market_html(summary), _definitions()]
-    title = _esc(summary.get("scenario") or scenario.name)
+    title = esc(summary.get("scenario") or scenario.name)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -6,17 +6,14 @@ disagree. Written for a reader who knows brands and buyers, not the model's nota
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
 import plotly.graph_objects as go
 
+from masssim.reporting.html import esc
+
 HEADING = "The market: who buys every brand"
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _pct(value: Any) -> str:
@@ -40,8 +37,8 @@ def _cell(stat: dict[str, Any], fmt: Any) -> str:
     low, high = stat.get("ci_low"), stat.get("ci_high")
     interval = f" ({fmt(low)} to {fmt(high)})" if low is not None and high is not None else ""
     return (
-        f'<td class="num">{_esc(fmt(stat.get("mean")))}{_esc(interval)}'
-        f"<small>Dirichlet {_esc(fmt(stat.get('predicted')))}</small></td>"
+        f'<td class="num">{esc(fmt(stat.get("mean")))}{esc(interval)}'
+        f"<small>Dirichlet {esc(fmt(stat.get('predicted')))}</small></td>"
     )
 
 
@@ -102,29 +99,29 @@ def market_html(summary: dict[str, Any]) -> str:
     for name in names:
         figures = brands[name]
         rows.append(
-            f"<tr><td>{_esc(name)}</td>{_cell(figures['share'], _pct)}{_cell(figures['penetration'], _pct)}"
+            f"<tr><td>{esc(name)}</td>{_cell(figures['share'], _pct)}{_cell(figures['penetration'], _pct)}"
             f"{_cell(figures['purchases_per_buyer'], _num)}{_cell(figures['bought_a_rival'], _pct)}</tr>"
         )
-    head = "".join(f"<th>{_esc(other)}</th>" for other in names)
+    head = "".join(f"<th>{esc(other)}</th>" for other in names)
     dup_rows = []
     for name in names:
         cells = "".join(
             "<td>—</td>" if other == name else _cell(brands[name]["duplication"][other], _pct) for other in names
         )
-        dup_rows.append(f"<tr><td>buyers of {_esc(name)}</td>{cells}</tr>")
+        dup_rows.append(f"<tr><td>buyers of {esc(name)}</td>{cells}</tr>")
     penetration_row = "".join(_cell(brands[other]["penetration"], _pct) for other in names)
     return (
-        f"<section><h2>{_esc(HEADING)}</h2>"
+        f"<section><h2>{esc(HEADING)}</h2>"
         '<p class="explain">Who bought which brand in the world <strong>without marketing</strong>: every '
         "customer's own purchase occasions, brand chosen from their own brand preferences, the same in every "
         "arm (what the campaigns changed is in the figures above). Each figure is the run's, with a 95% interval "
         "over replications when there are several, and under it what the NBD-Dirichlet model of the market "
-        f"predicts. {_esc(_window_sentence(market))} "
+        f"predicts. {esc(_window_sentence(market))} "
         f"{market['customers_per_replication']:,} customers per replication.</p>"
-        f"<p>Bought in the category: {_esc(_pct(category['penetration']['mean']))} of customers "
-        f"(Dirichlet {_esc(_pct(category['penetration']['predicted']))}), "
-        f"{_esc(_num(category['purchases_per_buyer']['mean']))} purchases each "
-        f"(Dirichlet {_esc(_num(category['purchases_per_buyer']['predicted']))}).</p>"
+        f"<p>Bought in the category: {esc(_pct(category['penetration']['mean']))} of customers "
+        f"(Dirichlet {esc(_pct(category['penetration']['predicted']))}), "
+        f"{esc(_num(category['purchases_per_buyer']['mean']))} purchases each "
+        f"(Dirichlet {esc(_num(category['purchases_per_buyer']['predicted']))}).</p>"
         "<table><thead><tr><th>Brand</th><th>Share of purchases</th><th>Penetration (bought it at least once)"
         "</th><th>Purchases per buyer</th><th>Of its buyers, bought another brand too</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"

@@ -17,9 +17,10 @@ from plotly.colors import hex_to_rgb
 from masssim.config.overrides import _show
 from masssim.config.schema import Scenario
 from masssim.model.metrics import REGISTRY
+from masssim.reporting.html import PALETTE, esc, figure_div, finite, fmt_ci, fmt_value, has_ci, style_figure
 from masssim.reporting.lesson_reading import Source, read_lesson
 from masssim.reporting.narrative import read_sweep, read_sweep_arms
-from masssim.reporting.report import PALETTE, _div, _esc, _finite, _fmt, _fmt_ci, _has_ci, _style, lesson_section
+from masssim.reporting.report import lesson_section
 from masssim.reporting.report_compare import _axis_title, _facts, _legend_below, _page, _scale
 
 # The curves of a sweep: metric, chart title, and what the figure is, for the sentence above the chart.
@@ -80,17 +81,17 @@ def _sweep_header(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base:
         ("fresh" if base.seed is None else str(base.seed), "seed"),
     ]
     grid_rows = "".join(
-        f"<tr><td><code>{_esc(path)}</code></td><td>{len(values)}</td>"
-        f"<td>{', '.join(f'<code>{_esc(_show(v))}</code>' for v in values)}</td></tr>"
+        f"<tr><td><code>{esc(path)}</code></td><td>{len(values)}</td>"
+        f"<td>{', '.join(f'<code>{esc(_show(v))}</code>' for v in values)}</td></tr>"
         for path, values in grid.items()
     )
     arm_rows = "".join(
-        f"<tr><td><b>{_esc(arm.name)}</b></td><td><code>{_esc(arm.policy)}</code></td>"
-        f"<td>{_esc(', '.join(f'{k} = {v}' for k, v in sorted(arm.params.items())) or 'defaults')}</td></tr>"
+        f"<tr><td><b>{esc(arm.name)}</b></td><td><code>{esc(arm.policy)}</code></td>"
+        f"<td>{esc(', '.join(f'{k} = {v}' for k, v in sorted(arm.params.items())) or 'defaults')}</td></tr>"
         for arm in base.arms
     )
     description = base.description.strip()
-    lead = f'<p class="lead">{_esc(description)}</p>' if description else ""
+    lead = f'<p class="lead">{esc(description)}</p>' if description else ""
     missing = (
         f'<p class="note">Only {len(cells)} of the {expected} cells have finished; running the same sweep again '
         "computes the missing ones.</p>"
@@ -98,7 +99,7 @@ def _sweep_header(grid: dict[str, list[Any]], cells: list[dict[str, Any]], base:
         else ""
     )
     return (
-        f"<header><h1>{_esc(base.name)}: sweep</h1>{lead}{_facts(facts)}"
+        f"<header><h1>{esc(base.name)}: sweep</h1>{lead}{_facts(facts)}"
         "<h2>The grid</h2>"
         '<p class="explain">Every combination of the values below is one cell: a variant of the scenario with '
         "those settings, run with the same seed so that all cells meet the same customers and purchase "
@@ -127,7 +128,7 @@ class _Lines:
         # x positions: numbers in increasing order, categories in the order given (escaped text).
         order = sorted(values, key=float) if self.numeric else list(values)
         self.rank = {_key(v): i for i, v in enumerate(order)}
-        self.categories = [_esc(_show(v)) for v in order]
+        self.categories = [esc(_show(v)) for v in order]
         self.values = order
         combos = list(itertools.product(*(grid[p] for p in self.others)))
         self.combos = combos
@@ -141,7 +142,7 @@ class _Lines:
                 key = (arm, tuple(_key(v) for v in combo))
                 setting = ", ".join(f"{p}={_show(v)}" for p, v in zip(self.others, combo, strict=True))
                 parts = ([arm] if len(arms) > 1 or not setting else []) + ([setting] if setting else [])
-                self.names[key] = _esc(" · ".join(parts))
+                self.names[key] = esc(" · ".join(parts))
                 if len(combos) > 1:
                     color = PALETTE[c % len(PALETTE)]
                     dash = DASHES[a % len(DASHES)] if len(arms) > 1 else "solid"
@@ -163,7 +164,7 @@ class _Lines:
             points.sort(key=lambda item: self.rank[_key(item[0])])
         self.best: dict[tuple[str, tuple[str, ...]], int] = {}
         for line, points in self.points.items():
-            means = [_finite(self.stat(cell, line[0], metric).get("mean")) for _, cell in points]
+            means = [finite(self.stat(cell, line[0], metric).get("mean")) for _, cell in points]
             scored = [(m, cell["index"]) for m, (_, cell) in zip(means, points, strict=True) if m is not None]
             if scored:
                 self.best[line] = max(scored, key=lambda item: item[0])[1]
@@ -174,7 +175,7 @@ class _Lines:
         return stat
 
     def x(self, value: Any) -> Any:
-        return value if self.numeric else _esc(_show(value))
+        return value if self.numeric else esc(_show(value))
 
 
 def _symlog(y: float, c: float) -> float:
@@ -186,7 +187,7 @@ def _symlog_ticks(lowest: float, highest: float, c: float, unit: str, scale: flo
     """Ticks for a symlog axis over [lowest, highest] (display units): 0 and +-c*10^k, labelled in the
     metric's unit (``scale`` converts display units back)."""
     low, high = min(lowest, 0.0), max(highest, 0.0)
-    vals, texts = [0.0], [_fmt(0.0, unit)]
+    vals, texts = [0.0], [fmt_value(0.0, unit)]
     for k in range(16):
         step = c * 10**k
         if step > max(abs(low), abs(high)):
@@ -194,7 +195,7 @@ def _symlog_ticks(lowest: float, highest: float, c: float, unit: str, scale: flo
         for v in (step, -step):
             if low <= v <= high:
                 vals.append(_symlog(v, c))
-                texts.append(_fmt(v / scale, unit))
+                texts.append(fmt_value(v / scale, unit))
     return vals, texts
 
 
@@ -223,7 +224,7 @@ def _sweep_chart(
             for line in lines.keys
             for _, cell in lines.points[line]
             for key in ("mean", "ci_low", "ci_high")
-            if (v := _finite(stat_of(cell, line[0]).get(key))) is not None
+            if (v := finite(stat_of(cell, line[0]).get(key))) is not None
         ]
         nonzero = sorted(abs(v) for v in everything if v)
         c = nonzero[len(nonzero) // 2] / 10 if nonzero else 1.0  # linear below a tenth of the median size
@@ -244,9 +245,9 @@ def _sweep_chart(
         name = lines.names[line]
         stats = [stat_of(cell, line[0]) for _, cell in points]
         xs = [lines.x(value) for value, _ in points]
-        means = [_finite(s.get("mean")) for s in stats]
+        means = [finite(s.get("mean")) for s in stats]
         ys = [math.nan if m is None else tr(m * scale) for m in means]
-        if all(_has_ci(s) for s in stats):
+        if all(has_ci(s) for s in stats):
             any_band = True
             fig.add_trace(
                 go.Scatter(
@@ -273,8 +274,8 @@ def _sweep_chart(
                 )
             )
         hover = [
-            f"<b>{name}</b><br>{_esc(lines.first)} = {_esc(_show(value))}<br>"
-            f"{_esc(_fmt(m, unit))}, {_esc(_fmt_ci(s, unit))}<br>cell {cell['index']}"
+            f"<b>{name}</b><br>{esc(lines.first)} = {esc(_show(value))}<br>"
+            f"{esc(fmt_value(m, unit))}, {esc(fmt_ci(s, unit))}<br>cell {cell['index']}"
             for (value, cell), m, s in zip(points, means, stats, strict=True)
         ]
         fig.add_trace(
@@ -308,7 +309,7 @@ def _sweep_chart(
                             "color": color,
                             "line": {"color": "#1f2933", "width": 1.2},
                         },
-                        hovertemplate=f"<b>{name}</b><br>highest {_esc(metric)} on this line<extra></extra>",
+                        hovertemplate=f"<b>{name}</b><br>highest {esc(metric)} on this line<extra></extra>",
                     )
                 )
     if lines.best and difference is None:
@@ -318,12 +319,12 @@ def _sweep_chart(
                 x=[None],
                 y=[None],
                 mode="markers",
-                name=f"highest {_esc(metric)} on the line",
+                name=f"highest {esc(metric)} on the line",
                 marker={"symbol": BEST_SYMBOL, "size": 15, "color": "#fff", "line": {"color": "#1f2933", "width": 1.2}},
                 hoverinfo="skip",
             )
         )
-    _style(fig, height=420)
+    style_figure(fig, height=420)
     _legend_below(fig, entries, height=420)
     fig.update_yaxes(
         title_text=_axis_title(metric, difference=difference is not None),
@@ -340,25 +341,25 @@ def _sweep_chart(
         # a small change in a cost, a rate or a count should not fill the whole chart
         fig.update_yaxes(rangemode="tozero")
     if lines.numeric:
-        fig.update_xaxes(title_text=_esc(lines.first), type="log" if lines.log else "linear")
+        fig.update_xaxes(title_text=esc(lines.first), type="log" if lines.log else "linear")
         if len(lines.values) <= 15:  # label exactly the swept values (a log axis otherwise labels 8, 9, 1, 2...)
             fig.update_xaxes(tickmode="array", tickvals=lines.values, ticktext=lines.categories)
     else:
         fig.update_xaxes(
-            title_text=_esc(lines.first), type="category", categoryorder="array", categoryarray=lines.categories
+            title_text=esc(lines.first), type="category", categoryorder="array", categoryarray=lines.categories
         )
     band = "The shaded band around each line is its 95% confidence interval. " if any_band else ""
     if difference is not None:
         lead = (
-            f"Each arm minus <b>{_esc(difference)}</b> in the same cell, replication by replication (paired), for "
-            f"<code>{_esc(metric)}</code> against <code>{_esc(lines.first)}</code>. {band}Where the band "
+            f"Each arm minus <b>{esc(difference)}</b> in the same cell, replication by replication (paired), for "
+            f"<code>{esc(metric)}</code> against <code>{esc(lines.first)}</code>. {band}Where the band "
             "excludes 0 the arms differ clearly in that cell."
         )
     else:
         lead = (
-            f"How {_esc(what)} (<code>{_esc(metric)}</code>, averaged over the replications) changes with "
-            f"<code>{_esc(lines.first)}</code>. {band}The star marks, on each line, the setting with the highest "
-            f"<code>{_esc(lines.metric)}</code>."
+            f"How {esc(what)} (<code>{esc(metric)}</code>, averaged over the replications) changes with "
+            f"<code>{esc(lines.first)}</code>. {band}The star marks, on each line, the setting with the highest "
+            f"<code>{esc(lines.metric)}</code>."
         )
     symlog_note = (
         " The vertical axis is symmetric-logarithmic (linear near 0, logarithmic beyond, sign kept): the values "
@@ -366,7 +367,7 @@ def _sweep_chart(
         if symlog
         else ""
     )
-    return f'<h3>{_esc(title)}</h3><p class="explain">{lead}{symlog_note}</p>{_div(fig)}'
+    return f'<h3>{esc(title)}</h3><p class="explain">{lead}{symlog_note}</p>{figure_div(fig)}'
 
 
 def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[str, Any]]) -> str:
@@ -374,20 +375,20 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
     notes = []
     if not lines.numeric:
         notes.append(
-            f"The values of <code>{_esc(first)}</code> are not all numbers, so they are shown as categories in "
+            f"The values of <code>{esc(first)}</code> are not all numbers, so they are shown as categories in "
             "the order they were given; the lines between them only guide the eye."
         )
     elif lines.log:
         notes.append(
-            f"The values of <code>{_esc(first)}</code> span more than a factor of 20, so the horizontal axis is "
+            f"The values of <code>{esc(first)}</code> span more than a factor of 20, so the horizontal axis is "
             "logarithmic: equal steps are equal ratios."
         )
     if len(grid[first]) == 1:
-        notes.append(f"<code>{_esc(first)}</code> has a single value, so each line is a single point.")
+        notes.append(f"<code>{esc(first)}</code> has a single value, so each line is a single point.")
     if cells and all(int(cell.get("replications", 0)) < 2 for cell in cells):
         notes.append("Each cell has a single replication, so there are no confidence bands.")
     several_arms = len({arm for arm, _ in lines.keys}) > 1
-    others = ", ".join(f"<code>{_esc(p)}</code>" for p in lines.others)
+    others = ", ".join(f"<code>{esc(p)}</code>" for p in lines.others)
     if not lines.others:
         lines_text = "one line per arm" if several_arms else "one line"
     elif several_arms:
@@ -412,7 +413,7 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
         float(v)
         for line in lines.keys
         for _, cell in lines.points[line]
-        if (v := _finite(lines.stat(cell, line[0], metric).get("mean"))) is not None
+        if (v := finite(lines.stat(cell, line[0], metric).get("mean"))) is not None
     ]
     if spans_orders(values):
         chosen += _sweep_chart(
@@ -424,7 +425,7 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
     note_html = "".join(f'<p class="note">{text}</p>' for text in notes)
     return (
         "<section><h2>How the results change across the grid</h2>"
-        f'<p class="explain">Each chart puts the first swept parameter, <code>{_esc(first)}</code>, across '
+        f'<p class="explain">Each chart puts the first swept parameter, <code>{esc(first)}</code>, across '
         f"the bottom, with {lines_text}. {shared} Where lines lie on top of each other, only the last one "
         f"drawn is visible.</p>{note_html}{charts}</section>"
     )
@@ -441,27 +442,27 @@ def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines:
     metric = lines.metric
     unit = REGISTRY[metric].unit
     best_cells = {(arm, index) for (arm, _), index in lines.best.items()}
-    head = "".join(f"<th><code>{_esc(path)}</code></th>" for path in grid)
+    head = "".join(f"<th><code>{esc(path)}</code></th>" for path in grid)
     rows = []
     for cell in cells:
         overrides = cell.get("overrides") or {}
-        params = "".join(f"<td>{_esc(_show(overrides.get(path)))}</td>" for path in grid)
+        params = "".join(f"<td>{esc(_show(overrides.get(path)))}</td>" for path in grid)
         for arm in cell.get("arms") or {}:
             stat = lines.stat(cell, arm, metric)
             best = (arm, cell["index"]) in best_cells
             tag = '<span class="tag">highest of its line</span>' if best else ""
             rows.append(
-                f"<tr><td>{cell['index']}</td>{params}<td><b>{_esc(arm)}</b></td>"
-                f'<td class="num{" best" if best else ""}">{_esc(_fmt(stat.get("mean"), unit))}{tag}'
-                f"<small>{_esc(_fmt_ci(stat, unit))}</small></td>"
+                f"<tr><td>{cell['index']}</td>{params}<td><b>{esc(arm)}</b></td>"
+                f'<td class="num{" best" if best else ""}">{esc(fmt_value(stat.get("mean"), unit))}{tag}'
+                f"<small>{esc(fmt_ci(stat, unit))}</small></td>"
                 f'<td class="num">{int(cell.get("replications", 0))}</td></tr>'
             )
     return (
         "<section><h2>All cells</h2>"
-        f'<p class="explain">Every cell and arm with its <code>{_esc(metric)}</code> (the average over the '
+        f'<p class="explain">Every cell and arm with its <code>{esc(metric)}</code> (the average over the '
         'replications, with its 95% confidence interval underneath). "Highest of its line" is the star of the '
         "charts above. Every metric is in <code>sweep.csv</code>.</p>"
-        f'<table><thead><tr><th>Cell</th>{head}<th>Arm</th><th class="num">{_esc(_title(metric))}</th>'
+        f'<table><thead><tr><th>Cell</th>{head}<th>Arm</th><th class="num">{esc(_title(metric))}</th>'
         f'<th class="num">Replications</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>'
     )
 
@@ -487,7 +488,7 @@ def render_sweep(
         sections.append(lesson_section(read_lesson(base.lesson, Source(cells=cells))))
     findings = read_sweep(grid, cells, metric) + read_sweep_arms(grid, cells, metric)
     if findings:
-        items = "".join(f"<li>{_esc(line)}</li>" for line in findings)
+        items = "".join(f"<li>{esc(line)}</li>" for line in findings)
         sections.append(
             "<section><h2>What this sweep says</h2>"
             '<p class="explain">Every cell used the same simulated customers and purchase occasions, so cells are '
