@@ -35,9 +35,10 @@ from masssim.engine.sim import (
     holdout_interval,
     one_blas_thread,
     wave_days,
+    wave_event_time,
 )
 from masssim.engine.state import Recorder
-from masssim.model.channels import DAY_S, HOUR_S
+from masssim.model.channels import DAY_S
 from masssim.model.creatives import make_catalogue
 from masssim.model.market import MarketCounts, add_market_counts
 from masssim.model.metrics import derive
@@ -424,11 +425,7 @@ class ShardedArm:
         )
 
     def _wave_event_time(self, day: int) -> float:
-        schedule = self.scenario.schedule
-        send_s = day * DAY_S + schedule.send_hour * HOUR_S
-        if schedule.send_in_local_time:
-            send_s -= float(self.sender.region_rel_s.max())  # the region whose clock is furthest ahead
-        return max(send_s, 0.0)
+        return wave_event_time(self.scenario, day, self.sender.region_rel_s)
 
     def _refresh_view(self) -> None:
         parts = self.group.call("dynamic_view", _everyone(self.group))

@@ -363,11 +363,7 @@ class ArmSimulation:
         return purchase_histogram(counts), purchase_histogram(counts[~self.world.contactable])
 
     def _wave_event_time(self, day: int) -> float:
-        schedule = self.scenario.schedule
-        send_s = day * DAY_S + schedule.send_hour * HOUR_S
-        if schedule.send_in_local_time:
-            send_s -= float(self.sender.region_rel_s.max())  # the region whose clock is furthest ahead
-        return max(send_s, 0.0)
+        return wave_event_time(self.scenario, day, self.sender.region_rel_s)
 
     def _waves(self, env: simpy.Environment):  # type: ignore[no-untyped-def]
         for index, day in enumerate(self.days):
@@ -537,6 +533,16 @@ class ArmSimulation:
             "channel": clicks["channel"][starts][ours],
             "time_s": t[ours],
         }
+
+
+def wave_event_time(scenario: Scenario, day: int, region_rel_s: np.ndarray) -> float:
+    """When a wave's plan is made: the day's send hour, in the clock of the region furthest ahead when sends
+    go out in local time (``region_rel_s``: each region's offset from the reference clock, seconds)."""
+    schedule = scenario.schedule
+    send_s = day * DAY_S + schedule.send_hour * HOUR_S
+    if schedule.send_in_local_time:
+        send_s -= float(region_rel_s.max())
+    return max(send_s, 0.0)
 
 
 def channel_order_of(scenario: Scenario, arm: Arm) -> tuple[int, ...]:
