@@ -14,6 +14,7 @@ from masssim.config.errors import ShardLost
 from masssim.model.streams import replication_sequence, root_sequence
 from masssim.reporting.results import dumps_json
 from test_sharded_engine import CHUNK, _digest, _scenario
+from test_sharded_experiments import compare_summary, small_chunks, sweep_cells  # noqa: F401 (a fixture)
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -103,3 +104,16 @@ def test_placement_is_the_same_on_every_run(cluster: Any) -> None:
     assert all(size > 0 for size in sizes) and np.isclose(sizes[0] / sizes[1], 3_072 / 2_928, rtol=0.01)
     first.close()
     second.close()
+
+
+def test_compare_and_sweep_with_shards_on_a_scheduler(
+    cluster: Any,
+    small_chunks: list[int],  # noqa: F811 (the imported fixture)
+    tmp_path: Any,
+) -> None:
+    """``compare`` and ``sweep`` with ``shards`` on the cluster's workers: the one-process bytes."""
+    local, _ = cluster
+    on_cluster = {"engine": "dask", "scheduler": local.scheduler_address, "shards": 2}
+    assert compare_summary(**on_cluster) == compare_summary()
+    assert sweep_cells(tmp_path / "cluster", **on_cluster) == sweep_cells(tmp_path / "one")
+    assert small_chunks == [2] * 8  # every replication of both ran in two shards

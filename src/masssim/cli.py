@@ -52,6 +52,13 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
             click.option("--max-replications", type=click.IntRange(2, 10_000), default=200, show_default=True),
             click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True),
             click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (with --engine dask)"),
+            click.option(
+                "--shards",
+                type=click.IntRange(1, 65_536),
+                default=None,
+                help="split each replication's customers into N shards (on the Dask workers with --engine dask); "
+                "the same results as without",
+            ),
             click.option("--quiet", "-q", is_flag=True, help="print only the results folder (for scripts)"),
         ]
 
@@ -81,6 +88,7 @@ class ExperimentOptions:
     max_replications: int
     engine: str
     scheduler: str | None
+    shards: int | None
     quiet: bool
 
     def stop_rule(self) -> Any:
@@ -97,7 +105,16 @@ class ExperimentOptions:
             "until": self.stop_rule(),
             "engine": self.engine,
             "scheduler": self.scheduler,
+            "shards": self.shards,
         }
+
+    def refuse_unshardable(self, scenario: Any, path: Path) -> None:
+        """With --shards, a one-line error before anything runs when ``scenario`` (read from ``path``)
+        cannot run sharded."""
+        if self.shards is not None:
+            from masssim.experiments.replications import refuse_unshardable
+
+            refuse_unshardable(scenario, file=str(path))
 
     def progress(self, label: str) -> _progress:
         console = Console(stderr=True)
@@ -113,14 +130,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @_experiment_options()
-@click.option(
-    "--shards",
-    type=click.IntRange(1, 65_536),
-    default=None,
-    help="split each replication's customers into N shards (on the Dask workers with --engine dask); "
-    "the same results as without",
-)
-def run(scenario: Path, opts: ExperimentOptions, shards: int | None) -> None:
+def run(scenario: Path, opts: ExperimentOptions) -> None:
     """Run SCENARIO (a file, or a gallery name) and write results/<scenario>/<run-id>/ with a report."""
     import masssim
     from masssim.reporting.results import check_output_dir
@@ -130,17 +140,11 @@ def run(scenario: Path, opts: ExperimentOptions, shards: int | None) -> None:
         raise ScenarioError(
             f"has a [sweep] table; run it with 'masssim sweep {scenario}'", file=str(scenario), field="sweep"
         )
-    if shards is not None:
-        from masssim.engine.sharded import sharding_problem
-
-        problem = sharding_problem(loaded)
-        if problem is not None:
-            field, _, reason = problem.partition(": ")
-            raise ScenarioError(reason, file=str(scenario), field=field, allowed="run it without --shards")
+    opts.refuse_unshardable(loaded, scenario)
     args = opts.executor_args()
     check_output_dir(opts.out)  # before simulating: a run must not find out an hour in that it cannot save
     with opts.progress(loaded.name) as advance:
-        result = masssim.run(loaded, progress=advance, shards=shards, **args)
+        result = masssim.run(loaded, progress=advance, **args)
     run_dir = result.save(opts.out)
     if not opts.quiet:
         _print_lesson(loaded.lesson, arms=result.summary["arms"], market=result.summary.get("market"))
@@ -163,6 +167,8 @@ def compare(
     from masssim.reporting.results import check_output_dir
 
     loaded = [_load(path) for path in scenarios]
+    for path, one in zip(scenarios, loaded, strict=True):
+        opts.refuse_unshardable(one, path)
     args = opts.executor_args()
     check_output_dir(opts.out)
     with opts.progress("compare") as advance:
@@ -192,6 +198,7 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
     from masssim.experiments.sweep import sweep as run_sweep
 
     loaded = _load(scenario)
+    opts.refuse_unshardable(loaded, scenario)
     args = opts.executor_args()
     with opts.progress(f"sweep {loaded.name}") as advance:
         result = run_sweep(loaded, list(params) or None, out=opts.out, progress=advance, metric=metric, **args)

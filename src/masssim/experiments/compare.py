@@ -30,6 +30,7 @@ from masssim.experiments.replications import (
     Replication,
     StopRule,
     build_manifest,
+    refuse_unshardable,
     replicate,
     resolve_entropy,
 )
@@ -222,13 +223,15 @@ def compare(
     progress: ProgressCallback | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    shards: int | None = None,
 ) -> CompareResult:
     """Compare several scenarios, or one scenario and variants of it, with paired replications.
 
     ``variants``: ``["NAME:path=value,..."]`` strings or ``{NAME: {path: value}}``; the unmodified scenario is
     then the baseline, labelled by its lesson's ``baseline`` name if it has one, else by the scenario's name
     (a label says what the strategy is: "baseline" would only say where it sits). ``baseline`` picks another
-    baseline by label.
+    baseline by label. ``shards`` splits each replication's customers into that many shards, with the same
+    results (docs/model.md §16); a variant that cannot run sharded raises ScenarioError before anything runs.
     """
     base_list = [scenarios] if isinstance(scenarios, Scenario) else list(scenarios)
     if not base_list:
@@ -259,12 +262,15 @@ def compare(
     base_label = baseline if baseline is not None else labels[0]
     if base_label not in labels:
         raise ScenarioError("unknown baseline", file="--baseline", value=base_label, allowed=", ".join(labels))
+    if shards is not None:
+        for variant in chosen:
+            refuse_unshardable(variant.scenario, file=f"--variant {variant.label}" if variant.overrides else None)
     n = replications if replications is not None else chosen[0].scenario.replications
     rule = StopRule.parse(until) if isinstance(until, str) else until
     entropy = resolve_entropy(seed, chosen[0].scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler, shards=shards) as executor:
         results = replicate([v.scenario for v in chosen], entropy, n, executor, until=rule, progress=progress)
     manifest = build_manifest(
         chosen[0].scenario.name,
@@ -275,6 +281,7 @@ def compare(
         started_at=started_at,
         until=rule,
         engine=engine,
+        shards=shards,
         kind="comparison",
         variants={v.label: describe(v.overrides) or v.scenario.name for v in chosen},
     )

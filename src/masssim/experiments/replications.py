@@ -300,6 +300,15 @@ def _first_satisfying(results: list[dict[int, Replication]], rule: StopRule, fir
     return None
 
 
+def refuse_unshardable(scenario: Scenario, *, file: str | None = None) -> None:
+    """A one-line ScenarioError when ``scenario`` cannot run sharded (docs/model.md §16.5), else nothing.
+    ``file`` names where the scenario came from (a file, or the option that changed it)."""
+    problem = sharding_problem(scenario)
+    if problem is not None:
+        field, _, reason = problem.partition(": ")
+        raise ScenarioError(reason, file=file, field=field, allowed="run it without --shards")
+
+
 def resolve_entropy(seed: int | None, scenario_seed: int | None) -> int:
     """The run's root entropy: the given seed, else the scenario's, else fresh OS entropy."""
     chosen = seed if seed is not None else scenario_seed
@@ -332,10 +341,7 @@ def run(
         raise ValueError("replications must be at least 1")
     rule = StopRule.parse(until) if isinstance(until, str) else until
     if shards is not None:
-        problem = sharding_problem(scenario)
-        if problem is not None:  # said before any worker starts
-            field, _, reason = problem.partition(": ")
-            raise ScenarioError(reason, field=field, allowed="run it without --shards")
+        refuse_unshardable(scenario)  # said before any worker starts
     entropy = resolve_entropy(seed, scenario.seed)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -351,6 +357,7 @@ def run(
         until=rule,
         engine=engine,
         scheduler=scheduler,
+        shards=shards,
     )
     return RunResult(scenario=scenario, seed_entropy=entropy, replications=results, manifest=manifest)
 

@@ -35,6 +35,7 @@ from masssim.experiments.replications import (
     Replication,
     StopRule,
     build_manifest,
+    refuse_unshardable,
     replicate,
     resolve_entropy,
 )
@@ -160,9 +161,12 @@ def sweep(
     engine: str = "local",
     scheduler: str | None = None,
     metric: str | None = None,
+    shards: int | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep. ``params`` defaults to the scenario's ``[sweep]`` table. The report reads
-    ``metric`` (default: the lesson's first headline metric, else incremental_profit)."""
+    ``metric`` (default: the lesson's first headline metric, else incremental_profit). ``shards`` splits each
+    replication's customers into that many shards, with the same cells (docs/model.md §16); a cell that
+    cannot run sharded raises ScenarioError before anything runs."""
     if metric is not None and metric not in REGISTRY:
         raise ScenarioError("unknown metric", file="--metric", value=metric, allowed="a metric of docs/model.md §7")
     if params is None:
@@ -175,6 +179,9 @@ def sweep(
         raise ScenarioError("nothing to sweep", allowed="--param path=v1,v2,... or a [sweep] table in the scenario")
     base = scenario.model_copy(update={"sweep": None})
     cells = build_cells(base, grid)
+    if shards is not None:
+        for cell in cells:
+            refuse_unshardable(cell.scenario, file=f"sweep cell {describe(cell.overrides)}")
     n = replications if replications is not None else scenario.replications
     rule = StopRule.parse(until) if isinstance(until, str) else until
     seed_given = seed if seed is not None else scenario.seed
@@ -210,7 +217,7 @@ def sweep(
         atomic_write_text(cells_dir / f"{cell.index:05d}.json", summary)
         done[cell.index] = json.loads(summary)
 
-    with Executor(workers, engine=engine, scheduler=scheduler) as executor:
+    with Executor(workers, engine=engine, scheduler=scheduler, shards=shards) as executor:
         if rule is None:
             _run_fixed(todo, entropy, n, executor, finish, progress, len(cells), len(done))
         else:
@@ -231,6 +238,7 @@ def sweep(
         started_at=started_at,
         until=rule,
         engine=engine,
+        shards=shards,
         kind="sweep",
         grid=grid,
         cells=len(cells),
