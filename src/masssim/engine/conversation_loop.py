@@ -252,6 +252,19 @@ class DeclaredTable:
         self.count = need
 
 
+def credit_conversation_purchases(
+    state: CustomerState, draws: ChunkDraws, customers: np.ndarray, from_reply: np.ndarray, pull_forward_share: float
+) -> None:
+    """Count conversation purchases on the customers' state. Every purchase draws a pull-forward coin from
+    its chunk's stream (in the order given); a purchase a reply started uses up a later occasion when the
+    coin says so. ``customers`` index ``state`` (a shard's own rows on a shard)."""
+    increment(state.purchases, customers)
+    coin = draws.random(customers, Draw.CONVERSATION_PULL_FORWARD)
+    pulled = from_reply & (coin < pull_forward_share)
+    room = pulled & (state.pull_forward_credit[customers] < 255)
+    increment(state.pull_forward_credit, customers[room])
+
+
 class ConversationLoop:
     """One arm's inbound desk and what its conversations do to the arm's customers (module docstring)."""
 
@@ -359,13 +372,17 @@ class ConversationLoop:
         # A later organic churn of the same customer within this batch also makes the cause organic.
         self.churn[np.intersect1d(who, customers[organic])] = 2
         self.churn_at[who] = when[fresh]
-        self.state.optin[who] = 0  # a customer who leaves takes every opt-in along
+        self._leave(who)
+
+    def _leave(self, who: np.ndarray) -> None:
+        """Customers who left take every opt-in along (a sharded coordinator tells their shards instead)."""
+        self.state.optin[who] = 0
 
     def _convert(
         self, out: Outcomes, author: np.ndarray, when: np.ndarray, from_reply: np.ndarray
     ) -> dict[str, np.ndarray] | None:
         won = out.converted & (author >= 0)
-        rec, state = self.recorder, self.state
+        rec = self.recorder
         gone = won & (self.churn_at[np.maximum(author, 0)] <= when)
         if gone.any():  # a customer who has left buys nothing of ours, in a conversation either
             self.blocked_conversions += int(gone.sum())
@@ -382,15 +399,11 @@ class ConversationLoop:
         treated = self.contactable[c]
         rec.add_events("purchases_treated", t[treated])
         rec.add_events("purchases_holdout", t[~treated])
-        increment(state.purchases, c)
         rec.add("conversation_purchases", float(c.shape[0]))
         # A conversation that a reply to our message started is caused by marketing: like a click-triggered
         # purchase, it is incremental and may use up a later occasion (pull-forward).
         rec.add_events("incremental_purchases_true", t[reply])
-        coin = self.draws.random(c, Draw.CONVERSATION_PULL_FORWARD)
-        pulled = reply & (coin < self.scenario.response.pull_forward_share)
-        room = pulled & (state.pull_forward_credit[c] < 255)
-        increment(state.pull_forward_credit, c[room])
+        self._credit_purchases(c, reply)
         bought = treated
         return {
             "customer": c[bought].astype(np.int64),
@@ -398,6 +411,13 @@ class ConversationLoop:
             "channel": np.full(int(bought.sum()), -1, np.int8),
             "time_s": t[bought],
         }
+
+    def _credit_purchases(self, customers: np.ndarray, from_reply: np.ndarray) -> None:
+        """Conversation purchases (in settlement order) counted on the customers; a purchase a reply started
+        may use up a later occasion. A sharded coordinator hands them to the shards instead."""
+        credit_conversation_purchases(
+            self.state, self.draws, customers, from_reply, self.scenario.response.pull_forward_share
+        )
 
     def churn_filter(self, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For purchase occasions of ``customers``: (gone: churned, so no purchase of ours; gone without

@@ -14,6 +14,7 @@ A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this proces
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -69,8 +70,6 @@ def sharding_problem(scenario: Scenario) -> str | None:
             )
         if arm.params.get("bespoke"):
             return f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) cannot run sharded yet"
-    if scenario.inbound is not None:
-        return "inbound: a scenario with [inbound] cannot run sharded yet"
     if scenario.diagnostics.fanatic_top_share > 0:
         return "diagnostics.fanatic_top_share: the fanatics diagnostic cannot run sharded yet (set it to 0)"
     return None
@@ -201,6 +200,61 @@ class ShardWorker:
         self.arm = None
         return totals
 
+    # -- [inbound]: the desk runs on the coordinator (engine/sharded_inbound.py) ----------------------
+    def voices(self) -> np.ndarray:
+        """The shard's customers' posts about the brand per year (for the coordinator's mention stream)."""
+        return self.world.population.voice_rate
+
+    def declared_at_start(self) -> np.ndarray:
+        """Which of the shard's customers had declared their taste before the run."""
+        from masssim.engine.sharded_inbound import declared_at_start
+
+        assert self.world.layout is not None and self.world.chunks is not None
+        return declared_at_start(
+            self.scenario, self.world.replication_seq, self.world.layout, self.world.chunks, self.customers
+        )
+
+    def respond_with_replies(
+        self, channel: int, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`respond`, returning the replies drawn (customers, times) for the coordinator's desk."""
+        sender = self._engine().sender
+        replies: list[tuple[np.ndarray, np.ndarray]] = []
+        sender.reply_sink = lambda who, _channel, when: replies.append((who, when))
+        try:
+            self.respond(channel, customer, creative, departure)
+        finally:
+            sender.reply_sink = None
+        if not replies:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        who = np.concatenate([r[0] for r in replies]).astype(np.int64) + self.customers.start
+        return who, np.concatenate([r[1] for r in replies])
+
+    def conversation_outcomes(
+        self, churned: np.ndarray, churn_mark: np.ndarray, buyers: np.ndarray, from_reply: np.ndarray
+    ) -> None:
+        """What a bucket's conversations did to the shard's customers: new churn marks (a customer whose mark
+        becomes non-zero leaves every channel) and conversation purchases, in settlement order."""
+        from masssim.engine.conversation_loop import credit_conversation_purchases
+        from masssim.engine.sharded_inbound import ShardChurn
+
+        sim = self._engine()
+        if churned.shape[0]:
+            if sim.loop is None:
+                sim.loop = cast(Any, ShardChurn(self.world.population.n))
+            marks = cast(Any, sim.loop).churn
+            local = churned - self.customers.start
+            sim.state.optin[local[marks[local] == 0]] = 0
+            marks[local] = churn_mark
+        if buyers.shape[0]:
+            credit_conversation_purchases(
+                sim.state,
+                sim.draws,
+                buyers - self.customers.start,
+                from_reply,
+                self.scenario.response.pull_forward_share,
+            )
+
     def nbytes(self) -> int:
         """Bytes of the shard's per-customer arrays (population, holdout, and the running arm's state)."""
         pop = self.world.population
@@ -301,6 +355,8 @@ class _CodedObservables:
 class ShardedArm:
     """One arm on the coordinator: the clock, the policy and the whole-plan rules, over a group of shards."""
 
+    sender_type: type[_CoordinatorSender] = _CoordinatorSender  # with [inbound], one that gathers replies
+
     def __init__(
         self,
         scenario: Scenario,
@@ -330,7 +386,7 @@ class ShardedArm:
         # No customer state, shards or draws here: the sender's only users of them (_sendable, _dispatch) are
         # overridden to ask the shards.
         channel_order = channel_order_of(scenario, self.arm)
-        sender = _CoordinatorSender(
+        sender = self.sender_type(
             scenario,
             population,
             self.contactable,
@@ -386,6 +442,7 @@ class ShardedArm:
         self.recorder.add("customers_treated", n_treated)
         self.recorder.add("customers_holdout", self.contactable.shape[0] - n_treated)
         env = simpy.Environment()
+        self._start_inbound(env)
         buckets = env.process(self._buckets(env, progress))
         env.process(self._waves(env))
         env.run(until=buckets)
@@ -405,6 +462,7 @@ class ShardedArm:
             holdout = _add_histograms(holdout, shard.holdout_histogram)
             if shard.market is not None:
                 markets.append(shard.market)
+        pools = self._finish_inbound(totals)
         recorder = Recorder(self.horizon_s)
         histograms, interval = holdout_interval(everyone, holdout, self.replication_seq, self.arm_index, recorder)
         for name, value in recorder.totals.items():
@@ -422,6 +480,7 @@ class ShardedArm:
             series=series,
             market=add_market_counts(markets) if markets else None,
             purchase_histograms=histograms,
+            pools=pools,
         )
 
     def _wave_event_time(self, day: int) -> float:
@@ -445,6 +504,7 @@ class ShardedArm:
             budget_left = self.sender.channels.budget_left
             plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
             self.sender.send(plan, env.now, day * DAY_S)
+            self._after_send(index)
 
     def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
         step = self.scenario.feedback_bucket_minutes * 60.0
@@ -455,9 +515,24 @@ class ShardedArm:
             merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
             if merged:
                 self.policy.observe(Feedback(time_s=t1, events=merged))
+            self._after_bucket(t1)
             if progress is not None:
                 progress(t1 / self.horizon_s)
             t0 = t1
+
+    # Hooks for the inbound desk (engine/sharded_inbound.py: ShardedInboundArm); nothing without [inbound].
+    def _start_inbound(self, env: simpy.Environment) -> None:
+        """Before the clock starts."""
+
+    def _after_send(self, index: int) -> None:
+        """After wave ``index`` is sent."""
+
+    def _after_bucket(self, t1: float) -> None:
+        """After the bucket ending at ``t1`` is released and observed."""
+
+    def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
+        """Add the arm's inbound totals to ``totals``; returns its figures per pool."""
+        return {}
 
 
 def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -492,10 +567,16 @@ def simulate_sharded_replication(
             (shares,) = group.call("shares", {0: ()})
             outcomes: dict[str, ArmOutcome] = {}
             n_arms = len(scenario.arms)
+            make_arm: Callable[..., ShardedArm] = ShardedArm
+            if scenario.inbound is not None:  # the desk on this coordinator (engine/sharded_inbound.py)
+                from masssim.engine.sharded_inbound import ShardedInboundArm, coordinator_inbound
+
+                inbound = coordinator_inbound(scenario, replication_seq, group, static["region"])
+                make_arm = functools.partial(ShardedInboundArm, inbound=inbound)
             for index, arm in enumerate(scenario.arms):
                 group.call("start_arm", _everyone(group, index))
                 report = None if progress is None else _arm_share(progress, index, n_arms)
-                outcomes[arm.name] = ShardedArm(scenario, replication_seq, index, group, static, shares).run(report)
+                outcomes[arm.name] = make_arm(scenario, replication_seq, index, group, static, shares).run(report)
             return outcomes
     finally:
         group.close()

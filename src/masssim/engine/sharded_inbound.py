@@ -1,0 +1,262 @@
+"""``[inbound]`` in a sharded replication (docs/model.md §16.7).
+
+The inbound desk, its classifier and the conversations' bookkeeping run on the **coordinator**, exactly as
+in one process (:class:`~masssim.engine.conversation_loop.ConversationLoop`); the shards keep what the
+conversations do to their customers. Three things cross the wire:
+
+* **once per replication**, shards -> coordinator: every customer's voice rate (4 bytes per customer), from
+  which the coordinator draws the organic mention stream as one process does, and who had declared their
+  taste before the run (the shards draw it from their chunks' streams);
+* **per block of sends**, shards -> coordinator: each reply's customer and time. One process hands a block's
+  replies to the desk ordered by time, ties in the block's (departure) order; each shard's replies are a
+  subsequence of them, so the coordinator merges them back by (time, row of the block): customers are unique
+  within a wave, so a customer's row in the block is known from its id. The desk then registers them and
+  draws their content from its own stream, in the one-process order;
+* **per feedback bucket**, coordinator -> shards: the conversations settled in it that change customers:
+  who left (their churn mark: a shard takes every opt-in of a customer whose mark becomes non-zero, and its
+  organic occasions and direct purchases consult the marks) and the conversation purchases in settlement
+  order, each with whether a reply started it (the shard counts it and draws its pull-forward coin from the
+  customer's chunk stream, which consumes the stream in the order one process does).
+
+Declared taste captured in conversations is counted on the coordinator (who declared) but its values are not
+drawn: no sharded policy reads declared taste (§16.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import simpy
+
+from masssim.config.schema import Scenario
+from masssim.engine.chunks import ChunkLayout, chunk_generators
+from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
+from masssim.engine.sharded import ShardedArm, ShardGroup, _CoordinatorSender, _everyone
+from masssim.engine.sim import _DECLARED_AT_START
+from masssim.engine.state import Recorder
+from masssim.model.population import Population
+from masssim.model.streams import Component, chunk_sequence, component_sequence
+from masssim.policies.base import FEEDBACK_KINDS, Feedback
+from masssim.policies.registry import resolve_targeting
+
+# -- on a shard ---------------------------------------------------------------------------------------
+
+
+class ShardChurn:
+    """A shard's churn marks for its own rows (0: stays; 1: left after a conversation a reply started; 2: after
+    an organic one): the part of the conversation loop that purchase occasions consult on a shard."""
+
+    def __init__(self, n: int) -> None:
+        self.churn = np.zeros(n, np.uint8)
+
+    def churn_filter(self, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`ConversationLoop.churn_filter`."""
+        kind = self.churn[customers]
+        return kind > 0, kind == 2
+
+
+def declared_at_start(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, layout: ChunkLayout, chunks: range, rows: range
+) -> np.ndarray:
+    """Which customers of ``rows`` (a shard's) had declared their taste before the run: the first draw of
+    each chunk's stream, as in :func:`masssim.engine.sim.build_world` (the taste values that follow are not
+    needed sharded)."""
+    declared = np.zeros(len(rows), bool)
+    share = scenario.population.declared_taste_share
+    if share == 0:
+        return declared
+    parent = chunk_sequence(component_sequence(replication_seq, Component.DECLARED), _DECLARED_AT_START)
+    for lo, hi, rng in chunk_generators(parent, layout, chunks):
+        declared[lo - rows.start : hi - rows.start] = rng.random(hi - lo) < share
+    return declared
+
+
+# -- on the coordinator -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Voices:
+    """What the organic mention stream needs of the population: who posts how often, and local time."""
+
+    voice_rate: np.ndarray
+    region: np.ndarray
+    region_utc_offset_hours: np.ndarray
+
+    def utc_offset_seconds(self, idx: Any = None) -> np.ndarray:
+        return Population.utc_offset_seconds(cast(Population, self), idx)
+
+
+@dataclass
+class CoordinatorInbound:
+    """What the arms of a sharded replication share on the inbound side, built on the coordinator."""
+
+    world: InboundWorld
+    declared: np.ndarray  # bool [N]: declared their taste before the run
+
+
+def coordinator_inbound(
+    scenario: Scenario, replication_seq: np.random.SeedSequence, group: ShardGroup, region: np.ndarray
+) -> CoordinatorInbound:
+    """The replication's mention stream, fitted classifier and labels (as ``build_inbound_world`` in one
+    process), from the voice rates gathered from the shards, and who declared their taste at the start."""
+    voices = np.concatenate(group.call("voices", _everyone(group)))
+    offsets = np.array([r.utc_offset_hours for r in scenario.population.regions], np.float64)
+    population = cast(Population, _Voices(voices, region, offsets))
+    world = build_inbound_world(scenario, population, replication_seq)
+    declared = np.concatenate(group.call("declared_at_start", _everyone(group)))
+    return CoordinatorInbound(world, declared)
+
+
+class _InboundCoordinatorSender(_CoordinatorSender):
+    """The coordinator's sender, whose shards also return each block's replies for the desk."""
+
+    def _dispatch(self, c: int, cfg: Any, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+        parts = self._by_shard(customer)
+        answers = self.group.call(
+            "respond_with_replies", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts}
+        )
+        if self.reply_sink is None:
+            return
+        who = np.concatenate([a[0] for a in answers]) if answers else np.empty(0, np.int64)
+        if who.shape[0] == 0:
+            return
+        when = np.concatenate([a[1] for a in answers])
+        # The one-process order: by time, ties by row of the block (customers are unique within a wave).
+        by_customer = np.argsort(customer, kind="stable")
+        row = by_customer[np.searchsorted(customer[by_customer], who)]
+        order = np.lexsort((row, when))
+        self.reply_sink(who[order], np.full(who.shape[0], c, np.int8), when[order])
+
+
+class _NoDeclaredView:
+    """Stands in for the policy's view: a sharded policy reads no declared taste (§16.5)."""
+
+    declared_row: np.ndarray | None = None
+    declared_taste: np.ndarray | None = None
+    declared_version = 0
+
+
+class CoordinatorConversations(ConversationLoop):
+    """The desk and the conversations' bookkeeping on the coordinator; what they do to customers is queued
+    for the shards that hold them and sent after each bucket (:meth:`push`)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: Scenario,
+        inbound: CoordinatorInbound,
+        contactable: np.ndarray,
+        recorder: Recorder,
+        replication_seq: np.random.SeedSequence,
+        group: ShardGroup,
+    ) -> None:
+        n = contactable.shape[0]
+        start = int(np.count_nonzero(inbound.declared))
+        row = np.full(n, -1, np.int32)
+        row[inbound.declared] = np.arange(start, dtype=np.int32)
+        declared = DeclaredTable(n, 0, row, np.empty((start, 0), np.float32))
+        super().__init__(
+            env,
+            scenario,
+            inbound.world,
+            cast(Population, _Size(n)),
+            contactable,
+            cast(Any, None),  # no customer state here: _leave and _credit_purchases go to the shards
+            recorder,
+            cast(Any, _NoDeclaredView()),
+            declared,
+            replication_seq,
+            cast(Any, None),
+        )
+        self.group = group
+        self._churned: list[tuple[np.ndarray, np.ndarray]] = []
+        self._bought: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _declare(self, customers: np.ndarray) -> None:
+        new = np.unique(customers[self.declared.row[customers] < 0])
+        if new.shape[0]:
+            self.declared.add(new, np.empty((new.shape[0], 0), np.float32))
+
+    def _churn(self, customers: np.ndarray, from_reply: np.ndarray, when: np.ndarray) -> None:
+        super()._churn(customers, from_reply, when)
+        if customers.shape[0]:
+            touched = np.unique(customers)
+            self._churned.append((touched, self.churn[touched]))
+
+    def _leave(self, who: np.ndarray) -> None:
+        """Nothing here: a shard takes the opt-ins of a customer whose churn mark becomes non-zero."""
+
+    def _credit_purchases(self, customers: np.ndarray, from_reply: np.ndarray) -> None:
+        self._bought.append((customers, from_reply))
+
+    def push(self) -> None:
+        """Send the bucket's churn marks and conversation purchases to the shards that hold the customers."""
+        if not self._churned and not self._bought:
+            return
+        churned = _joined(self._churned, np.int64, np.uint8)
+        bought = _joined(self._bought, np.int64, bool)
+        self._churned, self._bought = [], []
+        args: dict[int, tuple[Any, ...]] = {}
+        for s, r in enumerate(self.group.ranges):
+            mine = (churned[0] >= r.start) & (churned[0] < r.stop)
+            buys = (bought[0] >= r.start) & (bought[0] < r.stop)
+            if mine.any() or buys.any():
+                args[s] = (churned[0][mine], churned[1][mine], bought[0][buys], bought[1][buys])
+        self.group.call("conversation_outcomes", args)
+
+
+@dataclass
+class _Size:
+    n: int
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]], first: Any, second: Any) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.empty(0, first), np.empty(0, second)
+    return (
+        np.concatenate([p[0] for p in parts]).astype(first, copy=False),
+        np.concatenate([p[1] for p in parts]).astype(second, copy=False),
+    )
+
+
+class ShardedInboundArm(ShardedArm):
+    """A sharded arm with the inbound desk on the coordinator (module docstring)."""
+
+    sender_type = _InboundCoordinatorSender
+
+    def __init__(self, *args: Any, inbound: CoordinatorInbound, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inbound = inbound
+        self.loop: CoordinatorConversations | None = None
+        declared = getattr(resolve_targeting(self.arm.policy), "feedback_kinds", None)
+        self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
+
+    def _start_inbound(self, env: simpy.Environment) -> None:
+        self.loop = CoordinatorConversations(
+            env, self.scenario, self.inbound, self.contactable, self.recorder, self.replication_seq, self.group
+        )
+        self.sender.reply_sink = self.loop.on_replies
+        # As in one process: replies are registered only when a wave is sent.
+        self.loop.desk.quiet_until(self._wave_event_time(self.days[0]) if self.days else math.inf)
+
+    def _after_send(self, index: int) -> None:
+        assert self.loop is not None
+        following = self.days[index + 1] if index + 1 < len(self.days) else None
+        self.loop.desk.quiet_until(math.inf if following is None else self._wave_event_time(following))
+
+    def _after_bucket(self, t1: float) -> None:
+        assert self.loop is not None
+        won = self.loop.apply(t1)
+        self.loop.push()  # before the next wave checks opt-ins and the next bucket's occasions
+        if won is not None and "purchase" in self.feedback_kinds:
+            self.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
+
+    def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
+        assert self.loop is not None
+        inbound_totals, pools = self.loop.finish()
+        for name, value in inbound_totals.items():
+            totals[name] += float(value)
+        return pools
