@@ -15,6 +15,7 @@ from masssim.model.streams import replication_sequence, root_sequence
 from masssim.reporting.results import dumps_json
 from test_sharded_engine import CHUNK, _digest, _scenario
 from test_sharded_experiments import compare_summary, small_chunks, sweep_cells  # noqa: F401 (a fixture)
+from test_sharded_inbound import inbound_scenario, pools_digest
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -117,3 +118,13 @@ def test_compare_and_sweep_with_shards_on_a_scheduler(
     assert compare_summary(**on_cluster) == compare_summary()
     assert sweep_cells(tmp_path / "cluster", **on_cluster) == sweep_cells(tmp_path / "one")
     assert small_chunks == [2] * 8  # every replication of both ran in two shards
+
+
+def test_inbound_on_the_cluster_gives_the_bytes_of_one_process(cluster: Any) -> None:
+    """The desk on the coordinator, replies and conversation outcomes to and from shards on two workers."""
+    _, client = cluster
+    scenario = inbound_scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    reference = pools_digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+    outcomes = simulate_sharded_replication(scenario, seq, lambda *a: DaskShards(client, *a), 3, chunk_size=CHUNK)
+    assert pools_digest(outcomes) == reference
