@@ -114,12 +114,13 @@ class _InboundCoordinatorSender(_CoordinatorSender):
     """The coordinator's sender, whose shards also return each block's replies for the desk."""
 
     def _dispatch(self, c: int, cfg: Any, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+        if self.reply_sink is None:  # replies start no conversation: the shards keep them
+            super()._dispatch(c, cfg, customer, creative, departure)
+            return
         parts = self._by_shard(customer)
         answers = self.group.call(
             "respond_with_replies", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts}
         )
-        if self.reply_sink is None:
-            return
         who = np.concatenate([a[0] for a in answers]) if answers else np.empty(0, np.int64)
         if who.shape[0] == 0:
             return
@@ -238,7 +239,8 @@ class ShardedInboundArm(ShardedArm):
         self.loop = CoordinatorConversations(
             env, self.scenario, self.inbound, self.contactable, self.recorder, self.replication_seq, self.group
         )
-        self.sender.reply_sink = self.loop.on_replies
+        if self.scenario.inbound is not None and self.scenario.inbound.replies.enabled:
+            self.sender.reply_sink = self.loop.on_replies
         # As in one process: replies are registered only when a wave is sent.
         self.loop.desk.quiet_until(self._wave_event_time(self.days[0]) if self.days else math.inf)
 
