@@ -14,7 +14,6 @@ A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this proces
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -24,7 +23,16 @@ import simpy
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
+from masssim.engine.conversation_loop import credit_conversation_purchases
 from masssim.engine.outbound import OutboundSender
+from masssim.engine.sharded_inbound import (
+    ArmInbound,
+    CoordinatorInbound,
+    ShardChurn,
+    coordinator_inbound,
+    declared_at_start,
+    merge_replies,
+)
 from masssim.engine.sim import (
     ArmOutcome,
     ArmSimulation,
@@ -90,7 +98,8 @@ def build_shard_world(
     scenario: Scenario, replication_seq: np.random.SeedSequence, customers: range, chunk_size: int
 ) -> SharedWorld:
     """A shard's world: only its customers' rows, with the whole population's chunk numbering (so their
-    draws are those of one process). Declared taste, fanatics and inbound are not built (not shardable yet)."""
+    draws are those of one process). Declared taste, fanatics and the inbound desk are not built here (the desk
+    runs on the coordinator: engine/sharded_inbound.py)."""
     population = generate_population(
         scenario.population,
         scenario.market,
@@ -207,8 +216,6 @@ class ShardWorker:
 
     def declared_at_start(self) -> np.ndarray:
         """Which of the shard's customers had declared their taste before the run."""
-        from masssim.engine.sharded_inbound import declared_at_start
-
         assert self.world.layout is not None and self.world.chunks is not None
         return declared_at_start(
             self.scenario, self.world.replication_seq, self.world.layout, self.world.chunks, self.customers
@@ -235,9 +242,6 @@ class ShardWorker:
     ) -> None:
         """What a bucket's conversations did to the shard's customers: new churn marks (a customer whose mark
         becomes non-zero leaves every channel) and conversation purchases, in settlement order."""
-        from masssim.engine.conversation_loop import credit_conversation_purchases
-        from masssim.engine.sharded_inbound import ShardChurn
-
         sim = self._engine()
         if churned.shape[0]:
             if sim.loop is None:
@@ -335,6 +339,26 @@ class _CoordinatorSender(OutboundSender):
         self.group.call("respond", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts})
 
 
+class _RepliesCoordinatorSender(_CoordinatorSender):
+    """With [inbound]: the shards also return each block's replies, which go to the desk in the order one
+    process registers them (engine/sharded_inbound.py: merge_replies)."""
+
+    def _dispatch(
+        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+    ) -> None:
+        if self.reply_sink is None:  # replies start no conversation: the shards keep them
+            super()._dispatch(c, cfg, customer, creative, departure)
+            return
+        parts = self._by_shard(customer)
+        answers = self.group.call(
+            "respond_with_replies", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts}
+        )
+        replies = merge_replies(customer, answers)
+        if replies is not None:
+            who, when = replies
+            self.reply_sink(who, np.full(who.shape[0], c, np.int8), when)
+
+
 @dataclass
 class _CodedObservables:
     """The observables' encoding rebuilt on the coordinator from the gathered codes (no CRM scores: a
@@ -355,8 +379,6 @@ class _CodedObservables:
 class ShardedArm:
     """One arm on the coordinator: the clock, the policy and the whole-plan rules, over a group of shards."""
 
-    sender_type: type[_CoordinatorSender] = _CoordinatorSender  # with [inbound], one that gathers replies
-
     def __init__(
         self,
         scenario: Scenario,
@@ -365,7 +387,9 @@ class ShardedArm:
         group: ShardGroup,
         static: dict[str, np.ndarray],
         shares: dict[str, np.ndarray],
+        inbound: CoordinatorInbound | None = None,
     ) -> None:
+        """``inbound``: with [inbound], the replication's desk world on this coordinator."""
         self.scenario = scenario
         self.group = group
         self.replication_seq = replication_seq
@@ -386,7 +410,8 @@ class ShardedArm:
         # No customer state, shards or draws here: the sender's only users of them (_sendable, _dispatch) are
         # overridden to ask the shards.
         channel_order = channel_order_of(scenario, self.arm)
-        sender = self.sender_type(
+        sender_type = _CoordinatorSender if inbound is None else _RepliesCoordinatorSender
+        sender = sender_type(
             scenario,
             population,
             self.contactable,
@@ -436,6 +461,7 @@ class ShardedArm:
                 budget_total=scenario.budget_total,
             ),
         )
+        self.inbound = None if inbound is None else ArmInbound(self, inbound)
 
     def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
         n_treated = int(self.contactable.sum())
@@ -520,19 +546,21 @@ class ShardedArm:
                 progress(t1 / self.horizon_s)
             t0 = t1
 
-    # Hooks for the inbound desk (engine/sharded_inbound.py: ShardedInboundArm); nothing without [inbound].
+    # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:
-        """Before the clock starts."""
+        if self.inbound is not None:
+            self.inbound.start(env)
 
     def _after_send(self, index: int) -> None:
-        """After wave ``index`` is sent."""
+        if self.inbound is not None:
+            self.inbound.after_send(index)
 
     def _after_bucket(self, t1: float) -> None:
-        """After the bucket ending at ``t1`` is released and observed."""
+        if self.inbound is not None:
+            self.inbound.after_bucket(t1)
 
     def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
-        """Add the arm's inbound totals to ``totals``; returns its figures per pool."""
-        return {}
+        return {} if self.inbound is None else self.inbound.finish(totals)
 
 
 def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -567,16 +595,14 @@ def simulate_sharded_replication(
             (shares,) = group.call("shares", {0: ()})
             outcomes: dict[str, ArmOutcome] = {}
             n_arms = len(scenario.arms)
-            make_arm: Callable[..., ShardedArm] = ShardedArm
+            inbound = None
             if scenario.inbound is not None:  # the desk on this coordinator (engine/sharded_inbound.py)
-                from masssim.engine.sharded_inbound import ShardedInboundArm, coordinator_inbound
-
                 inbound = coordinator_inbound(scenario, replication_seq, group, static["region"])
-                make_arm = functools.partial(ShardedInboundArm, inbound=inbound)
             for index, arm in enumerate(scenario.arms):
                 group.call("start_arm", _everyone(group, index))
                 report = None if progress is None else _arm_share(progress, index, n_arms)
-                outcomes[arm.name] = make_arm(scenario, replication_seq, index, group, static, shares).run(report)
+                sharded = ShardedArm(scenario, replication_seq, index, group, static, shares, inbound)
+                outcomes[arm.name] = sharded.run(report)
             return outcomes
     finally:
         group.close()

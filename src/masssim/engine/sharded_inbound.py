@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import simpy
@@ -34,13 +34,25 @@ import simpy
 from masssim.config.schema import Scenario
 from masssim.engine.chunks import ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
-from masssim.engine.sharded import ShardedArm, ShardGroup, _CoordinatorSender, _everyone
 from masssim.engine.sim import _DECLARED_AT_START
 from masssim.engine.state import Recorder
 from masssim.model.population import Population
 from masssim.model.streams import Component, chunk_sequence, component_sequence
 from masssim.policies.base import FEEDBACK_KINDS, Feedback
 from masssim.policies.registry import resolve_targeting
+
+
+class ShardCalls(Protocol):
+    """The calls to a replication's shards (:class:`masssim.engine.sharded.ShardGroup`)."""
+
+    ranges: list[range]
+
+    def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]: ...
+
+
+def _everyone(group: ShardCalls) -> dict[int, tuple[Any, ...]]:
+    return dict.fromkeys(range(len(group.ranges)), ())
+
 
 # -- on a shard ---------------------------------------------------------------------------------------
 
@@ -98,7 +110,7 @@ class CoordinatorInbound:
 
 
 def coordinator_inbound(
-    scenario: Scenario, replication_seq: np.random.SeedSequence, group: ShardGroup, region: np.ndarray
+    scenario: Scenario, replication_seq: np.random.SeedSequence, group: ShardCalls, region: np.ndarray
 ) -> CoordinatorInbound:
     """The replication's mention stream, fitted classifier and labels (as ``build_inbound_world`` in one
     process), from the voice rates gathered from the shards, and who declared their taste at the start."""
@@ -110,26 +122,20 @@ def coordinator_inbound(
     return CoordinatorInbound(world, declared)
 
 
-class _InboundCoordinatorSender(_CoordinatorSender):
-    """The coordinator's sender, whose shards also return each block's replies for the desk."""
-
-    def _dispatch(self, c: int, cfg: Any, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
-        if self.reply_sink is None:  # replies start no conversation: the shards keep them
-            super()._dispatch(c, cfg, customer, creative, departure)
-            return
-        parts = self._by_shard(customer)
-        answers = self.group.call(
-            "respond_with_replies", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts}
-        )
-        who = np.concatenate([a[0] for a in answers]) if answers else np.empty(0, np.int64)
-        if who.shape[0] == 0:
-            return
-        when = np.concatenate([a[1] for a in answers])
-        # The one-process order: by time, ties by row of the block (customers are unique within a wave).
-        by_customer = np.argsort(customer, kind="stable")
-        row = by_customer[np.searchsorted(customer[by_customer], who)]
-        order = np.lexsort((row, when))
-        self.reply_sink(who[order], np.full(who.shape[0], c, np.int8), when[order])
+def merge_replies(
+    customer: np.ndarray, answers: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A block's replies from its shards (each shard's customers and times) in the one-process order: by
+    time, ties by row of the block (``customer``, in departure order; customers are unique within a wave).
+    None when there are none."""
+    who = np.concatenate([a[0] for a in answers]) if answers else np.empty(0, np.int64)
+    if who.shape[0] == 0:
+        return None
+    when = np.concatenate([a[1] for a in answers])
+    by_customer = np.argsort(customer, kind="stable")
+    row = by_customer[np.searchsorted(customer[by_customer], who)]
+    order = np.lexsort((row, when))
+    return who[order], when[order]
 
 
 class _NoDeclaredView:
@@ -152,7 +158,7 @@ class CoordinatorConversations(ConversationLoop):
         contactable: np.ndarray,
         recorder: Recorder,
         replication_seq: np.random.SeedSequence,
-        group: ShardGroup,
+        group: ShardCalls,
     ) -> None:
         n = contactable.shape[0]
         start = int(np.count_nonzero(inbound.declared))
@@ -223,40 +229,45 @@ def _joined(parts: list[tuple[np.ndarray, np.ndarray]], first: Any, second: Any)
     )
 
 
-class ShardedInboundArm(ShardedArm):
-    """A sharded arm with the inbound desk on the coordinator (module docstring)."""
+class ArmInbound:
+    """One sharded arm's inbound desk on the coordinator, driven by the arm's hooks
+    (:class:`masssim.engine.sharded.ShardedArm`: before the clock starts, after each wave is sent, after
+    each bucket is observed, and when the arm ends), at the points where one process drives its
+    :class:`ConversationLoop`."""
 
-    sender_type = _InboundCoordinatorSender
-
-    def __init__(self, *args: Any, inbound: CoordinatorInbound, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, arm: Any, inbound: CoordinatorInbound) -> None:
+        self.arm = arm  # the ShardedArm: its clock's times, sender, recorder, policy and shards
         self.inbound = inbound
         self.loop: CoordinatorConversations | None = None
-        declared = getattr(resolve_targeting(self.arm.policy), "feedback_kinds", None)
+        declared = getattr(resolve_targeting(arm.arm.policy), "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
 
-    def _start_inbound(self, env: simpy.Environment) -> None:
+    def start(self, env: simpy.Environment) -> None:
+        arm = self.arm
         self.loop = CoordinatorConversations(
-            env, self.scenario, self.inbound, self.contactable, self.recorder, self.replication_seq, self.group
+            env, arm.scenario, self.inbound, arm.contactable, arm.recorder, arm.replication_seq, arm.group
         )
-        if self.scenario.inbound is not None and self.scenario.inbound.replies.enabled:
-            self.sender.reply_sink = self.loop.on_replies
+        cfg = arm.scenario.inbound
+        if cfg is not None and cfg.replies.enabled:
+            arm.sender.reply_sink = self.loop.on_replies
         # As in one process: replies are registered only when a wave is sent.
-        self.loop.desk.quiet_until(self._wave_event_time(self.days[0]) if self.days else math.inf)
+        self.loop.desk.quiet_until(arm._wave_event_time(arm.days[0]) if arm.days else math.inf)
 
-    def _after_send(self, index: int) -> None:
+    def after_send(self, index: int) -> None:
         assert self.loop is not None
-        following = self.days[index + 1] if index + 1 < len(self.days) else None
-        self.loop.desk.quiet_until(math.inf if following is None else self._wave_event_time(following))
+        days = self.arm.days
+        following = days[index + 1] if index + 1 < len(days) else None
+        self.loop.desk.quiet_until(math.inf if following is None else self.arm._wave_event_time(following))
 
-    def _after_bucket(self, t1: float) -> None:
+    def after_bucket(self, t1: float) -> None:
         assert self.loop is not None
         won = self.loop.apply(t1)
         self.loop.push()  # before the next wave checks opt-ins and the next bucket's occasions
         if won is not None and "purchase" in self.feedback_kinds:
-            self.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
+            self.arm.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
 
-    def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
+    def finish(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
+        """Add the desk's totals to ``totals``; returns its figures per pool."""
         assert self.loop is not None
         inbound_totals, pools = self.loop.finish()
         for name, value in inbound_totals.items():
