@@ -1,5 +1,5 @@
 """``[inbound]`` in a sharded replication: the desk on the coordinator, the customers on the shards, and
-the same bytes as one process (docs/model.md §16.7)."""
+the same bytes as one process (docs/model.md §16.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``[inbound]`` in a sharded replication (docs/model.md §16.7).
+"""``[inbound]`` in a sharded replication (docs/model.md §16.8).
 
 The inbound desk, its classifier and the conversations' bookkeeping run on the **coordinator**, exactly as
 in one process (:class:`~masssim.engine.conversation_loop.ConversationLoop`); the shards keep what the
