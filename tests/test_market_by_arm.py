@@ -117,3 +117,19 @@ def test_the_summary_per_arm_and_what_marketing_did_to_the_market() -> None:
         assert figures["brands"][ours]["share"]["change"]["mean"] > 0
     # Broadcast's click-started occasions add category purchases (docs/model.md 5.5): the category grows.
     assert by_arm["broadcast"]["category"]["purchases_per_customer"]["change"]["mean"] > 0
+
+
+def test_the_run_report_shows_each_arms_market() -> None:
+    from masssim.reporting.report_market import market_html
+
+    summary = masssim.run(_scenario(), replications=2, seed=4).summary
+    market = summary["market"]
+    section = market_html(summary).split("The market under each arm")[1]
+    ours = next(iter(market["brands"]))
+    rows = {row.split("</b>")[0]: row for row in section.split("<tr><td><b>")[1:]}
+    assert list(rows) == list(market["by_arm"]["arms"])
+    for arm, figures in market["by_arm"]["arms"].items():
+        share = figures["brands"][ours]["share"]
+        assert f"{100 * share['mean']:.1f}%<small>{100 * share['change']['mean']:+.1f} pts" in rows[arm]
+        assert f"{100 * figures['brands'][ours]['penetration']['mean']:.1f}%" in rows[arm]
+    assert rows["none"].count("+0.0 pts (+0.0 pts to +0.0 pts)") == 2  # share and penetration unchanged
