@@ -102,6 +102,15 @@ def test_the_summary_per_arm_and_what_marketing_did_to_the_market() -> None:
             assert none["brands"][brand][key]["change"]["mean"] == 0.0
         for other, stat in figures["duplication"].items():
             assert none["brands"][brand]["duplication"][other]["values"] == stat["values"]
+    # Every figure given is defined once (model/metrics.py, pasted into docs/model.md 5.5).
+    from masssim.model.metrics import MARKET_FIGURES
+
+    defined = {m.name for m in MARKET_FIGURES}
+    for figures in by_arm.values():
+        assert {f"category.{key}" for key in figures["category"]} <= defined
+        for brand in figures["brands"].values():
+            assert set(brand) <= defined
+            assert "change" in brand["share"] and "change" not in next(iter(brand["duplication"].values()))
     customers = market["customers_per_replication"]
     ours = next(iter(market["brands"]))
     for arm in ("broadcast", "random"):
@@ -109,9 +118,12 @@ def test_the_summary_per_arm_and_what_marketing_did_to_the_market() -> None:
         # Our extra purchases in the market are the engine's true incremental purchases, replication by
         # replication (the window is the whole run; the holdout's buying is the same in both worlds).
         category = np.array(figures["category"]["purchases_per_customer"]["values"]) * customers
-        extra = np.array(figures["brands"][ours]["share"]["values"]) * category - np.array(
-            market["brands"][ours]["share"]["values"]
-        ) * np.array(none["category"]["purchases_per_customer"]["values"]) * customers
+        extra = (
+            np.array(figures["brands"][ours]["share"]["values"]) * category
+            - np.array(market["brands"][ours]["share"]["values"])
+            * np.array(none["category"]["purchases_per_customer"]["values"])
+            * customers
+        )
         true = np.array(summary["arms"][arm]["incremental_purchases_true"]["values"])
         assert np.allclose(extra, true, rtol=0, atol=1e-6), (arm, extra, true)
         assert figures["brands"][ours]["share"]["change"]["mean"] > 0

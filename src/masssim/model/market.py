@@ -323,9 +323,7 @@ def arm_market_section(
     for arm, counts in by_arm.items():
         figures = [_figures(c) for c in counts]
         arms[arm] = {
-            "category": {
-                name: stat(figures, key, bounds) for name, (key, bounds) in ARM_CATEGORY_FIGURES.items()
-            },
+            "category": {name: stat(figures, key, bounds) for name, (key, bounds) in ARM_CATEGORY_FIGURES.items()},
             "brands": {
                 brand: {
                     **{key: stat(figures, key, bounds, j) for key, bounds in ARM_BRAND_FIGURES.items()},
@@ -344,10 +342,10 @@ def arm_market_section(
 __all__ = [
     "ARM_WORLD",
     "WORLD",
-    "arm_market_section",
-    "brand_with_marketing",
     "MarketCounts",
     "MarketTally",
+    "arm_market_section",
+    "brand_with_marketing",
     "brand_without_marketing",
     "market_section",
     "market_window_days",

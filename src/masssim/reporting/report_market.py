@@ -164,14 +164,11 @@ BY_ARM_EXPLAIN = (
 
 
 def _by_arm_html(market: dict[str, Any]) -> str:
-    arms = list(((market.get("by_arm") or {}).get("arms") or {}))
+    arms = list((market.get("by_arm") or {}).get("arms") or {})
     table = market_by_arm_rows([(arm, market, arm) for arm in arms])
     if not table:
         return ""
-    return (
-        "<h3>The market under each arm's marketing</h3>"
-        f'<p class="explain">{esc(BY_ARM_EXPLAIN)}</p>{table}'
-    )
+    return f'<h3>The market under each arm\'s marketing</h3><p class="explain">{esc(BY_ARM_EXPLAIN)}</p>{table}'
 
 
 COMPARE_HEADING = "The market: our brand and its rivals under each strategy"
@@ -182,7 +179,7 @@ def compare_market_html(summary: dict[str, Any]) -> str:
     the comparison labels them), read from the summary's ``markets``; "" without them."""
     entries = []
     for variant, market in (summary.get("markets") or {}).items():
-        arms = list(((market.get("by_arm") or {}).get("arms") or {}))
+        arms = list((market.get("by_arm") or {}).get("arms") or {})
         entries += [(variant if len(arms) == 1 else f"{variant}/{arm}", market, arm) for arm in arms]
     table = market_by_arm_rows(entries)
     if not table:
@@ -201,9 +198,7 @@ SWEEP_HEADING = "The market in each cell: our brand and its rivals"
 def sweep_market_html(cells: list[dict[str, Any]], label: Any) -> str:
     """The sweep report's market section: one row per cell and arm, labelled by ``label(cell, arm)``; ""
     when no cell has a market (cells written before it existed)."""
-    entries = [
-        (label(cell, arm), cell.get("market") or {}, arm) for cell in cells for arm in (cell.get("arms") or {})
-    ]
+    entries = [(label(cell, arm), cell.get("market") or {}, arm) for cell in cells for arm in (cell.get("arms") or {})]
     table = market_by_arm_rows(entries)
     if not table:
         return ""
@@ -243,9 +238,9 @@ def market_html(summary: dict[str, Any]) -> str:
         f"<section><h2>{esc(HEADING)}</h2>"
         '<p class="explain">Who bought which brand in the world <strong>without marketing</strong>: every '
         "customer's own purchase occasions, brand chosen from their own brand preferences, the same in every "
-        "arm (what each arm's marketing changed is at the end of this section). Each figure is the run's, with a 95% interval "
-        "over replications when there are several, and under it what the NBD-Dirichlet model of the market "
-        f"predicts. {esc(_window_sentence(market))} "
+        "arm (what each arm's marketing changed is at the end of this section). Each figure is the run's, with "
+        "a 95% interval over replications when there are several, and under it what the NBD-Dirichlet model of "
+        f"the market predicts. {esc(_window_sentence(market))} "
         f"{market['customers_per_replication']:,} customers per replication.</p>"
         f"<p>Bought in the category: {esc(_pct(category['penetration']['mean']))} of customers "
         f"(Dirichlet {esc(_pct(category['penetration']['predicted']))}), "

@@ -469,7 +469,7 @@ def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines:
 
 
 def _cell_label(grid: dict[str, list[Any]], cell: dict[str, Any], arm: str) -> str:
-    """"cell 3 (path=value, ...), arm" for the market table."""
+    """ "cell 3 (path=value, ...), arm" for the market table."""
     overrides = cell.get("overrides") or {}
     values = ", ".join(f"{path}={_show(overrides.get(path))}" for path in grid)
     return f"cell {cell['index']} ({values}), {arm}"
