@@ -9,14 +9,17 @@ Z set by Bonferroni over the table's comparisons so that the table fails by chan
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 
 import masssim
 from conftest import small_scenario
 from masssim.engine.sim import simulate_replication
 from masssim.model.market import brand_with_marketing, brand_without_marketing
 from masssim.model.streams import replication_sequence, root_sequence
+from test_conversations import loop_scenario
 from test_market import z_for
 
 ROW = np.array([0.3, 0.4, 0.2, 0.1], np.float32)
@@ -145,3 +148,36 @@ def test_the_run_report_shows_each_arms_market() -> None:
         assert f"{100 * share['mean']:.1f}%<small>{100 * share['change']['mean']:+.1f} pts" in rows[arm]
         assert f"{100 * figures['brands'][ours]['penetration']['mean']:.1f}%" in rows[arm]
     assert rows["none"].count("+0.0 pts (+0.0 pts to +0.0 pts)") == 2  # share and penetration unchanged
+
+
+NO_HUMANS = [
+    {"name": "bot", "kind": "bot", "agents": 5, "handle_time_median_minutes": 0.5},
+    {"name": "human", "kind": "human", "agents": 0, "handle_time_median_minutes": 6.0},
+]
+
+
+@pytest.mark.parametrize(
+    ("inbound", "exercised"),
+    [
+        ({}, "conversation_purchases"),  # conversations that end in a purchase (not in the market tally)
+        (  # complaints nobody answers: their authors leave and buy rivals from then on
+            {"pools": NO_HUMANS, "outcomes": {"churn_after_unanswered_complaint": 1.0}},
+            "purchases_lost_to_churn",
+        ),
+    ],
+)
+def test_with_inbound_the_market_counts_our_occasion_purchases_exactly(inbound: dict[str, Any], exercised: str) -> None:
+    """Our purchases in an arm's market are its purchases of ours at purchase occasions: every purchase the
+    engine counts (treated and holdout) but those started in conversations, none by a customer who left."""
+    scenario = masssim.scenario_from_dict(loop_scenario(**inbound))
+    assert scenario.horizon_days <= scenario.market.period_days  # the window is the whole run
+    result = masssim.run(scenario)
+    seen = 0.0
+    for replication in result.replications:
+        for arm, outcome in replication.items():
+            m = outcome.metrics
+            assert outcome.arm_market is not None
+            occasions_ours = m["purchases_treated"] + m["purchases_holdout"] - m["conversation_purchases"]
+            assert outcome.arm_market.purchases[0] == occasions_ours, arm
+            seen += m[exercised]
+    assert seen > 0, f"the scenario must exercise {exercised}"
