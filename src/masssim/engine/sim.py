@@ -496,15 +496,7 @@ class ArmSimulation:
             rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
             ours &= ~gone
             would_have &= ~gone_anyway
-        # The market under this arm: a skipped occasion buys nothing, every other one a brand.
-        held = ~skipped
-        self.arm_market_tally.add_brands(
-            c[held],
-            t[held],
-            brand_with_marketing(
-                pop.brand_prob[c[held]], u[held], p[held], ours[held], None if gone is None else gone[held]
-            ),
-        )
+        self._tally_market(c, t, u, p, ours, gone, bought_something=~skipped)
         treated = self.world.contactable[c]
         bought = ours & treated
         rec.add_events("purchases_treated", t[bought])
@@ -520,6 +512,35 @@ class ArmSimulation:
             "channel": np.full(int(bought.sum()), -1, np.int8),
             "time_s": t[bought],
         }
+
+    def _tally_market(
+        self,
+        c: np.ndarray,
+        t: np.ndarray,
+        uniform: np.ndarray,
+        p: np.ndarray,
+        ours: np.ndarray,
+        gone: np.ndarray | None,
+        bought_something: np.ndarray | None = None,
+    ) -> None:
+        """Count purchase occasions in this arm's market (model/market.py): customers ``c`` at times ``t``,
+        their choice uniforms, our brand's probability with adstock ``p``, whether ours was bought, who has
+        left; ``bought_something`` False for an occasion a pull-forward used up. Brands are chosen only for
+        the occasions inside the market's window (those counted)."""
+        counted = t <= self.arm_market_tally.window_s
+        if bought_something is not None:
+            counted &= bought_something
+        rows = np.flatnonzero(counted)
+        if rows.shape[0] == 0:
+            return
+        brand = brand_with_marketing(
+            self.world.population.brand_prob[c[rows]],
+            uniform[rows],
+            p[rows],
+            ours[rows],
+            None if gone is None else gone[rows],
+        )
+        self.arm_market_tally.add_brands(c[rows], t[rows], brand)
 
     def _direct_purchases(self, clicks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A click may start an immediate purchase occasion, often one pulled forward from the future."""
@@ -538,7 +559,7 @@ class ArmSimulation:
             rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
             ours &= ~gone
         # A click-started occasion is a category purchase: ours or, failing that, a rival's (the same uniform).
-        self.arm_market_tally.add_brands(c, t, brand_with_marketing(pop.brand_prob[c], choice, p, ours, gone))
+        self._tally_market(c, t, choice, p, ours, gone)
         pulled = draws.random(c, Draw.PULL_FORWARD) < response.pull_forward_share
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])
