@@ -65,10 +65,16 @@ def market_window_days(scenario: Scenario) -> float:
 def brand_without_marketing(brand_prob: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """int8 [n]: the brand each occasion buys with no marketing, from the customers' probability rows
     ``brand_prob`` [n, J] and the occasions' choice uniforms (brand j iff u falls in its slice of [0, 1))."""
-    cumulative = np.cumsum(brand_prob.astype(np.float64), axis=1)
-    chosen = np.count_nonzero(cumulative <= uniform[:, None], axis=1)
-    # A row's float32 probabilities can sum to a hair under 1: a uniform above the sum buys the last brand.
-    return np.minimum(chosen, brand_prob.shape[1] - 1).astype(np.int8)
+    # The count of cumulative sums p_0 + ... + p_j (float64, added in brand order) at or below u. Only the
+    # first J - 1 are compared: a row's float32 probabilities can sum to a hair under 1, and a uniform above
+    # the sum buys the last brand. Column by column: a tenth of the time of a cumsum over the [n, J] table.
+    n_brands = brand_prob.shape[1]
+    running = brand_prob[:, 0].astype(np.float64)
+    chosen = (running <= uniform).astype(np.int8)
+    for j in range(1, n_brands - 1):
+        running += brand_prob[:, j]
+        chosen += running <= uniform
+    return chosen if n_brands > 1 else np.zeros_like(chosen)
 
 
 def brand_with_marketing(
@@ -89,14 +95,17 @@ def brand_with_marketing(
     exactly, the brand of the world without marketing. A customer who has left picks a rival with the whole
     uniform, ``v = p0 + u(1 - p0)``. No random number is drawn."""
     p0 = brand_prob[:, 0].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stretched = p0 + (uniform - p_ours) * (1.0 - p0) / (1.0 - p_ours)
-    v = np.where(p_ours == p0, uniform, stretched)
+    v = np.array(uniform, dtype=np.float64)
+    left = np.zeros(v.shape[0], bool) if gone is None else gone
+    # Not ours although the uniform was below p0' can only be a customer who left, so 1 - p0' > 0 here.
+    moved = np.flatnonzero((p_ours != p0) & ~bought_ours & ~left)
+    if moved.shape[0]:
+        q0, q = p0[moved], p_ours[moved]
+        # Rounding may put v a hair below p0 (ours' slice): it is a rival's occasion, so clip it to p0.
+        v[moved] = np.maximum(q0 + (v[moved] - q) * (1.0 - q0) / (1.0 - q), q0)
     if gone is not None:
-        v = np.where(gone, p0 + uniform * (1.0 - p0), v)
-    # Rounding may put v a hair below p0 (ours' slice): it is a rival's occasion, so the first rival at least.
-    rival = np.maximum(brand_without_marketing(brand_prob, np.maximum(v, p0)), 1)
-    return np.where(bought_ours, 0, rival).astype(np.int8)
+        v[gone] = p0[gone] + v[gone] * (1.0 - p0[gone])
+    return np.where(bought_ours, np.int8(0), brand_without_marketing(brand_prob, v)).astype(np.int8)
 
 
 def mask_dtype(n_brands: int) -> type[np.unsignedinteger[Any]]:
