@@ -105,10 +105,13 @@ def _change_cell(stat: dict[str, Any], fmt: Any, change_fmt: Any) -> str:
     (paired over replications, with its 95% interval when there are several)."""
     change = stat.get("change") or {}
     low, high = change.get("ci_low"), change.get("ci_high")
-    interval = f" ({change_fmt(low)} to {change_fmt(high)})" if low is not None and high is not None else ""
+    # The interval on its own line: the table must fit a narrow window (the sweep's labels are long).
+    interval = ""
+    if low is not None and high is not None:
+        interval = f"<small>({esc(change_fmt(low))} to {esc(change_fmt(high))})</small>"
     return (
-        f'<td class="num">{esc(fmt(stat.get("mean")))}'
-        f"<small>{esc(change_fmt(change.get('mean')))}{esc(interval)}</small></td>"
+        f'<td class="num">{esc(fmt(stat.get("mean")))}<small>{esc(change_fmt(change.get("mean")))}</small>'
+        f"{interval}</td>"
     )
 
 
