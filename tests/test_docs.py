@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from masssim.model.metrics import markdown_table
+from masssim.model.metrics import markdown_table, market_markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -12,6 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 def test_metric_table_in_model_md_matches_registry() -> None:
     doc = (REPO / "docs" / "model.md").read_text(encoding="utf-8")
     assert markdown_table() in doc, "paste masssim.model.metrics.markdown_table() into docs/model.md"
+
+
+def test_market_figure_table_in_model_md_matches_the_definitions() -> None:
+    doc = (REPO / "docs" / "model.md").read_text(encoding="utf-8")
+    assert market_markdown_table() in doc, "paste masssim.model.metrics.market_markdown_table() into docs/model.md"
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one() -> None:

@@ -213,7 +213,8 @@ def test_tally_counts_buyers_pairs_and_sole_buyers_exactly(n_brands: int) -> Non
     brand = brand_without_marketing(prob[customer[inside]], u[inside])
     bought = np.zeros((n, n_brands), bool)
     bought[customer[inside], brand] = True
-    assert tally.brands_bought.dtype == np.uint32  # 4 bytes per customer, whatever the number of brands
+    # One bit per brand in the smallest unsigned integer: 1 byte per customer up to 8 brands, 4 up to 32.
+    assert tally.brands_bought.dtype == (np.uint8 if n_brands <= 8 else np.uint32)
     assert np.array_equal(counts.purchases, np.bincount(brand, minlength=n_brands))
     assert np.array_equal(counts.pair_buyers, bought.T.astype(np.int64) @ bought.astype(np.int64))
     assert np.array_equal(counts.sole_buyers, (bought & (bought.sum(axis=1) == 1)[:, None]).sum(axis=0))

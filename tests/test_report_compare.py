@@ -90,6 +90,7 @@ def test_comparison_names_every_strategy_and_section(comparison: tuple[dict[str,
         "Key figures",
         "Each strategy on its own",
         "Compared with the baseline (t)",
+        "The market: our brand and its rivals under each strategy",
     ]
     for sentence in read_summary(summary):
         assert f"<li>{html.escape(sentence)}</li>" in page
@@ -109,6 +110,24 @@ def test_comparison_names_every_strategy_and_section(comparison: tuple[dict[str,
     assert "if the two sets of runs were treated as independent" in page
     # more_signal changes the population, which the pairing note points out.
     assert "changes the population settings" in page
+
+
+def test_comparison_market_has_a_row_per_strategy(comparison: tuple[dict[str, Any], str]) -> None:
+    """Each strategy's row shows its variant's market without marketing and under its arm's (summary
+    ``markets``), with the change's interval over the two replications."""
+    summary, page = comparison
+    section = page.split("The market: our brand and its rivals")[1]
+    assert list(summary["markets"]) == list(summary["variants"])
+    for label, market in summary["markets"].items():
+        (arm,) = market["by_arm"]["arms"]
+        ours = next(iter(market["brands"]))
+        figures = market["by_arm"]["arms"][arm]["brands"][ours]
+        assert f"<tr><td><b>{label}</b></td>" in section
+        assert f"{100 * figures['share']['mean']:.1f}%" in section
+        change = figures["share"]["change"]
+        assert f"({100 * change['ci_low']:+.1f} pts to {100 * change['ci_high']:+.1f} pts)" in section
+        for rival in list(market["brands"])[1:]:
+            assert rival in section
 
 
 def test_comparison_charts_have_error_bars_and_verdicts(comparison: tuple[dict[str, Any], str]) -> None:
@@ -206,6 +225,7 @@ def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masss
         "What this sweep says",
         "How the results change across the grid",
         "All cells",
+        "The market in each cell: our brand and its rivals",
     ]
     # plus the paired difference of the second arm from the first against the swept value
     assert page.count(FIGURE_DIV) == SWEEP_FIGURES + 1 + ("symmetric log scale" in page)
@@ -222,6 +242,24 @@ def test_sweep_report_is_standalone_escaped_and_complete(swept: tuple[Any, masss
     # 1 to 32 spans more than a factor of 20: log axis, said in words
     assert '"type":"log"' in rest
     assert "logarithmic" in page
+
+
+def test_sweep_market_shows_every_cell_and_arm_from_the_cells_json(
+    swept: tuple[Any, masssim.Scenario, str],
+) -> None:
+    """One market row per cell and arm; the figures are the cell's own market.by_arm (our share with the
+    arm's marketing) and its world without marketing."""
+    result, _, page = swept
+    section = page.split("The market in each cell")[1]
+    for cell in result.cells:
+        market = cell["market"]
+        ours = next(iter(market["brands"]))
+        for arm in ("b", "o"):
+            assert f"<b>cell {cell['index']} (creatives.count=" in section
+            with_marketing = market["by_arm"]["arms"][arm]["brands"][ours]["share"]["mean"]
+            assert f"{100 * with_marketing:.1f}%" in section
+        assert f"{100 * market['brands'][ours]['share']['mean']:.1f}%" in section
+    assert section.count("<tr><td><b>cell ") == 2 * len(result.cells)
 
 
 def test_sweep_report_matches_render_sweep(swept: tuple[Any, masssim.Scenario, str]) -> None:

@@ -28,7 +28,7 @@ CHUNK = 512
 
 def _digest(outcomes: dict[str, ArmOutcome]) -> str:
     """sha256 of every arm's metrics (as the summary writes them), daily series, purchase histograms and
-    market tally (raw bytes)."""
+    market tallies (raw bytes)."""
     h = hashlib.sha256()
     for name in sorted(outcomes):
         outcome = outcomes[name]
@@ -38,6 +38,9 @@ def _digest(outcomes: dict[str, ArmOutcome]) -> str:
             h.update(histogram.tobytes())
         if outcome.market is not None:  # every brand's buying (the first arm)
             for value in vars(outcome.market).values():
+                h.update(np.asarray(value).tobytes())
+        if outcome.arm_market is not None:  # every brand's buying under this arm's marketing
+            for value in vars(outcome.arm_market).values():
                 h.update(np.asarray(value).tobytes())
     return h.hexdigest()
 

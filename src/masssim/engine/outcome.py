@@ -22,3 +22,6 @@ class ArmOutcome:
     # Customers by number of purchases of our brand, (treated, holdout): the pooled holdout interval of a
     # run's summary resamples them (masssim.estimation.holdout). A few dozen integers.
     purchase_histograms: tuple[np.ndarray, np.ndarray] | None = None
+    # Every brand's buying under this arm's marketing (masssim.model.market.ARM_WORLD); None in outcomes
+    # that predate it.
+    arm_market: MarketCounts | None = None

@@ -131,6 +131,7 @@ class ShardTotals:
     everyone_histogram: np.ndarray  # customers by purchases of our brand
     holdout_histogram: np.ndarray
     market: MarketCounts | None  # the first arm's tally of every brand's buying
+    arm_market: MarketCounts | None = None  # every brand's buying under this arm's marketing
 
 
 class ShardWorker:
@@ -204,7 +205,13 @@ class ShardWorker:
         everyone, holdout = sim.purchase_histograms()
         market = sim.market_tally.finish() if sim.market_tally is not None else None
         totals = ShardTotals(
-            sim.recorder.totals, sim.recorder.series, sim._purchase_squares(), everyone, holdout, market
+            sim.recorder.totals,
+            sim.recorder.series,
+            sim._purchase_squares(),
+            everyone,
+            holdout,
+            market,
+            arm_market=sim.arm_market_tally.finish(),
         )
         self.arm = None
         return totals
@@ -477,6 +484,7 @@ class ShardedArm:
         treated_squares = holdout_squares = 0.0
         everyone = holdout = np.zeros(1, np.int64)
         markets: list[MarketCounts] = []
+        arm_markets: list[MarketCounts] = []
         # Shard counts are integers (exact in float64), so these sums do not depend on the grouping.
         for shard in self.group.call("finish_arm", _everyone(self.group)):
             for name, value in shard.totals.items():
@@ -488,6 +496,8 @@ class ShardedArm:
             holdout = _add_histograms(holdout, shard.holdout_histogram)
             if shard.market is not None:
                 markets.append(shard.market)
+            if shard.arm_market is not None:
+                arm_markets.append(shard.arm_market)
         pools = self._finish_inbound(totals)
         recorder = Recorder(self.horizon_s)
         histograms, interval = holdout_interval(everyone, holdout, self.replication_seq, self.arm_index, recorder)
@@ -507,6 +517,7 @@ class ShardedArm:
             market=add_market_counts(markets) if markets else None,
             purchase_histograms=histograms,
             pools=pools,
+            arm_market=add_market_counts(arm_markets) if arm_markets else None,
         )
 
     def _wave_event_time(self, day: int) -> float:

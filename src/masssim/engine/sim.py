@@ -40,7 +40,7 @@ from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.estimation.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.model.channels import DAY_S, HOUR_S
 from masssim.model.creatives import make_catalogue
-from masssim.model.market import MarketTally, market_window_days
+from masssim.model.market import MarketTally, brand_with_marketing, market_window_days
 from masssim.model.metrics import channel_metric, derive
 from masssim.model.population import Population, generate_population
 from masssim.model.streams import Component, chunk_sequence, component_sequence, generator
@@ -211,6 +211,8 @@ class ArmSimulation:
         self.market_tally = (
             MarketTally(pop.n, pop.brand_prob.shape[1], market_window_days(scenario) * DAY_S) if tally_market else None
         )
+        # Every brand's buying under this arm's marketing (model/market.py): every arm has one.
+        self.arm_market_tally = MarketTally(pop.n, pop.brand_prob.shape[1], market_window_days(scenario) * DAY_S)
         self.catalogue = world.catalogue.copy()  # generated creatives belong to this arm only
         self.channel_order = channel_order_of(scenario, self.arm)
         self.sender = OutboundSender(
@@ -331,7 +333,12 @@ class ArmSimulation:
         )
         counts = self.market_tally.finish() if self.market_tally is not None else None
         return ArmOutcome(
-            metrics=metrics, series=self.recorder.series, pools=pools, market=counts, purchase_histograms=histograms
+            metrics=metrics,
+            series=self.recorder.series,
+            pools=pools,
+            market=counts,
+            purchase_histograms=histograms,
+            arm_market=self.arm_market_tally.finish(),
         )
 
     def _reach_metrics(self) -> None:
@@ -483,11 +490,13 @@ class ArmSimulation:
         p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
         ours = (u < p) & ~skipped
         would_have = u < p0  # the counterfactual: the same occasion, no marketing
+        gone = None
         if self.loop is not None:
             gone, gone_anyway = self.loop.churn_filter(c)
             rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
             ours &= ~gone
             would_have &= ~gone_anyway
+        self._tally_market(c, t, u, p, ours, gone, bought_something=~skipped)
         treated = self.world.contactable[c]
         bought = ours & treated
         rec.add_events("purchases_treated", t[bought])
@@ -504,6 +513,35 @@ class ArmSimulation:
             "time_s": t[bought],
         }
 
+    def _tally_market(
+        self,
+        c: np.ndarray,
+        t: np.ndarray,
+        uniform: np.ndarray,
+        p: np.ndarray,
+        ours: np.ndarray,
+        gone: np.ndarray | None,
+        bought_something: np.ndarray | None = None,
+    ) -> None:
+        """Count purchase occasions in this arm's market (model/market.py): customers ``c`` at times ``t``,
+        their choice uniforms, our brand's probability with adstock ``p``, whether ours was bought, who has
+        left; ``bought_something`` False for an occasion a pull-forward used up. Brands are chosen only for
+        the occasions inside the market's window (those counted)."""
+        counted = t <= self.arm_market_tally.window_s
+        if bought_something is not None:
+            counted &= bought_something
+        rows = np.flatnonzero(counted)
+        if rows.shape[0] == 0:
+            return
+        brand = brand_with_marketing(
+            self.world.population.brand_prob[c[rows]],
+            uniform[rows],
+            p[rows],
+            ours[rows],
+            None if gone is None else gone[rows],
+        )
+        self.arm_market_tally.add_brands(c[rows], t[rows], brand)
+
     def _direct_purchases(self, clicks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A click may start an immediate purchase occasion, often one pulled forward from the future."""
         response = self.scenario.response
@@ -513,11 +551,15 @@ class ArmSimulation:
         c, t = clicks["customer"][starts], clicks["time_s"][starts]
         p0 = pop.brand_prob[c, 0].astype(np.float64)
         p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
-        ours = draws.random(c, Draw.DIRECT_CHOICE) < p
+        choice = draws.random(c, Draw.DIRECT_CHOICE)
+        ours = choice < p
+        gone = None
         if self.loop is not None:  # a message still in flight reaches a customer who has left
             gone, _ = self.loop.churn_filter(c)
             rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
             ours &= ~gone
+        # A click-started occasion is a category purchase: ours or, failing that, a rival's (the same uniform).
+        self._tally_market(c, t, choice, p, ours, gone)
         pulled = draws.random(c, Draw.PULL_FORWARD) < response.pull_forward_share
         room = pulled & (state.pull_forward_credit[c] < 255)
         increment(state.pull_forward_credit, c[room])

@@ -34,7 +34,7 @@ from masssim.experiments.replications import (
     replicate,
     resolve_entropy,
 )
-from masssim.model.market import market_section
+from masssim.model.market import arm_market_section, market_section
 from masssim.model.metrics import ALL, REGISTRY
 from masssim.reporting.results import (
     _clean,
@@ -172,6 +172,14 @@ class CompareResult:
             tallies = [rep[variant.scenario.arms[0].name].market for rep in reps]
             if tallies and all(t is not None for t in tallies):
                 markets[variant.label] = market_section(variant.scenario, tallies)  # type: ignore[arg-type]
+                # And under each of the variant's arms' marketing.
+                by_arm = {a.name: [rep[a.name].arm_market for rep in reps] for a in variant.scenario.arms}
+                if all(t is not None for counts in by_arm.values() for t in counts):
+                    markets[variant.label]["by_arm"] = arm_market_section(
+                        variant.scenario,
+                        tallies,  # type: ignore[arg-type]
+                        by_arm,  # type: ignore[arg-type]
+                    )
         if markets:
             out["markets"] = markets
         holdout = {}

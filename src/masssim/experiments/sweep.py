@@ -39,6 +39,7 @@ from masssim.experiments.replications import (
     replicate,
     resolve_entropy,
 )
+from masssim.model.market import arm_market_section, market_section
 from masssim.model.metrics import ALL, REGISTRY
 from masssim.reporting.results import atomic_write_text, check_output_dir, dumps_json, table_csv
 from masssim.scenario.load import apply_overrides
@@ -145,6 +146,12 @@ def _cell_summary(cell: Cell, reps: list[Replication], baseline_arm: str) -> dic
                 )
                 for m in ALL
             }
+    # Every brand's buying, without marketing and under each arm's (docs/model.md 5.5).
+    tallies = [r[arms[0]].market for r in reps]
+    by_arm = {arm: [r[arm].arm_market for r in reps] for arm in arms}
+    if reps and all(t is not None for t in tallies) and all(t is not None for c in by_arm.values() for t in c):
+        summary["market"] = market_section(cell.scenario, tallies)  # type: ignore[arg-type]
+        summary["market"]["by_arm"] = arm_market_section(cell.scenario, tallies, by_arm)  # type: ignore[arg-type]
     return summary
 
 

@@ -479,6 +479,45 @@ def derive(
     return {name: float(t[name]) for name in ALL}
 
 
+# The market section's figures (masssim.model.market; docs/model.md 5.5): per replication, over the market
+# window, for every brand (the category figures for the category), in the world without marketing (summary
+# ``market``) and under each arm's marketing (``market.by_arm``). Not arm metrics: they describe every brand.
+MARKET_FIGURES: tuple[Metric, ...] = (
+    Metric("share", "share", "the brand's purchases / all category purchases", "derived"),
+    Metric("penetration", "share", "customers who bought the brand at least once / all customers", "derived"),
+    Metric("purchases_per_buyer", "purchases", "the brand's purchases / its buyers (purchase frequency)", "derived"),
+    Metric("bought_a_rival", "share", "of the brand's buyers, the share who bought another brand too", "derived"),
+    Metric(
+        "duplication",
+        "share",
+        "per pair (j, k): of brand j's buyers, the share who also bought brand k (duplication of purchase)",
+        "derived",
+    ),
+    Metric("category.penetration", "share", "customers who bought any brand / all customers", "derived"),
+    Metric("category.purchases_per_buyer", "purchases", "category purchases / category buyers", "derived"),
+    Metric(
+        "category.purchases_per_customer",
+        "purchases",
+        "category purchases / all customers (by_arm only: grows with click-started purchases)",
+        "derived",
+    ),
+    Metric(
+        "change",
+        "as the figure",
+        "by_arm only: the figure under the arm's marketing minus the same replication's figure without "
+        "marketing, mean and 95% t interval over replications (not given for duplication)",
+        "derived",
+    ),
+)
+
+
+def market_markdown_table() -> str:
+    """The market figures as a Markdown table (pasted into docs/model.md 5.5; a test keeps them in sync)."""
+    lines = ["| figure | unit | definition |", "| --- | --- | --- |"]
+    lines += [f"| `{m.name}` | {m.unit} | {m.definition} |" for m in MARKET_FIGURES]
+    return "\n".join(lines)
+
+
 def markdown_table() -> str:
     """The registry as a Markdown table (pasted into docs/model.md; a test keeps them in sync)."""
     lines = ["| metric | unit | range | definition |", "| --- | --- | --- | --- |"]

@@ -41,6 +41,7 @@ from masssim.reporting.narrative import (
 )
 from masssim.reporting.report import CSS, DIFFERENCES, KEY_FIGURES, channels_section, lesson_section
 from masssim.reporting.report_inbound import inbound_section
+from masssim.reporting.report_market import compare_market_html
 
 # The per-strategy charts of a comparison: metric and subplot title (the differences use DIFFERENCES).
 COMPARE_CHARTS: tuple[tuple[str, str], ...] = (
@@ -599,6 +600,7 @@ def render_comparison(summary: dict[str, Any]) -> str:
         lesson_section(lesson),
         _compare_findings(summary),
         *((inbound + outbound) if inbound_first(summary) else (outbound + inbound)),
+        compare_market_html(summary),
     ]
     scenarios = list(dict.fromkeys(str(v.get("scenario")) for v in (summary.get("variants") or {}).values()))
     return _page(f"{', '.join(scenarios) or 'comparison'} - masssim comparison", sections)

@@ -87,6 +87,133 @@ def _duplication_figure(market: dict[str, Any]) -> str:
     return f'<div class="figure">{body}</div>'
 
 
+def _points(value: Any) -> str:
+    """A change of a share, in percentage points with its sign."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"{100 * float(value):+.1f} pts"
+
+
+def _signed(value: Any) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"{float(value):+.3f}"
+
+
+def _change_cell(stat: dict[str, Any], fmt: Any, change_fmt: Any) -> str:
+    """The figure under the arm's marketing and, under it, its change from the world without marketing
+    (paired over replications, with its 95% interval when there are several)."""
+    change = stat.get("change") or {}
+    low, high = change.get("ci_low"), change.get("ci_high")
+    # The interval on its own line: the table must fit a narrow window (the sweep's labels are long).
+    interval = ""
+    if low is not None and high is not None:
+        interval = f"<small>({esc(change_fmt(low))} to {esc(change_fmt(high))})</small>"
+    return (
+        f'<td class="num">{esc(fmt(stat.get("mean")))}<small>{esc(change_fmt(change.get("mean")))}</small>'
+        f"{interval}</td>"
+    )
+
+
+def _rivals_cell(by_arm: dict[str, Any], rivals: list[str]) -> str:
+    lines = [
+        f"{esc(name)} {esc(_pct(by_arm['brands'][name]['share'].get('mean')))} "
+        f"({esc(_points((by_arm['brands'][name]['share'].get('change') or {}).get('mean')))})"
+        for name in rivals
+    ]
+    return f"<td>{'<br>'.join(lines)}</td>"
+
+
+def market_by_arm_rows(entries: list[tuple[str, dict[str, Any], str]]) -> str:
+    """A table, one row per (label, market section, arm): our brand's share and penetration without and with
+    the arm's marketing, the category's purchases per customer, and every rival's share under the arm.
+    "" when no entry has a per-arm market (a summary written before it existed)."""
+    rows = []
+    for label, market, arm in entries:
+        by_arm = ((market or {}).get("by_arm") or {}).get("arms", {}).get(arm)
+        if not by_arm:
+            continue
+        names = list(market["brands"])
+        ours = names[0]
+        base = market["brands"][ours]
+        rows.append(
+            f"<tr><td><b>{esc(label)}</b></td>"
+            f'<td class="num">{esc(_pct(base["share"]["mean"]))}</td>'
+            f"{_change_cell(by_arm['brands'][ours]['share'], _pct, _points)}"
+            f'<td class="num">{esc(_pct(base["penetration"]["mean"]))}</td>'
+            f"{_change_cell(by_arm['brands'][ours]['penetration'], _pct, _points)}"
+            f"{_change_cell(by_arm['category']['purchases_per_customer'], lambda v: f'{float(v):.3f}', _signed)}"
+            f"{_rivals_cell(by_arm, names[1:])}</tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        "<table><thead><tr><th></th><th>Our share, no marketing</th><th>Our share with it</th>"
+        "<th>Our penetration, no marketing</th><th>Our penetration with it</th>"
+        "<th>Category purchases per customer with it</th><th>Rivals' shares with it</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+BY_ARM_EXPLAIN = (
+    "The same customers and purchase occasions under each arm's marketing. Marketing raises a customer's "
+    "chance of choosing our brand at a purchase they would have made anyway, taking the same fraction of "
+    "every rival's chance; a click can also start a purchase now (ours or, sometimes, a rival's), often one "
+    "brought forward from later, so the category can grow as well. Under each figure: its change from the "
+    "world without marketing (same replications, so the change is the marketing's alone), with a 95% interval "
+    "over replications when there are several. Purchases started in conversations (inbound) are not counted "
+    "here."
+)
+
+
+def _by_arm_html(market: dict[str, Any]) -> str:
+    arms = list((market.get("by_arm") or {}).get("arms") or {})
+    table = market_by_arm_rows([(arm, market, arm) for arm in arms])
+    if not table:
+        return ""
+    return f'<h3>The market under each arm\'s marketing</h3><p class="explain">{esc(BY_ARM_EXPLAIN)}</p>{table}'
+
+
+COMPARE_HEADING = "The market: our brand and its rivals under each strategy"
+
+
+def compare_market_html(summary: dict[str, Any]) -> str:
+    """The comparison report's market section: one row per compared strategy (variant, or variant/arm, as
+    the comparison labels them), read from the summary's ``markets``; "" without them."""
+    entries = []
+    for variant, market in (summary.get("markets") or {}).items():
+        arms = list((market.get("by_arm") or {}).get("arms") or {})
+        entries += [(variant if len(arms) == 1 else f"{variant}/{arm}", market, arm) for arm in arms]
+    table = market_by_arm_rows(entries)
+    if not table:
+        return ""
+    return (
+        f"<section><h2>{esc(COMPARE_HEADING)}</h2>"
+        f'<p class="explain">{esc(BY_ARM_EXPLAIN)} "No marketing" is each variant\'s own market (a variant '
+        "may change the market itself).</p>"
+        f"{table}</section>"
+    )
+
+
+SWEEP_HEADING = "The market in each cell: our brand and its rivals"
+
+
+def sweep_market_html(cells: list[dict[str, Any]], label: Any) -> str:
+    """The sweep report's market section: one row per cell and arm, labelled by ``label(cell, arm)``; ""
+    when no cell has a market (cells written before it existed)."""
+    entries = [(label(cell, arm), cell.get("market") or {}, arm) for cell in cells for arm in (cell.get("arms") or {})]
+    table = market_by_arm_rows(entries)
+    if not table:
+        return ""
+    return (
+        f"<section><h2>{esc(SWEEP_HEADING)}</h2>"
+        f'<p class="explain">{esc(BY_ARM_EXPLAIN)} "No marketing" is each cell\'s own market (a cell may '
+        "change the market itself). The full tables, with every brand's penetration and duplication, are in "
+        "each cell's JSON.</p>"
+        f"{table}</section>"
+    )
+
+
 def market_html(summary: dict[str, Any]) -> str:
     """The section, or "" for a summary without a market (a comparison or a sweep cell)."""
     market = summary.get("market")
@@ -114,9 +241,9 @@ def market_html(summary: dict[str, Any]) -> str:
         f"<section><h2>{esc(HEADING)}</h2>"
         '<p class="explain">Who bought which brand in the world <strong>without marketing</strong>: every '
         "customer's own purchase occasions, brand chosen from their own brand preferences, the same in every "
-        "arm (what the campaigns changed is in the figures above). Each figure is the run's, with a 95% interval "
-        "over replications when there are several, and under it what the NBD-Dirichlet model of the market "
-        f"predicts. {esc(_window_sentence(market))} "
+        "arm (what each arm's marketing changed is at the end of this section). Each figure is the run's, with "
+        "a 95% interval over replications when there are several, and under it what the NBD-Dirichlet model of "
+        f"the market predicts. {esc(_window_sentence(market))} "
         f"{market['customers_per_replication']:,} customers per replication.</p>"
         f"<p>Bought in the category: {esc(_pct(category['penetration']['mean']))} of customers "
         f"(Dirichlet {esc(_pct(category['penetration']['predicted']))}), "
@@ -132,8 +259,17 @@ def market_html(summary: dict[str, Any]) -> str:
         "the same people as everyone else's buyers.</p>"
         f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(dup_rows)}"
         f"<tr><td><em>all customers (penetration)</em></td>{penetration_row}</tr></tbody></table>"
-        f"{_duplication_figure(market)}</section>"
+        f"{_duplication_figure(market)}{_by_arm_html(market)}</section>"
     )
 
 
-__all__ = ["HEADING", "market_html"]
+__all__ = [
+    "BY_ARM_EXPLAIN",
+    "COMPARE_HEADING",
+    "HEADING",
+    "SWEEP_HEADING",
+    "compare_market_html",
+    "market_by_arm_rows",
+    "market_html",
+    "sweep_market_html",
+]

@@ -22,6 +22,7 @@ from masssim.reporting.lesson_reading import Source, read_lesson
 from masssim.reporting.narrative import read_sweep, read_sweep_arms
 from masssim.reporting.report import lesson_section
 from masssim.reporting.report_compare import _axis_title, _facts, _legend_below, _page, _scale
+from masssim.reporting.report_market import sweep_market_html
 
 # The curves of a sweep: metric, chart title, and what the figure is, for the sentence above the chart.
 SWEEP_CHARTS: tuple[tuple[str, str, str], ...] = (
@@ -467,6 +468,13 @@ def _sweep_table(grid: dict[str, list[Any]], cells: list[dict[str, Any]], lines:
     )
 
 
+def _cell_label(grid: dict[str, list[Any]], cell: dict[str, Any], arm: str) -> str:
+    """ "cell 3 (path=value, ...), arm" for the market table."""
+    overrides = cell.get("overrides") or {}
+    values = ", ".join(f"{path}={_show(overrides.get(path))}" for path in grid)
+    return f"cell {cell['index']} ({values}), {arm}"
+
+
 def sweep_metric(base: Scenario, metric: str | None = None) -> str:
     """The metric a sweep is read on: the one asked for, else the lesson's first headline, else profit."""
     if metric is not None:
@@ -497,7 +505,11 @@ def render_sweep(
         )
     if grid and cells:
         lines = _Lines(grid, cells, arms, metric)
-        sections += [_sweep_charts(grid, lines, cells), _sweep_table(grid, cells, lines)]
+        sections += [
+            _sweep_charts(grid, lines, cells),
+            _sweep_table(grid, cells, lines),
+            sweep_market_html(cells, lambda cell, arm: _cell_label(grid, cell, arm)),
+        ]
     else:
         sections.append('<p class="note">No cell has finished yet, so there is nothing to chart.</p>')
     return _page(f"{base.name} - masssim sweep", sections)

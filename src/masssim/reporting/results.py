@@ -41,7 +41,7 @@ from masssim.config.schema import NAME_PATTERN, Scenario
 from masssim.engine.outcome import ArmOutcome
 from masssim.estimation.holdout import MIN_HOLDOUT_BUYERS, buyers, pooled_bootstrap_t_interval
 from masssim.estimation.intervals import mean_ci, paired_difference
-from masssim.model.market import market_section
+from masssim.model.market import arm_market_section, market_section
 from masssim.model.metrics import ALL, REGISTRY, TIMESERIES, pool_bounds
 from masssim.model.streams import generator, replication_sequence, root_sequence, run_level_sequence
 from masssim.scenario.load import scenario_from_toml
@@ -236,6 +236,9 @@ class RunResult:
         tallies = [rep[arms[0]].market for rep in self.replications] if self.replications else []
         if tallies and all(t is not None for t in tallies):
             out["market"] = market_section(self.scenario, tallies)  # type: ignore[arg-type]
+            by_arm = {arm: [rep[arm].arm_market for rep in self.replications] for arm in arms}
+            if all(t is not None for counts in by_arm.values() for t in counts):
+                out["market"]["by_arm"] = arm_market_section(self.scenario, tallies, by_arm)  # type: ignore[arg-type]
         holdout = holdout_summary(self.replications, arms, self.seed_entropy, self.scenario)
         if holdout:
             out["holdout"] = holdout
