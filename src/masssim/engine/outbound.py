@@ -203,8 +203,11 @@ class OutboundSender:
         if len(plan) == 0:
             return
         channel = np.asarray(plan.channel)
-        for c in np.unique(channel).tolist():  # ascending: rows left to the arm's order (-1) go first
-            rows = slice(None) if channel[0] == c and (channel == c).all() else channel == c
+        # Most plans use one channel: min and max tell so in a fast pass, where np.unique would sort the plan.
+        lowest, highest = int(channel.min()), int(channel.max())
+        used = [lowest] if lowest == highest else np.unique(channel).tolist()
+        for c in used:  # ascending: rows left to the arm's order (-1) go first
+            rows = slice(None) if lowest == highest else channel == c
             audience = None if plan.audience is None else np.asarray(plan.audience)[rows]
             # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
             customer = np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False)
