@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
+from masssim.engine.organic import stable_time_order
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -243,3 +244,34 @@ def test_split_sends_matches_numpy(n: int, seed: int, rate: float, read: float, 
             assert a.dtype == np.int64
     merged = _compiled("merge_sorted")(fast[1][::2], fast[2])
     np.testing.assert_array_equal(merged, kernels.merge_sorted_numpy(fast[1][::2], fast[2]))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    times=st.lists(st.sampled_from([0.0, 1.5, 2.0, 86_400.0, 3e5]) | st.floats(0.0, 1e6), max_size=600),
+)
+def test_occasions_are_ordered_as_a_stable_sort_would(times: list[float]) -> None:
+    """The occasions' time order (a fast sort, then ties put back in position order) is the stable sort's."""
+    time_s = np.array(times, np.float64)
+    order, sorted_time = stable_time_order(time_s)
+    np.testing.assert_array_equal(order, np.argsort(time_s, kind="stable"))
+    np.testing.assert_array_equal(sorted_time, time_s[np.argsort(time_s, kind="stable")])
+
+
+def _near_multiples_of_24() -> st.SearchStrategy[float]:
+    """Values where a floor modulo by 24 is hardest: next to multiples of 24, tiny, negative, and large."""
+    k = st.integers(-2_000, 200_000)
+    step = st.integers(-4, 4)
+    near = st.builds(lambda k, s: float(np.nextafter(24.0 * k, np.inf if s > 0 else -np.inf)) if s else 24.0 * k, k, step)
+    ulps = st.builds(lambda k, s: float(24.0 * k + s * np.spacing(24.0 * k + 1.0)), k, step)
+    return near | ulps | st.floats(-1e7, 1e9, allow_nan=False) | st.floats(-1e-300, 1e-300) | st.sampled_from([-0.0, 0.0])
+
+
+@needs_numba
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(x=_near_multiples_of_24())
+def test_floor_mod_is_numpys_modulo_to_the_bit(x: float) -> None:
+    fast = kernels._floor_mod_compiled(x, 24.0)
+    slow = np.mod(np.float64(x), 24.0)
+    assert np.float64(fast).tobytes() == slow.tobytes(), (x, fast, slow)
+    assert kernels._floor_mod(x, 24.0) == slow  # the Python text of the kernel, too
