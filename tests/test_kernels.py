@@ -275,3 +275,38 @@ def test_floor_mod_is_numpys_modulo_to_the_bit(x: float) -> None:
     slow = np.mod(np.float64(x), 24.0)
     assert np.float64(fast).tobytes() == slow.tobytes(), (x, fast, slow)
     assert kernels._floor_mod(x, 24.0) == slow  # the Python text of the kernel, too
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(0, 3000), regions=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_release_groups_and_creatives_used_match_numpy(n: int, regions: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    customers = 5000
+    customer = rng.choice(customers, size=min(n, customers), replace=False).astype(np.int32)
+    region = rng.integers(0, regions, customers).astype(np.uint8)
+    rank_of_region = rng.permutation(regions).astype(np.uint8)
+    fast = _compiled("release_groups")(customer, region, rank_of_region)
+    slow = kernels.release_groups_numpy(customer, region, rank_of_region)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    count = int(rng.integers(1, 60))
+    creative = rng.integers(0, count, customer.shape[0]).astype(np.int32)
+    np.testing.assert_array_equal(
+        _compiled("creatives_used")(creative, count), kernels.creatives_used_numpy(creative, count)
+    )
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    customers=st.lists(st.integers(0, 5000), min_size=1, max_size=2000),
+    offset=st.sampled_from([0, 64, 4096]),
+    shift=st.integers(0, 12),
+)
+def test_chunk_run_starts_match_numpy(customers: list[int], offset: int, shift: int) -> None:
+    customer = np.array(customers, np.int32)
+    fast = _compiled("chunk_run_starts")(customer, offset, shift)
+    np.testing.assert_array_equal(fast, kernels.chunk_run_starts_numpy(customer, offset, shift))
+    assert fast.dtype == np.int64

@@ -114,6 +114,71 @@ def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-
 
 
 # --------------------------------------------------------------------------------------------------
+# Each planned row's release group (its region's rank in release order), and the rows per group
+# --------------------------------------------------------------------------------------------------
+
+
+def release_groups_numpy(
+    customer: np.ndarray, region: np.ndarray, rank_of_region: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 group ``rank_of_region[region[customer]]`` of each row, and int64 rows per group."""
+    group = rank_of_region[region[customer]]
+    return group, np.bincount(group, minlength=rank_of_region.shape[0])
+
+
+def _release_groups_loop(customer, region, rank_of_region):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    group = np.empty(n, np.uint8)
+    counts = np.zeros(rank_of_region.shape[0], np.int64)
+    for i in range(n):
+        g = rank_of_region[region[customer[i]]]
+        group[i] = g
+        counts[g] += 1
+    return group, counts
+
+
+# --------------------------------------------------------------------------------------------------
+# Where a run of rows passes from one customer chunk to another (engine/chunks.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def chunk_run_starts_numpy(customer: np.ndarray, offset: int, shift: int) -> np.ndarray:
+    """int64 rows i >= 1 whose chunk ``(customer[i] + offset) >> shift`` differs from row i-1's."""
+    chunk = (customer.astype(np.int64) + offset) >> shift
+    return np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+
+
+def _chunk_run_starts_loop(customer, offset, shift):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    starts = np.empty(max(n - 1, 0), np.int64)
+    k = 0
+    previous = (np.int64(customer[0]) + offset) >> shift if n else 0
+    for i in range(1, n):
+        chunk = (np.int64(customer[i]) + offset) >> shift
+        starts[k] = i
+        k += chunk != previous  # branch-free: runs are long, but a wave block changes region groups often
+        previous = chunk
+    return starts[:k].copy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Creatives a plan uses
+# --------------------------------------------------------------------------------------------------
+
+
+def creatives_used_numpy(creative: np.ndarray, count: int) -> np.ndarray:
+    """bool [count]: the creatives that appear in ``creative``."""
+    return np.bincount(creative, minlength=count) > 0
+
+
+def _creatives_used_loop(creative, count):  # type: ignore[no-untyped-def]  # pragma: no cover
+    used = np.zeros(count, np.bool_)
+    for i in range(creative.shape[0]):
+        used[creative[i]] = True
+    return used
+
+
+# --------------------------------------------------------------------------------------------------
 # Per-send bookkeeping: fatigue as of the send, then counters
 # --------------------------------------------------------------------------------------------------
 
@@ -419,6 +484,11 @@ _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
+release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = (
+    _compiled(_release_groups_loop) or release_groups_numpy
+)
+chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
+creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy

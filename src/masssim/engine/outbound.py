@@ -436,7 +436,9 @@ class OutboundSender:
         used = self.channels.creatives_used
         if used.shape[0] < count:  # the policy generated creatives since the last wave
             self.channels.creatives_used = np.concatenate([used, np.zeros(count - used.shape[0], bool)])
-        used_now = np.bincount(creative, minlength=count) > 0
+        if self.channels.creatives_used.all():  # every creative is in use already (a pass saved per wave)
+            return np.empty(0, np.int64)
+        used_now = kernels.creatives_used(creative, count)
         return np.flatnonzero(used_now & ~self.channels.creatives_used)
 
     def _send_schedule(
@@ -457,8 +459,7 @@ class OutboundSender:
         group_order = np.argsort(release, kind="stable")  # groups = regions, by release time
         rank_of_region = np.empty(group_order.shape[0], np.uint8)
         rank_of_region[group_order] = np.arange(group_order.shape[0])
-        group = rank_of_region[self.population.region[customer]]
-        counts = np.bincount(group, minlength=group_order.shape[0])
+        group, counts = kernels.release_groups(customer, self.population.region, rank_of_region)
         if deferred.any():
             self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[np.flatnonzero(deferred)]].sum()))
         starts, free = capacity_departures(
@@ -488,8 +489,9 @@ class OutboundSender:
         pop = self.population
         draws = self.draws
         n = customer.shape[0]
-        u = draws.random(customer, Draw.SEND, np.float32)
-        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32)
+        segments = draws.segments(customer)  # found once for the two draws on the same rows
+        u = draws.random(customer, Draw.SEND, np.float32, segments)
+        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32, segments)
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
@@ -531,15 +533,22 @@ class OutboundSender:
         p_read = p_read_cand[is_read]
         r_cust = customer[r_idx]
         n_read = r_idx.shape[0]
+        reader_segments = draws.segments(r_cust)
         delay_s = (
             cfg.open_delay_median_minutes
             * 60.0
-            * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32))
+            * np.exp(
+                cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32, reader_segments)
+            )
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
         # are still in send order (customers nearly ascending, so the gathers stream through memory).
         r_creative = creative[r_idx]
-        jitter = draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32) if cfg.opens_wait_for_active_window else None
+        jitter = (
+            draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32, reader_segments)
+            if cfg.opens_wait_for_active_window
+            else None
+        )
         read_at, logit_click = kernels.read_outcomes(
             delivered_at[r_idx] + delay_s,
             r_cust,
