@@ -310,3 +310,19 @@ def test_chunk_run_starts_match_numpy(customers: list[int], offset: int, shift: 
     fast = _compiled("chunk_run_starts")(customer, offset, shift)
     np.testing.assert_array_equal(fast, kernels.chunk_run_starts_numpy(customer, offset, shift))
     assert fast.dtype == np.int64
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 2000),
+    seed=st.integers(0, 2**16),
+    epoch=st.floats(0.0, 3e8),
+    tau=st.floats(3_600.0, 1e8),
+)
+def test_growth_exponents_match_numpy(n: int, seed: int, epoch: float, tau: float) -> None:
+    departure = epoch + np.random.default_rng(seed).random(n) * 40 * 86_400.0
+    fast = _compiled("growth_exponents")(departure, epoch, 1.0 / tau)
+    slow = kernels.growth_exponents_numpy(departure, epoch, 1.0 / tau)
+    np.testing.assert_array_equal(fast, slow)  # a subtraction, a product and a rounding: exactly rounded
+    assert fast.dtype == np.float32

@@ -183,6 +183,19 @@ def _creatives_used_loop(creative, count):  # type: ignore[no-untyped-def]  # pr
 # --------------------------------------------------------------------------------------------------
 
 
+def growth_exponents_numpy(departure: np.ndarray, epoch_s: float, inv_tau: float) -> np.ndarray:
+    """float32 ``(departure - epoch_s) * inv_tau`` (computed in float64, then rounded): the exponents of
+    the fatigue growth factors, whose exp numpy then takes (exp stays in numpy, see the module's note)."""
+    return ((departure - epoch_s) * inv_tau).astype(np.float32)
+
+
+def _growth_exponents_loop(departure, epoch_s, inv_tau):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(departure.shape[0], np.float32)
+    for i in range(departure.shape[0]):
+        out[i] = np.float32((departure[i] - epoch_s) * inv_tau)
+    return out
+
+
 def touch_numpy(
     stored: np.ndarray, grow: np.ndarray, week: np.ndarray, sends: np.ndarray, customer: np.ndarray
 ) -> np.ndarray:
@@ -489,6 +502,7 @@ release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = (
 )
 chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
+growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy

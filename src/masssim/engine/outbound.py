@@ -497,7 +497,7 @@ class OutboundSender:
         # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
         # cap, engagement history).
         stock = state.fatigue
-        grow = np.exp(((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32))
+        grow = np.exp(kernels.growth_exponents(departure, stock.epoch_s, 1.0 / stock.tau_s))
         fatigue = kernels.touch(stock.stored, grow, week, state.sends, customer)
 
         # One pass sorts the rows by their uniforms (kernels.split_sends). Reads: P = delivery x open rate x
