@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import stable_time_order
+from masssim.engine.state import Recorder
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -326,3 +327,29 @@ def test_growth_exponents_match_numpy(n: int, seed: int, epoch: float, tau: floa
     slow = kernels.growth_exponents_numpy(departure, epoch, 1.0 / tau)
     np.testing.assert_array_equal(fast, slow)  # a subtraction, a product and a rounding: exactly rounded
     assert fast.dtype == np.float32
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 800),
+    seed=st.integers(0, 2**16),
+    share=st.floats(0.0, 1.0),
+    until_days=st.floats(0.0, 12.0),
+    all_rows=st.booleans(),
+)
+def test_counting_rows_of_sorted_times_is_counting_the_gathered_times(
+    n: int, seed: int, share: float, until_days: float, all_rows: bool
+) -> None:
+    """Deliveries are counted from their rows without gathering their times: the same totals and series."""
+    rng = np.random.default_rng(seed)
+    time_s = np.sort(rng.random(n) * 12 * 86_400.0)
+    time_s[: n // 3] = np.round(time_s[: n // 3] / 86_400.0) * 86_400.0  # some on day edges
+    time_s.sort()
+    rows = None if all_rows else np.flatnonzero(rng.random(n) < share)
+    until_s = until_days * 86_400.0
+    fast, slow = Recorder(10 * 86_400.0), Recorder(10 * 86_400.0)
+    fast.add_sorted_rows("delivered", time_s, rows, until_s)
+    gathered = time_s if rows is None else time_s[rows]
+    slow.add_sorted_events("delivered", gathered[: int(np.searchsorted(gathered, until_s, side="right"))])
+    assert fast.totals["delivered"] == slow.totals["delivered"]
+    np.testing.assert_array_equal(fast.series, slow.series)

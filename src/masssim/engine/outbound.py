@@ -518,11 +518,10 @@ class OutboundSender:
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
         # Deliveries are counted as they happen (latency is minutes, the series is daily); the policy gets a
         # "delivered" event per message only if it asked for them.
-        d_at = delivered_at if d_idx is None else delivered_at[d_idx]
-        arrived = int(np.searchsorted(d_at, self.horizon_s, side="right"))
-        self.recorder.add_sorted_events("delivered", d_at[:arrived])
-        self.recorder.add_sorted_events(self.channel_metrics[c]["delivered"], d_at[:arrived])
+        self.recorder.add_sorted_rows("delivered", delivered_at, d_idx, self.horizon_s)
+        self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], delivered_at, d_idx, self.horizon_s)
         if self.report_deliveries:
+            d_at = delivered_at if d_idx is None else delivered_at[d_idx]
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
             pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
