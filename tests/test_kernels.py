@@ -353,3 +353,12 @@ def test_counting_rows_of_sorted_times_is_counting_the_gathered_times(
     slow.add_sorted_events("delivered", gathered[: int(np.searchsorted(gathered, until_s, side="right"))])
     assert fast.totals["delivered"] == slow.totals["delivered"]
     np.testing.assert_array_equal(fast.series, slow.series)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(customers=st.lists(st.integers(-3, 60), min_size=1, max_size=80), n_customers=st.integers(1, 60))
+def test_plan_customer_check_matches_numpy(customers: list[int], n_customers: int) -> None:
+    customer = np.array(customers, np.int64)
+    fast = _compiled("check_plan_customers")(customer, n_customers)
+    assert fast == kernels.check_plan_customers_numpy(customer, n_customers)

@@ -162,6 +162,37 @@ def _chunk_run_starts_loop(customer, offset, shift):  # type: ignore[no-untyped-
 
 
 # --------------------------------------------------------------------------------------------------
+# A plan's customers: in the population, each at most once
+# --------------------------------------------------------------------------------------------------
+
+PLAN_CUSTOMERS_OK, PLAN_CUSTOMER_OUTSIDE, PLAN_CUSTOMER_TWICE = 0, 1, 2
+
+
+def check_plan_customers_numpy(customer: np.ndarray, n_customers: int) -> int:
+    """PLAN_CUSTOMER_OUTSIDE if an index is outside 0..n_customers-1, else PLAN_CUSTOMER_TWICE if one
+    repeats, else PLAN_CUSTOMERS_OK (``customer`` not empty)."""
+    if customer.min() < 0 or customer.max() >= n_customers:
+        return PLAN_CUSTOMER_OUTSIDE
+    seen = np.zeros(n_customers, bool)
+    seen[customer] = True
+    return PLAN_CUSTOMERS_OK if int(seen.sum()) == customer.shape[0] else PLAN_CUSTOMER_TWICE
+
+
+def _check_plan_customers_loop(customer, n_customers):  # type: ignore[no-untyped-def]  # pragma: no cover
+    seen = np.zeros(n_customers, np.bool_)
+    outside = False
+    twice = False
+    for i in range(customer.shape[0]):
+        c = customer[i]
+        if c < 0 or c >= n_customers:  # checked before it indexes: the loop has no bounds checks
+            outside = True
+            continue
+        twice |= seen[c]
+        seen[c] = True
+    return PLAN_CUSTOMER_OUTSIDE if outside else (PLAN_CUSTOMER_TWICE if twice else PLAN_CUSTOMERS_OK)
+
+
+# --------------------------------------------------------------------------------------------------
 # Creatives a plan uses
 # --------------------------------------------------------------------------------------------------
 
@@ -501,6 +532,7 @@ release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_release_groups_loop) or release_groups_numpy
 )
 chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
+check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy

@@ -119,7 +119,11 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
         raise PlanError("plan.audience must have one entry per row")
     if n == 0:
         return plan
-    if customer.min() < 0 or customer.max() >= n_customers:
+    # One pass for range and repeats (compiled for integer indices; anything else is the policy's bug, which
+    # the numpy definition reports as numpy does).
+    check = kernels.check_plan_customers if customer.dtype.kind in "iu" else kernels.check_plan_customers_numpy
+    customers = check(customer, n_customers)
+    if customers == kernels.PLAN_CUSTOMER_OUTSIDE:
         raise PlanError("plan names a customer index outside the population")
     if creative.min() < 0 or creative.max() >= n_creatives:
         raise PlanError("plan names a creative outside the catalogue")
@@ -128,9 +132,7 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
             "plan names an unknown channel index"
             + ("" if mixes else " (ARM_CHANNELS needs an arm with a channel order)")
         )
-    seen = np.zeros(n_customers, bool)
-    seen[customer] = True
-    if int(seen.sum()) != n:
+    if customers == kernels.PLAN_CUSTOMER_TWICE:
         raise PlanError("plan contacts a customer more than once in one wave")
     return plan
 
