@@ -263,9 +263,13 @@ def _near_multiples_of_24() -> st.SearchStrategy[float]:
     """Values where a floor modulo by 24 is hardest: next to multiples of 24, tiny, negative, and large."""
     k = st.integers(-2_000, 200_000)
     step = st.integers(-4, 4)
-    near = st.builds(lambda k, s: float(np.nextafter(24.0 * k, np.inf if s > 0 else -np.inf)) if s else 24.0 * k, k, step)
+    near = st.builds(
+        lambda k, s: float(np.nextafter(24.0 * k, np.inf if s > 0 else -np.inf)) if s else 24.0 * k, k, step
+    )
     ulps = st.builds(lambda k, s: float(24.0 * k + s * np.spacing(24.0 * k + 1.0)), k, step)
-    return near | ulps | st.floats(-1e7, 1e9, allow_nan=False) | st.floats(-1e-300, 1e-300) | st.sampled_from([-0.0, 0.0])
+    return (
+        near | ulps | st.floats(-1e7, 1e9, allow_nan=False) | st.floats(-1e-300, 1e-300) | st.sampled_from([-0.0, 0.0])
+    )
 
 
 @needs_numba

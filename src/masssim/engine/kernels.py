@@ -528,9 +528,7 @@ _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
-release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = (
-    _compiled(_release_groups_loop) or release_groups_numpy
-)
+release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_release_groups_loop) or release_groups_numpy
 chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy

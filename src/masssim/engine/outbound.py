@@ -538,9 +538,7 @@ class OutboundSender:
         delay_s = (
             cfg.open_delay_median_minutes
             * 60.0
-            * np.exp(
-                cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32, reader_segments)
-            )
+            * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32, reader_segments))
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
         # are still in send order (customers nearly ascending, so the gathers stream through memory).

@@ -165,7 +165,9 @@ class Recorder:
         if column is None or arrived == 0:
             return
         edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
-        bounds = np.minimum(np.searchsorted(rows, np.concatenate(([0], edges, [time_s.shape[0]])), side="left"), arrived)
+        bounds = np.minimum(
+            np.searchsorted(rows, np.concatenate(([0], edges, [time_s.shape[0]])), side="left"), arrived
+        )
         self.series[:, column] += np.diff(bounds) * 1.0
 
     def add_in_day(self, metric: str, day: int, amount: float) -> None:
