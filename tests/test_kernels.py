@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
+from masssim.engine.organic import stable_time_order
+from masssim.engine.state import Recorder
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -243,3 +245,124 @@ def test_split_sends_matches_numpy(n: int, seed: int, rate: float, read: float, 
             assert a.dtype == np.int64
     merged = _compiled("merge_sorted")(fast[1][::2], fast[2])
     np.testing.assert_array_equal(merged, kernels.merge_sorted_numpy(fast[1][::2], fast[2]))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    times=st.lists(st.sampled_from([0.0, 1.5, 2.0, 86_400.0, 3e5]) | st.floats(0.0, 1e6), max_size=600),
+)
+def test_occasions_are_ordered_as_a_stable_sort_would(times: list[float]) -> None:
+    """The occasions' time order (a fast sort, then ties put back in position order) is the stable sort's."""
+    time_s = np.array(times, np.float64)
+    order, sorted_time = stable_time_order(time_s)
+    np.testing.assert_array_equal(order, np.argsort(time_s, kind="stable"))
+    np.testing.assert_array_equal(sorted_time, time_s[np.argsort(time_s, kind="stable")])
+
+
+def _near_multiples_of_24() -> st.SearchStrategy[float]:
+    """Values where a floor modulo by 24 is hardest: next to multiples of 24, tiny, negative, and large."""
+    k = st.integers(-2_000, 200_000)
+    step = st.integers(-4, 4)
+    near = st.builds(
+        lambda k, s: float(np.nextafter(24.0 * k, np.inf if s > 0 else -np.inf)) if s else 24.0 * k, k, step
+    )
+    ulps = st.builds(lambda k, s: float(24.0 * k + s * np.spacing(24.0 * k + 1.0)), k, step)
+    return (
+        near | ulps | st.floats(-1e7, 1e9, allow_nan=False) | st.floats(-1e-300, 1e-300) | st.sampled_from([-0.0, 0.0])
+    )
+
+
+@needs_numba
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(x=_near_multiples_of_24())
+def test_floor_mod_is_numpys_modulo_to_the_bit(x: float) -> None:
+    fast = kernels._floor_mod_compiled(x, 24.0)
+    slow = np.mod(np.float64(x), 24.0)
+    assert np.float64(fast).tobytes() == slow.tobytes(), (x, fast, slow)
+    assert kernels._floor_mod(x, 24.0) == slow  # the Python text of the kernel, too
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(0, 3000), regions=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_release_groups_and_creatives_used_match_numpy(n: int, regions: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    customers = 5000
+    customer = rng.choice(customers, size=min(n, customers), replace=False).astype(np.int32)
+    region = rng.integers(0, regions, customers).astype(np.uint8)
+    rank_of_region = rng.permutation(regions).astype(np.uint8)
+    fast = _compiled("release_groups")(customer, region, rank_of_region)
+    slow = kernels.release_groups_numpy(customer, region, rank_of_region)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    count = int(rng.integers(1, 60))
+    creative = rng.integers(0, count, customer.shape[0]).astype(np.int32)
+    np.testing.assert_array_equal(
+        _compiled("creatives_used")(creative, count), kernels.creatives_used_numpy(creative, count)
+    )
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    customers=st.lists(st.integers(0, 5000), min_size=1, max_size=2000),
+    offset=st.sampled_from([0, 64, 4096]),
+    shift=st.integers(0, 12),
+)
+def test_chunk_run_starts_match_numpy(customers: list[int], offset: int, shift: int) -> None:
+    customer = np.array(customers, np.int32)
+    fast = _compiled("chunk_run_starts")(customer, offset, shift)
+    np.testing.assert_array_equal(fast, kernels.chunk_run_starts_numpy(customer, offset, shift))
+    assert fast.dtype == np.int64
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 2000),
+    seed=st.integers(0, 2**16),
+    epoch=st.floats(0.0, 3e8),
+    tau=st.floats(3_600.0, 1e8),
+)
+def test_growth_exponents_match_numpy(n: int, seed: int, epoch: float, tau: float) -> None:
+    departure = epoch + np.random.default_rng(seed).random(n) * 40 * 86_400.0
+    fast = _compiled("growth_exponents")(departure, epoch, 1.0 / tau)
+    slow = kernels.growth_exponents_numpy(departure, epoch, 1.0 / tau)
+    np.testing.assert_array_equal(fast, slow)  # a subtraction, a product and a rounding: exactly rounded
+    assert fast.dtype == np.float32
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 800),
+    seed=st.integers(0, 2**16),
+    share=st.floats(0.0, 1.0),
+    until_days=st.floats(0.0, 12.0),
+    all_rows=st.booleans(),
+)
+def test_counting_rows_of_sorted_times_is_counting_the_gathered_times(
+    n: int, seed: int, share: float, until_days: float, all_rows: bool
+) -> None:
+    """Deliveries are counted from their rows without gathering their times: the same totals and series."""
+    rng = np.random.default_rng(seed)
+    time_s = np.sort(rng.random(n) * 12 * 86_400.0)
+    time_s[: n // 3] = np.round(time_s[: n // 3] / 86_400.0) * 86_400.0  # some on day edges
+    time_s.sort()
+    rows = None if all_rows else np.flatnonzero(rng.random(n) < share)
+    until_s = until_days * 86_400.0
+    fast, slow = Recorder(10 * 86_400.0), Recorder(10 * 86_400.0)
+    fast.add_sorted_rows("delivered", time_s, rows, until_s)
+    gathered = time_s if rows is None else time_s[rows]
+    slow.add_sorted_events("delivered", gathered[: int(np.searchsorted(gathered, until_s, side="right"))])
+    assert fast.totals["delivered"] == slow.totals["delivered"]
+    np.testing.assert_array_equal(fast.series, slow.series)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(customers=st.lists(st.integers(-3, 60), min_size=1, max_size=80), n_customers=st.integers(1, 60))
+def test_plan_customer_check_matches_numpy(customers: list[int], n_customers: int) -> None:
+    customer = np.array(customers, np.int64)
+    fast = _compiled("check_plan_customers")(customer, n_customers)
+    assert fast == kernels.check_plan_customers_numpy(customer, n_customers)

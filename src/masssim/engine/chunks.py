@@ -18,6 +18,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from masssim.engine import kernels
 from masssim.model.streams import chunk_sequence, generator
 
 CUSTOMER_CHUNK = 1 << 16  # customers per chunk; never change it: it would change every result
@@ -102,15 +103,28 @@ def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, 
     n = customer.shape[0]
     if n == 0:
         return
+    power_of_two = layout.size & (layout.size - 1) == 0
+    if power_of_two:  # one compiled pass finds where the chunk changes, with no per-row temporary
+        shift = layout.size.bit_length() - 1
+        starts = kernels.chunk_run_starts(customer, layout.offset, shift)
+        first = (int(customer[0]) + layout.offset) >> shift
+        if starts.shape[0] == 0:
+            yield first, slice(None), n
+            return
+        if (starts.shape[0] + 1) * _MIN_ROWS_PER_RUN <= n:
+            for a, b in itertools.pairwise([0, *starts.tolist(), n]):
+                yield (int(customer[a]) + layout.offset) >> shift, slice(a, b), b - a
+            return
     chunk = layout.of(customer)
-    starts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
-    if starts.shape[0] == 0:
-        yield int(chunk[0]), slice(None), n
-        return
-    if (starts.shape[0] + 1) * _MIN_ROWS_PER_RUN <= n:
-        for a, b in itertools.pairwise([0, *starts.tolist(), n]):
-            yield int(chunk[a]), slice(a, b), b - a
-        return
+    if not power_of_two:
+        starts = np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+        if starts.shape[0] == 0:
+            yield int(chunk[0]), slice(None), n
+            return
+        if (starts.shape[0] + 1) * _MIN_ROWS_PER_RUN <= n:
+            for a, b in itertools.pairwise([0, *starts.tolist(), n]):
+                yield int(chunk[a]), slice(a, b), b - a
+            return
     order = np.argsort(chunk, kind="stable")
     sorted_chunk = chunk[order]
     edges = np.flatnonzero(sorted_chunk[1:] != sorted_chunk[:-1]) + 1
@@ -137,10 +151,20 @@ class ChunkDraws:
             self._generators[key] = rng
         return rng
 
-    def random(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
-        """One uniform in [0, 1) per row."""
+    def segments(self, customer: np.ndarray) -> list[tuple[int, np.ndarray | slice, int]]:
+        """How ``customer``'s rows fall into chunks, for several kinds of draws on the same rows."""
+        return list(_segments(self.layout, customer))
+
+    def random(
+        self,
+        customer: np.ndarray,
+        kind: Draw,
+        dtype: type = np.float64,
+        segments: list[tuple[int, np.ndarray | slice, int]] | None = None,
+    ) -> np.ndarray:
+        """One uniform in [0, 1) per row (``segments``: :meth:`segments` of ``customer``, if at hand)."""
         out: np.ndarray = np.empty(customer.shape[0], dtype)
-        for chunk, rows, count in _segments(self.layout, customer):
+        for chunk, rows, count in segments if segments is not None else _segments(self.layout, customer):
             rng = self.generator(chunk, kind)
             if isinstance(rows, slice):  # drawn in place: no temporary
                 rng.random(dtype=dtype, out=out[rows])
@@ -148,10 +172,16 @@ class ChunkDraws:
                 out[rows] = rng.random(count, dtype=dtype)
         return out
 
-    def standard_normal(self, customer: np.ndarray, kind: Draw, dtype: type = np.float64) -> np.ndarray:
+    def standard_normal(
+        self,
+        customer: np.ndarray,
+        kind: Draw,
+        dtype: type = np.float64,
+        segments: list[tuple[int, np.ndarray | slice, int]] | None = None,
+    ) -> np.ndarray:
         """One standard normal per row."""
         out: np.ndarray = np.empty(customer.shape[0], dtype)
-        for chunk, rows, count in _segments(self.layout, customer):
+        for chunk, rows, count in segments if segments is not None else _segments(self.layout, customer):
             rng = self.generator(chunk, kind)
             if isinstance(rows, slice):
                 rng.standard_normal(dtype=dtype, out=out[rows])

@@ -114,8 +114,117 @@ def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-
 
 
 # --------------------------------------------------------------------------------------------------
+# Each planned row's release group (its region's rank in release order), and the rows per group
+# --------------------------------------------------------------------------------------------------
+
+
+def release_groups_numpy(
+    customer: np.ndarray, region: np.ndarray, rank_of_region: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 group ``rank_of_region[region[customer]]`` of each row, and int64 rows per group."""
+    group = rank_of_region[region[customer]]
+    return group, np.bincount(group, minlength=rank_of_region.shape[0])
+
+
+def _release_groups_loop(customer, region, rank_of_region):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    group = np.empty(n, np.uint8)
+    counts = np.zeros(rank_of_region.shape[0], np.int64)
+    for i in range(n):
+        g = rank_of_region[region[customer[i]]]
+        group[i] = g
+        counts[g] += 1
+    return group, counts
+
+
+# --------------------------------------------------------------------------------------------------
+# Where a run of rows passes from one customer chunk to another (engine/chunks.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def chunk_run_starts_numpy(customer: np.ndarray, offset: int, shift: int) -> np.ndarray:
+    """int64 rows i >= 1 whose chunk ``(customer[i] + offset) >> shift`` differs from row i-1's."""
+    chunk = (customer.astype(np.int64) + offset) >> shift
+    return np.flatnonzero(chunk[1:] != chunk[:-1]) + 1
+
+
+def _chunk_run_starts_loop(customer, offset, shift):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    starts = np.empty(max(n - 1, 0), np.int64)
+    k = 0
+    previous = (np.int64(customer[0]) + offset) >> shift if n else 0
+    for i in range(1, n):
+        chunk = (np.int64(customer[i]) + offset) >> shift
+        starts[k] = i
+        k += chunk != previous  # branch-free: runs are long, but a wave block changes region groups often
+        previous = chunk
+    return starts[:k].copy()
+
+
+# --------------------------------------------------------------------------------------------------
+# A plan's customers: in the population, each at most once
+# --------------------------------------------------------------------------------------------------
+
+PLAN_CUSTOMERS_OK, PLAN_CUSTOMER_OUTSIDE, PLAN_CUSTOMER_TWICE = 0, 1, 2
+
+
+def check_plan_customers_numpy(customer: np.ndarray, n_customers: int) -> int:
+    """PLAN_CUSTOMER_OUTSIDE if an index is outside 0..n_customers-1, else PLAN_CUSTOMER_TWICE if one
+    repeats, else PLAN_CUSTOMERS_OK (``customer`` not empty)."""
+    if customer.min() < 0 or customer.max() >= n_customers:
+        return PLAN_CUSTOMER_OUTSIDE
+    seen = np.zeros(n_customers, bool)
+    seen[customer] = True
+    return PLAN_CUSTOMERS_OK if int(seen.sum()) == customer.shape[0] else PLAN_CUSTOMER_TWICE
+
+
+def _check_plan_customers_loop(customer, n_customers):  # type: ignore[no-untyped-def]  # pragma: no cover
+    seen = np.zeros(n_customers, np.bool_)
+    outside = False
+    twice = False
+    for i in range(customer.shape[0]):
+        c = customer[i]
+        if c < 0 or c >= n_customers:  # checked before it indexes: the loop has no bounds checks
+            outside = True
+            continue
+        twice |= seen[c]
+        seen[c] = True
+    return PLAN_CUSTOMER_OUTSIDE if outside else (PLAN_CUSTOMER_TWICE if twice else PLAN_CUSTOMERS_OK)
+
+
+# --------------------------------------------------------------------------------------------------
+# Creatives a plan uses
+# --------------------------------------------------------------------------------------------------
+
+
+def creatives_used_numpy(creative: np.ndarray, count: int) -> np.ndarray:
+    """bool [count]: the creatives that appear in ``creative``."""
+    return np.bincount(creative, minlength=count) > 0
+
+
+def _creatives_used_loop(creative, count):  # type: ignore[no-untyped-def]  # pragma: no cover
+    used = np.zeros(count, np.bool_)
+    for i in range(creative.shape[0]):
+        used[creative[i]] = True
+    return used
+
+
+# --------------------------------------------------------------------------------------------------
 # Per-send bookkeeping: fatigue as of the send, then counters
 # --------------------------------------------------------------------------------------------------
+
+
+def growth_exponents_numpy(departure: np.ndarray, epoch_s: float, inv_tau: float) -> np.ndarray:
+    """float32 ``(departure - epoch_s) * inv_tau`` (computed in float64, then rounded): the exponents of
+    the fatigue growth factors, whose exp numpy then takes (exp stays in numpy, see the module's note)."""
+    return ((departure - epoch_s) * inv_tau).astype(np.float32)
+
+
+def _growth_exponents_loop(departure, epoch_s, inv_tau):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(departure.shape[0], np.float32)
+    for i in range(departure.shape[0]):
+        out[i] = np.float32((departure[i] - epoch_s) * inv_tau)
+    return out
 
 
 def touch_numpy(
@@ -237,6 +346,10 @@ def split_sends_numpy(
 
 
 def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub_bound):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # Branch-free: every row is written at the end of each list and the list grows only if the row belongs
+    # to it. The uniforms make the branches unpredictable (a read candidate is one row in five), and a
+    # mispredicted branch per row cost more than the whole pass. A list never runs ahead of the row index,
+    # so its buffer of n rows is never overrun; untouched pages of the buffers are never faulted in.
     n = u.shape[0]
     d_idx = np.empty(n, np.int64)
     cand = np.empty(n, np.int64)
@@ -245,19 +358,16 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     nd = nc = na = nu = 0
     for i in range(n):
         x = u[i]
-        if x < delivery_rate:
-            d_idx[nd] = i
-            nd += 1
-            if u_unsub[i] < unsub_bound:
-                unsub[nu] = i
-                nu += 1
-        if x < read_bound:
-            cand[nc] = i
-            nc += 1
-        elif x < prefetch_top:
-            above[na] = i
-            na += 1
-    return (None if nd == n else d_idx[:nd].copy()), cand[:nc].copy(), above[:na].copy(), unsub[:nu].copy()
+        delivered = x < delivery_rate
+        d_idx[nd] = i
+        nd += delivered
+        unsub[nu] = i
+        nu += delivered & (u_unsub[i] < unsub_bound)
+        cand[nc] = i
+        nc += x < read_bound
+        above[na] = i
+        na += (x >= read_bound) & (x < prefetch_top)
+    return (None if nd == n else d_idx[:nd]), cand[:nc], above[:na], unsub[:nu]
 
 
 def merge_sorted_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -330,6 +440,25 @@ def read_outcomes_numpy(
     return read_at, logit_click
 
 
+def _floor_mod(x, m):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``x % m`` (numpy's and Python's floor modulo, m > 0) without the libm fmod, which is slow (it cost
+    more than the rest of a read). fmod's result is exact, and so is this one: for x >= 0 with q = floor(x/m)
+    (possibly one off, as x/m is rounded), x - q*m is exact (Sterbenz), and the correction by m lands on the
+    exact remainder, which is representable. For -m < x < 0 the floor modulo is x + m, rounded, exactly
+    the operation numpy does there (fmod returns x, then adds m). Anything else takes the plain operator."""
+    if x >= 0.0:
+        q = np.floor(x / m)
+        r = x - q * m
+        if r < 0.0:
+            r += m
+        elif r >= m:
+            r -= m
+        return r
+    if x > -m:
+        return x + m
+    return x % m
+
+
 def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     read_at,
     reader,
@@ -356,8 +485,8 @@ def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
         k = creative[i]
         t = read_at[i]
         if jitter is not None:
-            hour = ((t + region_rel_s[region[c]]) / HOUR_S) % 24.0
-            since_start = (hour - np.float64(window_start_hour[c])) % 24.0
+            hour = _floor_mod_compiled((t + region_rel_s[region[c]]) / HOUR_S, 24.0)
+            since_start = _floor_mod_compiled(hour - np.float64(window_start_hour[c]), 24.0)
             length = np.float64(window_hours[c])
             if since_start >= length:
                 t = t + (24.0 - since_start + np.float64(jitter[i]) * min(length, 1.0)) * HOUR_S
@@ -394,9 +523,16 @@ def _increment_loop(counter, idx):  # type: ignore[no-untyped-def]  # pragma: no
         counter[idx[i]] += 1
 
 
+_floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
+
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
 )
+release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_release_groups_loop) or release_groups_numpy
+chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
+check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
+creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
+growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy

@@ -119,7 +119,11 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
         raise PlanError("plan.audience must have one entry per row")
     if n == 0:
         return plan
-    if customer.min() < 0 or customer.max() >= n_customers:
+    # One pass for range and repeats (compiled for integer indices; anything else is the policy's bug, which
+    # the numpy definition reports as numpy does).
+    check = kernels.check_plan_customers if customer.dtype.kind in "iu" else kernels.check_plan_customers_numpy
+    customers = check(customer, n_customers)
+    if customers == kernels.PLAN_CUSTOMER_OUTSIDE:
         raise PlanError("plan names a customer index outside the population")
     if creative.min() < 0 or creative.max() >= n_creatives:
         raise PlanError("plan names a creative outside the catalogue")
@@ -128,9 +132,7 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
             "plan names an unknown channel index"
             + ("" if mixes else " (ARM_CHANNELS needs an arm with a channel order)")
         )
-    seen = np.zeros(n_customers, bool)
-    seen[customer] = True
-    if int(seen.sum()) != n:
+    if customers == kernels.PLAN_CUSTOMER_TWICE:
         raise PlanError("plan contacts a customer more than once in one wave")
     return plan
 
@@ -203,8 +205,11 @@ class OutboundSender:
         if len(plan) == 0:
             return
         channel = np.asarray(plan.channel)
-        for c in np.unique(channel).tolist():  # ascending: rows left to the arm's order (-1) go first
-            rows = slice(None) if channel[0] == c and (channel == c).all() else channel == c
+        # Most plans use one channel: min and max tell so in a fast pass, where np.unique would sort the plan.
+        lowest, highest = int(channel.min()), int(channel.max())
+        used = [lowest] if lowest == highest else np.unique(channel).tolist()
+        for c in used:  # ascending: rows left to the arm's order (-1) go first
+            rows = slice(None) if lowest == highest else channel == c
             audience = None if plan.audience is None else np.asarray(plan.audience)[rows]
             # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
             customer = np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False)
@@ -433,7 +438,9 @@ class OutboundSender:
         used = self.channels.creatives_used
         if used.shape[0] < count:  # the policy generated creatives since the last wave
             self.channels.creatives_used = np.concatenate([used, np.zeros(count - used.shape[0], bool)])
-        used_now = np.bincount(creative, minlength=count) > 0
+        if self.channels.creatives_used.all():  # every creative is in use already (a pass saved per wave)
+            return np.empty(0, np.int64)
+        used_now = kernels.creatives_used(creative, count)
         return np.flatnonzero(used_now & ~self.channels.creatives_used)
 
     def _send_schedule(
@@ -454,8 +461,7 @@ class OutboundSender:
         group_order = np.argsort(release, kind="stable")  # groups = regions, by release time
         rank_of_region = np.empty(group_order.shape[0], np.uint8)
         rank_of_region[group_order] = np.arange(group_order.shape[0])
-        group = rank_of_region[self.population.region[customer]]
-        counts = np.bincount(group, minlength=group_order.shape[0])
+        group, counts = kernels.release_groups(customer, self.population.region, rank_of_region)
         if deferred.any():
             self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[np.flatnonzero(deferred)]].sum()))
         starts, free = capacity_departures(
@@ -485,14 +491,15 @@ class OutboundSender:
         pop = self.population
         draws = self.draws
         n = customer.shape[0]
-        u = draws.random(customer, Draw.SEND, np.float32)
-        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32)
+        segments = draws.segments(customer)  # found once for the two draws on the same rows
+        u = draws.random(customer, Draw.SEND, np.float32, segments)
+        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32, segments)
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
         # cap, engagement history).
         stock = state.fatigue
-        grow = np.exp(((departure - stock.epoch_s) * (1.0 / stock.tau_s)).astype(np.float32))
+        grow = np.exp(kernels.growth_exponents(departure, stock.epoch_s, 1.0 / stock.tau_s))
         fatigue = kernels.touch(stock.stored, grow, week, state.sends, customer)
 
         # One pass sorts the rows by their uniforms (kernels.split_sends). Reads: P = delivery x open rate x
@@ -513,11 +520,10 @@ class OutboundSender:
         delivered_at = departure + cfg.delivery_latency_minutes * 60.0
         # Deliveries are counted as they happen (latency is minutes, the series is daily); the policy gets a
         # "delivered" event per message only if it asked for them.
-        d_at = delivered_at if d_idx is None else delivered_at[d_idx]
-        arrived = int(np.searchsorted(d_at, self.horizon_s, side="right"))
-        self.recorder.add_sorted_events("delivered", d_at[:arrived])
-        self.recorder.add_sorted_events(self.channel_metrics[c]["delivered"], d_at[:arrived])
+        self.recorder.add_sorted_rows("delivered", delivered_at, d_idx, self.horizon_s)
+        self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], delivered_at, d_idx, self.horizon_s)
         if self.report_deliveries:
+            d_at = delivered_at if d_idx is None else delivered_at[d_idx]
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
             pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
@@ -528,15 +534,20 @@ class OutboundSender:
         p_read = p_read_cand[is_read]
         r_cust = customer[r_idx]
         n_read = r_idx.shape[0]
+        reader_segments = draws.segments(r_cust)
         delay_s = (
             cfg.open_delay_median_minutes
             * 60.0
-            * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32))
+            * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32, reader_segments))
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
         # are still in send order (customers nearly ascending, so the gathers stream through memory).
         r_creative = creative[r_idx]
-        jitter = draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32) if cfg.opens_wait_for_active_window else None
+        jitter = (
+            draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32, reader_segments)
+            if cfg.opens_wait_for_active_window
+            else None
+        )
         read_at, logit_click = kernels.read_outcomes(
             delivered_at[r_idx] + delay_s,
             r_cust,

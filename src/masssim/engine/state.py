@@ -151,6 +151,25 @@ class Recorder:
         else:
             self.series[:, column] += np.diff(cumulative[bounds])
 
+    def add_sorted_rows(self, metric: str, time_s: np.ndarray, rows: np.ndarray | None, until_s: float) -> None:
+        """Count the events ``time_s[rows]`` at or before ``until_s`` (``time_s`` ascending, ``rows`` ascending
+        row indices or None for all), as :meth:`add_sorted_events` would count them, without gathering
+        them: each day's rows are found by binary search in ``time_s``, then counted by binary search in
+        ``rows``."""
+        if rows is None:
+            self.add_sorted_events(metric, time_s[: int(np.searchsorted(time_s, until_s, side="right"))])
+            return
+        arrived = int(np.searchsorted(rows, np.searchsorted(time_s, until_s, side="right"), side="left"))
+        self.totals[metric] += float(arrived)
+        column = self._column.get(metric)
+        if column is None or arrived == 0:
+            return
+        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        bounds = np.minimum(
+            np.searchsorted(rows, np.concatenate(([0], edges, [time_s.shape[0]])), side="left"), arrived
+        )
+        self.series[:, column] += np.diff(bounds) * 1.0
+
     def add_in_day(self, metric: str, day: int, amount: float) -> None:
         """Add ``amount`` to a metric's total and to one day of its series (events of one bucket)."""
         self.totals[metric] += float(amount)
