@@ -2,12 +2,15 @@
 
 Run:  python tests/benchmarks/bench_sharded.py [--customers 20000000] [--days 14] [--workers 1,2]
 
-For each worker count W a fresh LocalCluster of W single-threaded worker processes runs the same scenario
+For each worker count W a fresh LocalCluster of W single-threaded worker processes (population chunks filled
+one at a time: a worker is one core) runs, after an untimed warm-up replication, the same scenario
 (a daily email wave from the ``random`` policy to every reachable customer, one arm) with one shard per
 worker (``masssim run --engine dask --workers W --shards W``). Each worker's peak resident memory is read
 on the worker after the run, with its resident memory before the run (the interpreter, Dask and masssim:
-the fixed overhead). The coordinator (this process) holds the policy's view of every customer and is
-reported separately. The script also checks that every W gives the same results to the byte.
+the fixed overhead). The coordinator (this process) is reported separately. Peaks are each process's
+VmHWM, reset before the run; CPU is each process's own CPU time during the run, and the load average
+(1 minute, before and after) tells how busy the (possibly shared) machine was. The script also checks that
+every W gives the same results to the byte.
 
 The aim (issue 11): memory per worker about 1/W of one process plus the fixed overhead, and at least 1.7x
 on 2 workers at 20 million customers. The machine is shared: quote the command and repeat before citing.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import time
 from typing import Any
@@ -45,7 +49,33 @@ def _rss_now() -> int:
 
 
 def _rss_peak() -> int:
+    """Peak resident bytes of the calling process since the last :func:`_reset_peak` (Linux VmHWM)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak() -> None:
+    """Start the peak over from the resident memory now (Linux: "5" to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def _one_core_each() -> None:
+    """A worker is one core here: its population chunks are filled one at a time (by default a process
+    fills chunks on every core it sees, which would give the one-worker run the machine's cores too)."""
+    from masssim.model import population
+
+    population.POPULATION_THREADS = 1
+
+
+def _cpu_s() -> float:
+    return time.process_time()
 
 
 def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
@@ -65,12 +95,22 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.run(lambda: __import__("masssim.engine.sharded"))  # imports (and numba's cache) before timing
+        client.run(_one_core_each)
+        # Not timed: imports, numba's compiled kernels and a tiny replication, so the figures are the run's.
+        warm = masssim.scenario_from_dict(scenario_dict(70_000, 1))
+        simulate_sharded_replication(warm, seq, lambda *a: DaskShards(client, *a), workers)
         before = client.run(_rss_now)
-        t0 = time.perf_counter()
+        client.run(_reset_peak)
+        _reset_peak()
+        cpu_before = client.run(_cpu_s)
+        load_before = os.getloadavg()
+        t0, coordinator_cpu = time.perf_counter(), time.process_time()
         outcomes = simulate_sharded_replication(scenario, seq, lambda *a: DaskShards(client, *a), workers)
         wall = time.perf_counter() - t0
+        coordinator_cpu = time.process_time() - coordinator_cpu
         peak = client.run(_rss_peak)
+        cpu = {w: t - cpu_before[w] for w, t in client.run(_cpu_s).items()}
+        load_after = os.getloadavg()
     metrics = outcomes["all"].metrics
     digest = hashlib.sha256(dumps_json(metrics).encode() + outcomes["all"].series.tobytes()).hexdigest()
     return {
@@ -79,7 +119,10 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         "sends": metrics["sends"],
         "worker_rss_before_bytes": sorted(before.values()),
         "worker_peak_bytes": sorted(peak.values()),
+        "worker_cpu_s": sorted(cpu.values()),
+        "coordinator_cpu_s": coordinator_cpu,
         "coordinator_peak_bytes": _rss_peak(),
+        "load_average_1min": [load_before[0], load_after[0]],
         "digest": digest,
     }
 
@@ -101,6 +144,12 @@ def main() -> None:
             f"  {run['workers']} worker(s): {run['wall_s']:8.1f} s  {run['sends'] / run['wall_s']:,.0f} sends/s  "
             f"peak MiB per worker [{peaks}] (before the run [{befores}])  "
             f"coordinator peak {run['coordinator_peak_bytes'] / mib:,.0f} MiB"
+        )
+        cpus = ", ".join(f"{c:,.1f}" for c in run["worker_cpu_s"])
+        load = run["load_average_1min"]
+        print(
+            f"      CPU s per worker [{cpus}], coordinator {run['coordinator_cpu_s']:,.1f} s; "
+            f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after"
         )
     base = runs[0]
     for run in runs[1:]:
