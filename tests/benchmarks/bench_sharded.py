@@ -74,11 +74,42 @@ def _one_core_each() -> None:
     population.POPULATION_THREADS = 1
 
 
+SHARD_METHODS = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send")
+SHARD_METHODS += ("rule_bucket", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
+
+
+def _time_shard_methods() -> None:
+    """On a worker: time the CPU (this thread's) spent in each method of the shards from now on."""
+    import functools
+
+    from masssim.engine import sharded
+
+    spent: dict[str, float] = {}
+    sharded.ShardWorker._bench_spent = spent  # type: ignore[attr-defined]
+    for name in SHARD_METHODS:
+        method = getattr(sharded.ShardWorker, name)
+
+        def timed(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spent[_name] = spent.get(_name, 0.0) + time.thread_time() - t0
+
+        setattr(sharded.ShardWorker, name, functools.wraps(method)(timed))
+
+
+def _shard_method_times() -> dict[str, float]:
+    from masssim.engine import sharded
+
+    return dict(sharded.ShardWorker._bench_spent)  # type: ignore[attr-defined]
+
+
 def _cpu_s() -> float:
     return time.process_time()
 
 
-def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
+def measure(customers: int, days: int, workers: int, method_times: bool = False) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     import masssim
@@ -99,6 +130,8 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         # Not timed: imports, numba's compiled kernels and a tiny replication, so the figures are the run's.
         warm = masssim.scenario_from_dict(scenario_dict(70_000, 1))
         simulate_sharded_replication(warm, seq, lambda *a: DaskShards(client, *a), workers)
+        if method_times:
+            client.run(_time_shard_methods)
         before = client.run(_rss_now)
         client.run(_reset_peak)
         _reset_peak()
@@ -111,6 +144,7 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         peak = client.run(_rss_peak)
         cpu = {w: t - cpu_before[w] for w, t in client.run(_cpu_s).items()}
         load_after = os.getloadavg()
+        methods = client.run(_shard_method_times) if method_times else {}
     metrics = outcomes["all"].metrics
     digest = hashlib.sha256(dumps_json(metrics).encode() + outcomes["all"].series.tobytes()).hexdigest()
     return {
@@ -123,6 +157,7 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         "coordinator_cpu_s": coordinator_cpu,
         "coordinator_peak_bytes": _rss_peak(),
         "load_average_1min": [load_before[0], load_after[0]],
+        "shard_method_cpu_s": [methods[w] for w in sorted(methods)],
         "digest": digest,
     }
 
@@ -133,8 +168,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    parser.add_argument(
+        "--method-times", action="store_true", help="also time the CPU each worker spends in each shard method"
+    )
     args = parser.parse_args()
-    runs = [measure(args.customers, args.days, int(w)) for w in args.workers.split(",")]
+    runs = [measure(args.customers, args.days, int(w), args.method_times) for w in args.workers.split(",")]
     mib = 1 << 20
     print(f"{args.customers:,} customers, {args.days} days, one daily email wave ('random'), one shard per worker")
     for run in runs:
@@ -151,6 +189,9 @@ def main() -> None:
             f"      CPU s per worker [{cpus}], coordinator {run['coordinator_cpu_s']:,.1f} s; "
             f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after"
         )
+        for spent in run["shard_method_cpu_s"]:
+            inside = ", ".join(f"{name} {t:.2f}" for name, t in sorted(spent.items(), key=lambda kv: -kv[1]))
+            print(f"      CPU s in shard methods ({sum(spent.values()):.1f} s): {inside}")
     base = runs[0]
     for run in runs[1:]:
         print(f"  speed-up {base['workers']} -> {run['workers']} workers: {base['wall_s'] / run['wall_s']:.2f}x")
