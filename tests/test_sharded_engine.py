@@ -204,8 +204,9 @@ def test_runs_and_sorted_groups_give_the_same_draws(monkeypatch: pytest.MonkeyPa
 def test_waves_planned_on_the_shards_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The policies that plan on the shards (docs/model.md §16.2) do, and give one process's bytes: with a
     focused audience and several test waves (the policy's draws cut at shard boundaries), a budget that
-    runs out inside a shard, quiet hours that defer a queue's sends, and response blocks (of 700 sends here) that straddle shards. A paid channel
-    and a channel order still plan on the coordinator, from the gathered view."""
+    runs out inside a shard, quiet hours that defer a queue's sends, and response blocks (of 700 sends here)
+    that straddle shards. A paid channel and a channel order still plan on the coordinator, from the gathered
+    view."""
     from masssim.engine import outbound
     from masssim.engine.sharded import InProcessShards
 
@@ -275,3 +276,17 @@ def test_affordable_sends_is_searchsorted_of_the_running_cost() -> None:
     for each, n, limit in [(0.01, 1_000, 3.0), (0.1, 50, 0.3), (0.003, 7, -1.0), (0.0, 9, 0.0), (0.07, 0, 5.0)]:
         cost = each * np.arange(1, n + 1)
         assert affordable_sends(each, n, limit) == int(np.searchsorted(cost, limit, side="right"))
+
+
+def test_a_focused_rule_counts_personas_nobody_can_reach_as_empty() -> None:
+    """The shards count reachable customers per persona up to the last one that has any: the rule pads."""
+    from masssim.policies.base import WaveContext
+
+    arms = [{"name": "focused", "policy": "segments", "segments": 5, "audience_share": 0.4}]
+    scenario = _scenario(arms=arms)
+    world = build_world(scenario, replication_sequence(root_sequence(11), 0), chunk_size=CHUNK)
+    policy = ArmSimulation(scenario, world, 0).policy
+    assert policy.n_segments > 2
+    rule = policy.shard_rule(WaveContext(time_s=0.0, wave_index=3, budget_left=None), np.array([40, 60]))
+    assert rule.keep is not None and rule.keep.shape == (policy.n_segments,)
+    assert not rule.keep[2:].any()  # nobody to keep there

@@ -288,7 +288,9 @@ class SegmentsPolicy(PolicyBase):
         self._pick_winners()
         keep = probability = None
         if self.params.audience_share < 1.0:
-            keep, probability = self._focus_rule(reachable)
+            counts = np.zeros(self.n_segments, np.int64)  # personas past the last reachable one count 0
+            counts[: reachable.shape[0]] = reachable
+            keep, probability = self._focus_rule(counts)
         return ShardRule(self.channel, self.choice.copy(), keep=keep, keep_probability=probability)
 
     def observe_cells(self, time_s: float, cells: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
