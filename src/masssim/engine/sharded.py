@@ -1,12 +1,16 @@
 """One replication across shards of customers (docs/model.md §16).
 
-The **coordinator** keeps the clock (SimPy), the policies, the catalogue and every rule that needs the whole
-plan in order: plan validation, paid audiences and prices, the budget, the capacity queue and departure
-order, quiet hours, costs. **Shards** (:class:`ShardWorker`) each hold a run of whole customer chunks: their
-population rows, holdout flags, customer state, events in flight and organic occasions; they answer "may
-these rows be sent?", draw the responses of the sends handed to them, and release their outcomes bucket by
-bucket. Every per-customer draw comes from its chunk's streams and every merge is in chunk order, so the
-bytes of the results do not depend on the number of shards or on where they run.
+The **coordinator** keeps the clock (SimPy), the policies, the catalogue, the budget and the capacity queues.
+**Shards** (:class:`ShardWorker`) each hold a run of whole customer chunks: their population rows, holdout
+flags, customer state, events in flight and organic occasions. A policy that can (``ShardPlanning``: none,
+random, broadcast, segments) plans on the shards: each wave it decides a rule from counts, each shard
+applies it to its own customers and the whole-plan rules run from counts and offsets
+(:mod:`masssim.engine.shard_planning`). Otherwise (paid channels, channel orders, other policies) the policy
+plans here from a gathered view and every rule that needs the whole plan in order runs here; the shards
+answer "may these rows be sent?" and draw the responses of the sends handed to them. Either way the shards
+release their outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
+merge is in chunk order, so the bytes of the results do not depend on the number of shards or on where they
+run.
 
 A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this process, or
 :class:`masssim.engine.dask_shards.DaskShards` on Dask workers, where the shards' state stays between calls.
