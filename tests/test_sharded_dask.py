@@ -61,36 +61,65 @@ def test_run_with_shards_on_a_scheduler_writes_the_same_summary(cluster: Any) ->
     assert dumps_json(sharded.summary) == one_process
 
 
+def _kill_shard_1_at_call(client: Any, at_call: int) -> type[DaskShards]:
+    """DaskShards whose ``at_call``-th call first kills the worker process of shard 1 (a real SIGKILL)."""
+    calls = {"n": 0}
+
+    class KillAtCall(DaskShards):
+        def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+            calls["n"] += 1
+            if calls["n"] == at_call:
+                address = self.placement[1]
+                os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+            return super().call(method, args)
+
+    return KillAtCall
+
+
 def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
-    """A real worker process killed between waves: the next call names the lost shard, without hanging."""
-    scenario = _scenario()
+    """A real worker process killed between waves of an arm that plans on the coordinator (a channel order:
+    its calls carry every planned row, so they are not kept to rebuild the shard): the next call names the
+    lost shard, without hanging."""
+    scenario = _scenario(arms=[{"name": "mix", "policy": "broadcast", "channels": ["sms", "email"]}])
     seq = replication_sequence(root_sequence(11), 0)
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
-        calls = {"n": 0}
-
-        class KillAfterAFewCalls(DaskShards):
-            def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
-                calls["n"] += 1
-                if calls["n"] == 12:  # a few waves in: the worker process of shard 1 is killed
-                    address = self.placement[1]
-                    os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
-                return super().call(method, args)
-
+        killing = _kill_shard_1_at_call(client, 12)  # a few waves in
         with pytest.raises(ShardLost) as lost:
             simulate_sharded_replication(
-                scenario,
-                seq,
-                lambda *a: KillAfterAFewCalls(client, *a, call_timeout_s=60.0),
-                2,
-                chunk_size=CHUNK,
+                scenario, seq, lambda *a: killing(client, *a, call_timeout_s=60.0), 2, chunk_size=CHUNK
             )
     message = str(lost.value)
     assert "\n" not in message
     assert message.startswith("shard 1 (customers 3,072 to 5,999, on worker ")
     assert message.endswith("the run stopped and wrote no results")
+
+
+def test_a_lost_shard_of_an_arm_planned_on_the_shards_is_rebuilt_with_the_same_bytes() -> None:
+    """A worker killed in the middle of an arm that plans on the shards (segments): its shard is built again on
+    the other worker from the seed, its calls since the arm started are replayed, and the run ends with one
+    process's bytes (docs/model.md §16.6)."""
+    arms = [{"name": "segments", "policy": "segments", "segments": 4}, {"name": "random", "policy": "random"}]
+    scenario = _scenario(arms=arms)
+    seq = replication_sequence(root_sequence(11), 0)
+    reference = _digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+    groups: list[DaskShards] = []
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        killing = _kill_shard_1_at_call(client, 40)  # in the first arm, after its first waves and buckets
+
+        def on_cluster(*a: Any) -> ShardGroup:
+            group = killing(client, *a, call_timeout_s=60.0)
+            groups.append(group)
+            return group
+
+        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, 2, chunk_size=CHUNK)
+    assert groups[0].rebuilt == 1
+    assert _digest(outcomes) == reference
 
 
 def test_placement_is_the_same_on_every_run(cluster: Any) -> None:

@@ -202,3 +202,94 @@ def test_runs_and_sorted_groups_give_the_same_draws(monkeypatch: pytest.MonkeyPa
         by_sort = ChunkDraws(seq, layout).standard_normal(grouped, Draw.READ_DELAY)
         monkeypatch.undo()
         assert np.array_equal(by_runs, by_sort)
+
+
+def test_waves_planned_on_the_shards_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policies that plan on the shards (docs/model.md §16.2) do, and give one process's bytes: with a
+    focused audience and several test waves (the policy's draws cut at shard boundaries), a budget that
+    runs out inside a shard, quiet hours that defer a queue's sends, and response blocks (of 700 sends here)
+    that straddle shards. A paid channel and a channel order still plan on the coordinator, from the gathered
+    view."""
+    from masssim.engine import outbound
+    from masssim.engine.sharded import InProcessShards
+
+    monkeypatch.setattr(outbound, "RESPONSE_CHUNK", 700)
+    arms = [
+        {"name": "random", "policy": "random", "audience_share": 0.5},
+        {"name": "random_all", "policy": "random"},
+        {"name": "broadcast_sms", "policy": "broadcast", "channel": "sms", "test_waves": 2},
+        {"name": "focused", "policy": "segments", "segments": 5, "audience_share": 0.4},
+        {"name": "paid", "policy": "segments", "segments": 3, "channel": "paid_social"},
+        {"name": "mix", "policy": "broadcast", "channels": ["sms", "email"]},
+    ]
+    # sms's queue (300 an hour from 19:00) runs into its quiet hours (21:00 to 8:00): sends are deferred.
+    scenario = _scenario(
+        arms=arms,
+        channels={"sms": {"capacity_per_hour": 300.0}},
+        schedule={"wave_every_days": 2, "send_hour": 19.0},
+    )
+    seq = replication_sequence(root_sequence(11), 0)
+    one = simulate_replication(scenario, seq, chunk_size=CHUNK)
+    assert one["random_all"].metrics["blocked_budget"] > 0 and one["random_all"].metrics["sends"] > 700
+    assert one["broadcast_sms"].metrics["deferred_quiet_hours"] > 0 and one["focused"].metrics["sends"] > 0
+    reference = _digest(one)
+    calls: dict[str, int] = {}
+    call = InProcessShards.call
+
+    def counted(self: InProcessShards, method: str, args: dict[int, tuple[object, ...]]) -> list[object]:
+        calls[method] = calls.get(method, 0) + len(args)
+        return call(self, method, args)
+
+    monkeypatch.setattr(InProcessShards, "call", counted)
+    for shards in (2, 5):
+        calls.clear()
+        assert _digest(simulate_sharded_replication(scenario, seq, in_process, shards, chunk_size=CHUNK)) == reference
+        # Only the paid and the mixed arm gather the view (5 waves each, every shard); the cut-off row of the
+        # budget fell inside a shard (one call to that shard).
+        assert calls["dynamic_view"] == 2 * 5 * shards
+        assert calls.get("rule_cut", 0) >= 1 and calls["rule_send"] > 0
+
+
+def test_the_policy_stream_cut_at_shard_boundaries_is_the_stream() -> None:
+    """Uniforms moved on by counting, integers skipped by drawing: each piece and what follows are the
+    draws of one generator (a half-used 32-bit output of an earlier int32 draw included)."""
+    from masssim.engine.shard_planning import _generator, integer_states, uniform_states
+
+    whole = np.random.Generator(np.random.PCG64(4))
+    whole.integers(0, 5, size=3, dtype=np.int32)  # leaves half a 64-bit output buffered
+    split = np.random.Generator(np.random.PCG64(4))
+    split.integers(0, 5, size=3, dtype=np.int32)
+    counts = [7, 0, 1_000, 3]
+    expected = whole.random(sum(counts))
+    states = uniform_states(split, counts)
+    got = np.concatenate([_generator(s).random(c) for s, c in zip(states, counts, strict=True)])
+    assert np.array_equal(got, expected)
+    expected = whole.integers(0, 13, size=sum(counts), dtype=np.int32)
+    states = integer_states(split, counts, 13)
+    got = np.concatenate(
+        [_generator(s).integers(0, 13, size=c, dtype=np.int32) for s, c in zip(states, counts, strict=True)]
+    )
+    assert np.array_equal(got, expected)
+    assert np.array_equal(split.random(5), whole.random(5))
+
+
+def test_affordable_sends_is_searchsorted_of_the_running_cost() -> None:
+    from masssim.engine.shard_planning import affordable_sends
+
+    for each, n, limit in [(0.01, 1_000, 3.0), (0.1, 50, 0.3), (0.003, 7, -1.0), (0.0, 9, 0.0), (0.07, 0, 5.0)]:
+        cost = each * np.arange(1, n + 1)
+        assert affordable_sends(each, n, limit) == int(np.searchsorted(cost, limit, side="right"))
+
+
+def test_a_focused_rule_counts_personas_nobody_can_reach_as_empty() -> None:
+    """The shards count reachable customers per persona up to the last one that has any: the rule pads."""
+    from masssim.policies.base import WaveContext
+
+    arms = [{"name": "focused", "policy": "segments", "segments": 5, "audience_share": 0.4}]
+    scenario = _scenario(arms=arms)
+    world = build_world(scenario, replication_sequence(root_sequence(11), 0), chunk_size=CHUNK)
+    policy = ArmSimulation(scenario, world, 0).policy
+    assert policy.n_segments > 2
+    rule = policy.shard_rule(WaveContext(time_s=0.0, wave_index=3, budget_left=None), np.array([40, 60]))
+    assert rule.keep is not None and rule.keep.shape == (policy.n_segments,)
+    assert not rule.keep[2:].any()  # nobody to keep there

@@ -2,12 +2,15 @@
 
 Run:  python tests/benchmarks/bench_sharded.py [--customers 20000000] [--days 14] [--workers 1,2]
 
-For each worker count W a fresh LocalCluster of W single-threaded worker processes runs the same scenario
+For each worker count W a fresh LocalCluster of W single-threaded worker processes (population chunks filled
+one at a time: a worker is one core) runs, after an untimed warm-up replication, the same scenario
 (a daily email wave from the ``random`` policy to every reachable customer, one arm) with one shard per
 worker (``masssim run --engine dask --workers W --shards W``). Each worker's peak resident memory is read
 on the worker after the run, with its resident memory before the run (the interpreter, Dask and masssim:
-the fixed overhead). The coordinator (this process) holds the policy's view of every customer and is
-reported separately. The script also checks that every W gives the same results to the byte.
+the fixed overhead). The coordinator (this process) is reported separately. Peaks are each process's
+VmHWM, reset before the run; CPU is each process's own CPU time during the run, and the load average
+(1 minute, before and after) tells how busy the (possibly shared) machine was. The script also checks that
+every W gives the same results to the byte.
 
 The aim (issue 11): memory per worker about 1/W of one process plus the fixed overhead, and at least 1.7x
 on 2 workers at 20 million customers. The machine is shared: quote the command and repeat before citing.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import time
 from typing import Any
@@ -45,10 +49,67 @@ def _rss_now() -> int:
 
 
 def _rss_peak() -> int:
+    """Peak resident bytes of the calling process since the last :func:`_reset_peak` (Linux VmHWM)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
+def _reset_peak() -> None:
+    """Start the peak over from the resident memory now (Linux: "5" to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def _one_core_each() -> None:
+    """A worker is one core here: its population chunks are filled one at a time (by default a process
+    fills chunks on every core it sees, which would give the one-worker run the machine's cores too)."""
+    from masssim.model import population
+
+    population.POPULATION_THREADS = 1
+
+
+SHARD_METHODS = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send")
+SHARD_METHODS += ("rule_bucket", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
+
+
+def _time_shard_methods() -> None:
+    """On a worker: time the CPU (this thread's) spent in each method of the shards from now on."""
+    import functools
+
+    from masssim.engine import sharded
+
+    spent: dict[str, float] = {}
+    sharded.ShardWorker._bench_spent = spent  # type: ignore[attr-defined]
+    for name in SHARD_METHODS:
+        method = getattr(sharded.ShardWorker, name)
+
+        def timed(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spent[_name] = spent.get(_name, 0.0) + time.thread_time() - t0
+
+        setattr(sharded.ShardWorker, name, functools.wraps(method)(timed))
+
+
+def _shard_method_times() -> dict[str, float]:
+    from masssim.engine import sharded
+
+    return dict(sharded.ShardWorker._bench_spent)  # type: ignore[attr-defined]
+
+
+def _cpu_s() -> float:
+    return time.process_time()
+
+
+def measure(customers: int, days: int, workers: int, method_times: bool = False) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     import masssim
@@ -65,12 +126,25 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.run(lambda: __import__("masssim.engine.sharded"))  # imports (and numba's cache) before timing
+        client.run(_one_core_each)
+        # Not timed: imports, numba's compiled kernels and a tiny replication, so the figures are the run's.
+        warm = masssim.scenario_from_dict(scenario_dict(70_000, 1))
+        simulate_sharded_replication(warm, seq, lambda *a: DaskShards(client, *a), workers)
+        if method_times:
+            client.run(_time_shard_methods)
         before = client.run(_rss_now)
-        t0 = time.perf_counter()
+        client.run(_reset_peak)
+        _reset_peak()
+        cpu_before = client.run(_cpu_s)
+        load_before = os.getloadavg()
+        t0, coordinator_cpu = time.perf_counter(), time.process_time()
         outcomes = simulate_sharded_replication(scenario, seq, lambda *a: DaskShards(client, *a), workers)
         wall = time.perf_counter() - t0
+        coordinator_cpu = time.process_time() - coordinator_cpu
         peak = client.run(_rss_peak)
+        cpu = {w: t - cpu_before[w] for w, t in client.run(_cpu_s).items()}
+        load_after = os.getloadavg()
+        methods = client.run(_shard_method_times) if method_times else {}
     metrics = outcomes["all"].metrics
     digest = hashlib.sha256(dumps_json(metrics).encode() + outcomes["all"].series.tobytes()).hexdigest()
     return {
@@ -79,7 +153,11 @@ def measure(customers: int, days: int, workers: int) -> dict[str, Any]:
         "sends": metrics["sends"],
         "worker_rss_before_bytes": sorted(before.values()),
         "worker_peak_bytes": sorted(peak.values()),
+        "worker_cpu_s": sorted(cpu.values()),
+        "coordinator_cpu_s": coordinator_cpu,
         "coordinator_peak_bytes": _rss_peak(),
+        "load_average_1min": [load_before[0], load_after[0]],
+        "shard_method_cpu_s": [methods[w] for w in sorted(methods)],
         "digest": digest,
     }
 
@@ -90,8 +168,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    parser.add_argument(
+        "--method-times", action="store_true", help="also time the CPU each worker spends in each shard method"
+    )
     args = parser.parse_args()
-    runs = [measure(args.customers, args.days, int(w)) for w in args.workers.split(",")]
+    runs = [measure(args.customers, args.days, int(w), args.method_times) for w in args.workers.split(",")]
     mib = 1 << 20
     print(f"{args.customers:,} customers, {args.days} days, one daily email wave ('random'), one shard per worker")
     for run in runs:
@@ -102,6 +183,15 @@ def main() -> None:
             f"peak MiB per worker [{peaks}] (before the run [{befores}])  "
             f"coordinator peak {run['coordinator_peak_bytes'] / mib:,.0f} MiB"
         )
+        cpus = ", ".join(f"{c:,.1f}" for c in run["worker_cpu_s"])
+        load = run["load_average_1min"]
+        print(
+            f"      CPU s per worker [{cpus}], coordinator {run['coordinator_cpu_s']:,.1f} s; "
+            f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after"
+        )
+        for spent in run["shard_method_cpu_s"]:
+            inside = ", ".join(f"{name} {t:.2f}" for name, t in sorted(spent.items(), key=lambda kv: -kv[1]))
+            print(f"      CPU s in shard methods ({sum(spent.values()):.1f} s): {inside}")
     base = runs[0]
     for run in runs[1:]:
         print(f"  speed-up {base['workers']} -> {run['workers']} workers: {base['wall_s'] / run['wall_s']:.2f}x")

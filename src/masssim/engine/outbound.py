@@ -452,6 +452,16 @@ class OutboundSender:
         so the channel's capacity queue works on a handful of groups: regions go in order of release, and
         within a region sends keep the plan's order.
         """
+        rank_of_region, release, deferred = self.release_groups(cfg, t_event_s, day_start_s)
+        group, counts = kernels.release_groups(customer, self.population.region, rank_of_region)
+        starts = self.queue_groups(cfg, c, rank_of_region, release, deferred, counts)
+        return _Schedule(group=group, starts=starts, spacing_s=HOUR_S / cfg.capacity_per_hour)
+
+    def release_groups(
+        self, cfg: ChannelConfig, t_event_s: float, day_start_s: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The wave's groups: (uint8 rank of each region's group, release time of each group in rank order,
+        bool per region: its release was deferred past quiet hours)."""
         schedule = self.scenario.schedule
         send_s = day_start_s + schedule.send_hour * HOUR_S
         rel = self.region_rel_s
@@ -461,14 +471,24 @@ class OutboundSender:
         group_order = np.argsort(release, kind="stable")  # groups = regions, by release time
         rank_of_region = np.empty(group_order.shape[0], np.uint8)
         rank_of_region[group_order] = np.arange(group_order.shape[0])
-        group, counts = kernels.release_groups(customer, self.population.region, rank_of_region)
+        return rank_of_region, release[group_order], deferred
+
+    def queue_groups(
+        self,
+        cfg: ChannelConfig,
+        c: int,
+        rank_of_region: np.ndarray,
+        release: np.ndarray,
+        deferred: np.ndarray,
+        counts: np.ndarray,
+    ) -> np.ndarray:
+        """First departure of each group of ``counts`` sends (by rank) through channel ``c``'s capacity queue,
+        which it advances; counts the sends whose release was deferred past quiet hours."""
         if deferred.any():
             self.recorder.add("deferred_quiet_hours", int(counts[rank_of_region[np.flatnonzero(deferred)]].sum()))
-        starts, free = capacity_departures(
-            release[group_order], counts, cfg.capacity_per_hour, self.channels.free_at_s[c]
-        )
+        starts, free = capacity_departures(release, counts, cfg.capacity_per_hour, self.channels.free_at_s[c])
         self.channels.free_at_s[c] = free
-        return _Schedule(group=group, starts=starts, spacing_s=HOUR_S / cfg.capacity_per_hour)
+        return starts  # type: ignore[no-any-return]
 
     def _respond(
         self,

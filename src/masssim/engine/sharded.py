@@ -1,12 +1,16 @@
 """One replication across shards of customers (docs/model.md §16).
 
-The **coordinator** keeps the clock (SimPy), the policies, the catalogue and every rule that needs the whole
-plan in order: plan validation, paid audiences and prices, the budget, the capacity queue and departure
-order, quiet hours, costs. **Shards** (:class:`ShardWorker`) each hold a run of whole customer chunks: their
-population rows, holdout flags, customer state, events in flight and organic occasions; they answer "may
-these rows be sent?", draw the responses of the sends handed to them, and release their outcomes bucket by
-bucket. Every per-customer draw comes from its chunk's streams and every merge is in chunk order, so the
-bytes of the results do not depend on the number of shards or on where they run.
+The **coordinator** keeps the clock (SimPy), the policies, the catalogue, the budget and the capacity queues.
+**Shards** (:class:`ShardWorker`) each hold a run of whole customer chunks: their population rows, holdout
+flags, customer state, events in flight and organic occasions. A policy that can (``ShardPlanning``: none,
+random, broadcast, segments) plans on the shards: each wave it decides a rule from counts, each shard
+applies it to its own customers and the whole-plan rules run from counts and offsets
+(:mod:`masssim.engine.shard_planning`). Otherwise (paid channels, channel orders, other policies) the policy
+plans here from a gathered view and every rule that needs the whole plan in order runs here; the shards
+answer "may these rows be sent?" and draw the responses of the sends handed to them. Either way the shards
+release their outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
+merge is in chunk order, so the bytes of the results do not depend on the number of shards or on where they
+run.
 
 A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this process, or
 :class:`masssim.engine.dask_shards.DaskShards` on Dask workers, where the shards' state stays between calls.
@@ -25,6 +29,7 @@ from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import credit_conversation_purchases
 from masssim.engine.outbound import OutboundSender
+from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, merge_cells, padded_sum
 from masssim.engine.sharded_inbound import (
     ArmInbound,
     CoordinatorInbound,
@@ -53,7 +58,7 @@ from masssim.model.market import MarketCounts, add_market_counts
 from masssim.model.metrics import derive
 from masssim.model.population import Population, generate_population
 from masssim.model.streams import Component, component_sequence, generator
-from masssim.policies.base import CustomerView, Feedback, PolicyWorld, WaveContext
+from masssim.policies.base import CustomerView, Feedback, PolicyWorld, ShardPlanning, ShardRule, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
 
 # Policies that plan from what a sharded coordinator gathers (opt-ins, holdout, engagement counters and the
@@ -145,6 +150,7 @@ class ShardWorker:
         self.customers = range(start, stop)
         self.world = build_shard_world(scenario, replication_seq, self.customers, chunk_size)
         self.arm: ArmSimulation | None = None
+        self.wave: ShardWave | None = None  # the arm's waves planned here (docs/model.md §16.2)
 
     # Everything here takes and returns whole-population customer indices; the arrays are the shard's rows.
     def static_view(self) -> dict[str, np.ndarray]:
@@ -162,7 +168,7 @@ class ShardWorker:
         return {"region": pop.region_share, "age_band": pop.age_band_share, "income_band": pop.income_band_share}
 
     def start_arm(self, arm_index: int) -> None:
-        self.arm = None  # the previous arm's state goes before the next arm's is allocated
+        self.arm = self.wave = None  # the previous arm's state goes before the next arm's is allocated
         self.arm = ArmSimulation(self.scenario, self.world, arm_index, with_policy=False, tally_market=arm_index == 0)
 
     def _engine(self) -> ArmSimulation:
@@ -197,6 +203,33 @@ class ShardWorker:
                 e["customer"] = (e["customer"] + offset).astype(e["customer"].dtype, copy=False)
         return events
 
+    # Waves planned on the shards (engine/shard_planning.py): the coordinator's steps, in the order it calls them.
+    def rule_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.wave = ShardWave(self._engine(), segments)
+
+    def _wave(self) -> ShardWave:
+        if self.wave is None:
+            raise RuntimeError("the arm's waves are not planned on this shard")
+        return self.wave
+
+    def rule_reachable(self, week_index: int, channel: int) -> np.ndarray:
+        return self._wave().reachable(week_index, channel)
+
+    def rule_draw(self, rule: ShardRule, state: dict[str, Any] | None) -> int:
+        return self._wave().draw(rule, state)
+
+    def rule_rows(self, state: dict[str, Any] | None, cap: int) -> tuple[int, np.ndarray, np.ndarray]:
+        return self._wave().rows(state, cap)
+
+    def rule_cut(self, keep: int) -> tuple[int, np.ndarray, np.ndarray]:
+        return self._wave().cut(keep)
+
+    def rule_send(self, *args: Any) -> list[tuple[int, np.ndarray]]:
+        return self._wave().send(*args)
+
+    def rule_bucket(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self._wave().bucket_cells(t0, t1, cell_creatives)
+
     def finish_arm(self) -> ShardTotals:
         """The arm's counts on this shard: recorder totals and daily series, the purchase squares and
         histograms, and (first arm) the market tally. All are sums over customers, merged by addition."""
@@ -213,7 +246,7 @@ class ShardWorker:
             market,
             arm_market=sim.arm_market_tally.finish(),
         )
-        self.arm = None
+        self.arm = self.wave = None
         return totals
 
     # -- [inbound]: the desk runs on the coordinator (engine/sharded_inbound.py) ----------------------
@@ -447,14 +480,16 @@ class ShardedArm:
                 np.empty((n, 0), np.float16),
             ),
             contactable=self.contactable,
-            optin=np.empty(n, np.uint8),
-            sends=np.empty(n, np.uint16),
-            opens=np.empty(n, np.uint16),
-            clicks=np.empty(n, np.uint16),
+            # Filled by _refresh_view before each plan, only when the arm plans here (not on the shards).
+            optin=np.empty(0, np.uint8),
+            sends=np.empty(0, np.uint16),
+            opens=np.empty(0, np.uint16),
+            clicks=np.empty(0, np.uint16),
             channel_order=channel_order,
         )
         factory = resolve_targeting(self.arm.policy)
         params = params_model(factory).model_validate(self.arm.params)
+        policy_rng = generator(component_sequence(replication_seq, Component.POLICY, arm_index))
         self.policy = factory(
             params,
             PolicyWorld(
@@ -464,11 +499,20 @@ class ShardedArm:
                 default_channel=default_channel_of(scenario, channel_order),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
-                rng=generator(component_sequence(replication_seq, Component.POLICY, arm_index)),
+                rng=policy_rng,
                 budget_total=scenario.budget_total,
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
+        # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2) and its channel
+        # is one whose wave rules the shards apply: not paid (per-row prices summed in departure order) and
+        # not an arm's channel order (rows passed on from channel to channel). With [inbound] the desk needs
+        # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
+        self.on_shards: ShardWaveCoordinator | None = None
+        if self.inbound is None and _plans_on_shards(self.policy, channel_order, sender):
+            planner = cast(ShardPlanning, self.policy)
+            group.call("rule_segments", _everyone(group, planner.shard_segments()))
+            self.on_shards = ShardWaveCoordinator(group, sender, policy_rng)
 
     def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
         n_treated = int(self.contactable.sum())
@@ -527,6 +571,9 @@ class ShardedArm:
         parts = self.group.call("dynamic_view", _everyone(self.group))
         for name in ("optin", "sends", "opens", "clicks"):
             target = getattr(self.view, name)
+            if target.shape[0] != self.view.n:  # allocated at the first wave planned here
+                target = np.empty(self.view.n, target.dtype)
+                setattr(self.view, name, target)
             for r, part in zip(self.group.ranges, parts, strict=True):
                 target[r.start : r.stop] = part[name]
 
@@ -536,10 +583,20 @@ class ShardedArm:
             t_event = max(self._wave_event_time(day), env.now)
             yield env.timeout(t_event - env.now)
             yield env.timeout(0)
-            self.group.call("start_week", _everyone(self.group, int(env.now // (7 * DAY_S))))
-            self._refresh_view()
+            week = int(env.now // (7 * DAY_S))
             budget_left = self.sender.channels.budget_left
-            plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
+            wave = WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left)
+            if self.on_shards is not None:
+                planner = cast(ShardPlanning, self.policy)
+                reachable = self.on_shards.reachable(week, planner.channel)
+                total = padded_sum(reachable, max(r.shape[0] for r in reachable))
+                rule = planner.shard_rule(wave, total)
+                if rule is not None:
+                    self.on_shards.send(rule, reachable, env.now, day * DAY_S)
+                continue
+            self.group.call("start_week", _everyone(self.group, week))
+            self._refresh_view()
+            plan = self.policy.plan(wave)
             self.sender.send(plan, env.now, day * DAY_S)
             self._after_send(index)
 
@@ -549,9 +606,16 @@ class ShardedArm:
         while t0 < self.horizon_s:
             t1 = min(t0 + step, self.horizon_s)
             yield env.timeout(t1 - env.now)
-            merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
-            if merged:
-                self.policy.observe(Feedback(time_s=t1, events=merged))
+            if self.on_shards is not None:
+                planner = cast(ShardPlanning, self.policy)
+                parts = self.group.call("rule_bucket", _everyone(self.group, t0, t1, planner.cell_creatives))
+                cells = merge_cells(parts)
+                if cells:
+                    planner.observe_cells(t1, cells)
+            else:
+                merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
+                if merged:
+                    self.policy.observe(Feedback(time_s=t1, events=merged))
             self._after_bucket(t1)
             if progress is not None:
                 progress(t1 / self.horizon_s)
@@ -572,6 +636,14 @@ class ShardedArm:
 
     def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
         return {} if self.inbound is None else self.inbound.finish(totals)
+
+
+def _plans_on_shards(policy: Any, channel_order: tuple[int, ...], sender: OutboundSender) -> bool:
+    """Whether the arm's waves are planned on the shards (else on the coordinator, from a gathered view)."""
+    if not all(hasattr(policy, name) for name in ("shard_rule", "shard_segments", "observe_cells", "channel")):
+        return False
+    channel = int(policy.channel)
+    return not channel_order and 0 <= channel < len(CHANNEL_NAMES) and not sender.channels.configs[channel].paid
 
 
 def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -170,6 +170,22 @@ class Recorder:
         )
         self.series[:, column] += np.diff(bounds) * 1.0
 
+    def day_counts(self, time_s: np.ndarray) -> np.ndarray:
+        """int64 events per day of the series for ascending ``time_s``, counted as :meth:`add_sorted_events`
+        counts them (a sharded run's shards count their sends so; docs/model.md §16.2)."""
+        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        return np.diff(np.concatenate(([0], edges, [time_s.shape[0]])))
+
+    def add_day_counts(self, metric: str, counts: np.ndarray, *, each: float) -> None:
+        """``add_sorted_events(metric, times, each=each)`` for events already counted per day (:meth:`day_counts`,
+        summed over shards): the same float operations, so the same bytes."""
+        n = int(counts.sum())
+        self.totals[metric] += float(n * each)
+        column = self._column.get(metric)
+        if column is None or n == 0:
+            return
+        self.series[:, column] += counts * each
+
     def add_in_day(self, metric: str, day: int, amount: float) -> None:
         """Add ``amount`` to a metric's total and to one day of its series (events of one bucket)."""
         self.totals[metric] += float(amount)

@@ -164,3 +164,65 @@ class PolicyBase:
 
     def observe(self, feedback: Feedback) -> None:
         return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning on shards (docs/model.md §16.2): an optional second way to plan, for policies whose plan is a
+# per-customer rule over merged statistics. A sharded run then never gathers the per-customer view.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardRule:
+    """One wave's plan as a rule that each shard applies to its own customers, in customer order.
+
+    The plan it describes is: every reachable customer on ``channel`` (not held out, opted in), in ascending
+    order; then, with ``keep``, only the rows of segments marked True, plus, with ``keep_probability``, the
+    rows whose uniform (one per reachable row, from the policy's stream) is below their segment's
+    probability; then each row gets its segment's ``choice``, except that with ``test_share`` the rows whose
+    uniform (one per kept row) is below it, and with ``draw_creatives`` every row, get a creative drawn
+    uniformly from ``0 .. creatives - 1`` (``rng.integers(0, creatives, dtype=int32)``, one per such row in
+    order). At most one of ``keep_probability`` and ``test_share`` is set (one uniform step per wave).
+    Those draws are exactly the ones ``plan`` would make from the policy's stream, in the same order.
+    """
+
+    channel: int
+    choice: np.ndarray  # int32 creative of each segment
+    keep: np.ndarray | None = None  # bool per segment: contacted whole; None: every reachable customer
+    keep_probability: np.ndarray | None = None  # float64 per segment (needs ``keep``)
+    test_share: float | None = None
+    draw_creatives: bool = False
+    creatives: int = 0
+
+    def __post_init__(self) -> None:
+        if self.keep_probability is not None and (self.keep is None or self.test_share is not None):
+            raise ValueError("a shard rule draws one uniform step per wave: keep_probability needs keep, no test_share")
+
+    @property
+    def draws_integers(self) -> bool:
+        return self.test_share is not None or self.draw_creatives
+
+
+@runtime_checkable
+class ShardPlanning(Protocol):
+    """What a policy implements, beside ``plan`` and ``observe``, to plan on the shards of a sharded run.
+
+    * ``channel``: the channel it sends on (fixed for the arm).
+    * ``shard_segments()``: once per arm, the segment of each observable profile as (sorted profile codes
+      ``region * 65536 + age_band * 256 + income_band``, int32 segment of each), or None for one segment.
+    * ``shard_rule(wave, reachable)``: at each wave, given the number of reachable customers per segment
+      (summed over the shards), the wave's :class:`ShardRule`, or None to contact nobody. It must make the
+      same decisions as ``plan`` (the engine makes the rule's draws from the policy's stream for it).
+    * ``observe_cells(time_s, cells)``: at each feedback bucket, for the kinds in ``feedback_kinds``
+      ("delivered", "click"), the events counted per cell ``segment * cell_creatives + creative`` (creatives
+      from ``cell_creatives`` on are not counted) as (unique sorted int64 cells, int64 counts).
+    """
+
+    channel: int
+    cell_creatives: int
+
+    def shard_segments(self) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+    def shard_rule(self, wave: WaveContext, reachable: np.ndarray) -> ShardRule | None: ...
+
+    def observe_cells(self, time_s: float, cells: dict[str, tuple[np.ndarray, np.ndarray]]) -> None: ...

@@ -69,6 +69,17 @@ class CellCounts:
         else:  # many cells, few events: do not build a full-size histogram per bucket
             np.add.at(flat, cell, 1.0)
 
+    def add_counts(self, kind: str, cells: np.ndarray, counts: np.ndarray) -> None:
+        """Count ``counts`` ``kind`` events in each of the unique ``cells`` (``segment * creatives +
+        creative``): the events of a bucket already counted per cell (the shards of a sharded run do that)."""
+        if cells.shape[0] == 0:
+            return
+        if not self.dense:
+            self._pending["delivered" if kind == "delivered" else "click"].append(np.repeat(cells, counts))
+            return
+        flat = self._delivered if kind == "delivered" else self._clicked
+        flat[cells] += counts
+
     def observe(self, feedback: Feedback, segment_of: np.ndarray | None, keep: np.ndarray | None = None) -> None:
         """Count ``delivered`` and ``click`` events; ``segment_of`` None means one segment; ``keep`` (bool
         per customer) restricts counting to some customers; creatives beyond the table are not counted."""

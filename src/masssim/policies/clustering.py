@@ -111,9 +111,23 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _code(view: CustomerView, rows: slice) -> np.ndarray:
-    region = view.region[rows].astype(np.int32)
-    age = view.age_band[rows].astype(np.int32)
-    return region * 65_536 + age * 256 + view.income_band[rows]
+    return profile_code(view.region[rows], view.age_band[rows], view.income_band[rows])
+
+
+def profile_code(region: np.ndarray, age_band: np.ndarray, income_band: np.ndarray) -> np.ndarray:
+    """int32 code of each customer's observable profile: region x 65,536 + age band x 256 + income band."""
+    return region.astype(np.int32) * 65_536 + age_band.astype(np.int32) * 256 + income_band
+
+
+def profile_segments(view: CustomerView, segment_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted codes of the profiles present, int32 segment of each) when the segment is a function of the
+    profile (no CRM scores): what the shards of a sharded run need to find their customers' segments."""
+    table = np.full(PROFILE_CODES, -1, np.int32)
+    step = 1 << 22
+    for lo in range(0, view.n, step):
+        table[_code(view, slice(lo, lo + step))] = segment_of[lo : lo + step]
+    present = np.flatnonzero(table >= 0)
+    return present, table[present]
 
 
 def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:

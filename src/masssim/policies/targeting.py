@@ -12,9 +12,9 @@ import numpy as np
 from pydantic import Field
 
 from masssim.config.schema import CHANNEL_NAMES
-from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, ShardRule, WaveContext
 from masssim.policies.cells import CellCounts
-from masssim.policies.clustering import cluster_observables
+from masssim.policies.clustering import cluster_observables, profile_segments
 from masssim.policies.registry import register_targeting
 
 ChannelName = Literal["email", "sms", "messaging", "paid_social"]
@@ -36,10 +36,25 @@ class NoContactPolicy(PolicyBase):
     Params = NoneParams
     params: NoneParams
     feedback_kinds = frozenset()
+    cell_creatives = 0
+
+    def __init__(self, params: NoneParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = world.default_channel
 
     def plan(self, wave: WaveContext) -> Plan:
         empty = np.empty(0, np.int64)
         return Plan(customer=empty, creative=empty.astype(np.int32), channel=empty.astype(np.int8))
+
+    # Planning on shards (docs/model.md §16.2): nobody, every wave.
+    def shard_segments(self) -> None:
+        return None
+
+    def shard_rule(self, wave: WaveContext, reachable: np.ndarray) -> None:
+        return None
+
+    def observe_cells(self, time_s: float, cells: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        return None
 
 
 class RandomParams(PolicyParams):
@@ -54,15 +69,38 @@ class RandomPolicy(PolicyBase):
     Params = RandomParams
     params: RandomParams
     feedback_kinds = frozenset()
+    cell_creatives = 0
+
+    def __init__(self, params: RandomParams, world: PolicyWorld) -> None:
+        super().__init__(params, world)
+        self.channel = _channel_index(world, params.channel)
 
     def plan(self, wave: WaveContext) -> Plan:
-        channel = _channel_index(self.world, self.params.channel)
+        channel = self.channel
         who = np.flatnonzero(self.world.customers.reachable(channel))
         if self.params.audience_share < 1.0:
             keep = self.rng.random(who.shape[0]) < self.params.audience_share
             who = who[keep]
         creative = self.rng.integers(0, self.world.catalogue.count, size=who.shape[0], dtype=np.int32)
         return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
+
+    # Planning on shards (docs/model.md §16.2): the same draws as ``plan``, made per shard.
+    def shard_segments(self) -> None:
+        return None
+
+    def shard_rule(self, wave: WaveContext, reachable: np.ndarray) -> ShardRule:
+        share = self.params.audience_share
+        return ShardRule(
+            channel=self.channel,
+            choice=np.zeros(1, np.int32),
+            keep=np.zeros(1, bool) if share < 1.0 else None,
+            keep_probability=np.array([share]) if share < 1.0 else None,
+            draw_creatives=True,
+            creatives=self.world.catalogue.count,
+        )
+
+    def observe_cells(self, time_s: float, cells: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        return None
 
 
 # As many personas as the largest population (1:1 at the seed's 95 million customers). A k above the
@@ -161,25 +199,32 @@ class SegmentsPolicy(PolicyBase):
         in order of estimated click rate (shrunk toward the overall rate), the last one partly, at random.
         With one persona that is a random share each wave; with many it is the same best responders every
         wave, which concentrates contacts and leaves out whoever responds least (often light buyers)."""
+        chosen, probability = self._focus_rule(np.bincount(segment, minlength=self.n_segments))
+        keep = chosen[segment]
+        if probability is not None:  # a uniform per reachable customer; only the boundary persona's can pass
+            keep |= self.rng.random(segment.shape[0]) < probability[segment]
+        return keep
+
+    def _focus_rule(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """From the reachable customers per persona: the personas contacted whole, and (when one is contacted
+        partly) the probability of each persona's customers to be kept (0 but for that boundary persona)."""
         delivered, clicks = self.cells.segment_totals()
         overall = (clicks.sum() + 1.0) / (delivered.sum() + 2.0)
         prior = self.params.bespoke_prior_clicks
         estimate = (clicks + prior) / (delivered + prior / overall)
         order = np.argsort(-estimate, kind="stable")
-        counts = np.bincount(segment, minlength=self.n_segments)
         cumulative = np.cumsum(counts[order])
-        target = self.params.audience_share * segment.shape[0]
+        target = self.params.audience_share * int(counts.sum())
         full = order[cumulative <= target]
         chosen = np.zeros(self.n_segments, bool)
         chosen[full] = True
-        keep = chosen[segment]
-        if full.shape[0] < order.shape[0]:
-            boundary = order[full.shape[0]]
-            room = target - (cumulative[full.shape[0] - 1] if full.shape[0] else 0.0)
-            in_boundary = segment == boundary
-            fraction = room / max(1, counts[boundary])
-            keep |= in_boundary & (self.rng.random(segment.shape[0]) < fraction)
-        return keep
+        if full.shape[0] == order.shape[0]:
+            return chosen, None
+        boundary = order[full.shape[0]]
+        room = target - (cumulative[full.shape[0] - 1] if full.shape[0] else 0.0)
+        probability = np.zeros(self.n_segments)
+        probability[boundary] = room / max(1, int(counts[boundary]))
+        return chosen, probability
 
     def _generate_bespoke(self) -> None:
         """One generated creative per segment, aimed at the segment's estimated taste."""
@@ -223,6 +268,34 @@ class SegmentsPolicy(PolicyBase):
 
     def observe(self, feedback: Feedback) -> None:
         self.cells.observe(feedback, self.segment_of)  # generated creatives are not part of the test
+
+    # Planning on shards (docs/model.md §16.2): the same decisions and draws as ``plan``; bespoke creatives
+    # are not sharded (a sharded run refuses them).
+    @property
+    def cell_creatives(self) -> int:
+        return self.base_count
+
+    def shard_segments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if self.n_segments == 1 else profile_segments(self.world.customers, self.segment_of)
+
+    def shard_rule(self, wave: WaveContext, reachable: np.ndarray) -> ShardRule:
+        if self.params.bespoke:
+            raise RuntimeError("bespoke creatives cannot be planned on shards")
+        if wave.wave_index < self.params.test_waves:
+            return ShardRule(
+                self.channel, self.choice.copy(), test_share=self.params.test_share, creatives=self.base_count
+            )
+        self._pick_winners()
+        keep = probability = None
+        if self.params.audience_share < 1.0:
+            counts = np.zeros(self.n_segments, np.int64)  # personas past the last reachable one count 0
+            counts[: reachable.shape[0]] = reachable
+            keep, probability = self._focus_rule(counts)
+        return ShardRule(self.channel, self.choice.copy(), keep=keep, keep_probability=probability)
+
+    def observe_cells(self, time_s: float, cells: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        for kind, (keys, counts) in cells.items():
+            self.cells.add_counts(kind, keys, counts)
 
 
 class BroadcastParams(PolicyParams):

@@ -1,0 +1,397 @@
+"""Waves planned on the shards: the policy decides a rule from merged statistics, each shard applies it to
+its own customers, and only counts, offsets and the budget's running total travel (docs/model.md §16.2).
+
+One process plans a wave as one array of rows in customer order and runs the wave's rules on it in that
+order (:class:`masssim.engine.outbound.OutboundSender`). A shard holds a run of consecutive customers, so its
+rows are a contiguous piece of that array, and every rule that depends on the plan's global order depends on
+it only through counts of the rows before a shard's piece:
+
+* the policy's draws (its own stream, one value per row in row order): a shard starts from the stream's
+  state after the draws of the shards before it (:func:`uniform_states`, :func:`integer_states`);
+* the budget funds the first rows of the plan: one cut-off row index, from the shards' row counts;
+* the capacity queue gives the j-th send of a region group ``start + j * spacing``: a shard's first slot in
+  each group is the number of that group's rows in the shards before it;
+* response blocks are runs of ``RESPONSE_CHUNK`` rows of the plan: a shard knows its first row's index;
+* quiet-hour deferral and the horizon cut are per row; money is summed on the coordinator from the shards'
+  sends per (block, day), integers, with the same float operations in the same order as one process.
+
+So each send leaves at the same time, draws the same numbers and costs the same to the bit as in one process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from masssim.engine import kernels, outbound
+from masssim.model.channels import HOUR_S, defer_past_quiet_hours
+from masssim.policies.base import ShardRule
+from masssim.policies.clustering import profile_code
+
+if TYPE_CHECKING:
+    from masssim.engine.outbound import OutboundSender
+    from masssim.engine.sim import ArmSimulation
+    from masssim.engine.state import Recorder
+
+DRAW_PIECE = 1 << 22  # the coordinator skips a shard's integer draws in pieces of this many (bounded memory)
+
+
+# --------------------------------------------------------------------------------------------------
+# The policy's stream, cut at the shards' boundaries
+# --------------------------------------------------------------------------------------------------
+
+
+def _advanced(state: Any, steps: int) -> Any:
+    """A PCG64 state moved on by ``steps`` 64-bit outputs (a float64 uniform is one). ``advance`` drops the
+    half-used 32-bit output an int32 draw may have left; uniforms do not touch it, so it is put back."""
+    bits = np.random.PCG64()
+    bits.state = state
+    bits.advance(steps)
+    out: Any = bits.state
+    out["has_uint32"], out["uinteger"] = state["has_uint32"], state["uinteger"]
+    return out
+
+
+def _check_pcg64(rng: np.random.Generator) -> None:
+    if not isinstance(rng.bit_generator, np.random.PCG64):
+        raise TypeError("planning on shards needs the policy's stream to be a PCG64 generator")
+
+
+def uniform_states(rng: np.random.Generator, counts: list[int]) -> list[Any]:
+    """Where each shard's uniforms start when shard s draws ``counts[s]`` of them after the shards before it;
+    ``rng`` is left after all of them, as one ``rng.random(sum(counts))`` would leave it. O(shards)."""
+    _check_pcg64(rng)
+    start: Any = rng.bit_generator.state
+    states, done = [], 0
+    for count in counts:
+        states.append(_advanced(start, done))
+        done += count
+    rng.bit_generator.state = _advanced(start, done)
+    return states
+
+
+def integer_states(rng: np.random.Generator, counts: list[int], high: int) -> list[Any]:
+    """Where each shard's ``rng.integers(0, high, dtype=int32)`` draws start (``counts[s]`` of them, after the
+    shards before it). Bounded integers reject some outputs, so the coordinator draws them (and throws them
+    away) to find the boundaries: O(rows), a few nanoseconds each. ``rng`` is left after all of them."""
+    _check_pcg64(rng)
+    states: list[Any] = []
+    for count in counts:
+        states.append(rng.bit_generator.state)
+        for lo in range(0, count, DRAW_PIECE):
+            rng.integers(0, high, size=min(DRAW_PIECE, count - lo), dtype=np.int32)
+    return states
+
+
+def _generator(state: Any) -> np.random.Generator:
+    bits = np.random.PCG64()
+    bits.state = state
+    return np.random.Generator(bits)
+
+
+def affordable_sends(each: float, n: int, limit: float) -> int:
+    """``searchsorted(each * arange(1, n + 1), limit, side="right")`` without the array: the number of the
+    first sends, at ``each`` apiece, the money ``limit`` funds (``each * i`` is non-decreasing in i)."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if each * mid <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# --------------------------------------------------------------------------------------------------
+# A shard's side
+# --------------------------------------------------------------------------------------------------
+
+
+class ShardWave:
+    """A shard's part of waves planned on shards: its customers' segments, and the wave's rows between the
+    coordinator's calls. Customer indices here are the shard's own (0 = its first customer)."""
+
+    def __init__(self, sim: ArmSimulation, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.sim = sim
+        self.segment: np.ndarray | None = None
+        if segments is not None:
+            codes, segment_of_code = segments
+            pop = sim.world.population
+            code = profile_code(pop.region, pop.age_band, pop.income_band)
+            self.segment = segment_of_code[np.searchsorted(codes, code)].astype(np.int32)
+        self.rule: ShardRule | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self.customer = np.empty(0, self.sim.sender.index_dtype)
+        self.segment_rows = np.empty(0, np.int32)
+        self.creative = np.empty(0, np.int32)
+        self.redraw: np.ndarray | None = None
+
+    def reachable(self, week_index: int, channel: int) -> np.ndarray:
+        """Start the calendar week; the reachable customers (in order) and their count per segment."""
+        sim = self.sim
+        sim.state.start_week(week_index)
+        optin = (sim.state.optin >> np.uint8(channel)) & np.uint8(1)
+        who = np.flatnonzero(sim.world.contactable & optin.astype(bool)).astype(sim.sender.index_dtype)
+        self.customer = who
+        self.segment_rows = np.zeros(who.shape[0], np.int32) if self.segment is None else self.segment[who]
+        return np.bincount(self.segment_rows, minlength=1)
+
+    def draw(self, rule: ShardRule, state: dict[str, Any] | None) -> int:
+        """Apply the rule's selection and its uniform step (from ``state``); the number of integer draws due."""
+        self.rule = rule
+        who, segment = self.customer, self.segment_rows
+        if rule.keep is not None:
+            kept = rule.keep[segment]
+            if rule.keep_probability is not None:
+                assert state is not None
+                kept |= _generator(state).random(who.shape[0]) < rule.keep_probability[segment]
+            who, segment = who[kept], segment[kept]
+        self.customer = who
+        self.creative = rule.choice[segment].astype(np.int32)
+        self.redraw = None
+        if rule.test_share is not None:
+            assert state is not None
+            self.redraw = _generator(state).random(who.shape[0]) < rule.test_share
+            return int(self.redraw.sum())
+        return who.shape[0] if rule.draw_creatives else 0
+
+    def rows(self, state: dict[str, Any] | None, cap: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Draw the rule's creatives (from ``state``), drop the rows the channel refuses (holdout, opt-out,
+        weekly cap; counted here), and return the rows' count, count per region and creatives used."""
+        rule = self.rule
+        assert rule is not None
+        if rule.draws_integers and state is not None:
+            count = self.customer.shape[0] if self.redraw is None else int(self.redraw.sum())
+            drawn = _generator(state).integers(0, rule.creatives, size=count, dtype=np.int32)
+            if self.redraw is None:
+                self.creative = drawn
+            else:
+                self.creative[self.redraw] = drawn
+        sim = self.sim
+        ok, unreachable, capped = sim.sender._sendable(rule.channel, self.customer, cap)
+        sim.recorder.add("blocked_not_reachable", unreachable)
+        sim.recorder.add("blocked_frequency_cap", capped)
+        if not ok.all():
+            self.customer, self.creative = self.customer[ok], self.creative[ok]
+        return self._counts()
+
+    def cut(self, keep: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Keep the first ``keep`` rows (the budget's cut-off falls in this shard)."""
+        self.customer, self.creative = self.customer[:keep], self.creative[:keep]
+        return self._counts()
+
+    def _counts(self) -> tuple[int, np.ndarray, np.ndarray]:
+        pop = self.sim.world.population
+        regions = self.sim.sender.region_rel_s.shape[0]
+        by_region = np.bincount(pop.region[self.customer], minlength=regions)
+        used = np.bincount(self.creative, minlength=self.sim.catalogue.count) > 0
+        return self.customer.shape[0], by_region, used
+
+    def send(
+        self,
+        keep: int,
+        rank_of_region: np.ndarray,
+        starts: np.ndarray,
+        spacing_s: float,
+        before: np.ndarray,
+        offset: int,
+        block: int,
+    ) -> list[tuple[int, np.ndarray]]:
+        """Send the first ``keep`` rows: departures from the group ``starts`` and the rows of each group in
+        the shards ``before`` this one, quiet hours, the horizon, then the responses, block by block of the
+        plan (``offset``: this shard's first row in the plan). Returns each block's sends per day."""
+        rule = self.rule
+        assert rule is not None
+        sim, c = self.sim, rule.channel
+        sender: OutboundSender = sim.sender
+        cfg = sender.channels.configs[c]
+        rec: Recorder = sim.recorder
+        pop = sim.world.population
+        customer, creative = self.customer[:keep], self.creative[:keep]
+        self._clear()
+        group = rank_of_region[pop.region[customer]]
+        filled = np.array(before, np.int64)
+        names = sender.channel_metrics[c]
+        out: list[tuple[int, np.ndarray]] = []
+        for b in range(offset // block, (offset + keep - 1) // block + 1):
+            lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, keep)
+            order, departure = kernels.departure_slots(group[lo:hi], starts, spacing_s, filled)
+            block_customer = customer[lo:hi][order]
+            block_creative = creative[lo:hi][order]
+            # As outbound's step 7 on the whole block: each rule is per row, and a stable sort of a
+            # subsequence keeps the whole block's relative order.
+            if cfg.quiet_hours_start is not None:
+                rel = sender.region_rel_s[pop.region[block_customer]]
+                departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
+                if deferred.any():
+                    rec.add("deferred_quiet_hours", int(deferred.sum()))
+                    resort = np.argsort(departure, kind="stable")
+                    departure, block_customer, block_creative = (
+                        departure[resort],
+                        block_customer[resort],
+                        block_creative[resort],
+                    )
+            within = departure < sender.horizon_s
+            if not within.all():
+                rec.add("blocked_horizon_end", int((~within).sum()))
+                block_customer, block_creative, departure = (
+                    block_customer[within],
+                    block_creative[within],
+                    departure[within],
+                )
+            if block_customer.shape[0] == 0:
+                continue
+            rec.add_sorted_events("sends", departure)
+            rec.add_sorted_events(names["sends"], departure)
+            out.append((b, rec.day_counts(departure)))
+            sender._dispatch(c, cfg, block_customer, block_creative, departure)
+        return out
+
+    def bucket_cells(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Release the bucket (occasions, outcomes) and count the feedback per (segment, creative) cell."""
+        sim = self.sim
+        sim.state.rebase(t0)
+        events = sim._shard_bucket(sim.shards[0], t0, t1)
+        cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for kind in ("delivered", "click"):
+            e = events.get(kind)
+            if e is None or e["customer"].shape[0] == 0:
+                continue
+            customer, creative = e["customer"], e["creative"]
+            counted = creative < cell_creatives
+            customer, creative = customer[counted], creative[counted]
+            segment = 0 if self.segment is None else self.segment[customer].astype(np.int64)
+            keys, counts = np.unique(segment * np.int64(cell_creatives) + creative, return_counts=True)
+            cells[kind] = (keys, counts.astype(np.int64))
+        return cells
+
+
+# --------------------------------------------------------------------------------------------------
+# The coordinator's side
+# --------------------------------------------------------------------------------------------------
+
+
+def merge_cells(parts: list[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The shards' cell counts added up (integers: the order does not matter)."""
+    merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind in sorted({kind for part in parts for kind in part}):
+        pieces = [part[kind] for part in parts if kind in part]
+        if len(pieces) == 1:
+            merged[kind] = pieces[0]
+            continue
+        keys, inverse = np.unique(np.concatenate([p[0] for p in pieces]), return_inverse=True)
+        counts = np.zeros(keys.shape[0], np.int64)
+        np.add.at(counts, inverse.reshape(-1), np.concatenate([p[1] for p in pieces]))
+        merged[kind] = (keys, counts)
+    return merged
+
+
+def padded_sum(parts: list[np.ndarray], size: int) -> np.ndarray:
+    out = np.zeros(size, np.int64)
+    for part in parts:
+        out[: part.shape[0]] += part
+    return out
+
+
+class ShardWaveCoordinator:
+    """The coordinator's steps of a wave planned on the shards (docs/model.md §16.2): it sends the rule,
+    the policy stream's states, the budget's cut-off and the queue's offsets, and gets back counts."""
+
+    def __init__(self, group: Any, sender: OutboundSender, rng: np.random.Generator) -> None:
+        self.group = group
+        self.sender = sender
+        self.rng = rng
+
+    def _all(self, *args: Any) -> dict[int, tuple[Any, ...]]:
+        return dict.fromkeys(range(len(self.group.ranges)), args)
+
+    def reachable(self, week_index: int, channel: int) -> list[np.ndarray]:
+        return list(self.group.call("rule_reachable", self._all(week_index, channel)))
+
+    def send(self, rule: ShardRule, reachable: list[np.ndarray], t_event_s: float, day_start_s: float) -> None:
+        shards = range(len(self.group.ranges))
+        segments = rule.choice.shape[0]
+        per_shard = [padded_sum([r], segments) for r in reachable]
+        # 1. The policy's draws: uniforms (one per reachable or per kept row), then bounded integers.
+        kept = [int(r.sum()) if rule.keep is None else int(r[rule.keep].sum()) for r in per_shard]
+        uniforms: list[Any] = [None] * len(shards)
+        if rule.keep_probability is not None:
+            uniforms = uniform_states(self.rng, [int(r.sum()) for r in per_shard])
+        elif rule.test_share is not None:
+            uniforms = uniform_states(self.rng, kept)
+        due = self.group.call("rule_draw", {s: (rule, uniforms[s]) for s in shards})
+        integers: list[Any] = [None] * len(shards)
+        if rule.draws_integers:
+            integers = integer_states(self.rng, [int(d) for d in due], rule.creatives)
+        c = rule.channel
+        cfg = self.sender.channels.configs[c]
+        parts = self.group.call("rule_rows", {s: (integers[s], cfg.frequency_cap_per_week) for s in shards})
+        self._send_rows(c, cfg, [list(p) for p in parts], t_event_s, day_start_s)
+
+    def _send_rows(self, c: int, cfg: Any, parts: list[list[Any]], t_event_s: float, day_start_s: float) -> None:
+        sender, channels, rec = self.sender, self.sender.channels, self.sender.recorder
+        rows = [int(p[0]) for p in parts]
+        n = sum(rows)
+        if n == 0:
+            return
+        # 2. Budget: the plan's first rows are funded until the money runs out (one cut-off row).
+        funded = n
+        if channels.budget_left is not None:
+            creative_cost = self._new_creatives(parts).shape[0] * sender.catalogue.production_cost
+            funded = affordable_sends(cfg.cost_per_send, n, channels.budget_left - creative_cost)
+            if funded < n:
+                rec.add("blocked_budget", n - funded)
+        first = np.concatenate(([0], np.cumsum(rows)[:-1])).tolist()
+        keep = [int(min(max(funded - f, 0), r)) for f, r in zip(first, rows, strict=True)]
+        for s, (k, r) in enumerate(zip(keep, rows, strict=True)):
+            if 0 < k < r:
+                (parts[s],) = self.group.call("rule_cut", {s: (k,)})
+            elif k == 0:
+                parts[s] = [0, np.zeros_like(parts[s][1]), np.zeros_like(parts[s][2])]
+        if funded == 0:
+            return
+        # 3. Departures: each region's group through the channel's capacity queue.
+        rank_of_region, release, deferred = sender.release_groups(cfg, t_event_s, day_start_s)
+        by_group = []
+        for p in parts:
+            counts = np.zeros(rank_of_region.shape[0], np.int64)
+            counts[rank_of_region] = p[1]
+            by_group.append(counts)
+        starts = sender.queue_groups(cfg, c, rank_of_region, release, deferred, np.sum(by_group, axis=0))
+        # 4. Creatives put into use pay their production cost once.
+        new = self._new_creatives(parts)
+        if new.shape[0]:
+            channels.creatives_used[new] = True
+            production = new.shape[0] * sender.catalogue.production_cost
+            rec.add("creatives_used", new.shape[0])
+            rec.add_at("cost_creatives", max(t_event_s, float(starts.min())), production)
+            sender._spend(production)
+        # 5. The shards send their rows; the money is summed here, block by block as one process does.
+        block = outbound.RESPONSE_CHUNK
+        before = np.concatenate(([np.zeros_like(by_group[0])], np.cumsum(by_group, axis=0)[:-1]))
+        placed = np.concatenate(([0], np.cumsum(keep)[:-1])).tolist()
+        spacing_s = HOUR_S / cfg.capacity_per_hour
+        args = {
+            s: (keep[s], rank_of_region, starts, spacing_s, before[s], placed[s], block)
+            for s in range(len(parts))
+            if keep[s] > 0
+        }
+        days: dict[int, np.ndarray] = {}
+        for answer in self.group.call("rule_send", args):
+            for b, counts in answer:
+                days[b] = counts if b not in days else days[b] + counts
+        names = sender.channel_metrics[c]
+        for b in sorted(days):
+            counts = days[b]
+            sent = int(counts.sum())
+            rec.add_day_counts("cost_sends", counts, each=cfg.cost_per_send)
+            rec.add_day_counts(names["cost"], counts, each=cfg.cost_per_send)
+            sender._spend(cfg.cost_per_send * sent)
+
+    def _new_creatives(self, parts: list[list[Any]]) -> np.ndarray:
+        used_now = np.logical_or.reduce([p[2] for p in parts])
+        used = self.sender.channels.creatives_used
+        return np.flatnonzero(used_now[: used.shape[0]] & ~used)
