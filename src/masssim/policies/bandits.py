@@ -434,7 +434,8 @@ class LinUCBPolicy(PolicyBase):
             packed = self.packed(a_inv)
             self._widths[:, stale] = packed
             self._radius[stale] = np.sqrt(self._top_eigenvalue(a_inv) + ROUNDING_SLACK * np.abs(packed).sum(axis=0))
-            self._fresh[stale] = np.all(self.a_upper[stale] == self._a_start, axis=1) & ~self.b_vector[stale].any(axis=1)
+            untouched = np.all(self.a_upper[stale] == self._a_start, axis=1)
+            self._fresh[stale] = untouched & ~self.b_vector[stale].any(axis=1)
             self._stale[:] = False
         return self._theta, self._widths
 
