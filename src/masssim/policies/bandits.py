@@ -245,6 +245,7 @@ SEED_CREATIVES = 4  # creatives scored exactly first in each group to set its pr
 # Relative slack on the bounds and the threshold, far above float64 rounding (about 1e-16 per operation, a few
 # hundred operations), so that rounding can never discard the creative the exact scores would pick.
 ROUNDING_SLACK = 1e-9
+MODEL_BLOCK = 2048  # creatives whose A_k is inverted together (bounds the [block, D, D] temporaries)
 
 
 def context_groups(profile: np.ndarray) -> np.ndarray:
@@ -423,9 +424,11 @@ class LinUCBPolicy(PolicyBase):
     def _model(self) -> tuple[np.ndarray, np.ndarray]:
         """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
         since the last plan: after the warm-up most creatives get no more messages."""
-        stale = np.flatnonzero(self._stale)
-        if stale.shape[0]:
-            upper, lower = self._triangle
+        upper, lower = self._triangle
+        all_stale = np.flatnonzero(self._stale)
+        # in blocks of creatives: each matrix is inverted alone, the blocks only bound the temporaries
+        for lo in range(0, all_stale.shape[0], MODEL_BLOCK):
+            stale = all_stale[lo : lo + MODEL_BLOCK]
             a_matrix = np.empty((stale.shape[0], self.dim, self.dim))
             a_matrix[:, upper, lower] = self.a_upper[stale]
             a_matrix[:, lower, upper] = self.a_upper[stale]
@@ -436,7 +439,7 @@ class LinUCBPolicy(PolicyBase):
             self._radius[stale] = np.sqrt(self._top_eigenvalue(a_inv) + ROUNDING_SLACK * np.abs(packed).sum(axis=0))
             untouched = np.all(self.a_upper[stale] == self._a_start, axis=1)
             self._fresh[stale] = untouched & ~self.b_vector[stale].any(axis=1)
-            self._stale[:] = False
+        self._stale[:] = False
         return self._theta, self._widths
 
     def _top_eigenvalue(self, a_inv: np.ndarray) -> np.ndarray:
