@@ -13,10 +13,10 @@ from masssim.policies.bandits import LinUCBPolicy, context_groups
 from masssim.policies.learning_features import HISTORY_BITS, history_keys
 
 
-def learned_policy(creatives: int, days: int, alpha: float, seed: int) -> LinUCBPolicy:
+def learned_policy(creatives: int, days: int, alpha: float, seed: int, crm_scores: int = 0) -> LinUCBPolicy:
     scenario = small_scenario(
         horizon_days=days,
-        population={"customers": 6_000},
+        population={"customers": 6_000, "crm_scores": crm_scores},
         creatives={"count": creatives},
         arms=[{"name": "linucb", "policy": "linucb", "alpha": alpha}],
     )
@@ -82,3 +82,17 @@ def test_never_delivered_creatives_win_with_the_lowest_index() -> None:
     assert_exact(policy)
     x, groups = every_context(policy)
     assert np.mean(policy.best_creatives(x, groups) == np.argmax(fresh)) > 0.5
+
+
+def test_pruned_choice_is_exact_customer_by_customer() -> None:
+    """With continuous CRM scores contexts are not shared: each customer is scored, in (profile, history)
+    order and groups of close contexts."""
+    policy = learned_policy(500, 5, 0.3, seed=8, crm_scores=2)
+    assert not policy.profiles.exact
+    everyone = np.arange(policy.world.customers.n)
+    keys = (policy.profiles.of << HISTORY_BITS) | history_keys(policy.world, everyone)
+    order = np.argsort(keys, kind="stable")
+    x = policy.contexts(policy.profiles.observables_of(policy.world, order), keys[order] & ((1 << HISTORY_BITS) - 1))
+    theta, widths = policy._model()
+    expected = np.argmax(policy.scores(x, widths, theta), axis=1)
+    np.testing.assert_array_equal(policy.best_creatives(x, context_groups(policy.profiles.of[order])), expected)

@@ -245,6 +245,7 @@ SEED_CREATIVES = 4  # creatives scored exactly first in each group to set its pr
 # Relative slack on the bounds and the threshold, far above float64 rounding (about 1e-16 per operation, a few
 # hundred operations), so that rounding can never discard the creative the exact scores would pick.
 ROUNDING_SLACK = 1e-9
+CUSTOMERS_PER_CALL = 1 << 16  # customers whose contexts are scored together without distinct contexts
 MODEL_BLOCK = 2048  # creatives whose A_k is inverted together (bounds the [block, D, D] temporaries)
 
 
@@ -354,19 +355,20 @@ class LinUCBPolicy(PolicyBase):
         if wave.wave_index < self.params.warmup_waves:
             creative = self.rng.integers(0, k, size=n, dtype=np.int32)
             return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
-        theta, widths = self._model()
-        rows = max(1, CHUNK_ELEMENTS // k)
+        self._model()  # θ_k, A_k⁻¹ and the bounds of creatives whose statistics changed
         profiles = self.profiles
         if profiles.exact:  # score each distinct (profile, history) once, pruning creatives that cannot win
             distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
             x = self.contexts(profiles.observables[distinct >> HISTORY_BITS], distinct)
             best = self.best_creatives(x, context_groups(distinct >> HISTORY_BITS))
             creative = best[inverse.reshape(-1)]
-        else:
+        else:  # customer by customer, in (profile, history) order so that a group's contexts are close
             creative = np.empty(n, np.int32)
-            for lo in range(0, n, rows):
-                x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
-                creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
+            order = np.argsort((profiles.of[who] << HISTORY_BITS) | history, kind="stable")
+            for lo in range(0, n, CUSTOMERS_PER_CALL):
+                part = order[lo : lo + CUSTOMERS_PER_CALL]
+                x = self.contexts(profiles.observables_of(self.world, who[part]), history[part])
+                creative[part] = self.best_creatives(x, context_groups(profiles.of[who[part]]))
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
 
     def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
