@@ -391,6 +391,7 @@ class LinUCBPolicy(PolicyBase):
         eligible = ~self._fresh
         if self._fresh.any():
             eligible[np.argmax(self._fresh)] = True
+        all_eligible = bool(eligible.all())
         lo = np.minimum.reduceat(x, starts[:-1], axis=0)
         hi = np.maximum.reduceat(x, starts[:-1], axis=0)
         centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
@@ -406,7 +407,8 @@ class LinUCBPolicy(PolicyBase):
             bound += half[part] @ magnitude.T
             bound += ROUNDING_SLACK * ((np.abs(centre[part]) + half[part]) @ magnitude.T)
             bound += longest[part, None] * width_bound
-            bound[:, ~eligible] = -np.inf
+            if not all_eligible:
+                bound[:, ~eligible] = -np.inf
             for row, g in enumerate(range(part.start, part.stop)):
                 lo_row, hi_row = int(starts[g]), int(starts[g + 1])
                 group_x = x[lo_row:hi_row]
