@@ -396,7 +396,7 @@ class LinUCBPolicy(PolicyBase):
         hi = np.maximum.reduceat(x, starts[:-1], axis=0)
         centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
         longest = np.maximum.reduceat(np.sqrt(np.einsum("ij,ij->i", x, x)), starts[:-1])
-        width_bound = self.params.alpha * self._radius
+        width_bound = (1.0 + ROUNDING_SLACK) * self.params.alpha * self._radius  # slack: rounding of sqrt, products
         magnitude = np.abs(theta)
         best = np.empty(x.shape[0], np.int32)
         n_seeds = min(SEED_CREATIVES, k)
