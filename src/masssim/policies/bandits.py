@@ -4,6 +4,8 @@ segment, and ``linucb``, a contextual bandit. Formulas: docs/model.md §6.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from pydantic import Field
 from scipy import sparse, special
@@ -238,6 +240,28 @@ class ThompsonPolicy(_SegmentBandit):
 # ------------------------------------------------------------------------------------------------------
 
 
+GROUP_CONTEXTS = 64  # at most this many contexts share one bound box (consecutive keys: close histories)
+SEED_CREATIVES = 4  # creatives scored exactly first in each group to set its pruning threshold
+# Relative slack on the bounds and the threshold, far above float64 rounding (about 1e-16 per operation, a few
+# hundred operations), so that rounding can never discard the creative the exact scores would pick.
+ROUNDING_SLACK = 1e-9
+CUSTOMERS_PER_CALL = 1 << 16  # customers whose contexts are scored together without distinct contexts
+MODEL_BLOCK = 2048  # creatives whose A_k is inverted together (bounds the [block, D, D] temporaries)
+
+
+def context_groups(profile: np.ndarray) -> np.ndarray:
+    """int64 start of each group of sorted contexts: runs of one profile, cut every GROUP_CONTEXTS contexts
+    (contexts are sorted by (profile, sends, opens, clicks), so a group's histories are close); the last entry
+    is the number of contexts."""
+    n = profile.shape[0]
+    index = np.arange(n)
+    new_run = np.ones(n, bool)
+    new_run[1:] = profile[1:] != profile[:-1]
+    run_start = np.maximum.accumulate(np.where(new_run, index, 0))
+    starts = np.flatnonzero(new_run | ((index - run_start) % GROUP_CONTEXTS == 0))
+    return np.append(starts, n)
+
+
 class LinUCBParams(PolicyParams):
     alpha: float = Field(0.1, ge=0.0, le=100.0, description="width of the upper confidence bound")
     ridge: float = Field(1.0, gt=0.0, le=1e6, description="lambda: A_k starts as lambda times the identity")
@@ -274,12 +298,19 @@ class LinUCBPolicy(PolicyBase):
         self.profiles = _Profiles(world)
         n, k = world.customers.n, world.catalogue.count
         self.dim = 1 + self.profiles.observables.shape[1] + 3
-        self.a_matrix = np.broadcast_to(params.ridge * np.eye(self.dim), (k, self.dim, self.dim)).copy()
+        upper, lower = self._triangle
+        # A_k's upper triangle [K, D(D+1)/2] (A_k is symmetric; updates add the same sums to both halves)
+        self._a_start = params.ridge * (upper == lower)
+        self.a_upper = np.broadcast_to(self._a_start, (k, upper.shape[0])).copy()
         self.b_vector = np.zeros((k, self.dim))
         self.snapshot = np.zeros(n, np.int64)  # history key of each customer when last planned
         self._stale = np.ones(k, bool)  # creatives whose θ_k and A_k⁻¹ must be recomputed
         self._theta = np.zeros((k, self.dim))
         self._widths = np.zeros((self.dim * (self.dim + 1) // 2, k))
+        # ρ_k with xᵀA_k⁻¹x <= ρ_k²·|x|² (as computed, rounding included); fresh: A_k = λI and b_k = 0 (never
+        # delivered), creatives whose scores are all equal
+        self._radius = np.zeros(k)
+        self._fresh = np.ones(k, bool)
 
     def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
         """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
@@ -312,7 +343,7 @@ class LinUCBPolicy(PolicyBase):
         symmetric = 0.5 * (a_inv[:, upper, lower] + a_inv[:, lower, upper])
         return np.ascontiguousarray((symmetric * np.where(upper == lower, 1.0, 2.0)).T)
 
-    @property
+    @functools.cached_property
     def _triangle(self) -> tuple[np.ndarray, np.ndarray]:
         return np.triu_indices(self.dim)
 
@@ -324,34 +355,110 @@ class LinUCBPolicy(PolicyBase):
         if wave.wave_index < self.params.warmup_waves:
             creative = self.rng.integers(0, k, size=n, dtype=np.int32)
             return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
-        theta, widths = self._model()
-        rows = max(1, CHUNK_ELEMENTS // k)
+        self._model()  # θ_k, A_k⁻¹ and the bounds of creatives whose statistics changed
         profiles = self.profiles
-        if profiles.exact:  # score each distinct (profile, history) once
+        if profiles.exact:  # score each distinct (profile, history) once, pruning creatives that cannot win
             distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
-            best = np.empty(distinct.shape[0], np.int32)
-            for lo in range(0, distinct.shape[0], rows):
-                part = distinct[lo : lo + rows]
-                x = self.contexts(profiles.observables[part >> HISTORY_BITS], part)
-                best[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
+            x = self.contexts(profiles.observables[distinct >> HISTORY_BITS], distinct)
+            best = self.best_creatives(x, context_groups(distinct >> HISTORY_BITS))
             creative = best[inverse.reshape(-1)]
-        else:
+        else:  # customer by customer, in (profile, history) order so that a group's contexts are close
             creative = np.empty(n, np.int32)
-            for lo in range(0, n, rows):
-                x = self.contexts(profiles.observables_of(self.world, who[lo : lo + rows]), history[lo : lo + rows])
-                creative[lo : lo + rows] = np.argmax(self.scores(x, widths, theta), axis=1)
+            order = np.argsort((profiles.of[who] << HISTORY_BITS) | history, kind="stable")
+            for lo in range(0, n, CUSTOMERS_PER_CALL):
+                part = order[lo : lo + CUSTOMERS_PER_CALL]
+                x = self.contexts(profiles.observables_of(self.world, who[part]), history[part])
+                creative[part] = self.best_creatives(x, context_groups(profiles.of[who[part]]))
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """int32 argmax of the scores of every context ``x`` [U, D] over creatives (ties: lowest index), the
+        same creative as scoring every (context, creative) pair, but scoring few pairs.
+
+        Contexts come in groups (``starts``, from ``context_groups``); a group's contexts lie in a box
+        ``[lo, hi]``, centre ``c``, half-width ``r``. For every x in it, ``θ_k·x <= θ_k·c + |θ_k|·r`` and
+        ``xᵀA_k⁻¹x <= λ_max(A_k⁻¹)·|x|²`` (``λ_max(A_k⁻¹) <= 1/λ`` since ``A_k = λI + Σ x xᵀ``), so
+        ``UB_k = θ_k·c + |θ_k|·r + α·ρ_k·max|x|`` bounds creative k's score over the group, one [G, K] pass
+        of D-long products instead of D(D+1)/2. In each group the ``SEED_CREATIVES`` creatives with the
+        highest bounds are scored exactly; the lowest over the group's contexts of their best score is a
+        threshold that every context's winner reaches, so only creatives with ``UB_k`` at or above it are
+        scored exactly (all creatives if that is over half of them). Creatives never delivered (A = λI,
+        b = 0) all score alike: only the lowest-indexed one is a candidate, which is the one the argmax
+        picks among equals. Bounds and threshold carry a slack far above float64 rounding.
+        """
+        theta, widths = self._theta, self._widths
+        k = theta.shape[0]
+        eligible = ~self._fresh
+        if self._fresh.any():
+            eligible[np.argmax(self._fresh)] = True
+        all_eligible = bool(eligible.all())
+        lo = np.minimum.reduceat(x, starts[:-1], axis=0)
+        hi = np.maximum.reduceat(x, starts[:-1], axis=0)
+        centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        longest = np.maximum.reduceat(np.sqrt(np.einsum("ij,ij->i", x, x)), starts[:-1])
+        width_bound = (1.0 + ROUNDING_SLACK) * self.params.alpha * self._radius  # slack: rounding of sqrt, products
+        magnitude = np.abs(theta)
+        best = np.empty(x.shape[0], np.int32)
+        n_seeds = min(SEED_CREATIVES, k)
+        step = max(1, CHUNK_ELEMENTS // k)
+        for g0 in range(0, starts.shape[0] - 1, step):
+            part = slice(g0, min(starts.shape[0] - 1, g0 + step))
+            bound = centre[part] @ theta.T
+            bound += half[part] @ magnitude.T
+            bound += ROUNDING_SLACK * ((np.abs(centre[part]) + half[part]) @ magnitude.T)
+            bound += longest[part, None] * width_bound
+            if not all_eligible:
+                bound[:, ~eligible] = -np.inf
+            for row, g in enumerate(range(part.start, part.stop)):
+                lo_row, hi_row = int(starts[g]), int(starts[g + 1])
+                group_x = x[lo_row:hi_row]
+                seeds = np.sort(np.argpartition(bound[row], k - n_seeds)[k - n_seeds :])
+                seeds = seeds[eligible[seeds]]
+                seed_best = self.scores(group_x, widths[:, seeds], theta[seeds]).max(axis=1)
+                threshold = float(seed_best.min())
+                threshold -= ROUNDING_SLACK * (1.0 + abs(threshold))
+                candidates = np.flatnonzero(bound[row] >= threshold)
+                if 2 * candidates.shape[0] > k:
+                    best[lo_row:hi_row] = np.argmax(self.scores(group_x, widths, theta), axis=1)
+                else:
+                    exact = self.scores(group_x, widths[:, candidates], theta[candidates])
+                    best[lo_row:hi_row] = candidates[np.argmax(exact, axis=1)]
+        return best
 
     def _model(self) -> tuple[np.ndarray, np.ndarray]:
         """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
         since the last plan: after the warm-up most creatives get no more messages."""
-        stale = np.flatnonzero(self._stale)
-        if stale.shape[0]:
-            a_inv = np.linalg.inv(self.a_matrix[stale])
+        upper, lower = self._triangle
+        all_stale = np.flatnonzero(self._stale)
+        # in blocks of creatives: each matrix is inverted alone, the blocks only bound the temporaries
+        for lo in range(0, all_stale.shape[0], MODEL_BLOCK):
+            stale = all_stale[lo : lo + MODEL_BLOCK]
+            a_matrix = np.empty((stale.shape[0], self.dim, self.dim))
+            a_matrix[:, upper, lower] = self.a_upper[stale]
+            a_matrix[:, lower, upper] = self.a_upper[stale]
+            a_inv = np.linalg.inv(a_matrix)
             self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
-            self._widths[:, stale] = self.packed(a_inv)
-            self._stale[:] = False
+            packed = self.packed(a_inv)
+            self._widths[:, stale] = packed
+            self._radius[stale] = np.sqrt(self._top_eigenvalue(a_inv) + ROUNDING_SLACK * np.abs(packed).sum(axis=0))
+            untouched = np.all(self.a_upper[stale] == self._a_start, axis=1)
+            self._fresh[stale] = untouched & ~self.b_vector[stale].any(axis=1)
+        self._stale[:] = False
         return self._theta, self._widths
+
+    def _top_eigenvalue(self, a_inv: np.ndarray) -> np.ndarray:
+        """An upper bound on the largest eigenvalue of each symmetrised ``A_k⁻¹`` as computed (the matrix
+        whose quadratic form ``packed`` evaluates). In exact arithmetic it is at most 1/λ; the computed
+        inverse of an ill-conditioned A_k can exceed that by rounding (1.5e-10 relative seen at 1M
+        customers), so (1 + 1e-6)/λ is certified by a Cholesky factorisation of ``(1 + 1e-6)/λ·I − A_k⁻¹``
+        (it succeeds only for a positive definite matrix), and the eigenvalues are computed if it fails."""
+        symmetric = 0.5 * (a_inv + np.swapaxes(a_inv, 1, 2))
+        bound = (1.0 + 1e-6) / self.params.ridge
+        try:
+            np.linalg.cholesky(bound * np.eye(self.dim) - symmetric)
+        except np.linalg.LinAlgError:
+            return np.maximum(np.linalg.eigvalsh(symmetric)[:, -1], 0.0) * (1.0 + ROUNDING_SLACK)
+        return np.full(a_inv.shape[0], bound)
 
     def _context_of(self, customer: np.ndarray) -> np.ndarray:
         return self.contexts(self.profiles.observables_of(self.world, customer), self.snapshot[customer])
@@ -372,11 +479,7 @@ class LinUCBPolicy(PolicyBase):
             upper, lower = self._triangle
             x = self.contexts(self.profiles.observables[units >> HISTORY_BITS], units)
             touched = np.flatnonzero(np.diff(counts.indptr))
-            sums = counts[touched] @ (x[:, upper] * x[:, lower])
-            update = np.zeros((touched.shape[0], self.dim, self.dim))
-            update[:, upper, lower] = sums
-            update[:, lower, upper] = sums
-            self.a_matrix[touched] += update
+            self.a_upper[touched] += counts[touched] @ (x[:, upper] * x[:, lower])
             self._stale[touched] = True
         else:
             step = max(1, CHUNK_ELEMENTS // self.dim**2)
@@ -400,9 +503,5 @@ class LinUCBPolicy(PolicyBase):
             products = rows[:, upper] * rows[:, lower]
             if weight is not None:
                 products *= weight[lo : lo + step, None]
-            sums = np.add.reduceat(products, start, axis=0)
-            update = np.zeros((kinds.shape[0], self.dim, self.dim))
-            update[:, upper, lower] = sums
-            update[:, lower, upper] = sums
-            self.a_matrix[kinds] += update
+            self.a_upper[kinds] += np.add.reduceat(products, start, axis=0)
             self._stale[kinds] = True
