@@ -345,30 +345,9 @@ class OutboundSender:
             block_customer = customer[lo:hi][order]
             block_creative = creative[lo:hi][order]
             block_price = None if price is None else price[lo:hi][order]
-            if cfg.quiet_hours_start is not None:
-                # A backlog can push sends into the next quiet hours: compliance wins over the capacity
-                # schedule, so those wait for the quiet hours to end (the channel may briefly exceed its
-                # hourly capacity then).
-                rel = self.region_rel_s[self.population.region[block_customer]]
-                departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
-                if deferred.any():
-                    rec.add("deferred_quiet_hours", int(deferred.sum()))
-                    resort = np.argsort(departure, kind="stable")
-                    departure, block_customer, block_creative = (
-                        departure[resort],
-                        block_customer[resort],
-                        block_creative[resort],
-                    )
-                    block_price = None if block_price is None else block_price[resort]
-            within = departure < self.horizon_s
-            if not within.all():
-                rec.add("blocked_horizon_end", int((~within).sum()))
-                block_customer, block_creative, departure = (
-                    block_customer[within],
-                    block_creative[within],
-                    departure[within],
-                )
-                block_price = None if block_price is None else block_price[within]
+            departure, block_customer, block_creative, block_price = self.block_rules(
+                cfg, departure, block_customer, block_creative, block_price
+            )
             if block_customer.shape[0] == 0:
                 continue
             names = self.channel_metrics[c]
@@ -489,6 +468,37 @@ class OutboundSender:
         starts, free = capacity_departures(release, counts, cfg.capacity_per_hour, self.channels.free_at_s[c])
         self.channels.free_at_s[c] = free
         return starts  # type: ignore[no-any-return]
+
+    def block_rules(
+        self,
+        cfg: ChannelConfig,
+        departure: np.ndarray,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        price: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The per-row rules on a block of sends in departure order, after the capacity queue: quiet hours
+        (a send pushed into them waits, and the block is re-sorted stably) and the horizon (a send that would
+        leave after the run's end is not sent); both are counted. One process and the shards (which plan
+        their rows themselves, engine/shard_planning.py) call this same step, so they cannot drift apart."""
+        rec = self.recorder
+        if cfg.quiet_hours_start is not None:
+            # A backlog can push sends into the next quiet hours: compliance wins over the capacity
+            # schedule, so those wait for the quiet hours to end (the channel may briefly exceed its
+            # hourly capacity then).
+            rel = self.region_rel_s[self.population.region[customer]]
+            departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
+            if deferred.any():
+                rec.add("deferred_quiet_hours", int(deferred.sum()))
+                resort = np.argsort(departure, kind="stable")
+                departure, customer, creative = departure[resort], customer[resort], creative[resort]
+                price = None if price is None else price[resort]
+        within = departure < self.horizon_s
+        if not within.all():
+            rec.add("blocked_horizon_end", int((~within).sum()))
+            departure, customer, creative = departure[within], customer[within], creative[within]
+            price = None if price is None else price[within]
+        return departure, customer, creative, price
 
     def _respond(
         self,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from masssim.engine import kernels, outbound
-from masssim.model.channels import HOUR_S, defer_past_quiet_hours
+from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule
 from masssim.policies.clustering import profile_code
 
@@ -223,25 +223,9 @@ class ShardWave:
             block_creative = creative[lo:hi][order]
             # As outbound's step 7 on the whole block: each rule is per row, and a stable sort of a
             # subsequence keeps the whole block's relative order.
-            if cfg.quiet_hours_start is not None:
-                rel = sender.region_rel_s[pop.region[block_customer]]
-                departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
-                if deferred.any():
-                    rec.add("deferred_quiet_hours", int(deferred.sum()))
-                    resort = np.argsort(departure, kind="stable")
-                    departure, block_customer, block_creative = (
-                        departure[resort],
-                        block_customer[resort],
-                        block_creative[resort],
-                    )
-            within = departure < sender.horizon_s
-            if not within.all():
-                rec.add("blocked_horizon_end", int((~within).sum()))
-                block_customer, block_creative, departure = (
-                    block_customer[within],
-                    block_creative[within],
-                    departure[within],
-                )
+            departure, block_customer, block_creative, _ = sender.block_rules(
+                cfg, departure, block_customer, block_creative, None
+            )
             if block_customer.shape[0] == 0:
                 continue
             rec.add_sorted_events("sends", departure)
