@@ -34,6 +34,7 @@ class CellCounts:
             self._delivered = np.empty(0)
             self._clicked = np.empty(0)
             self._pending: dict[str, list[np.ndarray]] = {"delivered": [], "click": []}
+            self._buffered = 0  # events waiting in _pending
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -62,6 +63,12 @@ class CellCounts:
         cell = segment.astype(np.int64) * self.n_creatives + creative
         if not self.dense:
             self._pending["delivered" if kind == "delivered" else "click"].append(cell)
+            self._buffered += cell.shape[0]
+            if 2 * self._buffered >= self.n_segments * self.n_creatives:
+                # As many events as half the cells: counting them by a histogram over the cells is now
+                # cheaper than a sort, and merging here bounds the buffer (a wave at 95 million customers
+                # would otherwise hold 8 bytes per delivery until the next read).
+                self._merge()
             return
         flat = self._delivered if kind == "delivered" else self._clicked
         if flat.shape[0] <= 4 * cell.shape[0]:
@@ -90,13 +97,24 @@ class CellCounts:
         """Fold the buffered events into the sorted cells (sparse tables only).
 
         The events are counted per cell first (a sort of this wave's events only), then added to the cells
-        already there, or inserted in order: no sort of all cells, no temporaries the size of the table."""
+        already there, or inserted in order: no sort of all cells, no temporaries the size of the table.
+        When the events are at least half as many as the cells, they are counted by a histogram over the
+        cells instead (linear, where a sort of tens of millions of events per wave is not; the same counts)."""
+        self._buffered = 0
+        cells = self.n_segments * self.n_creatives
         for kind in ("delivered", "click"):
             buffered = self._pending[kind]
             if not buffered:
                 continue
-            keys, count = np.unique(np.concatenate(buffered), return_counts=True)
+            events = np.concatenate(buffered)
             self._pending[kind] = []
+            if 2 * events.shape[0] >= cells:
+                count = np.bincount(events, minlength=cells)
+                keys = np.flatnonzero(count)
+                count = count[keys]
+            else:
+                keys, count = np.unique(events, return_counts=True)
+            del events
             position = np.searchsorted(self._keys, keys)
             found = position < self._keys.shape[0]
             found[found] = self._keys[position[found]] == keys[found]
