@@ -225,7 +225,8 @@ class SegmentsPolicy(PolicyBase):
             self.choice[np.flatnonzero(usable)] = ids
 
     def observe(self, feedback: Feedback) -> None:
-        self.cells.observe(feedback, self.segment_of)  # generated creatives are not part of the test
+        # generated creatives are not part of the test; one persona needs no look-up of each customer's
+        self.cells.observe(feedback, None if self.n_segments == 1 else self.segment_of)
 
 
 class BroadcastParams(PolicyParams):
