@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
-from masssim.policies.base import CustomerView, PolicyWorld
+from masssim.policies.base import PolicyWorld
 
 CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
 PROFILE_CHUNK = 1 << 22  # customers coded at a time when profiles are counted
@@ -108,10 +108,10 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     for lo in range(0, n, step):
         rows = slice(lo, lo + step)
         code = view.region[rows].astype(kind)
-        code *= kind(ages)
-        code += view.age_band[rows]
-        code *= kind(incomes)
-        code += view.income_band[rows]
+        np.multiply(code, ages, out=code)
+        np.add(code, view.age_band[rows], out=code)
+        np.multiply(code, incomes, out=code)
+        np.add(code, view.income_band[rows], out=code)
         counts += np.bincount(code, minlength=width)
         member[code] = np.arange(lo, lo + code.shape[0])  # any member will do: e_i is a function of the profile
         profile[rows] = code
