@@ -52,6 +52,22 @@ def test_sparse_cells_count_as_the_dense_table(monkeypatch: pytest.MonkeyPatch) 
     np.testing.assert_array_equal(sparse.greedy(default), expected)
 
 
+@pytest.mark.parametrize("events", [1, 20, 200])
+def test_greedy_is_the_first_best_rate_with_ties_and_untested_segments(
+    monkeypatch: pytest.MonkeyPatch, events: int
+) -> None:
+    """Few events: most segments untested, and rates of 0, 1/2 and 1 tie often; the lowest creative wins."""
+    dense, sparse = _both(monkeypatch, 60, 9, events)
+    delivered, clicked = dense.table()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(delivered > 0, clicked / delivered, -1.0)
+    default = np.full(60, 5, np.int32)
+    expected = np.where(delivered.sum(axis=1) > 0, np.argmax(rate, axis=1), default)
+    assert events > 20 or (delivered.sum(axis=1) == 0).any()  # the small cases leave segments untested
+    np.testing.assert_array_equal(dense.greedy(default), expected)
+    np.testing.assert_array_equal(sparse.greedy(default), expected)
+
+
 def test_nth_unseen_creative_matches_a_dense_search(monkeypatch: pytest.MonkeyPatch) -> None:
     for table in _both(monkeypatch, 30, 25, 150):
         delivered, _ = (np.stack(x) for x in zip(*(table.row(s) for s in range(30)), strict=True))

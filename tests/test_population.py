@@ -232,6 +232,19 @@ def test_memory_per_customer_is_small(crm_scores: int) -> None:
     assert pop.nbytes_per_customer() < 150.0
 
 
+def test_without_conversation_attributes_only_voice_and_patience_are_left_out() -> None:
+    """A run without inbound builds its customers without voice and patience: 8 bytes fewer per customer,
+    every other attribute the same bytes (each attribute has its own sub-stream), across several chunks."""
+    cfg = PopulationConfig.model_validate({"customers": 3 * POPULATION_CHUNK // 2, "crm_scores": 2})
+    full = generate_population(cfg, MarketConfig(), CHANNELS, np.random.SeedSequence(8))
+    lean = generate_population(cfg, MarketConfig(), CHANNELS, np.random.SeedSequence(8), conversation_attributes=False)
+    assert lean.voice_rate.shape == lean.patience_minutes.shape == (0,)
+    assert full.nbytes_per_customer() - lean.nbytes_per_customer() == 8
+    for name in PER_CUSTOMER_ARRAYS:
+        if name not in ("voice_rate", "patience_minutes"):
+            np.testing.assert_array_equal(getattr(full, name), getattr(lean, name), err_msg=name)
+
+
 # --------------------------------------------------------------------------------------------------
 # Observables, channels, activity
 # --------------------------------------------------------------------------------------------------

@@ -68,21 +68,57 @@ class RssSampler(threading.Thread):
         return self.samples
 
 
+class PhaseClock:
+    """Wall and CPU time at the end of the population build and of the policy's set-up, read by wrapping
+    the two functions the engine calls for them (the run itself is the unchanged ``masssim.run``)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, tuple[float, float, int]] = {}
+
+    def wrap(self, module: object, name: str, label: str) -> None:
+        inner = getattr(module, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            out = inner(*args, **kwargs)
+            self.marks[label] = (time.perf_counter(), time.process_time(), _resident_bytes())
+            return out
+
+        setattr(module, name, timed)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
 def measure(customers: int, creatives: int, days: int, policy: str) -> dict:
     import masssim
+    from masssim.engine import sim
 
     scenario = masssim.scenario_from_dict(scenario_dict(customers, creatives, days, policy))
+    clock = PhaseClock()
+    clock.wrap(sim, "generate_population", "population")
+    clock.wrap(sim, "ArmSimulation", "world + policy set-up")  # holdout, creatives; the arm's state and policy
     interpreter_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampler = RssSampler()
     sampler.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     result = masssim.run(scenario, replications=1, seed=1)
+    ran = (time.perf_counter(), time.process_time(), _resident_bytes())
     simulated_wall, simulated_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     with tempfile.TemporaryDirectory() as out:
         run_dir = result.save(out)
         saved = (run_dir / "summary.json").exists()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     samples = sampler.stop()
+    phases, last = [], (wall0, cpu0)
+    for label, (w, c, rss) in [
+        *clock.marks.items(),
+        ("simulation", ran),
+        ("summary and save", (wall0 + wall, cpu0 + cpu, 0)),
+    ]:
+        phases.append((label, w - last[0], c - last[1], rss))
+        last = (w, c)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     arm = result.summary["arms"][scenario.arms[0].name]
     return {
@@ -96,6 +132,7 @@ def measure(customers: int, creatives: int, days: int, policy: str) -> dict:
         "interpreter_bytes": interpreter_rss,
         "summary_written": saved,
         "rss_timeline": samples[:: max(1, len(samples) // 40)],
+        "phases": phases,
     }
 
 
@@ -156,8 +193,11 @@ def main() -> None:
         small = run_child(args.small, args.creatives, args.days, policy)
         big = run_child(args.customers, args.creatives, args.days, policy)
         print(f"{policy}:")
-        print(describe(f"{args.small:,}", small))
-        print(describe(f"{args.customers:,}", big))
+        for size, r in ((args.small, small), (args.customers, big)):
+            print(describe(f"{size:,}", r))
+            for label, w, c, rss in r.get("phases", []):
+                at_end = f", RSS {rss / 2**30:.2f} GiB at its end" if rss else ""
+                print(f"    {label:>22}: wall {w:6.1f} s, CPU {c:6.1f} s{at_end}")
         if "failed" not in small and "failed" not in big:
             small_rate = small["touches"] / small["simulate_cpu_s"]
             big_rate = big["touches"] / big["simulate_cpu_s"]

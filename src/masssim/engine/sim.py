@@ -82,6 +82,7 @@ def build_world(
         scenario.market,
         scenario.channels.by_name(),
         component_sequence(replication_seq, Component.POPULATION),
+        conversation_attributes=scenario.inbound is not None,  # only conversations read voice and patience
     )
     layout = ChunkLayout(population.n, chunk_size)
     contactable = np.empty(population.n, bool)

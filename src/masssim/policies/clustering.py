@@ -15,7 +15,10 @@ from scipy.cluster.vq import kmeans2
 from masssim.policies.base import CustomerView, PolicyWorld
 
 CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
-PROFILE_CODES = 64 * 65_536  # region (< 64) x 65,536 + age band x 256 + income band
+PROFILE_CHUNK = 1 << 22  # customers coded at a time when profiles are counted
+# The fixed profile code of a sharded run's rule (profile_code): region (< 64) x 65,536 + age band x 256 +
+# income band, the same on every shard whatever levels occur there.
+PROFILE_CODES = 64 * 65_536
 
 
 def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -89,24 +92,38 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int
 def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(int32 profile of each customer, one customer of each profile, number of customers per profile).
 
-    A profile is a distinct (region, age band, income band); profiles are numbered in code order. Counted
-    with a histogram over the (small) code space rather than a sort of all N codes, in chunks, so that
-    100 million customers need no 8-byte temporary per customer."""
+    A profile is a distinct (region, age band, income band); profiles are numbered in code order. Codes are
+    numbered densely over the levels that occur (``(region x ages + age) x incomes + income``, which keeps
+    that order), so the histogram and the renumbering table stay small (a few hundred entries, in cache)
+    and no temporary the size of the population is built: each chunk's codes go straight into the result,
+    which is then renumbered in place, chunk by chunk."""
     view = world.customers
     n = view.n
-    step = 1 << 22
-    counts = np.zeros(PROFILE_CODES, np.int64)
-    member = np.zeros(PROFILE_CODES, np.int64)
-    for lo in range(0, n, step):
-        code = _code(view, slice(lo, lo + step))
-        counts += np.bincount(code, minlength=PROFILE_CODES)
-        member[code] = np.arange(lo, lo + code.shape[0])  # any member will do: e_i is a function of the profile
-    present = np.flatnonzero(counts)
-    number = np.full(PROFILE_CODES, -1, np.int32)
-    number[present] = np.arange(present.shape[0], dtype=np.int32)
+    ages = int(view.age_band.max()) + 1
+    incomes = int(view.income_band.max()) + 1
+    width = (int(view.region.max()) + 1) * ages * incomes
+    # uint16 arithmetic while every code fits (the usual case): a third of the memory traffic of int64
+    kind = np.uint16 if width <= 1 << 16 else np.int32
+    step = PROFILE_CHUNK
+    counts = np.zeros(width, np.int64)
+    member = np.zeros(width, np.int64)
     profile = np.empty(n, np.int32)
     for lo in range(0, n, step):
-        profile[lo : lo + step] = number[_code(view, slice(lo, lo + step))]
+        rows = slice(lo, lo + step)
+        code = view.region[rows].astype(kind)
+        np.multiply(code, ages, out=code)
+        np.add(code, view.age_band[rows], out=code)
+        np.multiply(code, incomes, out=code)
+        np.add(code, view.income_band[rows], out=code)
+        counts += np.bincount(code, minlength=width)
+        member[code] = np.arange(lo, lo + code.shape[0])  # any member will do: e_i is a function of the profile
+        profile[rows] = code
+    present = np.flatnonzero(counts)
+    number = np.full(width, -1, np.int32)
+    number[present] = np.arange(present.shape[0], dtype=np.int32)
+    for lo in range(0, n, step):
+        part = profile[lo : lo + step]
+        part[:] = number[part]
     return profile, member[present], counts[present]
 
 
@@ -155,6 +172,8 @@ def cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nda
     view = world.customers
     if view.continuous_observables > 0:
         return cluster_distinct(world, k, sample)
+    if k == 1:
+        return _one_persona(world, sample)
     profile, member, _ = profile_codes(world)
     if k >= member.shape[0]:
         return profile, int(member.shape[0])
@@ -167,6 +186,21 @@ def cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nda
     nearest = np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * (encoded @ centroids.T), axis=1)
     used, relabel = np.unique(nearest, return_inverse=True)
     return relabel.reshape(-1).astype(np.int32)[profile], int(used.shape[0])
+
+
+def _one_persona(world: PolicyWorld, sample: int) -> tuple[np.ndarray, int]:
+    """Everyone in persona 0, as the general path gives for k = 1, without coding every customer's profile.
+
+    The general path fits one centroid to a sample when the customers have more than one profile, and so
+    draws the sample and a k-means seed from the policy's stream: the same draws are made here, so what the
+    policy draws afterwards is unchanged. The labels are a zero-filled array, whose pages the system shares
+    until written: a policy only reads it, so at 95 million customers it costs no resident memory."""
+    view = world.customers
+    several = any(int(codes.min()) != int(codes.max()) for codes in (view.region, view.age_band, view.income_band))
+    if several:
+        world.rng.choice(view.n, size=min(sample, view.n), replace=False)
+        _kmeans_seed(world)
+    return np.zeros(view.n, np.int32), 1
 
 
 POINTS_PER_PERSONA = 5  # sampled customers per persona when k is large (at least ``clustering_sample``)

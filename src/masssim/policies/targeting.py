@@ -167,7 +167,9 @@ class SegmentsPolicy(PolicyBase):
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
-        segment = self.segment_of[who]
+        one = self.n_segments == 1
+        # With one persona every segment is 0: a zero-filled array costs no memory until written.
+        segment = np.zeros(who.shape[0], np.int32) if one else self.segment_of[who]
         if wave.wave_index < self.params.test_waves:
             creative = self.choice[segment].copy()
             in_test = self.rng.random(who.shape[0]) < self.params.test_share
@@ -183,7 +185,8 @@ class SegmentsPolicy(PolicyBase):
                 keep = self._focus(segment)
                 who, segment = who[keep], segment[keep]
             creative = self.choice[segment]
-        audience = segment.astype(np.int64) * self.world.catalogue.count + creative
+        # One persona: the ad set is the creative, the engine's default (no int64 per contact to build).
+        audience = None if one else segment.astype(np.int64) * self.world.catalogue.count + creative
         return Plan(
             customer=who,
             creative=creative.astype(np.int32, copy=False),
@@ -267,7 +270,8 @@ class SegmentsPolicy(PolicyBase):
             self.choice[np.flatnonzero(usable)] = ids
 
     def observe(self, feedback: Feedback) -> None:
-        self.cells.observe(feedback, self.segment_of)  # generated creatives are not part of the test
+        # generated creatives are not part of the test; one persona needs no look-up of each customer's
+        self.cells.observe(feedback, None if self.n_segments == 1 else self.segment_of)
 
     # Planning on shards (docs/model.md §16.2): the same decisions and draws as ``plan``; bespoke creatives
     # are not sharded (a sharded run refuses them).
