@@ -111,6 +111,7 @@ def build_shard_world(
         scenario.channels.by_name(),
         component_sequence(replication_seq, Component.POPULATION),
         customers=customers,
+        conversation_attributes=scenario.inbound is not None,  # as one process: only conversations read them
     )
     layout = ChunkLayout(scenario.population.customers, chunk_size).shifted(customers.start)
     chunks = range(customers.start // chunk_size, -(-customers.stop // chunk_size))
