@@ -177,8 +177,8 @@ def inbound_run() -> tuple[masssim.Scenario, masssim.RunResult, str]:
 
 
 def test_inbound_run_has_the_inbound_section(inbound_run: tuple[Any, masssim.RunResult, str]) -> None:
-    from masssim.reporting.narrative import read_inbound
     from masssim.reporting.html import fmt_value
+    from masssim.reporting.narrative import read_inbound
 
     scenario, result, page = inbound_run
     arm = result.summary["arms"]["broadcast"]
