@@ -91,3 +91,20 @@ def test_compare_and_sweep_refuse_a_scenario_that_cannot_run_sharded(tmp_path: P
     )
     assert "policy 'oracle' (arm 'b') cannot run sharded yet" in line
     assert not (tmp_path / "x").exists()
+
+
+def test_validate_says_whether_a_scenario_can_run_sharded(tmp_path: Path) -> None:
+    from test_bad_input import cli, one_line_error, write
+
+    base = 'name = "sharded"\nseed = 3\nreplications = 2\nhorizon_days = 4\n[population]\ncustomers = 800\n'
+    good = write(tmp_path, base + '[[arms]]\nname = "b"\npolicy = "broadcast"\n')
+    bad = write(tmp_path, base + '[[arms]]\nname = "upper"\npolicy = "oracle"\n', "bad.toml")
+    # Valid for one process either way; the note says why --shards would refuse it.
+    code, out, _ = cli("validate", bad)
+    assert code == 0
+    assert "note: cannot run with --shards yet: arms[0].policy: policy 'oracle' (arm 'upper')" in out
+    code, out, _ = cli("validate", good)
+    assert code == 0 and "--shards" not in out
+    # --sharded makes it the one-line error of run/compare/sweep.
+    one_line_error(("validate", "--sharded", bad), "bad.toml", "arms[0].policy", "cannot run sharded yet")
+    assert cli("validate", "--sharded", good)[0] == 0

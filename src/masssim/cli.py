@@ -223,13 +223,22 @@ def sweep(scenario: Path, params: tuple[str, ...], metric: str | None, opts: Exp
 
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
-def validate(scenario: Path) -> None:
+@click.option(
+    "--sharded",
+    is_flag=True,
+    help="also require that it can run with --shards (one replication across workers): an error if not",
+)
+def validate(scenario: Path, sharded: bool) -> None:
     """Check SCENARIO without running it."""
 
+    from masssim.engine.sharded import sharding_problem
+    from masssim.experiments.replications import refuse_unshardable
     from masssim.lessons.gallery import problems, resolve_scenario
 
     loaded = _load(scenario)
     problems(loaded, str(resolve_scenario(scenario)))
+    if sharded:
+        refuse_unshardable(loaded, file=str(scenario))
     arms = ", ".join(f"{a.name} ({a.policy})" for a in loaded.arms)
     click.echo(
         f"{scenario}: ok - {loaded.population.customers:,} customers, {loaded.horizon_days:g} days, "
@@ -242,6 +251,10 @@ def validate(scenario: Path) -> None:
             f"{loaded.horizon_days:g}: its market section covers the {loaded.horizon_days:g} days, with the "
             "Dirichlet's predictions for that shorter period"
         )
+    # Whether --shards can run it, said at validation (docs/model.md §16.5): a note, since one process can.
+    problem = sharding_problem(loaded)
+    if problem is not None:
+        click.echo(f"note: cannot run with --shards yet: {problem}")
 
 
 @cli.command()
