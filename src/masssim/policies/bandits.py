@@ -11,6 +11,7 @@ from pydantic import Field
 from scipy import sparse, special
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.beta_argmax import grouped_posterior_argmax
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -223,7 +224,8 @@ class ThompsonPolicy(_SegmentBandit):
                 beta = 1.0 + np.maximum(delivered - clicked, 0.0)
                 lo, hi = int(offset[s]), int(offset[s] + draws[s])
                 if k > SPARSE_THOMPSON_CREATIVES:
-                    winner[lo:hi] = posterior_argmax(self.rng, alpha, beta, hi - lo)
+                    sent = np.flatnonzero((delivered != 0) | (clicked != 0))  # the others: Beta(1, 1)
+                    winner[lo:hi] = grouped_posterior_argmax(self.rng, k, sent, alpha[sent], beta[sent], hi - lo)
                     continue
                 for start in range(lo, hi, rows):
                     stop = min(hi, start + rows)

@@ -1,0 +1,145 @@
+"""The argmax of independent Beta draws over many creatives, grouped by posterior state (docs/model.md §6.4).
+
+Thompson sampling with a large catalogue needs, per posterior draw, only which creative drew the largest
+value. Creatives with the same posterior (same clicks and deliveries, above all the many never sent: all
+Beta(1, 1)) are exchangeable, so they are handled as one group: the cost per persona and wave is
+O(groups + rows · EXCEEDANCE_TARGET), not O(creatives).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize, special
+
+EXCEEDANCE_TARGET = 4  # values expected above the threshold per draw (none above it: about e^-4 of draws)
+
+
+def posterior_groups(
+    n_creatives: int, sent: np.ndarray, alpha_sent: np.ndarray, beta_sent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Creatives grouped by identical Beta(alpha, beta) posterior.
+
+    ``sent`` are the creatives with a posterior other than Beta(1, 1) (sorted), with their parameters; the
+    others form one Beta(1, 1) group. Returns (alpha [G], beta [G], size [G], start [G], members [K]): group
+    g's creatives are ``members[start[g] : start[g] + size[g]]``, in increasing index order.
+    """
+    order = np.lexsort((sent, beta_sent, alpha_sent))
+    a, b = alpha_sent[order], beta_sent[order]
+    new = np.ones(order.shape[0], bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    first = np.flatnonzero(new)
+    size = np.diff(np.append(first, order.shape[0]))
+    unsent_mask = np.ones(n_creatives, bool)
+    unsent_mask[sent] = False
+    unsent = np.flatnonzero(unsent_mask)
+    alpha = np.concatenate(([1.0], a[first])) if unsent.shape[0] else a[first]
+    beta = np.concatenate(([1.0], b[first])) if unsent.shape[0] else b[first]
+    sizes = np.concatenate(([unsent.shape[0]], size)) if unsent.shape[0] else size
+    members = np.concatenate((unsent, sent[order]))
+    start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return alpha, beta, sizes.astype(np.int64), start.astype(np.int64), members
+
+
+def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(line, position) of the successes of independent Bernoulli(``p[g]``) trials at every position
+    0 .. ``length[g]`` − 1 of each line g, without drawing the trials: the gaps between successes are
+    geometric. Costs O(lines + successes) draws."""
+    line = np.flatnonzero((p > 0) & (length > 0))
+    prob = p[line]
+    end = length[line].astype(np.int64)
+    position = np.zeros(line.shape[0], np.int64)  # first position of each line not yet decided
+    out_line: list[np.ndarray] = []
+    out_position: list[np.ndarray] = []
+    active = np.arange(line.shape[0])
+    while active.shape[0]:
+        remaining = end[active] - position[active]
+        mean = remaining * prob[active]
+        # enough gaps to pass the line's end almost always; a line that falls short goes round again
+        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
+        gaps = rng.geometric(np.repeat(prob[active], budget))
+        # A gap past the end ends the line; for tiny p numpy's draw can overflow int64 (negative).
+        limit = np.repeat(remaining + 1, budget)
+        gaps = np.where((gaps < 1) | (gaps > limit), limit, gaps)
+        total = np.cumsum(gaps)
+        ends = np.cumsum(budget)
+        before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
+        local = total - before  # 1-based offset of each success from the line's position
+        at = np.repeat(position[active], budget) + local - 1
+        keep = at < np.repeat(end[active], budget)
+        out_position.append(at[keep])
+        out_line.append(np.repeat(line[active], budget)[keep])
+        position[active] += local[ends - 1]
+        active = active[position[active] < end[active]]
+    if not out_line:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_line), np.concatenate(out_position)
+
+
+def exceedance_threshold(alpha: np.ndarray, beta: np.ndarray, size: np.ndarray) -> float:
+    """t with about EXCEEDANCE_TARGET values above it in one draw: Σ_g size_g · P(Beta(α_g, β_g) > t).
+
+    A function of the posteriors only, never of the draws it is used for; any such t keeps the argmax exact.
+    """
+    target = min(float(EXCEEDANCE_TARGET), float(size.sum()) / 2.0)
+
+    def excess(t: float) -> float:
+        return float(np.dot(size, special.betaincc(alpha, beta, t))) - target
+
+    return float(optimize.brentq(excess, 0.0, 1.0, xtol=1e-12, rtol=1e-10))
+
+
+def inverse_survival(alpha: np.ndarray, beta: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x with P(Beta(α, β) > x) = y. In closed form where α = 1 (every creative never clicked, the most
+    common), since the survival function of Beta(1, β) is (1 − x)^β; the incomplete beta elsewhere."""
+    one = alpha == 1.0
+    x = np.empty(y.shape[0])
+    x[one] = -np.expm1(np.log(y[one]) / beta[one])
+    x[~one] = special.betainccinv(alpha[~one], beta[~one], y[~one])
+    return x
+
+
+def grouped_posterior_argmax(
+    rng: np.random.Generator,
+    n_creatives: int,
+    sent: np.ndarray,
+    alpha_sent: np.ndarray,
+    beta_sent: np.ndarray,
+    rows: int,
+) -> np.ndarray:
+    """int32 [rows]: for each row, the argmax over creatives k of an independent draw X_k ~ Beta(α_k, β_k),
+    where α_k, β_k are given for the creatives ``sent`` and are 1, 1 for every other creative — exactly
+    in distribution, without drawing every X_k.
+
+    Creatives with identical posteriors form a group (``posterior_groups``). A threshold t depends on the
+    posteriors only (``exceedance_threshold``). In group g, the rows × size_g values are iid, each above t
+    with probability P_g = P(Beta(α_g, β_g) > t): laid out as one line of rows · size_g trials, the
+    exceedances are drawn with geometric gaps (``successes_on_lines``); each exceeding value is drawn from
+    the posterior truncated to (t, 1) by the inverse survival function; a row's winner is its largest
+    value above t. A row with nothing above t (probability about e^-16) has every value from its posterior
+    truncated to (0, t]: a group's largest of size_g iid such values is F⁻¹(U^{1/size_g}) (F the
+    truncated CDF), won by a member chosen uniformly (they are exchangeable), and the row's winner is the
+    largest group maximum. Cost per call: O(groups + rows · EXCEEDANCE_TARGET).
+    """
+    alpha, beta, size, start, members = posterior_groups(n_creatives, sent, alpha_sent, beta_sent)
+    threshold = exceedance_threshold(alpha, beta, size)
+    above = special.betaincc(alpha, beta, threshold)
+    group, position = successes_on_lines(rng, above, size * rows)
+    row = position // size[group]
+    creative = members[start[group] + position % size[group]]
+    value = inverse_survival(alpha[group], beta[group], rng.random(row.shape[0]) * above[group])
+    # each row's largest value (ties: lowest index), without sorting: a max then a min per row
+    largest = np.full(rows, -np.inf)
+    np.maximum.at(largest, row, value)
+    top = value == largest[row]
+    winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(winner, row[top], creative[top])
+    winner = np.where(np.isfinite(largest), winner, -1).astype(np.int32)
+    empty = np.flatnonzero(winner < 0)
+    if empty.shape[0]:
+        below = special.betainc(alpha, beta, threshold)
+        shape = (empty.shape[0], alpha.shape[0])
+        top = rng.random(shape) ** (1.0 / size)  # CDF value of each group's maximum, truncated to (0, t]
+        best = np.argmax(special.betaincinv(alpha, beta, top * below), axis=1)
+        member = (rng.random(empty.shape[0]) * size[best]).astype(np.int64)
+        winner[empty] = members[start[best] + member]
+    return winner

@@ -1,0 +1,69 @@
+"""The grouped argmax of Beta posterior draws (policies.beta_argmax) against full draws of every value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from masssim.policies import beta_argmax
+from masssim.policies.beta_argmax import grouped_posterior_argmax, posterior_groups
+
+
+def catalogue(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A third of the creatives never sent (Beta(1, 1)), many sharing a few small states, a few well measured."""
+    delivered = np.zeros(k)
+    clicked = np.zeros(k)
+    sent = np.sort(rng.choice(k, 2 * k // 3, replace=False))
+    delivered[sent] = rng.integers(1, 4, sent.shape[0])
+    clicked[sent] = rng.binomial(1, 0.2, sent.shape[0]) * (delivered[sent] > 1)
+    strong = sent[:12]
+    delivered[strong] = rng.integers(100, 300, strong.shape[0])
+    clicked[strong] = rng.binomial(delivered[strong].astype(int), 0.993)
+    return sent, 1.0 + clicked[sent], 1.0 + delivered[sent] - clicked[sent]
+
+
+def test_groups_hold_every_creative_once_with_its_posterior() -> None:
+    rng = np.random.default_rng(2)
+    k = 300
+    sent, alpha_sent, beta_sent = catalogue(rng, k)
+    alpha, beta, size, _start, members = posterior_groups(k, sent, alpha_sent, beta_sent)
+    np.testing.assert_array_equal(np.sort(members), np.arange(k))
+    full_alpha, full_beta = np.ones(k), np.ones(k)
+    full_alpha[sent], full_beta[sent] = alpha_sent, beta_sent
+    group = np.repeat(np.arange(size.shape[0]), size)
+    np.testing.assert_array_equal(full_alpha[members], alpha[group])
+    np.testing.assert_array_equal(full_beta[members], beta[group])
+    assert np.unique(np.stack([alpha, beta]), axis=1).shape[1] == alpha.shape[0]  # groups are distinct
+    assert size.shape[0] < k // 8  # and few: the point of grouping
+
+
+# target 0.01: almost every row has nothing above the threshold, which tests the grouped fallback
+@pytest.mark.parametrize("target", [beta_argmax.EXCEEDANCE_TARGET, 0.01])
+def test_grouped_argmax_has_the_distribution_of_the_argmax_of_full_draws(
+    monkeypatch: pytest.MonkeyPatch, target: float
+) -> None:
+    monkeypatch.setattr(beta_argmax, "EXCEEDANCE_TARGET", target)
+    rng = np.random.default_rng(17)
+    k = 400
+    sent, alpha_sent, beta_sent = catalogue(rng, k)
+    alpha, beta = np.ones(k), np.ones(k)
+    alpha[sent], beta[sent] = alpha_sent, beta_sent
+    rows = 40_000
+    grouped = grouped_posterior_argmax(rng, k, sent, alpha_sent, beta_sent, rows)
+    grouped_wins = np.bincount(grouped, minlength=k)
+    dense = np.concatenate([np.argmax(rng.beta(alpha, beta, size=(4000, k)), axis=1) for _ in range(rows // 4000)])
+    dense_wins = np.bincount(dense, minlength=k)
+    # Per creative, two binomial proportions from `rows` trials each: their difference has standard error
+    # sqrt(2 p (1 - p) / rows) under the same distribution; allow 5 of them (fixed seed; a false alarm in any
+    # of the 400 creatives has probability below 400 * 6e-7).
+    pooled = (grouped_wins + dense_wins) / (2 * rows)
+    se = np.sqrt(2 * pooled * (1 - pooled) / rows)
+    assert np.all(np.abs(grouped_wins - dense_wins) / rows <= 5 * se + 1.0 / rows)
+    # The never-sent creatives as a whole (their share is what grouping them could get wrong): same rule.
+    unsent = np.ones(k, bool)
+    unsent[sent] = False
+    g, d = grouped_wins[unsent].sum(), dense_wins[unsent].sum()
+    p = (g + d) / (2 * rows)
+    assert abs(g - d) / rows <= 5 * np.sqrt(2 * p * (1 - p) / rows)
+    assert 0.05 < d / rows < 0.95  # the test is informative: both kinds of creative win often
+    assert (dense_wins > 0).sum() > 100  # and many creatives win
