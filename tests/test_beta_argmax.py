@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from masssim.policies import beta_argmax
-from masssim.policies.beta_argmax import grouped_posterior_argmax, posterior_groups
+from masssim.policies.beta_argmax import grouped_posterior_argmax, posterior_groups, successes_on_lines
 
 
 def catalogue(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -20,6 +20,24 @@ def catalogue(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray,
     delivered[strong] = rng.integers(100, 300, strong.shape[0])
     clicked[strong] = rng.binomial(delivered[strong].astype(int), 0.993)
     return sent, 1.0 + clicked[sent], 1.0 + delivered[sent] - clicked[sent]
+
+
+def test_successes_on_lines_are_independent_trials() -> None:
+    rng = np.random.default_rng(5)
+    p = np.array([0.0, 1e-4, 0.01, 0.2, 0.5, 0.97, 1.0, 0.3])
+    length = np.array([20_000, 20_000, 50_000, 20_000, 30_000, 20_000, 20_000, 0])
+    line, position = successes_on_lines(rng, p, length)
+    assert np.unique(line * length.max() + position).shape[0] == line.shape[0]  # each trial at most once
+    assert position.min() >= 0 and np.all(position < length[line])
+    count = np.bincount(line, minlength=p.shape[0])
+    # a line's count is Binomial(length, p): within 5 standard deviations (fixed seed)
+    sd = np.sqrt(length * p * (1 - p))
+    assert np.all(np.abs(count - length * p) <= 5 * sd + 1e-9)
+    # positions are exchangeable: a line's successes spread evenly over its first and second half
+    for j in (3, 4):
+        n = count[j]
+        first_half = position[line == j] < length[j] // 2
+        assert abs(int(first_half.sum()) - n / 2) <= 5 * np.sqrt(n / 4)
 
 
 def test_groups_hold_every_creative_once_with_its_posterior() -> None:
