@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from masssim.policies import beta_argmax
-from masssim.policies.beta_argmax import grouped_posterior_argmax, posterior_groups, successes_on_lines
+from masssim.policies.beta_argmax import (
+    grouped_posterior_argmax,
+    posterior_groups,
+    successes_on_lines,
+    thompson_argmax,
+    unsent_creative,
+)
 
 
 def catalogue(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,3 +91,53 @@ def test_grouped_argmax_has_the_distribution_of_the_argmax_of_full_draws(
     assert abs(g - d) / rows <= 5 * np.sqrt(2 * p * (1 - p) / rows)
     assert 0.05 < d / rows < 0.95  # the test is informative: both kinds of creative win often
     assert (dense_wins > 0).sum() > 100  # and many creatives win
+
+
+def test_unsent_creative_is_the_nth_creative_without_a_cell() -> None:
+    rng = np.random.default_rng(3)
+    k = 50
+    present = rng.random((4, k)) < 0.4
+    cell_segment, cell_creative = np.nonzero(present)
+    segment = np.repeat(np.arange(4), k - present.sum(axis=1))
+    nth = np.concatenate([np.arange(m) for m in k - present.sum(axis=1)])
+    expected = np.concatenate([np.flatnonzero(~row) for row in present])
+    np.testing.assert_array_equal(unsent_creative(k, cell_segment, cell_creative, segment, nth), expected)
+
+
+# margin 0.5: the never-sent maximum falls below the threshold in about e^-0.5 of the draws, which tests the
+# draws where every value is below it
+@pytest.mark.parametrize("margin", [beta_argmax.UNSENT_MARGIN, 0.5])
+def test_thompson_argmax_per_segment_has_the_distribution_of_the_argmax_of_full_draws(
+    monkeypatch: pytest.MonkeyPatch, margin: float
+) -> None:
+    monkeypatch.setattr(beta_argmax, "UNSENT_MARGIN", margin)
+    rng = np.random.default_rng(23)
+    k = 400
+    # segment 0: a third never sent; 1: no cell at all; 2: only 10 never sent (drawn by the slow path); 3: no draw
+    sent_0, alpha_0, beta_0 = catalogue(rng, k)
+    sent_2 = np.sort(rng.choice(k, k - 10, replace=False))
+    alpha_2 = 1.0 + rng.binomial(1, 0.3, sent_2.shape[0])
+    beta_2 = 1.0 + rng.integers(1, 4, sent_2.shape[0])
+    sent_3, alpha_3, beta_3 = catalogue(rng, k)
+    cell_segment = np.repeat([0, 2, 3], [sent_0.shape[0], sent_2.shape[0], sent_3.shape[0]])
+    cell_creative = np.concatenate((sent_0, sent_2, sent_3))
+    cell_alpha = np.concatenate((alpha_0, alpha_2, alpha_3))
+    cell_beta = np.concatenate((beta_0, beta_2, beta_3))
+    rows = 20_000
+    draws = np.array([rows, rows, rows, 0])
+    winner = thompson_argmax(rng, k, cell_segment, cell_creative, cell_alpha, cell_beta, draws)
+    assert winner.shape[0] == 3 * rows
+    for s, (sent, alpha_sent, beta_sent) in enumerate(
+        [(sent_0, alpha_0, beta_0), (np.empty(0, np.int64), np.empty(0), np.empty(0)), (sent_2, alpha_2, beta_2)]
+    ):
+        alpha, beta = np.ones(k), np.ones(k)
+        alpha[sent], beta[sent] = alpha_sent, beta_sent
+        wins = np.bincount(winner[s * rows : (s + 1) * rows], minlength=k)
+        dense = np.concatenate([np.argmax(rng.beta(alpha, beta, size=(4000, k)), axis=1) for _ in range(rows // 4000)])
+        dense_wins = np.bincount(dense, minlength=k)
+        # per creative, two binomial proportions from `rows` trials each: within 5 standard errors of their
+        # difference, sqrt(2 p (1 - p) / rows) (fixed seed; a false alarm among the 1,200 has probability < 1e-3)
+        pooled = (wins + dense_wins) / (2 * rows)
+        se = np.sqrt(2 * pooled * (1 - pooled) / rows)
+        assert np.all(np.abs(wins - dense_wins) / rows <= 5 * se + 1.0 / rows), s
+        assert (dense_wins > 0).sum() > 50

@@ -11,7 +11,7 @@ from pydantic import Field
 from scipy import sparse
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
-from masssim.policies.beta_argmax import grouped_posterior_argmax
+from masssim.policies.beta_argmax import thompson_argmax
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -150,16 +150,17 @@ class ThompsonPolicy(_SegmentBandit):
             for lo in range(0, row_segment.shape[0], rows):
                 seg = row_segment[lo : lo + rows]
                 winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
+        elif k > SPARSE_THOMPSON_CREATIVES:  # every segment at once, from the non-empty cells
+            cell_segment, cell_creative, delivered, clicked = self.counts.cells()
+            cell_alpha = 1.0 + clicked
+            cell_beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+            winner = thompson_argmax(self.rng, k, cell_segment, cell_creative, cell_alpha, cell_beta, draws)
         else:  # one segment at a time: its posterior row is dense in K, the table is not
             for s in np.flatnonzero(draws).tolist():
                 delivered, clicked = self.counts.row(s)
                 alpha = 1.0 + clicked
                 beta = 1.0 + np.maximum(delivered - clicked, 0.0)
                 lo, hi = int(offset[s]), int(offset[s] + draws[s])
-                if k > SPARSE_THOMPSON_CREATIVES:
-                    sent = np.flatnonzero((delivered != 0) | (clicked != 0))  # the others: Beta(1, 1)
-                    winner[lo:hi] = grouped_posterior_argmax(self.rng, k, sent, alpha[sent], beta[sent], hi - lo)
-                    continue
                 for start in range(lo, hi, rows):
                     stop = min(hi, start + rows)
                     draw = self.rng.beta(alpha, beta, size=(stop - start, k))

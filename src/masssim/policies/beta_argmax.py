@@ -40,14 +40,18 @@ def posterior_groups(
     return alpha, beta, sizes.astype(np.int64), start.astype(np.int64), members
 
 
-def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def successes_on_lines(
+    rng: np.random.Generator, p: np.ndarray, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(line, position) of the successes of independent Bernoulli(``p[g]``) trials at every position
     0 .. ``length[g]`` − 1 of each line g, without drawing the trials: the gaps between successes are
     geometric. Costs O(lines + successes) draws."""
     line = np.flatnonzero((p > 0) & (length > 0))
     prob = p[line]
     end = length[line].astype(np.int64)
-    position = np.zeros(line.shape[0], np.int64)  # first position of each line not yet decided
+    position = np.zeros(
+        line.shape[0], np.int64
+    )  # first position of each line not yet decided
     out_line: list[np.ndarray] = []
     out_position: list[np.ndarray] = []
     active = np.arange(line.shape[0])
@@ -55,7 +59,9 @@ def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarr
         remaining = end[active] - position[active]
         mean = remaining * prob[active]
         # enough gaps to pass the line's end almost always; a line that falls short goes round again
-        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
+        budget = np.minimum(
+            np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1
+        ).astype(np.int64)
         gaps = rng.geometric(np.repeat(prob[active], budget))
         # A gap past the end ends the line; for tiny p numpy's draw can overflow int64 (negative).
         limit = np.repeat(remaining + 1, budget)
@@ -63,7 +69,9 @@ def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarr
         total = np.cumsum(gaps)
         ends = np.cumsum(budget)
         before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
-        local = total - before  # 1-based offset of each success from the line's position
+        local = (
+            total - before
+        )  # 1-based offset of each success from the line's position
         at = np.repeat(position[active], budget) + local - 1
         keep = at < np.repeat(end[active], budget)
         out_position.append(at[keep])
@@ -75,7 +83,9 @@ def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarr
     return np.concatenate(out_line), np.concatenate(out_position)
 
 
-def exceedance_threshold(alpha: np.ndarray, beta: np.ndarray, size: np.ndarray) -> float:
+def exceedance_threshold(
+    alpha: np.ndarray, beta: np.ndarray, size: np.ndarray
+) -> float:
     """t with about EXCEEDANCE_TARGET values above it in one draw: Σ_g size_g · P(Beta(α_g, β_g) > t).
 
     A function of the posteriors only, never of the draws it is used for; any such t keeps the argmax exact.
@@ -120,13 +130,17 @@ def grouped_posterior_argmax(
     truncated CDF), won by a member chosen uniformly (they are exchangeable), and the row's winner is the
     largest group maximum. Cost per call: O(groups + rows · EXCEEDANCE_TARGET).
     """
-    alpha, beta, size, start, members = posterior_groups(n_creatives, sent, alpha_sent, beta_sent)
+    alpha, beta, size, start, members = posterior_groups(
+        n_creatives, sent, alpha_sent, beta_sent
+    )
     threshold = exceedance_threshold(alpha, beta, size)
     above = special.betaincc(alpha, beta, threshold)
     group, position = successes_on_lines(rng, above, size * rows)
     row = position // size[group]
     creative = members[start[group] + position % size[group]]
-    value = inverse_survival(alpha[group], beta[group], rng.random(row.shape[0]) * above[group])
+    value = inverse_survival(
+        alpha[group], beta[group], rng.random(row.shape[0]) * above[group]
+    )
     # each row's largest value (ties: lowest index), without sorting: a max then a min per row
     largest = np.full(rows, -np.inf)
     np.maximum.at(largest, row, value)
@@ -138,8 +152,154 @@ def grouped_posterior_argmax(
     if empty.shape[0]:
         below = special.betainc(alpha, beta, threshold)
         shape = (empty.shape[0], alpha.shape[0])
-        top = rng.random(shape) ** (1.0 / size)  # CDF value of each group's maximum, truncated to (0, t]
+        top = rng.random(shape) ** (
+            1.0 / size
+        )  # CDF value of each group's maximum, truncated to (0, t]
         best = np.argmax(special.betaincinv(alpha, beta, top * below), axis=1)
         member = (rng.random(empty.shape[0]) * size[best]).astype(np.int64)
         winner[empty] = members[start[best] + member]
+    return winner
+
+
+UNSENT_MARGIN = 10.0  # threshold 1 − UNSENT_MARGIN / m: the best never-sent value falls below it in e^-10 of draws
+
+
+def unsent_creative(
+    n_creatives: int,
+    cell_segment: np.ndarray,
+    cell_creative: np.ndarray,
+    segment: np.ndarray,
+    nth: np.ndarray,
+) -> np.ndarray:
+    """The ``nth`` (0-based) creative of each ``segment`` absent from the cells (sorted by segment, creative):
+    with s_0 < s_1 < … the segment's present creatives, it is nth + #{i : s_i − i ≤ nth}."""
+    first = np.concatenate(
+        (
+            [0],
+            np.cumsum(
+                np.bincount(cell_segment, minlength=int(segment.max(initial=0)) + 1)
+            ),
+        )
+    )
+    local = np.arange(cell_segment.shape[0]) - first[cell_segment]
+    span = n_creatives + 1
+    key = cell_segment.astype(np.int64) * span + (
+        cell_creative - local
+    )  # non-decreasing
+    below = (
+        np.searchsorted(key, segment.astype(np.int64) * span + nth, side="right")
+        - first[segment]
+    )
+    return nth + below
+
+
+def thompson_argmax(
+    rng: np.random.Generator,
+    n_creatives: int,
+    cell_segment: np.ndarray,
+    cell_creative: np.ndarray,
+    cell_alpha: np.ndarray,
+    cell_beta: np.ndarray,
+    draws: np.ndarray,
+) -> np.ndarray:
+    """int32 [Σ draws]: ``draws[s]`` argmaxes of independent posterior draws for each segment s, segment
+    after segment, where creative k of segment s has posterior Beta(α, β) from its cell (sorted by
+    segment, creative) or Beta(1, 1) if it has none — exactly in distribution.
+
+    A segment with m never-sent creatives, m > 2 · UNSENT_MARGIN, is drawn with all such segments at once:
+    the largest of its m never-sent values is U^{1/m} (the largest of m uniforms), won by one of them
+    chosen uniformly; the other creatives' values above t = 1 − UNSENT_MARGIN / m are drawn sparsely as in
+    ``grouped_posterior_argmax``. If the never-sent maximum exceeds t, every value below t is beaten and
+    the winner is the largest of it and those above t; if not (probability (1 − UNSENT_MARGIN / m)^m ≤
+    e^-10) and nothing exceeds t, each group's largest value below t is drawn (F⁻¹(U^{1/size}), as in
+    ``grouped_posterior_argmax``). Other segments: ``grouped_posterior_argmax`` each.
+    """
+    n_segments = draws.shape[0]
+    offset = np.concatenate(([0], np.cumsum(draws)))
+    winner = np.empty(int(offset[-1]), np.int32)
+    present = np.bincount(cell_segment, minlength=n_segments)
+    cell_first = np.concatenate(([0], np.cumsum(present)))
+    unsent = n_creatives - present
+    fast = (draws > 0) & (unsent > 2 * UNSENT_MARGIN)
+    for s in np.flatnonzero((draws > 0) & ~fast).tolist():
+        cells = slice(int(cell_first[s]), int(cell_first[s + 1]))
+        winner[offset[s] : offset[s + 1]] = grouped_posterior_argmax(
+            rng,
+            n_creatives,
+            cell_creative[cells],
+            cell_alpha[cells],
+            cell_beta[cells],
+            int(draws[s]),
+        )
+    segments = np.flatnonzero(fast)
+    if not segments.shape[0]:
+        return winner
+    fast_draws = draws[segments]
+    fast_first = np.zeros(
+        n_segments, np.int64
+    )  # first row of each fast segment among the fast rows
+    fast_first[segments] = np.concatenate(([0], np.cumsum(fast_draws)[:-1]))
+    row_segment = np.repeat(segments, fast_draws)
+    rows = row_segment.shape[0]
+    threshold = np.zeros(n_segments)
+    threshold[segments] = 1.0 - UNSENT_MARGIN / unsent[segments]
+    # the never-sent creatives: their largest value and which of them drew it
+    m = unsent[row_segment].astype(np.float64)
+    top = rng.random(rows) ** (1.0 / m)
+    nth = np.minimum((rng.random(rows) * m).astype(np.int64), unsent[row_segment] - 1)
+    choice = unsent_creative(n_creatives, cell_segment, cell_creative, row_segment, nth)
+    # the other creatives, grouped by (segment, posterior); values above the segment's threshold
+    keep = fast[cell_segment]
+    seg, cre, a, b = (
+        cell_segment[keep],
+        cell_creative[keep],
+        cell_alpha[keep],
+        cell_beta[keep],
+    )
+    order = np.lexsort((cre, b, a, seg))
+    seg, cre, a, b = seg[order], cre[order], a[order], b[order]
+    new = np.ones(seg.shape[0], bool)
+    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    start = np.flatnonzero(new)
+    size = np.diff(np.append(start, seg.shape[0]))
+    g_seg, g_a, g_b = seg[start], a[start], b[start]
+    above = special.betaincc(g_a, g_b, threshold[g_seg])
+    group, position = successes_on_lines(rng, above, size * draws[g_seg])
+    row = fast_first[g_seg[group]] + position // size[group]
+    creative = cre[start[group] + position % size[group]]
+    value = inverse_survival(
+        g_a[group], g_b[group], rng.random(row.shape[0]) * above[group]
+    )
+    largest = np.full(rows, -np.inf)
+    np.maximum.at(largest, row, value)
+    # rows where every value is below the threshold: each group's largest value below it
+    lost = np.flatnonzero((top <= threshold[row_segment]) & ~np.isfinite(largest))
+    if lost.shape[0]:
+        group_first = np.searchsorted(g_seg, np.arange(n_segments + 1))
+        count = (group_first[1:] - group_first[:-1])[row_segment[lost]]
+        lost_row = np.repeat(lost, count)
+        lost_group = np.repeat(
+            group_first[row_segment[lost]] - np.cumsum(count) + count, count
+        ) + np.arange(lost_row.shape[0])
+        below = special.betainc(
+            g_a[lost_group], g_b[lost_group], threshold[g_seg[lost_group]]
+        )
+        cdf = rng.random(lost_row.shape[0]) ** (1.0 / size[lost_group])
+        lost_value = special.betaincinv(g_a[lost_group], g_b[lost_group], cdf * below)
+        member = np.minimum(
+            (rng.random(lost_row.shape[0]) * size[lost_group]).astype(np.int64),
+            size[lost_group] - 1,
+        )
+        np.maximum.at(largest, lost_row, lost_value)
+        row = np.concatenate((row, lost_row))
+        value = np.concatenate((value, lost_value))
+        creative = np.concatenate((creative, cre[start[lost_group] + member]))
+    best = value == largest[row]
+    sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(sent_winner, row[best], creative[best])
+    fast_winner = np.where(largest > top, sent_winner, choice)
+    fast_rows = np.repeat(
+        offset[segments] - fast_first[segments], fast_draws
+    ) + np.arange(rows)
+    winner[fast_rows] = fast_winner
     return winner
