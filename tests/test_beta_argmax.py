@@ -7,6 +7,7 @@ import pytest
 
 from masssim.policies import beta_argmax
 from masssim.policies.beta_argmax import (
+    cells_by_posterior,
     grouped_posterior_argmax,
     posterior_groups,
     successes_on_lines,
@@ -141,3 +142,24 @@ def test_thompson_argmax_per_segment_has_the_distribution_of_the_argmax_of_full_
         se = np.sqrt(2 * pooled * (1 - pooled) / rows)
         assert np.all(np.abs(wins - dense_wins) / rows <= 5 * se + 1.0 / rows), s
         assert (dense_wins > 0).sum() > 50
+
+
+def test_cells_by_posterior_groups_identical_posteriors_with_creatives_in_order() -> None:
+    rng = np.random.default_rng(4)
+    n = 5_000
+    segment = np.sort(rng.integers(0, 30, n))
+    alpha = 1.0 + rng.integers(0, 3, n)
+    beta = 1.0 + rng.integers(0, 4, n)
+    beta[rng.random(n) < 0.01] = 300.0  # beyond the 16-bit code: kept apart
+    order = cells_by_posterior(segment, alpha, beta)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    seg, a, b = segment[order], alpha[order], beta[order]
+    assert np.all(np.diff(seg) >= 0)
+    small = b < 256
+    key = ((seg * 1000 + a) * 1000 + b)[small]
+    changes = np.count_nonzero(np.diff(key))
+    assert changes + 1 == np.unique(key).shape[0]  # each (segment, posterior) in one run
+    same = np.diff(key) == 0
+    assert np.all(np.diff(order[small])[same] > 0)  # creatives (the given order) increasing within a run
+    # the cells kept apart come after their segment's others
+    assert np.all(~small[1:] | small[:-1] | (seg[1:] != seg[:-1]))

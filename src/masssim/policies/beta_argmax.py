@@ -40,18 +40,14 @@ def posterior_groups(
     return alpha, beta, sizes.astype(np.int64), start.astype(np.int64), members
 
 
-def successes_on_lines(
-    rng: np.random.Generator, p: np.ndarray, length: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def successes_on_lines(rng: np.random.Generator, p: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(line, position) of the successes of independent Bernoulli(``p[g]``) trials at every position
     0 .. ``length[g]`` − 1 of each line g, without drawing the trials: the gaps between successes are
     geometric. Costs O(lines + successes) draws."""
     line = np.flatnonzero((p > 0) & (length > 0))
     prob = p[line]
     end = length[line].astype(np.int64)
-    position = np.zeros(
-        line.shape[0], np.int64
-    )  # first position of each line not yet decided
+    position = np.zeros(line.shape[0], np.int64)  # first position of each line not yet decided
     out_line: list[np.ndarray] = []
     out_position: list[np.ndarray] = []
     active = np.arange(line.shape[0])
@@ -59,9 +55,7 @@ def successes_on_lines(
         remaining = end[active] - position[active]
         mean = remaining * prob[active]
         # enough gaps to pass the line's end almost always; a line that falls short goes round again
-        budget = np.minimum(
-            np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1
-        ).astype(np.int64)
+        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
         gaps = rng.geometric(np.repeat(prob[active], budget))
         # A gap past the end ends the line; for tiny p numpy's draw can overflow int64 (negative).
         limit = np.repeat(remaining + 1, budget)
@@ -69,9 +63,7 @@ def successes_on_lines(
         total = np.cumsum(gaps)
         ends = np.cumsum(budget)
         before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
-        local = (
-            total - before
-        )  # 1-based offset of each success from the line's position
+        local = total - before  # 1-based offset of each success from the line's position
         at = np.repeat(position[active], budget) + local - 1
         keep = at < np.repeat(end[active], budget)
         out_position.append(at[keep])
@@ -83,9 +75,7 @@ def successes_on_lines(
     return np.concatenate(out_line), np.concatenate(out_position)
 
 
-def exceedance_threshold(
-    alpha: np.ndarray, beta: np.ndarray, size: np.ndarray
-) -> float:
+def exceedance_threshold(alpha: np.ndarray, beta: np.ndarray, size: np.ndarray) -> float:
     """t with about EXCEEDANCE_TARGET values above it in one draw: Σ_g size_g · P(Beta(α_g, β_g) > t).
 
     A function of the posteriors only, never of the draws it is used for; any such t keeps the argmax exact.
@@ -130,17 +120,13 @@ def grouped_posterior_argmax(
     truncated CDF), won by a member chosen uniformly (they are exchangeable), and the row's winner is the
     largest group maximum. Cost per call: O(groups + rows · EXCEEDANCE_TARGET).
     """
-    alpha, beta, size, start, members = posterior_groups(
-        n_creatives, sent, alpha_sent, beta_sent
-    )
+    alpha, beta, size, start, members = posterior_groups(n_creatives, sent, alpha_sent, beta_sent)
     threshold = exceedance_threshold(alpha, beta, size)
     above = special.betaincc(alpha, beta, threshold)
     group, position = successes_on_lines(rng, above, size * rows)
     row = position // size[group]
     creative = members[start[group] + position % size[group]]
-    value = inverse_survival(
-        alpha[group], beta[group], rng.random(row.shape[0]) * above[group]
-    )
+    value = inverse_survival(alpha[group], beta[group], rng.random(row.shape[0]) * above[group])
     # each row's largest value (ties: lowest index), without sorting: a max then a min per row
     largest = np.full(rows, -np.inf)
     np.maximum.at(largest, row, value)
@@ -152,9 +138,7 @@ def grouped_posterior_argmax(
     if empty.shape[0]:
         below = special.betainc(alpha, beta, threshold)
         shape = (empty.shape[0], alpha.shape[0])
-        top = rng.random(shape) ** (
-            1.0 / size
-        )  # CDF value of each group's maximum, truncated to (0, t]
+        top = rng.random(shape) ** (1.0 / size)  # CDF value of each group's maximum, truncated to (0, t]
         best = np.argmax(special.betaincinv(alpha, beta, top * below), axis=1)
         member = (rng.random(empty.shape[0]) * size[best]).astype(np.int64)
         winner[empty] = members[start[best] + member]
@@ -176,21 +160,28 @@ def unsent_creative(
     first = np.concatenate(
         (
             [0],
-            np.cumsum(
-                np.bincount(cell_segment, minlength=int(segment.max(initial=0)) + 1)
-            ),
+            np.cumsum(np.bincount(cell_segment, minlength=int(segment.max(initial=0)) + 1)),
         )
     )
     local = np.arange(cell_segment.shape[0]) - first[cell_segment]
     span = n_creatives + 1
-    key = cell_segment.astype(np.int64) * span + (
-        cell_creative - local
-    )  # non-decreasing
-    below = (
-        np.searchsorted(key, segment.astype(np.int64) * span + nth, side="right")
-        - first[segment]
-    )
+    key = cell_segment.astype(np.int64) * span + (cell_creative - local)  # non-decreasing
+    below = np.searchsorted(key, segment.astype(np.int64) * span + nth, side="right") - first[segment]
     return nth + below
+
+
+SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)
+
+
+def cells_by_posterior(segment: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """An order of cells (given sorted by segment, creative) that puts cells of the same segment and posterior
+    together, creatives in increasing order within. Cells whose α or β reach SMALL_STATE stay apart, after
+    their segment's others (a group of one is still a group of identical posteriors)."""
+    small = (alpha < SMALL_STATE) & (beta < SMALL_STATE)
+    code = np.where(small, (alpha - 1.0) * SMALL_STATE + (beta - 1.0), SMALL_STATE * SMALL_STATE - 1.0)
+    by_code = np.argsort(code.astype(np.uint16), kind="stable")
+    segment_type = np.uint16 if segment.max(initial=0) < 1 << 16 else np.int64
+    return by_code[np.argsort(segment[by_code].astype(segment_type), kind="stable")]
 
 
 def thompson_argmax(
@@ -235,9 +226,7 @@ def thompson_argmax(
     if not segments.shape[0]:
         return winner
     fast_draws = draws[segments]
-    fast_first = np.zeros(
-        n_segments, np.int64
-    )  # first row of each fast segment among the fast rows
+    fast_first = np.zeros(n_segments, np.int64)  # first row of each fast segment among the fast rows
     fast_first[segments] = np.concatenate(([0], np.cumsum(fast_draws)[:-1]))
     row_segment = np.repeat(segments, fast_draws)
     rows = row_segment.shape[0]
@@ -256,10 +245,11 @@ def thompson_argmax(
         cell_alpha[keep],
         cell_beta[keep],
     )
-    order = np.lexsort((cre, b, a, seg))
+    order = cells_by_posterior(seg, a, b)
     seg, cre, a, b = seg[order], cre[order], a[order], b[order]
     new = np.ones(seg.shape[0], bool)
-    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
+    new[1:] |= b[1:] >= SMALL_STATE
     start = np.flatnonzero(new)
     size = np.diff(np.append(start, seg.shape[0]))
     g_seg, g_a, g_b = seg[start], a[start], b[start]
@@ -267,9 +257,7 @@ def thompson_argmax(
     group, position = successes_on_lines(rng, above, size * draws[g_seg])
     row = fast_first[g_seg[group]] + position // size[group]
     creative = cre[start[group] + position % size[group]]
-    value = inverse_survival(
-        g_a[group], g_b[group], rng.random(row.shape[0]) * above[group]
-    )
+    value = inverse_survival(g_a[group], g_b[group], rng.random(row.shape[0]) * above[group])
     largest = np.full(rows, -np.inf)
     np.maximum.at(largest, row, value)
     # rows where every value is below the threshold: each group's largest value below it
@@ -278,12 +266,10 @@ def thompson_argmax(
         group_first = np.searchsorted(g_seg, np.arange(n_segments + 1))
         count = (group_first[1:] - group_first[:-1])[row_segment[lost]]
         lost_row = np.repeat(lost, count)
-        lost_group = np.repeat(
-            group_first[row_segment[lost]] - np.cumsum(count) + count, count
-        ) + np.arange(lost_row.shape[0])
-        below = special.betainc(
-            g_a[lost_group], g_b[lost_group], threshold[g_seg[lost_group]]
+        lost_group = np.repeat(group_first[row_segment[lost]] - np.cumsum(count) + count, count) + np.arange(
+            lost_row.shape[0]
         )
+        below = special.betainc(g_a[lost_group], g_b[lost_group], threshold[g_seg[lost_group]])
         cdf = rng.random(lost_row.shape[0]) ** (1.0 / size[lost_group])
         lost_value = special.betaincinv(g_a[lost_group], g_b[lost_group], cdf * below)
         member = np.minimum(
@@ -298,8 +284,6 @@ def thompson_argmax(
     sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
     np.minimum.at(sent_winner, row[best], creative[best])
     fast_winner = np.where(largest > top, sent_winner, choice)
-    fast_rows = np.repeat(
-        offset[segments] - fast_first[segments], fast_draws
-    ) + np.arange(rows)
+    fast_rows = np.repeat(offset[segments] - fast_first[segments], fast_draws) + np.arange(rows)
     winner[fast_rows] = fast_winner
     return winner
