@@ -166,8 +166,11 @@ def unsent_creative(
     local = np.arange(cell_segment.shape[0]) - first[cell_segment]
     span = n_creatives + 1
     key = cell_segment.astype(np.int64) * span + (cell_creative - local)  # non-decreasing
-    below = np.searchsorted(key, segment.astype(np.int64) * span + nth, side="right") - first[segment]
-    return nth + below
+    query = segment.astype(np.int64) * span + nth
+    order = np.argsort(query)  # sorted queries search the cells far faster (memory locality)
+    below = np.empty(query.shape[0], np.int64)
+    below[order] = np.searchsorted(key, query[order], side="right")
+    return nth + below - first[segment]
 
 
 SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)
