@@ -242,14 +242,10 @@ def thompson_argmax(
     choice = unsent_creative(n_creatives, cell_segment, cell_creative, row_segment, nth)
     # the other creatives, grouped by (segment, posterior); values above the segment's threshold
     keep = fast[cell_segment]
-    seg, cre, a, b = (
-        cell_segment[keep],
-        cell_creative[keep],
-        cell_alpha[keep],
-        cell_beta[keep],
-    )
-    order = cells_by_posterior(seg, a, b)
-    seg, cre, a, b = seg[order], cre[order], a[order], b[order]
+    order = cells_by_posterior(cell_segment, cell_alpha, cell_beta)
+    if not keep.all():  # usually every segment is fast: then no copy of the cells
+        order = order[keep[order]]
+    seg, cre, a, b = cell_segment[order], cell_creative[order], cell_alpha[order], cell_beta[order]
     new = np.ones(seg.shape[0], bool)
     new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
     new[1:] |= b[1:] >= SMALL_STATE
