@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from masssim.policies import cells as cells_module
-from masssim.policies.bandits import bernoulli_successes, posterior_argmax
 from masssim.policies.cells import CellCounts
 
 
@@ -78,40 +77,6 @@ def test_nth_unseen_creative_matches_a_dense_search(monkeypatch: pytest.MonkeyPa
         segment = np.repeat(np.flatnonzero(n_unseen), n_unseen[n_unseen > 0])
         nth = np.concatenate([np.arange(m) for m in n_unseen[n_unseen > 0]])
         np.testing.assert_array_equal(table.nth_unseen(segment, nth, start, composite), order[segment, nth])
-
-
-def test_bernoulli_successes_are_independent_trials() -> None:
-    rng = np.random.default_rng(5)
-    p = np.array([0.0, 1e-4, 0.01, 0.2, 0.5, 0.97, 1.0])
-    rows = 20_000
-    row, column = bernoulli_successes(rng, p, rows)
-    assert np.unique(row * p.shape[0] + column).shape[0] == row.shape[0]  # each trial at most once
-    assert row.min() >= 0 and row.max() < rows
-    count = np.bincount(column, minlength=p.shape[0])
-    sd = np.sqrt(rows * p * (1 - p))
-    assert np.all(np.abs(count - rows * p) <= 5 * sd + 1e-9)
-    # rows are exchangeable: successes of a column spread evenly over the first and second half
-    half = row < rows // 2
-    for j in (3, 4):
-        n = count[j]
-        assert abs(int(half[column == j].sum()) - n / 2) <= 5 * np.sqrt(n / 4)
-
-
-def test_posterior_argmax_has_the_distribution_of_the_argmax_of_full_draws() -> None:
-    rng = np.random.default_rng(11)
-    k = 400
-    delivered = rng.integers(0, 400, k).astype(float)
-    clicked = rng.binomial(delivered.astype(int), rng.uniform(0.01, 0.06, k)).astype(float)
-    alpha, beta = 1.0 + clicked, 1.0 + delivered - clicked
-    rows = 40_000
-    sparse_wins = np.bincount(posterior_argmax(rng, alpha, beta, rows), minlength=k)
-    dense = np.concatenate([np.argmax(rng.beta(alpha, beta, size=(4000, k)), axis=1) for _ in range(rows // 4000)])
-    dense_wins = np.bincount(dense, minlength=k)
-    # two binomial proportions per creative: difference within 5 standard errors (fixed seed)
-    pooled = (sparse_wins + dense_wins) / (2 * rows)
-    se = np.sqrt(2 * pooled * (1 - pooled) / rows)
-    assert np.all(np.abs(sparse_wins - dense_wins) / rows <= 5 * se + 1.0 / rows)
-    assert (dense_wins > 0).sum() > 20  # the check covers many creatives, not one sure winner
 
 
 def test_runs_are_the_same_with_sparse_cell_tables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """Targeting policies at scale: each policy at N customers x C creatives, and personas from k = 8 to 1:1.
 
 Run:  python tests/benchmarks/bench_policies_scale.py [--customers 1000000] [--creatives 20000] [--days 14]
-      [--policies broadcast,thompson,...] [--segments-customers 1000000] [--no-segments] [--repeat 1]
+      [--policies broadcast,thompson,...] [--params '{"segments": 1000}'] [--crm-scores 2]
+      [--segments-customers 1000000] [--no-segments] [--repeat 1]
 
 Every measurement runs the real engine (``ArmSimulation``, as ``masssim run`` does, with one BLAS thread) in a
 fresh subprocess, so its peak memory is its own. Per policy it prints the setup time (building the arm, the
@@ -124,7 +125,10 @@ def main() -> None:
     parser.add_argument("--no-segments", action="store_true", help="skip the k = 8 vs k = N comparison")
     parser.add_argument("--repeat", type=int, default=1, help="measurements of each; medians are reported")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per measurement")
-    parser.add_argument("--crm-scores", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help="JSON parameters given to every policy but broadcast")
+    parser.add_argument(
+        "--crm-scores", type=int, default=0, help="continuous CRM scores of the population (2: customers distinct)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -137,12 +141,14 @@ def main() -> None:
 
     policies = [p for p in args.policies.split(",") if p and p != "broadcast"]
     print(f"{args.customers:,} customers x {args.creatives:,} creatives x {args.days} daily waves", flush=True)
-    baseline = [child(args.customers, args.creatives, {"policy": "broadcast"}, 0)]
+    params = json.loads(args.params)
+    baseline = [child(args.customers, args.creatives, {"policy": "broadcast"}, args.crm_scores)]
     for _ in range(args.repeat - 1):
-        baseline.append(child(args.customers, args.creatives, {"policy": "broadcast"}, 0))
+        baseline.append(child(args.customers, args.creatives, {"policy": "broadcast"}, args.crm_scores))
     report("broadcast", baseline, None)
     for name in policies:
-        runs = [child(args.customers, args.creatives, {"policy": name}, 0) for _ in range(args.repeat)]
+        arm = {"policy": name, **params}
+        runs = [child(args.customers, args.creatives, arm, args.crm_scores) for _ in range(args.repeat)]
         report(name, runs, baseline)
 
     if args.no_segments:

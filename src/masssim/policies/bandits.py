@@ -8,9 +8,10 @@ import functools
 
 import numpy as np
 from pydantic import Field
-from scipy import sparse, special
+from scipy import sparse
 
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.beta_argmax import thompson_argmax
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -108,74 +109,6 @@ class ThompsonParams(_SegmentBanditParams):
 
 
 SPARSE_THOMPSON_CREATIVES = 256  # above this many creatives, draw only the posterior values that can win
-EXCEEDANCE_TARGET = 16  # creatives expected above the threshold per draw (none above it: about e^-16)
-
-
-def bernoulli_successes(rng: np.random.Generator, p: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of the successes of independent Bernoulli(``p[j]``) trials in every cell of a
-    ``rows`` x len(p) table, without drawing the table: down each column the gaps between successes are
-    geometric. Costs O(len(p) + successes) draws."""
-    column = np.flatnonzero(p > 0)
-    prob = p[column]
-    position = np.zeros(column.shape[0], np.int64)  # first row of each column not yet decided
-    out_row: list[np.ndarray] = []
-    out_column: list[np.ndarray] = []
-    active = np.arange(column.shape[0])
-    while active.shape[0]:
-        remaining = rows - position[active]
-        mean = remaining * prob[active]
-        # enough gaps to pass the last row almost always; a column that falls short goes round again
-        budget = np.minimum(np.ceil(mean + 6.0 * np.sqrt(mean) + 4.0), remaining + 1).astype(np.int64)
-        gaps = rng.geometric(np.repeat(prob[active], budget))
-        # A gap past the last row ends the column; for tiny p numpy's draw can overflow int64 (negative).
-        limit = np.repeat(remaining + 1, budget)
-        gaps = np.where((gaps < 1) | (gaps > limit), limit, gaps)
-        total = np.cumsum(gaps)
-        ends = np.cumsum(budget)
-        before = np.repeat(np.concatenate(([0], total[ends[:-1] - 1])), budget)
-        local = total - before  # 1-based offset of each success from the column's position
-        row = np.repeat(position[active], budget) + local - 1
-        keep = row < rows
-        out_row.append(row[keep])
-        out_column.append(np.repeat(column[active], budget)[keep])
-        position[active] += local[ends - 1]
-        active = active[position[active] < rows]
-    if not out_row:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(out_row), np.concatenate(out_column)
-
-
-def posterior_argmax(rng: np.random.Generator, alpha: np.ndarray, beta: np.ndarray, rows: int) -> np.ndarray:
-    """int32 [rows]: for each row, the argmax over creatives k of an independent draw X_k ~ Beta(alpha_k,
-    beta_k) — exactly in distribution, without drawing every X_k.
-
-    Only the largest value matters, so: pick a threshold t (the EXCEEDANCE_TARGET-th largest of one
-    separate posterior draw per creative, so t does not depend on the rows' draws); whether X_k > t is
-    Bernoulli(P(X_k > t)), drawn sparsely (``bernoulli_successes``); each X_k above t is drawn from its
-    posterior truncated to (t, 1) by the inverse survival function; a row's winner is its largest value
-    above t. A row with no value above t (probability about e^-16 per row) draws all its values from the
-    posteriors truncated to (0, t]. Cost per call: O(K + rows·EXCEEDANCE_TARGET) instead of rows·K.
-    """
-    k = alpha.shape[0]
-    probe = rng.beta(alpha, beta)
-    target = min(EXCEEDANCE_TARGET, k)
-    threshold = float(np.partition(probe, k - target)[k - target])
-    above = special.betaincc(alpha, beta, threshold)
-    row, creative = bernoulli_successes(rng, above, rows)
-    value = special.betainccinv(alpha[creative], beta[creative], rng.random(row.shape[0]) * above[creative])
-    order = np.lexsort((creative, -value, row))  # by row, largest value first (ties: lowest index)
-    first = order[np.flatnonzero(np.diff(row[order], prepend=-1))]
-    winner = np.full(rows, -1, np.int32)
-    winner[row[first]] = creative[first]
-    empty = np.flatnonzero(winner < 0)
-    if empty.shape[0]:
-        below = special.betainc(alpha, beta, threshold)
-        step = max(1, CHUNK_ELEMENTS // k)
-        for lo in range(0, empty.shape[0], step):
-            part = empty[lo : lo + step]
-            values = special.betaincinv(alpha, beta, rng.random((part.shape[0], k)) * below)
-            winner[part] = np.argmax(values, axis=1)
-    return winner
 
 
 @register_targeting("thompson")
@@ -190,9 +123,9 @@ class ThompsonPolicy(_SegmentBandit):
     uniformly at random, i.e. a creative drawn from that estimated probability vector. Each customer's
     creative then has exactly the Thompson distribution (the T draws are posterior draws); customers of
     a segment share draws, which only correlates them. Up to ``SPARSE_THOMPSON_CREATIVES`` creatives a
-    draw is K Beta variates; beyond, only the argmax of each draw is drawn (``posterior_argmax``), at
-    O(K + T) per segment and wave instead of T·K. ``prob_best`` keeps the last estimate of P(best) per
-    segment (sparse: creatives that won no draw are absent).
+    draw is K Beta variates; beyond, only the argmax of each draw is drawn, every segment at once
+    (``beta_argmax.thompson_argmax``): O(non-empty cells + draws) per wave, not T·K per segment.
+    ``prob_best`` keeps the last estimate of P(best) per segment (sparse: creatives that won no draw are absent).
     """
 
     Params = ThompsonParams
@@ -216,21 +149,26 @@ class ThompsonPolicy(_SegmentBandit):
             for lo in range(0, row_segment.shape[0], rows):
                 seg = row_segment[lo : lo + rows]
                 winner[lo : lo + rows] = np.argmax(self.rng.beta(alpha[seg], beta[seg]), axis=1)
+        elif k > SPARSE_THOMPSON_CREATIVES:  # every segment at once, from the non-empty cells
+            cell_segment, cell_creative, delivered, clicked = self.counts.cells()
+            cell_alpha = 1.0 + clicked
+            cell_beta = 1.0 + np.maximum(delivered - clicked, 0.0)
+            winner = thompson_argmax(self.rng, k, cell_segment, cell_creative, cell_alpha, cell_beta, draws)
         else:  # one segment at a time: its posterior row is dense in K, the table is not
             for s in np.flatnonzero(draws).tolist():
                 delivered, clicked = self.counts.row(s)
                 alpha = 1.0 + clicked
                 beta = 1.0 + np.maximum(delivered - clicked, 0.0)
                 lo, hi = int(offset[s]), int(offset[s] + draws[s])
-                if k > SPARSE_THOMPSON_CREATIVES:
-                    winner[lo:hi] = posterior_argmax(self.rng, alpha, beta, hi - lo)
-                    continue
                 for start in range(lo, hi, rows):
                     stop = min(hi, start + rows)
                     draw = self.rng.beta(alpha, beta, size=(stop - start, k))
                     winner[start:stop] = np.argmax(draw, axis=1)
-        cells, hits = np.unique(row_segment * k + winner, return_counts=True)
-        self.prob_best = sparse.csr_matrix((hits / draws[cells // k], (cells // k, cells % k)), shape=(s_count, k))
+        # wins per (segment, creative): the CSR conversion sums duplicates in linear time, unlike a sort
+        hits = sparse.csr_matrix((np.ones(winner.shape[0]), (row_segment, winner)), shape=(s_count, k))
+        hits.sum_duplicates()
+        hits.data /= np.repeat(draws, np.diff(hits.indptr))
+        self.prob_best = hits
         pick = (self.rng.random(segment.shape[0]) * draws[segment]).astype(np.int64)
         return winner[offset[segment] + pick]
 
