@@ -163,14 +163,7 @@ class ChunkDraws:
         segments: list[tuple[int, np.ndarray | slice, int]] | None = None,
     ) -> np.ndarray:
         """One uniform in [0, 1) per row (``segments``: :meth:`segments` of ``customer``, if at hand)."""
-        out: np.ndarray = np.empty(customer.shape[0], dtype)
-        for chunk, rows, count in segments if segments is not None else _segments(self.layout, customer):
-            rng = self.generator(chunk, kind)
-            if isinstance(rows, slice):  # drawn in place: no temporary
-                rng.random(dtype=dtype, out=out[rows])
-            else:
-                out[rows] = rng.random(count, dtype=dtype)
-        return out
+        return self._per_row("random", customer, kind, dtype, segments)
 
     def standard_normal(
         self,
@@ -180,13 +173,24 @@ class ChunkDraws:
         segments: list[tuple[int, np.ndarray | slice, int]] | None = None,
     ) -> np.ndarray:
         """One standard normal per row."""
+        return self._per_row("standard_normal", customer, kind, dtype, segments)
+
+    def _per_row(
+        self,
+        method: str,
+        customer: np.ndarray,
+        kind: Draw,
+        dtype: type,
+        segments: list[tuple[int, np.ndarray | slice, int]] | None,
+    ) -> np.ndarray:
+        """One draw of the generator's ``method`` per row, each from its chunk's stream in row order."""
         out: np.ndarray = np.empty(customer.shape[0], dtype)
         for chunk, rows, count in segments if segments is not None else _segments(self.layout, customer):
-            rng = self.generator(chunk, kind)
-            if isinstance(rows, slice):
-                rng.standard_normal(dtype=dtype, out=out[rows])
+            draw = getattr(self.generator(chunk, kind), method)
+            if isinstance(rows, slice):  # drawn in place: no temporary
+                draw(dtype=dtype, out=out[rows])
             else:
-                out[rows] = rng.standard_normal(count, dtype=dtype)
+                out[rows] = draw(count, dtype=dtype)
         return out
 
 

@@ -128,6 +128,11 @@ class Recorder:
         day = np.minimum((time_s // 86_400.0).astype(np.int64), self.days - 1)
         self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)[: self.days]
 
+    def _day_edges(self, time_s: np.ndarray) -> np.ndarray:
+        """For ascending ``time_s``: the number of events at or before the end of each day but the last, by
+        binary search (the day boundaries every sorted count of the series uses)."""
+        return np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+
     def add_sorted_events(
         self, metric: str, time_s: np.ndarray, weights: np.ndarray | None = None, *, each: float = 1.0
     ) -> None:
@@ -144,7 +149,7 @@ class Recorder:
         column = self._column.get(metric)
         if column is None or n == 0:
             return
-        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        edges = self._day_edges(time_s)
         bounds = np.concatenate(([0], edges, [n]))
         if weights is None:
             self.series[:, column] += np.diff(bounds) * each
@@ -164,7 +169,7 @@ class Recorder:
         column = self._column.get(metric)
         if column is None or arrived == 0:
             return
-        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        edges = self._day_edges(time_s)
         bounds = np.minimum(
             np.searchsorted(rows, np.concatenate(([0], edges, [time_s.shape[0]])), side="left"), arrived
         )
@@ -173,7 +178,7 @@ class Recorder:
     def day_counts(self, time_s: np.ndarray) -> np.ndarray:
         """int64 events per day of the series for ascending ``time_s``, counted as :meth:`add_sorted_events`
         counts them (a sharded run's shards count their sends so; docs/model.md §16.2)."""
-        edges = np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        edges = self._day_edges(time_s)
         return np.diff(np.concatenate(([0], edges, [time_s.shape[0]])))
 
     def add_day_counts(self, metric: str, counts: np.ndarray, *, each: float) -> None:

@@ -16,16 +16,19 @@ from masssim.reporting.html import esc
 HEADING = "The market: who buys every brand"
 
 
-def _pct(value: Any) -> str:
+def _finite_or_na(value: Any, render: Any) -> str:
+    """``render(float(value))``, or "n/a" for a figure that is missing or not finite."""
     if value is None or not math.isfinite(float(value)):
         return "n/a"
-    return f"{100 * float(value):.1f}%"
+    return str(render(float(value)))
+
+
+def _pct(value: Any) -> str:
+    return _finite_or_na(value, lambda v: f"{100 * v:.1f}%")
 
 
 def _num(value: Any) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return f"{float(value):.2f}"
+    return _finite_or_na(value, lambda v: f"{v:.2f}")
 
 
 def _days(value: float) -> str:
@@ -89,15 +92,11 @@ def _duplication_figure(market: dict[str, Any]) -> str:
 
 def _points(value: Any) -> str:
     """A change of a share, in percentage points with its sign."""
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return f"{100 * float(value):+.1f} pts"
+    return _finite_or_na(value, lambda v: f"{100 * v:+.1f} pts")
 
 
 def _signed(value: Any) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return f"{float(value):+.3f}"
+    return _finite_or_na(value, lambda v: f"{v:+.3f}")
 
 
 def _change_cell(stat: dict[str, Any], fmt: Any, change_fmt: Any) -> str:
