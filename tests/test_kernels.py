@@ -366,3 +366,37 @@ def test_plan_customer_check_matches_numpy(customers: list[int], n_customers: in
     customer = np.array(customers, np.int64)
     fast = _compiled("check_plan_customers")(customer, n_customers)
     assert fast == kernels.check_plan_customers_numpy(customer, n_customers)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n_customers=st.integers(1, 60),
+    n=st.integers(0, 400),
+    n_brands=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    with_gone=st.booleans(),
+)
+def test_tally_brands_matches_numpy(n_customers: int, n: int, n_brands: int, seed: int, with_gone: bool) -> None:
+    from masssim.model.market import mask_dtype
+
+    rng = np.random.default_rng(seed)
+    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float32)
+    customer = rng.integers(0, n_customers, n).astype(np.int32)  # repeated customers on purpose
+    uniform = rng.random(n)
+    p0 = brand_prob[customer, 0].astype(np.float64)
+    # Our probability: unchanged (no adstock) for some rows, raised for others; exact ties with p0 included.
+    lifted = p0 + (1.0 - p0) * rng.random(n) * (rng.random(n) < 0.7)
+    uniform[: n // 8] = lifted[: n // 8]  # uniforms exactly at p0' (a rival's slice edge)
+    bought = (uniform < lifted) & (rng.random(n) < 0.9)
+    gone = rng.random(n) < 0.3 if with_gone else None
+    if gone is not None:
+        bought &= ~gone
+    results = []
+    for kernel in (_compiled("tally_brands"), kernels.tally_brands_numpy):
+        masks = np.ones(n_customers, mask_dtype(n_brands))  # the same starting bits for both
+        purchases = np.arange(n_brands, dtype=np.int64)
+        kernel(customer, brand_prob, uniform, lifted, bought, gone, masks, purchases)
+        results.append((masks, purchases))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

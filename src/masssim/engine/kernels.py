@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from masssim.model.channels import HOUR_S, move_into_active_window
+from masssim.model.market import brand_with_marketing
 
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
 
@@ -523,6 +524,62 @@ def _increment_loop(counter, idx):  # type: ignore[no-untyped-def]  # pragma: no
         counter[idx[i]] += 1
 
 
+# --------------------------------------------------------------------------------------------------
+# The market tally: each counted occasion's brand under the arm's marketing, counted where it is chosen
+# --------------------------------------------------------------------------------------------------
+
+
+def tally_brands_numpy(
+    customer: np.ndarray,
+    brand_prob: np.ndarray,
+    uniform: np.ndarray,
+    p_ours: np.ndarray,
+    bought_ours: np.ndarray,
+    gone: np.ndarray | None,
+    brands_bought: np.ndarray,
+    purchases: np.ndarray,
+) -> None:
+    """For each occasion of ``customer`` (its choice ``uniform``, our brand's probability with the adstock
+    ``p_ours``, the engine's verdict ``bought_ours``, ``gone`` for customers who left): the brand bought,
+    :func:`masssim.model.market.brand_with_marketing` on the customer's row of ``brand_prob``; then
+    ``purchases[brand] += 1`` and the brand's bit set in ``brands_bought[customer]``
+    (:class:`masssim.model.market.MarketTally`'s counts)."""
+    brand = brand_with_marketing(brand_prob[customer], uniform, p_ours, bought_ours, gone)
+    purchases += np.bincount(brand, minlength=purchases.shape[0])
+    mask = brands_bought.dtype.type
+    np.bitwise_or.at(brands_bought, customer, np.left_shift(mask(1), brand.astype(brands_bought.dtype)))
+
+
+def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
+    customer, brand_prob, uniform, p_ours, bought_ours, gone, brands_bought, purchases
+):
+    # The same float64 operations, in the same order, as brand_with_marketing: v is the uniform stretched
+    # onto the rivals' slices, then the count of running sums p_0 + ... + p_j (j < J - 1) at or below it.
+    n_brands = brand_prob.shape[1]
+    one = brands_bought.dtype.type(1)
+    for i in range(customer.shape[0]):
+        c = customer[i]
+        brand = 0
+        if not bought_ours[i] and n_brands > 1:
+            p0 = np.float64(brand_prob[c, 0])
+            v = np.float64(uniform[i])
+            left = gone is not None and gone[i]
+            if left:
+                v = p0 + v * (1.0 - p0)
+            elif p_ours[i] != p0:
+                q = p_ours[i]
+                v = max(p0 + (v - q) * (1.0 - p0) / (1.0 - q), p0)
+            running = p0
+            if running <= v:
+                brand += 1
+            for j in range(1, n_brands - 1):
+                running += np.float64(brand_prob[c, j])
+                if running <= v:
+                    brand += 1
+        purchases[brand] += 1
+        brands_bought[c] |= one << brands_bought.dtype.type(brand)
+
+
 _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
 
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
@@ -542,3 +599,4 @@ split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.n
     _compiled(_split_sends_loop) or split_sends_numpy
 )
 merge_sorted: Callable[..., np.ndarray] = _compiled(_merge_sorted_loop) or merge_sorted_numpy
+tally_brands: Callable[..., None] = _compiled(_tally_brands_loop) or tally_brands_numpy

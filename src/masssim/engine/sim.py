@@ -30,6 +30,7 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
+from masssim.engine import kernels
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
@@ -40,7 +41,7 @@ from masssim.engine.state import CustomerState, Recorder, increment
 from masssim.estimation.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.model.channels import DAY_S, HOUR_S
 from masssim.model.creatives import make_catalogue
-from masssim.model.market import MarketTally, brand_with_marketing, market_window_days
+from masssim.model.market import MarketTally, market_window_days
 from masssim.model.metrics import channel_metric, derive
 from masssim.model.population import Population, generate_population
 from masssim.model.streams import Component, chunk_sequence, component_sequence, generator
@@ -538,14 +539,18 @@ class ArmSimulation:
         rows = np.flatnonzero(counted)
         if rows.shape[0] == 0:
             return
-        brand = brand_with_marketing(
-            self.world.population.brand_prob[c[rows]],
+        # One compiled pass chooses each brand and counts it (MarketTally.add_brands of brand_with_marketing).
+        tally = self.arm_market_tally
+        kernels.tally_brands(
+            c[rows],
+            self.world.population.brand_prob,
             uniform[rows],
             p[rows],
             ours[rows],
             None if gone is None else gone[rows],
+            tally.brands_bought,
+            tally.purchases,
         )
-        self.arm_market_tally.add_brands(c[rows], t[rows], brand)
 
     def _direct_purchases(self, clicks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A click may start an immediate purchase occasion, often one pulled forward from the future."""
