@@ -400,3 +400,45 @@ def test_tally_brands_matches_numpy(n_customers: int, n: int, n_brands: int, see
         results.append((masks, purchases))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    sizes=st.lists(st.integers(0, 700), min_size=1, max_size=12),
+    chunk_size=st.sampled_from([4, 16, 64]),
+    seed=st.integers(0, 2**16),
+)
+def test_buffered_draws_are_the_chunk_streams_in_row_order(sizes: list[int], chunk_size: int, seed: int) -> None:
+    """A buffered kind (rows in no order, a few at a time) hands each chunk's stream out in row order: the
+    same values as drawing every chunk's rows straight from its stream, whatever the call sizes (some
+    calls need more values of one chunk than a buffer holds, which widens the buffers)."""
+    from masssim.engine.chunks import BUFFERED_KINDS, ChunkDraws, ChunkLayout, Draw
+    from masssim.model.streams import chunk_sequence, generator
+
+    layout = ChunkLayout(20 * chunk_size, chunk_size)
+    seq = np.random.SeedSequence(seed)
+    rng = np.random.default_rng(seed)
+    calls = [rng.integers(0, layout.n, size) for size in sizes]  # repeated customers, any order
+    kind = Draw.DIRECT_START
+    assert kind in BUFFERED_KINDS
+    draws = ChunkDraws(seq, layout)
+    got = np.concatenate([draws.random(rows, kind) for rows in calls])
+    rows = np.concatenate(calls)
+    expected = np.empty(rows.shape[0])
+    chunk = layout.of(rows)
+    for k in np.unique(chunk).tolist():
+        stream = generator(chunk_sequence(chunk_sequence(seq, k), int(kind)))
+        expected[chunk == k] = stream.random(int((chunk == k).sum()))
+    np.testing.assert_array_equal(got, expected)
+    # The compiled hand-out and its numpy twin agree on the same buffers.
+    counts = np.bincount(chunk[:100], minlength=layout.count)
+    width = int(counts.max(initial=0)) + 2
+    values = rng.random((layout.count, width))
+    cursor = width - counts - rng.integers(0, 3, layout.count)  # each buffer holds enough, some to spare
+    cursor = np.maximum(cursor, 0).astype(np.int64)
+    results = []
+    for hand_out in (kernels.hand_out, kernels.hand_out_numpy):
+        c = cursor.copy()
+        results.append((hand_out(chunk[:100], values, c), c))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

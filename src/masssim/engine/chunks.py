@@ -40,6 +40,13 @@ class Draw(IntEnum):
     CONVERSATION_PULL_FORWARD = 9  # the same, for a purchase in a conversation a reply started
 
 
+# Kinds drawn a few rows at a time for rows in no particular order (a bucket's clicks, spread over every
+# chunk): float64 uniforms taken from a buffer per chunk that is refilled from the chunk's stream, rather
+# than one generator call per chunk per bucket. The values are the stream's, in the same order.
+BUFFERED_KINDS = frozenset({Draw.DIRECT_START, Draw.DIRECT_CHOICE, Draw.PULL_FORWARD, Draw.CONVERSATION_PULL_FORWARD})
+BUFFER_ROWS = 1024  # values per chunk and kind held ahead (8 KB); a call needing more grows the buffers
+
+
 @dataclass(frozen=True)
 class ChunkLayout:
     """How ``n`` customers are cut into chunks of ``size``.
@@ -142,6 +149,7 @@ class ChunkDraws:
         self.sequence = sequence
         self.layout = layout
         self._generators: dict[tuple[int, int], np.random.Generator] = {}
+        self._buffers: dict[int, _ChunkBuffers] = {}
 
     def generator(self, chunk: int, kind: Draw) -> np.random.Generator:
         key = (chunk, int(kind))
@@ -184,6 +192,13 @@ class ChunkDraws:
         segments: list[tuple[int, np.ndarray | slice, int]] | None,
     ) -> np.ndarray:
         """One draw of the generator's ``method`` per row, each from its chunk's stream in row order."""
+        if kind in BUFFERED_KINDS:
+            if method != "random" or dtype is not np.float64:
+                raise ValueError(f"{kind.name} is drawn as float64 uniforms only (its chunks' buffers hold those)")
+            buffers = self._buffers.get(int(kind))
+            if buffers is None:
+                buffers = self._buffers[int(kind)] = _ChunkBuffers(self, kind)
+            return buffers.take(self.layout.of(customer))
         out: np.ndarray = np.empty(customer.shape[0], dtype)
         for chunk, rows, count in segments if segments is not None else _segments(self.layout, customer):
             draw = getattr(self.generator(chunk, kind), method)
@@ -192,6 +207,38 @@ class ChunkDraws:
             else:
                 out[rows] = draw(count, dtype=dtype)
         return out
+
+
+class _ChunkBuffers:
+    """The next float64 uniforms of each chunk's stream of one kind: chunk k's are ``values[k, cursor[k]:]``.
+    Values leave in stream order and a refill appends the stream's next ones, so every row gets the value
+    a direct draw would give it (``random(a)`` then ``random(b)`` gives ``random(a + b)``)."""
+
+    def __init__(self, draws: ChunkDraws, kind: Draw) -> None:
+        self.draws = draws
+        self.kind = kind
+        count = draws.layout.count
+        self.values = np.empty((count, BUFFER_ROWS))
+        self.cursor = np.full(count, BUFFER_ROWS, np.int64)  # every buffer empty until its chunk is drawn
+
+    def take(self, chunk: np.ndarray) -> np.ndarray:
+        """One value per row of ``chunk`` (each row's chunk), from its chunk's buffer in row order."""
+        if chunk.shape[0] == 0:
+            return np.empty(0)
+        counts = np.bincount(chunk, minlength=self.cursor.shape[0])
+        width = self.values.shape[1]
+        if int(counts.max()) > width:  # a call larger than the buffers: widen them, keeping what they hold
+            wider = max(int(counts.max()), 2 * width)
+            values = np.empty((self.values.shape[0], wider))
+            values[:, wider - width :] = self.values
+            self.values, self.cursor, width = values, self.cursor + (wider - width), wider
+        for k in np.flatnonzero(self.cursor + counts > width).tolist():
+            held = width - int(self.cursor[k])
+            row = self.values[k]
+            row[:held] = row[width - held :].copy()
+            self.draws.generator(k, self.kind).random(out=row[held:])
+            self.cursor[k] = 0
+        return kernels.hand_out(chunk, self.values, self.cursor)  # type: ignore[no-any-return]
 
 
 def chunk_generators(

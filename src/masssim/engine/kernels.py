@@ -580,6 +580,32 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
         brands_bought[c] |= one << brands_bought.dtype.type(brand)
 
 
+# --------------------------------------------------------------------------------------------------
+# Buffered draws: rows in no order take the next values of their chunk's buffer (engine/chunks.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def hand_out_numpy(chunk: np.ndarray, values: np.ndarray, cursor: np.ndarray) -> np.ndarray:
+    """Row i gets ``values[chunk[i], cursor[chunk[i]] + j]``, where j counts the earlier rows of its chunk,
+    and each chunk's cursor moves past the rows it served (every chunk's buffer holds enough)."""
+    order = np.argsort(chunk, kind="stable")
+    by_chunk = chunk[order].astype(np.int64)
+    first = np.searchsorted(by_chunk, by_chunk, side="left")  # the first sorted row of each row's chunk
+    out = np.empty(chunk.shape[0], values.dtype)
+    out[order] = values[by_chunk, cursor[by_chunk] + (np.arange(chunk.shape[0]) - first)]
+    cursor += np.bincount(by_chunk, minlength=cursor.shape[0])
+    return out
+
+
+def _hand_out_loop(chunk, values, cursor):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(chunk.shape[0], values.dtype)
+    for i in range(chunk.shape[0]):
+        k = chunk[i]
+        out[i] = values[k, cursor[k]]
+        cursor[k] += 1
+    return out
+
+
 _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
 
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
@@ -600,3 +626,4 @@ split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.n
 )
 merge_sorted: Callable[..., np.ndarray] = _compiled(_merge_sorted_loop) or merge_sorted_numpy
 tally_brands: Callable[..., None] = _compiled(_tally_brands_loop) or tally_brands_numpy
+hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
