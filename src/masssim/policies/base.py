@@ -22,6 +22,7 @@ from masssim.model.creatives import Catalogue
 # channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its
 # policy this as ``PolicyWorld.default_channel``, so every policy that sends on the default channel mixes.
 ARM_CHANNELS = -1
+REACHABLE_BLOCK = 1 << 20  # customers per block of CustomerView.reachable_customers
 
 
 class PolicyParams(BaseModel):
@@ -63,10 +64,27 @@ class CustomerView:
     def reachable(self, channel: int) -> np.ndarray:
         """Bool mask: may be contacted on ``channel`` now (not held out, opted in). For ``ARM_CHANNELS``: on
         at least one channel of the arm's order."""
+        return self._reachable_in(slice(None), channel)
+
+    def reachable_customers(self, channel: int) -> np.ndarray:
+        """The customers :meth:`reachable` on ``channel``, ascending, as int32 indices (int64 from 2^31
+        customers): what a plan names, found a block of customers at a time, so neither a population-sized
+        mask nor an int64 index array is built (at 10 million customers, 70 MB less while a wave is sent)."""
+        blocks = [slice(lo, min(lo + REACHABLE_BLOCK, self.n)) for lo in range(0, self.n, REACHABLE_BLOCK)]
+        counts = [int(np.count_nonzero(self._reachable_in(block, channel))) for block in blocks]
+        who = np.empty(sum(counts), np.int32 if self.n < 2**31 else np.int64)
+        at = 0
+        for block, count in zip(blocks, counts, strict=True):
+            who[at : at + count] = np.flatnonzero(self._reachable_in(block, channel)) + block.start
+            at += count
+        return who
+
+    def _reachable_in(self, rows: slice, channel: int) -> np.ndarray:
+        contactable, optin = self.contactable[rows], self.optin[rows]
         if channel == ARM_CHANNELS:
             mask = np.uint8(sum(1 << c for c in self.channel_order))
-            return self.contactable & ((self.optin & mask) != 0)
-        return self.contactable & ((self.optin >> np.uint8(channel)) & np.uint8(1)).astype(bool)
+            return contactable & ((optin & mask) != 0)
+        return contactable & ((optin >> np.uint8(channel)) & np.uint8(1)).astype(bool)
 
 
 @dataclass
@@ -96,7 +114,7 @@ class WaveContext:
 class Plan:
     """Who gets what: parallel arrays, one row per contact. The engine enforces every rule on them."""
 
-    customer: np.ndarray  # int64 customer indices, each at most once per wave
+    customer: np.ndarray  # int32 or int64 customer indices, each at most once per wave
     creative: np.ndarray  # int32 index into the catalogue
     channel: np.ndarray  # int8 channel index, or ARM_CHANNELS: the engine picks from the arm's order
     audience: np.ndarray | None = None  # int64 ad-set id for paid media (default: the creative)

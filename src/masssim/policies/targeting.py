@@ -77,7 +77,7 @@ class RandomPolicy(PolicyBase):
 
     def plan(self, wave: WaveContext) -> Plan:
         channel = self.channel
-        who = np.flatnonzero(self.world.customers.reachable(channel))
+        who = self.world.customers.reachable_customers(channel)  # int32 below 2^31 customers
         if self.params.audience_share < 1.0:
             keep = self.rng.random(who.shape[0]) < self.params.audience_share
             who = who[keep]
