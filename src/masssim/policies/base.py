@@ -69,15 +69,14 @@ class CustomerView:
     def reachable_customers(self, channel: int) -> np.ndarray:
         """The customers :meth:`reachable` on ``channel``, ascending, as int32 indices (int64 from 2^31
         customers): what a plan names, found a block of customers at a time, so neither a population-sized
-        mask nor an int64 index array is built (at 10 million customers, 70 MB less while a wave is sent)."""
-        blocks = [slice(lo, min(lo + REACHABLE_BLOCK, self.n)) for lo in range(0, self.n, REACHABLE_BLOCK)]
-        counts = [int(np.count_nonzero(self._reachable_in(block, channel))) for block in blocks]
-        who = np.empty(sum(counts), np.int32 if self.n < 2**31 else np.int64)
-        at = 0
-        for block, count in zip(blocks, counts, strict=True):
-            who[at : at + count] = np.flatnonzero(self._reachable_in(block, channel)) + block.start
-            at += count
-        return who
+        mask nor an int64 index array is built (at 10 million customers, 60 MB less while a wave is sent)."""
+        dtype = np.int32 if self.n < 2**31 else np.int64
+        pieces = []
+        for lo in range(0, self.n, REACHABLE_BLOCK):
+            piece = np.flatnonzero(self._reachable_in(slice(lo, lo + REACHABLE_BLOCK), channel)).astype(dtype)
+            piece += dtype(lo)  # in place, in the narrow type
+            pieces.append(piece)
+        return np.concatenate(pieces) if pieces else np.empty(0, dtype)
 
     def _reachable_in(self, rows: slice, channel: int) -> np.ndarray:
         contactable, optin = self.contactable[rows], self.optin[rows]
