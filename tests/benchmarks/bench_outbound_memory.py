@@ -1,0 +1,81 @@
+"""Where bench_outbound.py's peak memory goes: live arrays against resident memory, per phase.
+
+Run:  python tests/benchmarks/bench_outbound_memory.py [--customers 10000000]
+
+The benchmark's scenario in one process, with numpy's allocations traced (tracemalloc sees every array numpy
+allocates). Printed per customer: the bare interpreter with the imports; the live bytes once the population
+is built, once the arm is set up (its state), before each wave is planned (the state plus what is in flight:
+the week's occasions, the outcomes pending), and at the peak of each wave's sending (plus the plan and the
+block temporaries); and the resident memory (RSS) at its peak. The gap between the live peak and the RSS
+peak is memory the allocator keeps after numpy frees it (freed temporaries, holes between long-lived arrays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tracemalloc
+
+from bench_outbound import scenario_dict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=10_000_000)
+    args = parser.parse_args()
+    n = args.customers
+
+    import masssim
+    from masssim.engine import outbound
+    from masssim.engine.sim import ArmSimulation, build_world
+    from masssim.model.streams import replication_sequence, root_sequence
+
+    interpreter = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start(1)
+    scenario = masssim.scenario_from_dict(scenario_dict(n, 30))
+    world = build_world(scenario, replication_sequence(root_sequence(1), 0))
+    population = tracemalloc.get_traced_memory()[0]
+    simulation = ArmSimulation(scenario, world, 0)
+    set_up = tracemalloc.get_traced_memory()[0]
+    before_wave: list[int] = []
+    sending_peak: list[int] = []
+    planning_peak: list[int] = []
+    plan = simulation.policy.plan
+    send = outbound.OutboundSender.send
+
+    def traced_plan(wave):  # type: ignore[no-untyped-def]
+        before_wave.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.reset_peak()
+        return plan(wave)
+
+    def traced_send(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        planning_peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.reset_peak()
+        try:
+            return send(self, *args, **kwargs)
+        finally:
+            sending_peak.append(tracemalloc.get_traced_memory()[1])
+
+    simulation.policy.plan = traced_plan  # type: ignore[method-assign]
+    outbound.OutboundSender.send = traced_send  # type: ignore[method-assign]
+    simulation.run()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def per(b: float) -> str:
+        return f"{b / n:6.1f}"
+
+    print(f"{n:,} customers; bytes per customer (live: traced numpy arrays and objects, above the interpreter)")
+    print(f"  interpreter and imports (RSS)          {per(interpreter)}")
+    print(f"  live, population built                  {per(population)}")
+    print(f"  live, arm set up (state)                {per(set_up)}")
+    print(f"  live before a wave, median (max)        {per(statistics.median(before_wave))} ({per(max(before_wave))})")
+    print(f"  live peak while planning, max           {per(max(planning_peak))}")
+    print(f"  live peak while sending, median (max)   {per(statistics.median(sending_peak))} ({per(max(sending_peak))})")
+    print(f"  interpreter + live peak                 {per(interpreter + max(sending_peak + planning_peak))}")
+    print(f"  peak RSS                                {per(rss)}")
+
+
+if __name__ == "__main__":
+    main()
