@@ -79,9 +79,8 @@ def departure_slots_numpy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For a block of rows with small-integer ``group``: the stable order that sorts them by group, and the
     departure time of each sorted row, ``starts[g] + slot * spacing_s``, where a row's slot counts the rows
-    of its group before it (``filled[g]`` of them in earlier blocks). ``filled`` is advanced by this block.
-    The order is int32 (a block has far fewer than 2^31 rows): half the bytes of int64 to write and gather by."""
-    order = np.argsort(group, kind="stable").astype(np.int32)
+    of its group before it (``filled[g]`` of them in earlier blocks). ``filled`` is advanced by this block."""
+    order = np.argsort(group, kind="stable")
     sorted_group = group[order]
     counts = np.bincount(sorted_group, minlength=starts.shape[0])
     first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -102,7 +101,7 @@ def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-
         next_row[g] = total
         total += counts[g]
     first_row = next_row.copy()
-    order = np.empty(n, np.int32)
+    order = np.empty(n, np.int64)
     departure = np.empty(n, np.float64)
     for i in range(n):  # rows of a group keep their order: a stable counting sort
         g = group[i]
