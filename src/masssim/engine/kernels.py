@@ -101,7 +101,7 @@ def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-
         next_row[g] = total
         total += counts[g]
     first_row = next_row.copy()
-    order = np.empty(n, np.int64)
+    order = np.empty(n, np.int64)  # intp: numpy casts narrower index arrays before every gather by them
     departure = np.empty(n, np.float64)
     for i in range(n):  # rows of a group keep their order: a stable counting sort
         g = group[i]
