@@ -18,7 +18,6 @@ import statistics
 import time
 
 import numpy as np
-
 from bench_outbound import scenario_dict
 
 
@@ -122,14 +121,13 @@ def main() -> None:
         "two uniforms per send (SEND, UNSUBSCRIBE)": 2 * per_uniform * touches,
         "a normal and a uniform per read (READ_DELAY, ACTIVE_WINDOW)": (per_normal + per_uniform) * reads,
         "a pre-fetch coin per unread read candidate": per_uniform * coins,
-        "a week's occasions: Poisson per customer, two uniforms per occasion": per_customer_week
-        * pop.n
-        * weeks,
+        "a week's occasions: Poisson per customer, two uniforms per occasion": per_customer_week * pop.n * weeks,
         "the read kernel (each reader's row, in send order)": per_read * reads,
     }
     ns = 1e9 / touches
     print(f"{args.customers:,} customers, {touches:,.0f} touches, {reads / touches:.3f} reads per touch,")
-    print(f"{pop.n * weeks / touches:.3f} customer-weeks and {occasions_per_week * weeks / touches:.3f} occasions per touch")
+    occasions = occasions_per_week * weeks / touches
+    print(f"{pop.n * weeks / touches:.3f} customer-weeks and {occasions:.3f} occasions per touch")
     print(f"whole simulation: {simulate_cpu * ns:.1f} CPU ns per touch ({touches / simulate_cpu:,.0f} per CPU-second)")
     for name, seconds in floor.items():
         print(f"  {seconds * ns:5.1f} ns/touch  {name}")

@@ -72,7 +72,8 @@ def main() -> None:
     print(f"  live, arm set up (state)                {per(set_up)}")
     print(f"  live before a wave, median (max)        {per(statistics.median(before_wave))} ({per(max(before_wave))})")
     print(f"  live peak while planning, max           {per(max(planning_peak))}")
-    print(f"  live peak while sending, median (max)   {per(statistics.median(sending_peak))} ({per(max(sending_peak))})")
+    sending = f"{per(statistics.median(sending_peak))} ({per(max(sending_peak))})"
+    print(f"  live peak while sending, median (max)   {sending}")
     print(f"  interpreter + live peak                 {per(interpreter + max(sending_peak + planning_peak))}")
     print(f"  peak RSS                                {per(rss)}")
 

@@ -74,7 +74,7 @@ class CustomerView:
         pieces = []
         for lo in range(0, self.n, REACHABLE_BLOCK):
             piece = np.flatnonzero(self._reachable_in(slice(lo, lo + REACHABLE_BLOCK), channel)).astype(dtype)
-            piece += dtype(lo)  # in place, in the narrow type
+            np.add(piece, piece.dtype.type(lo), out=piece)  # in place, in the narrow type
             pieces.append(piece)
         return np.concatenate(pieces) if pieces else np.empty(0, dtype)
 
