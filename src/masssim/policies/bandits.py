@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 from scipy import sparse
 
+from masssim.policies import linucb_scores
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.beta_argmax import thompson_argmax
 from masssim.policies.cells import CellCounts
@@ -249,6 +250,25 @@ class LinUCBPolicy(PolicyBase):
         # delivered), creatives whose scores are all equal
         self._radius = np.zeros(k)
         self._fresh = np.ones(k, bool)
+        # Continuous CRM scores: contexts differ only in the score columns (linucb_scores); None otherwise
+        self._score_columns = self._continuous_score_columns()
+        self._inverse = None if self._score_columns is None else np.zeros((k, self.dim, self.dim))
+        self._customer_scores: np.ndarray | None = None  # float32 [N, m], filled at the first scored plan
+        self._score_order: np.ndarray | None = None  # customers in Morton order of their scores
+
+    def _continuous_score_columns(self) -> np.ndarray | None:
+        """Context columns of the CRM scores when every other observable column is a function of the profile
+        (checked on a fixed spread of customers) and the compiled scorer is available; else None."""
+        view, profiles = self.world.customers, self.profiles
+        m = int(view.continuous_observables)
+        if profiles.exact or m <= 0 or not linucb_scores.available():
+            return None
+        q = profiles.observables.shape[1]
+        probe = np.unique(np.linspace(0, view.n - 1, min(view.n, 1024)).astype(np.int64))
+        categorical = np.asarray(view.observables(probe), np.float64)[:, : q - m]
+        if not np.array_equal(categorical, profiles.observables[profiles.of[probe], : q - m]):
+            return None
+        return np.arange(1 + q - m, 1 + q, dtype=np.int64)
 
     def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
         """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
@@ -300,6 +320,8 @@ class LinUCBPolicy(PolicyBase):
             x = self.contexts(profiles.observables[distinct >> HISTORY_BITS], distinct)
             best = self.best_creatives(x, context_groups(distinct >> HISTORY_BITS))
             creative = best[inverse.reshape(-1)]
+        elif self._score_columns is not None:  # by unit (profile, history), the scores' terms apart
+            creative = self._choose_continuous(who, history)
         else:  # customer by customer, in (profile, history) order so that a group's contexts are close
             creative = np.empty(n, np.int32)
             order = np.argsort((profiles.of[who] << HISTORY_BITS) | history, kind="stable")
@@ -308,6 +330,58 @@ class LinUCBPolicy(PolicyBase):
                 x = self.contexts(profiles.observables_of(self.world, who[part]), history[part])
                 creative[part] = self.best_creatives(x, context_groups(profiles.of[who[part]]))
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def _choose_continuous(self, who: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """int32 creative of each customer ``who`` (history keys ``history``) when contexts carry continuous CRM
+        scores: customers grouped by unit (profile, history), in Morton order of their scores within a unit,
+        and scored by ``linucb_scores.choose_creatives`` (the same argmax, computed by unit)."""
+        view, profiles, columns = self.world.customers, self.profiles, self._score_columns
+        assert columns is not None and self._inverse is not None
+        m = columns.shape[0]
+        if self._customer_scores is None:  # static: read once, in chunks (the full encoding is [N, q])
+            held = np.empty((view.n, m), np.float32)
+            for lo in range(0, view.n, 1 << 20):
+                held[lo : lo + (1 << 20)] = view.observables(slice(lo, lo + (1 << 20)))[:, -m:]
+            self._customer_scores = held
+            self._score_order = np.argsort(linucb_scores.morton_codes(held.astype(np.float64)), kind="stable")
+        assert self._score_order is not None
+        planned = np.zeros(view.n, bool)
+        planned[who] = True
+        order = self._score_order[planned[self._score_order]]  # planned customers in Morton order
+        keys = self.snapshot[order]
+        sends, opens, clicks = split_history(keys)
+        profile = profiles.of[order]
+        # a dense code of (profile, sends, opens, clicks): a stable counting sort by it keeps Morton order
+        code = profile
+        for part in (sends, opens, clicks):
+            code = code * (int(part.max()) + 1) + part
+        by_unit = linucb_scores.stable_order(code)
+        order, code, keys, profile = order[by_unit], code[by_unit], keys[by_unit], profile[by_unit]
+        new_unit = np.ones(order.shape[0], bool)
+        new_unit[1:] = code[1:] != code[:-1]
+        first = np.flatnonzero(new_unit)
+        unit_observed = profiles.observables[profile[first]].copy()
+        unit_observed[:, -m:] = 0.0
+        unit_x = self.contexts(unit_observed, keys[first])
+        eligible = ~self._fresh
+        if self._fresh.any():
+            eligible[np.argmax(self._fresh)] = True
+        best = linucb_scores.choose_creatives(
+            unit_x,
+            np.append(first, order.shape[0]).astype(np.int64),
+            profile[first],
+            self._customer_scores[order].astype(np.float64),
+            columns,
+            self._theta,
+            self._inverse,
+            self._radius,
+            eligible,
+            self.params.alpha,
+            CHUNK_ELEMENTS,
+        )
+        by_customer = np.empty(view.n, np.int32)
+        by_customer[order] = best
+        return by_customer[who]
 
     def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """int32 argmax of the scores of every context ``x`` [U, D] over creatives (ties: lowest index), the
@@ -377,6 +451,8 @@ class LinUCBPolicy(PolicyBase):
             a_inv = np.linalg.inv(a_matrix)
             self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
             packed = self.packed(a_inv)
+            if self._inverse is not None:  # the matrix whose quadratic form ``packed`` evaluates
+                self._inverse[stale] = 0.5 * (a_inv + np.swapaxes(a_inv, 1, 2))
             self._widths[:, stale] = packed
             self._radius[stale] = np.sqrt(self._top_eigenvalue(a_inv) + ROUNDING_SLACK * np.abs(packed).sum(axis=0))
             untouched = np.all(self.a_upper[stale] == self._a_start, axis=1)
