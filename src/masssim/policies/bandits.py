@@ -338,12 +338,7 @@ class LinUCBPolicy(PolicyBase):
         view, profiles, columns = self.world.customers, self.profiles, self._score_columns
         assert columns is not None and self._inverse is not None
         m = columns.shape[0]
-        if self._customer_scores is None:  # static: read once, in chunks (the full encoding is [N, q])
-            held = np.empty((view.n, m), np.float32)
-            for lo in range(0, view.n, 1 << 20):
-                held[lo : lo + (1 << 20)] = view.observables(slice(lo, lo + (1 << 20)))[:, -m:]
-            self._customer_scores = held
-            self._score_order = np.argsort(linucb_scores.morton_codes(held.astype(np.float64)), kind="stable")
+        customer_scores = self._held_scores()
         assert self._score_order is not None
         planned = np.zeros(view.n, bool)
         planned[who] = True
@@ -370,7 +365,7 @@ class LinUCBPolicy(PolicyBase):
             unit_x,
             np.append(first, order.shape[0]).astype(np.int64),
             profile[first],
-            self._customer_scores[order].astype(np.float64),
+            customer_scores[order].astype(np.float64),
             columns,
             self._theta,
             self._inverse,
@@ -382,6 +377,20 @@ class LinUCBPolicy(PolicyBase):
         by_customer = np.empty(view.n, np.int32)
         by_customer[order] = best
         return by_customer[who]
+
+    def _held_scores(self) -> np.ndarray:
+        """float32 [N, m] CRM scores of every customer (static: read once, in chunks, since the full encoding
+        is [N, q]), and the customers' Morton order of them."""
+        if self._customer_scores is None:
+            view = self.world.customers
+            assert self._score_columns is not None
+            m = self._score_columns.shape[0]
+            held = np.empty((view.n, m), np.float32)
+            for lo in range(0, view.n, 1 << 20):
+                held[lo : lo + (1 << 20)] = view.observables(slice(lo, lo + (1 << 20)))[:, -m:]
+            self._customer_scores = held
+            self._score_order = np.argsort(linucb_scores.morton_codes(held.astype(np.float64)), kind="stable")
+        return self._customer_scores
 
     def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """int32 argmax of the scores of every context ``x`` [U, D] over creatives (ties: lowest index), the
@@ -495,6 +504,8 @@ class LinUCBPolicy(PolicyBase):
             touched = np.flatnonzero(np.diff(counts.indptr))
             self.a_upper[touched] += counts[touched] @ (x[:, upper] * x[:, lower])
             self._stale[touched] = True
+        elif customer.shape[0] and self._score_columns is not None:
+            self._add_by_unit(customer, creative)
         else:
             step = max(1, CHUNK_ELEMENTS // self.dim**2)
             for lo in range(0, customer.shape[0], step):
@@ -505,6 +516,47 @@ class LinUCBPolicy(PolicyBase):
         if clicks["customer"].shape[0]:
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
             self._stale[clicks["creative"]] = True
+
+    def _add_by_unit(self, customer: np.ndarray, creative: np.ndarray) -> None:
+        """``A_k += Σ x xᵀ`` over delivered messages when contexts carry CRM scores, by unit (profile, history).
+
+        With ``x_i = x_u + P s_i`` (``x_u`` zero on the score columns S), the sum over the messages of creative
+        k is ``Σ_u n_ku x_u x_uᵀ`` (entries outside S), ``Σ_u (Σ s_b) x_u`` (one index in S) and ``Σ s_b s_c``
+        (both in S): sparse [creatives, units] matrices of counts and of summed scores times the units'
+        products, so nothing of size D(D+1)/2 is formed per message. The same sums, grouped differently.
+        """
+        profiles, columns = self.profiles, self._score_columns
+        assert columns is not None
+        m = columns.shape[0]
+        units, unit_of = np.unique(
+            (profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
+        )
+        unit_of = unit_of.reshape(-1)
+        observed = profiles.observables[units >> HISTORY_BITS].copy()
+        observed[:, -m:] = 0.0
+        unit_x = self.contexts(observed, units)
+        scores = self._held_scores()[customer].astype(np.float64)
+        k = self.world.catalogue.count
+        shape = (k, units.shape[0])
+        counts = sparse.csr_matrix((np.ones(customer.shape[0]), (creative, unit_of)), shape=shape)
+        touched = np.flatnonzero(np.diff(counts.indptr))
+        upper, lower = self._triangle
+        total = counts[touched] @ (unit_x[:, upper] * unit_x[:, lower])
+        in_scores = np.zeros(self.dim, bool)
+        in_scores[columns] = True
+        for b, column in enumerate(columns.tolist()):
+            summed = sparse.csr_matrix((scores[:, b], (creative, unit_of)), shape=shape)[touched] @ unit_x
+            one = (upper == column) & ~in_scores[lower]
+            total[:, one] += summed[:, lower[one]]
+            one = (lower == column) & ~in_scores[upper]
+            total[:, one] += summed[:, upper[one]]
+        position = np.full(self.dim, -1)
+        position[columns] = np.arange(m)
+        for p in np.flatnonzero(in_scores[upper] & in_scores[lower]).tolist():
+            product = scores[:, position[upper[p]]] * scores[:, position[lower[p]]]
+            total[:, p] += np.bincount(creative, weights=product, minlength=k)[touched]
+        self.a_upper[touched] += total
+        self._stale[touched] = True
 
     def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
         """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1), in chunks of
