@@ -150,3 +150,21 @@ def test_choose_creatives_matches_brute_force(
     assert_argmax(chosen, reference, eligible)
     if fresh.any() and not eligible[~fresh].any():  # only never-delivered creatives: the lowest index
         assert np.all(chosen == np.argmax(fresh))
+
+
+def test_updates_by_unit_equal_the_per_message_sums() -> None:
+    """``A_k += Σ x xᵀ`` by (creative, unit) pairs against the sum of each message's own x xᵀ (rounding apart:
+    both sum a few hundred products of order 1-30, so they agree to about 1e-13 relative)."""
+    policy = learned_policy(50, 3, 0.1, seed=3, crm_scores=3)
+    rng = np.random.default_rng(1)
+    customer = rng.integers(0, policy.world.customers.n, size=5_000)
+    creative = rng.integers(0, 50, size=5_000)
+    start = policy.a_upper.copy()
+    policy._add_by_unit(customer, creative)
+    by_unit = policy.a_upper - start
+    policy.a_upper = start.copy()
+    order = np.argsort(creative, kind="stable")
+    policy._add_outer(creative[order].astype(np.int64), policy._context_of(customer[order]), None)
+    per_message = policy.a_upper - start
+    assert np.abs(per_message).max() > 1.0
+    np.testing.assert_allclose(by_unit, per_message, rtol=1e-12, atol=1e-12 * np.abs(per_message).max())

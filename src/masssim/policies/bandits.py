@@ -536,25 +536,35 @@ class LinUCBPolicy(PolicyBase):
         observed[:, -m:] = 0.0
         unit_x = self.contexts(observed, units)
         scores = self._held_scores()[customer].astype(np.float64)
-        k = self.world.catalogue.count
-        shape = (k, units.shape[0])
-        counts = sparse.csr_matrix((np.ones(customer.shape[0]), (creative, unit_of)), shape=shape)
-        touched = np.flatnonzero(np.diff(counts.indptr))
+        n_units = units.shape[0]
+        # one sort: the (creative, unit) pairs, creative-major; their counts and summed scores by bincount
+        pairs, pair_of = np.unique(creative.astype(np.int64) * n_units + unit_of, return_inverse=True)
+        pair_of = pair_of.reshape(-1)
+        touched, first_pair = np.unique(pairs // n_units, return_index=True)
+        indptr = np.append(first_pair, pairs.shape[0])
+        pair_unit = pairs % n_units
+
+        def by_pair(weights: np.ndarray | None) -> sparse.csr_matrix:  # [touched creatives, units], sorted
+            data = np.bincount(pair_of, weights=weights, minlength=pairs.shape[0]).astype(np.float64)
+            return sparse.csr_matrix((data, pair_unit, indptr), shape=(touched.shape[0], n_units))
+
         upper, lower = self._triangle
-        total = counts[touched] @ (unit_x[:, upper] * unit_x[:, lower])
+        total = by_pair(None) @ (unit_x[:, upper] * unit_x[:, lower])
         in_scores = np.zeros(self.dim, bool)
         in_scores[columns] = True
         for b, column in enumerate(columns.tolist()):
-            summed = sparse.csr_matrix((scores[:, b], (creative, unit_of)), shape=shape)[touched] @ unit_x
+            summed = by_pair(scores[:, b]) @ unit_x
             one = (upper == column) & ~in_scores[lower]
             total[:, one] += summed[:, lower[one]]
             one = (lower == column) & ~in_scores[upper]
             total[:, one] += summed[:, upper[one]]
         position = np.full(self.dim, -1)
         position[columns] = np.arange(m)
+        pair_creative = np.repeat(np.arange(touched.shape[0]), np.diff(indptr))
         for p in np.flatnonzero(in_scores[upper] & in_scores[lower]).tolist():
             product = scores[:, position[upper[p]]] * scores[:, position[lower[p]]]
-            total[:, p] += np.bincount(creative, weights=product, minlength=k)[touched]
+            per_pair = np.bincount(pair_of, weights=product, minlength=pairs.shape[0])
+            total[:, p] += np.bincount(pair_creative, weights=per_pair, minlength=touched.shape[0])
         self.a_upper[touched] += total
         self._stale[touched] = True
 
