@@ -140,8 +140,10 @@ def test_choose_creatives_matches_brute_force(
     eligible = ~fresh
     if fresh.any():
         eligible[np.argmax(fresh)] = True
+    upper, lower = np.triu_indices(d)
+    widths = np.ascontiguousarray((inverse[:, upper, lower] * np.where(upper == lower, 1.0, 2.0)).T)
     chosen = linucb_scores.choose_creatives(
-        unit_x, rows, unit_profile, customer_scores, columns, theta, inverse, radius, eligible, alpha, 1 << 22
+        unit_x, rows, unit_profile, customer_scores, columns, theta, inverse, widths, radius, eligible, alpha, 1 << 22
     )
     x = unit_x[unit_of].copy()
     x[:, columns] = customer_scores

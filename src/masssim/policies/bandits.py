@@ -344,12 +344,8 @@ class LinUCBPolicy(PolicyBase):
         planned[who] = True
         order = self._score_order[planned[self._score_order]]  # planned customers in Morton order
         keys = self.snapshot[order]
-        sends, opens, clicks = split_history(keys)
         profile = profiles.of[order]
-        # a dense code of (profile, sends, opens, clicks): a stable counting sort by it keeps Morton order
-        code = profile
-        for part in (sends, opens, clicks):
-            code = code * (int(part.max()) + 1) + part
+        code = self._unit_code(profile, keys)  # a stable counting sort by it keeps Morton order within units
         by_unit = linucb_scores.stable_order(code)
         order, code, keys, profile = order[by_unit], code[by_unit], keys[by_unit], profile[by_unit]
         new_unit = np.ones(order.shape[0], bool)
@@ -369,6 +365,7 @@ class LinUCBPolicy(PolicyBase):
             columns,
             self._theta,
             self._inverse,
+            self._widths,
             self._radius,
             eligible,
             self.params.alpha,
@@ -377,6 +374,17 @@ class LinUCBPolicy(PolicyBase):
         by_customer = np.empty(view.n, np.int32)
         by_customer[order] = best
         return by_customer[who]
+
+    @staticmethod
+    def _unit_code(profile: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """int64 dense code of (profile, sends, opens, clicks), in the order of the (profile, history) keys: mixed
+        radix with this batch's maxima, renumbered by rank when that range is much larger than the batch."""
+        code = profile.astype(np.int64)
+        for part in split_history(keys):
+            code = code * (int(part.max()) + 1) + part
+        if code.shape[0] and int(code.max()) > 4 * code.shape[0] + (1 << 16):
+            code = np.unique(code, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        return code
 
     def _held_scores(self) -> np.ndarray:
         """float32 [N, m] CRM scores of every customer (static: read once, in chunks, since the full encoding
@@ -389,7 +397,7 @@ class LinUCBPolicy(PolicyBase):
             for lo in range(0, view.n, 1 << 20):
                 held[lo : lo + (1 << 20)] = view.observables(slice(lo, lo + (1 << 20)))[:, -m:]
             self._customer_scores = held
-            self._score_order = np.argsort(linucb_scores.morton_codes(held.astype(np.float64)), kind="stable")
+            self._score_order = linucb_scores.stable_order(linucb_scores.morton_codes(held.astype(np.float64)))
         return self._customer_scores
 
     def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -528,43 +536,40 @@ class LinUCBPolicy(PolicyBase):
         profiles, columns = self.profiles, self._score_columns
         assert columns is not None
         m = columns.shape[0]
-        units, unit_of = np.unique(
-            (profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
+        keys = self.snapshot[customer]
+        code = self._unit_code(profiles.of[customer], keys)
+        pair_creative, pair_code, pair_message, count, summed, products = linucb_scores.pair_sums(
+            creative, code, self.world.catalogue.count, self._held_scores()[customer].astype(np.float64)
         )
-        unit_of = unit_of.reshape(-1)
-        observed = profiles.observables[units >> HISTORY_BITS].copy()
+        codes, first, pair_unit = np.unique(pair_code, return_index=True, return_inverse=True)
+        pair_unit = pair_unit.reshape(-1)
+        n_units = codes.shape[0]
+        unit_keys = (profiles.of[customer] << HISTORY_BITS)[pair_message[first]] | keys[pair_message[first]]
+        observed = profiles.observables[unit_keys >> HISTORY_BITS].copy()
         observed[:, -m:] = 0.0
-        unit_x = self.contexts(observed, units)
-        scores = self._held_scores()[customer].astype(np.float64)
-        n_units = units.shape[0]
-        # one sort: the (creative, unit) pairs, creative-major; their counts and summed scores by bincount
-        pairs, pair_of = np.unique(creative.astype(np.int64) * n_units + unit_of, return_inverse=True)
-        pair_of = pair_of.reshape(-1)
-        touched, first_pair = np.unique(pairs // n_units, return_index=True)
-        indptr = np.append(first_pair, pairs.shape[0])
-        pair_unit = pairs % n_units
+        unit_x = self.contexts(observed, unit_keys)
+        touched, first_pair = np.unique(pair_creative, return_index=True)
+        indptr = np.append(first_pair, pair_creative.shape[0])
 
-        def by_pair(weights: np.ndarray | None) -> sparse.csr_matrix:  # [touched creatives, units], sorted
-            data = np.bincount(pair_of, weights=weights, minlength=pairs.shape[0]).astype(np.float64)
+        def by_pair(data: np.ndarray) -> sparse.csr_matrix:  # [touched creatives, units], rows sorted
             return sparse.csr_matrix((data, pair_unit, indptr), shape=(touched.shape[0], n_units))
 
         upper, lower = self._triangle
-        total = by_pair(None) @ (unit_x[:, upper] * unit_x[:, lower])
+        total = by_pair(count) @ (unit_x[:, upper] * unit_x[:, lower])
         in_scores = np.zeros(self.dim, bool)
         in_scores[columns] = True
-        for b, column in enumerate(columns.tolist()):
-            summed = by_pair(scores[:, b]) @ unit_x
-            one = (upper == column) & ~in_scores[lower]
-            total[:, one] += summed[:, lower[one]]
-            one = (lower == column) & ~in_scores[upper]
-            total[:, one] += summed[:, upper[one]]
         position = np.full(self.dim, -1)
         position[columns] = np.arange(m)
-        pair_creative = np.repeat(np.arange(touched.shape[0]), np.diff(indptr))
+        for b, column in enumerate(columns.tolist()):
+            summed_x = by_pair(summed[:, b]) @ unit_x
+            one = (upper == column) & ~in_scores[lower]
+            total[:, one] += summed_x[:, lower[one]]
+            one = (lower == column) & ~in_scores[upper]
+            total[:, one] += summed_x[:, upper[one]]
+        pair_row = np.repeat(np.arange(touched.shape[0]), np.diff(indptr))
         for p in np.flatnonzero(in_scores[upper] & in_scores[lower]).tolist():
-            product = scores[:, position[upper[p]]] * scores[:, position[lower[p]]]
-            per_pair = np.bincount(pair_of, weights=product, minlength=pairs.shape[0])
-            total[:, p] += np.bincount(pair_creative, weights=per_pair, minlength=touched.shape[0])
+            per_pair = products[:, position[upper[p]], position[lower[p]]]
+            total[:, p] += np.bincount(pair_row, weights=per_pair, minlength=touched.shape[0])
         self.a_upper[touched] += total
         self._stale[touched] = True
 

@@ -45,8 +45,11 @@ UNITS_PER_GROUP = 64  # at most this many units (profile, history) share a coars
 CUSTOMERS_PER_GROUP = 4096  # ... and at most this many customers, unless a single unit is larger
 LEAF_CUSTOMERS = 64  # a cell this small is scored exactly, customer by customer
 ROUNDING_SLACK = 1e-9  # relative slack on every bound: far above float64 rounding, far below score gaps
-MORTON_BITS = 30  # bits of the Morton code of a customer's scores (split evenly over the m scores)
+MORTON_BITS = 16  # bits of the Morton code of a customer's scores (split evenly over the m scores)
 MAX_DEPTH = 64  # cells are halved: 64 levels cover any population
+DENSE_SHARE = 0.25  # when this share of (unit, creative) pairs are candidates, coefficients by matrix products
+DENSE_UNITS = 32  # units whose coefficients for every creative are held at once ([units, K, m + 2] floats)
+NO_DENSE = (np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0, 0)))
 
 
 def _load_numba() -> Any:
@@ -77,19 +80,30 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _interleave(binned, bits):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    n, m = binned.shape
+    code = np.zeros(n, np.int64)
+    for i in range(n):
+        c = 0
+        for b in range(bits - 1, -1, -1):
+            for j in range(m):
+                c = (c << 1) | ((binned[i, j] >> b) & 1)
+        code[i] = c
+    return code
+
+
+_interleave_compiled = _compiled(_interleave)
+
+
 def morton_codes(scores: np.ndarray) -> np.ndarray:
     """int64 Z-order code of each row of ``scores`` [n, m] (standard normal CRM scores): each score is cut into
     ``2^b`` equal bins over [-4.5, 4.5] (b = MORTON_BITS // m, at least 1) and the bins' bits are interleaved,
     so customers close in the code are close in score space."""
-    n, m = scores.shape
+    m = scores.shape[1]
     bits = max(1, MORTON_BITS // max(m, 1))
     levels = 1 << bits
     binned = np.clip(((scores + 4.5) * (levels / 9.0)).astype(np.int64), 0, levels - 1)
-    code = np.zeros(n, np.int64)
-    for b in range(bits - 1, -1, -1):
-        for j in range(m):
-            code = (code << 1) | ((binned[:, j] >> b) & 1)
-    return code
+    return _interleave_compiled(binned, bits)
 
 
 def _counting_order(code, n_codes):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
@@ -118,6 +132,69 @@ def stable_order(code: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
+def _pair_sums(creative, code, n_codes, n_creatives, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Messages grouped by (creative, unit code) with two stable counting sorts; per pair: creative, code, its
+    first message, messages, summed scores [P, m] and summed products of scores [P, m, m] (in message order)."""
+    n, m = scores.shape
+    by_code = np.zeros(n_codes + 1, np.int64)
+    for i in range(n):
+        by_code[code[i] + 1] += 1
+    for c in range(n_codes):
+        by_code[c + 1] += by_code[c]
+    first = np.empty(n, np.int64)
+    for i in range(n):
+        at = by_code[code[i]]
+        by_code[code[i]] = at + 1
+        first[at] = i
+    by_creative = np.zeros(n_creatives + 1, np.int64)
+    for i in range(n):
+        by_creative[creative[i] + 1] += 1
+    for c in range(n_creatives):
+        by_creative[c + 1] += by_creative[c]
+    order = np.empty(n, np.int64)
+    for t in range(n):
+        i = first[t]
+        at = by_creative[creative[i]]
+        by_creative[creative[i]] = at + 1
+        order[at] = i
+    pairs = 0
+    for t in range(n):
+        if t == 0 or creative[order[t]] != creative[order[t - 1]] or code[order[t]] != code[order[t - 1]]:
+            pairs += 1
+    pair_creative = np.empty(pairs, np.int64)
+    pair_code = np.empty(pairs, np.int64)
+    pair_message = np.empty(pairs, np.int64)
+    count = np.zeros(pairs)
+    summed = np.zeros((pairs, m))
+    products = np.zeros((pairs, m, m))
+    p = -1
+    for t in range(n):
+        i = order[t]
+        if t == 0 or creative[i] != creative[order[t - 1]] or code[i] != code[order[t - 1]]:
+            p += 1
+            pair_creative[p] = creative[i]
+            pair_code[p] = code[i]
+            pair_message[p] = i
+        count[p] += 1.0
+        for a in range(m):
+            summed[p, a] += scores[i, a]
+            for b in range(m):
+                products[p, a, b] += scores[i, a] * scores[i, b]
+    return pair_creative, pair_code, pair_message, count, summed, products
+
+
+_pair_sums_compiled = _compiled(_pair_sums)
+
+
+def pair_sums(
+    creative: np.ndarray, code: np.ndarray, n_creatives: int, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Delivered messages grouped by (creative, unit code), sorted: (creative, code, one message, messages,
+    Σ scores [P, m], Σ s sᵀ [P, m, m]) per pair. ``code`` >= 0 is a dense code of the message's unit."""
+    n_codes = int(code.max()) + 1 if code.shape[0] else 1
+    return _pair_sums_compiled(creative.astype(np.int64), code, n_codes, n_creatives, scores)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The compiled scorer
 # --------------------------------------------------------------------------------------------------------------
@@ -132,7 +209,12 @@ def _choose(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     cand,  # int64 [...]
     theta,  # float64 [K, D]
     inverse,  # float64 [K, D, D]: A_k⁻¹ (symmetric, as the packed widths evaluate it)
+    radius,  # float64 [K]: ρ_k, xᵀA_k⁻¹x <= ρ_k²|x|²
+    unit_floor,  # float64 [U]: a score every customer's winner in the unit reaches (-inf: none known)
     score_cols,  # int64 [m]: the score columns S of a context
+    dense_a,  # float64 [U, K] θ_k·x_u for every unit and creative, or [0, 0]: computed here, per candidate
+    dense_c,  # float64 [U, K] x_uᵀW_k x_u (with dense_a)
+    dense_v,  # float64 [U, K, m] (W_k x_u)_S (with dense_a)
     alpha,
     slack,
     leaf,
@@ -179,10 +261,60 @@ def _choose(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         lo_box = np.empty(m)
         hi_box = np.empty(m)
         ub = np.empty(nc)
+        unit_lo = np.empty(m)
+        unit_hi = np.empty(m)
         for u in range(group_units[g], group_units[g + 1]):
             xu = unit_x[u]
+            # the unit's box in score space and its longest context, for a cheap first bound (D-long products)
+            s2_max = 0.0
+            for p in range(m):
+                unit_lo[p] = np.inf
+                unit_hi[p] = -np.inf
+            for i in range(unit_rows[u], unit_rows[u + 1]):
+                s2 = 0.0
+                for p in range(m):
+                    x = scores[i, p]
+                    unit_lo[p] = min(unit_lo[p], x)
+                    unit_hi[p] = max(unit_hi[p], x)
+                    s2 += x * x
+                s2_max = max(s2_max, s2)
+            x2 = s2_max
+            for p in range(d):
+                x2 += xu[p] * xu[p]
+            longest = np.sqrt(x2)
+            count = 0
             for j in range(nc):
                 k = ks[j]
+                lin = 0.0
+                size = 0.0
+                for p in range(d):
+                    lin += theta[k, p] * xu[p]
+                    size += abs(theta[k, p] * xu[p])
+                bound = lin
+                for p in range(m):
+                    centre = 0.5 * (unit_lo[p] + unit_hi[p])
+                    half = 0.5 * (unit_hi[p] - unit_lo[p])
+                    t = theta[k, score_cols[p]]
+                    bound += t * centre + abs(t) * half
+                    size += abs(t) * (abs(centre) + half)
+                width = alpha * radius[k] * longest
+                bound += width + slack * (1.0 + size + width)
+                if bound >= unit_floor[u]:
+                    keep[0, count] = j
+                    count += 1
+            dense = dense_a.shape[0] > 0
+            for t in range(count):  # coefficients of the creatives that pass
+                j = keep[0, t]
+                k = ks[j]
+                if dense:
+                    a[j] = dense_a[u, k]
+                    c0[j] = dense_c[u, k]
+                    mag = abs(c0[j])
+                    for p in range(m):
+                        v[j, p] = dense_v[u, k, p]
+                        mag += abs(v[j, p])
+                    scale[j] = abs(a[j]) + mag
+                    continue
                 lin = 0.0
                 for p in range(d):
                     lin += theta[k, p] * xu[p]
@@ -200,9 +332,7 @@ def _choose(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     v[j, p] = wx[score_cols[p]]
                     mag += abs(v[j, p])
                 scale[j] = abs(lin) + mag
-            for j in range(nc):
-                keep[0, j] = j
-            kept[0] = nc
+            kept[0] = count  # at least the winner's creative passes: its bound reaches the floor
             top = 0
             stack_lo[0] = unit_rows[u]
             stack_hi[0] = unit_rows[u + 1]
@@ -318,6 +448,7 @@ def choose_creatives(
     score_cols: np.ndarray,
     theta: np.ndarray,
     inverse: np.ndarray,
+    widths: np.ndarray,
     radius: np.ndarray,
     eligible: np.ndarray,
     alpha: float,
@@ -327,7 +458,8 @@ def choose_creatives(
 
     ``unit_x`` [U, D] unit contexts (score columns zero); ``unit_rows`` [U + 1] first customer of each unit in
     ``scores`` [n, m] (a unit's customers in Morton order of their scores); ``score_cols`` the columns S;
-    ``theta`` [K, D], ``inverse`` [K, D, D] the model; ``radius`` ρ_k with ``xᵀA_k⁻¹x <= ρ_k²|x|²``;
+    ``theta`` [K, D], ``inverse`` [K, D, D] the model (``widths`` [D(D+1)/2, K] its packed upper triangles,
+    off-diagonal entries doubled, as ``LinUCBPolicy.packed``); ``radius`` ρ_k with ``xᵀA_k⁻¹x <= ρ_k²|x|²``;
     ``eligible`` the creatives that may win (one never-delivered creative stands for all of them).
     """
     n, k = scores.shape[0], theta.shape[0]
@@ -350,6 +482,8 @@ def choose_creatives(
     best_score = np.empty(n)
     n_seeds = min(SEED_CREATIVES, k)
     step = max(1, chunk_elements // k)
+    upper, lower = np.triu_indices(theta.shape[1])
+    score_inverse = None
     for g0 in range(0, n_groups, step):
         g1 = min(n_groups, g0 + step)
         bound = centre[g0:g1] @ theta.T
@@ -366,17 +500,48 @@ def choose_creatives(
         local_groups = part_groups - part_groups[0]
         local_rows = unit_rows[part_units.start : part_units.stop + 1] - unit_rows[part_units.start]
         args = (local_rows, unit_x[part_units], scores[rows])
+        no_floor = np.full(local_rows.shape[0] - 1, -np.inf)
         _choose_compiled(
-            local_groups, *args, seed_ptr, seeds[ok].astype(np.int64), theta, inverse, score_cols,
-            alpha, ROUNDING_SLACK, 1 << 62, best[rows], best_score[rows],
+            local_groups, *args, seed_ptr, seeds[ok].astype(np.int64), theta, inverse, radius, no_floor,
+            score_cols, *NO_DENSE, alpha, ROUNDING_SLACK, 1 << 62, best[rows], best_score[rows],
         )  # fmt: skip
-        # every customer's winner scores at least the lowest, over its group, of the best seed score
+        # every customer's winner scores at least the lowest, over its group (its unit), of the best seed score
         floor = np.minimum.reduceat(best_score[rows], first_row[g0:g1] - first_row[g0])
         floor -= ROUNDING_SLACK * (1.0 + np.abs(floor))
+        unit_floor = np.minimum.reduceat(best_score[rows], local_rows[:-1])
+        unit_floor -= ROUNDING_SLACK * (1.0 + np.abs(unit_floor))
         group_of, creative = np.nonzero(bound >= floor[:, None])
         cand_ptr = np.searchsorted(group_of, np.arange(g1 - g0 + 1)).astype(np.int64)
-        _choose_compiled(
-            local_groups, *args, cand_ptr, creative.astype(np.int64), theta, inverse, score_cols,
-            alpha, ROUNDING_SLACK, LEAF_CUSTOMERS, best[rows], best_score[rows],
-        )  # fmt: skip
+        creative = creative.astype(np.int64)
+        units_per_group = np.diff(local_groups)
+        pairs = int(np.dot(units_per_group, np.diff(cand_ptr)))
+        if pairs < DENSE_SHARE * k * units_per_group.sum():
+            _choose_compiled(
+                local_groups, *args, cand_ptr, creative, theta, inverse, radius, unit_floor, score_cols,
+                *NO_DENSE, alpha, ROUNDING_SLACK, LEAF_CUSTOMERS, best[rows], best_score[rows],
+            )  # fmt: skip
+            continue
+        # Most (unit, creative) pairs are candidates (the first scored wave: creatives close together): their
+        # coefficients for every creative by matrix products, a few units at a time
+        if score_inverse is None:
+            score_inverse = np.ascontiguousarray(np.swapaxes(inverse[:, score_cols, :], 0, 1))  # [m, K, D]
+        h0 = 0
+        while h0 < g1 - g0:
+            h1 = h0 + 1
+            while h1 < g1 - g0 and local_groups[h1 + 1] - local_groups[h0] <= DENSE_UNITS:
+                h1 += 1
+            u0, u1 = int(local_groups[h0]), int(local_groups[h1])
+            batch_x = args[1][u0:u1]
+            dense_v = np.empty((u1 - u0, k, score_cols.shape[0]))
+            for b in range(score_cols.shape[0]):
+                dense_v[:, :, b] = batch_x @ score_inverse[b].T
+            r0, r1 = int(local_rows[u0]), int(local_rows[u1])
+            _choose_compiled(
+                local_groups[h0 : h1 + 1] - u0, local_rows[u0 : u1 + 1] - r0, batch_x, args[2][r0:r1],
+                cand_ptr[h0 : h1 + 1] - cand_ptr[h0], creative[cand_ptr[h0] : cand_ptr[h1]], theta, inverse,
+                radius, unit_floor[u0:u1], score_cols, batch_x @ theta.T,
+                (batch_x[:, upper] * batch_x[:, lower]) @ widths, dense_v,
+                alpha, ROUNDING_SLACK, LEAF_CUSTOMERS, best[rows][r0:r1], best_score[rows][r0:r1],
+            )  # fmt: skip
+            h0 = h1
     return best
