@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from masssim.policies import linucb_scores
 from masssim.policies.bandits import LinUCBPolicy
-from masssim.policies.learning_features import history_keys
+from masssim.policies.learning_features import HISTORY_BITS, history_keys
 from test_linucb_pruning import learned_policy
 
 pytestmark = pytest.mark.skipif(not linucb_scores.available(), reason="the compiled scorer needs numba")
@@ -74,6 +74,7 @@ def test_continuous_choice_with_near_and_exact_ties() -> None:
     """States no run reaches: every θ_k close to one vector (many survivors), then creatives 0-49 exact copies
     of creative 50: where that class wins, the lowest index (0) must be chosen."""
     policy = learned_policy(200, 4, 0.5, seed=6, crm_scores=2)
+    policy._model()  # adds the run's last deliveries before the state is set by hand
     rng = np.random.default_rng(0)
     policy.b_vector[:] = 1.0 + 1e-6 * rng.standard_normal(policy.b_vector.shape)
     policy._stale[:] = True
@@ -161,8 +162,10 @@ def test_updates_by_unit_equal_the_per_message_sums() -> None:
     rng = np.random.default_rng(1)
     customer = rng.integers(0, policy.world.customers.n, size=5_000)
     creative = rng.integers(0, 50, size=5_000)
+    policy._model()  # adds the run's last deliveries
     start = policy.a_upper.copy()
-    policy._add_by_unit(customer, creative)
+    keys = (policy.profiles.of[customer] << HISTORY_BITS) | policy.snapshot[customer]
+    policy._add_by_unit(customer, creative, keys)
     by_unit = policy.a_upper - start
     policy.a_upper = start.copy()
     order = np.argsort(creative, kind="stable")
@@ -170,3 +173,21 @@ def test_updates_by_unit_equal_the_per_message_sums() -> None:
     per_message = policy.a_upper - start
     assert np.abs(per_message).max() > 1.0
     np.testing.assert_allclose(by_unit, per_message, rtol=1e-12, atol=1e-12 * np.abs(per_message).max())
+
+
+@pytest.mark.parametrize("creatives", [3, 300])
+def test_pair_sums_by_table_equal_pair_sums_by_sorting(creatives: int) -> None:
+    """The two ways of grouping a batch of messages by (creative, unit) give the same pairs and the same sums,
+    bit for bit (both sum each pair's messages in message order)."""
+    rng = np.random.default_rng(creatives)
+    n = 20_000
+    held = rng.standard_normal((5_000, 3)).astype(np.float32)
+    customer = rng.integers(0, 5_000, n).astype(np.int64)
+    code = rng.integers(0, 40, n).astype(np.int64)
+    creative = rng.integers(0, creatives, n).astype(np.int64)
+    seen = np.bincount(creative, minlength=creatives) > 0
+    present = np.where(seen, np.cumsum(seen) - 1, -1).astype(np.int64)
+    by_table = linucb_scores._pair_sums_dense_compiled(creative, code, 40, present, customer, held)
+    by_sorting = linucb_scores._pair_sums_compiled(creative, code, 40, creatives, customer, held)
+    for table, sorting in zip(by_table, by_sorting, strict=True):
+        np.testing.assert_array_equal(table, sorting)

@@ -255,6 +255,9 @@ class LinUCBPolicy(PolicyBase):
         self._inverse = None if self._score_columns is None else np.zeros((k, self.dim, self.dim))
         self._customer_scores: np.ndarray | None = None  # float32 [N, m], filled at the first scored plan
         self._score_order: np.ndarray | None = None  # customers in Morton order of their scores
+        # delivered messages (customer, creative, unit key at delivery) not yet added to A_k: with CRM scores they
+        # are added together at the next plan, one grouping per wave rather than per feedback bucket
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _continuous_score_columns(self) -> np.ndarray | None:
         """Context columns of the CRM scores when every other observable column is a function of the profile
@@ -361,7 +364,7 @@ class LinUCBPolicy(PolicyBase):
             unit_x,
             np.append(first, order.shape[0]).astype(np.int64),
             profile[first],
-            customer_scores[order].astype(np.float64),
+            np.take(customer_scores, order, axis=0).astype(np.float64),
             columns,
             self._theta,
             self._inverse,
@@ -458,6 +461,10 @@ class LinUCBPolicy(PolicyBase):
         """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
         since the last plan: after the warm-up most creatives get no more messages."""
         upper, lower = self._triangle
+        if self._pending:
+            customer, creative, keys = (np.concatenate(part) for part in zip(*self._pending, strict=True))
+            self._pending = []
+            self._add_by_unit(customer, creative, keys)
         all_stale = np.flatnonzero(self._stale)
         # in blocks of creatives: each matrix is inverted alone, the blocks only bound the temporaries
         for lo in range(0, all_stale.shape[0], MODEL_BLOCK):
@@ -513,7 +520,8 @@ class LinUCBPolicy(PolicyBase):
             self.a_upper[touched] += counts[touched] @ (x[:, upper] * x[:, lower])
             self._stale[touched] = True
         elif customer.shape[0] and self._score_columns is not None:
-            self._add_by_unit(customer, creative)
+            keys = (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer]
+            self._pending.append((customer.astype(np.int64), creative.astype(np.int64), keys))
         else:
             step = max(1, CHUNK_ELEMENTS // self.dim**2)
             for lo in range(0, customer.shape[0], step):
@@ -525,8 +533,9 @@ class LinUCBPolicy(PolicyBase):
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
             self._stale[clicks["creative"]] = True
 
-    def _add_by_unit(self, customer: np.ndarray, creative: np.ndarray) -> None:
-        """``A_k += Σ x xᵀ`` over delivered messages when contexts carry CRM scores, by unit (profile, history).
+    def _add_by_unit(self, customer: np.ndarray, creative: np.ndarray, keys: np.ndarray) -> None:
+        """``A_k += Σ x xᵀ`` over delivered messages when contexts carry CRM scores, by unit (profile, history):
+        ``keys`` the messages' (profile, history) keys when they were planned.
 
         With ``x_i = x_u + P s_i`` (``x_u`` zero on the score columns S), the sum over the messages of creative
         k is ``Σ_u n_ku x_u x_uᵀ`` (entries outside S), ``Σ_u (Σ s_b) x_u`` (one index in S) and ``Σ s_b s_c``
@@ -536,19 +545,22 @@ class LinUCBPolicy(PolicyBase):
         profiles, columns = self.profiles, self._score_columns
         assert columns is not None
         m = columns.shape[0]
-        keys = self.snapshot[customer]
-        code = self._unit_code(profiles.of[customer], keys)
+        code = self._unit_code(keys >> HISTORY_BITS, keys)
         pair_creative, pair_code, pair_message, count, summed, products = linucb_scores.pair_sums(
-            creative, code, self.world.catalogue.count, self._held_scores()[customer].astype(np.float64)
+            creative, code, self.world.catalogue.count, customer, self._held_scores()
         )
-        codes, first, pair_unit = np.unique(pair_code, return_index=True, return_inverse=True)
-        pair_unit = pair_unit.reshape(-1)
-        n_units = codes.shape[0]
-        unit_keys = (profiles.of[customer] << HISTORY_BITS)[pair_message[first]] | keys[pair_message[first]]
+        in_batch = np.bincount(pair_code, minlength=int(code.max()) + 1) > 0  # units, in code order
+        pair_unit = (np.cumsum(in_batch) - 1)[pair_code]
+        n_units = int(in_batch.sum())
+        unit_keys = np.empty(n_units, np.int64)
+        unit_keys[pair_unit] = keys[pair_message]  # every pair of a unit has its key
         observed = profiles.observables[unit_keys >> HISTORY_BITS].copy()
         observed[:, -m:] = 0.0
         unit_x = self.contexts(observed, unit_keys)
-        touched, first_pair = np.unique(pair_creative, return_index=True)
+        new_row = np.ones(pair_creative.shape[0], bool)  # pairs are sorted by creative
+        new_row[1:] = pair_creative[1:] != pair_creative[:-1]
+        first_pair = np.flatnonzero(new_row)
+        touched = pair_creative[first_pair]
         indptr = np.append(first_pair, pair_creative.shape[0])
 
         def by_pair(data: np.ndarray) -> sparse.csr_matrix:  # [touched creatives, units], rows sorted

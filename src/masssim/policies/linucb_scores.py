@@ -132,10 +132,10 @@ def stable_order(code: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _pair_sums(creative, code, n_codes, n_creatives, scores):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _pair_sums(creative, code, n_codes, n_creatives, customer, held):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Messages grouped by (creative, unit code) with two stable counting sorts; per pair: creative, code, its
     first message, messages, summed scores [P, m] and summed products of scores [P, m, m] (in message order)."""
-    n, m = scores.shape
+    n, m = creative.shape[0], held.shape[1]
     by_code = np.zeros(n_codes + 1, np.int64)
     for i in range(n):
         by_code[code[i] + 1] += 1
@@ -176,23 +176,84 @@ def _pair_sums(creative, code, n_codes, n_creatives, scores):  # type: ignore[no
             pair_code[p] = code[i]
             pair_message[p] = i
         count[p] += 1.0
+        row = customer[i]
         for a in range(m):
-            summed[p, a] += scores[i, a]
+            x = np.float64(held[row, a])
+            summed[p, a] += x
             for b in range(m):
-                products[p, a, b] += scores[i, a] * scores[i, b]
+                products[p, a, b] += x * np.float64(held[row, b])
     return pair_creative, pair_code, pair_message, count, summed, products
 
 
 _pair_sums_compiled = _compiled(_pair_sums)
 
 
+def _pair_sums_dense(creative, code, n_codes, present, customer, held):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``_pair_sums`` with a table [creatives present x codes] instead of sorting: for batches whose present
+    creatives are few (after the first scored wave). ``present[c]`` is the rank of creative c among those
+    present. Sums are taken in message order, as by the stable sorts, so the results are the same."""
+    n, m = creative.shape[0], held.shape[1]
+    n_present = 0
+    for c in range(present.shape[0]):
+        if present[c] >= 0:
+            n_present += 1
+    cells = n_present * n_codes
+    first = np.full(cells, -1, np.int64)
+    count = np.zeros(cells)
+    summed = np.zeros((cells, m))
+    products = np.zeros((cells, m, m))
+    for i in range(n):
+        cell = present[creative[i]] * n_codes + code[i]
+        if first[cell] < 0:
+            first[cell] = i
+        count[cell] += 1.0
+        row = customer[i]
+        for a in range(m):
+            x = np.float64(held[row, a])
+            summed[cell, a] += x
+            for b in range(m):
+                products[cell, a, b] += x * np.float64(held[row, b])
+    pairs = 0
+    for cell in range(cells):
+        if first[cell] >= 0:
+            pairs += 1
+    pair_creative = np.empty(pairs, np.int64)
+    pair_code = np.empty(pairs, np.int64)
+    pair_message = np.empty(pairs, np.int64)
+    out_count = np.empty(pairs)
+    out_summed = np.empty((pairs, m))
+    out_products = np.empty((pairs, m, m))
+    p = 0
+    for cell in range(cells):
+        if first[cell] >= 0:
+            pair_creative[p] = creative[first[cell]]
+            pair_code[p] = cell % n_codes
+            pair_message[p] = first[cell]
+            out_count[p] = count[cell]
+            out_summed[p] = summed[cell]
+            out_products[p] = products[cell]
+            p += 1
+    return pair_creative, pair_code, pair_message, out_count, out_summed, out_products
+
+
+_pair_sums_dense_compiled = _compiled(_pair_sums_dense)
+DENSE_PAIR_CELLS = 1 << 18  # at most this many (creative present, unit code) cells: a table, not a sort
+
+
 def pair_sums(
-    creative: np.ndarray, code: np.ndarray, n_creatives: int, scores: np.ndarray
+    creative: np.ndarray, code: np.ndarray, n_creatives: int, customer: np.ndarray, held: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Delivered messages grouped by (creative, unit code), sorted: (creative, code, one message, messages,
-    Σ scores [P, m], Σ s sᵀ [P, m, m]) per pair. ``code`` >= 0 is a dense code of the message's unit."""
+    Σ s [P, m], Σ s sᵀ [P, m, m]) per pair, ``s`` the message's customer's scores (``held[customer]``, float32
+    [N, m], summed in float64). ``code`` >= 0 is a dense code of the message's unit."""
     n_codes = int(code.max()) + 1 if code.shape[0] else 1
-    return _pair_sums_compiled(creative.astype(np.int64), code, n_codes, n_creatives, scores)
+    creative, customer = creative.astype(np.int64), customer.astype(np.int64)
+    seen = np.bincount(creative, minlength=n_creatives) > 0
+    n_present = int(seen.sum())
+    if n_present * n_codes <= DENSE_PAIR_CELLS:
+        present = np.where(seen, np.cumsum(seen) - 1, -1).astype(np.int64)
+        return _pair_sums_dense_compiled(creative, code, n_codes, present, customer, held)
+    return _pair_sums_compiled(creative, code, n_codes, n_creatives, customer, held)
 
 
 # --------------------------------------------------------------------------------------------------------------
