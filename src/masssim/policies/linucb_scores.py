@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 SEED_CREATIVES = 4  # creatives scored exactly on every customer of a coarse group to set its threshold
-UNITS_PER_GROUP = 64  # at most this many units (profile, history) share a coarse bound box
-CUSTOMERS_PER_GROUP = 4096  # ... and at most this many customers, unless a single unit is larger
+UNITS_PER_GROUP = 512  # at most this many units (profile, history) share a coarse bound box
+CUSTOMERS_PER_GROUP = 32768  # ... and at most this many customers, unless a single unit is larger
 LEAF_CUSTOMERS = 64  # a cell this small is scored exactly, customer by customer
 ROUNDING_SLACK = 1e-9  # relative slack on every bound: far above float64 rounding, far below score gaps
 MORTON_BITS = 16  # bits of the Morton code of a customer's scores (split evenly over the m scores)
