@@ -345,25 +345,19 @@ class LinUCBPolicy(PolicyBase):
         assert self._score_order is not None
         planned = np.zeros(view.n, bool)
         planned[who] = True
-        order = self._score_order[planned[self._score_order]]  # planned customers in Morton order
-        keys = self.snapshot[order]
-        profile = profiles.of[order]
-        code = self._unit_code(profile, keys)  # a stable counting sort by it keeps Morton order within units
-        by_unit = linucb_scores.stable_order(code)
-        order, code, keys, profile = order[by_unit], code[by_unit], keys[by_unit], profile[by_unit]
-        new_unit = np.ones(order.shape[0], bool)
-        new_unit[1:] = code[1:] != code[:-1]
-        first = np.flatnonzero(new_unit)
-        unit_observed = profiles.observables[profile[first]].copy()
+        order, unit_rows = linucb_scores.planned_by_unit(self._score_order, planned, self.snapshot, profiles.of)
+        first = unit_rows[:-1]
+        profile = profiles.of[order[first]]
+        unit_observed = profiles.observables[profile].copy()
         unit_observed[:, -m:] = 0.0
-        unit_x = self.contexts(unit_observed, keys[first])
+        unit_x = self.contexts(unit_observed, self.snapshot[order[first]])
         eligible = ~self._fresh
         if self._fresh.any():
             eligible[np.argmax(self._fresh)] = True
         best = linucb_scores.choose_creatives(
             unit_x,
-            np.append(first, order.shape[0]).astype(np.int64),
-            profile[first],
+            unit_rows,
+            profile,
             np.take(customer_scores, order, axis=0).astype(np.float64),
             columns,
             self._theta,

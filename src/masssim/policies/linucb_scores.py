@@ -124,6 +124,51 @@ def _counting_order(code, n_codes):  # type: ignore[no-untyped-def]  # pragma: n
 _counting_order_compiled = _compiled(_counting_order)
 
 
+def _planned_codes(score_order, planned, history, profile_of):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The planned customers in Morton order and a dense code of each one's (profile, sends, opens, clicks):
+    mixed radix with this wave's maxima, so that codes sort as the (profile, history) keys do."""
+    n = 0
+    top_profile = top_sends = top_opens = top_clicks = 0
+    for t in range(score_order.shape[0]):
+        i = score_order[t]
+        if planned[i]:
+            n += 1
+            key = history[i]
+            top_profile = max(top_profile, profile_of[i])
+            top_sends = max(top_sends, (key >> 32) & 0xFFFF)
+            top_opens = max(top_opens, (key >> 16) & 0xFFFF)
+            top_clicks = max(top_clicks, key & 0xFFFF)
+    customers = np.empty(n, np.int64)
+    code = np.empty(n, np.int64)
+    at = 0
+    for t in range(score_order.shape[0]):
+        i = score_order[t]
+        if planned[i]:
+            key = history[i]
+            c = profile_of[i] * (top_sends + 1) + ((key >> 32) & 0xFFFF)
+            c = c * (top_opens + 1) + ((key >> 16) & 0xFFFF)
+            customers[at] = i
+            code[at] = c * (top_clicks + 1) + (key & 0xFFFF)
+            at += 1
+    return customers, code
+
+
+_planned_codes_compiled = _compiled(_planned_codes)
+
+
+def planned_by_unit(
+    score_order: np.ndarray, planned: np.ndarray, history: np.ndarray, profile_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(planned customers sorted by (profile, history) and, within a unit, in Morton order of their scores;
+    int64 start of each unit, the last entry their number). ``history`` and ``profile_of`` are per customer."""
+    customers, code = _planned_codes_compiled(score_order, planned, history, profile_of)
+    by_unit = stable_order(code)
+    customers, code = customers[by_unit], code[by_unit]
+    new_unit = np.ones(code.shape[0], bool)
+    new_unit[1:] = code[1:] != code[:-1]
+    return customers, np.append(np.flatnonzero(new_unit), code.shape[0]).astype(np.int64)
+
+
 def stable_order(code: np.ndarray) -> np.ndarray:
     """The stable order that sorts int64 ``code`` (>= 0): a counting sort when the codes are dense enough."""
     n_codes = int(code.max()) + 1 if code.shape[0] else 1
