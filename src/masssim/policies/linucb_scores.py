@@ -18,7 +18,9 @@ only creatives that cannot be a customer's argmax:
    ``UB_k = θ_k·c + |θ_k|·r + α·ρ_k·max|x|`` (§6.4), one [groups, K] pass; the ``SEED_CREATIVES`` creatives
    with the highest bounds are scored exactly on every customer of the group and the lowest over the group of
    a customer's best seed score is a threshold every customer's winner reaches. Creatives with ``UB_k`` at or
-   above it are the group's candidates.
+   above it are the group's candidates. Each unit then keeps those whose same bound over the unit's box reaches
+   the lowest best seed score of the unit's customers, and computes their coefficients (by matrix products for
+   every creative when most pairs are candidates, as at the first scored wave, when creatives are close).
 2. *Cells*: inside a unit, customers are in Morton (Z-) order of their scores, so a run of them lies in a small
    box of score space (centre ``c``, half-width ``r``). Over the box each candidate's score lies in
    ``[LB, UB]`` from the coefficients (linear terms by ``|·|·r``, ``s ᵀ W_SS s`` by Gershgorin bounds of
@@ -27,9 +29,11 @@ only creatives that cannot be a customer's argmax:
    until it has at most ``LEAF_CUSTOMERS`` customers or one survivor.
 3. *Leaves*: each customer's score of each survivor, exactly; the argmax, ties to the lowest index.
 
-Bounds and thresholds carry a relative slack of ``ROUNDING_SLACK`` (far above float64 rounding), so rounding
-never discards the winner. The loops are compiled with numba; without numba ``available()`` is False and the
-policy scores customer by customer as before.
+Bounds and thresholds carry a relative slack of ``ROUNDING_SLACK`` (far above float64 rounding; near a square
+root's zero, ``α·sqrt(slack)``), so rounding never discards the winner. The updates ``A_k += Σ x xᵀ`` use the
+same split (``pair_sums``: messages per (creative, unit), their summed scores and summed products of scores).
+The loops are compiled with numba; without numba ``available()`` is False and the policy scores customer by
+customer as before (the same choices up to rounding).
 """
 
 from __future__ import annotations
