@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from masssim.policies import linucb_scores
 from masssim.policies.bandits import LinUCBPolicy
+from masssim.policies.base import WaveContext
 from masssim.policies.learning_features import HISTORY_BITS, history_keys
 from test_linucb_pruning import learned_policy
 
@@ -87,12 +88,26 @@ def test_continuous_choice_with_near_and_exact_ties() -> None:
     assert not np.isin(chosen, np.arange(1, 51)).any()
 
 
-def test_the_plan_uses_the_unit_wise_scorer_and_agrees_with_it() -> None:
-    """A run's last plan (through ``plan``) picks, customer by customer, what the scorer picks."""
-    policy = learned_policy(400, 4, 0.3, seed=9, crm_scores=2)
-    chosen, reference, eligible = policy_choice(policy)
-    assert_argmax(chosen, reference, eligible)
-    assert np.unique(chosen).shape[0] > 1
+def test_a_plan_gives_each_reachable_customer_the_argmax() -> None:
+    """A plan after the run (through ``plan``, as the engine calls it): the reachable customers, each with the
+    argmax of the reference scores, and more than one creative chosen."""
+    policy = learned_policy(400, 4, 3.0, seed=9, crm_scores=2)  # wide bounds: many creatives chosen
+    plan = policy.plan(WaveContext(time_s=5 * 86_400.0, wave_index=5, budget_left=None))
+    everyone = np.arange(policy.world.customers.n)
+    np.testing.assert_array_equal(plan.customer, everyone[policy.world.customers.reachable(policy.channel)])
+    theta, widths = policy._model()
+    history = history_keys(policy.world, plan.customer)
+    x = policy.contexts(policy.profiles.observables_of(policy.world, plan.customer), history)
+    eligible = ~policy._fresh
+    if policy._fresh.any():
+        eligible[np.argmax(policy._fresh)] = True
+    assert_argmax(plan.creative.astype(np.int64), policy.scores(x, widths, theta), eligible)
+    assert np.unique(plan.creative).shape[0] > 1
+
+
+def test_no_reachable_customer_gives_an_empty_plan() -> None:
+    policy = learned_policy(50, 2, 0.1, seed=2, crm_scores=1)
+    assert policy._choose_continuous(np.empty(0, np.int64), np.empty(0, np.int64)).shape == (0,)
 
 
 @settings(max_examples=60, deadline=None)

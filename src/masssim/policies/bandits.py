@@ -340,6 +340,8 @@ class LinUCBPolicy(PolicyBase):
         and scored by ``linucb_scores.choose_creatives`` (the same argmax, computed by unit)."""
         view, profiles, columns = self.world.customers, self.profiles, self._score_columns
         assert columns is not None and self._inverse is not None
+        if who.shape[0] == 0:
+            return np.empty(0, np.int32)
         m = columns.shape[0]
         customer_scores = self._held_scores()
         assert self._score_order is not None
