@@ -203,6 +203,6 @@ def test_pair_sums_by_table_equal_pair_sums_by_sorting(creatives: int) -> None:
     seen = np.bincount(creative, minlength=creatives) > 0
     present = np.where(seen, np.cumsum(seen) - 1, -1).astype(np.int64)
     by_table = linucb_scores._pair_sums_dense_compiled(creative, code, 40, present, customer, held)
-    by_sorting = linucb_scores._pair_sums_compiled(creative, code, 40, creatives, customer, held)
+    by_sorting = linucb_scores._pair_sums_sorted(creative, code, 40, creatives, customer, held)
     for table, sorting in zip(by_table, by_sorting, strict=True):
         np.testing.assert_array_equal(table, sorting)

@@ -181,64 +181,52 @@ def stable_order(code: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _pair_sums(creative, code, n_codes, n_creatives, customer, held):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Messages grouped by (creative, unit code) with two stable counting sorts; per pair: creative, code, its
-    first message, messages, summed scores [P, m] and summed products of scores [P, m, m] (in message order)."""
-    n, m = creative.shape[0], held.shape[1]
-    by_code = np.zeros(n_codes + 1, np.int64)
-    for i in range(n):
-        by_code[code[i] + 1] += 1
-    for c in range(n_codes):
-        by_code[c + 1] += by_code[c]
-    first = np.empty(n, np.int64)
-    for i in range(n):
-        at = by_code[code[i]]
-        by_code[code[i]] = at + 1
-        first[at] = i
-    by_creative = np.zeros(n_creatives + 1, np.int64)
-    for i in range(n):
-        by_creative[creative[i] + 1] += 1
-    for c in range(n_creatives):
-        by_creative[c + 1] += by_creative[c]
-    order = np.empty(n, np.int64)
-    for t in range(n):
-        i = first[t]
-        at = by_creative[creative[i]]
-        by_creative[creative[i]] = at + 1
-        order[at] = i
+def _run_sums(creative, code, scores):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Runs of equal (creative, code) in messages already sorted by them: per run its creative, code, first
+    row, messages, summed scores [P, m] and summed products of scores [P, m, m] (in row order)."""
+    n, m = creative.shape[0], scores.shape[1]
     pairs = 0
     for t in range(n):
-        if t == 0 or creative[order[t]] != creative[order[t - 1]] or code[order[t]] != code[order[t - 1]]:
+        if t == 0 or creative[t] != creative[t - 1] or code[t] != code[t - 1]:
             pairs += 1
     pair_creative = np.empty(pairs, np.int64)
     pair_code = np.empty(pairs, np.int64)
-    pair_message = np.empty(pairs, np.int64)
+    pair_row = np.empty(pairs, np.int64)
     count = np.zeros(pairs)
     summed = np.zeros((pairs, m))
     products = np.zeros((pairs, m, m))
     p = -1
     for t in range(n):
-        i = order[t]
-        if t == 0 or creative[i] != creative[order[t - 1]] or code[i] != code[order[t - 1]]:
+        if t == 0 or creative[t] != creative[t - 1] or code[t] != code[t - 1]:
             p += 1
-            pair_creative[p] = creative[i]
-            pair_code[p] = code[i]
-            pair_message[p] = i
+            pair_creative[p] = creative[t]
+            pair_code[p] = code[t]
+            pair_row[p] = t
         count[p] += 1.0
-        row = customer[i]
         for a in range(m):
-            x = np.float64(held[row, a])
-            summed[p, a] += x
+            summed[p, a] += scores[t, a]
             for b in range(m):
-                products[p, a, b] += x * np.float64(held[row, b])
-    return pair_creative, pair_code, pair_message, count, summed, products
+                products[p, a, b] += scores[t, a] * scores[t, b]
+    return pair_creative, pair_code, pair_row, count, summed, products
 
 
-_pair_sums_compiled = _compiled(_pair_sums)
+_run_sums_compiled = _compiled(_run_sums)
+
+
+def _pair_sums_sorted(creative, code, n_codes, n_creatives, customer, held):  # type: ignore[no-untyped-def]
+    """Messages grouped by (creative, unit code) by two stable counting sorts (code, then creative), the
+    messages' arrays gathered in that order so that the sums run through memory in order."""
+    order = stable_order(code)
+    order = order[stable_order(creative[order])]
+    scores = np.take(held, customer[order], axis=0).astype(np.float64)
+    pair_creative, pair_code, pair_row, count, summed, products = _run_sums_compiled(
+        creative[order], code[order], scores
+    )
+    return pair_creative, pair_code, order[pair_row], count, summed, products
 
 
 def _pair_sums_dense(creative, code, n_codes, present, customer, held):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """``_pair_sums`` with a table [creatives present x codes] instead of sorting: for batches whose present
+    """``_pair_sums_sorted`` with a table [creatives present x codes] instead of sorting: for batches whose present
     creatives are few (after the first scored wave). ``present[c]`` is the rank of creative c among those
     present. Sums are taken in message order, as by the stable sorts, so the results are the same."""
     n, m = creative.shape[0], held.shape[1]
@@ -302,7 +290,7 @@ def pair_sums(
     if n_present * n_codes <= DENSE_PAIR_CELLS:
         present = np.where(seen, np.cumsum(seen) - 1, -1).astype(np.int64)
         return _pair_sums_dense_compiled(creative, code, n_codes, present, customer, held)
-    return _pair_sums_compiled(creative, code, n_codes, n_creatives, customer, held)
+    return _pair_sums_sorted(creative, code, n_codes, n_creatives, customer, held)
 
 
 # --------------------------------------------------------------------------------------------------------------
