@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 from scipy import sparse
 
+from masssim.policies import linucb_scores
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.beta_argmax import thompson_argmax
 from masssim.policies.cells import CellCounts
@@ -249,6 +250,28 @@ class LinUCBPolicy(PolicyBase):
         # delivered), creatives whose scores are all equal
         self._radius = np.zeros(k)
         self._fresh = np.ones(k, bool)
+        # Continuous CRM scores: contexts differ only in the score columns (linucb_scores); None otherwise
+        self._score_columns = self._continuous_score_columns()
+        self._inverse = None if self._score_columns is None else np.zeros((k, self.dim, self.dim))
+        self._customer_scores: np.ndarray | None = None  # float32 [N, m], filled at the first scored plan
+        self._score_order: np.ndarray | None = None  # customers in Morton order of their scores
+        # delivered messages (customer, creative, unit key at delivery) not yet added to A_k: with CRM scores they
+        # are added together at the next plan, one grouping per wave rather than per feedback bucket
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _continuous_score_columns(self) -> np.ndarray | None:
+        """Context columns of the CRM scores when every other observable column is a function of the profile
+        (checked on a fixed spread of customers) and the compiled scorer is available; else None."""
+        view, profiles = self.world.customers, self.profiles
+        m = int(view.continuous_observables)
+        if profiles.exact or m <= 0 or not linucb_scores.available():
+            return None
+        q = profiles.observables.shape[1]
+        probe = np.unique(np.linspace(0, view.n - 1, min(view.n, 1024)).astype(np.int64))
+        categorical = np.asarray(view.observables(probe), np.float64)[:, : q - m]
+        if not np.array_equal(categorical, profiles.observables[profiles.of[probe], : q - m]):
+            return None
+        return np.arange(1 + q - m, 1 + q, dtype=np.int64)
 
     def contexts(self, observed: np.ndarray, history: np.ndarray) -> np.ndarray:
         """float64 [n, D] contexts from encodings [n, q] and history keys [n]."""
@@ -300,6 +323,8 @@ class LinUCBPolicy(PolicyBase):
             x = self.contexts(profiles.observables[distinct >> HISTORY_BITS], distinct)
             best = self.best_creatives(x, context_groups(distinct >> HISTORY_BITS))
             creative = best[inverse.reshape(-1)]
+        elif self._score_columns is not None:  # by unit (profile, history), the scores' terms apart
+            creative = self._choose_continuous(who, history)
         else:  # customer by customer, in (profile, history) order so that a group's contexts are close
             creative = np.empty(n, np.int32)
             order = np.argsort((profiles.of[who] << HISTORY_BITS) | history, kind="stable")
@@ -308,6 +333,71 @@ class LinUCBPolicy(PolicyBase):
                 x = self.contexts(profiles.observables_of(self.world, who[part]), history[part])
                 creative[part] = self.best_creatives(x, context_groups(profiles.of[who[part]]))
         return Plan(customer=who, creative=creative, channel=_full(n, self.channel, np.int8))
+
+    def _choose_continuous(self, who: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """int32 creative of each customer ``who`` (history keys ``history``) when contexts carry continuous CRM
+        scores: customers grouped by unit (profile, history), in Morton order of their scores within a unit,
+        and scored by ``linucb_scores.choose_creatives`` (the same argmax, computed by unit)."""
+        view, profiles, columns = self.world.customers, self.profiles, self._score_columns
+        assert columns is not None and self._inverse is not None
+        if who.shape[0] == 0:
+            return np.empty(0, np.int32)
+        m = columns.shape[0]
+        customer_scores = self._held_scores()
+        assert self._score_order is not None
+        planned = np.zeros(view.n, bool)
+        planned[who] = True
+        order, unit_rows = linucb_scores.planned_by_unit(self._score_order, planned, self.snapshot, profiles.of)
+        first = unit_rows[:-1]
+        profile = profiles.of[order[first]]
+        unit_observed = profiles.observables[profile].copy()
+        unit_observed[:, -m:] = 0.0
+        unit_x = self.contexts(unit_observed, self.snapshot[order[first]])
+        eligible = ~self._fresh
+        if self._fresh.any():
+            eligible[np.argmax(self._fresh)] = True
+        best = linucb_scores.choose_creatives(
+            unit_x,
+            unit_rows,
+            profile,
+            np.take(customer_scores, order, axis=0).astype(np.float64),
+            columns,
+            self._theta,
+            self._inverse,
+            self._widths,
+            self._radius,
+            eligible,
+            self.params.alpha,
+            CHUNK_ELEMENTS,
+        )
+        by_customer = np.empty(view.n, np.int32)
+        by_customer[order] = best
+        return by_customer[who]
+
+    @staticmethod
+    def _unit_code(profile: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """int64 dense code of (profile, sends, opens, clicks), in the order of the (profile, history) keys: mixed
+        radix with this batch's maxima, renumbered by rank when that range is much larger than the batch."""
+        code = profile.astype(np.int64)
+        for part in split_history(keys):
+            code = code * (int(part.max()) + 1) + part
+        if code.shape[0] and int(code.max()) > 4 * code.shape[0] + (1 << 16):
+            code = np.unique(code, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        return code
+
+    def _held_scores(self) -> np.ndarray:
+        """float32 [N, m] CRM scores of every customer (static: read once, in chunks, since the full encoding
+        is [N, q]), and the customers' Morton order of them."""
+        if self._customer_scores is None:
+            view = self.world.customers
+            assert self._score_columns is not None
+            m = self._score_columns.shape[0]
+            held = np.empty((view.n, m), np.float32)
+            for lo in range(0, view.n, 1 << 20):
+                held[lo : lo + (1 << 20)] = view.observables(slice(lo, lo + (1 << 20)))[:, -m:]
+            self._customer_scores = held
+            self._score_order = linucb_scores.stable_order(linucb_scores.morton_codes(held.astype(np.float64)))
+        return self._customer_scores
 
     def best_creatives(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """int32 argmax of the scores of every context ``x`` [U, D] over creatives (ties: lowest index), the
@@ -367,6 +457,10 @@ class LinUCBPolicy(PolicyBase):
         """(θ [K, D], packed A⁻¹ [D(D+1)/2, K]), recomputed only for creatives whose A_k or b_k changed
         since the last plan: after the warm-up most creatives get no more messages."""
         upper, lower = self._triangle
+        if self._pending:
+            customer, creative, keys = (np.concatenate(part) for part in zip(*self._pending, strict=True))
+            self._pending = []
+            self._add_by_unit(customer, creative, keys)
         all_stale = np.flatnonzero(self._stale)
         # in blocks of creatives: each matrix is inverted alone, the blocks only bound the temporaries
         for lo in range(0, all_stale.shape[0], MODEL_BLOCK):
@@ -377,6 +471,8 @@ class LinUCBPolicy(PolicyBase):
             a_inv = np.linalg.inv(a_matrix)
             self._theta[stale] = np.einsum("kij,kj->ki", a_inv, self.b_vector[stale])
             packed = self.packed(a_inv)
+            if self._inverse is not None:  # the matrix whose quadratic form ``packed`` evaluates
+                self._inverse[stale] = 0.5 * (a_inv + np.swapaxes(a_inv, 1, 2))
             self._widths[:, stale] = packed
             self._radius[stale] = np.sqrt(self._top_eigenvalue(a_inv) + ROUNDING_SLACK * np.abs(packed).sum(axis=0))
             untouched = np.all(self.a_upper[stale] == self._a_start, axis=1)
@@ -419,6 +515,9 @@ class LinUCBPolicy(PolicyBase):
             touched = np.flatnonzero(np.diff(counts.indptr))
             self.a_upper[touched] += counts[touched] @ (x[:, upper] * x[:, lower])
             self._stale[touched] = True
+        elif customer.shape[0] and self._score_columns is not None:
+            keys = (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer]
+            self._pending.append((customer.astype(np.int64), creative.astype(np.int64), keys))
         else:
             step = max(1, CHUNK_ELEMENTS // self.dim**2)
             for lo in range(0, customer.shape[0], step):
@@ -429,6 +528,58 @@ class LinUCBPolicy(PolicyBase):
         if clicks["customer"].shape[0]:
             np.add.at(self.b_vector, clicks["creative"], self._context_of(clicks["customer"]))
             self._stale[clicks["creative"]] = True
+
+    def _add_by_unit(self, customer: np.ndarray, creative: np.ndarray, keys: np.ndarray) -> None:
+        """``A_k += Σ x xᵀ`` over delivered messages when contexts carry CRM scores, by unit (profile, history):
+        ``keys`` the messages' (profile, history) keys when they were planned.
+
+        With ``x_i = x_u + P s_i`` (``x_u`` zero on the score columns S), the sum over the messages of creative
+        k is ``Σ_u n_ku x_u x_uᵀ`` (entries outside S), ``Σ_u (Σ s_b) x_u`` (one index in S) and ``Σ s_b s_c``
+        (both in S): sparse [creatives, units] matrices of counts and of summed scores times the units'
+        products, so nothing of size D(D+1)/2 is formed per message. The same sums, grouped differently.
+        """
+        profiles, columns = self.profiles, self._score_columns
+        assert columns is not None
+        m = columns.shape[0]
+        code = self._unit_code(keys >> HISTORY_BITS, keys)
+        pair_creative, pair_code, pair_message, count, summed, products = linucb_scores.pair_sums(
+            creative, code, self.world.catalogue.count, customer, self._held_scores()
+        )
+        in_batch = np.bincount(pair_code, minlength=int(code.max()) + 1) > 0  # units, in code order
+        pair_unit = (np.cumsum(in_batch) - 1)[pair_code]
+        n_units = int(in_batch.sum())
+        unit_keys = np.empty(n_units, np.int64)
+        unit_keys[pair_unit] = keys[pair_message]  # every pair of a unit has its key
+        observed = profiles.observables[unit_keys >> HISTORY_BITS].copy()
+        observed[:, -m:] = 0.0
+        unit_x = self.contexts(observed, unit_keys)
+        new_row = np.ones(pair_creative.shape[0], bool)  # pairs are sorted by creative
+        new_row[1:] = pair_creative[1:] != pair_creative[:-1]
+        first_pair = np.flatnonzero(new_row)
+        touched = pair_creative[first_pair]
+        indptr = np.append(first_pair, pair_creative.shape[0])
+
+        def by_pair(data: np.ndarray) -> sparse.csr_matrix:  # [touched creatives, units], rows sorted
+            return sparse.csr_matrix((data, pair_unit, indptr), shape=(touched.shape[0], n_units))
+
+        upper, lower = self._triangle
+        total = by_pair(count) @ (unit_x[:, upper] * unit_x[:, lower])
+        in_scores = np.zeros(self.dim, bool)
+        in_scores[columns] = True
+        position = np.full(self.dim, -1)
+        position[columns] = np.arange(m)
+        for b, column in enumerate(columns.tolist()):
+            summed_x = by_pair(summed[:, b]) @ unit_x
+            one = (upper == column) & ~in_scores[lower]
+            total[:, one] += summed_x[:, lower[one]]
+            one = (lower == column) & ~in_scores[upper]
+            total[:, one] += summed_x[:, upper[one]]
+        pair_row = np.repeat(np.arange(touched.shape[0]), np.diff(indptr))
+        for p in np.flatnonzero(in_scores[upper] & in_scores[lower]).tolist():
+            per_pair = products[:, position[upper[p]], position[lower[p]]]
+            total[:, p] += np.bincount(pair_row, weights=per_pair, minlength=touched.shape[0])
+        self.a_upper[touched] += total
+        self._stale[touched] = True
 
     def _add_outer(self, creative: np.ndarray, x: np.ndarray, weight: np.ndarray | None) -> None:
         """``A_k += Σ w x xᵀ`` over rows sorted by ``creative`` (weights ``w``, default 1), in chunks of
