@@ -75,7 +75,7 @@ def _one_core_each() -> None:
 
 
 SHARD_METHODS = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send")
-SHARD_METHODS += ("rule_bucket", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
+SHARD_METHODS += ("rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
 
 
 def _time_shard_methods() -> None:
@@ -109,7 +109,22 @@ def _cpu_s() -> float:
     return time.process_time()
 
 
-def measure(customers: int, days: int, workers: int, method_times: bool = False) -> dict[str, Any]:
+def _counting_shards(client: Any, calls: dict[str, int]) -> Any:
+    """A factory of the replication's :class:`DaskShards` that counts the coordinator's calls per method (one
+    call reaches every shard named in it at once)."""
+    from masssim.engine.dask_shards import DaskShards
+
+    class CountingShards(DaskShards):
+        def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+            calls[method] = calls.get(method, 0) + 1
+            return super().call(method, args)
+
+    return lambda *a: CountingShards(client, *a)
+
+
+def measure(
+    customers: int, days: int, workers: int, method_times: bool = False, profile: str | None = None
+) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     import masssim
@@ -137,10 +152,20 @@ def measure(customers: int, days: int, workers: int, method_times: bool = False)
         _reset_peak()
         cpu_before = client.run(_cpu_s)
         load_before = os.getloadavg()
+        calls: dict[str, int] = {}
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         t0, coordinator_cpu = time.perf_counter(), time.process_time()
-        outcomes = simulate_sharded_replication(scenario, seq, lambda *a: DaskShards(client, *a), workers)
+        outcomes = simulate_sharded_replication(scenario, seq, _counting_shards(client, calls), workers)
         wall = time.perf_counter() - t0
         coordinator_cpu = time.process_time() - coordinator_cpu
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         peak = client.run(_rss_peak)
         cpu = {w: t - cpu_before[w] for w, t in client.run(_cpu_s).items()}
         load_after = os.getloadavg()
@@ -154,10 +179,12 @@ def measure(customers: int, days: int, workers: int, method_times: bool = False)
         "worker_rss_before_bytes": sorted(before.values()),
         "worker_peak_bytes": sorted(peak.values()),
         "worker_cpu_s": sorted(cpu.values()),
+        "worker_cpu_s_by_address": [cpu[w] for w in sorted(methods)] if methods else [],
         "coordinator_cpu_s": coordinator_cpu,
         "coordinator_peak_bytes": _rss_peak(),
         "load_average_1min": [load_before[0], load_after[0]],
         "shard_method_cpu_s": [methods[w] for w in sorted(methods)],
+        "coordinator_calls": calls,
         "digest": digest,
     }
 
@@ -171,8 +198,16 @@ def main() -> None:
     parser.add_argument(
         "--method-times", action="store_true", help="also time the CPU each worker spends in each shard method"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the coordinator's measured runs into FILE.0, FILE.1, ... and print their top lines",
+    )
     args = parser.parse_args()
-    runs = [measure(args.customers, args.days, int(w), args.method_times) for w in args.workers.split(",")]
+    runs = [
+        measure(args.customers, args.days, int(w), args.method_times, args.profile and f"{args.profile}.{i}")
+        for i, w in enumerate(args.workers.split(","))
+    ]
     mib = 1 << 20
     print(f"{args.customers:,} customers, {args.days} days, one daily email wave ('random'), one shard per worker")
     for run in runs:
@@ -189,9 +224,13 @@ def main() -> None:
             f"      CPU s per worker [{cpus}], coordinator {run['coordinator_cpu_s']:,.1f} s; "
             f"load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after"
         )
-        for spent in run["shard_method_cpu_s"]:
+        calls = run["coordinator_calls"]
+        listed = ", ".join(f"{name} {n}" for name, n in sorted(calls.items(), key=lambda kv: -kv[1]))
+        print(f"      coordinator's calls to the shards ({sum(calls.values())}): {listed}")
+        for spent, total in zip(run["shard_method_cpu_s"], run["worker_cpu_s_by_address"] or [], strict=False):
             inside = ", ".join(f"{name} {t:.2f}" for name, t in sorted(spent.items(), key=lambda kv: -kv[1]))
-            print(f"      CPU s in shard methods ({sum(spent.values()):.1f} s): {inside}")
+            outside = total - sum(spent.values())
+            print(f"      CPU s in shard methods ({sum(spent.values()):.1f} s; {outside:.1f} s outside them): {inside}")
     base = runs[0]
     for run in runs[1:]:
         print(f"  speed-up {base['workers']} -> {run['workers']} workers: {base['wall_s'] / run['wall_s']:.2f}x")
@@ -199,6 +238,12 @@ def main() -> None:
     print(f"  results identical across worker counts: {'yes' if identical else 'NO'}")
     if args.json:
         print(json.dumps(runs, indent=2))
+    if args.profile:
+        import pstats
+
+        for i, run in enumerate(runs):
+            print(f"coordinator profile, {run['workers']} worker(s) (top 25 by own time; {args.profile}.{i}):")
+            pstats.Stats(f"{args.profile}.{i}").sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

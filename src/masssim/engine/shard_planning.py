@@ -252,6 +252,40 @@ class ShardWave:
             cells[kind] = (keys, counts.astype(np.int64))
         return cells
 
+    def buckets_cells(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
+        """:meth:`bucket_cells` for each bucket ``(t0, t1)`` of ``bounds`` in turn (one call of the coordinator
+        for every bucket up to its next wave), packed: per kind the cells of every bucket one after another
+        and each bucket's number of cells (-1: the kind is absent from that bucket), unpacked by
+        :func:`unpack_bucket_cells`."""
+        packed: dict[str, tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = {}
+        for i, (t0, t1) in enumerate(bounds.tolist()):
+            for kind, (keys, counts) in self.bucket_cells(t0, t1, cell_creatives).items():
+                if kind not in packed:
+                    packed[kind] = ([], [], np.full(bounds.shape[0], -1, np.int64))
+                packed[kind][0].append(keys)
+                packed[kind][1].append(counts)
+                packed[kind][2][i] = keys.shape[0]
+        return {
+            kind: (np.concatenate(keys), np.concatenate(counts), lengths)
+            for kind, (keys, counts, lengths) in packed.items()
+        }
+
+
+def unpack_bucket_cells(
+    packed: dict[str, tuple[np.ndarray, ...]], buckets: int
+) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Each bucket's cells, as :meth:`ShardWave.bucket_cells` returned them, from
+    :meth:`ShardWave.buckets_cells`'s packing."""
+    out: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(buckets)]
+    for kind, (keys, counts, lengths) in packed.items():
+        ends = np.cumsum(np.maximum(lengths, 0)).tolist()
+        start = 0
+        for i, (length, end) in enumerate(zip(lengths.tolist(), ends, strict=True)):
+            if length >= 0:
+                out[i][kind] = (keys[start:end], counts[start:end])
+            start = end
+    return out
+
 
 # --------------------------------------------------------------------------------------------------
 # The coordinator's side
@@ -288,6 +322,18 @@ class ShardWaveCoordinator:
         self.group = group
         self.sender = sender
         self.rng = rng
+        self.pending_buckets: list[tuple[float, float]] = []  # put off until the next wave (or the arm's end)
+
+    def run_pending_buckets(self, cell_creatives: int) -> list[tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+        """The buckets put off since the last wave, run on every shard in one call each (nothing else touches
+        a shard between two waves, so each shard does exactly what a call per bucket would have done); each
+        bucket's end and its cells summed over the shards, in bucket order."""
+        bounds, self.pending_buckets = self.pending_buckets, []
+        if not bounds:
+            return []
+        parts = self.group.call("rule_buckets", self._all(np.array(bounds, np.float64), cell_creatives))
+        per_shard = [unpack_bucket_cells(part, len(bounds)) for part in parts]
+        return [(t1, merge_cells([shard[i] for shard in per_shard])) for i, (_, t1) in enumerate(bounds)]
 
     def _all(self, *args: Any) -> dict[int, tuple[Any, ...]]:
         return dict.fromkeys(range(len(self.group.ranges)), args)
