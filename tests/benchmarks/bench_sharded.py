@@ -75,7 +75,7 @@ def _one_core_each() -> None:
 
 
 SHARD_METHODS = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send")
-SHARD_METHODS += ("rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
+SHARD_METHODS += ("rule_bucket", "rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
 
 
 def _time_shard_methods() -> None:
@@ -87,7 +87,9 @@ def _time_shard_methods() -> None:
     spent: dict[str, float] = {}
     sharded.ShardWorker._bench_spent = spent  # type: ignore[attr-defined]
     for name in SHARD_METHODS:
-        method = getattr(sharded.ShardWorker, name)
+        method = getattr(sharded.ShardWorker, name, None)
+        if method is None:  # a method of another version of the shards
+            continue
 
         def timed(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
             t0 = time.thread_time()
@@ -123,12 +125,18 @@ def _counting_shards(client: Any, calls: dict[str, int]) -> Any:
 
 
 def measure(
-    customers: int, days: int, workers: int, method_times: bool = False, profile: str | None = None
+    customers: int,
+    days: int,
+    workers: int,
+    method_times: bool = False,
+    profile: str | None = None,
+    dask_defaults: bool = False,
 ) -> dict[str, Any]:
+    import dask
     from dask.distributed import Client, LocalCluster
 
     import masssim
-    from masssim.engine.dask_shards import DaskShards
+    from masssim.engine.dask_shards import QUIET_DASK, DaskShards
     from masssim.engine.sharded import simulate_sharded_replication
     from masssim.model.streams import replication_sequence, root_sequence
     from masssim.reporting.results import dumps_json
@@ -136,6 +144,7 @@ def measure(
     scenario = masssim.scenario_from_dict(scenario_dict(customers, days))
     seq = replication_sequence(root_sequence(1), 0)
     with (
+        dask.config.set({} if dask_defaults else QUIET_DASK),  # as masssim starts its own LocalCluster
         LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
         ) as cluster,
@@ -203,9 +212,21 @@ def main() -> None:
         metavar="FILE",
         help="cProfile the coordinator's measured runs into FILE.0, FILE.1, ... and print their top lines",
     )
+    parser.add_argument(
+        "--dask-defaults",
+        action="store_true",
+        help="start the cluster with Dask's default settings instead of masssim's (QUIET_DASK)",
+    )
     args = parser.parse_args()
     runs = [
-        measure(args.customers, args.days, int(w), args.method_times, args.profile and f"{args.profile}.{i}")
+        measure(
+            args.customers,
+            args.days,
+            int(w),
+            args.method_times,
+            args.profile and f"{args.profile}.{i}",
+            args.dask_defaults,
+        )
         for i, w in enumerate(args.workers.split(","))
     ]
     mib = 1 << 20
