@@ -20,6 +20,7 @@ So each send leaves at the same time, draws the same numbers and costs the same 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,15 +74,51 @@ def uniform_states(rng: np.random.Generator, counts: list[int]) -> list[Any]:
 
 def integer_states(rng: np.random.Generator, counts: list[int], high: int) -> list[Any]:
     """Where each shard's ``rng.integers(0, high, dtype=int32)`` draws start (``counts[s]`` of them, after the
-    shards before it). Bounded integers reject some outputs, so the coordinator draws them (and throws them
-    away) to find the boundaries: O(rows), a few nanoseconds each. ``rng`` is left after all of them."""
+    shards before it). Bounded integers reject some outputs, so the coordinator looks at every output to find
+    the boundaries (:func:`skip_integers`): O(rows), about a nanosecond each. ``rng`` is left after all."""
     _check_pcg64(rng)
     states: list[Any] = []
     for count in counts:
         states.append(rng.bit_generator.state)
-        for lo in range(0, count, DRAW_PIECE):
-            rng.integers(0, high, size=min(DRAW_PIECE, count - lo), dtype=np.int32)
+        skip_integers(rng, count, high)
     return states
+
+
+def skip_integers(rng: np.random.Generator, count: int, high: int) -> None:
+    """Move ``rng`` (PCG64) on exactly as ``rng.integers(0, high, size=count, dtype=np.int32)`` would.
+
+    numpy draws a bounded int32 from one 32-bit output x (the low half of a 64-bit output, then its high
+    half, kept in the state in between) by Lemire's method: ``x * high`` modulo 2^32 below
+    ``threshold = 2^32 mod high`` rejects x and takes the next output. So when no output of a run of whole
+    64-bit outputs falls below the threshold, each draw takes one 32-bit output and the run is skipped by
+    reading the raw outputs and checking them (two array passes, several times cheaper than drawing). A run
+    with a rejection (chance ``threshold / 2^32`` per draw: about one in 10^8 for a few dozen creatives),
+    a half-used output and a last odd draw are drawn with ``integers`` itself."""
+    bits = rng.bit_generator
+    threshold = (1 << 32) % high if high > 1 else 0
+    checkable = sys.byteorder == "little" and 1 < high <= 1 << 31  # the uint32 view below is (low, high)
+    left = count
+    while left > 0:
+        if not checkable or left == 1 or bits.state["has_uint32"]:
+            take = left if not checkable else 1
+            for lo in range(0, take, DRAW_PIECE):
+                rng.integers(0, high, size=min(DRAW_PIECE, take - lo), dtype=np.int32)
+            left -= take
+            continue
+        pairs = min(left, DRAW_PIECE) // 2
+        before = bits.state
+        raw = bits.random_raw(pairs)
+        last_high = int(raw[-1] >> np.uint64(32))
+        leftover = raw.view(np.uint32)
+        leftover *= np.uint32(high)  # wraps modulo 2^32: the low word of x * high
+        if int(leftover.min()) < threshold:  # a rejection in this run: draw it as numpy does
+            bits.state = before
+            rng.integers(0, high, size=2 * pairs, dtype=np.int32)
+        else:  # numpy leaves the last high half in the state (unused once taken): the same state to the bit
+            state = bits.state
+            state["uinteger"] = last_high
+            bits.state = state
+        left -= 2 * pairs
 
 
 def _generator(state: Any) -> np.random.Generator:
