@@ -1,19 +1,34 @@
-"""One replication split across Dask workers: wall time, peak memory per worker and speed-up, 1 vs 2 workers.
+"""One replication across Dask workers: wall and CPU time per process, peak memory per worker, speed-up.
 
 Run:  python tests/benchmarks/bench_sharded.py [--customers 20000000] [--days 14] [--workers 1,2]
+      [--method-times] [--profile FILE] [--dask-defaults] [--json]
 
 For each worker count W a fresh LocalCluster of W single-threaded worker processes (population chunks filled
-one at a time: a worker is one core) runs, after an untimed warm-up replication, the same scenario
-(a daily email wave from the ``random`` policy to every reachable customer, one arm) with one shard per
-worker (``masssim run --engine dask --workers W --shards W``). Each worker's peak resident memory is read
-on the worker after the run, with its resident memory before the run (the interpreter, Dask and masssim:
-the fixed overhead). The coordinator (this process) is reported separately. Peaks are each process's
-VmHWM, reset before the run; CPU is each process's own CPU time during the run, and the load average
-(1 minute, before and after) tells how busy the (possibly shared) machine was. The script also checks that
-every W gives the same results to the byte.
+one at a time: a worker is one core; Dask's settings as masssim starts its own cluster, ``QUIET_DASK``, unless
+``--dask-defaults``) runs, after an untimed warm-up replication, the same scenario (a daily email wave from
+the ``random`` policy to every reachable customer, one arm) with one shard per worker (``masssim run
+--engine dask --workers W --shards W``). The script checks that every W gives the same results to the byte.
 
-The aim (issue 11): memory per worker about 1/W of one process plus the fixed overhead, and at least 1.7x
-on 2 workers at 20 million customers. The machine is shared: quote the command and repeat before citing.
+How to read it, per run:
+
+* ``wall`` and ``speed-up 1 -> W``: only meaningful on an otherwise idle machine. The ``load average``
+  (1 minute, before and after) says how busy it was: above the number of cores, the wall times are the
+  machine's, not the engine's. The coordinator and Dask's own threads share the cores with the workers.
+* ``CPU s per worker`` (each worker process's own CPU during the run) and ``coordinator`` (this process:
+  the policy, the whole-plan rules, and Dask's client and scheduler): the figures that hold under load. The
+  work divides well when each of W workers spends about 1/W of the one worker's CPU.
+* ``peak MiB per worker`` (VmHWM, reset before the run) against ``before the run`` (the interpreter, Dask
+  and masssim: the fixed overhead). The aim (issue 11): memory per worker about 1/W of one process's above
+  that overhead, plus the overhead.
+* ``coordinator's calls to the shards``: one call reaches every shard named in it at once (a round trip).
+* ``--method-times``: the CPU each worker spends in each shard method (``__init__`` builds the shard's
+  customers, ``rule_send`` sends a wave and draws its responses, ``rule_buckets`` runs the feedback buckets
+  between two waves) and outside them (Dask's threads, serialisation).
+* ``--profile FILE``: a cProfile of the coordinator's main thread (waiting on the shards shows as lock
+  ``acquire``); Dask's threads in the coordinator are not in it.
+
+The aim (issue 11): at least 1.7x on 2 workers at 20 million customers. The machine may be shared: quote the
+command and the load average, and repeat before citing a wall time.
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ import hashlib
 import json
 import os
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -74,8 +90,9 @@ def _one_core_each() -> None:
     population.POPULATION_THREADS = 1
 
 
-SHARD_METHODS = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send")
-SHARD_METHODS += ("rule_bucket", "rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond", "bucket")
+SHARD_METHODS: tuple[str, ...] = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut")
+SHARD_METHODS += ("rule_send", "rule_bucket", "rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond")
+SHARD_METHODS += ("bucket",)
 
 
 def _time_shard_methods() -> None:
@@ -172,7 +189,7 @@ def measure(
         outcomes = simulate_sharded_replication(scenario, seq, _counting_shards(client, calls), workers)
         wall = time.perf_counter() - t0
         coordinator_cpu = time.process_time() - coordinator_cpu
-        if profiler is not None:
+        if profiler is not None and profile:
             profiler.disable()
             profiler.dump_stats(profile)
         peak = client.run(_rss_peak)
@@ -252,9 +269,25 @@ def main() -> None:
             inside = ", ".join(f"{name} {t:.2f}" for name, t in sorted(spent.items(), key=lambda kv: -kv[1]))
             outside = total - sum(spent.values())
             print(f"      CPU s in shard methods ({sum(spent.values()):.1f} s; {outside:.1f} s outside them): {inside}")
-    base = runs[0]
-    for run in runs[1:]:
-        print(f"  speed-up {base['workers']} -> {run['workers']} workers: {base['wall_s'] / run['wall_s']:.2f}x")
+    # Medians per worker count (a list such as 1,2,1,2 repeats them), and the speed-up of the median walls.
+    by_workers: dict[int, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_workers.setdefault(run["workers"], []).append(run)
+    print("  medians per worker count:")
+    for w, same in by_workers.items():
+        wall = statistics.median(r["wall_s"] for r in same)
+        worker = statistics.median(c for r in same for c in r["worker_cpu_s"])
+        coordinator = statistics.median(r["coordinator_cpu_s"] for r in same)
+        peak = statistics.median(p for r in same for p in r["worker_peak_bytes"]) / mib
+        print(
+            f"    {w} worker(s), {len(same)} run(s): wall {wall:.1f} s, CPU per worker {worker:.1f} s, "
+            f"coordinator CPU {coordinator:.1f} s, peak per worker {peak:,.0f} MiB"
+        )
+    walls = {w: statistics.median(r["wall_s"] for r in same) for w, same in by_workers.items()}
+    first = runs[0]["workers"]
+    for w, wall in walls.items():
+        if w != first:
+            print(f"  speed-up {first} -> {w} workers (median walls): {walls[first] / wall:.2f}x")
     identical = len({run["digest"] for run in runs}) == 1
     print(f"  results identical across worker counts: {'yes' if identical else 'NO'}")
     if args.json:

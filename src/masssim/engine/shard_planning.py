@@ -115,7 +115,7 @@ def skip_integers(rng: np.random.Generator, count: int, high: int) -> None:
             bits.state = before
             rng.integers(0, high, size=2 * pairs, dtype=np.int32)
         else:  # numpy leaves the last high half in the state (unused once taken): the same state to the bit
-            state = bits.state
+            state: Any = bits.state
             state["uinteger"] = last_high
             bits.state = state
         left -= 2 * pairs
