@@ -110,7 +110,7 @@ def test_a_lost_shard_of_an_arm_planned_on_the_shards_is_rebuilt_with_the_same_b
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
-        killing = _kill_shard_1_at_call(client, 40)  # in the first arm, after its first waves and buckets
+        killing = _kill_shard_1_at_call(client, 15)  # in the first arm: its third batch of buckets, after two waves
 
         def on_cluster(*a: Any) -> ShardGroup:
             group = killing(client, *a, call_timeout_s=60.0)

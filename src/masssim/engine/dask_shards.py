@@ -24,10 +24,18 @@ from masssim.engine.sharded import ShardWorker
 
 # Calls that change a shard only through small arguments: kept in its journal and replayed to rebuild it.
 REPLAYABLE = frozenset(
-    {"start_arm", "rule_segments", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send", "rule_bucket"}
+    {"start_arm", "rule_segments", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send", "rule_buckets"}
 )
 # Calls that do not change a shard.
 READ_ONLY = frozenset({"static_view", "shares", "nbytes"})
+
+# Dask's own periodic work, turned down on the clusters masssim starts itself (a LocalCluster): each worker's
+# statistical profiler samples its threads every 10 ms and every Dask server checks its event loop every 20
+# ms, together about 30 ms of CPU a second per idle worker and 40 on the coordinator (which holds the
+# scheduler), taken from the simulation when every core runs a shard (docs/model.md §16.7). The profiler
+# feeds only Dask's dashboard, which masssim does not start; a coarser tick only makes Dask's "event loop
+# was blocked" warning coarser. A cluster at ``--scheduler`` keeps its own settings.
+QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
 
 # How long a single call to a shard may take before the run is declared stuck (a dead worker whose loss
 # the scheduler has not noticed yet). A wave to a shard of tens of millions of customers takes seconds.

@@ -20,6 +20,7 @@ So each send leaves at the same time, draws the same numbers and costs the same 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,15 +74,51 @@ def uniform_states(rng: np.random.Generator, counts: list[int]) -> list[Any]:
 
 def integer_states(rng: np.random.Generator, counts: list[int], high: int) -> list[Any]:
     """Where each shard's ``rng.integers(0, high, dtype=int32)`` draws start (``counts[s]`` of them, after the
-    shards before it). Bounded integers reject some outputs, so the coordinator draws them (and throws them
-    away) to find the boundaries: O(rows), a few nanoseconds each. ``rng`` is left after all of them."""
+    shards before it). Bounded integers reject some outputs, so the coordinator looks at every output to find
+    the boundaries (:func:`skip_integers`): O(rows), about a nanosecond each. ``rng`` is left after all."""
     _check_pcg64(rng)
     states: list[Any] = []
     for count in counts:
         states.append(rng.bit_generator.state)
-        for lo in range(0, count, DRAW_PIECE):
-            rng.integers(0, high, size=min(DRAW_PIECE, count - lo), dtype=np.int32)
+        skip_integers(rng, count, high)
     return states
+
+
+def skip_integers(rng: np.random.Generator, count: int, high: int) -> None:
+    """Move ``rng`` (PCG64) on exactly as ``rng.integers(0, high, size=count, dtype=np.int32)`` would.
+
+    numpy draws a bounded int32 from one 32-bit output x (the low half of a 64-bit output, then its high
+    half, kept in the state in between) by Lemire's method: ``x * high`` modulo 2^32 below
+    ``threshold = 2^32 mod high`` rejects x and takes the next output. So when no output of a run of whole
+    64-bit outputs falls below the threshold, each draw takes one 32-bit output and the run is skipped by
+    reading the raw outputs and checking them (two array passes, several times cheaper than drawing). A run
+    with a rejection (chance ``threshold / 2^32`` per draw: about one in 10^8 for a few dozen creatives),
+    a half-used output and a last odd draw are drawn with ``integers`` itself."""
+    bits = rng.bit_generator
+    threshold = (1 << 32) % high if high > 1 else 0
+    checkable = sys.byteorder == "little" and 1 < high <= 1 << 31  # the uint32 view below is (low, high)
+    left = count
+    while left > 0:
+        if not checkable or left == 1 or bits.state["has_uint32"]:
+            take = left if not checkable else 1
+            for lo in range(0, take, DRAW_PIECE):
+                rng.integers(0, high, size=min(DRAW_PIECE, take - lo), dtype=np.int32)
+            left -= take
+            continue
+        pairs = min(left, DRAW_PIECE) // 2
+        before = bits.state
+        raw = bits.random_raw(pairs)
+        last_high = int(raw[-1] >> np.uint64(32))
+        leftover = raw.view(np.uint32)
+        leftover *= np.uint32(high)  # wraps modulo 2^32: the low word of x * high
+        if int(leftover.min()) < threshold:  # a rejection in this run: draw it as numpy does
+            bits.state = before
+            rng.integers(0, high, size=2 * pairs, dtype=np.int32)
+        else:  # numpy leaves the last high half in the state (unused once taken): the same state to the bit
+            state: Any = bits.state
+            state["uinteger"] = last_high
+            bits.state = state
+        left -= 2 * pairs
 
 
 def _generator(state: Any) -> np.random.Generator:
@@ -252,6 +289,40 @@ class ShardWave:
             cells[kind] = (keys, counts.astype(np.int64))
         return cells
 
+    def buckets_cells(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
+        """:meth:`bucket_cells` for each bucket ``(t0, t1)`` of ``bounds`` in turn (one call of the coordinator
+        for every bucket up to its next wave), packed: per kind the cells of every bucket one after another
+        and each bucket's number of cells (-1: the kind is absent from that bucket), unpacked by
+        :func:`unpack_bucket_cells`."""
+        packed: dict[str, tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = {}
+        for i, (t0, t1) in enumerate(bounds.tolist()):
+            for kind, (keys, counts) in self.bucket_cells(t0, t1, cell_creatives).items():
+                if kind not in packed:
+                    packed[kind] = ([], [], np.full(bounds.shape[0], -1, np.int64))
+                packed[kind][0].append(keys)
+                packed[kind][1].append(counts)
+                packed[kind][2][i] = keys.shape[0]
+        return {
+            kind: (np.concatenate(keys), np.concatenate(counts), lengths)
+            for kind, (keys, counts, lengths) in packed.items()
+        }
+
+
+def unpack_bucket_cells(
+    packed: dict[str, tuple[np.ndarray, ...]], buckets: int
+) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Each bucket's cells, as :meth:`ShardWave.bucket_cells` returned them, from
+    :meth:`ShardWave.buckets_cells`'s packing."""
+    out: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(buckets)]
+    for kind, (keys, counts, lengths) in packed.items():
+        ends = np.cumsum(np.maximum(lengths, 0)).tolist()
+        start = 0
+        for i, (length, end) in enumerate(zip(lengths.tolist(), ends, strict=True)):
+            if length >= 0:
+                out[i][kind] = (keys[start:end], counts[start:end])
+            start = end
+    return out
+
 
 # --------------------------------------------------------------------------------------------------
 # The coordinator's side
@@ -288,6 +359,18 @@ class ShardWaveCoordinator:
         self.group = group
         self.sender = sender
         self.rng = rng
+        self.pending_buckets: list[tuple[float, float]] = []  # put off until the next wave (or the arm's end)
+
+    def run_pending_buckets(self, cell_creatives: int) -> list[tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+        """The buckets put off since the last wave, run on every shard in one call each (nothing else touches
+        a shard between two waves, so each shard does exactly what a call per bucket would have done); each
+        bucket's end and its cells summed over the shards, in bucket order."""
+        bounds, self.pending_buckets = self.pending_buckets, []
+        if not bounds:
+            return []
+        parts = self.group.call("rule_buckets", self._all(np.array(bounds, np.float64), cell_creatives))
+        per_shard = [unpack_bucket_cells(part, len(bounds)) for part in parts]
+        return [(t1, merge_cells([shard[i] for shard in per_shard])) for i, (_, t1) in enumerate(bounds)]
 
     def _all(self, *args: Any) -> dict[int, tuple[Any, ...]]:
         return dict.fromkeys(range(len(self.group.ranges)), args)

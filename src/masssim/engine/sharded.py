@@ -29,7 +29,7 @@ from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import credit_conversation_purchases
 from masssim.engine.outbound import OutboundSender
-from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, merge_cells, padded_sum
+from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, padded_sum
 from masssim.engine.sharded_inbound import (
     ArmInbound,
     CoordinatorInbound,
@@ -228,8 +228,8 @@ class ShardWorker:
     def rule_send(self, *args: Any) -> list[tuple[int, np.ndarray]]:
         return self._wave().send(*args)
 
-    def rule_bucket(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self._wave().bucket_cells(t0, t1, cell_creatives)
+    def rule_buckets(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
+        return self._wave().buckets_cells(bounds, cell_creatives)
 
     def finish_arm(self) -> ShardTotals:
         """The arm's counts on this shard: recorder totals and daily series, the purchase squares and
@@ -589,6 +589,7 @@ class ShardedArm:
             wave = WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left)
             if self.on_shards is not None:
                 planner = cast(ShardPlanning, self.policy)
+                self._observe_pending_buckets()
                 reachable = self.on_shards.reachable(week, planner.channel)
                 total = padded_sum(reachable, max(r.shape[0] for r in reachable))
                 rule = planner.shard_rule(wave, total)
@@ -608,11 +609,8 @@ class ShardedArm:
             t1 = min(t0 + step, self.horizon_s)
             yield env.timeout(t1 - env.now)
             if self.on_shards is not None:
-                planner = cast(ShardPlanning, self.policy)
-                parts = self.group.call("rule_bucket", _everyone(self.group, t0, t1, planner.cell_creatives))
-                cells = merge_cells(parts)
-                if cells:
-                    planner.observe_cells(t1, cells)
+                # Put off to the next wave (or the arm's end): one call per shard for all the buckets between.
+                self.on_shards.pending_buckets.append((t0, t1))
             else:
                 merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
                 if merged:
@@ -621,6 +619,18 @@ class ShardedArm:
             if progress is not None:
                 progress(t1 / self.horizon_s)
             t0 = t1
+        self._observe_pending_buckets()
+
+    def _observe_pending_buckets(self) -> None:
+        """Run the buckets put off since the last wave and give the policy each one's cells in order. The
+        policy sees the same calls in the same order as with a call per bucket: nothing reads what it learns
+        before its next rule, and nothing else touches the shards between waves (docs/model.md §16.2)."""
+        if self.on_shards is None:
+            return
+        planner = cast(ShardPlanning, self.policy)
+        for t1, cells in self.on_shards.run_pending_buckets(planner.cell_creatives):
+            if cells:
+                planner.observe_cells(t1, cells)
 
     # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:

@@ -138,10 +138,15 @@ class Executor:
                 "Dask is not installed", file="--engine", value="dask", allowed="pip install 'masssim[dask]'"
             ) from None
         if self.scheduler is None:
-            self._cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            self._client = Client(self._cluster)
+            import dask
+
+            from masssim.engine.dask_shards import QUIET_DASK
+
+            with dask.config.set(QUIET_DASK):  # the workers take the settings they start with
+                self._cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                self._client = Client(self._cluster)
         else:
             try:
                 self._client = Client(self.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")

@@ -300,8 +300,8 @@ def generate_population(
 
     ``customers`` (a step-1 range within ``range(cfg.customers)``): generate only those customers, row 0
     being customer ``customers.start``. Their rows are exactly the same rows of the whole population (a
-    shard of the sharded engine builds its customers so); the chunks the range cuts are generated whole in
-    scratch memory and copied.
+    shard of the sharded engine builds its customers so); of a chunk the range starts inside, the rows
+    before it are generated in scratch memory too (and dropped); rows past the range's end are not drawn.
 
     Model choices beyond DESIGN §1.1 (also in docs/model.md):
 
@@ -431,12 +431,15 @@ def generate_population(
             return streams.generator(streams.chunk_sequence(chunk_seq, int(draw)))
 
         a, b = max(lo, rows.start), min(hi, rows.stop)
-        whole = a == lo and b == hi
-        target, offset = (pop, rows.start) if whole else (empty(hi - lo), lo)
+        # Rows past b are not drawn: a chunk's first rows are the same whatever its length (each attribute's
+        # stream is consumed row by row, as the first n customers of any population show), so a range that
+        # ends inside a chunk costs only its rows. One that starts inside a chunk draws the rows before it.
+        whole = a == lo
+        target, offset = (pop, rows.start) if whole else (empty(b - lo), lo)
         _fill_chunk(
             target,
             lo - offset,
-            hi - offset,
+            b - offset,
             rng,
             cfg=cfg,
             market=market,
@@ -451,7 +454,7 @@ def generate_population(
             brand_share=brand_share,
             optin_tables=optin_tables,
         )
-        if not whole:  # the range cuts this chunk: keep the rows it asks for
+        if not whole:  # the range starts inside this chunk: keep the rows it asks for
             for name in PER_CUSTOMER_ARRAYS:
                 getattr(pop, name)[a - rows.start : b - rows.start] = getattr(target, name)[a - lo : b - lo]
 

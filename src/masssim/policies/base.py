@@ -232,7 +232,10 @@ class ShardPlanning(Protocol):
       same decisions as ``plan`` (the engine makes the rule's draws from the policy's stream for it).
     * ``observe_cells(time_s, cells)``: at each feedback bucket, for the kinds in ``feedback_kinds``
       ("delivered", "click"), the events counted per cell ``segment * cell_creatives + creative`` (creatives
-      from ``cell_creatives`` on are not counted) as (unique sorted int64 cells, int64 counts).
+      from ``cell_creatives`` on are not counted) as (unique sorted int64 cells, int64 counts). The sharded
+      engine runs the buckets between two waves in one call per shard and makes these calls, bucket by bucket
+      in order, just before the next wave's ``shard_rule`` (or at the arm's end): the policy must not read what
+      it learns anywhere else, nor change ``cell_creatives`` in ``observe_cells``.
     """
 
     channel: int
