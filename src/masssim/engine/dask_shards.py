@@ -24,7 +24,17 @@ from masssim.engine.sharded import ShardWorker
 
 # Calls that change a shard only through small arguments: kept in its journal and replayed to rebuild it.
 REPLAYABLE = frozenset(
-    {"start_arm", "rule_segments", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send", "rule_bucket"}
+    {
+        "start_arm",
+        "add_creatives",
+        "rule_segments",
+        "rule_reachable",
+        "rule_draw",
+        "rule_rows",
+        "rule_cut",
+        "rule_send",
+        "rule_bucket",
+    }
 )
 # Calls that do not change a shard.
 READ_ONLY = frozenset({"static_view", "shares", "nbytes"})

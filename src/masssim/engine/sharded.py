@@ -81,8 +81,12 @@ def sharding_problem(scenario: Scenario) -> str | None:
                 f"population.crm_scores: policy {arm.policy!r} (arm {arm.name!r}) clusters CRM scores, "
                 "which a sharded run does not gather yet (set crm_scores = 0 or run unsharded)"
             )
-        if arm.params.get("bespoke"):
-            return f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) cannot run sharded yet"
+        if arm.params.get("bespoke") and (scenario.population.declared_taste_share > 0 or scenario.inbound):
+            return (
+                f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) aim at declared taste, which a "
+                "sharded run does not gather yet (set population.declared_taste_share = 0, no [inbound], "
+                "or run unsharded)"
+            )
     if scenario.diagnostics.fanatic_top_share > 0:
         return "diagnostics.fanatic_top_share: the fanatics diagnostic cannot run sharded yet (set it to 0)"
     return None
@@ -176,6 +180,10 @@ class ShardWorker:
         if self.arm is None:
             raise RuntimeError("no arm started on this shard")
         return self.arm
+
+    def add_creatives(self, directions: np.ndarray) -> None:
+        """The creatives the coordinator's policy generated (``bespoke``), with the coordinator's ids."""
+        self._engine().catalogue.add(directions)
 
     def dynamic_view(self) -> dict[str, np.ndarray]:
         state = self._engine().state
@@ -465,6 +473,7 @@ class ShardedArm:
         )
         sender.group = group
         self.sender = sender
+        self.shard_creatives = catalogue.count  # the creatives the shards hold (generated ones are sent)
         # The policy's view: gathered once (codes, holdout) and refreshed before each plan (opt-ins, counters).
         self.view = CustomerView(
             n=n,
@@ -593,13 +602,25 @@ class ShardedArm:
                 total = padded_sum(reachable, max(r.shape[0] for r in reachable))
                 rule = planner.shard_rule(wave, total)
                 if rule is not None:
+                    self._share_generated()
                     self.on_shards.send(rule, reachable, env.now, day * DAY_S)
                 continue
             self.group.call("start_week", _everyone(self.group, week))
             self._refresh_view()
             plan = self.policy.plan(wave)
+            self._share_generated()
             self.sender.send(plan, env.now, day * DAY_S)
             self._after_send(index)
+
+    def _share_generated(self) -> None:
+        """Send the shards the creatives the policy generated since the last wave (``bespoke``: a unit
+        direction of a few float32 per creative), before any row names them; the shards add them with the
+        same ids, so their responses and production costs are one process's."""
+        catalogue = self.sender.catalogue
+        if catalogue.count > self.shard_creatives:
+            new = np.ascontiguousarray(catalogue.directions[self.shard_creatives :])
+            self.group.call("add_creatives", _everyone(self.group, new))
+            self.shard_creatives = catalogue.count
 
     def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
         step = self.scenario.feedback_bucket_minutes * 60.0

@@ -1,0 +1,100 @@
+"""The parts of the model beyond the plain waves, sharded: bespoke creatives, the fanatics diagnostic, paid
+channels and channel orders (docs/model.md §16.2, §16.5). Each gives one process's bytes in 2 and 5 shards
+of small chunks (so shards span several chunks), with response blocks of 700 sends (so blocks straddle
+shards); a mutation of the protocol gives another digest (the check is not blind)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import masssim
+from conftest import small_scenario
+from masssim.engine.sharded import in_process, sharding_problem, simulate_sharded_replication
+from masssim.engine.sim import simulate_replication
+from masssim.model.streams import replication_sequence, root_sequence
+from test_sharded_engine import CHUNK, _digest
+
+SEQ = replication_sequence(root_sequence(11), 0)
+
+
+def _scenario(arms: list[dict[str, object]], **overrides: object) -> masssim.Scenario:
+    data: dict[str, object] = {
+        "horizon_days": 10,
+        "population": {"customers": 6_000},
+        "creatives": {"production_cost": 100.0},
+        "schedule": {"wave_every_days": 2},
+        "arms": arms,
+    }
+    data.update(overrides)
+    return small_scenario(**data)
+
+
+def _sharded_digests(scenario: masssim.Scenario, shards: tuple[int, ...] = (2, 5)) -> list[str]:
+    return [_digest(simulate_sharded_replication(scenario, SEQ, in_process, n, chunk_size=CHUNK)) for n in shards]
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    from masssim.engine.sharded import InProcessShards
+
+    calls: dict[str, int] = {}
+    call = InProcessShards.call
+
+    def counted(self: InProcessShards, method: str, args: dict[int, tuple[object, ...]]) -> list[object]:
+        calls[method] = calls.get(method, 0) + len(args)
+        return call(self, method, args)
+
+    monkeypatch.setattr(InProcessShards, "call", counted)
+    return calls
+
+
+BESPOKE_ARMS: list[dict[str, object]] = [
+    # Planned on the shards: generated after the test wave, focused on the best personas afterwards.
+    {"name": "bespoke", "policy": "segments", "segments": 4, "bespoke": True},
+    {"name": "bespoke_focused", "policy": "segments", "segments": 5, "bespoke": True, "audience_share": 0.5},
+    # A paid channel and a channel order.
+    {"name": "bespoke_paid", "policy": "segments", "segments": 3, "bespoke": True, "channel": "paid_social"},
+    {"name": "bespoke_mix", "policy": "segments", "segments": 3, "bespoke": True, "channels": ["sms", "email"]},
+]
+
+
+def test_bespoke_creatives_sharded_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bespoke creatives are generated on the coordinator and their directions sent to the shards (a few
+    float32 per creative), which add them with the same ids: the same bytes as one process."""
+    from masssim.engine import outbound
+
+    monkeypatch.setattr(outbound, "RESPONSE_CHUNK", 700)
+    # The money runs out in the last waves of two arms; paid audiences of 100 are big enough.
+    scenario = _scenario(BESPOKE_ARMS, budget_total=1_015.0, channels={"paid_social": {"min_audience": 100}})
+    assert sharding_problem(scenario) is None
+    one = simulate_replication(scenario, SEQ, chunk_size=CHUNK)
+    for arm in BESPOKE_ARMS:  # bespoke creatives were made and sent (a shard without them would fail), and clicked
+        metrics = one[str(arm["name"])].metrics
+        assert metrics["creatives_used"] > int(arm["segments"]) and metrics["clicks"] > 0, arm
+    assert one["bespoke"].metrics["blocked_budget"] > 0 and one["bespoke_paid"].metrics["blocked_budget"] > 0
+    reference = _digest(one)
+    calls = _count_calls(monkeypatch)
+    assert _sharded_digests(scenario) == [reference, reference]
+    assert calls["add_creatives"] == 4 * (2 + 5)  # once per arm and shard
+
+    # Not blind: the shards given the generated directions in another order, or a coordinator that judges
+    # the winners again every wave (dropping the bespoke creatives), give other bytes.
+    from masssim.engine.sharded import ShardWorker
+    from masssim.policies.targeting import SegmentsPolicy
+
+    with monkeypatch.context() as m:
+        add = ShardWorker.add_creatives
+        m.setattr(ShardWorker, "add_creatives", lambda self, d: add(self, np.ascontiguousarray(d[::-1])))
+        assert _sharded_digests(scenario, (2,)) != [reference]
+    with monkeypatch.context() as m:
+        m.setattr(SegmentsPolicy, "_roll_out", SegmentsPolicy._pick_winners)
+        assert _sharded_digests(scenario, (2,)) != [reference]
+
+
+def test_bespoke_creatives_that_read_declared_taste_are_refused() -> None:
+    """A bespoke arm aims at declared taste when there is some: a sharded run does not gather it yet."""
+    scenario = _scenario(BESPOKE_ARMS[:1], population={"customers": 6_000, "declared_taste_share": 0.1})
+    assert sharding_problem(scenario) == (
+        "arms[0].bespoke: bespoke creatives (arm 'bespoke') aim at declared taste, which a sharded run does not "
+        "gather yet (set population.declared_taste_share = 0, no [inbound], or run unsharded)"
+    )
