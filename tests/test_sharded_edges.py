@@ -98,3 +98,32 @@ def test_bespoke_creatives_that_read_declared_taste_are_refused() -> None:
         "arms[0].bespoke: bespoke creatives (arm 'bespoke') aim at declared taste, which a sharded run does not "
         "gather yet (set population.declared_taste_share = 0, no [inbound], or run unsharded)"
     )
+
+
+def test_the_fanatics_diagnostic_sharded_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shards' taste norms gathered (4 bytes a customer) give one process's quantile, and the fanatics'
+    taste rows its best affinities: the same counts of fanatics, their sends, matches and clicks, on arms
+    planned on the shards and on the coordinator."""
+    from masssim.engine import outbound, sharded_fanatics
+
+    monkeypatch.setattr(outbound, "RESPONSE_CHUNK", 700)
+    arms = [
+        {"name": "random", "policy": "random", "audience_share": 0.5},
+        {"name": "segments", "policy": "segments", "segments": 4},
+        {"name": "paid", "policy": "segments", "segments": 3, "channel": "paid_social"},
+    ]
+    scenario = _scenario(arms, diagnostics={"fanatic_top_share": 0.03})
+    assert sharding_problem(scenario) is None
+    one = simulate_replication(scenario, SEQ, chunk_size=CHUNK)
+    for arm in one.values():  # the diagnostic counted something on every arm
+        assert arm.metrics["fanatics"] > 0 and arm.metrics["fanatic_sends"] > 0
+    assert sum(arm.metrics["fanatic_sends_matched"] for arm in one.values()) > 0
+    reference = _digest(one)
+    assert _sharded_digests(scenario) == [reference, reference]
+    # Not blind: the quantile taken over the treated customers only gives other fanatics and other bytes.
+    monkeypatch.setattr(
+        sharded_fanatics,
+        "fanatic_ids",
+        lambda norm, treated, top: np.flatnonzero((norm >= np.quantile(norm[treated], 1.0 - top)) & treated),
+    )
+    assert _sharded_digests(scenario, (2,)) != [reference]

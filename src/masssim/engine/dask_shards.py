@@ -36,8 +36,10 @@ REPLAYABLE = frozenset(
         "rule_bucket",
     }
 )
+# Calls that set up a shard's world for every arm (small arguments): kept and replayed before the arm's journal.
+WORLD = frozenset({"set_fanatics"})
 # Calls that do not change a shard.
-READ_ONLY = frozenset({"static_view", "shares", "nbytes"})
+READ_ONLY = frozenset({"static_view", "shares", "nbytes", "taste_norms", "taste_rows"})
 
 # How long a single call to a shard may take before the run is declared stuck (a dead worker whose loss
 # the scheduler has not noticed yet). A wave to a shard of tens of millions of customers takes seconds.
@@ -65,6 +67,7 @@ class DaskShards:
         self.recover = recover
         # Per shard: the calls made to it since its arm started, or None when they cannot be replayed.
         self.journal: list[list[tuple[str, tuple[Any, ...]]] | None] = [[] for _ in ranges]
+        self.world_calls: list[list[tuple[str, tuple[Any, ...]]]] = [[] for _ in ranges]
         self.rebuilt = 0  # shards rebuilt after their worker was lost
         workers = sorted(client.scheduler_info().get("workers", {}))
         if not workers:
@@ -105,6 +108,9 @@ class DaskShards:
         """Keep the call in the shard's journal (a new arm starts a new one); a call that cannot be replayed
         ends it until the next arm."""
         if method in READ_ONLY:
+            return
+        if method in WORLD:
+            self.world_calls[shard].append((method, args))
             return
         if method == "start_arm":
             self.journal[shard] = []
@@ -160,7 +166,7 @@ class DaskShards:
                 pure=False,
             )
             actor = future.result(timeout=self.call_timeout_s)
-            for name, a in journal:
+            for name, a in self.world_calls[shard] + journal:
                 getattr(actor, name)(*a).result(timeout=self.call_timeout_s)
             result = getattr(actor, method)(*args).result(timeout=self.call_timeout_s)
         except ShardLost:

@@ -28,8 +28,9 @@ import simpy
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import credit_conversation_purchases
-from masssim.engine.outbound import OutboundSender
+from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
 from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, merge_cells, padded_sum
+from masssim.engine.sharded_fanatics import share_fanatics
 from masssim.engine.sharded_inbound import (
     ArmInbound,
     CoordinatorInbound,
@@ -87,8 +88,6 @@ def sharding_problem(scenario: Scenario) -> str | None:
                 "sharded run does not gather yet (set population.declared_taste_share = 0, no [inbound], "
                 "or run unsharded)"
             )
-    if scenario.diagnostics.fanatic_top_share > 0:
-        return "diagnostics.fanatic_top_share: the fanatics diagnostic cannot run sharded yet (set it to 0)"
     return None
 
 
@@ -108,7 +107,8 @@ def build_shard_world(
 ) -> SharedWorld:
     """A shard's world: only its customers' rows, with the whole population's chunk numbering (so their
     draws are those of one process). Declared taste, fanatics and the inbound desk are not built here (the desk
-    runs on the coordinator: engine/sharded_inbound.py)."""
+    runs on the coordinator: engine/sharded_inbound.py; the coordinator finds the fanatics from every shard's
+    rows and sets each shard's: engine/sharded_fanatics.py)."""
     population = generate_population(
         scenario.population,
         scenario.market,
@@ -166,6 +166,17 @@ class ShardWorker:
             "income_band": pop.income_band,
             "contactable": self.world.contactable,
         }
+
+    # The fanatics diagnostic, once per replication (engine/sharded_fanatics.py).
+    def taste_norms(self) -> np.ndarray:
+        return taste_norms(self.world.population.taste)
+
+    def taste_rows(self, local: np.ndarray) -> np.ndarray:
+        return self.world.population.taste[local]
+
+    def set_fanatics(self, local: np.ndarray, best: np.ndarray) -> None:
+        """The shard's fanatics (its own indices) and their best affinities, for every arm of the replication."""
+        self.world.fanatics = Fanatics(ids=local, best_affinity=best)
 
     def shares(self) -> dict[str, np.ndarray]:
         """The configured shares that standardise the observables' encoding (the same on every shard)."""
@@ -697,6 +708,7 @@ def simulate_sharded_replication(
         with one_blas_thread():  # the policies plan here, as in simulate_replication
             parts = group.call("static_view", _everyone(group))
             static = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            share_fanatics(scenario, replication_seq, group, static["contactable"])
             (shares,) = group.call("shares", {0: ()})
             outcomes: dict[str, ArmOutcome] = {}
             n_arms = len(scenario.arms)
