@@ -127,3 +127,72 @@ def test_the_fanatics_diagnostic_sharded_gives_the_same_bytes(monkeypatch: pytes
         lambda norm, treated, top: np.flatnonzero((norm >= np.quantile(norm[treated], 1.0 - top)) & treated),
     )
     assert _sharded_digests(scenario, (2,)) != [reference]
+
+
+PAID_ARMS: list[dict[str, object]] = [
+    {"name": "paid_random", "policy": "random", "audience_share": 0.7, "channel": "paid_social"},
+    {"name": "paid_focused", "policy": "segments", "segments": 4, "audience_share": 0.6, "channel": "paid_social"},
+    {"name": "paid_then_email", "policy": "broadcast", "channels": ["paid_social", "email"]},
+    {"name": "sms_then_email", "policy": "segments", "segments": 3, "channels": ["sms", "email"]},
+]
+
+
+def _paid_scenario(arms: list[dict[str, object]] = PAID_ARMS, **overrides: object) -> masssim.Scenario:
+    """Paid and ordered waves with every rule at work: two regions on one clock, so sends deferred past the
+    paid channel's quiet hours tie across groups; queues of 300 an hour that run into quiet hours (paid, from
+    19:00) and fill sms's room, which passes rows on; small ad sets refused; a budget that runs out."""
+    same_clock = [
+        {"name": "a", "utc_offset_hours": 1.0, "share": 0.5},
+        {"name": "b", "utc_offset_hours": 1.0, "share": 0.3},
+        {"name": "c", "utc_offset_hours": -5.0, "share": 0.2},
+    ]
+    quiet = {"capacity_per_hour": 300.0, "quiet_hours_start": 21, "quiet_hours_end": 8, "min_audience": 100}
+    return _scenario(
+        arms,
+        budget_total=1_300.0,
+        population={"customers": 6_000, "regions": same_clock},
+        channels={"paid_social": quiet, "sms": {"capacity_per_hour": 300.0}},
+        schedule={"wave_every_days": 2, "send_hour": 19.0},
+        **overrides,
+    )
+
+
+def test_paid_channels_and_channel_orders_planned_on_the_shards_give_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paid waves and channel orders plan on the shards: the ad-set keys gathered in plan order give one
+    process's sizes, prices and budget cut-off; each paid block's prices are summed in one process's departure
+    order; each shard passes the rows a channel does not take on to the next. No arm gathers the view."""
+    from masssim.engine import outbound, shard_channels
+    from masssim.engine.shard_channels import ChannelShardWave
+
+    monkeypatch.setattr(outbound, "RESPONSE_CHUNK", 700)
+    scenario = _paid_scenario()
+    one = simulate_replication(scenario, SEQ, chunk_size=CHUNK)
+    m = {name: arm.metrics for name, arm in one.items()}
+    assert m["paid_random"]["blocked_budget"] > 0 and m["paid_then_email"]["blocked_budget"] > 0
+    assert m["paid_focused"]["refused_small_audience"] > 0 and m["paid_random"]["deferred_quiet_hours"] > 0
+    assert m["paid_then_email"]["channel_fallbacks"] > 0 and m["sms_then_email"]["channel_fallbacks"] > 0
+    assert m["paid_then_email"]["cost_email"] > 0 and m["sms_then_email"]["cost_email"] > 0
+    reference = _digest(one)
+    calls = _count_calls(monkeypatch)
+    assert _sharded_digests(scenario) == [reference, reference]
+    assert "dynamic_view" not in calls and "respond" not in calls and calls["rule_offer"] > 0
+    assert calls.get("rule_cut", 0) >= 1  # a cut-off (room or budget) fell inside a shard
+
+    # Not blind: each paid block's money summed shard by shard, or the departure ties broken by shard
+    # before group, or the rows a channel refuses dropped instead of passed on: other bytes.
+    with monkeypatch.context() as patch:
+        patch.setattr(shard_channels, "block_order", lambda shard, group, departure: np.argsort(shard, kind="stable"))
+        assert _sharded_digests(scenario, (2,)) != [reference]
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            shard_channels, "block_order", lambda shard, group, departure: np.lexsort((group, shard, departure))
+        )
+        assert _sharded_digests(scenario, (2,)) != [reference]
+    with monkeypatch.context() as patch:
+        send = ChannelShardWave.send_channel
+        patch.setattr(
+            ChannelShardWave, "send_channel", lambda self, c, keep, passing, *a: send(self, c, keep, False, *a)
+        )
+        assert _sharded_digests(scenario, (2,)) != [reference]

@@ -34,6 +34,11 @@ REPLAYABLE = frozenset(
         "rule_cut",
         "rule_send",
         "rule_bucket",
+        "rule_channel_segments",
+        "rule_creatives",
+        "rule_offer",
+        "rule_audiences",
+        "rule_channel_send",
     }
 )
 # Calls that set up a shard's world for every arm (small arguments): kept and replayed before the arm's journal.

@@ -5,10 +5,11 @@ The **coordinator** keeps the clock (SimPy), the policies, the catalogue, the bu
 flags, customer state, events in flight and organic occasions. A policy that can (``ShardPlanning``: none,
 random, broadcast, segments) plans on the shards: each wave it decides a rule from counts, each shard
 applies it to its own customers and the whole-plan rules run from counts and offsets
-(:mod:`masssim.engine.shard_planning`). Otherwise (paid channels, channel orders, other policies) the policy
-plans here from a gathered view and every rule that needs the whole plan in order runs here; the shards
-answer "may these rows be sent?" and draw the responses of the sends handed to them. Either way the shards
-release their outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
+(:mod:`masssim.engine.shard_planning`; on a paid channel or through a channel order,
+:mod:`masssim.engine.shard_channels`). Otherwise (other policies, or with [inbound]) the policy plans here
+from a gathered view and every rule that needs the whole plan in order runs here; the shards answer "may
+these rows be sent?" and draw the responses of the sends handed to them. Either way the shards release their
+outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
 merge is in chunk order, so the bytes of the results do not depend on the number of shards or on where they
 run.
 
@@ -29,6 +30,7 @@ from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import credit_conversation_purchases
 from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
+from masssim.engine.shard_channels import ChannelShardWave, ChannelWaveCoordinator
 from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, merge_cells, padded_sum
 from masssim.engine.sharded_fanatics import share_fanatics
 from masssim.engine.sharded_inbound import (
@@ -59,7 +61,15 @@ from masssim.model.market import MarketCounts, add_market_counts
 from masssim.model.metrics import derive
 from masssim.model.population import Population, generate_population
 from masssim.model.streams import Component, component_sequence, generator
-from masssim.policies.base import CustomerView, Feedback, PolicyWorld, ShardPlanning, ShardRule, WaveContext
+from masssim.policies.base import (
+    ARM_CHANNELS,
+    CustomerView,
+    Feedback,
+    PolicyWorld,
+    ShardPlanning,
+    ShardRule,
+    WaveContext,
+)
 from masssim.policies.registry import params_model, resolve_targeting
 
 # Policies that plan from what a sharded coordinator gathers (opt-ins, holdout, engagement counters and the
@@ -246,6 +256,25 @@ class ShardWorker:
 
     def rule_send(self, *args: Any) -> list[tuple[int, np.ndarray]]:
         return self._wave().send(*args)
+
+    # On a paid channel or through a channel order (engine/shard_channels.py).
+    def rule_channel_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.wave = ChannelShardWave(self._engine(), segments)
+
+    def _channel_wave(self) -> ChannelShardWave:
+        return cast(ChannelShardWave, self._wave())
+
+    def rule_creatives(self, state: dict[str, Any] | None) -> int:
+        return self._channel_wave().draw_creatives(state)
+
+    def rule_offer(self, c: int, cap: int, passing: bool, paid: bool) -> tuple[int, Any]:
+        return self._channel_wave().offer(c, cap, passing, paid)
+
+    def rule_audiences(self, small: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        return self._channel_wave().refuse_audiences(small)
+
+    def rule_channel_send(self, *args: Any) -> list[tuple[Any, ...]]:
+        return self._channel_wave().send_channel(*args)
 
     def rule_bucket(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return self._wave().bucket_cells(t0, t1, cell_creatives)
@@ -525,15 +554,18 @@ class ShardedArm:
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
-        # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2) and its channel
-        # is one whose wave rules the shards apply: not paid (per-row prices summed in departure order) and
-        # not an arm's channel order (rows passed on from channel to channel). With [inbound] the desk needs
+        # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2); on a paid channel
+        # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
         self.on_shards: ShardWaveCoordinator | None = None
         if self.inbound is None and _plans_on_shards(self.policy, channel_order, sender):
             planner = cast(ShardPlanning, self.policy)
-            group.call("rule_segments", _everyone(group, planner.shard_segments()))
-            self.on_shards = ShardWaveCoordinator(group, sender, policy_rng)
+            if _offers_to_channels(planner, channel_order, sender):  # paid or a channel order
+                group.call("rule_channel_segments", _everyone(group, planner.shard_segments()))
+                self.on_shards = ChannelWaveCoordinator(group, sender, policy_rng)
+            else:
+                group.call("rule_segments", _everyone(group, planner.shard_segments()))
+                self.on_shards = ShardWaveCoordinator(group, sender, policy_rng)
 
     def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
         n_treated = int(self.contactable.sum())
@@ -676,7 +708,14 @@ def _plans_on_shards(policy: Any, channel_order: tuple[int, ...], sender: Outbou
     if not all(hasattr(policy, name) for name in ("shard_rule", "shard_segments", "observe_cells", "channel")):
         return False
     channel = int(policy.channel)
-    return not channel_order and 0 <= channel < len(CHANNEL_NAMES) and not sender.channels.configs[channel].paid
+    return (channel == ARM_CHANNELS and bool(channel_order)) or 0 <= channel < len(CHANNEL_NAMES)
+
+
+def _offers_to_channels(policy: Any, channel_order: tuple[int, ...], sender: OutboundSender) -> bool:
+    """Whether the waves planned on the shards take the steps of engine/shard_channels.py: through the arm's
+    channel order, or on a paid channel (prices per ad set, summed in departure order)."""
+    channel = int(policy.channel)
+    return channel == ARM_CHANNELS or sender.channels.configs[channel].paid
 
 
 def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
