@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from masssim.engine import kernels, outbound
-from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, _generator, affordable_sends, integer_states
+from masssim.engine.shard_planning import (
+    ShardWave,
+    ShardWaveCoordinator,
+    _generator,
+    affordable_sends,
+    integer_states,
+    padded_sum,
+    uniform_states,
+)
 from masssim.model.channels import HOUR_S, cpm_per_impression
 from masssim.policies.base import ARM_CHANNELS, ShardRule
 
@@ -191,8 +199,6 @@ class ChannelWaveCoordinator(ShardWaveCoordinator):
 
     def _draw_uniforms(self, rule: ShardRule, reachable: list[np.ndarray]) -> list[Any]:
         """The rule's selection and uniform step on the shards (as :meth:`ShardWaveCoordinator.send`)."""
-        from masssim.engine.shard_planning import padded_sum, uniform_states
-
         shards = range(len(self.group.ranges))
         per_shard = [padded_sum([r], rule.choice.shape[0]) for r in reachable]
         kept = [int(r.sum()) if rule.keep is None else int(r[rule.keep].sum()) for r in per_shard]
