@@ -61,14 +61,16 @@ def test_run_with_shards_on_a_scheduler_writes_the_same_summary(cluster: Any) ->
     assert dumps_json(sharded.summary) == one_process
 
 
-def _kill_shard_1_at_call(client: Any, at_call: int) -> type[DaskShards]:
-    """DaskShards whose ``at_call``-th call first kills the worker process of shard 1 (a real SIGKILL)."""
+def _kill_shard_1_at_call(client: Any, at_call: int, only: str | None = None) -> type[DaskShards]:
+    """DaskShards whose ``at_call``-th call (of method ``only`` if given) first kills the worker process of
+    shard 1 (a real SIGKILL)."""
     calls = {"n": 0}
 
     class KillAtCall(DaskShards):
         def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
-            calls["n"] += 1
-            if calls["n"] == at_call:
+            counted = only is None or method == only
+            calls["n"] += counted
+            if counted and calls["n"] == at_call:
                 address = self.placement[1]
                 os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
             return super().call(method, args)
@@ -77,16 +79,16 @@ def _kill_shard_1_at_call(client: Any, at_call: int) -> type[DaskShards]:
 
 
 def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
-    """A real worker process killed between waves of an arm that plans on the coordinator (a channel order:
+    """A real worker process killed between waves of an arm that plans on the coordinator (with [inbound]:
     its calls carry every planned row, so they are not kept to rebuild the shard): the next call names the
     lost shard, without hanging."""
-    scenario = _scenario(arms=[{"name": "mix", "policy": "broadcast", "channels": ["sms", "email"]}])
+    scenario = inbound_scenario(arms=[{"name": "broadcast", "policy": "broadcast"}])
     seq = replication_sequence(root_sequence(11), 0)
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
-        killing = _kill_shard_1_at_call(client, 12)  # a few waves in
+        killing = _kill_shard_1_at_call(client, 2, only="sendable")  # in the second wave
         with pytest.raises(ShardLost) as lost:
             simulate_sharded_replication(
                 scenario, seq, lambda *a: killing(client, *a, call_timeout_s=60.0), 2, chunk_size=CHUNK
@@ -111,6 +113,35 @@ def test_a_lost_shard_of_an_arm_planned_on_the_shards_is_rebuilt_with_the_same_b
         distributed.Client(local) as client,
     ):
         killing = _kill_shard_1_at_call(client, 15)  # in the first arm: its third batch of buckets, after two waves
+
+        def on_cluster(*a: Any) -> ShardGroup:
+            group = killing(client, *a, call_timeout_s=60.0)
+            groups.append(group)
+            return group
+
+        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, 2, chunk_size=CHUNK)
+    assert groups[0].rebuilt == 1
+    assert _digest(outcomes) == reference
+
+
+def test_a_lost_shard_of_a_paid_channel_order_with_bespoke_creatives_and_fanatics_is_rebuilt() -> None:
+    """The same with a channel order that starts on a paid channel, bespoke creatives and the fanatics
+    diagnostic (tests/test_sharded_edges.py): the rebuilt shard gets its fanatics again, then the arm's calls
+    (the generated creatives, the channels' offers and cut-offs), and the run ends with one process's bytes."""
+    from test_sharded_edges import _paid_scenario
+
+    arms = [{"name": "mix", "policy": "segments", "segments": 3, "bespoke": True, "channels": ["paid_social", "email"]}]
+    scenario = _paid_scenario(arms, diagnostics={"fanatic_top_share": 0.03})
+    seq = replication_sequence(root_sequence(11), 0)
+    one = simulate_replication(scenario, seq, chunk_size=CHUNK)
+    assert one["mix"].metrics["fanatic_sends"] > 0 and one["mix"].metrics["channel_fallbacks"] > 0
+    reference = _digest(one)
+    groups: list[DaskShards] = []
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        killing = _kill_shard_1_at_call(client, 3, only="rule_offer")  # after the bespoke creatives were sent
 
         def on_cluster(*a: Any) -> ShardGroup:
             group = killing(client, *a, call_timeout_s=60.0)

@@ -24,10 +24,27 @@ from masssim.engine.sharded import ShardWorker
 
 # Calls that change a shard only through small arguments: kept in its journal and replayed to rebuild it.
 REPLAYABLE = frozenset(
-    {"start_arm", "rule_segments", "rule_reachable", "rule_draw", "rule_rows", "rule_cut", "rule_send", "rule_buckets"}
+    {
+        "start_arm",
+        "add_creatives",
+        "rule_segments",
+        "rule_reachable",
+        "rule_draw",
+        "rule_rows",
+        "rule_cut",
+        "rule_send",
+        "rule_buckets",
+        "rule_channel_segments",
+        "rule_creatives",
+        "rule_offer",
+        "rule_audiences",
+        "rule_channel_send",
+    }
 )
+# Calls that set up a shard's world for every arm (small arguments): kept and replayed before the arm's journal.
+WORLD = frozenset({"set_fanatics"})
 # Calls that do not change a shard.
-READ_ONLY = frozenset({"static_view", "shares", "nbytes"})
+READ_ONLY = frozenset({"static_view", "shares", "nbytes", "taste_norms", "taste_rows"})
 
 # Dask's own periodic work, turned down on the clusters masssim starts itself (a LocalCluster): each worker's
 # statistical profiler samples its threads every 10 ms and every Dask server checks its event loop every 20
@@ -63,6 +80,7 @@ class DaskShards:
         self.recover = recover
         # Per shard: the calls made to it since its arm started, or None when they cannot be replayed.
         self.journal: list[list[tuple[str, tuple[Any, ...]]] | None] = [[] for _ in ranges]
+        self.world_calls: list[list[tuple[str, tuple[Any, ...]]]] = [[] for _ in ranges]
         self.rebuilt = 0  # shards rebuilt after their worker was lost
         workers = sorted(client.scheduler_info().get("workers", {}))
         if not workers:
@@ -103,6 +121,9 @@ class DaskShards:
         """Keep the call in the shard's journal (a new arm starts a new one); a call that cannot be replayed
         ends it until the next arm."""
         if method in READ_ONLY:
+            return
+        if method in WORLD:
+            self.world_calls[shard].append((method, args))
             return
         if method == "start_arm":
             self.journal[shard] = []
@@ -158,7 +179,7 @@ class DaskShards:
                 pure=False,
             )
             actor = future.result(timeout=self.call_timeout_s)
-            for name, a in journal:
+            for name, a in self.world_calls[shard] + journal:
                 getattr(actor, name)(*a).result(timeout=self.call_timeout_s)
             result = getattr(actor, method)(*args).result(timeout=self.call_timeout_s)
         except ShardLost:

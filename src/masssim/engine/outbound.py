@@ -75,11 +75,25 @@ def find_fanatics(
 ) -> Fanatics | None:
     if top_share <= 0:
         return None
-    norm = np.linalg.norm(population.taste, axis=1)
+    ids = fanatic_ids(taste_norms(population.taste), contactable, top_share)
+    return Fanatics(ids=ids, best_affinity=best_affinity(population.taste[ids], catalogue))
+
+
+# The three steps of find_fanatics, which a sharded run makes where the rows are (docs/model.md §16.5).
+def taste_norms(taste: np.ndarray) -> np.ndarray:
+    """|theta| of each row (float32; each row's value depends on that row only)."""
+    return np.linalg.norm(taste, axis=1)  # type: ignore[no-any-return]
+
+
+def fanatic_ids(norm: np.ndarray, contactable: np.ndarray, top_share: float) -> np.ndarray:
+    """The treated customers whose taste norm is in the top ``top_share`` of everyone's (``norm``: all)."""
     threshold = np.quantile(norm, 1.0 - top_share)
-    ids = np.flatnonzero((norm >= threshold) & contactable)
-    best = (population.taste[ids] @ catalogue.directions.T).max(axis=1).astype(np.float32)
-    return Fanatics(ids=ids, best_affinity=best)
+    return np.flatnonzero((norm >= threshold) & contactable)
+
+
+def best_affinity(taste: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+    """For rows of taste (the fanatics', in order): the affinity of the starting creative fitting best."""
+    return (taste @ catalogue.directions.T).max(axis=1).astype(np.float32)  # type: ignore[no-any-return]
 
 
 class ShardSink(Protocol):

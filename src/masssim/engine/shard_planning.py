@@ -460,5 +460,10 @@ class ShardWaveCoordinator:
 
     def _new_creatives(self, parts: list[list[Any]]) -> np.ndarray:
         used_now = np.logical_or.reduce([p[2] for p in parts])
-        used = self.sender.channels.creatives_used
+        channels = self.sender.channels
+        if channels.creatives_used.shape[0] < used_now.shape[0]:  # the policy generated creatives (bespoke)
+            grown = np.zeros(used_now.shape[0], bool)
+            grown[: channels.creatives_used.shape[0]] = channels.creatives_used
+            channels.creatives_used = grown
+        used = channels.creatives_used
         return np.flatnonzero(used_now[: used.shape[0]] & ~used)

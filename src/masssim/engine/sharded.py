@@ -5,10 +5,11 @@ The **coordinator** keeps the clock (SimPy), the policies, the catalogue, the bu
 flags, customer state, events in flight and organic occasions. A policy that can (``ShardPlanning``: none,
 random, broadcast, segments) plans on the shards: each wave it decides a rule from counts, each shard
 applies it to its own customers and the whole-plan rules run from counts and offsets
-(:mod:`masssim.engine.shard_planning`). Otherwise (paid channels, channel orders, other policies) the policy
-plans here from a gathered view and every rule that needs the whole plan in order runs here; the shards
-answer "may these rows be sent?" and draw the responses of the sends handed to them. Either way the shards
-release their outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
+(:mod:`masssim.engine.shard_planning`; on a paid channel or through a channel order,
+:mod:`masssim.engine.shard_channels`). Otherwise (other policies, or with [inbound]) the policy plans here
+from a gathered view and every rule that needs the whole plan in order runs here; the shards answer "may
+these rows be sent?" and draw the responses of the sends handed to them. Either way the shards release their
+outcomes bucket by bucket. Every per-customer draw comes from its chunk's streams and every
 merge is in chunk order, so the bytes of the results do not depend on the number of shards or on where they
 run.
 
@@ -28,8 +29,10 @@ import simpy
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import credit_conversation_purchases
-from masssim.engine.outbound import OutboundSender
+from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
+from masssim.engine.shard_channels import ChannelShardWave, ChannelWaveCoordinator
 from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, padded_sum
+from masssim.engine.sharded_fanatics import share_fanatics
 from masssim.engine.sharded_inbound import (
     ArmInbound,
     CoordinatorInbound,
@@ -58,7 +61,15 @@ from masssim.model.market import MarketCounts, add_market_counts
 from masssim.model.metrics import derive
 from masssim.model.population import Population, generate_population
 from masssim.model.streams import Component, component_sequence, generator
-from masssim.policies.base import CustomerView, Feedback, PolicyWorld, ShardPlanning, ShardRule, WaveContext
+from masssim.policies.base import (
+    ARM_CHANNELS,
+    CustomerView,
+    Feedback,
+    PolicyWorld,
+    ShardPlanning,
+    ShardRule,
+    WaveContext,
+)
 from masssim.policies.registry import params_model, resolve_targeting
 
 # Policies that plan from what a sharded coordinator gathers (opt-ins, holdout, engagement counters and the
@@ -81,10 +92,12 @@ def sharding_problem(scenario: Scenario) -> str | None:
                 f"population.crm_scores: policy {arm.policy!r} (arm {arm.name!r}) clusters CRM scores, "
                 "which a sharded run does not gather yet (set crm_scores = 0 or run unsharded)"
             )
-        if arm.params.get("bespoke"):
-            return f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) cannot run sharded yet"
-    if scenario.diagnostics.fanatic_top_share > 0:
-        return "diagnostics.fanatic_top_share: the fanatics diagnostic cannot run sharded yet (set it to 0)"
+        if arm.params.get("bespoke") and (scenario.population.declared_taste_share > 0 or scenario.inbound):
+            return (
+                f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) aim at declared taste, which a "
+                "sharded run does not gather yet (set population.declared_taste_share = 0, no [inbound], "
+                "or run unsharded)"
+            )
     return None
 
 
@@ -104,7 +117,8 @@ def build_shard_world(
 ) -> SharedWorld:
     """A shard's world: only its customers' rows, with the whole population's chunk numbering (so their
     draws are those of one process). Declared taste, fanatics and the inbound desk are not built here (the desk
-    runs on the coordinator: engine/sharded_inbound.py)."""
+    runs on the coordinator: engine/sharded_inbound.py; the coordinator finds the fanatics from every shard's
+    rows and sets each shard's: engine/sharded_fanatics.py)."""
     population = generate_population(
         scenario.population,
         scenario.market,
@@ -163,6 +177,17 @@ class ShardWorker:
             "contactable": self.world.contactable,
         }
 
+    # The fanatics diagnostic, once per replication (engine/sharded_fanatics.py).
+    def taste_norms(self) -> np.ndarray:
+        return taste_norms(self.world.population.taste)
+
+    def taste_rows(self, local: np.ndarray) -> np.ndarray:
+        return self.world.population.taste[local]
+
+    def set_fanatics(self, local: np.ndarray, best: np.ndarray) -> None:
+        """The shard's fanatics (its own indices) and their best affinities, for every arm of the replication."""
+        self.world.fanatics = Fanatics(ids=local, best_affinity=best)
+
     def shares(self) -> dict[str, np.ndarray]:
         """The configured shares that standardise the observables' encoding (the same on every shard)."""
         pop = self.world.population
@@ -176,6 +201,10 @@ class ShardWorker:
         if self.arm is None:
             raise RuntimeError("no arm started on this shard")
         return self.arm
+
+    def add_creatives(self, directions: np.ndarray) -> None:
+        """The creatives the coordinator's policy generated (``bespoke``), with the coordinator's ids."""
+        self._engine().catalogue.add(directions)
 
     def dynamic_view(self) -> dict[str, np.ndarray]:
         state = self._engine().state
@@ -230,6 +259,25 @@ class ShardWorker:
 
     def rule_buckets(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
         return self._wave().buckets_cells(bounds, cell_creatives)
+
+    # On a paid channel or through a channel order (engine/shard_channels.py).
+    def rule_channel_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.wave = ChannelShardWave(self._engine(), segments)
+
+    def _channel_wave(self) -> ChannelShardWave:
+        return cast(ChannelShardWave, self._wave())
+
+    def rule_creatives(self, state: dict[str, Any] | None) -> int:
+        return self._channel_wave().draw_creatives(state)
+
+    def rule_offer(self, c: int, cap: int, passing: bool, paid: bool) -> tuple[int, Any]:
+        return self._channel_wave().offer(c, cap, passing, paid)
+
+    def rule_audiences(self, small: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        return self._channel_wave().refuse_audiences(small)
+
+    def rule_channel_send(self, *args: Any) -> list[tuple[Any, ...]]:
+        return self._channel_wave().send_channel(*args)
 
     def finish_arm(self) -> ShardTotals:
         """The arm's counts on this shard: recorder totals and daily series, the purchase squares and
@@ -465,6 +513,7 @@ class ShardedArm:
         )
         sender.group = group
         self.sender = sender
+        self.shard_creatives = catalogue.count  # the creatives the shards hold (generated ones are sent)
         # The policy's view: gathered once (codes, holdout) and refreshed before each plan (opt-ins, counters).
         self.view = CustomerView(
             n=n,
@@ -505,15 +554,18 @@ class ShardedArm:
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
-        # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2) and its channel
-        # is one whose wave rules the shards apply: not paid (per-row prices summed in departure order) and
-        # not an arm's channel order (rows passed on from channel to channel). With [inbound] the desk needs
+        # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2); on a paid channel
+        # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
         self.on_shards: ShardWaveCoordinator | None = None
         if self.inbound is None and _plans_on_shards(self.policy, channel_order, sender):
             planner = cast(ShardPlanning, self.policy)
-            group.call("rule_segments", _everyone(group, planner.shard_segments()))
-            self.on_shards = ShardWaveCoordinator(group, sender, policy_rng)
+            if _offers_to_channels(planner, channel_order, sender):  # paid or a channel order
+                group.call("rule_channel_segments", _everyone(group, planner.shard_segments()))
+                self.on_shards = ChannelWaveCoordinator(group, sender, policy_rng)
+            else:
+                group.call("rule_segments", _everyone(group, planner.shard_segments()))
+                self.on_shards = ShardWaveCoordinator(group, sender, policy_rng)
 
     def run(self, progress: Callable[[float], None] | None = None) -> ArmOutcome:
         n_treated = int(self.contactable.sum())
@@ -594,13 +646,25 @@ class ShardedArm:
                 total = padded_sum(reachable, max(r.shape[0] for r in reachable))
                 rule = planner.shard_rule(wave, total)
                 if rule is not None:
+                    self._share_generated()
                     self.on_shards.send(rule, reachable, env.now, day * DAY_S)
                 continue
             self.group.call("start_week", _everyone(self.group, week))
             self._refresh_view()
             plan = self.policy.plan(wave)
+            self._share_generated()
             self.sender.send(plan, env.now, day * DAY_S)
             self._after_send(index)
+
+    def _share_generated(self) -> None:
+        """Send the shards the creatives the policy generated since the last wave (``bespoke``: a unit
+        direction of a few float32 per creative), before any row names them; the shards add them with the
+        same ids, so their responses and production costs are one process's."""
+        catalogue = self.sender.catalogue
+        if catalogue.count > self.shard_creatives:
+            new = np.ascontiguousarray(catalogue.directions[self.shard_creatives :])
+            self.group.call("add_creatives", _everyone(self.group, new))
+            self.shard_creatives = catalogue.count
 
     def _buckets(self, env: simpy.Environment, progress: Callable[[float], None] | None):  # type: ignore[no-untyped-def]
         step = self.scenario.feedback_bucket_minutes * 60.0
@@ -654,7 +718,14 @@ def _plans_on_shards(policy: Any, channel_order: tuple[int, ...], sender: Outbou
     if not all(hasattr(policy, name) for name in ("shard_rule", "shard_segments", "observe_cells", "channel")):
         return False
     channel = int(policy.channel)
-    return not channel_order and 0 <= channel < len(CHANNEL_NAMES) and not sender.channels.configs[channel].paid
+    return (channel == ARM_CHANNELS and bool(channel_order)) or 0 <= channel < len(CHANNEL_NAMES)
+
+
+def _offers_to_channels(policy: Any, channel_order: tuple[int, ...], sender: OutboundSender) -> bool:
+    """Whether the waves planned on the shards take the steps of engine/shard_channels.py: through the arm's
+    channel order, or on a paid channel (prices per ad set, summed in departure order)."""
+    channel = int(policy.channel)
+    return channel == ARM_CHANNELS or sender.channels.configs[channel].paid
 
 
 def _add_histograms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -686,6 +757,7 @@ def simulate_sharded_replication(
         with one_blas_thread():  # the policies plan here, as in simulate_replication
             parts = group.call("static_view", _everyone(group))
             static = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            share_fanatics(scenario, replication_seq, group, static["contactable"])
             (shares,) = group.call("shares", {0: ()})
             outcomes: dict[str, ArmOutcome] = {}
             n_arms = len(scenario.arms)

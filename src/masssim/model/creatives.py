@@ -75,6 +75,19 @@ class Catalogue:
         store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
         return np.arange(first, self.count, dtype=np.int32)
 
+    def add(self, directions: np.ndarray) -> np.ndarray:
+        """Add creatives whose unit directions another catalogue's :meth:`generate` already made (float32
+        rows, kept bit for bit; average quality, 0, as generated): a sharded run's shards copy the
+        creatives the coordinator's policy generated (docs/model.md §16.2). Returns their ids."""
+        rows = np.asarray(directions, np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self._store.directions.shape[1]:
+            raise ValueError("added creatives must have one weight per taste dimension")
+        first = self.count
+        store = self._store
+        store.directions = np.concatenate([store.directions, rows])
+        store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
+        return np.arange(first, self.count, dtype=np.int32)
+
     def copy(self) -> Catalogue:
         """An independent catalogue (one per arm: what one arm generates, another does not get)."""
         store = _CreativeStore(self._store.directions.copy(), self._store.quality.copy())

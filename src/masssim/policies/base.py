@@ -224,7 +224,9 @@ class ShardRule:
 class ShardPlanning(Protocol):
     """What a policy implements, beside ``plan`` and ``observe``, to plan on the shards of a sharded run.
 
-    * ``channel``: the channel it sends on (fixed for the arm).
+    * ``channel``: the channel it sends on (fixed for the arm), or ``ARM_CHANNELS`` for the arm's channel order.
+      On a paid channel the engine takes each row's ad set to be ``segment * catalogue.count + creative``
+      (the creative alone with one segment): ``plan`` must name the same ``audience``.
     * ``shard_segments()``: once per arm, the segment of each observable profile as (sorted profile codes
       ``region * 65536 + age_band * 256 + income_band``, int32 segment of each), or None for one segment.
     * ``shard_rule(wave, reachable)``: at each wave, given the number of reachable customers per segment

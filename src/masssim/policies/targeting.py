@@ -175,12 +175,7 @@ class SegmentsPolicy(PolicyBase):
             in_test = self.rng.random(who.shape[0]) < self.params.test_share
             creative[in_test] = self.rng.integers(0, self.base_count, size=int(in_test.sum()), dtype=np.int32)
         else:
-            if not self.params.bespoke:
-                self._pick_winners()  # re-judged every wave as deliveries and clicks accumulate
-            elif not self.rolled_out:
-                self._pick_winners()  # the fallback for personas whose taste cannot be estimated
-                self._generate_bespoke()  # generated once: each costs its production
-                self.rolled_out = True
+            self._roll_out()
             if self.params.audience_share < 1.0:
                 keep = self._focus(segment)
                 who, segment = who[keep], segment[keep]
@@ -196,6 +191,15 @@ class SegmentsPolicy(PolicyBase):
 
     def _pick_winners(self) -> None:
         self.choice = self.cells.greedy(self.choice)
+
+    def _roll_out(self) -> None:
+        """After the test: each segment's creative for this wave."""
+        if not self.params.bespoke:
+            self._pick_winners()  # re-judged every wave as deliveries and clicks accumulate
+        elif not self.rolled_out:
+            self._pick_winners()  # the fallback for personas whose taste cannot be estimated
+            self._generate_bespoke()  # generated once: each costs its production
+            self.rolled_out = True
 
     def _focus(self, segment: np.ndarray) -> np.ndarray:
         """Mask of the customers to contact when the budget covers only ``audience_share`` of them: personas
@@ -274,7 +278,7 @@ class SegmentsPolicy(PolicyBase):
         self.cells.observe(feedback, None if self.n_segments == 1 else self.segment_of)
 
     # Planning on shards (docs/model.md §16.2): the same decisions and draws as ``plan``; bespoke creatives
-    # are not sharded (a sharded run refuses them).
+    # are generated here, on the coordinator, which sends their directions to the shards.
     @property
     def cell_creatives(self) -> int:
         return self.base_count
@@ -283,13 +287,11 @@ class SegmentsPolicy(PolicyBase):
         return None if self.n_segments == 1 else profile_segments(self.world.customers, self.segment_of)
 
     def shard_rule(self, wave: WaveContext, reachable: np.ndarray) -> ShardRule:
-        if self.params.bespoke:
-            raise RuntimeError("bespoke creatives cannot be planned on shards")
         if wave.wave_index < self.params.test_waves:
             return ShardRule(
                 self.channel, self.choice.copy(), test_share=self.params.test_share, creatives=self.base_count
             )
-        self._pick_winners()
+        self._roll_out()
         keep = probability = None
         if self.params.audience_share < 1.0:
             counts = np.zeros(self.n_segments, np.int64)  # personas past the last reachable one count 0
