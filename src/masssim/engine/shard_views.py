@@ -190,9 +190,21 @@ class CodedObservables:
         return Population.observables(cast(Population, self), idx)
 
 
+class ColumnNotGathered(ScenarioError):
+    """A policy read a view column its ``view_columns`` does not name, in a sharded run. Its ``args`` build it
+    again (SimPy raises a copy, ``type(error)(*error.args)``, of an error inside a process)."""
+
+    def __init__(self, reason: str, field: str | None = None, allowed: str | None = None) -> None:
+        super().__init__(reason, field=field, allowed=allowed)
+        self.args = (reason, field, allowed)
+
+    def __str__(self) -> str:
+        return self._render()
+
+
 class AbsentColumn:
     """Stands for a view column the coordinator did not gather: any use of it raises one line
-    (:class:`ScenarioError`) naming the arm, the attribute and the column to name in ``view_columns``."""
+    (:class:`ColumnNotGathered`) naming the arm, the attribute and the column to name in ``view_columns``."""
 
     __slots__ = ("_error",)
 
@@ -200,11 +212,11 @@ class AbsentColumn:
         object.__setattr__(
             self,
             "_error",
-            ScenarioError(
+            ColumnNotGathered(
                 f"policy {policy!r} (arm {arm_name!r}) read CustomerView.{attribute}, which a sharded run "
                 f"gathers only for a policy whose view_columns names {column!r}",
-                field=f"arms[{arm_index}].policy",
-                allowed=f"view_columns naming {column!r} (docs/model.md §6.1), or a run without --shards",
+                f"arms[{arm_index}].policy",
+                f"view_columns naming {column!r} (docs/model.md §6.1), or a run without --shards",
             ),
         )
 
