@@ -37,7 +37,6 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return shard_counts
 
 
-
 def compared_scenario() -> masssim.Scenario:
     return _scenario(
         horizon_days=6,

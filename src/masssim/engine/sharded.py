@@ -70,6 +70,7 @@ from masssim.model.streams import Component, component_sequence, generator
 from masssim.policies.base import CustomerView, Feedback, PolicyWorld, ShardPlanning, ShardRule, WaveContext
 from masssim.policies.registry import params_model, resolve_targeting
 
+
 def sharding_problem(scenario: Scenario) -> str | None:
     """Why the scenario cannot run sharded yet (one line), or None when it can. Every policy can: one that
     does not plan on the shards plans on the coordinator from the view columns it reads (docs/model.md §16.5)."""

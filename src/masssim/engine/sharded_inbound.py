@@ -36,11 +36,11 @@ import simpy
 from masssim.config.schema import Scenario
 from masssim.engine.chunks import ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
+from masssim.engine.shard_views import ShardTaste
 from masssim.engine.sim import _DECLARED_AT_START
 from masssim.engine.state import Recorder
 from masssim.model.population import Population
 from masssim.model.streams import Component, chunk_sequence, component_sequence
-from masssim.engine.shard_views import ShardTaste
 from masssim.policies.base import FEEDBACK_KINDS, CustomerView, Feedback
 from masssim.policies.registry import resolve_targeting
 
