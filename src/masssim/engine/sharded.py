@@ -516,7 +516,7 @@ class ShardedArm:
             setattr(self.view, name, absent)
         factory = resolve_targeting(self.arm.policy)
         params = params_model(factory).model_validate(self.arm.params)
-        if inbound is not None or not _may_plan_on_shards(factory):
+        if inbound is not None or self.scores_in_view or not _may_plan_on_shards(factory):
             # It plans here: its constructor sees the state at the start, as in one process.
             self._refresh_view()
         policy_rng = generator(component_sequence(replication_seq, Component.POLICY, arm_index))
