@@ -82,3 +82,21 @@ class PlanOnly:
 
     def plan(self, wave: WaveContext) -> Plan:  # pragma: no cover - never called
         raise NotImplementedError
+
+
+class NarrowViewPolicy(PolicyBase):
+    """Names no optional view column (``view_columns``) but reads the send counters: a sharded coordinator does
+    not gather them, so a sharded run stops with one line (one process has every column)."""
+
+    view_columns: ClassVar[frozenset[str]] = frozenset()
+
+    def plan(self, wave: WaveContext) -> Plan:
+        view = self.world.customers
+        who = np.flatnonzero(view.reachable(0) & (view.sends < 3))
+        return Plan(customer=who, creative=np.zeros(who.shape[0], np.int32), channel=np.zeros(who.shape[0], np.int8))
+
+
+class MisnamedColumnsPolicy(NarrowViewPolicy):
+    """Names a view column that does not exist: refused before a sharded run starts."""
+
+    view_columns: ClassVar[frozenset[str]] = frozenset({"history", "purchases"})

@@ -53,6 +53,23 @@ def test_shards_on_two_workers_give_the_same_bytes_as_one_process(cluster: Any) 
     assert len(set(placements[0])) == 2
 
 
+def test_learning_policies_on_two_workers_give_the_bytes_of_one_process(cluster: Any) -> None:
+    """The policies that plan on the coordinator, with the columns gathered from the workers' shards: CRM
+    scores, latent taste, declared taste at the start and, with [inbound], captured in conversations."""
+    from test_sharded_policies import LEARNERS, learners_scenario
+
+    _, client = cluster
+    seq = replication_sequence(root_sequence(11), 0)
+    learners = learners_scenario([LEARNERS[0], LEARNERS[3], LEARNERS[4], LEARNERS[5]], crm_scores=2)
+    captured = inbound_scenario(arms=[{"name": "individual", "policy": "individual"}])
+    for scenario, shards in ((learners, 3), (captured, 2)):
+        reference = pools_digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+        outcomes = simulate_sharded_replication(
+            scenario, seq, lambda *a: DaskShards(client, *a), shards, chunk_size=CHUNK
+        )
+        assert pools_digest(outcomes) == reference, scenario.arms[0].policy
+
+
 def test_run_with_shards_on_a_scheduler_writes_the_same_summary(cluster: Any) -> None:
     local, _ = cluster
     scenario = _scenario(replications=2)

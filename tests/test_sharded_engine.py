@@ -157,14 +157,12 @@ def test_shard_ranges_are_whole_chunks() -> None:
 
 def test_a_policy_that_cannot_be_sharded_says_so_in_one_line() -> None:
     assert sharding_problem(_scenario()) is None
+    # Every built-in policy runs sharded, CRM scores included (tests/test_sharded_policies.py).
     arms = [{"name": "broadcast", "policy": "broadcast"}, {"name": "upper_bound", "policy": "oracle"}]
+    assert sharding_problem(_scenario(arms=arms, population={"customers": 6_000, "crm_scores": 2})) is None
+    arms = [{"name": "broadcast", "policy": "broadcast"}, {"name": "b", "policy": "segments", "bespoke": True}]
     problem = sharding_problem(_scenario(arms=arms))
-    assert problem == (
-        "arms[1].policy: policy 'oracle' (arm 'upper_bound') cannot run sharded yet; "
-        "sharded runs support none, random, broadcast, segments"
-    )
-    scores = sharding_problem(_scenario(population={"customers": 6_000, "crm_scores": 2}))
-    assert scores is not None and scores.startswith("population.crm_scores: policy 'broadcast'")
+    assert problem == "arms[1].bespoke: bespoke creatives (arm 'b') cannot run sharded yet"
     assert sharding_problem(small_scenario(inbound={})) is None  # [inbound] runs sharded (test_sharded_inbound)
 
 
@@ -180,9 +178,10 @@ def test_cli_shards_in_process_and_a_policy_that_cannot_be_sharded(tmp_path: Pat
         assert code == 0, err
         summaries.append((Path(stdout.strip()) / "summary.json").read_bytes())
     assert summaries[0] == summaries[1]
-    bad = write(tmp_path, base + '[[arms]]\nname = "upper"\npolicy = "oracle"\n', "bad.toml")
+    policy = "policies_for_tests:MisnamedColumnsPolicy"
+    bad = write(tmp_path, base + f'[[arms]]\nname = "m"\npolicy = "{policy}"\n', "bad.toml")
     line = one_line_error(("run", bad, "--shards", "2", "-o", str(tmp_path / "x")), "bad.toml", "arms[0].policy")
-    assert "policy 'oracle' (arm 'upper') cannot run sharded yet" in line
+    assert f"policy '{policy}' (arm 'm') names view columns 'purchases' that do not exist" in line
     assert not (tmp_path / "x").exists()
 
 

@@ -14,6 +14,9 @@ from masssim.experiments import replications
 from masssim.reporting.results import dumps_json
 from test_sharded_engine import CHUNK, _scenario
 
+# A plug-in that names a view column that does not exist: refused sharded (every built-in policy runs sharded).
+MISNAMED = "policies_for_tests:MisnamedColumnsPolicy"
+
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -76,20 +79,21 @@ def test_compare_and_sweep_refuse_a_scenario_that_cannot_run_sharded(tmp_path: P
 
     base = 'name = "sharded"\nseed = 3\nreplications = 2\nhorizon_days = 4\n[population]\ncustomers = 800\n'
     good = write(tmp_path, base + '[[arms]]\nname = "b"\npolicy = "broadcast"\n')
-    bad = write(tmp_path, base + '[[arms]]\nname = "upper"\npolicy = "oracle"\n', "bad.toml")
+    # Every built-in policy runs sharded: a plug-in that names a view column that does not exist does not.
+    bad = write(tmp_path, base + f'[[arms]]\nname = "upper"\npolicy = "{MISNAMED}"\n', "bad.toml")
     out = str(tmp_path / "x")
     line = one_line_error(("compare", good, bad, "--shards", "2", "-o", out), "bad.toml", "arms[0].policy")
-    assert "policy 'oracle' (arm 'upper') cannot run sharded yet" in line
+    assert f"policy '{MISNAMED}' (arm 'upper') names view columns 'purchases' that do not exist" in line
     # A variant that changes the policy is named by its option.
     line = one_line_error(
-        ("compare", good, "-v", "up:arms[0].policy=oracle", "--shards", "2", "-o", out), "--variant up"
+        ("compare", good, "-v", f"up:arms[0].policy={MISNAMED}", "--shards", "2", "-o", out), "--variant up"
     )
-    assert "arms[0].policy: policy 'oracle' (arm 'b') cannot run sharded yet" in line
+    assert f"arms[0].policy: policy '{MISNAMED}' (arm 'b') names view columns" in line
     # So is a sweep cell, before any cell runs.
     line = one_line_error(
-        ("sweep", good, "-p", "arms[0].policy=broadcast,oracle", "--shards", "2", "-o", out), "sweep cell"
+        ("sweep", good, "-p", f"arms[0].policy=broadcast,{MISNAMED}", "--shards", "2", "-o", out), "sweep cell"
     )
-    assert "policy 'oracle' (arm 'b') cannot run sharded yet" in line
+    assert f"policy '{MISNAMED}' (arm 'b') names view columns" in line
     assert not (tmp_path / "x").exists()
 
 
@@ -98,13 +102,13 @@ def test_validate_says_whether_a_scenario_can_run_sharded(tmp_path: Path) -> Non
 
     base = 'name = "sharded"\nseed = 3\nreplications = 2\nhorizon_days = 4\n[population]\ncustomers = 800\n'
     good = write(tmp_path, base + '[[arms]]\nname = "b"\npolicy = "broadcast"\n')
-    bad = write(tmp_path, base + '[[arms]]\nname = "upper"\npolicy = "oracle"\n', "bad.toml")
+    bad = write(tmp_path, base + f'[[arms]]\nname = "upper"\npolicy = "{MISNAMED}"\n', "bad.toml")
     # Valid for one process either way; the note says why --shards would refuse it.
     code, out, _ = cli("validate", bad)
     assert code == 0
-    assert "note: cannot run with --shards yet: arms[0].policy: policy 'oracle' (arm 'upper')" in out
+    assert f"note: cannot run with --shards yet: arms[0].policy: policy '{MISNAMED}' (arm 'upper')" in out
     code, out, _ = cli("validate", good)
     assert code == 0 and "--shards" not in out
     # --sharded makes it the one-line error of run/compare/sweep.
-    one_line_error(("validate", "--sharded", bad), "bad.toml", "arms[0].policy", "cannot run sharded yet")
+    one_line_error(("validate", "--sharded", bad), "bad.toml", "arms[0].policy", "names view columns")
     assert cli("validate", "--sharded", good)[0] == 0

@@ -5,9 +5,10 @@ Run:  python tests/benchmarks/check_sharded_inbound.py [--shards 3] [--workers 2
 Kept out of the test run (a minute or more; ``--workers`` starts a LocalCluster of that many worker
 processes, 0 runs the shards in this process). Each scenario's customers are cut into chunks of 4,096 so a
 gallery population of 20,000 to 30,000 customers spreads over several shards (the runs' chunk of 65,536
-would hold it whole). ``declared_data_loop`` keeps its ``broadcast`` arm only: ``individual`` cannot run
-sharded (docs/model.md §16.5). The digest covers every metric, pool figure, daily series and purchase
-histogram of the replication; the script exits with status 1 if a sharded digest differs.
+would hold it whole). Every arm runs, ``declared_data_loop``'s ``individual`` included: it reads the taste
+its customers declare in conversations, which the sharded coordinator makes as one process does (docs/model.md
+§16.8). The digest covers every metric, pool figure, daily series and purchase histogram of the replication;
+the script exits with status 1 if a sharded digest differs.
 """
 
 from __future__ import annotations
@@ -41,9 +42,7 @@ def digest(outcomes: dict[str, Any]) -> str:
 
 
 def gallery_scenario(name: str) -> masssim.Scenario:
-    scenario = masssim.load_scenario(masssim.resolve_scenario(name))
-    shardable = [arm for arm in scenario.arms if arm.policy != "individual"]
-    return scenario.model_copy(update={"arms": shardable})
+    return masssim.load_scenario(masssim.resolve_scenario(name))
 
 
 def main() -> int:

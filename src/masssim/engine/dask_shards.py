@@ -44,7 +44,7 @@ REPLAYABLE = frozenset(
 # Calls that set up a shard's world for every arm (small arguments): kept and replayed before the arm's journal.
 WORLD = frozenset({"set_fanatics"})
 # Calls that do not change a shard.
-READ_ONLY = frozenset({"static_view", "shares", "nbytes", "taste_norms", "taste_rows"})
+READ_ONLY = frozenset({"static_view", "shares", "nbytes", "taste_norms", "taste_rows", "declarers_taste"})
 
 # Dask's own periodic work, turned down on the clusters masssim starts itself (a LocalCluster): each worker's
 # statistical profiler samples its threads every 10 ms and every Dask server checks its event loop every 20

@@ -28,10 +28,19 @@ import simpy
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
-from masssim.engine.conversation_loop import credit_conversation_purchases
+from masssim.engine.conversation_loop import DeclaredTable, credit_conversation_purchases
 from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
 from masssim.engine.shard_channels import ChannelShardWave, ChannelWaveCoordinator
 from masssim.engine.shard_planning import ShardWave, ShardWaveCoordinator, padded_sum
+from masssim.engine.shard_views import (
+    CodedObservables,
+    GatheredColumns,
+    absent_columns,
+    gather_columns,
+    starting_declarations,
+    unknown_view_columns,
+    view_needs,
+)
 from masssim.engine.sharded_fanatics import share_fanatics
 from masssim.engine.sharded_inbound import (
     ArmInbound,
@@ -72,26 +81,14 @@ from masssim.policies.base import (
 )
 from masssim.policies.registry import params_model, resolve_targeting
 
-# Policies that plan from what a sharded coordinator gathers (opt-ins, holdout, engagement counters and the
-# demographic codes) and learn from counts; the others need per-customer columns that stay on the shards
-# (docs/model.md §16.5).
-SHARDABLE_POLICIES = ("none", "random", "broadcast", "segments")
-_CLUSTERING_POLICIES = ("broadcast", "segments")
-
 
 def sharding_problem(scenario: Scenario) -> str | None:
-    """Why the scenario cannot run sharded yet (one line), or None when it can."""
+    """Why the scenario cannot run sharded yet (one line), or None when it can. Every policy can: one that
+    does not plan on the shards plans on the coordinator from the view columns it reads (docs/model.md §16.5)."""
+    unknown = unknown_view_columns(scenario)
+    if unknown is not None:
+        return unknown
     for index, arm in enumerate(scenario.arms):
-        if arm.policy not in SHARDABLE_POLICIES:
-            return (
-                f"arms[{index}].policy: policy {arm.policy!r} (arm {arm.name!r}) cannot run sharded yet; "
-                f"sharded runs support {', '.join(SHARDABLE_POLICIES)}"
-            )
-        if arm.policy in _CLUSTERING_POLICIES and scenario.population.crm_scores > 0:
-            return (
-                f"population.crm_scores: policy {arm.policy!r} (arm {arm.name!r}) clusters CRM scores, "
-                "which a sharded run does not gather yet (set crm_scores = 0 or run unsharded)"
-            )
         if arm.params.get("bespoke") and (scenario.population.declared_taste_share > 0 or scenario.inbound):
             return (
                 f"arms[{index}].bespoke: bespoke creatives (arm {arm.name!r}) aim at declared taste, which a "
@@ -206,9 +203,31 @@ class ShardWorker:
         """The creatives the coordinator's policy generated (``bespoke``), with the coordinator's ids."""
         self._engine().catalogue.add(directions)
 
-    def dynamic_view(self) -> dict[str, np.ndarray]:
+    def dynamic_view(self, columns: tuple[str, ...] = ("optin", "sends", "opens", "clicks")) -> dict[str, np.ndarray]:
         state = self._engine().state
-        return {"optin": state.optin, "sends": state.sends, "opens": state.opens, "clicks": state.clicks}
+        return {name: getattr(state, name) for name in columns}
+
+    # The columns of a policy's view gathered once per replication (engine/shard_views.py).
+    def crm_scores(self) -> np.ndarray:
+        return self.world.population.crm_scores
+
+    def latent_taste(self) -> np.ndarray:
+        return self.world.population.taste
+
+    def starting_declarations(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.world.layout is not None and self.world.chunks is not None
+        return starting_declarations(
+            self.scenario,
+            self.world.replication_seq,
+            self.world.layout,
+            self.world.chunks,
+            self.customers,
+            self.world.population.taste,
+        )
+
+    def declarers_taste(self, customers: np.ndarray) -> np.ndarray:
+        """The latent taste of some of the shard's customers (whole-population ids)."""
+        return self.world.population.taste[customers - self.customers.start]
 
     def start_week(self, week_index: int) -> None:
         self._engine().state.start_week(week_index)
@@ -448,23 +467,6 @@ class _RepliesCoordinatorSender(_CoordinatorSender):
             self.reply_sink(who, np.full(who.shape[0], c, np.int8), when)
 
 
-@dataclass
-class _CodedObservables:
-    """The observables' encoding rebuilt on the coordinator from the gathered codes (no CRM scores: a
-    sharded run does not gather them), by the population's own method."""
-
-    region: np.ndarray
-    age_band: np.ndarray
-    income_band: np.ndarray
-    region_share: np.ndarray
-    age_band_share: np.ndarray
-    income_band_share: np.ndarray
-    crm_scores: np.ndarray  # float16 [N, 0]: takes no memory
-
-    def __call__(self, idx: Any = None) -> np.ndarray:
-        return Population.observables(cast(Population, self), idx)
-
-
 class ShardedArm:
     """One arm on the coordinator: the clock, the policy and the whole-plan rules, over a group of shards."""
 
@@ -477,8 +479,10 @@ class ShardedArm:
         static: dict[str, np.ndarray],
         shares: dict[str, np.ndarray],
         inbound: CoordinatorInbound | None = None,
+        gathered: GatheredColumns | None = None,
     ) -> None:
-        """``inbound``: with [inbound], the replication's desk world on this coordinator."""
+        """``inbound``: with [inbound], the replication's desk world on this coordinator. ``gathered``: the
+        per-customer columns gathered for the replication's policies (engine/shard_views.py)."""
         self.scenario = scenario
         self.group = group
         self.replication_seq = replication_seq
@@ -514,20 +518,35 @@ class ShardedArm:
         sender.group = group
         self.sender = sender
         self.shard_creatives = catalogue.count  # the creatives the shards hold (generated ones are sent)
-        # The policy's view: gathered once (codes, holdout) and refreshed before each plan (opt-ins, counters).
+        gathered = GatheredColumns() if gathered is None else gathered
+        needs = view_needs(scenario, arm_index)
+        reads_latent = needs.latent_taste
+        m = scenario.population.crm_scores
+        # With CRM scores in its view a policy's segments need not be a function of the profile: it plans here.
+        self.scores_in_view = m > 0 and "observables" in needs.columns
+        scores = gathered.crm_scores if self.scores_in_view else None
+        # With [inbound] and a policy that reads declared taste, the arm's own growing table (as one process).
+        self.declared: DeclaredTable | None = None
+        declared_row, declared_taste = gathered.declared_row, gathered.declared_taste
+        if inbound is not None and "declared_taste" in needs.columns:
+            d = scenario.population.taste_dims
+            self.declared = DeclaredTable(n, d, declared_row, declared_taste)
+            declared_row, declared_taste = self.declared.row, self.declared.taste
+        # The policy's view: gathered once (codes, holdout and the columns it reads) and refreshed before each
+        # plan (opt-ins, and counters if it reads them).
         self.view = CustomerView(
             n=n,
             region=static["region"],
             age_band=static["age_band"],
             income_band=static["income_band"],
-            observables=_CodedObservables(
+            observables=CodedObservables(
                 static["region"],
                 static["age_band"],
                 static["income_band"],
                 shares["region"],
                 shares["age_band"],
                 shares["income_band"],
-                np.empty((n, 0), np.float16),
+                np.empty((n, 0), np.float16) if scores is None else scores,
             ),
             contactable=self.contactable,
             # Filled by _refresh_view before each plan, only when the arm plans here (not on the shards).
@@ -535,22 +554,34 @@ class ShardedArm:
             sends=np.empty(0, np.uint16),
             opens=np.empty(0, np.uint16),
             clicks=np.empty(0, np.uint16),
+            latent_taste=gathered.latent_taste if reads_latent else None,
+            continuous_observables=m,
+            declared_row=declared_row,
+            declared_taste=declared_taste,
             channel_order=channel_order,
         )
+        self.dynamic_columns = ("optin", "sends", "opens", "clicks") if "history" in needs.columns else ("optin",)
+        for name, absent in absent_columns(scenario, arm_index, needs).items():
+            setattr(self.view, name, absent)
         factory = resolve_targeting(self.arm.policy)
         params = params_model(factory).model_validate(self.arm.params)
+        if inbound is not None or self.scores_in_view or not _may_plan_on_shards(factory):
+            # It plans here: its constructor sees the state at the start, as in one process.
+            self._refresh_view()
         policy_rng = generator(component_sequence(replication_seq, Component.POLICY, arm_index))
         self.policy = factory(
             params,
             PolicyWorld(
                 customers=self.view,
-                catalogue=catalogue.view(reveal_quality=False),
+                # Creative quality is the engine's truth; only a latent-reading policy (the oracle) sees it.
+                catalogue=catalogue.view(reveal_quality=reads_latent),
                 channel_names=CHANNEL_NAMES,
                 default_channel=default_channel_of(scenario, channel_order),
                 waves_planned=len(self.days),
                 horizon_s=self.horizon_s,
                 rng=policy_rng,
                 budget_total=scenario.budget_total,
+                affinity_click_beta=scenario.response.affinity_click_beta if reads_latent else None,
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
@@ -558,7 +589,7 @@ class ShardedArm:
         # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
         self.on_shards: ShardWaveCoordinator | None = None
-        if self.inbound is None and _plans_on_shards(self.policy, channel_order, sender):
+        if self.inbound is None and not self.scores_in_view and _plans_on_shards(self.policy, channel_order, sender):
             planner = cast(ShardPlanning, self.policy)
             if _offers_to_channels(planner, channel_order, sender):  # paid or a channel order
                 group.call("rule_channel_segments", _everyone(group, planner.shard_segments()))
@@ -621,8 +652,8 @@ class ShardedArm:
         return wave_event_time(self.scenario, day, self.sender.region_rel_s)
 
     def _refresh_view(self) -> None:
-        parts = self.group.call("dynamic_view", _everyone(self.group))
-        for name in ("optin", "sends", "opens", "clicks"):
+        parts = self.group.call("dynamic_view", _everyone(self.group, self.dynamic_columns))
+        for name in self.dynamic_columns:
             target = getattr(self.view, name)
             if target.shape[0] != self.view.n:  # allocated at the first wave planned here
                 target = np.empty(self.view.n, target.dtype)
@@ -713,9 +744,16 @@ class ShardedArm:
         return {} if self.inbound is None else self.inbound.finish(totals)
 
 
+def _may_plan_on_shards(factory: Any) -> bool:
+    """Whether a policy class implements planning on the shards (``ShardPlanning``, docs/model.md §6.1) and
+    does not opt out of it (``plans_on_shards = False``: a subclass that plans otherwise)."""
+    methods = ("shard_rule", "shard_segments", "observe_cells")
+    return all(hasattr(factory, name) for name in methods) and bool(getattr(factory, "plans_on_shards", True))
+
+
 def _plans_on_shards(policy: Any, channel_order: tuple[int, ...], sender: OutboundSender) -> bool:
     """Whether the arm's waves are planned on the shards (else on the coordinator, from a gathered view)."""
-    if not all(hasattr(policy, name) for name in ("shard_rule", "shard_segments", "observe_cells", "channel")):
+    if not _may_plan_on_shards(policy) or not hasattr(policy, "channel"):
         return False
     channel = int(policy.channel)
     return (channel == ARM_CHANNELS and bool(channel_order)) or 0 <= channel < len(CHANNEL_NAMES)
@@ -764,10 +802,12 @@ def simulate_sharded_replication(
             inbound = None
             if scenario.inbound is not None:  # the desk on this coordinator (engine/sharded_inbound.py)
                 inbound = coordinator_inbound(scenario, replication_seq, group, static["region"])
+            # The columns the arms' policies read beyond codes and holdout, once for the replication.
+            gathered = gather_columns(scenario, group, [view_needs(scenario, i) for i in range(n_arms)])
             for index, arm in enumerate(scenario.arms):
                 group.call("start_arm", _everyone(group, index))
                 report = None if progress is None else _arm_share(progress, index, n_arms)
-                sharded = ShardedArm(scenario, replication_seq, index, group, static, shares, inbound)
+                sharded = ShardedArm(scenario, replication_seq, index, group, static, shares, inbound, gathered)
                 outcomes[arm.name] = sharded.run(report)
             return outcomes
     finally:
@@ -785,7 +825,6 @@ def in_process(
 
 
 __all__: Sequence[str] = (
-    "SHARDABLE_POLICIES",
     "InProcessShards",
     "ShardGroup",
     "ShardWorker",

@@ -18,8 +18,10 @@ conversations do to their customers. Three things cross the wire:
   order, each with whether a reply started it (the shard counts it and draws its pull-forward coin from the
   customer's chunk stream, which consumes the stream in the order one process does).
 
-Declared taste captured in conversations is counted on the coordinator (who declared) but its values are not
-drawn: no sharded policy reads declared taste (§16.5).
+Declared taste captured in conversations is counted on the coordinator (who declared). For a policy that reads
+declared taste its values are made as one process makes them: the coordinator asks the shards for the latent
+taste of the bucket's new declarers (4·d bytes each) and adds the noise it draws from the one stream one
+process uses; otherwise they are not drawn (nobody reads them).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ import simpy
 from masssim.config.schema import Scenario
 from masssim.engine.chunks import ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
+from masssim.engine.shard_views import ShardTaste
 from masssim.engine.sim import _DECLARED_AT_START
 from masssim.engine.state import Recorder
 from masssim.model.population import Population
 from masssim.model.streams import Component, chunk_sequence, component_sequence
-from masssim.policies.base import FEEDBACK_KINDS, Feedback
+from masssim.policies.base import FEEDBACK_KINDS, CustomerView, Feedback
 from masssim.policies.registry import resolve_targeting
 
 
@@ -139,7 +142,7 @@ def merge_replies(
 
 
 class _NoDeclaredView:
-    """Stands in for the policy's view: a sharded policy reads no declared taste (§16.5)."""
+    """Stands in for the policy's view when the policy reads no declared taste (§16.5)."""
 
     declared_row: np.ndarray | None = None
     declared_taste: np.ndarray | None = None
@@ -159,21 +162,28 @@ class CoordinatorConversations(ConversationLoop):
         recorder: Recorder,
         replication_seq: np.random.SeedSequence,
         group: ShardCalls,
+        declared: DeclaredTable | None = None,
+        view: CustomerView | None = None,
     ) -> None:
+        """``declared`` and ``view``: the arm's declared-taste table and its policy's view, when the policy
+        reads declared taste (its values are then made as in one process); None otherwise."""
         n = contactable.shape[0]
-        start = int(np.count_nonzero(inbound.declared))
-        row = np.full(n, -1, np.int32)
-        row[inbound.declared] = np.arange(start, dtype=np.int32)
-        declared = DeclaredTable(n, 0, row, np.empty((start, 0), np.float32))
+        self.with_values = declared is not None
+        if declared is None:
+            start = int(np.count_nonzero(inbound.declared))
+            row = np.full(n, -1, np.int32)
+            row[inbound.declared] = np.arange(start, dtype=np.int32)
+            declared = DeclaredTable(n, 0, row, np.empty((start, 0), np.float32))
+        dims = declared.taste.shape[1]
         super().__init__(
             env,
             scenario,
             inbound.world,
-            cast(Population, _Size(n)),
+            cast(Population, _Customers(n, ShardTaste(group, dims))),
             contactable,
             cast(Any, None),  # no customer state here: _leave and _credit_purchases go to the shards
             recorder,
-            cast(Any, _NoDeclaredView()),
+            cast(Any, _NoDeclaredView()) if view is None else view,
             declared,
             replication_seq,
             cast(Any, None),
@@ -183,6 +193,9 @@ class CoordinatorConversations(ConversationLoop):
         self._bought: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _declare(self, customers: np.ndarray) -> None:
+        if self.with_values:  # one process's code: the taste of the new declarers comes from their shards
+            super()._declare(customers)
+            return
         new = np.unique(customers[self.declared.row[customers] < 0])
         if new.shape[0]:
             self.declared.add(new, np.empty((new.shape[0], 0), np.float32))
@@ -216,8 +229,12 @@ class CoordinatorConversations(ConversationLoop):
 
 
 @dataclass
-class _Size:
+class _Customers:
+    """What the conversations read of the population on the coordinator: its size and, for declarations,
+    the latent taste of given customers (asked of their shards)."""
+
     n: int
+    taste: ShardTaste
 
 
 def _joined(parts: list[tuple[np.ndarray, np.ndarray]], first: Any, second: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +262,15 @@ class ArmInbound:
     def start(self, env: simpy.Environment) -> None:
         arm = self.arm
         self.loop = CoordinatorConversations(
-            env, arm.scenario, self.inbound, arm.contactable, arm.recorder, arm.replication_seq, arm.group
+            env,
+            arm.scenario,
+            self.inbound,
+            arm.contactable,
+            arm.recorder,
+            arm.replication_seq,
+            arm.group,
+            arm.declared,
+            arm.view if arm.declared is not None else None,
         )
         cfg = arm.scenario.inbound
         if cfg is not None and cfg.replies.enabled:

@@ -48,6 +48,10 @@ class _SegmentBandit(PolicyBase):
     params: _SegmentBanditParams
     feedback_kinds = frozenset({"delivered", "click"})
 
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset({"observables"} if getattr(params, "segments", 1) > 1 else ())  # one segment: none
+
     def __init__(self, params: _SegmentBanditParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
         self.channel = _channel_index(world, params.channel)
@@ -230,6 +234,10 @@ class LinUCBPolicy(PolicyBase):
     Params = LinUCBParams
     params: LinUCBParams
     feedback_kinds = frozenset({"delivered", "click"})
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset({"observables", "history"})  # the context x_i
 
     def __init__(self, params: LinUCBParams, world: PolicyWorld) -> None:
         super().__init__(params, world)

@@ -162,6 +162,13 @@ class TargetingPolicy(Protocol):
     def observe(self, feedback: Feedback) -> None: ...
 
 
+# The optional columns of a CustomerView (docs/model.md §6.1): ``observables`` (the encoding ``e_i``, with the CRM
+# scores when the population has them), ``history`` (``sends``, ``opens``, ``clicks``) and ``declared_taste``
+# (``declared_row``, ``declared_taste``). A sharded run gathers only those a policy names (§16.5); the codes,
+# the holdout and the opt-ins are always there.
+VIEW_COLUMNS = frozenset({"observables", "history", "declared_taste"})
+
+
 class PolicyBase:
     """Convenience base for built-in policies: stores the world and ignores feedback by default."""
 
@@ -170,6 +177,12 @@ class PolicyBase:
     # The feedback kinds the policy learns from. Declaring fewer saves the engine from building event
     # arrays nobody reads (a "delivered" event per send is the largest). None means every kind.
     feedback_kinds: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str] | None:
+        """The optional columns of :data:`VIEW_COLUMNS` the policy reads with ``params``; None: all of them.
+        A sharded run gathers only these to its coordinator (one process always has them all)."""
+        return None
 
     def __init__(self, params: PolicyParams, world: PolicyWorld) -> None:
         self.params = params

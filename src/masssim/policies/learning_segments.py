@@ -78,6 +78,13 @@ class MicroPolicy(SegmentsPolicy):
 
     Params = MicroParams
     params: MicroParams
+    # Its segments move with behaviour (re-clustering): it plans on the coordinator of a sharded run, not with
+    # the shard rules it inherits from ``segments``.
+    plans_on_shards = False
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return super().view_columns(params) | {"history"}
 
     def __init__(self, params: MicroParams, world: PolicyWorld) -> None:  # type: ignore[override]
         # segments' own state for one segment (no clustering to speak of), then our segmentation.
@@ -207,6 +214,10 @@ class IndividualPolicy(PolicyBase):
     Params = IndividualParams
     params: IndividualParams
     feedback_kinds = frozenset({"delivered", "click"})
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset({"declared_taste"} if getattr(params, "use_declared", True) else ())
 
     def __init__(self, params: IndividualParams, world: PolicyWorld) -> None:
         super().__init__(params, world)

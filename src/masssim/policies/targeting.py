@@ -38,6 +38,10 @@ class NoContactPolicy(PolicyBase):
     feedback_kinds = frozenset()
     cell_creatives = 0
 
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset()
+
     def __init__(self, params: NoneParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
         self.channel = world.default_channel
@@ -70,6 +74,10 @@ class RandomPolicy(PolicyBase):
     params: RandomParams
     feedback_kinds = frozenset()
     cell_creatives = 0
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset()
 
     def __init__(self, params: RandomParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
@@ -155,6 +163,11 @@ class SegmentsPolicy(PolicyBase):
     Params = SegmentsParams
     params: SegmentsParams
     feedback_kinds = frozenset({"delivered", "click"})
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        # personas from the observables; bespoke creatives aim at the members' declared taste
+        return frozenset({"observables", "declared_taste"} if getattr(params, "bespoke", False) else {"observables"})
 
     def __init__(self, params: SegmentsParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
@@ -342,6 +355,10 @@ class OraclePolicy(PolicyBase):
     params: OracleParams
     reads_latent_taste = True
     feedback_kinds = frozenset()
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset()  # the latent taste only (``reads_latent_taste``)
 
     def __init__(self, params: OracleParams, world: PolicyWorld) -> None:
         super().__init__(params, world)

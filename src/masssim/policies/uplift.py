@@ -61,6 +61,10 @@ class _WhomPolicy(PolicyBase):
     feedback_kinds = frozenset({"delivered", "click", "purchase"})
     control_share: float = 0.0
 
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> frozenset[str]:
+        return frozenset({"observables"} if getattr(params, "segments", 1) > 1 else ())  # the personas
+
     def __init__(self, params: _WhomParams, world: PolicyWorld) -> None:
         super().__init__(params, world)
         self.channel = _channel_index(world, params.channel)
