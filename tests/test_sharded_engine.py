@@ -161,8 +161,10 @@ def test_a_policy_that_cannot_be_sharded_says_so_in_one_line() -> None:
     arms = [{"name": "broadcast", "policy": "broadcast"}, {"name": "upper_bound", "policy": "oracle"}]
     assert sharding_problem(_scenario(arms=arms, population={"customers": 6_000, "crm_scores": 2})) is None
     arms = [{"name": "broadcast", "policy": "broadcast"}, {"name": "b", "policy": "segments", "bespoke": True}]
-    problem = sharding_problem(_scenario(arms=arms))
-    assert problem == "arms[1].bespoke: bespoke creatives (arm 'b') cannot run sharded yet"
+    assert sharding_problem(_scenario(arms=arms)) is None  # bespoke runs sharded (tests/test_sharded_edges.py)
+    problem = sharding_problem(_scenario(arms=arms, population={"customers": 6_000, "declared_taste_share": 0.1}))
+    assert problem is not None and problem.startswith("arms[1].bespoke: bespoke creatives (arm 'b') aim at declared")
+    assert "\n" not in problem
     assert sharding_problem(small_scenario(inbound={})) is None  # [inbound] runs sharded (test_sharded_inbound)
 
 

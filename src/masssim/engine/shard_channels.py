@@ -268,20 +268,7 @@ class ChannelWaveCoordinator(ShardWaveCoordinator):
             self.group.call("rule_channel_send", {s: (c, 0, passing, cfg.paid, *([None] * 6)) for s in shards})
             return offered
         # Departures through the capacity queue; creatives put into use (as ShardWaveCoordinator._send_rows).
-        rank_of_region, release, deferred = sender.release_groups(cfg, t_event_s, day_start_s)
-        by_group = []
-        for p in parts:
-            counts = np.zeros(rank_of_region.shape[0], np.int64)
-            counts[rank_of_region] = p[1]
-            by_group.append(counts)
-        starts = sender.queue_groups(cfg, c, rank_of_region, release, deferred, np.sum(by_group, axis=0))
-        new = self._new_creatives(parts)
-        if new.shape[0]:
-            channels.creatives_used[new] = True
-            production = new.shape[0] * sender.catalogue.production_cost
-            rec.add("creatives_used", new.shape[0])
-            rec.add_at("cost_creatives", max(t_event_s, float(starts.min())), production)
-            sender._spend(production)
+        rank_of_region, starts, by_group = self._departures(cfg, c, parts, t_event_s, day_start_s)
         block = outbound.RESPONSE_CHUNK
         before = np.concatenate(([np.zeros_like(by_group[0])], np.cumsum(by_group, axis=0)[:-1]))
         placed = np.concatenate(([0], np.cumsum(keep)[:-1])).astype(np.int64)

@@ -420,22 +420,9 @@ class ShardWaveCoordinator:
                 parts[s] = [0, np.zeros_like(parts[s][1]), np.zeros_like(parts[s][2])]
         if funded == 0:
             return
-        # 3. Departures: each region's group through the channel's capacity queue.
-        rank_of_region, release, deferred = sender.release_groups(cfg, t_event_s, day_start_s)
-        by_group = []
-        for p in parts:
-            counts = np.zeros(rank_of_region.shape[0], np.int64)
-            counts[rank_of_region] = p[1]
-            by_group.append(counts)
-        starts = sender.queue_groups(cfg, c, rank_of_region, release, deferred, np.sum(by_group, axis=0))
-        # 4. Creatives put into use pay their production cost once.
-        new = self._new_creatives(parts)
-        if new.shape[0]:
-            channels.creatives_used[new] = True
-            production = new.shape[0] * sender.catalogue.production_cost
-            rec.add("creatives_used", new.shape[0])
-            rec.add_at("cost_creatives", max(t_event_s, float(starts.min())), production)
-            sender._spend(production)
+        # 3. Departures: each region's group through the channel's capacity queue; 4. creatives put into use
+        # pay their production cost once.
+        rank_of_region, starts, by_group = self._departures(cfg, c, parts, t_event_s, day_start_s)
         # 5. The shards send their rows; the money is summed here, block by block as one process does.
         block = outbound.RESPONSE_CHUNK
         before = np.concatenate(([np.zeros_like(by_group[0])], np.cumsum(by_group, axis=0)[:-1]))
@@ -457,6 +444,29 @@ class ShardWaveCoordinator:
             rec.add_day_counts("cost_sends", counts, each=cfg.cost_per_send)
             rec.add_day_counts(names["cost"], counts, each=cfg.cost_per_send)
             sender._spend(cfg.cost_per_send * sent)
+
+    def _departures(
+        self, cfg: Any, c: int, parts: list[list[Any]], t_event_s: float, day_start_s: float
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Each region group's first departure through the channel's capacity queue, from the shards' rows per
+        region, and the production cost of the creatives the wave puts into use (charged once, as one process
+        does). Returns the region → group rank, the groups' starts and each shard's rows per group."""
+        sender, rec, channels = self.sender, self.sender.recorder, self.sender.channels
+        rank_of_region, release, deferred = sender.release_groups(cfg, t_event_s, day_start_s)
+        by_group = []
+        for p in parts:
+            counts = np.zeros(rank_of_region.shape[0], np.int64)
+            counts[rank_of_region] = p[1]
+            by_group.append(counts)
+        starts = sender.queue_groups(cfg, c, rank_of_region, release, deferred, np.sum(by_group, axis=0))
+        new = self._new_creatives(parts)
+        if new.shape[0]:
+            channels.creatives_used[new] = True
+            production = new.shape[0] * sender.catalogue.production_cost
+            rec.add("creatives_used", new.shape[0])
+            rec.add_at("cost_creatives", max(t_event_s, float(starts.min())), production)
+            sender._spend(production)
+        return rank_of_region, starts, by_group
 
     def _new_creatives(self, parts: list[list[Any]]) -> np.ndarray:
         used_now = np.logical_or.reduce([p[2] for p in parts])
