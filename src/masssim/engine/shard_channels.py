@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from masssim.engine import kernels, outbound
+from masssim.engine import outbound
 from masssim.engine.shard_planning import (
     ShardWave,
     ShardWaveCoordinator,
@@ -154,21 +154,9 @@ class ChannelShardWave(ShardWave):
         out: list[tuple[Any, ...]] = []
         if keep == 0:
             return out
-        group = rank_of_region[pop.region[customer]]
-        filled = np.array(before, np.int64)
-        names = sender.channel_metrics[c]
-        for b in range(offset // block, (offset + keep - 1) // block + 1):
-            lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, keep)
-            order, departure = kernels.departure_slots(group[lo:hi], starts, spacing_s, filled)
-            block_customer = customer[lo:hi][order]
-            block_creative = creative[lo:hi][order]
-            departure, block_customer, block_creative, _ = sender.block_rules(
-                cfg, departure, block_customer, block_creative, None
-            )
-            if block_customer.shape[0] == 0:
-                continue
-            rec.add_sorted_events("sends", departure)
-            rec.add_sorted_events(names["sends"], departure)
+        for b, departure, block_customer, block_creative in self._send_blocks(
+            c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
+        ):
             if paid:  # rows are in customer order, so a send's row is found from its customer
                 row = np.searchsorted(customer, block_customer).astype(np.int64)
                 out.append((b, row, departure, rank_of_region[pop.region[block_customer]]))

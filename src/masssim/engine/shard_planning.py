@@ -21,6 +21,7 @@ So each send leaves at the same time, draws the same numbers and costs the same 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -246,15 +247,40 @@ class ShardWave:
         sender: OutboundSender = sim.sender
         cfg = sender.channels.configs[c]
         rec: Recorder = sim.recorder
-        pop = sim.world.population
         customer, creative = self.customer[:keep], self.creative[:keep]
         self._clear()
-        group = rank_of_region[pop.region[customer]]
+        out: list[tuple[int, np.ndarray]] = []
+        for b, departure, block_customer, block_creative in self._send_blocks(
+            c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
+        ):
+            out.append((b, rec.day_counts(departure)))
+            sender._dispatch(c, cfg, block_customer, block_creative, departure)
+        return out
+
+    def _send_blocks(
+        self,
+        c: int,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        rank_of_region: np.ndarray,
+        starts: np.ndarray,
+        spacing_s: float,
+        before: np.ndarray,
+        offset: int,
+        block: int,
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """The shard's rows cut at the plan's response blocks (``offset``: its first row in the plan), each
+        given its departure (its group's slot after the rows ``before`` it), then quiet hours and the horizon;
+        the sends are recorded. Yields each block's index, departures, customers and creatives, in departure
+        order (shared by the plain waves and those on a paid channel or through a channel order)."""
+        sender: OutboundSender = self.sim.sender
+        cfg = sender.channels.configs[c]
+        rec: Recorder = self.sim.recorder
+        group = rank_of_region[self.sim.world.population.region[customer]]
         filled = np.array(before, np.int64)
         names = sender.channel_metrics[c]
-        out: list[tuple[int, np.ndarray]] = []
-        for b in range(offset // block, (offset + keep - 1) // block + 1):
-            lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, keep)
+        for b in range(offset // block, (offset + customer.shape[0] - 1) // block + 1):
+            lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, customer.shape[0])
             order, departure = kernels.departure_slots(group[lo:hi], starts, spacing_s, filled)
             block_customer = customer[lo:hi][order]
             block_creative = creative[lo:hi][order]
@@ -267,9 +293,7 @@ class ShardWave:
                 continue
             rec.add_sorted_events("sends", departure)
             rec.add_sorted_events(names["sends"], departure)
-            out.append((b, rec.day_counts(departure)))
-            sender._dispatch(c, cfg, block_customer, block_creative, departure)
-        return out
+            yield b, departure, block_customer, block_creative
 
     def bucket_cells(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Release the bucket (occasions, outcomes) and count the feedback per (segment, creative) cell."""
