@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
-from masssim.engine import kernels
+from masssim.engine import kernels, send_kernels
 from masssim.engine.chunks import ChunkDraws, Draw
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
@@ -572,12 +572,14 @@ class OutboundSender:
             d_creative = creative if d_idx is None else creative[d_idx]
             pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
 
-        p_read_cand = bound * np.exp(np.float32(-cfg.fatigue_open_kappa) * fatigue[cand])
-        is_read = u[cand] < p_read_cand
-        r_idx = cand[is_read]
-        p_read = p_read_cand[is_read]
-        r_cust = customer[r_idx]
-        n_read = r_idx.shape[0]
+        # Reads: the candidates' exact probabilities (exp stays in numpy), then one pass picks the reads and
+        # gathers what the read pipeline needs of each (send_kernels.pick_reads).
+        latency_s = cfg.delivery_latency_minutes * 60.0
+        decay = np.exp(send_kernels.read_exponents(fatigue, cand, np.float32(-cfg.fatigue_open_kappa)))
+        r_cust, r_creative, r_delivered_at, r_fatigue, v, unread = send_kernels.pick_reads(
+            cand, decay, bound, u, customer, creative, departure, latency_s, fatigue
+        )
+        n_read = r_cust.shape[0]
         reader_segments = draws.segments(r_cust)
         delay_s = (
             cfg.open_delay_median_minutes
@@ -586,17 +588,16 @@ class OutboundSender:
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
         # are still in send order (customers nearly ascending, so the gathers stream through memory).
-        r_creative = creative[r_idx]
         jitter = (
             draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32, reader_segments)
             if cfg.opens_wait_for_active_window
             else None
         )
         read_at, logit_click = kernels.read_outcomes(
-            delivered_at[r_idx] + delay_s,
+            r_delivered_at + delay_s,
             r_cust,
             r_creative,
-            fatigue[r_idx],
+            r_fatigue,
             jitter,
             pop.region,
             self.region_rel_s,
@@ -608,38 +609,39 @@ class OutboundSender:
             pop.warmth,
             self.click_coefficients[c],
         )
-        read_bucket = pending.bucket_of(read_at)
-        order = pending.order_by_bucket(read_at, read_bucket)
-        read_bucket = read_bucket[order]
-        r_idx, p_read, r_cust, read_at = r_idx[order], p_read[order], r_cust[order], read_at[order]
-        r_creative, logit_click = r_creative[order], logit_click[order]
+        # Ordered by release bucket in one pass that moves every attribute (send_kernels.order_reads).
+        read_bucket, read_at, r_cust, r_creative, logit_click, v = send_kernels.order_reads(
+            read_at, pending.bucket_s, r_cust, r_creative, logit_click, v
+        )
         pending.add(("read", "open"), r_cust, r_creative, c, read_at, sorted_buckets=read_bucket)
 
-        # Clicks among reads: the read's uniform, rescaled, is a fresh uniform for the click decision.
-        v = u[r_idx] / p_read
+        # Clicks among reads: the read's uniform, rescaled (v), is a fresh uniform for the click decision.
         p_click = expit(logit_click)
-        click = v < p_click
-        click_at = read_at[click] - CLICK_DELAY_MEAN_S * np.log(np.maximum(v[click] / p_click[click], 1e-12))
-        pending.add("click", r_cust[click], r_creative[click], c, click_at)
+        click_cust, click_creative, click_read_at, ratio = send_kernels.pick_clicks(
+            v, p_click, r_cust, r_creative, read_at
+        )
+        click_at = click_read_at - CLICK_DELAY_MEAN_S * np.log(ratio)
+        pending.add("click", click_cust, click_creative, c, click_at)
         if self.fanatics is not None:
-            self._fanatic_diagnostics(customer, creative, r_cust[click])
+            self._fanatic_diagnostics(customer, creative, click_cust)
 
         # Recorded opens also include pre-fetch of delivered-but-unread messages (mail privacy features).
         # Rows with bound <= u < delivery_rate are unread and delivered, and (u - bound)/(rate - bound) is a
         # fresh uniform for them; the few rows under the bound that fatigue kept unread draw a new one.
         if cfg.recorded_open_inflation > 0:
-            below = cand[~is_read]
-            coin = draws.random(customer[below], Draw.PREFETCH, np.float32)
-            below = below[coin < np.float32(cfg.recorded_open_inflation)]
-            prefetch = kernels.merge_sorted(below, above) if below.shape[0] else above
-            pending.add(
-                "open",
-                customer[prefetch],
-                creative[prefetch],
-                c,
-                delivered_at[prefetch] + PREFETCH_DELAY_S,
-                ascending=True,
+            coin = draws.random(customer[unread], Draw.PREFETCH, np.float32)
+            prefetch_cust, prefetch_creative, prefetch_at = send_kernels.pick_prefetch(
+                unread,
+                coin,
+                np.float32(cfg.recorded_open_inflation),
+                above,
+                customer,
+                creative,
+                departure,
+                latency_s,
+                PREFETCH_DELAY_S,
             )
+            pending.add("open", prefetch_cust, prefetch_creative, c, prefetch_at, ascending=True)
 
         # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
         if cfg.unsubscribe_rate > 0:

@@ -1,0 +1,264 @@
+"""The send pipeline's fused passes: a block's reads, their order by bucket, clicks and pre-fetch opens.
+
+:meth:`masssim.engine.outbound.OutboundSender._respond` used to do these as some twenty numpy passes per
+block (a mask, a compaction, then a gather per attribute, each with its temporary). Each kernel here does
+one of those runs of passes as one loop. The rules are those of :mod:`masssim.engine.kernels`:
+
+* ``*_numpy`` is the definition (vectorised numpy, always available, what the tests compare against);
+* the compiled loop is used when numba is importable and ``MASSSIM_KERNELS`` is not ``numpy``;
+* both do the same IEEE operations in the same order, and no transcendental function: exp, log and expit
+  stay separate vectorised numpy calls between the kernels (numba's may differ in the last bit), so a run
+  gives the same bytes on either path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from masssim.engine import kernels
+
+# A span of buckets up to this is ordered by counting; a wider one (reads spread over years) by a stable sort.
+_COUNTING_SPAN = 1 << 16
+
+
+# --------------------------------------------------------------------------------------------------
+# Reads: which candidates are read, and what the read pipeline needs of each
+# --------------------------------------------------------------------------------------------------
+
+
+def read_exponents_numpy(fatigue: np.ndarray, cand: np.ndarray, neg_kappa: np.float32) -> np.ndarray:
+    """float32 ``neg_kappa * fatigue[cand]``: the exponents of the read candidates' fatigue factors."""
+    return neg_kappa * fatigue[cand]  # type: ignore[no-any-return]
+
+
+def _read_exponents_loop(fatigue, cand, neg_kappa):  # type: ignore[no-untyped-def]  # pragma: no cover
+    out = np.empty(cand.shape[0], np.float32)
+    for j in range(cand.shape[0]):
+        out[j] = neg_kappa * fatigue[cand[j]]
+    return out
+
+
+def pick_reads_numpy(
+    cand: np.ndarray,
+    decay: np.ndarray,
+    bound: np.float32,
+    u: np.ndarray,
+    customer: np.ndarray,
+    creative: np.ndarray,
+    departure: np.ndarray,
+    latency_s: float,
+    fatigue: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The read candidates ``cand`` (ascending rows of the block) whose uniform is under their read
+    probability ``bound * decay`` (float32), in row order: (reader, creative, delivery time
+    ``departure + latency_s``, fatigue, and ``v = u / p``, the read's uniform rescaled into a fresh one
+    for the click), and the candidates left unread (ascending rows)."""
+    p = bound * decay
+    is_read = u[cand] < p
+    r_idx = cand[is_read]
+    v = u[r_idx] / p[is_read]
+    return (
+        customer[r_idx],
+        creative[r_idx],
+        departure[r_idx] + latency_s,
+        fatigue[r_idx],
+        v,
+        cand[~is_read],
+    )
+
+
+def _pick_reads_loop(cand, decay, bound, u, customer, creative, departure, latency_s, fatigue):  # type: ignore[no-untyped-def]  # pragma: no cover
+    m = cand.shape[0]
+    reader = np.empty(m, customer.dtype)
+    r_creative = np.empty(m, creative.dtype)
+    delivered_at = np.empty(m, np.float64)
+    r_fatigue = np.empty(m, np.float32)
+    v = np.empty(m, np.float32)
+    unread = np.empty(m, np.int64)
+    k = 0
+    q = 0
+    for j in range(m):
+        i = cand[j]
+        p = bound * decay[j]
+        x = u[i]
+        if x < p:
+            reader[k] = customer[i]
+            r_creative[k] = creative[i]
+            delivered_at[k] = departure[i] + latency_s
+            r_fatigue[k] = fatigue[i]
+            v[k] = x / p
+            k += 1
+        else:
+            unread[q] = i
+            q += 1
+    return reader[:k], r_creative[:k], delivered_at[:k], r_fatigue[:k], v[:k], unread[:q]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reads ordered by their release bucket (engine/events.py), every attribute moved in the same pass
+# --------------------------------------------------------------------------------------------------
+
+
+def order_reads_numpy(
+    read_at: np.ndarray,
+    bucket_s: float,
+    reader: np.ndarray,
+    creative: np.ndarray,
+    logit_click: np.ndarray,
+    v: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The reads in the stable order of their bucket ``ceil(read_at / bucket_s)`` (what
+    :meth:`masssim.engine.events.PendingEvents.order_by_bucket` gives): (int32 buckets, read_at, reader,
+    creative, logit_click, v), each in that order."""
+    bucket = np.ceil(read_at / bucket_s).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    return (
+        bucket[order].astype(np.int32),
+        read_at[order],
+        reader[order],
+        creative[order],
+        logit_click[order],
+        v[order],
+    )
+
+
+def _order_reads_loop(read_at, bucket_s, reader, creative, logit_click, v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = read_at.shape[0]
+    bucket = np.empty(n, np.int64)
+    low = np.int64(0)
+    high = np.int64(0)
+    for i in range(n):
+        b = np.int64(np.ceil(read_at[i] / bucket_s))
+        bucket[i] = b
+        if i == 0 or b < low:
+            low = b
+        if i == 0 or b > high:
+            high = b
+    out_bucket = np.empty(n, np.int32)
+    out_at = np.empty(n, np.float64)
+    out_reader = np.empty(n, reader.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    out_logit = np.empty(n, np.float32)
+    out_v = np.empty(n, np.float32)
+    span = high - low + 1
+    if n and span > _COUNTING_SPAN:  # rare: any stable sort gives the same permutation
+        order = np.argsort(bucket, kind="mergesort")
+        for k in range(n):
+            i = order[k]
+            out_bucket[k] = bucket[i]
+            out_at[k] = read_at[i]
+            out_reader[k] = reader[i]
+            out_creative[k] = creative[i]
+            out_logit[k] = logit_click[i]
+            out_v[k] = v[i]
+        return out_bucket, out_at, out_reader, out_creative, out_logit, out_v
+    next_row = np.zeros(max(span, 1), np.int64)
+    for i in range(n):
+        next_row[bucket[i] - low] += 1
+    total = 0
+    for b in range(span):
+        count = next_row[b]
+        next_row[b] = total
+        total += count
+    for i in range(n):  # rows of a bucket keep their order: a stable counting sort
+        b = bucket[i] - low
+        k = next_row[b]
+        next_row[b] = k + 1
+        out_bucket[k] = bucket[i]
+        out_at[k] = read_at[i]
+        out_reader[k] = reader[i]
+        out_creative[k] = creative[i]
+        out_logit[k] = logit_click[i]
+        out_v[k] = v[i]
+    return out_bucket, out_at, out_reader, out_creative, out_logit, out_v
+
+
+# --------------------------------------------------------------------------------------------------
+# Clicks among the reads
+# --------------------------------------------------------------------------------------------------
+
+
+def pick_clicks_numpy(
+    v: np.ndarray, p_click: np.ndarray, reader: np.ndarray, creative: np.ndarray, read_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The reads whose fresh uniform ``v`` is under their click probability, in order: (reader, creative,
+    read time, float32 ``max(v / p_click, 1e-12)``, the uniform whose log places the click after the read)."""
+    click = v < p_click
+    ratio = np.maximum(v[click] / p_click[click], np.float32(1e-12))
+    return reader[click], creative[click], read_at[click], ratio
+
+
+def _pick_clicks_loop(v, p_click, reader, creative, read_at):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = v.shape[0]
+    out_reader = np.empty(n, reader.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    out_at = np.empty(n, np.float64)
+    ratio = np.empty(n, np.float32)
+    floor = np.float32(1e-12)
+    k = 0
+    for i in range(n):
+        if v[i] < p_click[i]:
+            out_reader[k] = reader[i]
+            out_creative[k] = creative[i]
+            out_at[k] = read_at[i]
+            r = v[i] / p_click[i]
+            ratio[k] = r if r > floor else floor  # np.maximum: no NaN here (0 <= v < p_click)
+            k += 1
+    return out_reader[:k], out_creative[:k], out_at[:k], ratio[:k]
+
+
+# --------------------------------------------------------------------------------------------------
+# Pre-fetch opens: the unread candidates whose coin came up, merged with the delivered rows above the bound
+# --------------------------------------------------------------------------------------------------
+
+
+def pick_prefetch_numpy(
+    unread: np.ndarray,
+    coin: np.ndarray,
+    inflation: np.float32,
+    above: np.ndarray,
+    customer: np.ndarray,
+    creative: np.ndarray,
+    departure: np.ndarray,
+    latency_s: float,
+    delay_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``unread[coin < inflation]`` and ``above`` (both ascending, distinct), merged in row order:
+    (customer, creative, ``departure + latency_s + delay_s`` added in that order)."""
+    rows = np.sort(np.concatenate([unread[coin < inflation], above]))
+    return customer[rows], creative[rows], (departure[rows] + latency_s) + delay_s
+
+
+def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, departure, latency_s, delay_s):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = unread.shape[0] + above.shape[0]
+    out_customer = np.empty(n, customer.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    out_at = np.empty(n, np.float64)
+    i = 0
+    j = 0
+    k = 0
+    while True:
+        while i < unread.shape[0] and not coin[i] < inflation:  # skip the unread rows whose coin failed
+            i += 1
+        if i < unread.shape[0] and (j >= above.shape[0] or unread[i] < above[j]):
+            row = unread[i]
+            i += 1
+        elif j < above.shape[0]:
+            row = above[j]
+            j += 1
+        else:
+            break
+        out_customer[k] = customer[row]
+        out_creative[k] = creative[row]
+        out_at[k] = (departure[row] + latency_s) + delay_s
+        k += 1
+    return out_customer[:k], out_creative[:k], out_at[:k]
+
+
+read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
+pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
+order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy
+pick_clicks: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_clicks_loop) or pick_clicks_numpy
+pick_prefetch: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_prefetch_loop) or pick_prefetch_numpy

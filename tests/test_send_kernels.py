@@ -1,0 +1,132 @@
+"""The send pipeline's fused kernels (engine/send_kernels.py) against their numpy twins.
+
+The numpy twins define each kernel; the compiled loops must give the same integers and the same floats to the
+bit, with the same dtypes, on arbitrary inputs (Hypothesis), including values exactly on a threshold, empty
+blocks and reads spread over more buckets than the counting sort takes. A whole run giving the same summary on
+either path is tested in tests/test_kernels.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from masssim.engine import kernels, send_kernels
+
+needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
+
+
+def _compiled(name: str):  # type: ignore[no-untyped-def]
+    return kernels._compiled(getattr(send_kernels, f"_{name}_loop"))
+
+
+def _assert_same(fast: tuple[np.ndarray, ...], slow: tuple[np.ndarray, ...]) -> None:
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype, (a.dtype, b.dtype)
+        np.testing.assert_array_equal(a, b)
+
+
+def _block(rng: np.random.Generator, n: int, n_customers: int) -> tuple[np.ndarray, ...]:
+    """A block of sends: uniforms on a coarse grid (so some land exactly on a threshold), customers,
+    creatives, ascending departures and fatigue."""
+    u = (rng.integers(0, 64, n) / np.float32(64)).astype(np.float32)
+    customer = rng.integers(0, n_customers, n).astype(np.int32)
+    creative = rng.integers(0, 40, n).astype(np.int32)
+    departure = np.sort(rng.random(n) * 86_400.0 * 30)
+    fatigue = (rng.random(n) * 5).astype(np.float32)
+    return u, customer, creative, departure, fatigue
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(n=st.integers(0, 1500), seed=st.integers(0, 2**16), bound=st.sampled_from([0.0, 0.125, 0.4, 0.5, 1.0]))
+def test_read_picks_match_numpy(n: int, seed: int, bound: float) -> None:
+    rng = np.random.default_rng(seed)
+    u, customer, creative, departure, fatigue = _block(rng, n, 300)
+    cand = np.flatnonzero(u < np.float32(bound))
+    kappa = np.float32(-0.25)
+    exponent_fast = _compiled("read_exponents")(fatigue, cand, kappa)
+    exponent_slow = send_kernels.read_exponents_numpy(fatigue, cand, kappa)
+    _assert_same((exponent_fast,), (exponent_slow,))
+    decay = np.exp(exponent_slow)
+    # Every fourth candidate's probability is bound / 2, exactly on the uniforms' grid for most bounds: a
+    # candidate exactly on its probability (u == p) is not read, on either path.
+    decay[::4] = np.float32(0.5)
+    args = (cand, decay, np.float32(bound), u, customer, creative, departure, 120.0, fatigue)
+    fast = _compiled("pick_reads")(*args)
+    slow = send_kernels.pick_reads_numpy(*args)
+    _assert_same(fast, slow)
+    reads, unread = fast[0].shape[0], fast[5].shape[0]
+    assert reads + unread == cand.shape[0]
+    assert ((fast[4] >= 0) & (fast[4] < 1)).all()  # v: a fresh uniform
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 1500),
+    seed=st.integers(0, 2**16),
+    bucket_s=st.sampled_from([1.0, 3600.0, 86_400.0]),
+    spread_days=st.sampled_from([0.01, 3.0, 40.0, 2000.0]),
+    on_edges=st.booleans(),
+)
+def test_reads_ordered_by_bucket_match_numpy(
+    n: int, seed: int, bucket_s: float, spread_days: float, on_edges: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    read_at = 1e6 + rng.random(n) * spread_days * 86_400.0  # 2000 days of 1 s buckets: the stable-sort branch
+    if on_edges and n:  # times exactly on a bucket edge belong to the bucket that ends there
+        read_at[::3] = np.round(read_at[::3] / bucket_s) * bucket_s
+    reader = rng.integers(0, 10_000, n).astype(np.int32)
+    creative = rng.integers(0, 50, n).astype(np.int32)
+    logit_click = rng.standard_normal(n).astype(np.float32)
+    v = rng.random(n, dtype=np.float32)
+    args = (read_at, bucket_s, reader, creative, logit_click, v)
+    fast = _compiled("order_reads")(*args)
+    slow = send_kernels.order_reads_numpy(*args)
+    _assert_same(fast, slow)
+    assert (np.diff(fast[0]) >= 0).all()
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(n=st.integers(0, 1500), seed=st.integers(0, 2**16))
+def test_click_picks_match_numpy(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    v = (rng.integers(0, 32, n) / np.float32(32)).astype(np.float32)  # v == 0 hits the 1e-12 floor
+    p_click = (rng.integers(1, 33, n) / np.float32(32)).astype(np.float32)
+    if n:
+        p_click[::5] = v[::5]  # exactly on the probability: no click
+    reader = rng.integers(0, 10_000, n).astype(np.int32)
+    creative = rng.integers(0, 50, n).astype(np.int32)
+    read_at = rng.random(n) * 1e6
+    fast = _compiled("pick_clicks")(v, p_click, reader, creative, read_at)
+    slow = send_kernels.pick_clicks_numpy(v, p_click, reader, creative, read_at)
+    _assert_same(fast, slow)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 1500),
+    seed=st.integers(0, 2**16),
+    share_unread=st.floats(0.0, 1.0),
+    share_above=st.floats(0.0, 1.0),
+    inflation=st.sampled_from([0.0, 0.25, 0.35, 1.0]),
+)
+def test_prefetch_picks_match_numpy(
+    n: int, seed: int, share_unread: float, share_above: float, inflation: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    _, customer, creative, departure, _ = _block(rng, n, 300)
+    side = rng.random(n)
+    unread = np.flatnonzero(side < share_unread)  # disjoint ascending row sets, as split_sends gives them
+    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
+    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    args = (unread, coin, np.float32(inflation), above, customer, creative, departure, 120.0, 60.0)
+    fast = _compiled("pick_prefetch")(*args)
+    slow = send_kernels.pick_prefetch_numpy(*args)
+    _assert_same(fast, slow)
