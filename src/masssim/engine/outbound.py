@@ -53,6 +53,17 @@ class _Schedule:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
         return kernels.departure_slots(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
 
+    def sorted_block(
+        self, lo: int, hi: int, customer: np.ndarray, creative: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`block`'s departure times, with plan rows lo:hi of ``customer`` and ``creative`` moved into
+        that order in the same pass (send_kernels.sorted_block): no order array, no gathers by it."""
+        if self.filled is None:
+            self.filled = np.zeros(self.starts.shape[0], np.int64)
+        return send_kernels.sorted_block(  # type: ignore[no-any-return]
+            self.group[lo:hi], self.starts, self.spacing_s, self.filled, customer[lo:hi], creative[lo:hi]
+        )
+
 
 @dataclass
 class Fanatics:
@@ -355,10 +366,14 @@ class OutboundSender:
         # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size.
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
-            order, departure = schedule.block(lo, hi)
-            block_customer = customer[lo:hi][order]
-            block_creative = creative[lo:hi][order]
-            block_price = None if price is None else price[lo:hi][order]
+            if price is None:
+                departure, block_customer, block_creative = schedule.sorted_block(lo, hi, customer, creative)
+                block_price = None
+            else:
+                order, departure = schedule.block(lo, hi)
+                block_customer = customer[lo:hi][order]
+                block_creative = creative[lo:hi][order]
+                block_price = price[lo:hi][order]
             departure, block_customer, block_creative, block_price = self.block_rules(
                 cfg, departure, block_customer, block_creative, block_price
             )

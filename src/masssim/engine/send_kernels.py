@@ -24,6 +24,56 @@ _COUNTING_SPAN = 1 << 16
 
 
 # --------------------------------------------------------------------------------------------------
+# A block's departure slots with its rows moved into departure order in the same pass
+# --------------------------------------------------------------------------------------------------
+
+
+def sorted_block_numpy(
+    group: np.ndarray,
+    starts: np.ndarray,
+    spacing_s: float,
+    filled: np.ndarray,
+    customer: np.ndarray,
+    creative: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`masssim.engine.kernels.departure_slots_numpy` (which advances ``filled``) with the block's
+    customers and creatives put in its order: (departure, customer, creative), all in departure order."""
+    order, departure = kernels.departure_slots_numpy(group, starts, spacing_s, filled)
+    return departure, customer[order], creative[order]
+
+
+def _sorted_block_loop(group, starts, spacing_s, filled, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = group.shape[0]
+    n_groups = starts.shape[0]
+    next_row = np.zeros(n_groups, np.int64)
+    for i in range(n):
+        next_row[group[i]] += 1
+    total = 0
+    for g in range(n_groups):
+        count = next_row[g]
+        next_row[g] = total
+        total += count
+    # Row at of the sorted block is the (filled[g] + at - first row of g)-th send of group g: the slot
+    # departure_slots computes, as starts[g] + slot * spacing_s with the slot counted the same way.
+    base = np.empty(n_groups, np.int64)
+    for g in range(n_groups):
+        base[g] = filled[g] - next_row[g]
+    out_customer = np.empty(n, customer.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    departure = np.empty(n, np.float64)
+    for i in range(n):  # rows of a group keep their order: a stable counting sort
+        g = group[i]
+        at = next_row[g]
+        next_row[g] = at + 1
+        out_customer[at] = customer[i]
+        out_creative[at] = creative[i]
+        departure[at] = starts[g] + (base[g] + at) * spacing_s
+    for g in range(n_groups):
+        filled[g] = base[g] + next_row[g]
+    return departure, out_customer, out_creative
+
+
+# --------------------------------------------------------------------------------------------------
 # Reads: which candidates are read, and what the read pipeline needs of each
 # --------------------------------------------------------------------------------------------------
 
@@ -257,6 +307,7 @@ def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, depa
     return out_customer[:k], out_creative[:k], out_at[:k]
 
 
+sorted_block: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_sorted_block_loop) or sorted_block_numpy
 read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
 pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
 order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy
