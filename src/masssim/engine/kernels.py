@@ -371,33 +371,6 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     return (None if nd == n else d_idx[:nd]), cand[:nc], above[:na], unsub[:nu]
 
 
-def merge_sorted_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The union of two ascending arrays of distinct row indices, ascending."""
-    return np.sort(np.concatenate([a, b]))
-
-
-def _merge_sorted_loop(a, b):  # type: ignore[no-untyped-def]  # pragma: no cover
-    out = np.empty(a.shape[0] + b.shape[0], np.int64)
-    i = j = k = 0
-    while i < a.shape[0] and j < b.shape[0]:
-        if a[i] <= b[j]:
-            out[k] = a[i]
-            i += 1
-        else:
-            out[k] = b[j]
-            j += 1
-        k += 1
-    while i < a.shape[0]:
-        out[k] = a[i]
-        i += 1
-        k += 1
-    while j < b.shape[0]:
-        out[k] = b[j]
-        j += 1
-        k += 1
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
 # Reads: when each is read, and its click log-odds, in one pass over the readers
 # --------------------------------------------------------------------------------------------------
@@ -624,6 +597,5 @@ increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy
 split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = (
     _compiled(_split_sends_loop) or split_sends_numpy
 )
-merge_sorted: Callable[..., np.ndarray] = _compiled(_merge_sorted_loop) or merge_sorted_numpy
 tally_brands: Callable[..., None] = _compiled(_tally_brands_loop) or tally_brands_numpy
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
