@@ -58,15 +58,24 @@ def _sorted_block_loop(group, starts, spacing_s, filled, customer, creative):  #
     base = np.empty(n_groups, np.int64)
     for g in range(n_groups):
         base[g] = filled[g] - next_row[g]
-    out_customer = np.empty(n, customer.dtype)
-    out_creative = np.empty(n, creative.dtype)
-    departure = np.empty(n, np.float64)
+    # Each row's position first, then one scatter per array: measured twice as fast as moving the three
+    # arrays in one loop (which interleaves writes to three times as many places).
+    position = np.empty(n, np.int64)
     for i in range(n):  # rows of a group keep their order: a stable counting sort
         g = group[i]
         at = next_row[g]
         next_row[g] = at + 1
-        out_customer[at] = customer[i]
-        out_creative[at] = creative[i]
+        position[i] = at
+    out_customer = np.empty(n, customer.dtype)
+    for i in range(n):
+        out_customer[position[i]] = customer[i]
+    out_creative = np.empty(n, creative.dtype)
+    for i in range(n):
+        out_creative[position[i]] = creative[i]
+    departure = np.empty(n, np.float64)
+    for i in range(n):
+        g = group[i]
+        at = position[i]
         departure[at] = starts[g] + (base[g] + at) * spacing_s
     for g in range(n_groups):
         filled[g] = base[g] + next_row[g]
@@ -212,6 +221,8 @@ def _order_reads_loop(read_at, bucket_s, reader, creative, logit_click, v):  # t
         count = next_row[b]
         next_row[b] = total
         total += count
+    # One loop moves all six arrays: a block's reads fit in the caches, and this measured faster than a
+    # position pass and one scatter per array (which is faster for sorted_block's larger arrays).
     for i in range(n):  # rows of a bucket keep their order: a stable counting sort
         b = bucket[i] - low
         k = next_row[b]
