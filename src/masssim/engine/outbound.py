@@ -522,11 +522,13 @@ class OutboundSender:
                 resort = np.argsort(departure, kind="stable")
                 departure, customer, creative = departure[resort], customer[resort], creative[resort]
                 price = None if price is None else price[resort]
-        within = departure < self.horizon_s
-        if not within.all():
-            rec.add("blocked_horizon_end", int((~within).sum()))
-            departure, customer, creative = departure[within], customer[within], creative[within]
-            price = None if price is None else price[within]
+        # Departures ascend (the capacity queue's slots, re-sorted above if deferred), so the sends within the
+        # horizon are a prefix, found by binary search rather than a pass and a compaction.
+        within = int(np.searchsorted(departure, self.horizon_s, side="left"))
+        if within < departure.shape[0]:
+            rec.add("blocked_horizon_end", departure.shape[0] - within)
+            departure, customer, creative = departure[:within], customer[:within], creative[:within]
+            price = None if price is None else price[:within]
         return departure, customer, creative, price
 
     def _respond(
