@@ -55,6 +55,7 @@ def test_read_picks_match_numpy(n: int, seed: int, bound: float) -> None:
     # Every fourth candidate's probability is bound / 2, exactly on the uniforms' grid for most bounds: a
     # candidate exactly on its probability (u == p) is not read, on either path.
     decay[::4] = np.float32(0.5)
+    decay[1::7] = np.float32(0.0)  # a fatigue factor underflowed to 0: never read, and no division by 0
     args = (cand, decay, np.float32(bound), u, customer, creative, departure, 120.0, fatigue)
     fast = _compiled("pick_reads")(*args)
     slow = send_kernels.pick_reads_numpy(*args)

@@ -138,20 +138,19 @@ def _pick_reads_loop(cand, decay, bound, u, customer, creative, departure, laten
     unread = np.empty(m, np.int64)
     k = 0
     q = 0
-    for j in range(m):
+    for j in range(m):  # branch-free: every row is written to both lists, and one of them keeps it
         i = cand[j]
         p = bound * decay[j]
         x = u[i]
-        if x < p:
-            reader[k] = customer[i]
-            r_creative[k] = creative[i]
-            delivered_at[k] = departure[i] + latency_s
-            r_fatigue[k] = fatigue[i]
-            v[k] = x / p
-            k += 1
-        else:
-            unread[q] = i
-            q += 1
+        reader[k] = customer[i]
+        r_creative[k] = creative[i]
+        delivered_at[k] = departure[i] + latency_s
+        r_fatigue[k] = fatigue[i]
+        v[k] = x / (p if p > 0 else np.float32(1.0))  # a read has p > u >= 0; the guard is for the rest
+        unread[q] = i
+        read = x < p
+        k += read
+        q += 1 - read
     return reader[:k], r_creative[:k], delivered_at[:k], r_fatigue[:k], v[:k], unread[:q]
 
 
