@@ -101,6 +101,7 @@ def test_click_picks_match_numpy(n: int, seed: int) -> None:
     p_click = (rng.integers(1, 33, n) / np.float32(32)).astype(np.float32)
     if n:
         p_click[::5] = v[::5]  # exactly on the probability: no click
+        p_click[1::9] = np.float32(0.0)  # expit underflowed to 0: no click, and no division by 0
     reader = rng.integers(0, 10_000, n).astype(np.int32)
     creative = rng.integers(0, 50, n).astype(np.int32)
     read_at = rng.random(n) * 1e6

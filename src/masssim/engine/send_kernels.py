@@ -258,14 +258,14 @@ def _pick_clicks_loop(v, p_click, reader, creative, read_at):  # type: ignore[no
     ratio = np.empty(n, np.float32)
     floor = np.float32(1e-12)
     k = 0
-    for i in range(n):
-        if v[i] < p_click[i]:
-            out_reader[k] = reader[i]
-            out_creative[k] = creative[i]
-            out_at[k] = read_at[i]
-            r = v[i] / p_click[i]
-            ratio[k] = r if r > floor else floor  # np.maximum: no NaN here (0 <= v < p_click)
-            k += 1
+    for i in range(n):  # branch-free: every read is written, and only a click advances the count
+        p = p_click[i]
+        out_reader[k] = reader[i]
+        out_creative[k] = creative[i]
+        out_at[k] = read_at[i]
+        r = v[i] / (p if p > 0 else np.float32(1.0))  # a click has p > v >= 0; the guard is for the rest
+        ratio[k] = r if r > floor else floor  # np.maximum: no NaN here
+        k += v[i] < p
     return out_reader[:k], out_creative[:k], out_at[:k], ratio[:k]
 
 
