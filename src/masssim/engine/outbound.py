@@ -60,7 +60,7 @@ class _Schedule:
         that order in the same pass (send_kernels.sorted_block): no order array, no gathers by it."""
         if self.filled is None:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
-        return send_kernels.sorted_block(  # type: ignore[no-any-return]
+        return send_kernels.sorted_block(
             self.group[lo:hi], self.starts, self.spacing_s, self.filled, customer[lo:hi], creative[lo:hi]
         )
 

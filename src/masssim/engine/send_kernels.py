@@ -334,7 +334,9 @@ def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, depa
     return out_customer, out_creative, out_at
 
 
-sorted_block: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_sorted_block_loop) or sorted_block_numpy
+sorted_block: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+    kernels._compiled(_sorted_block_loop) or sorted_block_numpy
+)
 read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
 pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
 order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy
