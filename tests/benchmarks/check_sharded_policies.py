@@ -9,6 +9,10 @@ gallery's ``declared_data_loop`` at 200,000 customers for 14 days with 2% declar
 ``individual`` arm reads the taste captured in conversations). Each runs one replication in one process,
 then with ``engine="dask", shards=N`` on a local cluster of each number of worker processes; the script
 prints the first 16 hex digits of each summary's sha256 and exits with status 1 if a sharded summary differs.
+
+Beside each run's wall time it prints each arm's: from the arm's first progress report to the next arm's (or
+the run's end), so an arm's time holds its last feedback, its totals and the next arm's set-up; the time
+before the first arm's first report (starting the cluster, building the customers) is ``set-up``.
 """
 
 from __future__ import annotations
@@ -50,10 +54,37 @@ def scenarios() -> dict[str, masssim.Scenario]:
     }
 
 
-def summary_digest(scenario: masssim.Scenario, seed: int, **options: object) -> tuple[str, float]:
+class ArmClock:
+    """When the run's progress (its completed share) first enters each arm's share: arm k of n reports shares
+    from k/n on."""
+
+    def __init__(self, arms: int) -> None:
+        self.arms = arms
+        self.first: dict[int, float] = {}
+
+    def __call__(self, share: float) -> None:
+        arm = min(int(share * self.arms), self.arms - 1)
+        self.first.setdefault(arm, time.perf_counter())
+
+    def describe(self, start: float, end: float, names: list[str]) -> str:
+        marks = [self.first.get(k) for k in range(self.arms)]
+        if any(m is None for m in marks):
+            return "(arms not timed)"
+        times = [float(m) for m in marks if m is not None] + [end]
+        parts = [f"set-up {times[0] - start:.1f}"]
+        parts += [f"{name} {times[k + 1] - times[k]:.1f}" for k, name in enumerate(names)]
+        return "s per arm: " + ", ".join(parts)
+
+
+def summary_digest(scenario: masssim.Scenario, seed: int, **options: object) -> tuple[str, float, str]:
+    """The summary's digest, the run's wall time and its time per arm."""
+    clock = ArmClock(len(scenario.arms))
     start = time.perf_counter()
-    text = dumps_json(masssim.run(scenario, replications=1, seed=seed, **options).summary)  # type: ignore[arg-type]
-    return hashlib.sha256(text.encode()).hexdigest()[:16], time.perf_counter() - start
+    result = masssim.run(scenario, replications=1, seed=seed, progress=clock, **options)  # type: ignore[arg-type]
+    end = time.perf_counter()
+    text = dumps_json(result.summary)
+    per_arm = clock.describe(start, end, [arm.name for arm in scenario.arms])
+    return hashlib.sha256(text.encode()).hexdigest()[:16], end - start, per_arm
 
 
 def main() -> int:
@@ -64,13 +95,15 @@ def main() -> int:
     args = parser.parse_args()
     differ = False
     for name, scenario in scenarios().items():
-        one, seconds = summary_digest(scenario, args.seed)
-        print(f"{name}: one process {one} ({seconds:.0f} s)", flush=True)
+        one, seconds, per_arm = summary_digest(scenario, args.seed)
+        print(f"{name}: one process {one} ({seconds:.0f} s)\n    {per_arm}", flush=True)
         for workers in (int(w) for w in args.workers.split(",")):
-            got, seconds = summary_digest(scenario, args.seed, engine="dask", workers=workers, shards=args.shards)
+            options = {"engine": "dask", "workers": workers, "shards": args.shards}
+            got, seconds, per_arm = summary_digest(scenario, args.seed, **options)
             differ |= got != one
             same = "same" if got == one else "DIFFERENT"
             print(f"  {workers} worker(s), {args.shards} shards: {got} {same} ({seconds:.0f} s)", flush=True)
+            print(f"    {per_arm}", flush=True)
     return 1 if differ else 0
 
 
