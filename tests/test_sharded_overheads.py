@@ -5,6 +5,7 @@ checking its raw outputs."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,11 @@ import pytest
 from masssim.engine import sharded
 from masssim.engine.shard_planning import ShardWave, skip_integers, unpack_bucket_cells
 from masssim.engine.sharded import InProcessShards, simulate_sharded_replication
+from masssim.engine.sim import ArmSimulation, simulate_replication, wave_days
 from masssim.model.streams import replication_sequence, root_sequence
 from masssim.policies.targeting import SegmentsPolicy
 from test_sharded_engine import CHUNK, _digest, _scenario
+from test_sharded_policies import LEARNERS, SEQ, learners_scenario
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, per_bucket: bool) -> tuple[str, list[Any], dict[str, int]]:
@@ -113,3 +116,67 @@ def test_skipping_integers_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn.integers(0, high, size=1_001, dtype=np.int32)
     skip_integers(skipped, 1_001, high)
     assert skipped.bit_generator.state == drawn.bit_generator.state
+
+
+def _observed(monkeypatch: pytest.MonkeyPatch, shards: int | None) -> tuple[list[Any], dict[str, int], int]:
+    """Every ``observe`` call of the policies that plan on the coordinator (arm, bucket end, and per
+    kind each field's dtype and sha256), in one process (``shards=None``) or in ``shards`` shards of this
+    process; with the calls to the shards per method and the number of waves."""
+
+    seen: list[Any] = []
+    calls: dict[str, int] = {}
+
+    def spied(policy: Any, arm: str) -> None:
+        observe = policy.observe
+
+        def spy(feedback: Any) -> None:
+            events = {
+                kind: {
+                    name: (values.dtype.str, hashlib.sha256(values.tobytes()).hexdigest()) for name, values in e.items()
+                }
+                for kind, e in sorted(feedback.events.items())
+            }
+            seen.append((arm, feedback.time_s, events))
+            observe(feedback)
+
+        policy.observe = spy
+
+    class Counting(InProcessShards):
+        def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+            calls[method] = calls.get(method, 0) + 1
+            return super().call(method, args)
+
+    scenario = learners_scenario(LEARNERS)
+    with monkeypatch.context() as patch:
+        for engine in (ArmSimulation, sharded.ShardedArm):
+            init = engine.__init__
+
+            def spying_init(self: Any, *args: Any, _init: Any = init, **kwargs: Any) -> None:
+                _init(self, *args, **kwargs)
+                if getattr(self, "policy", None) is not None:
+                    spied(self.policy, self.arm.name)
+
+            patch.setattr(engine, "__init__", spying_init)
+        if shards is None:
+            simulate_replication(scenario, SEQ, chunk_size=CHUNK)
+        else:
+            simulate_sharded_replication(scenario, SEQ, Counting, shards, chunk_size=CHUNK)
+    return seen, calls, len(wave_days(scenario))
+
+
+def test_coordinator_policies_get_one_process_feedback_from_one_call_per_wave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The policies that plan on the coordinator (oracle, thompson, linucb, ...) get from a sharded run the
+    ``observe`` calls of one process: the same buckets, in the same order, with the same bytes; and the
+    shards are called once per wave and once at the arm's end for all the buckets between (a call per
+    bucket, as before batching, fails the count: 192 buckets per arm against 5 calls)."""
+    reference, _, waves = _observed(monkeypatch, None)
+    learners = {arm for arm, _, _ in reference}
+    assert len(learners) == len(LEARNERS) - 1  # every policy but the oracle (it learns nothing) observed
+    assert sum(1 for _, _, events in reference if "click" in events) > 50  # the calls carry clicks
+    for shards in (2, 3):
+        seen, calls, _ = _observed(monkeypatch, shards)
+        assert seen == reference, f"{shards} shards"
+        assert "bucket" not in calls
+        assert calls["buckets"] == len(LEARNERS) * (waves + 1), f"{shards} shards"  # the oracle's buckets too

@@ -252,6 +252,11 @@ class ShardWorker:
                 e["customer"] = (e["customer"] + offset).astype(e["customer"].dtype, copy=False)
         return events
 
+    def buckets(self, bounds: np.ndarray) -> list[dict[str, dict[str, np.ndarray]]]:
+        """:meth:`bucket` for each bucket ``(t0, t1)`` of ``bounds`` in turn: one call of the coordinator for
+        every bucket up to the arm's next wave (or its end), each bucket's feedback events in bucket order."""
+        return [self.bucket(t0, t1) for t0, t1 in bounds.tolist()]
+
     # Waves planned on the shards (engine/shard_planning.py): the coordinator's steps, in the order it calls them.
     def rule_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
         self.wave = ShardWave(self._engine(), segments)
@@ -585,6 +590,9 @@ class ShardedArm:
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
+        # The feedback buckets put off to the next wave planned here (or the arm's end): not with [inbound],
+        # whose desk sends each bucket's conversations to the shards before the next bucket runs.
+        self.pending_buckets: list[tuple[float, float]] = []
         # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2); on a paid channel
         # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
@@ -680,6 +688,7 @@ class ShardedArm:
                     self._share_generated()
                     self.on_shards.send(rule, reachable, env.now, day * DAY_S)
                 continue
+            self._observe_pending_buckets()
             self.group.call("start_week", _everyone(self.group, week))
             self._refresh_view()
             plan = self.policy.plan(wave)
@@ -706,6 +715,8 @@ class ShardedArm:
             if self.on_shards is not None:
                 # Put off to the next wave (or the arm's end): one call per shard for all the buckets between.
                 self.on_shards.pending_buckets.append((t0, t1))
+            elif self.inbound is None:
+                self.pending_buckets.append((t0, t1))  # the same, with the events themselves
             else:
                 merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
                 if merged:
@@ -717,15 +728,32 @@ class ShardedArm:
         self._observe_pending_buckets()
 
     def _observe_pending_buckets(self) -> None:
-        """Run the buckets put off since the last wave and give the policy each one's cells in order. The
-        policy sees the same calls in the same order as with a call per bucket: nothing reads what it learns
-        before its next rule, and nothing else touches the shards between waves (docs/model.md §16.2)."""
+        """Run the buckets put off since the last wave and give the policy each one's feedback in order (its
+        cells when it plans on the shards, else its events). The policy sees the same calls in the same order
+        as with a call per bucket: nothing reads what it learns before its next plan, and nothing else
+        touches the shards between waves (docs/model.md §16.2)."""
         if self.on_shards is None:
+            self._observe_pending_events()
             return
         planner = cast(ShardPlanning, self.policy)
         for t1, cells in self.on_shards.run_pending_buckets(planner.cell_creatives):
             if cells:
                 planner.observe_cells(t1, cells)
+
+    def _observe_pending_events(self) -> None:
+        """The coordinator's policy's side of :meth:`_observe_pending_buckets`: one call per shard returns every
+        pending bucket's events; each bucket's are merged in chunk order and observed, then let go, so the
+        coordinator holds at most the events of the buckets between two waves (docs/model.md §16.7)."""
+        bounds, self.pending_buckets = self.pending_buckets, []
+        if not bounds:
+            return
+        parts = self.group.call("buckets", _everyone(self.group, np.array(bounds, np.float64)))
+        for i, (_, t1) in enumerate(bounds):
+            merged = _merge_in_chunk_order([part[i] for part in parts])
+            for part in parts:
+                part[i] = {}
+            if merged:
+                self.policy.observe(Feedback(time_s=t1, events=merged))
 
     # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:
