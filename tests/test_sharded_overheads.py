@@ -18,6 +18,7 @@ from masssim.engine.sim import ArmSimulation, simulate_replication, wave_days
 from masssim.model.streams import replication_sequence, root_sequence
 from masssim.policies.targeting import SegmentsPolicy
 from test_sharded_engine import CHUNK, _digest, _scenario
+from test_sharded_inbound import inbound_scenario
 from test_sharded_policies import LEARNERS, SEQ, learners_scenario
 
 
@@ -118,9 +119,11 @@ def test_skipping_integers_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     assert skipped.bit_generator.state == drawn.bit_generator.state
 
 
-def _observed(monkeypatch: pytest.MonkeyPatch, shards: int | None) -> tuple[list[Any], dict[str, int], int]:
-    """Every ``observe`` call of the policies that plan on the coordinator (arm, bucket end, and per
-    kind each field's dtype and sha256), in one process (``shards=None``) or in ``shards`` shards of this
+def _observed(
+    monkeypatch: pytest.MonkeyPatch, scenario: Any, shards: int | None
+) -> tuple[list[Any], dict[str, int], int]:
+    """Every ``observe`` call of the scenario's policies, which plan on the coordinator (arm, bucket end, and
+    per kind each field's dtype and sha256), in one process (``shards=None``) or in ``shards`` shards of this
     process; with the calls to the shards per method and the number of waves."""
 
     seen: list[Any] = []
@@ -146,7 +149,6 @@ def _observed(monkeypatch: pytest.MonkeyPatch, shards: int | None) -> tuple[list
             calls[method] = calls.get(method, 0) + 1
             return super().call(method, args)
 
-    scenario = learners_scenario(LEARNERS)
     with monkeypatch.context() as patch:
         for engine in (ArmSimulation, sharded.ShardedArm):
             init = engine.__init__
@@ -171,12 +173,35 @@ def test_coordinator_policies_get_one_process_feedback_from_one_call_per_wave(
     ``observe`` calls of one process: the same buckets, in the same order, with the same bytes; and the
     shards are called once per wave and once at the arm's end for all the buckets between (a call per
     bucket, as before batching, fails the count: 192 buckets per arm against 5 calls)."""
-    reference, _, waves = _observed(monkeypatch, None)
+    scenario = learners_scenario(LEARNERS)
+    reference, _, waves = _observed(monkeypatch, scenario, None)
     learners = {arm for arm, _, _ in reference}
     assert len(learners) == len(LEARNERS) - 1  # every policy but the oracle (it learns nothing) observed
     assert sum(1 for _, _, events in reference if "click" in events) > 50  # the calls carry clicks
     for shards in (2, 3):
-        seen, calls, _ = _observed(monkeypatch, shards)
+        seen, calls, _ = _observed(monkeypatch, scenario, shards)
         assert seen == reference, f"{shards} shards"
         assert "bucket" not in calls
         assert calls["buckets"] == len(LEARNERS) * (waves + 1), f"{shards} shards"  # the oracle's buckets too
+
+
+def test_with_inbound_the_buckets_are_batched_unless_the_policy_reads_declared_taste(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With [inbound] the desk settles each bucket's conversations on the coordinator; batched, the shards apply
+    what they did to their customers right after that bucket, in the one call per wave, and the policy then
+    observes each bucket's feedback and its conversation purchases in one process's order. A policy that
+    reads declared taste (``individual``: the desk grows its table) keeps a call per bucket."""
+    arms = [{"name": "uplift", "policy": "uplift"}, {"name": "individual", "policy": "individual"}]
+    scenario = inbound_scenario(arms=arms)
+    reference, _, waves = _observed(monkeypatch, scenario, None)
+    conversation_purchases = [
+        (arm, t) for arm, t, events in reference if list(events) == ["purchase"] and arm == "uplift"
+    ]
+    assert len(conversation_purchases) > 5  # observe calls of the desk's purchases alone, between the buckets'
+    buckets = round(scenario.horizon_days * 24 * 60 / scenario.feedback_bucket_minutes)
+    for shards in (2, 3):
+        seen, calls, _ = _observed(monkeypatch, scenario, shards)
+        assert seen == reference, f"{shards} shards"
+        assert calls["buckets"] == waves + 1  # uplift's
+        assert calls["bucket"] == buckets  # individual's

@@ -252,10 +252,20 @@ class ShardWorker:
                 e["customer"] = (e["customer"] + offset).astype(e["customer"].dtype, copy=False)
         return events
 
-    def buckets(self, bounds: np.ndarray) -> list[dict[str, dict[str, np.ndarray]]]:
+    def buckets(
+        self, bounds: np.ndarray, conversations: list[tuple[Any, ...] | None] | None = None
+    ) -> list[dict[str, dict[str, np.ndarray]]]:
         """:meth:`bucket` for each bucket ``(t0, t1)`` of ``bounds`` in turn: one call of the coordinator for
-        every bucket up to the arm's next wave (or its end), each bucket's feedback events in bucket order."""
-        return [self.bucket(t0, t1) for t0, t1 in bounds.tolist()]
+        every bucket up to the arm's next wave (or its end), each bucket's feedback events in bucket order.
+        ``conversations`` (with [inbound]): per bucket, what its settled conversations did to the shard's
+        customers (:meth:`conversation_outcomes`' arguments, or None), applied right after that bucket."""
+        out = []
+        for k, (t0, t1) in enumerate(bounds.tolist()):
+            out.append(self.bucket(t0, t1))
+            settled = None if conversations is None else conversations[k]
+            if settled is not None:
+                self.conversation_outcomes(*settled)
+        return out
 
     # Waves planned on the shards (engine/shard_planning.py): the coordinator's steps, in the order it calls them.
     def rule_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
@@ -590,9 +600,12 @@ class ShardedArm:
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
-        # The feedback buckets put off to the next wave planned here (or the arm's end): not with [inbound],
-        # whose desk sends each bucket's conversations to the shards before the next bucket runs.
+        # The feedback buckets put off to the next wave planned here (or the arm's end), and with [inbound]
+        # what each one's conversations did (ArmInbound.settle); with [inbound] and a policy that reads
+        # declared taste, a call per bucket (ArmInbound.batches).
+        self.batched = self.inbound is None or self.inbound.batches
         self.pending_buckets: list[tuple[float, float]] = []
+        self.pending_settled: list[tuple[dict[int, tuple[Any, ...]], dict[str, np.ndarray] | None]] = []
         # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2); on a paid channel
         # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
@@ -715,7 +728,7 @@ class ShardedArm:
             if self.on_shards is not None:
                 # Put off to the next wave (or the arm's end): one call per shard for all the buckets between.
                 self.on_shards.pending_buckets.append((t0, t1))
-            elif self.inbound is None:
+            elif self.batched:
                 self.pending_buckets.append((t0, t1))  # the same, with the events themselves
             else:
                 merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
@@ -745,15 +758,23 @@ class ShardedArm:
         pending bucket's events; each bucket's are merged in chunk order and observed, then let go, so the
         coordinator holds at most the events of the buckets between two waves (docs/model.md §16.7)."""
         bounds, self.pending_buckets = self.pending_buckets, []
+        settled, self.pending_settled = self.pending_settled, []
         if not bounds:
             return
-        parts = self.group.call("buckets", _everyone(self.group, np.array(bounds, np.float64)))
+        array = np.array(bounds, np.float64)
+        args: dict[int, tuple[Any, ...]] = {}
+        for s in range(len(self.group.ranges)):
+            conversations = [outcomes.get(s) for outcomes, _ in settled]
+            args[s] = (array, conversations) if any(c is not None for c in conversations) else (array,)
+        parts = self.group.call("buckets", args)
         for i, (_, t1) in enumerate(bounds):
             merged = _merge_in_chunk_order([part[i] for part in parts])
             for part in parts:
                 part[i] = {}
             if merged:
                 self.policy.observe(Feedback(time_s=t1, events=merged))
+            if settled and settled[i][1] is not None:  # the bucket's conversation purchases, as after_bucket
+                self.policy.observe(Feedback(time_s=t1, events={"purchase": settled[i][1]}))
 
     # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:
@@ -765,7 +786,11 @@ class ShardedArm:
             self.inbound.after_send(index)
 
     def _after_bucket(self, t1: float) -> None:
-        if self.inbound is not None:
+        if self.inbound is None:
+            return
+        if self.batched:
+            self.pending_settled.append(self.inbound.settle(t1))
+        else:
             self.inbound.after_bucket(t1)
 
     def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
