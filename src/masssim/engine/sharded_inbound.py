@@ -16,7 +16,9 @@ conversations do to their customers. Three things cross the wire:
   who left (their churn mark: a shard takes every opt-in of a customer whose mark becomes non-zero, and its
   organic occasions and direct purchases consult the marks) and the conversation purchases in settlement
   order, each with whether a reply started it (the shard counts it and draws its pull-forward coin from the
-  customer's chunk stream, which consumes the stream in the order one process does).
+  customer's chunk stream, which consumes the stream in the order one process does). Between two waves
+  they travel in the one call per shard that runs the buckets (``ArmInbound.settle``), each applied right
+  after its bucket, unless the arm's policy reads declared taste (then a call per bucket).
 
 Declared taste captured in conversations is counted on the coordinator (who declared). For a policy that reads
 declared taste its values are made as one process makes them: the coordinator asks the shards for the latent
