@@ -10,19 +10,24 @@ gallery's ``declared_data_loop`` at 200,000 customers for 14 days with 2% declar
 then with ``engine="dask", shards=N`` on a local cluster of each number of worker processes; the script
 prints the first 16 hex digits of each summary's sha256 and exits with status 1 if a sharded summary differs.
 
-Beside each run's wall time it prints each arm's: from the arm's first progress report to the next arm's (or
-the run's end), so an arm's time holds its last feedback, its totals and the next arm's set-up; the time
-before the first arm's first report (starting the cluster, building the customers) is ``set-up``.
+Beside each run's wall time it prints each arm's wall and CPU time (this process's plus every Dask worker's,
+from the cluster's start on): from the arm's first progress report to the next arm's (or the run's end), so an
+arm's time holds its last feedback, its totals and the next arm's set-up; the time before the first arm's
+first report (starting the cluster, building the customers) is ``set-up``. On a shared machine the CPU times
+are the figures to read.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import sys
 import time
+from typing import Any
 
 import masssim
+from masssim.experiments import replications
 from masssim.reporting.results import dumps_json
 
 LEARNERS = {
@@ -54,37 +59,73 @@ def scenarios() -> dict[str, masssim.Scenario]:
     }
 
 
+def _cpu_s() -> float:
+    return time.process_time()
+
+
 class ArmClock:
-    """When the run's progress (its completed share) first enters each arm's share: arm k of n reports shares
-    from k/n on."""
+    """Wall time and CPU time (this process's, plus every Dask worker's when the run has them) when the run's
+    progress (its completed share) first enters each arm's share (arm k of n reports shares from k/n on), and
+    at the run's end (read as masssim's executor closes its cluster, before the workers go)."""
 
     def __init__(self, arms: int) -> None:
         self.arms = arms
-        self.first: dict[int, float] = {}
+        self.marks: dict[int, tuple[float, float]] = {}
+        self.client: Any = None
+        self.end: tuple[float, float] | None = None
+        self.start = self.now()
+
+    def now(self) -> tuple[float, float]:
+        workers = 0.0 if self.client is None else sum(self.client.run(_cpu_s).values())
+        return time.perf_counter(), time.process_time() + workers
 
     def __call__(self, share: float) -> None:
         arm = min(int(share * self.arms), self.arms - 1)
-        self.first.setdefault(arm, time.perf_counter())
+        if arm not in self.marks:
+            self.marks[arm] = self.now()
 
-    def describe(self, start: float, end: float, names: list[str]) -> str:
-        marks = [self.first.get(k) for k in range(self.arms)]
-        if any(m is None for m in marks):
+    def watch(self) -> None:
+        """Follow masssim's executor: its cluster's client once started (the workers' CPU is counted from
+        then: their start-up is not the run's), and the end mark as it closes."""
+        clock = self
+
+        def start_then_read(executor: replications.Executor) -> None:
+            START_DASK(executor)
+            clock.client = executor._client
+            wall, cpu = clock.start
+            clock.start = (wall, cpu - sum(clock.client.run(_cpu_s).values()))
+
+        def read_then_close(executor: replications.Executor, *exc: object) -> None:
+            clock.end = clock.now()
+            clock.client = None
+            EXIT(executor, *exc)
+
+        replications.Executor._start_dask = start_then_read  # type: ignore[method-assign]
+        replications.Executor.__exit__ = read_then_close  # type: ignore[method-assign]
+
+    def describe(self, names: list[str]) -> str:
+        marks = [self.marks.get(k) for k in range(self.arms)]
+        if any(m is None for m in marks) or self.end is None:
             return "(arms not timed)"
-        times = [float(m) for m in marks if m is not None] + [end]
-        parts = [f"set-up {times[0] - start:.1f}"]
-        parts += [f"{name} {times[k + 1] - times[k]:.1f}" for k, name in enumerate(names)]
-        return "s per arm: " + ", ".join(parts)
+        points = [self.start] + [m for m in marks if m is not None] + [self.end]
+        spans = [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(points)]
+        labels = ["set-up", *names]
+        parts = [f"{label} {wall:.1f}/{cpu:.1f}" for label, (wall, cpu) in zip(labels, spans, strict=True)]
+        return "s wall/CPU of every process, per arm: " + ", ".join(parts)
+
+
+START_DASK = replications.Executor._start_dask
+EXIT = replications.Executor.__exit__
 
 
 def summary_digest(scenario: masssim.Scenario, seed: int, **options: object) -> tuple[str, float, str]:
-    """The summary's digest, the run's wall time and its time per arm."""
+    """The summary's digest, the run's wall time and its times per arm."""
     clock = ArmClock(len(scenario.arms))
-    start = time.perf_counter()
+    clock.watch()
     result = masssim.run(scenario, replications=1, seed=seed, progress=clock, **options)  # type: ignore[arg-type]
-    end = time.perf_counter()
     text = dumps_json(result.summary)
-    per_arm = clock.describe(start, end, [arm.name for arm in scenario.arms])
-    return hashlib.sha256(text.encode()).hexdigest()[:16], end - start, per_arm
+    wall = (clock.end or clock.now())[0] - clock.start[0]
+    return hashlib.sha256(text.encode()).hexdigest()[:16], wall, clock.describe([arm.name for arm in scenario.arms])
 
 
 def warm_up(scenario: masssim.Scenario, seed: int) -> None:
