@@ -773,8 +773,9 @@ class ShardedArm:
                 part[i] = {}
             if merged:
                 self.policy.observe(Feedback(time_s=t1, events=merged))
-            if settled and settled[i][1] is not None:  # the bucket's conversation purchases, as after_bucket
-                self.policy.observe(Feedback(time_s=t1, events={"purchase": settled[i][1]}))
+            won = settled[i][1] if settled else None
+            if won is not None:  # the bucket's conversation purchases, as ArmInbound.after_bucket gives them
+                self.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
 
     # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:
