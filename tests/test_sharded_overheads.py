@@ -171,8 +171,9 @@ def test_coordinator_policies_get_one_process_feedback_from_one_call_per_wave(
 ) -> None:
     """The policies that plan on the coordinator (oracle, thompson, linucb, ...) get from a sharded run the
     ``observe`` calls of one process: the same buckets, in the same order, with the same bytes; and the
-    shards are called once per wave and once at the arm's end for all the buckets between (a call per
-    bucket, as before batching, fails the count: 192 buckets per arm against 5 calls)."""
+    shards are called once at the start of each wave (the buckets put off, the calendar week and the view in one
+    call) and once at the arm's end (a call per bucket, as before batching, fails the count: 192 buckets per
+    arm against 5 calls)."""
     scenario = learners_scenario(LEARNERS)
     reference, _, waves = _observed(monkeypatch, scenario, None)
     learners = {arm for arm, _, _ in reference}
@@ -181,8 +182,12 @@ def test_coordinator_policies_get_one_process_feedback_from_one_call_per_wave(
     for shards in (2, 3):
         seen, calls, _ = _observed(monkeypatch, scenario, shards)
         assert seen == reference, f"{shards} shards"
-        assert "bucket" not in calls
-        assert calls["buckets"] == len(LEARNERS) * (waves + 1), f"{shards} shards"  # the oracle's buckets too
+        # Per arm (the oracle's too: its outcomes are released): a wave starts with one call (the buckets put
+        # off, the week, the view), and one more runs the buckets after the last wave.
+        assert "bucket" not in calls and "start_week" not in calls
+        assert calls["wave_start"] == len(LEARNERS) * waves, f"{shards} shards"
+        assert calls["buckets"] == len(LEARNERS), f"{shards} shards"
+        assert calls["dynamic_view"] == len(LEARNERS)  # once before each policy is built
 
 
 def test_with_inbound_the_buckets_are_batched_unless_the_policy_reads_declared_taste(
@@ -203,5 +208,6 @@ def test_with_inbound_the_buckets_are_batched_unless_the_policy_reads_declared_t
     for shards in (2, 3):
         seen, calls, _ = _observed(monkeypatch, scenario, shards)
         assert seen == reference, f"{shards} shards"
-        assert calls["buckets"] == waves + 1  # uplift's
+        assert calls["wave_start"] == 2 * waves  # individual's carry no bucket
+        assert calls["buckets"] == 1  # uplift's after its last wave
         assert calls["bucket"] == buckets  # individual's

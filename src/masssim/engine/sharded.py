@@ -232,6 +232,20 @@ class ShardWorker:
     def start_week(self, week_index: int) -> None:
         self._engine().state.start_week(week_index)
 
+    def wave_start(
+        self,
+        bounds: np.ndarray,
+        conversations: list[tuple[Any, ...] | None] | None,
+        week_index: int,
+        columns: tuple[str, ...],
+    ) -> tuple[list[dict[str, dict[str, np.ndarray]]], dict[str, np.ndarray]]:
+        """A wave planned on the coordinator starts with one call, the three it replaces in their order: the
+        buckets put off since the last wave (:meth:`buckets`), the calendar week (:meth:`start_week`) and
+        the view's columns as they then are (:meth:`dynamic_view`)."""
+        events = self.buckets(bounds, conversations)
+        self.start_week(week_index)
+        return events, self.dynamic_view(columns)
+
     def sendable(self, channel: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
         sim = self._engine()
         return sim.sender._sendable(channel, customer - self.customers.start, cap)
@@ -673,7 +687,10 @@ class ShardedArm:
         return wave_event_time(self.scenario, day, self.sender.region_rel_s)
 
     def _refresh_view(self) -> None:
-        parts = self.group.call("dynamic_view", _everyone(self.group, self.dynamic_columns))
+        self._write_view(self.group.call("dynamic_view", _everyone(self.group, self.dynamic_columns)))
+
+    def _write_view(self, parts: list[dict[str, np.ndarray]]) -> None:
+        """Copy the shards' view columns (in shard order) into the policy's view."""
         for name in self.dynamic_columns:
             target = getattr(self.view, name)
             if target.shape[0] != self.view.n:  # allocated at the first wave planned here
@@ -701,9 +718,7 @@ class ShardedArm:
                     self._share_generated()
                     self.on_shards.send(rule, reachable, env.now, day * DAY_S)
                 continue
-            self._observe_pending_buckets()
-            self.group.call("start_week", _everyone(self.group, week))
-            self._refresh_view()
+            self._start_wave(week)
             plan = self.policy.plan(wave)
             self._share_generated()
             self.sender.send(plan, env.now, day * DAY_S)
@@ -753,20 +768,42 @@ class ShardedArm:
             if cells:
                 planner.observe_cells(t1, cells)
 
-    def _observe_pending_events(self) -> None:
-        """The coordinator's policy's side of :meth:`_observe_pending_buckets`: one call per shard returns every
-        pending bucket's events; each bucket's are merged in chunk order and observed, then let go, so the
-        coordinator holds at most the events of the buckets between two waves (docs/model.md §16.7)."""
+    def _start_wave(self, week: int) -> None:
+        """The start of a wave planned here, in one call per shard (``wave_start``): the pending buckets run
+        and the policy observes them (as :meth:`_observe_pending_events`), the shards start the calendar week,
+        and the view is refreshed after the policy has observed (as one process's view changes only then)."""
+        bounds, settled, args = self._take_pending()
+        wave_args = {s: (a[0], a[1] if len(a) > 1 else None, week, self.dynamic_columns) for s, a in args.items()}
+        parts = self.group.call("wave_start", wave_args)
+        self._observe_bucket_events(bounds, settled, [events for events, _ in parts])
+        self._write_view([view for _, view in parts])
+
+    def _take_pending(self) -> tuple[list[tuple[float, float]], list[Any], dict[int, tuple[Any, ...]]]:
+        """The buckets put off since the last wave, what their conversations did (with [inbound]), and each
+        shard's arguments for running them (:meth:`ShardWorker.buckets`); the pending lists are emptied."""
         bounds, self.pending_buckets = self.pending_buckets, []
         settled, self.pending_settled = self.pending_settled, []
-        if not bounds:
-            return
-        array = np.array(bounds, np.float64)
+        array = np.array(bounds, np.float64).reshape(-1, 2)
         args: dict[int, tuple[Any, ...]] = {}
         for s in range(len(self.group.ranges)):
             conversations = [outcomes.get(s) for outcomes, _ in settled]
             args[s] = (array, conversations) if any(c is not None for c in conversations) else (array,)
-        parts = self.group.call("buckets", args)
+        return bounds, settled, args
+
+    def _observe_pending_events(self) -> None:
+        """The coordinator's policy's side of :meth:`_observe_pending_buckets`: one call per shard returns every
+        pending bucket's events; each bucket's are merged in chunk order and observed, then let go, so the
+        coordinator holds at most the events of the buckets between two waves (docs/model.md §16.7)."""
+        if not self.pending_buckets:
+            return
+        bounds, settled, args = self._take_pending()
+        self._observe_bucket_events(bounds, settled, self.group.call("buckets", args))
+
+    def _observe_bucket_events(
+        self, bounds: list[tuple[float, float]], settled: list[Any], parts: list[list[dict[str, Any]]]
+    ) -> None:
+        """Give the policy each bucket's events merged in chunk order and then, with [inbound], the bucket's
+        conversation purchases: one process's calls in its order."""
         for i, (_, t1) in enumerate(bounds):
             merged = _merge_in_chunk_order([part[i] for part in parts])
             for part in parts:
