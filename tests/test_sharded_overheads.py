@@ -1,7 +1,8 @@
 """The sharded engine's overheads cut without changing a draw (docs/model.md §16.7): feedback buckets batched
 between waves on the shards (one call per shard for every bucket up to the next wave gives the policy exactly
-the cells, in the order, that a call per bucket gives it), and the policy stream's integer draws skipped by
-checking its raw outputs."""
+the cells, in the order, that a call per bucket gives it; for a policy planned on the coordinator, one
+process's ``observe`` calls, with [inbound] too), and the policy stream's integer draws skipped by checking its
+raw outputs."""
 
 from __future__ import annotations
 
