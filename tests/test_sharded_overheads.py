@@ -1,10 +1,12 @@
 """The sharded engine's overheads cut without changing a draw (docs/model.md §16.7): feedback buckets batched
 between waves on the shards (one call per shard for every bucket up to the next wave gives the policy exactly
-the cells, in the order, that a call per bucket gives it), and the policy stream's integer draws skipped by
-checking its raw outputs."""
+the cells, in the order, that a call per bucket gives it; for a policy planned on the coordinator, one
+process's ``observe`` calls, with [inbound] too), and the policy stream's integer draws skipped by checking its
+raw outputs."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -13,9 +15,12 @@ import pytest
 from masssim.engine import sharded
 from masssim.engine.shard_planning import ShardWave, skip_integers, unpack_bucket_cells
 from masssim.engine.sharded import InProcessShards, simulate_sharded_replication
+from masssim.engine.sim import ArmSimulation, simulate_replication, wave_days
 from masssim.model.streams import replication_sequence, root_sequence
 from masssim.policies.targeting import SegmentsPolicy
 from test_sharded_engine import CHUNK, _digest, _scenario
+from test_sharded_inbound import inbound_scenario
+from test_sharded_policies import LEARNERS, SEQ, learners_scenario
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, per_bucket: bool) -> tuple[str, list[Any], dict[str, int]]:
@@ -113,3 +118,97 @@ def test_skipping_integers_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn.integers(0, high, size=1_001, dtype=np.int32)
     skip_integers(skipped, 1_001, high)
     assert skipped.bit_generator.state == drawn.bit_generator.state
+
+
+def _observed(
+    monkeypatch: pytest.MonkeyPatch, scenario: Any, shards: int | None
+) -> tuple[list[Any], dict[str, int], int]:
+    """Every ``observe`` call of the scenario's policies, which plan on the coordinator (arm, bucket end, and
+    per kind each field's dtype and sha256), in one process (``shards=None``) or in ``shards`` shards of this
+    process; with the calls to the shards per method and the number of waves."""
+
+    seen: list[Any] = []
+    calls: dict[str, int] = {}
+
+    def spied(policy: Any, arm: str) -> None:
+        observe = policy.observe
+
+        def spy(feedback: Any) -> None:
+            events = {
+                kind: {
+                    name: (values.dtype.str, hashlib.sha256(values.tobytes()).hexdigest()) for name, values in e.items()
+                }
+                for kind, e in sorted(feedback.events.items())
+            }
+            seen.append((arm, feedback.time_s, events))
+            observe(feedback)
+
+        policy.observe = spy
+
+    class Counting(InProcessShards):
+        def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
+            calls[method] = calls.get(method, 0) + 1
+            return super().call(method, args)
+
+    with monkeypatch.context() as patch:
+        for engine in (ArmSimulation, sharded.ShardedArm):
+            init = engine.__init__
+
+            def spying_init(self: Any, *args: Any, _init: Any = init, **kwargs: Any) -> None:
+                _init(self, *args, **kwargs)
+                if getattr(self, "policy", None) is not None:
+                    spied(self.policy, self.arm.name)
+
+            patch.setattr(engine, "__init__", spying_init)
+        if shards is None:
+            simulate_replication(scenario, SEQ, chunk_size=CHUNK)
+        else:
+            simulate_sharded_replication(scenario, SEQ, Counting, shards, chunk_size=CHUNK)
+    return seen, calls, len(wave_days(scenario))
+
+
+def test_coordinator_policies_get_one_process_feedback_from_one_call_per_wave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The policies that plan on the coordinator (oracle, thompson, linucb, ...) get from a sharded run the
+    ``observe`` calls of one process: the same buckets, in the same order, with the same bytes; and the
+    shards are called once at the start of each wave (the buckets put off, the calendar week and the view in one
+    call) and once at the arm's end (a call per bucket, as before batching, fails the count: 192 buckets per
+    arm against 5 calls)."""
+    scenario = learners_scenario(LEARNERS)
+    reference, _, waves = _observed(monkeypatch, scenario, None)
+    learners = {arm for arm, _, _ in reference}
+    assert len(learners) == len(LEARNERS) - 1  # every policy but the oracle (it learns nothing) observed
+    assert sum(1 for _, _, events in reference if "click" in events) > 50  # the calls carry clicks
+    for shards in (2, 3):
+        seen, calls, _ = _observed(monkeypatch, scenario, shards)
+        assert seen == reference, f"{shards} shards"
+        # Per arm (the oracle's too: its outcomes are released): a wave starts with one call (the buckets put
+        # off, the week, the view), and one more runs the buckets after the last wave.
+        assert "bucket" not in calls and "start_week" not in calls
+        assert calls["wave_start"] == len(LEARNERS) * waves, f"{shards} shards"
+        assert calls["buckets"] == len(LEARNERS), f"{shards} shards"
+        assert calls["dynamic_view"] == len(LEARNERS)  # once before each policy is built
+
+
+def test_with_inbound_the_buckets_are_batched_unless_the_policy_reads_declared_taste(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With [inbound] the desk settles each bucket's conversations on the coordinator; batched, the shards apply
+    what they did to their customers right after that bucket, in the one call per wave, and the policy then
+    observes each bucket's feedback and its conversation purchases in one process's order. A policy that
+    reads declared taste (``individual``: the desk grows its table) keeps a call per bucket."""
+    arms = [{"name": "uplift", "policy": "uplift"}, {"name": "individual", "policy": "individual"}]
+    scenario = inbound_scenario(arms=arms)
+    reference, _, waves = _observed(monkeypatch, scenario, None)
+    conversation_purchases = [
+        (arm, t) for arm, t, events in reference if list(events) == ["purchase"] and arm == "uplift"
+    ]
+    assert len(conversation_purchases) > 5  # observe calls of the desk's purchases alone, between the buckets'
+    buckets = round(scenario.horizon_days * 24 * 60 / scenario.feedback_bucket_minutes)
+    for shards in (2, 3):
+        seen, calls, _ = _observed(monkeypatch, scenario, shards)
+        assert seen == reference, f"{shards} shards"
+        assert calls["wave_start"] == 2 * waves  # individual's carry no bucket
+        assert calls["buckets"] == 1  # uplift's after its last wave
+        assert calls["bucket"] == buckets  # individual's

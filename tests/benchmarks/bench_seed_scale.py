@@ -3,6 +3,7 @@
 Run:  python tests/benchmarks/bench_seed_scale.py [--customers 95000000] [--small 10000000]
                                                  [--creatives 20000] [--days 30]
                                                  [--policy broadcast] [--policy segments:1000]
+                                                 [--engine dask --workers 2]
 
 Each measurement runs in a fresh subprocess (so its peak memory is its own) through the same code path as
 ``masssim run``: ``masssim.run`` on one replication, then ``RunResult.save`` (summary.json, timeseries.csv and
@@ -10,6 +11,15 @@ the report are written, to a temporary directory removed afterwards). Email's ca
 everyone can be sent every day. For each policy the script prints wall time, CPU time (the machine is shared:
 CPU time is what the engine itself used), customer-touches per second, peak RSS in GiB and in bytes per
 customer, and the same at the smaller N, with the ratio of the two rates: how well the engine scales with N.
+
+With ``--engine dask --workers W`` the replication runs on the sharded engine (docs/model.md §16), one shard
+per worker on masssim's own LocalCluster of W worker processes: ``masssim.run(..., engine="dask",
+workers=W, shards=W)``, the path of ``masssim run --engine dask --workers W --shards W``. Beside the
+coordinator's (this process: the clock, the policy, Dask's scheduler and client) it prints each worker
+process's CPU time and peak RSS since it started (read on the workers just before the cluster closes), and
+the SUM of every process's peak: the machine's memory is what the 16 GB aim is about (the sum of the peaks
+bounds the peak of the sum from above). The single-process path (``--engine local``, the default) is as it
+was.
 
 Aims (issue 9): under 2 minutes wall and under 16 GB peak at 95M customers, for ``broadcast`` and for
 ``segments`` with 1,000 personas.
@@ -91,19 +101,64 @@ def _resident_bytes() -> int:
         return int(handle.read().split()[1]) * resource.getpagesize()
 
 
-def measure(customers: int, creatives: int, days: int, policy: str) -> dict:
+def _worker_usage() -> tuple[float, int]:
+    """On a Dask worker: the CPU seconds of its whole process since it started (every thread) and its peak
+    resident bytes (VmHWM)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+    return time.process_time(), peak
+
+
+def _read_workers(at_start: dict[str, tuple[float, int]], at_end: dict[str, tuple[float, int]]) -> None:
+    """Read every worker's usage once its cluster has started and again as masssim's executor closes it (the
+    cluster ``masssim.run`` starts itself), so the run itself takes the path of ``masssim run`` unchanged."""
+    from masssim.experiments import replications
+
+    start, close = replications.Executor._start_dask, replications.Executor.__exit__
+
+    def start_then_read(self: replications.Executor) -> None:
+        start(self)
+        at_start.update(self._client.run(_worker_usage))
+
+    def read_then_close(self: replications.Executor, *exc: object) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None and not any(exc):
+            at_end.update(client.run(_worker_usage))
+        close(self, *exc)
+
+    replications.Executor._start_dask = start_then_read  # type: ignore[method-assign]
+    replications.Executor.__exit__ = read_then_close  # type: ignore[method-assign]
+
+
+def measure(customers: int, creatives: int, days: int, policy: str, engine: str = "local", workers: int = 1) -> dict:
     import masssim
     from masssim.engine import sim
 
     scenario = masssim.scenario_from_dict(scenario_dict(customers, creatives, days, policy))
     clock = PhaseClock()
-    clock.wrap(sim, "generate_population", "population")
-    clock.wrap(sim, "ArmSimulation", "world + policy set-up")  # holdout, creatives; the arm's state and policy
+    workers_started: dict[str, tuple[float, int]] = {}
+    workers_usage: dict[str, tuple[float, int]] = {}
+    if engine == "local":
+        clock.wrap(sim, "generate_population", "population")
+        clock.wrap(sim, "ArmSimulation", "world + policy set-up")  # holdout, creatives; the arm's state and policy
+        options: dict = {}
+    else:
+        from masssim.engine import sharded
+        from masssim.experiments import replications
+
+        # The cluster's start and the shards' customers (built on the workers), then the arm's set-up here.
+        clock.wrap(replications.Executor, "_open_shards", "cluster + shards built")
+        clock.wrap(sharded, "ShardedArm", "policy set-up")
+        _read_workers(workers_started, workers_usage)
+        options = {"engine": "dask", "workers": workers, "shards": workers}
     interpreter_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampler = RssSampler()
     sampler.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    result = masssim.run(scenario, replications=1, seed=1)
+    result = masssim.run(scenario, replications=1, seed=1, **options)
     ran = (time.perf_counter(), time.process_time(), _resident_bytes())
     simulated_wall, simulated_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     with tempfile.TemporaryDirectory() as out:
@@ -133,10 +188,14 @@ def measure(customers: int, creatives: int, days: int, policy: str) -> dict:
         "summary_written": saved,
         "rss_timeline": samples[:: max(1, len(samples) // 40)],
         "phases": phases,
+        "engine": engine,
+        # Per worker process (sorted by address): CPU seconds from its cluster's start to the run's end (its
+        # own start-up, the interpreter and Dask, left out; importing masssim is in) and peak resident bytes.
+        "workers": [[workers_usage[w][0] - workers_started[w][0], workers_usage[w][1]] for w in sorted(workers_usage)],
     }
 
 
-def run_child(customers: int, creatives: int, days: int, policy: str) -> dict:
+def run_child(customers: int, creatives: int, days: int, policy: str, engine: str = "local", workers: int = 1) -> dict:
     out = subprocess.run(
         [
             sys.executable,
@@ -150,6 +209,10 @@ def run_child(customers: int, creatives: int, days: int, policy: str) -> dict:
             str(days),
             "--policy",
             policy,
+            "--engine",
+            engine,
+            "--workers",
+            str(workers),
         ],
         capture_output=True,
         text=True,
@@ -160,16 +223,37 @@ def run_child(customers: int, creatives: int, days: int, policy: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def total_cpu_s(r: dict) -> float:
+    """CPU seconds of every process of the run: this one's simulation and, sharded, each worker's."""
+    return r["simulate_cpu_s"] + sum(cpu for cpu, _ in r.get("workers", []))
+
+
+def total_peak_bytes(r: dict) -> int:
+    """The sum of every process's peak resident bytes (one process: its own)."""
+    return r["peak_bytes"] + sum(peak for _, peak in r.get("workers", []))
+
+
 def describe(label: str, r: dict) -> str:
     if "failed" in r:
         return f"  {label:>12} customers: FAILED ({r['failed']})"
-    gib = r["peak_bytes"] / 2**30
-    per_customer = r["peak_bytes"] / r["customers"]
+    peak = total_peak_bytes(r)
+    gib = 2**30
+    if not r.get("workers"):
+        return (
+            f"  {label:>12} customers: wall {r['wall_s']:7.1f} s, CPU {r['cpu_s']:7.1f} s"
+            f" (simulation {r['simulate_wall_s']:.1f} s wall, {r['simulate_cpu_s']:.1f} s CPU),"
+            f" {r['touches'] / r['simulate_cpu_s']:,.0f} touches per CPU-second,"
+            f" peak {peak / gib:.2f} GiB = {peak / r['customers']:.0f} B/customer"
+        )
+    workers = "; ".join(
+        f"worker {i}: CPU {cpu:.1f} s, peak {p / gib:.2f} GiB" for i, (cpu, p) in enumerate(r["workers"])
+    )
     return (
-        f"  {label:>12} customers: wall {r['wall_s']:7.1f} s, CPU {r['cpu_s']:7.1f} s"
-        f" (simulation {r['simulate_wall_s']:.1f} s wall, {r['simulate_cpu_s']:.1f} s CPU),"
-        f" {r['touches'] / r['simulate_cpu_s']:,.0f} touches per CPU-second,"
-        f" peak {gib:.2f} GiB = {per_customer:.0f} B/customer"
+        f"  {label:>12} customers: wall {r['wall_s']:7.1f} s (simulation {r['simulate_wall_s']:.1f} s),"
+        f" CPU of every process {total_cpu_s(r):.1f} s, {r['touches'] / total_cpu_s(r):,.0f} touches per"
+        f" CPU-second, SUM of the peaks {peak / gib:.2f} GiB = {peak / r['customers']:.0f} B/customer"
+        f"\n  {'':>12}   coordinator: CPU {r['cpu_s']:.1f} s (simulation {r['simulate_cpu_s']:.1f} s), peak"
+        f" {r['peak_bytes'] / gib:.2f} GiB; {workers}"
     )
 
 
@@ -180,18 +264,27 @@ def main() -> None:
     parser.add_argument("--creatives", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--policy", action="append", help="broadcast, segments:K, ... (repeatable)")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: one process (default); dask: the sharded engine, one shard per worker",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="with --engine dask: worker processes (= shards)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--timeline", action="store_true", help="print resident memory over time")
     args = parser.parse_args()
     policies = args.policy or ["broadcast", "segments:1000"]
     if args.child:
-        print(json.dumps(measure(args.customers, args.creatives, args.days, policies[0])))
+        print(json.dumps(measure(args.customers, args.creatives, args.days, policies[0], args.engine, args.workers)))
         return
 
-    print(f"{args.creatives:,} creatives, {args.days} daily email waves, 1 replication, summary written")
+    workers = 1 if args.engine == "local" else args.workers
+    where = "one process" if args.engine == "local" else f"Dask, {workers} workers, one shard each"
+    print(f"{args.creatives:,} creatives, {args.days} daily email waves, 1 replication, summary written; {where}")
     for policy in policies:
-        small = run_child(args.small, args.creatives, args.days, policy)
-        big = run_child(args.customers, args.creatives, args.days, policy)
+        small = run_child(args.small, args.creatives, args.days, policy, args.engine, workers)
+        big = run_child(args.customers, args.creatives, args.days, policy, args.engine, workers)
         print(f"{policy}:")
         for size, r in ((args.small, small), (args.customers, big)):
             print(describe(f"{size:,}", r))
@@ -199,12 +292,12 @@ def main() -> None:
                 at_end = f", RSS {rss / 2**30:.2f} GiB at its end" if rss else ""
                 print(f"    {label:>22}: wall {w:6.1f} s, CPU {c:6.1f} s{at_end}")
         if "failed" not in small and "failed" not in big:
-            small_rate = small["touches"] / small["simulate_cpu_s"]
-            big_rate = big["touches"] / big["simulate_cpu_s"]
+            small_rate = small["touches"] / total_cpu_s(small)
+            big_rate = big["touches"] / total_cpu_s(big)
             print(
                 f"  touches per CPU-second at {args.customers:,} / at {args.small:,}: {big_rate / small_rate:.2f}"
                 f"   (aims at {args.customers:,}: wall < 120 s -> {big['wall_s']:.0f} s;"
-                f" peak < 16 GB -> {big['peak_bytes'] / 1e9:.1f} GB)"
+                f" peak < 16 GB -> {total_peak_bytes(big) / 1e9:.1f} GB)"
             )
             if args.timeline:
                 for t, rss in big["rss_timeline"]:

@@ -92,7 +92,7 @@ def _one_core_each() -> None:
 
 SHARD_METHODS: tuple[str, ...] = ("__init__", "start_arm", "rule_reachable", "rule_draw", "rule_rows", "rule_cut")
 SHARD_METHODS += ("rule_send", "rule_bucket", "rule_buckets", "finish_arm", "dynamic_view", "sendable", "respond")
-SHARD_METHODS += ("bucket",)
+SHARD_METHODS += ("bucket", "buckets", "wave_start")
 
 
 def _time_shard_methods() -> None:

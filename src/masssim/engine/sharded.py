@@ -232,6 +232,20 @@ class ShardWorker:
     def start_week(self, week_index: int) -> None:
         self._engine().state.start_week(week_index)
 
+    def wave_start(
+        self,
+        bounds: np.ndarray,
+        conversations: list[tuple[Any, ...] | None] | None,
+        week_index: int,
+        columns: tuple[str, ...],
+    ) -> tuple[list[dict[str, dict[str, np.ndarray]]], dict[str, np.ndarray]]:
+        """A wave planned on the coordinator starts with one call, the three it replaces in their order: the
+        buckets put off since the last wave (:meth:`buckets`), the calendar week (:meth:`start_week`) and
+        the view's columns as they then are (:meth:`dynamic_view`)."""
+        events = self.buckets(bounds, conversations)
+        self.start_week(week_index)
+        return events, self.dynamic_view(columns)
+
     def sendable(self, channel: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
         sim = self._engine()
         return sim.sender._sendable(channel, customer - self.customers.start, cap)
@@ -251,6 +265,21 @@ class ShardWorker:
             for e in events.values():
                 e["customer"] = (e["customer"] + offset).astype(e["customer"].dtype, copy=False)
         return events
+
+    def buckets(
+        self, bounds: np.ndarray, conversations: list[tuple[Any, ...] | None] | None = None
+    ) -> list[dict[str, dict[str, np.ndarray]]]:
+        """:meth:`bucket` for each bucket ``(t0, t1)`` of ``bounds`` in turn: one call of the coordinator for
+        every bucket up to the arm's next wave (or its end), each bucket's feedback events in bucket order.
+        ``conversations`` (with [inbound]): per bucket, what its settled conversations did to the shard's
+        customers (:meth:`conversation_outcomes`' arguments, or None), applied right after that bucket."""
+        out = []
+        for k, (t0, t1) in enumerate(bounds.tolist()):
+            out.append(self.bucket(t0, t1))
+            settled = None if conversations is None else conversations[k]
+            if settled is not None:
+                self.conversation_outcomes(*settled)
+        return out
 
     # Waves planned on the shards (engine/shard_planning.py): the coordinator's steps, in the order it calls them.
     def rule_segments(self, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
@@ -585,6 +614,12 @@ class ShardedArm:
             ),
         )
         self.inbound = None if inbound is None else ArmInbound(self, inbound)
+        # The feedback buckets put off to the next wave planned here (or the arm's end), and with [inbound]
+        # what each one's conversations did (ArmInbound.settle); with [inbound] and a policy that reads
+        # declared taste, a call per bucket (ArmInbound.batches).
+        self.batched = self.inbound is None or self.inbound.batches
+        self.pending_buckets: list[tuple[float, float]] = []
+        self.pending_settled: list[tuple[dict[int, tuple[Any, ...]], dict[str, np.ndarray] | None]] = []
         # Planning on the shards when the policy can (a rule per wave, docs/model.md §16.2); on a paid channel
         # or through a channel order with the steps of engine/shard_channels.py. With [inbound] the desk needs
         # each block's replies gathered as the coordinator sends it (§16.8), so the coordinator plans.
@@ -652,7 +687,10 @@ class ShardedArm:
         return wave_event_time(self.scenario, day, self.sender.region_rel_s)
 
     def _refresh_view(self) -> None:
-        parts = self.group.call("dynamic_view", _everyone(self.group, self.dynamic_columns))
+        self._write_view(self.group.call("dynamic_view", _everyone(self.group, self.dynamic_columns)))
+
+    def _write_view(self, parts: list[dict[str, np.ndarray]]) -> None:
+        """Copy the shards' view columns (in shard order) into the policy's view."""
         for name in self.dynamic_columns:
             target = getattr(self.view, name)
             if target.shape[0] != self.view.n:  # allocated at the first wave planned here
@@ -680,8 +718,7 @@ class ShardedArm:
                     self._share_generated()
                     self.on_shards.send(rule, reachable, env.now, day * DAY_S)
                 continue
-            self.group.call("start_week", _everyone(self.group, week))
-            self._refresh_view()
+            self._start_wave(week)
             plan = self.policy.plan(wave)
             self._share_generated()
             self.sender.send(plan, env.now, day * DAY_S)
@@ -706,6 +743,8 @@ class ShardedArm:
             if self.on_shards is not None:
                 # Put off to the next wave (or the arm's end): one call per shard for all the buckets between.
                 self.on_shards.pending_buckets.append((t0, t1))
+            elif self.batched:
+                self.pending_buckets.append((t0, t1))  # the same, with the events themselves
             else:
                 merged = _merge_in_chunk_order(self.group.call("bucket", _everyone(self.group, t0, t1)))
                 if merged:
@@ -717,15 +756,63 @@ class ShardedArm:
         self._observe_pending_buckets()
 
     def _observe_pending_buckets(self) -> None:
-        """Run the buckets put off since the last wave and give the policy each one's cells in order. The
-        policy sees the same calls in the same order as with a call per bucket: nothing reads what it learns
-        before its next rule, and nothing else touches the shards between waves (docs/model.md §16.2)."""
+        """Run the buckets put off since the last wave and give the policy each one's feedback in order (its
+        cells when it plans on the shards, else its events). The policy sees the same calls in the same order
+        as with a call per bucket: nothing reads what it learns before its next plan, and nothing else
+        touches the shards between waves (docs/model.md §16.2)."""
         if self.on_shards is None:
+            self._observe_pending_events()
             return
         planner = cast(ShardPlanning, self.policy)
         for t1, cells in self.on_shards.run_pending_buckets(planner.cell_creatives):
             if cells:
                 planner.observe_cells(t1, cells)
+
+    def _start_wave(self, week: int) -> None:
+        """The start of a wave planned here, in one call per shard (``wave_start``): the pending buckets run
+        and the policy observes them (as :meth:`_observe_pending_events`), the shards start the calendar week,
+        and the view is refreshed after the policy has observed (as one process's view changes only then)."""
+        bounds, settled, args = self._take_pending()
+        wave_args = {s: (a[0], a[1] if len(a) > 1 else None, week, self.dynamic_columns) for s, a in args.items()}
+        parts = self.group.call("wave_start", wave_args)
+        self._observe_bucket_events(bounds, settled, [events for events, _ in parts])
+        self._write_view([view for _, view in parts])
+
+    def _take_pending(self) -> tuple[list[tuple[float, float]], list[Any], dict[int, tuple[Any, ...]]]:
+        """The buckets put off since the last wave, what their conversations did (with [inbound]), and each
+        shard's arguments for running them (:meth:`ShardWorker.buckets`); the pending lists are emptied."""
+        bounds, self.pending_buckets = self.pending_buckets, []
+        settled, self.pending_settled = self.pending_settled, []
+        array = np.array(bounds, np.float64).reshape(-1, 2)
+        args: dict[int, tuple[Any, ...]] = {}
+        for s in range(len(self.group.ranges)):
+            conversations = [outcomes.get(s) for outcomes, _ in settled]
+            args[s] = (array, conversations) if any(c is not None for c in conversations) else (array,)
+        return bounds, settled, args
+
+    def _observe_pending_events(self) -> None:
+        """The coordinator's policy's side of :meth:`_observe_pending_buckets`: one call per shard returns every
+        pending bucket's events; each bucket's are merged in chunk order and observed, then let go, so the
+        coordinator holds at most the events of the buckets between two waves (docs/model.md §16.7)."""
+        if not self.pending_buckets:
+            return
+        bounds, settled, args = self._take_pending()
+        self._observe_bucket_events(bounds, settled, self.group.call("buckets", args))
+
+    def _observe_bucket_events(
+        self, bounds: list[tuple[float, float]], settled: list[Any], parts: list[list[dict[str, Any]]]
+    ) -> None:
+        """Give the policy each bucket's events merged in chunk order and then, with [inbound], the bucket's
+        conversation purchases: one process's calls in its order."""
+        for i, (_, t1) in enumerate(bounds):
+            merged = _merge_in_chunk_order([part[i] for part in parts])
+            for part in parts:
+                part[i] = {}
+            if merged:
+                self.policy.observe(Feedback(time_s=t1, events=merged))
+            won = settled[i][1] if settled else None
+            if won is not None:  # the bucket's conversation purchases, as ArmInbound.after_bucket gives them
+                self.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
 
     # The inbound desk's hooks (engine/sharded_inbound.py: ArmInbound); nothing without [inbound].
     def _start_inbound(self, env: simpy.Environment) -> None:
@@ -737,7 +824,11 @@ class ShardedArm:
             self.inbound.after_send(index)
 
     def _after_bucket(self, t1: float) -> None:
-        if self.inbound is not None:
+        if self.inbound is None:
+            return
+        if self.batched:
+            self.pending_settled.append(self.inbound.settle(t1))
+        else:
             self.inbound.after_bucket(t1)
 
     def _finish_inbound(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:

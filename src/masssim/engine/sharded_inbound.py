@@ -16,7 +16,9 @@ conversations do to their customers. Three things cross the wire:
   who left (their churn mark: a shard takes every opt-in of a customer whose mark becomes non-zero, and its
   organic occasions and direct purchases consult the marks) and the conversation purchases in settlement
   order, each with whether a reply started it (the shard counts it and draws its pull-forward coin from the
-  customer's chunk stream, which consumes the stream in the order one process does).
+  customer's chunk stream, which consumes the stream in the order one process does). Between two waves
+  they travel in the one call per shard that runs the buckets (``ArmInbound.settle``), each applied right
+  after its bucket, unless the arm's policy reads declared taste (then a call per bucket).
 
 Declared taste captured in conversations is counted on the coordinator (who declared). For a policy that reads
 declared taste its values are made as one process makes them: the coordinator asks the shards for the latent
@@ -216,6 +218,13 @@ class CoordinatorConversations(ConversationLoop):
         """Send the bucket's churn marks and conversation purchases to the shards that hold the customers."""
         if not self._churned and not self._bought:
             return
+        self.group.call("conversation_outcomes", self.take_outcomes())
+
+    def take_outcomes(self) -> dict[int, tuple[Any, ...]]:
+        """The churn marks and conversation purchases settled since the last call, as the arguments of
+        ``conversation_outcomes`` for each shard that holds some of their customers (none: an empty dict)."""
+        if not self._churned and not self._bought:
+            return {}
         churned = _joined(self._churned, np.int64, np.uint8)
         bought = _joined(self._bought, np.int64, bool)
         self._churned, self._bought = [], []
@@ -225,7 +234,7 @@ class CoordinatorConversations(ConversationLoop):
             buys = (bought[0] >= r.start) & (bought[0] < r.stop)
             if mine.any() or buys.any():
                 args[s] = (churned[0][mine], churned[1][mine], bought[0][buys], bought[1][buys])
-        self.group.call("conversation_outcomes", args)
+        return args
 
 
 @dataclass
@@ -284,12 +293,30 @@ class ArmInbound:
         following = days[index + 1] if index + 1 < len(days) else None
         self.loop.desk.quiet_until(math.inf if following is None else self.arm._wave_event_time(following))
 
+    @property
+    def batches(self) -> bool:
+        """Whether the arm's buckets between two waves may run in one call per shard (docs/model.md §16.8):
+        yes unless the arm's policy reads declared taste, whose table the desk grows as conversations settle:
+        its ``observe`` of a bucket must see the table of that bucket, not of the wave's last one."""
+        return self.arm.declared is None
+
     def after_bucket(self, t1: float) -> None:
         assert self.loop is not None
         won = self.loop.apply(t1)
         self.loop.push()  # before the next wave checks opt-ins and the next bucket's occasions
         if won is not None and "purchase" in self.feedback_kinds:
             self.arm.policy.observe(Feedback(time_s=t1, events={"purchase": won}))
+
+    def settle(self, t1: float) -> tuple[dict[int, tuple[Any, ...]], dict[str, np.ndarray] | None]:
+        """:meth:`after_bucket` with the shards' part and the policy's put off to the next wave (batched
+        buckets): the conversations settled by ``t1`` change the desk's bookkeeping now (nothing of it comes
+        from the shards); returns what they did to the customers, per shard (``take_outcomes``), which each
+        shard applies right after its bucket and before the next, and the purchases the policy observes
+        after the bucket's feedback (None: nothing to observe)."""
+        assert self.loop is not None
+        won = self.loop.apply(t1)
+        observed = won if won is not None and "purchase" in self.feedback_kinds else None
+        return self.loop.take_outcomes(), observed
 
     def finish(self, totals: dict[str, float]) -> dict[str, dict[str, float]]:
         """Add the desk's totals to ``totals``; returns its figures per pool."""
