@@ -1,0 +1,170 @@
+"""Counting events per (row, column) cell, and merging counts into sorted cells, in linear passes.
+
+The bandits' evidence tables (``cells.CellCounts``) and ``thompson``'s P(best) table count events per
+(segment, creative) cell every wave: millions of events over up to tens of millions of cells. A sort of the
+events (``np.unique``) and an insertion of the new cells into the sorted table (``np.searchsorted`` and
+``np.insert``) cost O(E log E) and several passes over the table; here the events are bucketed by row (a
+counting sort), each row's columns are counted in a scratch histogram the size of one row, and the sorted
+counts are merged into the sorted table in one pass. The results are exactly those of the sort: the same
+keys in the same order and the same float64 sums (each count is added once, as an integer-valued float).
+Without numba (or with ``MASSSIM_KERNELS=numpy``) the numpy sorts run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+SCAN_SHARE = 8  # a row with over 1/SCAN_SHARE of its columns hit is read off the histogram, not sorted
+
+
+def _load_numba() -> Any:
+    # the engine's switch (engine/kernels.py): "numpy" means no compiled code
+    if os.environ.get("MASSSIM_KERNELS", "").strip().lower() == "numpy":
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
+_numba = _load_numba()
+
+
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    return function if _numba is None else _numba.njit(cache=True, nogil=True)(function)
+
+
+def _count_by_row(keys, n_rows, n_columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Distinct ``keys`` (row * n_columns + column) in increasing order, and how often each occurs."""
+    n = keys.shape[0]
+    start = np.zeros(n_rows + 1, np.int64)
+    for t in range(n):
+        start[keys[t] // n_columns + 1] += 1
+    for r in range(n_rows):
+        start[r + 1] += start[r]
+    column = np.empty(n, np.int64)  # the events' columns, bucketed by row (a counting sort)
+    fill = start[:-1].copy()
+    for t in range(n):
+        r = keys[t] // n_columns
+        column[fill[r]] = keys[t] - r * n_columns
+        fill[r] += 1
+    histogram = np.zeros(n_columns, np.int64)
+    seen = np.empty(n_columns, np.int64)
+    out_keys = np.empty(n, np.int64)
+    out_counts = np.empty(n, np.int64)
+    at = 0
+    for r in range(n_rows):
+        distinct = 0
+        for t in range(start[r], start[r + 1]):
+            c = column[t]
+            if histogram[c] == 0:
+                seen[distinct] = c
+                distinct += 1
+            histogram[c] += 1
+        if distinct == 0:
+            continue
+        if SCAN_SHARE * distinct >= n_columns:  # many columns hit: read them off the histogram, in order
+            for c in range(n_columns):
+                if histogram[c] > 0:
+                    out_keys[at] = r * n_columns + c
+                    out_counts[at] = histogram[c]
+                    histogram[c] = 0
+                    at += 1
+        else:
+            row_columns = np.sort(seen[:distinct])
+            for j in range(distinct):
+                c = row_columns[j]
+                out_keys[at] = r * n_columns + c
+                out_counts[at] = histogram[c]
+                histogram[c] = 0
+                at += 1
+    return out_keys[:at].copy(), out_counts[:at].copy()
+
+
+_count_by_row_compiled = _compiled(_count_by_row)
+
+
+def count_cells(keys: np.ndarray, n_rows: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys in increasing order, int64 occurrences of each): ``np.unique(keys,
+    return_counts=True)`` for int64 keys ``row * n_columns + column`` (0 <= row < n_rows, 0 <= column <
+    n_columns). Compiled when the rows are not far more than the keys (the row buckets are O(rows))."""
+    keys = np.asarray(keys, np.int64)
+    if _numba is None or n_rows > 4 * keys.shape[0] + (1 << 16) or n_columns > (1 << 26):
+        distinct, counts = np.unique(keys, return_counts=True)
+        return distinct, counts.astype(np.int64)
+    return _count_by_row_compiled(keys, int(n_rows), int(n_columns))  # type: ignore[no-any-return]
+
+
+def _merge_sorted(keys, delivered, clicked, new_keys, new_counts, into_delivered):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The union of sorted cells ``keys`` (with two float64 counts) and sorted distinct ``new_keys``, whose
+    counts are added to ``delivered`` (``into_delivered``) or ``clicked``; new cells start from zero."""
+    n, m = keys.shape[0], new_keys.shape[0]
+    union = n
+    i = 0
+    for j in range(m):  # cells not yet in the table
+        while i < n and keys[i] < new_keys[j]:
+            i += 1
+        if i == n or keys[i] != new_keys[j]:
+            union += 1
+    out_keys = np.empty(union, np.int64)
+    out_delivered = np.empty(union)
+    out_clicked = np.empty(union)
+    i = j = at = 0
+    while i < n or j < m:
+        if j == m or (i < n and keys[i] < new_keys[j]):
+            out_keys[at], out_delivered[at], out_clicked[at] = keys[i], delivered[i], clicked[i]
+            i += 1
+        else:
+            if i < n and keys[i] == new_keys[j]:
+                d, c = delivered[i], clicked[i]
+                i += 1
+            else:
+                d, c = 0.0, 0.0
+            if into_delivered:
+                d += np.float64(new_counts[j])
+            else:
+                c += np.float64(new_counts[j])
+            out_keys[at], out_delivered[at], out_clicked[at] = new_keys[j], d, c
+            j += 1
+        at += 1
+    return out_keys, out_delivered, out_clicked
+
+
+_merge_sorted_compiled = _compiled(_merge_sorted)
+
+
+def merge_counts(
+    keys: np.ndarray,
+    delivered: np.ndarray,
+    clicked: np.ndarray,
+    new_keys: np.ndarray,
+    new_counts: np.ndarray,
+    *,
+    into_delivered: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted cells (``keys``, ``delivered``, ``clicked``) with the counts ``new_counts`` of the sorted
+    distinct cells ``new_keys`` added to one of the two counts (cells not yet present inserted in order, the
+    other count 0). Returns new arrays; the inputs are not changed."""
+    if _numba is not None:
+        return _merge_sorted_compiled(keys, delivered, clicked, new_keys, new_counts, into_delivered)  # type: ignore[no-any-return]
+    delivered, clicked = delivered.copy(), clicked.copy()
+    position = np.searchsorted(keys, new_keys)
+    found = position < keys.shape[0]
+    found[found] = keys[position[found]] == new_keys[found]
+    target = delivered if into_delivered else clicked
+    target[position[found]] += new_counts[found]
+    if found.all():
+        return keys.copy(), delivered, clicked
+    new, at = ~found, position[~found]
+    added = new_counts[new].astype(np.float64)
+    none = np.zeros(added.shape[0])
+    return (
+        np.insert(keys, at, new_keys[new]),
+        np.insert(delivered, at, added if into_delivered else none),
+        np.insert(clicked, at, none if into_delivered else added),
+    )
