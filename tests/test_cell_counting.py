@@ -11,7 +11,7 @@ from scipy import sparse
 from masssim.policies import cell_counting
 from masssim.policies import cells as cells_module
 from masssim.policies.bandits import win_shares
-from masssim.policies.cell_counting import count_cells, merge_counts
+from masssim.policies.cell_counting import count_pairs, merge_counts
 from masssim.policies.cells import CellCounts
 
 
@@ -30,9 +30,9 @@ def cell_events(draw: st.DrawFn) -> tuple[np.ndarray, int, int]:
 
 @settings(max_examples=150, deadline=None)
 @given(cell_events())
-def test_count_cells_is_unique_with_counts(case: tuple[np.ndarray, int, int]) -> None:
+def test_count_pairs_is_unique_with_counts(case: tuple[np.ndarray, int, int]) -> None:
     keys, rows, columns = case
-    got_keys, got_counts = count_cells(keys, rows, columns)
+    got_keys, got_counts = count_pairs(keys // columns, keys % columns, rows, columns)
     want_keys, want_counts = np.unique(keys, return_counts=True)
     np.testing.assert_array_equal(got_keys, want_keys)
     np.testing.assert_array_equal(got_counts, want_counts)

@@ -13,7 +13,7 @@ from scipy import sparse
 from masssim.policies import linucb_scores
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.beta_argmax import thompson_argmax
-from masssim.policies.cell_counting import count_cells
+from masssim.policies.cell_counting import count_pairs
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -180,7 +180,7 @@ def win_shares(row_segment: np.ndarray, winner: np.ndarray, draws: np.ndarray, n
     (draw t belongs to segment ``row_segment[t]`` and was won by ``winner[t]``); creatives that won no draw are
     absent. Wins are counted row by row in linear time (``cell_counting``), the same counts as a sort."""
     k = n_creatives
-    won, wins = count_cells(row_segment.astype(np.int64) * k + winner, draws.shape[0], k)
+    won, wins = count_pairs(row_segment, winner, draws.shape[0], k)
     won_segment = won // k
     indptr = np.concatenate(([0], np.cumsum(np.bincount(won_segment, minlength=draws.shape[0]))))
     share = wins.astype(np.float64) / draws[won_segment]

@@ -1,13 +1,15 @@
-"""Counting events per (row, column) cell, and merging counts into sorted cells, in linear passes.
+"""Counting wins per (row, column) cell, and merging counts into sorted cells, in linear passes.
 
-The bandits' evidence tables (``cells.CellCounts``) and ``thompson``'s P(best) table count events per
-(segment, creative) cell every wave: millions of events over up to tens of millions of cells. A sort of the
-events (``np.unique``) and an insertion of the new cells into the sorted table (``np.searchsorted`` and
-``np.insert``) cost O(E log E) and several passes over the table; here the events are bucketed by row (a
-counting sort), each row's columns are counted in a scratch histogram the size of one row, and the sorted
-counts are merged into the sorted table in one pass. The results are exactly those of the sort: the same
-keys in the same order and the same float64 sums (each count is added once, as an integer-valued float).
-Without numba (or with ``MASSSIM_KERNELS=numpy``) the numpy sorts run instead.
+``thompson``'s P(best) table counts each wave's draws per (segment, creative) won, and the bandits' evidence
+tables (``cells.CellCounts``) fold each wave's counted events into their sorted non-empty cells. A sparse
+matrix built from the draws sorts each row's entries, and an insertion of the new cells into the sorted table
+(``np.searchsorted`` then ``np.insert`` per array) passes over the table several times with scattered reads;
+here the draws, which come grouped by segment, are counted in a histogram of one row at a time, and the
+sorted counts are merged into the sorted table in one pass. The results are exactly those of the numpy
+code they replace (the same keys in the same order, the same float64 sums: each count is added once, as an
+integer-valued float). Without numba (or with ``MASSSIM_KERNELS=numpy``) that numpy code runs instead.
+(Counting the evidence events themselves stays a sort, ``np.unique``: numpy's sort of int64 keys was faster
+than a row-by-row count here.)
 """
 
 from __future__ import annotations
@@ -39,20 +41,27 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
     return function if _numba is None else _numba.njit(cache=True, nogil=True)(function)
 
 
-def _count_by_row(keys, n_rows, n_columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Distinct ``keys`` (row * n_columns + column) in increasing order, and how often each occurs."""
-    n = keys.shape[0]
+def _count_pairs(row, column, n_rows, n_columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Distinct (row, column) pairs as keys ``row * n_columns + column`` in increasing order, and how often
+    each occurs. The events are bucketed by row (a counting sort; skipped when the rows come sorted), then each
+    row's columns are counted in a histogram of one row, read off in column order."""
+    n = row.shape[0]
     start = np.zeros(n_rows + 1, np.int64)
+    ordered = True
     for t in range(n):
-        start[keys[t] // n_columns + 1] += 1
+        start[row[t] + 1] += 1
+        if t > 0 and row[t] < row[t - 1]:
+            ordered = False
     for r in range(n_rows):
         start[r + 1] += start[r]
-    column = np.empty(n, np.int64)  # the events' columns, bucketed by row (a counting sort)
-    fill = start[:-1].copy()
-    for t in range(n):
-        r = keys[t] // n_columns
-        column[fill[r]] = keys[t] - r * n_columns
-        fill[r] += 1
+    if ordered:
+        by_row = column
+    else:
+        by_row = np.empty(n, column.dtype)
+        fill = start[:-1].copy()
+        for t in range(n):
+            by_row[fill[row[t]]] = column[t]
+            fill[row[t]] += 1
     histogram = np.zeros(n_columns, np.int64)
     seen = np.empty(n_columns, np.int64)
     out_keys = np.empty(n, np.int64)
@@ -61,17 +70,18 @@ def _count_by_row(keys, n_rows, n_columns):  # type: ignore[no-untyped-def]  # p
     for r in range(n_rows):
         distinct = 0
         for t in range(start[r], start[r + 1]):
-            c = column[t]
+            c = by_row[t]
             if histogram[c] == 0:
                 seen[distinct] = c
                 distinct += 1
             histogram[c] += 1
         if distinct == 0:
             continue
+        base = np.int64(r) * n_columns
         if SCAN_SHARE * distinct >= n_columns:  # many columns hit: read them off the histogram, in order
             for c in range(n_columns):
                 if histogram[c] > 0:
-                    out_keys[at] = r * n_columns + c
+                    out_keys[at] = base + c
                     out_counts[at] = histogram[c]
                     histogram[c] = 0
                     at += 1
@@ -79,25 +89,28 @@ def _count_by_row(keys, n_rows, n_columns):  # type: ignore[no-untyped-def]  # p
             row_columns = np.sort(seen[:distinct])
             for j in range(distinct):
                 c = row_columns[j]
-                out_keys[at] = r * n_columns + c
+                out_keys[at] = base + c
                 out_counts[at] = histogram[c]
                 histogram[c] = 0
                 at += 1
     return out_keys[:at].copy(), out_counts[:at].copy()
 
 
-_count_by_row_compiled = _compiled(_count_by_row)
+_count_pairs_compiled = _compiled(_count_pairs)
 
 
-def count_cells(keys: np.ndarray, n_rows: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct keys in increasing order, int64 occurrences of each): ``np.unique(keys,
-    return_counts=True)`` for int64 keys ``row * n_columns + column`` (0 <= row < n_rows, 0 <= column <
-    n_columns). Compiled when the rows are not far more than the keys (the row buckets are O(rows))."""
-    keys = np.asarray(keys, np.int64)
-    if _numba is None or n_rows > 4 * keys.shape[0] + (1 << 16) or n_columns > (1 << 26):
-        distinct, counts = np.unique(keys, return_counts=True)
+def _compiled_fits(n_events: int, n_rows: int, n_columns: int) -> bool:
+    # the row buckets are O(rows) and the histogram O(columns): not for tables far wider than the events
+    return _numba is not None and n_rows <= 4 * n_events + (1 << 16) and n_columns <= (1 << 26)
+
+
+def count_pairs(row: np.ndarray, column: np.ndarray, n_rows: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys ``row * n_columns + column`` in increasing order, int64 occurrences of each): what
+    ``np.unique(keys, return_counts=True)`` gives, from the rows and columns (integer arrays)."""
+    if not _compiled_fits(row.shape[0], n_rows, n_columns):
+        distinct, counts = np.unique(np.asarray(row, np.int64) * n_columns + column, return_counts=True)
         return distinct, counts.astype(np.int64)
-    return _count_by_row_compiled(keys, int(n_rows), int(n_columns))  # type: ignore[no-any-return]
+    return _count_pairs_compiled(row, column, int(n_rows), int(n_columns))  # type: ignore[no-any-return]
 
 
 def _merge_sorted(keys, delivered, clicked, new_keys, new_counts, into_delivered):  # type: ignore[no-untyped-def]  # pragma: no cover

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from masssim.policies.base import Feedback
-from masssim.policies.cell_counting import count_cells, merge_counts
+from masssim.policies.cell_counting import merge_counts
 
 DENSE_CELLS = 1 << 20  # up to this many cells (16 MB for both counts) the table is dense
 
@@ -108,8 +108,8 @@ class CellCounts:
     def _merge(self) -> None:
         """Fold the buffered events into the sorted cells (sparse tables only).
 
-        The events are counted per cell first (``cell_counting.count_cells``: this wave's events only), then
-        added to the cells already there or inserted in order, in one pass (``cell_counting.merge_counts``).
+        The events are counted per cell first (a sort of this wave's events only), then added to the cells
+        already there or inserted in order, in one pass (``cell_counting.merge_counts``).
         When the events are at least half as many as the cells, they are counted by a histogram over the
         cells instead (linear, where a sort of tens of millions of events per wave is not; the same counts)."""
         self._buffered = 0
@@ -124,8 +124,8 @@ class CellCounts:
                 count = np.bincount(events, minlength=cells)
                 keys = np.flatnonzero(count)
                 count = count[keys]
-            else:  # counted row by row (a sort of the events gives the same)
-                keys, count = count_cells(events, self.n_segments, self.n_creatives)
+            else:
+                keys, count = np.unique(events, return_counts=True)
             del events
             self._keys, self._delivered, self._clicked = merge_counts(
                 self._keys, self._delivered, self._clicked, keys, count, into_delivered=kind == "delivered"
