@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from masssim.policies import beta_argmax
+from masssim.policies import compiled as compiled_switch
 from masssim.policies.beta_argmax import (
     cells_by_posterior,
     grouped_posterior_argmax,
@@ -103,6 +106,31 @@ def test_unsent_creative_is_the_nth_creative_without_a_cell() -> None:
     nth = np.concatenate([np.arange(m) for m in k - present.sum(axis=1)])
     expected = np.concatenate([np.flatnonzero(~row) for row in present])
     np.testing.assert_array_equal(unsent_creative(k, cell_segment, cell_creative, segment, nth), expected)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 120), st.floats(0.0, 1.0))
+def test_unsent_creative_compiled_and_numpy_agree_with_a_dense_search(
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, k: int, share: float
+) -> None:
+    """Rows in any order, segments with no cells or every creative but one sent: the search within each
+    segment's cells, the global sorted search (numpy) and a dense scan give the same creatives."""
+    rng = np.random.default_rng(seed)
+    present = rng.random((segments, k)) < share
+    present[:, -1] &= rng.random(segments) < 0.5
+    present[present.all(axis=1), 0] = False  # every segment keeps a never-sent creative
+    cell_segment, cell_creative = np.nonzero(present)
+    missing = k - present.sum(axis=1)
+    segment = np.repeat(np.arange(segments), missing)
+    nth = np.concatenate([np.arange(m) for m in missing])
+    shuffle = rng.permutation(segment.shape[0])
+    segment, nth = segment[shuffle], nth[shuffle]
+    expected = np.concatenate([np.flatnonzero(~row) for row in present])[shuffle]
+    compiled_result = unsent_creative(k, cell_segment, cell_creative, segment, nth)
+    monkeypatch.setattr(compiled_switch, "NUMBA", None)
+    numpy_result = unsent_creative(k, cell_segment, cell_creative, segment, nth)
+    np.testing.assert_array_equal(compiled_result, expected)
+    np.testing.assert_array_equal(numpy_result, expected)
 
 
 # margin 0.5: the never-sent maximum falls below the threshold in about e^-0.5 of the draws, which tests the

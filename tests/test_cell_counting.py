@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from masssim.policies import cell_counting
 from masssim.policies import cells as cells_module
+from masssim.policies import compiled as compiled_switch
 from masssim.policies.bandits import win_shares
 from masssim.policies.cell_counting import count_pairs, merge_counts
 from masssim.policies.cells import CellCounts
@@ -73,7 +73,7 @@ def test_incremental_cells_equal_one_count_of_every_event(monkeypatch: pytest.Mo
     gives, with the compiled passes and with the numpy fallback."""
     monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
     if not compiled:
-        monkeypatch.setattr(cell_counting, "_numba", None)
+        monkeypatch.setattr(compiled_switch, "NUMBA", None)
     s, c = 60, 500
     table = CellCounts(s, c)
     rng = np.random.default_rng(11)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
+from masssim.policies import compiled as switch
+from masssim.policies.compiled import compiled
+
 EXCEEDANCE_TARGET = 4  # values expected above the threshold per draw (none above it: about e^-4 of draws)
 
 
@@ -164,6 +167,8 @@ def unsent_creative(
         )
     )
     local = np.arange(cell_segment.shape[0]) - first[cell_segment]
+    if switch.NUMBA is not None:  # a search within each row's segment: no sort of the rows, the same counts
+        return _unsent_compiled(first, cell_creative - local, segment, nth)  # type: ignore[no-any-return]
     span = n_creatives + 1
     key = cell_segment.astype(np.int64) * span + (cell_creative - local)  # non-decreasing
     query = segment.astype(np.int64) * span + nth
@@ -171,6 +176,27 @@ def unsent_creative(
     below = np.empty(query.shape[0], np.int64)
     below[order] = np.searchsorted(key, query[order], side="right")
     return nth + below - first[segment]
+
+
+def _unsent(first, gap, segment, nth):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """nth + #{cells i of the row's segment : gap_i <= nth}, gap_i = s_i − i non-decreasing within a segment:
+    a binary search in the segment's run of cells (rows of a segment come together, so the run stays in cache)."""
+    out = np.empty(segment.shape[0], np.int64)
+    for t in range(segment.shape[0]):
+        s = segment[t]
+        lo, hi = first[s], first[s + 1]
+        base = lo
+        while lo < hi:  # the first cell with gap > nth
+            mid = (lo + hi) >> 1
+            if gap[mid] <= nth[t]:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[t] = nth[t] + lo - base
+    return out
+
+
+_unsent_compiled = compiled(_unsent)
 
 
 SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)

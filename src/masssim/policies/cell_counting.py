@@ -14,31 +14,12 @@ than a row-by-row count here.)
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
+from masssim.policies import compiled as switch
+from masssim.policies.compiled import compiled
+
 SCAN_SHARE = 8  # a row with over 1/SCAN_SHARE of its columns hit is read off the histogram, not sorted
-
-
-def _load_numba() -> Any:
-    # the engine's switch (engine/kernels.py): "numpy" means no compiled code
-    if os.environ.get("MASSSIM_KERNELS", "").strip().lower() == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba
-
-
-_numba = _load_numba()
-
-
-def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
-    return function if _numba is None else _numba.njit(cache=True, nogil=True)(function)
 
 
 def _count_pairs(row, column, n_rows, n_columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
@@ -96,12 +77,12 @@ def _count_pairs(row, column, n_rows, n_columns):  # type: ignore[no-untyped-def
     return out_keys[:at].copy(), out_counts[:at].copy()
 
 
-_count_pairs_compiled = _compiled(_count_pairs)
+_count_pairs_compiled = compiled(_count_pairs)
 
 
 def _compiled_fits(n_events: int, n_rows: int, n_columns: int) -> bool:
     # the row buckets are O(rows) and the histogram O(columns): not for tables far wider than the events
-    return _numba is not None and n_rows <= 4 * n_events + (1 << 16) and n_columns <= (1 << 26)
+    return switch.NUMBA is not None and n_rows <= 4 * n_events + (1 << 16) and n_columns <= (1 << 26)
 
 
 def count_pairs(row: np.ndarray, column: np.ndarray, n_rows: int, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +129,7 @@ def _merge_sorted(keys, delivered, clicked, new_keys, new_counts, into_delivered
     return out_keys, out_delivered, out_clicked
 
 
-_merge_sorted_compiled = _compiled(_merge_sorted)
+_merge_sorted_compiled = compiled(_merge_sorted)
 
 
 def merge_counts(
@@ -163,7 +144,7 @@ def merge_counts(
     """Sorted cells (``keys``, ``delivered``, ``clicked``) with the counts ``new_counts`` of the sorted
     distinct cells ``new_keys`` added to one of the two counts (cells not yet present inserted in order, the
     other count 0). Returns new arrays; the inputs are not changed."""
-    if _numba is not None:
+    if switch.NUMBA is not None:
         return _merge_sorted_compiled(keys, delivered, clicked, new_keys, new_counts, into_delivered)  # type: ignore[no-any-return]
     delivered, clicked = delivered.copy(), clicked.copy()
     position = np.searchsorted(keys, new_keys)
