@@ -109,12 +109,13 @@ def test_unsent_creative_is_the_nth_creative_without_a_cell() -> None:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 120), st.floats(0.0, 1.0))
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 120), st.floats(0.0, 1.0), st.booleans())
 def test_unsent_creative_compiled_and_numpy_agree_with_a_dense_search(
-    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, k: int, share: float
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, k: int, share: float, shuffled: bool
 ) -> None:
-    """Rows in any order, segments with no cells or every creative but one sent: the search within each
-    segment's cells, the global sorted search (numpy) and a dense scan give the same creatives."""
+    """Rows grouped by segment (the table of each segment's never-sent creatives) or in any order (the sorted
+    search), segments with no cells or every creative but one sent: the same creatives as a dense scan, with
+    and without the compiled code."""
     rng = np.random.default_rng(seed)
     present = rng.random((segments, k)) < share
     present[:, -1] &= rng.random(segments) < 0.5
@@ -123,7 +124,7 @@ def test_unsent_creative_compiled_and_numpy_agree_with_a_dense_search(
     missing = k - present.sum(axis=1)
     segment = np.repeat(np.arange(segments), missing)
     nth = np.concatenate([np.arange(m) for m in missing])
-    shuffle = rng.permutation(segment.shape[0])
+    shuffle = rng.permutation(segment.shape[0]) if shuffled else np.arange(segment.shape[0])
     segment, nth = segment[shuffle], nth[shuffle]
     expected = np.concatenate([np.flatnonzero(~row) for row in present])[shuffle]
     compiled_result = unsent_creative(k, cell_segment, cell_creative, segment, nth)

@@ -166,9 +166,11 @@ def unsent_creative(
             np.cumsum(np.bincount(cell_segment, minlength=int(segment.max(initial=0)) + 1)),
         )
     )
+    runs = 1 + int(np.count_nonzero(segment[1:] != segment[:-1])) if segment.shape[0] else 0
+    if switch.NUMBA is not None and runs * n_creatives <= 4 * (segment.shape[0] + cell_segment.shape[0]):
+        # rows come grouped by segment: list each segment's never-sent creatives once, then look them up
+        return _unsent_by_table_compiled(first, cell_creative, segment, nth, n_creatives)  # type: ignore[no-any-return]
     local = np.arange(cell_segment.shape[0]) - first[cell_segment]
-    if switch.NUMBA is not None:  # a search within each row's segment: no sort of the rows, the same counts
-        return _unsent_compiled(first, cell_creative - local, segment, nth)  # type: ignore[no-any-return]
     span = n_creatives + 1
     key = cell_segment.astype(np.int64) * span + (cell_creative - local)  # non-decreasing
     query = segment.astype(np.int64) * span + nth
@@ -178,25 +180,30 @@ def unsent_creative(
     return nth + below - first[segment]
 
 
-def _unsent(first, gap, segment, nth):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """nth + #{cells i of the row's segment : gap_i <= nth}, gap_i = s_i − i non-decreasing within a segment:
-    a binary search in the segment's run of cells (rows of a segment come together, so the run stays in cache)."""
+def _unsent_by_table(first, cell_creative, segment, nth, n_creatives):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``unsent_creative`` for rows in runs of one segment: at each run, the segment's never-sent creatives are
+    listed in increasing order (one pass over the creatives beside its sorted cells); a row's answer is the
+    ``nth`` of the list. The same creative as the search."""
     out = np.empty(segment.shape[0], np.int64)
+    unsent = np.empty(n_creatives, np.int64)
+    current = -1
     for t in range(segment.shape[0]):
         s = segment[t]
-        lo, hi = first[s], first[s + 1]
-        base = lo
-        while lo < hi:  # the first cell with gap > nth
-            mid = (lo + hi) >> 1
-            if gap[mid] <= nth[t]:
-                lo = mid + 1
-            else:
-                hi = mid
-        out[t] = nth[t] + lo - base
+        if s != current:
+            current = s
+            at = first[s]
+            count = 0
+            for c in range(n_creatives):
+                if at < first[s + 1] and cell_creative[at] == c:
+                    at += 1
+                else:
+                    unsent[count] = c
+                    count += 1
+        out[t] = unsent[nth[t]]
     return out
 
 
-_unsent_compiled = compiled(_unsent)
+_unsent_by_table_compiled = compiled(_unsent_by_table)
 
 
 SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)
