@@ -206,6 +206,35 @@ def _unsent_by_table(first, cell_creative, segment, nth, n_creatives):  # type: 
 _unsent_by_table_compiled = compiled(_unsent_by_table)
 
 
+def fold_row_maxima(
+    row: np.ndarray, value: np.ndarray, creative: np.ndarray, largest: np.ndarray, winner: np.ndarray
+) -> None:
+    """Fold values into each row's largest value and its creative, in place: after it, ``largest[r]`` is the
+    largest value seen for row r (before and now) and ``winner[r]`` the lowest creative among the values
+    equal to it (ties: lowest index). Start from -inf and the int32 maximum; fold in batches, in any order."""
+    if switch.NUMBA is not None:  # one pass, no gathers: the rows' state stays where it is
+        _fold_row_maxima_compiled(row, value, creative, largest, winner)
+        return
+    before = largest.copy()
+    np.maximum.at(largest, row, value)
+    winner[before != largest] = np.iinfo(np.int32).max  # a larger value arrived: the old winner is beaten
+    best = value == largest[row]
+    np.minimum.at(winner, row[best], creative[best])
+
+
+def _fold_row_maxima(row, value, creative, largest, winner):  # type: ignore[no-untyped-def]  # pragma: no cover
+    for t in range(row.shape[0]):
+        r = row[t]
+        if value[t] > largest[r]:
+            largest[r] = value[t]
+            winner[r] = creative[t]
+        elif value[t] == largest[r] and creative[t] < winner[r]:
+            winner[r] = creative[t]
+
+
+_fold_row_maxima_compiled = compiled(_fold_row_maxima)
+
+
 SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)
 
 
@@ -213,11 +242,56 @@ def cells_by_posterior(segment: np.ndarray, alpha: np.ndarray, beta: np.ndarray)
     """An order of cells (given sorted by segment, creative) that puts cells of the same segment and posterior
     together, creatives in increasing order within. Cells whose α or β reach SMALL_STATE stay apart, after
     their segment's others (a group of one is still a group of identical posteriors)."""
+    if switch.NUMBA is not None:  # segment by segment: a counting sort over the few codes each one has
+        return _posterior_order_compiled(segment, alpha, beta, SMALL_STATE)  # type: ignore[no-any-return]
     small = (alpha < SMALL_STATE) & (beta < SMALL_STATE)
     code = np.where(small, (alpha - 1.0) * SMALL_STATE + (beta - 1.0), SMALL_STATE * SMALL_STATE - 1.0)
     by_code = np.argsort(code.astype(np.uint16), kind="stable")
     segment_type = np.uint16 if segment.max(initial=0) < 1 << 16 else np.int64
     return by_code[np.argsort(segment[by_code].astype(segment_type), kind="stable")]
+
+
+def _posterior_order(segment, alpha, beta, small_state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``cells_by_posterior``'s order, run of segment by run: each run's cells are counted per 16-bit code
+    (the codes it has, sorted), then placed code after code, in their given order within a code."""
+    n = segment.shape[0]
+    last = small_state * small_state - 1
+    code = np.empty(n, np.int64)
+    for t in range(n):
+        if alpha[t] < small_state and beta[t] < small_state:
+            code[t] = np.int64((alpha[t] - 1.0) * small_state + (beta[t] - 1.0))
+        else:
+            code[t] = last
+    order = np.empty(n, np.int64)
+    slot = np.zeros(last + 1, np.int64)  # per code: its count, then where its next cell goes
+    seen = np.empty(last + 1, np.int64)
+    lo = 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and segment[hi] == segment[lo]:
+            hi += 1
+        distinct = 0
+        for t in range(lo, hi):
+            if slot[code[t]] == 0:
+                seen[distinct] = code[t]
+                distinct += 1
+            slot[code[t]] += 1
+        codes = np.sort(seen[:distinct])
+        at = lo
+        for j in range(distinct):
+            size = slot[codes[j]]
+            slot[codes[j]] = at
+            at += size
+        for t in range(lo, hi):
+            order[slot[code[t]]] = t
+            slot[code[t]] += 1
+        for j in range(distinct):
+            slot[codes[j]] = 0
+        lo = hi
+    return order
+
+
+_posterior_order_compiled = compiled(_posterior_order)
 
 
 def thompson_argmax(
@@ -291,7 +365,8 @@ def thompson_argmax(
     creative = cre[start[group] + position % size[group]]
     value = inverse_survival(g_a[group], g_b[group], rng.random(row.shape[0]) * above[group])
     largest = np.full(rows, -np.inf)
-    np.maximum.at(largest, row, value)
+    sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+    fold_row_maxima(row, value, creative, largest, sent_winner)
     # rows where every value is below the threshold: each group's largest value below it
     lost = np.flatnonzero((top <= threshold[row_segment]) & ~np.isfinite(largest))
     if lost.shape[0]:
@@ -308,13 +383,7 @@ def thompson_argmax(
             (rng.random(lost_row.shape[0]) * size[lost_group]).astype(np.int64),
             size[lost_group] - 1,
         )
-        np.maximum.at(largest, lost_row, lost_value)
-        row = np.concatenate((row, lost_row))
-        value = np.concatenate((value, lost_value))
-        creative = np.concatenate((creative, cre[start[lost_group] + member]))
-    best = value == largest[row]
-    sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
-    np.minimum.at(sent_winner, row[best], creative[best])
+        fold_row_maxima(lost_row, lost_value, cre[start[lost_group] + member], largest, sent_winner)
     fast_winner = np.where(largest > top, sent_winner, choice)
     fast_rows = np.repeat(offset[segments] - fast_first[segments], fast_draws) + np.arange(rows)
     winner[fast_rows] = fast_winner
