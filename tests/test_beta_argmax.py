@@ -14,6 +14,7 @@ from masssim.policies.beta_argmax import (
     fold_row_maxima,
     grouped_posterior_argmax,
     posterior_groups,
+    posterior_runs,
     successes_on_lines,
     thompson_argmax,
     unsent_creative,
@@ -217,6 +218,28 @@ def test_cells_by_posterior_compiled_equals_the_two_radix_sorts(
     got = cells_by_posterior(segment, alpha, beta)
     monkeypatch.setattr(compiled_switch, "NUMBA", None)
     np.testing.assert_array_equal(got, cells_by_posterior(segment, alpha, beta))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 20), st.integers(0, 400), st.floats(0.0, 1.0))
+def test_posterior_runs_compiled_equals_the_numpy_grouping(
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, n: int, kept: float
+) -> None:
+    """The groups found in one pass along the order equal those of the gathers and comparisons (numpy), with
+    some segments left out, shared and fractional states, and states beyond SMALL_STATE (groups of one)."""
+    rng = np.random.default_rng(seed)
+    present = np.zeros((segments, 60), bool)
+    present.flat[rng.choice(present.size, min(n, present.size), replace=False)] = True
+    segment, creative = np.nonzero(present)
+    alpha = 1.0 + rng.choice([0.0, 1.0, 2.0, 0.5, 300.0], segment.shape[0])
+    beta = 1.0 + rng.choice([0.0, 3.0, 7.25, 255.0, 1000.0], segment.shape[0])
+    keep = rng.random(segments) < kept
+    got = posterior_runs(segment, creative, alpha, beta, keep)
+    monkeypatch.setattr(compiled_switch, "NUMBA", None)
+    want = posterior_runs(segment, creative, alpha, beta, keep)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
 
 
 def test_cells_by_posterior_groups_identical_posteriors_with_creatives_in_order() -> None:

@@ -294,6 +294,67 @@ def _posterior_order(segment, alpha, beta, small_state):  # type: ignore[no-unty
 _posterior_order_compiled = compiled(_posterior_order)
 
 
+def posterior_runs(
+    cell_segment: np.ndarray, cell_creative: np.ndarray, cell_alpha: np.ndarray, cell_beta: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of the segments ``keep`` (bool per segment) grouped by (segment, posterior), in
+    ``cells_by_posterior``'s order: (creatives in that order, first position and size of each group, and each
+    group's segment, α and β). A new group starts at a new segment or posterior, and at every cell whose α or
+    β reaches SMALL_STATE (those stay groups of one)."""
+    order = cells_by_posterior(cell_segment, cell_alpha, cell_beta)
+    if switch.NUMBA is not None:  # one pass along the order, no copies of the cells' columns
+        return _posterior_runs_compiled(order, cell_segment, cell_creative, cell_alpha, cell_beta, keep, SMALL_STATE)  # type: ignore[no-any-return]
+    in_kept = keep[cell_segment]
+    if not in_kept.all():  # usually every segment is kept: then no copy of the cells
+        order = order[in_kept[order]]
+    seg, cre, a, b = cell_segment[order], cell_creative[order], cell_alpha[order], cell_beta[order]
+    new = np.ones(seg.shape[0], bool)
+    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
+    new[1:] |= b[1:] >= SMALL_STATE
+    start = np.flatnonzero(new)
+    size = np.diff(np.append(start, seg.shape[0]))
+    return cre, start, size, seg[start], a[start], b[start]
+
+
+def _posterior_runs(order, segment, creative, alpha, beta, keep, small_state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = order.shape[0]
+    cre = np.empty(n, creative.dtype)
+    start = np.empty(n, np.int64)
+    g_seg = np.empty(n, segment.dtype)
+    g_a = np.empty(n)
+    g_b = np.empty(n)
+    at = 0
+    groups = 0
+    for t in range(n):
+        i = order[t]
+        s = segment[i]
+        if not keep[s]:
+            continue
+        a, b = alpha[i], beta[i]
+        if (
+            at == 0
+            or s != g_seg[groups - 1]
+            or a != g_a[groups - 1]
+            or b != g_b[groups - 1]
+            or a >= small_state
+            or b >= small_state
+        ):
+            start[groups] = at
+            g_seg[groups] = s
+            g_a[groups] = a
+            g_b[groups] = b
+            groups += 1
+        cre[at] = creative[i]
+        at += 1
+    size = np.empty(groups, np.int64)
+    for g in range(groups):
+        size[g] = (start[g + 1] if g + 1 < groups else at) - start[g]
+    return cre[:at].copy(), start[:groups].copy(), size, g_seg[:groups].copy(), g_a[:groups].copy(), g_b[:groups].copy()
+
+
+_posterior_runs_compiled = compiled(_posterior_runs)
+
+
 def thompson_argmax(
     rng: np.random.Generator,
     n_creatives: int,
@@ -348,17 +409,7 @@ def thompson_argmax(
     nth = np.minimum((rng.random(rows) * m).astype(np.int64), unsent[row_segment] - 1)
     choice = unsent_creative(n_creatives, cell_segment, cell_creative, row_segment, nth)
     # the other creatives, grouped by (segment, posterior); values above the segment's threshold
-    keep = fast[cell_segment]
-    order = cells_by_posterior(cell_segment, cell_alpha, cell_beta)
-    if not keep.all():  # usually every segment is fast: then no copy of the cells
-        order = order[keep[order]]
-    seg, cre, a, b = cell_segment[order], cell_creative[order], cell_alpha[order], cell_beta[order]
-    new = np.ones(seg.shape[0], bool)
-    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
-    new[1:] |= b[1:] >= SMALL_STATE
-    start = np.flatnonzero(new)
-    size = np.diff(np.append(start, seg.shape[0]))
-    g_seg, g_a, g_b = seg[start], a[start], b[start]
+    cre, start, size, g_seg, g_a, g_b = posterior_runs(cell_segment, cell_creative, cell_alpha, cell_beta, fast)
     above = special.betaincc(g_a, g_b, threshold[g_seg])
     group, position = successes_on_lines(rng, above, size * draws[g_seg])
     row = fast_first[g_seg[group]] + position // size[group]
