@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from masssim.policies import beta_argmax
+from masssim.policies import compiled as compiled_switch
 from masssim.policies.beta_argmax import (
     cells_by_posterior,
+    fold_row_maxima,
     grouped_posterior_argmax,
     posterior_groups,
+    posterior_runs,
     successes_on_lines,
     thompson_argmax,
     unsent_creative,
@@ -105,6 +110,61 @@ def test_unsent_creative_is_the_nth_creative_without_a_cell() -> None:
     np.testing.assert_array_equal(unsent_creative(k, cell_segment, cell_creative, segment, nth), expected)
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 120), st.floats(0.0, 1.0), st.booleans())
+def test_unsent_creative_compiled_and_numpy_agree_with_a_dense_search(
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, k: int, share: float, shuffled: bool
+) -> None:
+    """Rows grouped by segment (the table of each segment's never-sent creatives) or in any order (the sorted
+    search), segments with no cells or every creative but one sent: the same creatives as a dense scan, with
+    and without the compiled code."""
+    rng = np.random.default_rng(seed)
+    present = rng.random((segments, k)) < share
+    present[:, -1] &= rng.random(segments) < 0.5
+    present[present.all(axis=1), 0] = False  # every segment keeps a never-sent creative
+    cell_segment, cell_creative = np.nonzero(present)
+    missing = k - present.sum(axis=1)
+    segment = np.repeat(np.arange(segments), missing)
+    nth = np.concatenate([np.arange(m) for m in missing])
+    shuffle = rng.permutation(segment.shape[0]) if shuffled else np.arange(segment.shape[0])
+    segment, nth = segment[shuffle], nth[shuffle]
+    expected = np.concatenate([np.flatnonzero(~row) for row in present])[shuffle]
+    compiled_result = unsent_creative(k, cell_segment, cell_creative, segment, nth)
+    monkeypatch.setattr(compiled_switch, "NUMBA", None)
+    numpy_result = unsent_creative(k, cell_segment, cell_creative, segment, nth)
+    np.testing.assert_array_equal(compiled_result, expected)
+    np.testing.assert_array_equal(numpy_result, expected)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.integers(0, 300), st.integers(1, 3))
+def test_fold_row_maxima_in_batches_equals_one_max_then_min(
+    monkeypatch: pytest.MonkeyPatch, seed: int, rows: int, n: int, batches: int
+) -> None:
+    """Folding values batch by batch (compiled, and numpy) gives each row's largest value and the lowest
+    creative among the values equal to it, as a maximum then a minimum over all values at once did; values
+    drawn from a few levels so that ties are common, -inf included."""
+    rng = np.random.default_rng(seed)
+    row = rng.integers(0, rows, n)
+    value = np.array([-np.inf, 0.25, 0.5, 0.75])[rng.integers(0, 4, n)]
+    creative = rng.integers(0, 50, n)
+    want_largest = np.full(rows, -np.inf)
+    np.maximum.at(want_largest, row, value)
+    best = value == want_largest[row]
+    want_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+    np.minimum.at(want_winner, row[best], creative[best])
+    cuts = np.sort(rng.integers(0, n + 1, batches - 1))
+    for numba_off in (False, True):
+        if numba_off:
+            monkeypatch.setattr(compiled_switch, "NUMBA", None)
+        largest = np.full(rows, -np.inf)
+        winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+        for part in np.split(np.arange(n), cuts):
+            fold_row_maxima(row[part], value[part], creative[part], largest, winner)
+        np.testing.assert_array_equal(largest, want_largest)
+        np.testing.assert_array_equal(winner, want_winner)
+
+
 # margin 0.5: the never-sent maximum falls below the threshold in about e^-0.5 of the draws, which tests the
 # draws where every value is below it
 @pytest.mark.parametrize("margin", [beta_argmax.UNSENT_MARGIN, 0.5])
@@ -142,6 +202,44 @@ def test_thompson_argmax_per_segment_has_the_distribution_of_the_argmax_of_full_
         se = np.sqrt(2 * pooled * (1 - pooled) / rows)
         assert np.all(np.abs(wins - dense_wins) / rows <= 5 * se + 1.0 / rows), s
         assert (dense_wins > 0).sum() > 50
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 20), st.integers(0, 400))
+def test_cells_by_posterior_compiled_equals_the_two_radix_sorts(
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, n: int
+) -> None:
+    """The segment-by-segment counting sort gives the order of the two stable sorts (numpy), with shared
+    states, fractional counts (``micro`` carries shares of evidence) and states beyond SMALL_STATE."""
+    rng = np.random.default_rng(seed)
+    segment = np.sort(rng.integers(0, segments, n))
+    alpha = 1.0 + rng.choice([0.0, 1.0, 2.0, 0.5, 300.0], n)
+    beta = 1.0 + rng.choice([0.0, 3.0, 7.25, 254.0, 255.0, 1000.0], n)
+    got = cells_by_posterior(segment, alpha, beta)
+    monkeypatch.setattr(compiled_switch, "NUMBA", None)
+    np.testing.assert_array_equal(got, cells_by_posterior(segment, alpha, beta))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 20), st.integers(0, 400), st.floats(0.0, 1.0))
+def test_posterior_runs_compiled_equals_the_numpy_grouping(
+    monkeypatch: pytest.MonkeyPatch, seed: int, segments: int, n: int, kept: float
+) -> None:
+    """The groups found in one pass along the order equal those of the gathers and comparisons (numpy), with
+    some segments left out, shared and fractional states, and states beyond SMALL_STATE (groups of one)."""
+    rng = np.random.default_rng(seed)
+    present = np.zeros((segments, 60), bool)
+    present.flat[rng.choice(present.size, min(n, present.size), replace=False)] = True
+    segment, creative = np.nonzero(present)
+    alpha = 1.0 + rng.choice([0.0, 1.0, 2.0, 0.5, 300.0], segment.shape[0])
+    beta = 1.0 + rng.choice([0.0, 3.0, 7.25, 255.0, 1000.0], segment.shape[0])
+    keep = rng.random(segments) < kept
+    got = posterior_runs(segment, creative, alpha, beta, keep)
+    monkeypatch.setattr(compiled_switch, "NUMBA", None)
+    want = posterior_runs(segment, creative, alpha, beta, keep)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
 
 
 def test_cells_by_posterior_groups_identical_posteriors_with_creatives_in_order() -> None:

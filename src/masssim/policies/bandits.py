@@ -13,6 +13,7 @@ from scipy import sparse
 from masssim.policies import linucb_scores
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
 from masssim.policies.beta_argmax import thompson_argmax
+from masssim.policies.cell_counting import count_pairs
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -169,13 +170,21 @@ class ThompsonPolicy(_SegmentBandit):
                     stop = min(hi, start + rows)
                     draw = self.rng.beta(alpha, beta, size=(stop - start, k))
                     winner[start:stop] = np.argmax(draw, axis=1)
-        # wins per (segment, creative): the CSR conversion sums duplicates in linear time, unlike a sort
-        hits = sparse.csr_matrix((np.ones(winner.shape[0]), (row_segment, winner)), shape=(s_count, k))
-        hits.sum_duplicates()
-        hits.data /= np.repeat(draws, np.diff(hits.indptr))
-        self.prob_best = hits
+        self.prob_best = win_shares(row_segment, winner, draws, k)
         pick = (self.rng.random(segment.shape[0]) * draws[segment]).astype(np.int64)
         return winner[offset[segment] + pick]
+
+
+def win_shares(row_segment: np.ndarray, winner: np.ndarray, draws: np.ndarray, n_creatives: int) -> sparse.csr_matrix:
+    """P(best) estimate [segments, creatives]: the share of each segment's ``draws`` won by each creative
+    (draw t belongs to segment ``row_segment[t]`` and was won by ``winner[t]``); creatives that won no draw are
+    absent. Wins are counted row by row in linear time (``cell_counting``), the same counts as a sort."""
+    k = n_creatives
+    won, wins = count_pairs(row_segment, winner, draws.shape[0], k)
+    won_segment = won // k
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(won_segment, minlength=draws.shape[0]))))
+    share = wins.astype(np.float64) / draws[won_segment]
+    return sparse.csr_matrix((share, won - won_segment * k, indptr), shape=(draws.shape[0], k))
 
 
 # ------------------------------------------------------------------------------------------------------

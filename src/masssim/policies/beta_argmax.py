@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
+from masssim.policies import compiled as switch
+from masssim.policies.compiled import compiled
+
 EXCEEDANCE_TARGET = 4  # values expected above the threshold per draw (none above it: about e^-4 of draws)
 
 
@@ -163,6 +166,10 @@ def unsent_creative(
             np.cumsum(np.bincount(cell_segment, minlength=int(segment.max(initial=0)) + 1)),
         )
     )
+    runs = 1 + int(np.count_nonzero(segment[1:] != segment[:-1])) if segment.shape[0] else 0
+    if switch.NUMBA is not None and runs * n_creatives <= 4 * (segment.shape[0] + cell_segment.shape[0]):
+        # rows come grouped by segment: list each segment's never-sent creatives once, then look them up
+        return _unsent_by_table_compiled(first, cell_creative, segment, nth, n_creatives)  # type: ignore[no-any-return]
     local = np.arange(cell_segment.shape[0]) - first[cell_segment]
     span = n_creatives + 1
     key = cell_segment.astype(np.int64) * span + (cell_creative - local)  # non-decreasing
@@ -173,6 +180,61 @@ def unsent_creative(
     return nth + below - first[segment]
 
 
+def _unsent_by_table(first, cell_creative, segment, nth, n_creatives):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``unsent_creative`` for rows in runs of one segment: at each run, the segment's never-sent creatives are
+    listed in increasing order (one pass over the creatives beside its sorted cells); a row's answer is the
+    ``nth`` of the list. The same creative as the search."""
+    out = np.empty(segment.shape[0], np.int64)
+    unsent = np.empty(n_creatives, np.int64)
+    current = -1
+    for t in range(segment.shape[0]):
+        s = segment[t]
+        if s != current:
+            current = s
+            at = first[s]
+            count = 0
+            for c in range(n_creatives):
+                if at < first[s + 1] and cell_creative[at] == c:
+                    at += 1
+                else:
+                    unsent[count] = c
+                    count += 1
+        out[t] = unsent[nth[t]]
+    return out
+
+
+_unsent_by_table_compiled = compiled(_unsent_by_table)
+
+
+def fold_row_maxima(
+    row: np.ndarray, value: np.ndarray, creative: np.ndarray, largest: np.ndarray, winner: np.ndarray
+) -> None:
+    """Fold values into each row's largest value and its creative, in place: after it, ``largest[r]`` is the
+    largest value seen for row r (before and now) and ``winner[r]`` the lowest creative among the values
+    equal to it (ties: lowest index). Start from -inf and the int32 maximum; fold in batches, in any order."""
+    if switch.NUMBA is not None:  # one pass, no gathers: the rows' state stays where it is
+        _fold_row_maxima_compiled(row, value, creative, largest, winner)
+        return
+    before = largest.copy()
+    np.maximum.at(largest, row, value)
+    winner[before != largest] = np.iinfo(np.int32).max  # a larger value arrived: the old winner is beaten
+    best = value == largest[row]
+    np.minimum.at(winner, row[best], creative[best])
+
+
+def _fold_row_maxima(row, value, creative, largest, winner):  # type: ignore[no-untyped-def]  # pragma: no cover
+    for t in range(row.shape[0]):
+        r = row[t]
+        if value[t] > largest[r]:
+            largest[r] = value[t]
+            winner[r] = creative[t]
+        elif value[t] == largest[r] and creative[t] < winner[r]:
+            winner[r] = creative[t]
+
+
+_fold_row_maxima_compiled = compiled(_fold_row_maxima)
+
+
 SMALL_STATE = 256  # cells with α and β below this are grouped by a 16-bit code (radix sorts, linear time)
 
 
@@ -180,11 +242,117 @@ def cells_by_posterior(segment: np.ndarray, alpha: np.ndarray, beta: np.ndarray)
     """An order of cells (given sorted by segment, creative) that puts cells of the same segment and posterior
     together, creatives in increasing order within. Cells whose α or β reach SMALL_STATE stay apart, after
     their segment's others (a group of one is still a group of identical posteriors)."""
+    if switch.NUMBA is not None:  # segment by segment: a counting sort over the few codes each one has
+        return _posterior_order_compiled(segment, alpha, beta, SMALL_STATE)  # type: ignore[no-any-return]
     small = (alpha < SMALL_STATE) & (beta < SMALL_STATE)
     code = np.where(small, (alpha - 1.0) * SMALL_STATE + (beta - 1.0), SMALL_STATE * SMALL_STATE - 1.0)
     by_code = np.argsort(code.astype(np.uint16), kind="stable")
     segment_type = np.uint16 if segment.max(initial=0) < 1 << 16 else np.int64
     return by_code[np.argsort(segment[by_code].astype(segment_type), kind="stable")]
+
+
+def _posterior_order(segment, alpha, beta, small_state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``cells_by_posterior``'s order, run of segment by run: each run's cells are counted per 16-bit code
+    (the codes it has, sorted), then placed code after code, in their given order within a code."""
+    n = segment.shape[0]
+    last = small_state * small_state - 1
+    code = np.empty(n, np.int64)
+    for t in range(n):
+        if alpha[t] < small_state and beta[t] < small_state:
+            code[t] = np.int64((alpha[t] - 1.0) * small_state + (beta[t] - 1.0))
+        else:
+            code[t] = last
+    order = np.empty(n, np.int64)
+    slot = np.zeros(last + 1, np.int64)  # per code: its count, then where its next cell goes
+    seen = np.empty(last + 1, np.int64)
+    lo = 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and segment[hi] == segment[lo]:
+            hi += 1
+        distinct = 0
+        for t in range(lo, hi):
+            if slot[code[t]] == 0:
+                seen[distinct] = code[t]
+                distinct += 1
+            slot[code[t]] += 1
+        codes = np.sort(seen[:distinct])
+        at = lo
+        for j in range(distinct):
+            size = slot[codes[j]]
+            slot[codes[j]] = at
+            at += size
+        for t in range(lo, hi):
+            order[slot[code[t]]] = t
+            slot[code[t]] += 1
+        for j in range(distinct):
+            slot[codes[j]] = 0
+        lo = hi
+    return order
+
+
+_posterior_order_compiled = compiled(_posterior_order)
+
+
+def posterior_runs(
+    cell_segment: np.ndarray, cell_creative: np.ndarray, cell_alpha: np.ndarray, cell_beta: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of the segments ``keep`` (bool per segment) grouped by (segment, posterior), in
+    ``cells_by_posterior``'s order: (creatives in that order, first position and size of each group, and each
+    group's segment, α and β). A new group starts at a new segment or posterior, and at every cell whose α or
+    β reaches SMALL_STATE (those stay groups of one)."""
+    order = cells_by_posterior(cell_segment, cell_alpha, cell_beta)
+    if switch.NUMBA is not None:  # one pass along the order, no copies of the cells' columns
+        return _posterior_runs_compiled(order, cell_segment, cell_creative, cell_alpha, cell_beta, keep, SMALL_STATE)  # type: ignore[no-any-return]
+    in_kept = keep[cell_segment]
+    if not in_kept.all():  # usually every segment is kept: then no copy of the cells
+        order = order[in_kept[order]]
+    seg, cre, a, b = cell_segment[order], cell_creative[order], cell_alpha[order], cell_beta[order]
+    new = np.ones(seg.shape[0], bool)
+    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
+    new[1:] |= b[1:] >= SMALL_STATE
+    start = np.flatnonzero(new)
+    size = np.diff(np.append(start, seg.shape[0]))
+    return cre, start, size, seg[start], a[start], b[start]
+
+
+def _posterior_runs(order, segment, creative, alpha, beta, keep, small_state):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = order.shape[0]
+    cre = np.empty(n, creative.dtype)
+    start = np.empty(n, np.int64)
+    g_seg = np.empty(n, segment.dtype)
+    g_a = np.empty(n)
+    g_b = np.empty(n)
+    at = 0
+    groups = 0
+    for t in range(n):
+        i = order[t]
+        s = segment[i]
+        if not keep[s]:
+            continue
+        a, b = alpha[i], beta[i]
+        if (
+            at == 0
+            or s != g_seg[groups - 1]
+            or a != g_a[groups - 1]
+            or b != g_b[groups - 1]
+            or a >= small_state
+            or b >= small_state
+        ):
+            start[groups] = at
+            g_seg[groups] = s
+            g_a[groups] = a
+            g_b[groups] = b
+            groups += 1
+        cre[at] = creative[i]
+        at += 1
+    size = np.empty(groups, np.int64)
+    for g in range(groups):
+        size[g] = (start[g + 1] if g + 1 < groups else at) - start[g]
+    return cre[:at].copy(), start[:groups].copy(), size, g_seg[:groups].copy(), g_a[:groups].copy(), g_b[:groups].copy()
+
+
+_posterior_runs_compiled = compiled(_posterior_runs)
 
 
 def thompson_argmax(
@@ -241,24 +409,15 @@ def thompson_argmax(
     nth = np.minimum((rng.random(rows) * m).astype(np.int64), unsent[row_segment] - 1)
     choice = unsent_creative(n_creatives, cell_segment, cell_creative, row_segment, nth)
     # the other creatives, grouped by (segment, posterior); values above the segment's threshold
-    keep = fast[cell_segment]
-    order = cells_by_posterior(cell_segment, cell_alpha, cell_beta)
-    if not keep.all():  # usually every segment is fast: then no copy of the cells
-        order = order[keep[order]]
-    seg, cre, a, b = cell_segment[order], cell_creative[order], cell_alpha[order], cell_beta[order]
-    new = np.ones(seg.shape[0], bool)
-    new[1:] = (seg[1:] != seg[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (a[1:] >= SMALL_STATE)
-    new[1:] |= b[1:] >= SMALL_STATE
-    start = np.flatnonzero(new)
-    size = np.diff(np.append(start, seg.shape[0]))
-    g_seg, g_a, g_b = seg[start], a[start], b[start]
+    cre, start, size, g_seg, g_a, g_b = posterior_runs(cell_segment, cell_creative, cell_alpha, cell_beta, fast)
     above = special.betaincc(g_a, g_b, threshold[g_seg])
     group, position = successes_on_lines(rng, above, size * draws[g_seg])
     row = fast_first[g_seg[group]] + position // size[group]
     creative = cre[start[group] + position % size[group]]
     value = inverse_survival(g_a[group], g_b[group], rng.random(row.shape[0]) * above[group])
     largest = np.full(rows, -np.inf)
-    np.maximum.at(largest, row, value)
+    sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
+    fold_row_maxima(row, value, creative, largest, sent_winner)
     # rows where every value is below the threshold: each group's largest value below it
     lost = np.flatnonzero((top <= threshold[row_segment]) & ~np.isfinite(largest))
     if lost.shape[0]:
@@ -275,13 +434,7 @@ def thompson_argmax(
             (rng.random(lost_row.shape[0]) * size[lost_group]).astype(np.int64),
             size[lost_group] - 1,
         )
-        np.maximum.at(largest, lost_row, lost_value)
-        row = np.concatenate((row, lost_row))
-        value = np.concatenate((value, lost_value))
-        creative = np.concatenate((creative, cre[start[lost_group] + member]))
-    best = value == largest[row]
-    sent_winner = np.full(rows, np.iinfo(np.int32).max, np.int64)
-    np.minimum.at(sent_winner, row[best], creative[best])
+        fold_row_maxima(lost_row, lost_value, cre[start[lost_group] + member], largest, sent_winner)
     fast_winner = np.where(largest > top, sent_winner, choice)
     fast_rows = np.repeat(offset[segments] - fast_first[segments], fast_draws) + np.arange(rows)
     winner[fast_rows] = fast_winner

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from masssim.policies.base import Feedback
+from masssim.policies.cell_counting import merge_counts
 
 DENSE_CELLS = 1 << 20  # up to this many cells (16 MB for both counts) the table is dense
 
@@ -108,7 +109,7 @@ class CellCounts:
         """Fold the buffered events into the sorted cells (sparse tables only).
 
         The events are counted per cell first (a sort of this wave's events only), then added to the cells
-        already there, or inserted in order: no sort of all cells, no temporaries the size of the table.
+        already there or inserted in order, in one pass (``cell_counting.merge_counts``).
         When the events are at least half as many as the cells, they are counted by a histogram over the
         cells instead (linear, where a sort of tens of millions of events per wave is not; the same counts)."""
         self._buffered = 0
@@ -126,19 +127,9 @@ class CellCounts:
             else:
                 keys, count = np.unique(events, return_counts=True)
             del events
-            position = np.searchsorted(self._keys, keys)
-            found = position < self._keys.shape[0]
-            found[found] = self._keys[position[found]] == keys[found]
-            target = self._delivered if kind == "delivered" else self._clicked
-            target[position[found]] += count[found]
-            if found.all():
-                continue
-            new, at = ~found, position[~found]
-            added = count[new].astype(np.float64)
-            none = np.zeros(added.shape[0])
-            self._keys = np.insert(self._keys, at, keys[new])
-            self._delivered = np.insert(self._delivered, at, added if kind == "delivered" else none)
-            self._clicked = np.insert(self._clicked, at, none if kind == "delivered" else added)
+            self._keys, self._delivered, self._clicked = merge_counts(
+                self._keys, self._delivered, self._clicked, keys, count, into_delivered=kind == "delivered"
+            )
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(segment, creative, delivered, clicked) of the non-empty cells, in (segment, creative) order."""
