@@ -30,7 +30,7 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
-from masssim.engine import kernels
+from masssim.engine import kernels, release_kernels
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents
@@ -446,18 +446,28 @@ class ArmSimulation:
         if "read" in events:
             e = events["read"]
             count("reads", "read")
-            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_open[e["channel"]])
+            release_kernels.add_to_stock(
+                state.adstock.stored, e["customer"], state.adstock.growth(e["time_s"]), self.adstock_per_open, e["channel"]
+            )
         if "open" in events:
             rec.add_in_day("opens_recorded", day, events["open"]["customer"].shape[0])
             increment(state.opens, events["open"]["customer"])
         if "click" in events:
             e = events["click"]
             count("clicks", "click")
-            t = e["time_s"].astype(np.float32)
-            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_click[e["channel"]])
-            increment(state.clicks, e["customer"])
-            state.last_click_t[e["customer"]] = np.maximum(state.last_click_t[e["customer"]], t)
-            state.last_click_creative[e["customer"]] = e["creative"]
+            # One pass: adstock, click counts, last click's time and creative (engine/release_kernels.py).
+            release_kernels.release_clicks(
+                state.adstock.stored,
+                state.clicks,
+                state.last_click_t,
+                state.last_click_creative,
+                e["customer"],
+                e["creative"],
+                e["time_s"],
+                state.adstock.growth(e["time_s"]),
+                self.adstock_per_click,
+                e["channel"],
+            )
             direct = self._direct_purchases(e)
             if "purchase" in self.feedback_kinds:
                 feedback.events["purchase"] = direct

@@ -41,8 +41,13 @@ class DecayingStock:
         """Add ``amount`` at times ``t_s``; a customer named twice gets both additions."""
         if idx.shape[0] == 0:
             return
-        grow = np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s).astype(np.float32)
+        grow = self.growth(t_s).astype(np.float32)
         kernels.scatter_add(self.stored, idx, (np.asarray(amount, np.float32) * grow).astype(np.float32))
+
+    def growth(self, t_s: np.ndarray) -> np.ndarray:
+        """float64 exp((t - epoch) / tau): what one unit added at ``t_s`` is worth in stored terms (rounded to
+        float32 before it is multiplied; the compiled releases in engine/release_kernels.py take it so)."""
+        return np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s)
 
     def rebase(self, now_s: float) -> None:
         """Move the epoch to ``now_s`` once it lies many time constants back (keeps float32 in range)."""
