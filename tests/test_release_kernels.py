@@ -61,7 +61,9 @@ def test_releasing_clicks_matches_numpy(n_customers: int, n: int, seed: int) -> 
     growth = np.exp(rng.random(n) * 3.0)
     amount = rng.random(3).astype(np.float32)
     # Some customers clicked before (times before and after this bucket's), some never; counters near the top.
-    last_t = np.where(rng.random(n_customers) < 0.5, np.float32(-1e30), (86_400.0 * 3 + rng.random(n_customers) * 1800.0))
+    last_t = np.where(
+        rng.random(n_customers) < 0.5, np.float32(-1e30), (86_400.0 * 3 + rng.random(n_customers) * 1800.0)
+    )
     state = (
         rng.random(n_customers).astype(np.float32),
         rng.integers(65_530, 65_536, n_customers).astype(np.uint16),

@@ -447,7 +447,11 @@ class ArmSimulation:
             e = events["read"]
             count("reads", "read")
             release_kernels.add_to_stock(
-                state.adstock.stored, e["customer"], state.adstock.growth(e["time_s"]), self.adstock_per_open, e["channel"]
+                state.adstock.stored,
+                e["customer"],
+                state.adstock.growth(e["time_s"]),
+                self.adstock_per_open,
+                e["channel"],
             )
         if "open" in events:
             rec.add_in_day("opens_recorded", day, events["open"]["customer"].shape[0])
