@@ -77,3 +77,88 @@ def test_releasing_clicks_matches_numpy(n_customers: int, n: int, seed: int) -> 
         results.append(arrays)
     for fast, slow in zip(*results, strict=True):
         np.testing.assert_array_equal(fast, slow)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n_customers=st.integers(1, 50), n=st.integers(0, 500), seed=st.integers(0, 2**16))
+def test_adstock_now_matches_numpy(n_customers: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    stock = DecayingStock(n_customers, 5 * 86_400.0)
+    stock.stored[:] = rng.random(n_customers).astype(np.float32) * 3.0
+    customer = rng.integers(0, n_customers, n).astype(np.int32)
+    t = rng.random(n) * 86_400.0
+    fast = _compiled("adstock_now")(stock.stored, customer, stock.decay(t))
+    slow = release_kernels.adstock_now_numpy(stock.stored, customer, stock.decay(t))
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(slow, -stock.at(customer, t).astype(np.float64))  # DecayingStock.at's value
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n_customers=st.integers(1, 60),
+    n=st.integers(0, 400),
+    n_brands=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    with_gone=st.booleans(),
+    market_window=st.sampled_from([0.0, 1.5, 10.0]),
+)
+def test_organic_choices_match_numpy(
+    n_customers: int, n: int, n_brands: int, seed: int, with_gone: bool, market_window: float
+) -> None:
+    from masssim.model.market import mask_dtype
+
+    rng = np.random.default_rng(seed)
+    days = 3
+    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float32)
+    customer = rng.integers(0, n_customers, n).astype(np.int32)  # repeated customers on purpose
+    time_s = np.sort(rng.random(n)) * 86_400.0 * 2.0
+    time_s[n // 2 :] = np.maximum(time_s[n // 2 :], 86_400.0)  # some exactly at midnight (the day edge)
+    day = np.minimum((time_s // 86_400.0).astype(np.int64), days - 1)
+    # No adstock for some (our probability is p0 exactly), some for others; uniforms exactly at p0 and at p.
+    lift_share = -np.expm1(-(rng.random(n) * 2.0 * (rng.random(n) < 0.7)))
+    uniform = rng.random(n)
+    p0 = brand_prob[customer, 0].astype(np.float64)
+    uniform[: n // 8] = p0[: n // 8]
+    uniform[n // 8 : n // 4] = (p0 + (1.0 - p0) * lift_share)[n // 8 : n // 4]
+    skipped = rng.random(n) < 0.1
+    gone = rng.random(n) < 0.3 if with_gone else None
+    gone_anyway = (gone & (rng.random(n) < 0.5)) if gone is not None else None
+    contactable = rng.random(n_customers) < 0.8
+    last_click_t = np.where(rng.random(n_customers) < 0.5, -1e30, rng.random(n_customers) * 86_400.0 * 2.0)
+    last_click_creative = rng.integers(0, 30, n_customers).astype(np.int32)
+    results = []
+    for kernel in (_compiled("organic_choices"), release_kernels.organic_choices_numpy):
+        purchases = np.full(n_customers, 65_533, np.uint16)  # wraps at the top, as numpy's does
+        masks = np.ones(n_customers, mask_dtype(n_brands))
+        market = np.arange(n_brands, dtype=np.int64)
+        counts = np.ones((len(release_kernels.ORGANIC_METRICS), days), np.int64)
+        buyers, creative, lost = kernel(
+            customer, time_s, uniform, lift_share, day, brand_prob, skipped, gone, gone_anyway, contactable,
+            last_click_t.astype(np.float32), last_click_creative, 3_600.0 * 5, purchases, market_window * 86_400.0,
+            masks, market, counts,
+        )  # fmt: skip
+        results.append((buyers, creative, lost, purchases, masks, market, counts))
+    for fast, slow in zip(*results, strict=True):
+        np.testing.assert_array_equal(fast, slow)
+    assert results[0][1].dtype == np.int32
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    counts=st.lists(st.integers(-5, 5), min_size=4, max_size=4),
+    metric=st.sampled_from(["purchases_treated", "incremental_purchases_true", "attributed_purchases"]),
+)
+def test_day_totals_are_the_events_counted(counts: list[int], metric: str) -> None:
+    """Recorder.add_day_totals of per-day counts gives the bytes add_events gives the events themselves
+    (a count, or +1/-1 weights per event)."""
+    from masssim.engine.state import Recorder
+
+    time_s = np.concatenate([np.full(abs(k), 86_400.0 * d + 10.0) for d, k in enumerate(counts)])
+    weights = np.concatenate([np.full(abs(k), np.sign(k), np.float64) for k in counts])
+    by_events, by_days = Recorder(4 * 86_400.0), Recorder(4 * 86_400.0)
+    by_events.add_events(metric, time_s, weights)
+    by_days.add_day_totals(metric, np.array(counts, np.int64))
+    assert by_events.totals[metric] == by_days.totals[metric]
+    np.testing.assert_array_equal(by_events.series, by_days.series)

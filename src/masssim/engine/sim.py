@@ -506,31 +506,44 @@ class ArmSimulation:
             _, first = np.unique(c[has_credit], return_index=True)
             skipped[has_credit[first]] = True
             state.pull_forward_credit[c[skipped]] -= 1
-        p0 = pop.brand_prob[c, 0].astype(np.float64)
-        p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
-        ours = (u < p) & ~skipped
-        would_have = u < p0  # the counterfactual: the same occasion, no marketing
-        gone = None
+        # -expm1(-adstock) with numpy's expm1 (its rounding is part of the results); the rest in one pass.
+        lift_share = release_kernels.adstock_now(state.adstock.stored, c, state.adstock.decay(t))
+        np.negative(np.expm1(lift_share, out=lift_share), out=lift_share)
+        gone = gone_anyway = None
         if self.loop is not None:
             gone, gone_anyway = self.loop.churn_filter(c)
-            rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
-            ours &= ~gone
-            would_have &= ~gone_anyway
-        self._tally_market(c, t, u, p, ours, gone, bought_something=~skipped)
-        treated = self.world.contactable[c]
-        bought = ours & treated
-        rec.add_events("purchases_treated", t[bought])
-        increment(state.purchases, c[ours])
-        rec.add_events("purchases_holdout", t[ours & ~treated])
-        lift = bought.astype(np.float64) - (would_have & treated)
-        rec.add_events("incremental_purchases_true", t[treated], lift[treated])
-        attributed = bought & (t - state.last_click_t[c] <= self.window_s)
-        rec.add_events("attributed_purchases", t[attributed])
+        day = np.minimum((t // DAY_S).astype(np.int64), rec.days - 1)
+        counts = np.zeros((len(release_kernels.ORGANIC_METRICS), rec.days), np.int64)
+        tally = self.arm_market_tally
+        buyers, creative, lost = release_kernels.organic_choices(
+            c,
+            t,
+            u,
+            lift_share,
+            day,
+            pop.brand_prob,
+            skipped,
+            gone,
+            gone_anyway,
+            self.world.contactable,
+            state.last_click_t,
+            state.last_click_creative,
+            self.window_s,
+            state.purchases,
+            tally.window_s,
+            tally.brands_bought,
+            tally.purchases,
+            counts,
+        )
+        if self.loop is not None:
+            rec.add("purchases_lost_to_churn", float(lost))
+        for metric, per_day in zip(release_kernels.ORGANIC_METRICS, counts, strict=True):
+            rec.add_day_totals(metric, per_day)
         return {
-            "customer": c[bought].astype(np.int64),
-            "creative": np.where(attributed[bought], state.last_click_creative[c[bought]], -1).astype(np.int32),
-            "channel": np.full(int(bought.sum()), -1, np.int8),
-            "time_s": t[bought],
+            "customer": c[buyers].astype(np.int64),
+            "creative": creative,
+            "channel": np.full(buyers.shape[0], -1, np.int8),
+            "time_s": t[buyers],
         }
 
     def _tally_market(
