@@ -88,9 +88,11 @@ def test_adstock_now_matches_numpy(n_customers: int, n: int, seed: int) -> None:
     stock.stored[:] = rng.random(n_customers).astype(np.float32) * 3.0
     customer = rng.integers(0, n_customers, n).astype(np.int32)
     t = rng.random(n) * 86_400.0
-    fast = _compiled("adstock_now")(stock.stored, customer, stock.decay(t))
-    slow = release_kernels.adstock_now_numpy(stock.stored, customer, stock.decay(t))
+    credit = rng.integers(0, 2, n_customers).astype(np.uint8)
+    fast, fast_rows = _compiled("adstock_now")(stock.stored, customer, stock.decay(t), credit)
+    slow, slow_rows = release_kernels.adstock_now_numpy(stock.stored, customer, stock.decay(t), credit)
     np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast_rows, slow_rows)
     np.testing.assert_array_equal(slow, -stock.at(customer, t).astype(np.float64))  # DecayingStock.at's value
 
 
@@ -162,3 +164,35 @@ def test_day_totals_are_the_events_counted(counts: list[int], metric: str) -> No
     by_days.add_day_totals(metric, np.array(counts, np.int64))
     assert by_events.totals[metric] == by_days.totals[metric]
     np.testing.assert_array_equal(by_events.series, by_days.series)
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    first_day=st.integers(0, 4000),
+    offsets=st.lists(st.floats(0.0, 86_400.0), max_size=50),
+    days=st.integers(1, 4002),
+    seed=st.integers(0, 2**16),
+)
+def test_day_of_a_bucket_and_credited_rows_match_numpy(
+    first_day: int, offsets: list[float], days: int, seed: int
+) -> None:
+    # A bucket's times: after its start, up to and including the next midnight (and hairs around it).
+    midnight = (first_day + 1) * 86_400.0
+    edge = [midnight, np.nextafter(midnight, 0.0), np.nextafter(midnight, np.inf)]
+    time_s = np.array([first_day * 86_400.0 + x for x in offsets] + edge)
+    time_s = time_s[time_s > first_day * 86_400.0]
+    time_s = time_s[time_s <= np.nextafter(midnight, np.inf)]
+    fast = _compiled("day_of")(time_s, first_day, days - 1)
+    np.testing.assert_array_equal(fast, release_kernels.day_of_numpy(time_s, first_day, days - 1))
+    rng = np.random.default_rng(seed)
+    stored = rng.random(20).astype(np.float32)
+    customer = rng.integers(0, 20, time_s.shape[0]).astype(np.int32)
+    credit = (rng.integers(0, 3, 20) * (rng.random(20) < 0.3)).astype(np.uint8)
+    decay = np.exp(-rng.random(time_s.shape[0]))
+    for fast_part, slow_part in zip(
+        _compiled("adstock_now")(stored, customer, decay, credit),
+        release_kernels.adstock_now_numpy(stored, customer, decay, credit),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(fast_part, slow_part)

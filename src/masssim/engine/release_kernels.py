@@ -92,16 +92,46 @@ def _release_clicks_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 ORGANIC_METRICS = ("purchases_treated", "purchases_holdout", "incremental_purchases_true", "attributed_purchases")
 
 
-def adstock_now_numpy(stored: np.ndarray, customer: np.ndarray, decay: np.ndarray) -> np.ndarray:
-    """float64 [n]: minus each occasion's adstock, ``-float64(stored[c] * float32(decay))`` (``decay``: float64,
-    the exponential of minus the time since the stock's epoch over its time constant; DecayingStock.at)."""
-    return -(stored[customer] * decay.astype(np.float32)).astype(np.float64)
+def adstock_now_numpy(
+    stored: np.ndarray, customer: np.ndarray, decay: np.ndarray, credit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a bucket's occasions of ``customer``: minus each one's adstock, ``-float64(stored[c] * float32(decay))``
+    (float64 [n]; ``decay``: float64, the exponential of minus the time since the stock's epoch over its time
+    constant, as in DecayingStock.at), and the rows whose customer has pull-forward ``credit`` left
+    (ascending)."""
+    return -(stored[customer] * decay.astype(np.float32)).astype(np.float64), np.flatnonzero(credit[customer] > 0)
 
 
-def _adstock_now_loop(stored, customer, decay):  # type: ignore[no-untyped-def]  # pragma: no cover
-    out = np.empty(customer.shape[0], np.float64)
-    for i in range(customer.shape[0]):
-        out[i] = -np.float64(stored[customer[i]] * np.float32(decay[i]))
+def _adstock_now_loop(stored, customer, decay, credit):  # type: ignore[no-untyped-def]  # pragma: no cover
+    n = customer.shape[0]
+    out = np.empty(n, np.float64)
+    credited = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        c = customer[i]
+        out[i] = -np.float64(stored[c] * np.float32(decay[i]))
+        if credit[c] > 0:
+            credited[k] = i
+            k += 1
+    return out, credited[:k].copy()
+
+
+def day_of_numpy(time_s: np.ndarray, first_day: int, last_day: int) -> np.ndarray:
+    """int64 [n]: the series day of each time, ``min(time_s // 86400, last_day)``, for times of one bucket
+    (all at or after day ``first_day``, and at most one day later: a bucket never spans midnight, but its
+    last instant may be midnight itself). Recorder.add_events' day, without its floor division."""
+    return np.minimum((time_s // 86_400.0).astype(np.int64), last_day)
+
+
+def _day_of_loop(time_s, first_day, last_day):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # For t >= 0 numpy's t // 86400 is the exact floor of the quotient (its fmod is exact and
+    # t - fmod(t, 86400) is a multiple of 86400 below 2^53), so the day is first_day + (t >= the next midnight).
+    n = time_s.shape[0]
+    out = np.empty(n, np.int64)
+    midnight = (first_day + 1) * 86_400.0
+    for i in range(n):
+        d = first_day + 1 if time_s[i] >= midnight else first_day
+        out[i] = d if d < last_day else last_day
     return out
 
 
@@ -256,7 +286,8 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 
 add_to_stock: Callable[..., None] = _compiled(_add_to_stock_loop) or add_to_stock_numpy
 release_clicks: Callable[..., None] = _compiled(_release_clicks_loop) or release_clicks_numpy
-adstock_now: Callable[..., np.ndarray] = _compiled(_adstock_now_loop) or adstock_now_numpy
+adstock_now: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_adstock_now_loop) or adstock_now_numpy
+day_of: Callable[..., np.ndarray] = _compiled(_day_of_loop) or day_of_numpy
 organic_choices: Callable[..., tuple[np.ndarray, np.ndarray, int]] = (
     _compiled(_organic_choices_loop) or organic_choices_numpy
 )

@@ -416,7 +416,7 @@ class ArmSimulation:
     def _shard_bucket(self, shard: ArmShard, t0: float, t1: float) -> dict[str, dict[str, np.ndarray]]:
         """One shard's bucket: its organic occasions choose a brand, then its outcomes in (t0, t1] are
         released. Returns the shard's feedback events, each kind ordered by chunk."""
-        organic = self._purchases(shard.occasions.take(t0, t1))
+        organic = self._purchases(shard.occasions.take(t0, t1), t0)
         events = self._release(shard, t0, t1, organic)
         for kind, e in events.items():
             order = sort_by_chunk(self.layout, e["customer"])
@@ -490,29 +490,31 @@ class ArmSimulation:
             feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
         return feedback.events
 
-    def _purchases(self, occ: Occasions) -> dict[str, np.ndarray] | None:
-        """Brand choice at this bucket's organic occasions, with the adstock each customer carries.
-        Returns the treated customers' purchases of our brand, as feedback events for the policy."""
+    def _purchases(self, occ: Occasions, t0: float) -> dict[str, np.ndarray] | None:
+        """Brand choice at this bucket's organic occasions (the bucket starting at ``t0``), with the adstock each
+        customer carries. Returns the treated customers' purchases of our brand, as feedback events for the
+        policy."""
         if len(occ) == 0:
             return None
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
         if self.market_tally is not None:
             self.market_tally.add(c, t, pop.brand_prob, u)
+        # -expm1(-adstock) with numpy's expm1 (its rounding is part of the results); the rest in one pass.
+        lift_share, has_credit = release_kernels.adstock_now(
+            state.adstock.stored, c, state.adstock.decay(t), state.pull_forward_credit
+        )
+        np.negative(np.expm1(lift_share, out=lift_share), out=lift_share)
         skipped = np.zeros(c.shape[0], bool)
-        has_credit = np.flatnonzero(state.pull_forward_credit[c] > 0)
         if has_credit.shape[0]:
             # A click-triggered purchase already used this customer's next occasion: skip one occasion.
             _, first = np.unique(c[has_credit], return_index=True)
             skipped[has_credit[first]] = True
             state.pull_forward_credit[c[skipped]] -= 1
-        # -expm1(-adstock) with numpy's expm1 (its rounding is part of the results); the rest in one pass.
-        lift_share = release_kernels.adstock_now(state.adstock.stored, c, state.adstock.decay(t))
-        np.negative(np.expm1(lift_share, out=lift_share), out=lift_share)
         gone = gone_anyway = None
         if self.loop is not None:
             gone, gone_anyway = self.loop.churn_filter(c)
-        day = np.minimum((t // DAY_S).astype(np.int64), rec.days - 1)
+        day = release_kernels.day_of(t, int(t0 // DAY_S), rec.days - 1)
         counts = np.zeros((len(release_kernels.ORGANIC_METRICS), rec.days), np.int64)
         tally = self.arm_market_tally
         buyers, creative, lost = release_kernels.organic_choices(
