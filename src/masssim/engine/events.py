@@ -54,6 +54,13 @@ class _Batch:
         self.cursor = 0
 
 
+def concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One kind's released pieces as one set of events (a single piece is returned as it is)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
+
+
 class PendingEvents:
     """Events waiting for their bucket. Within a batch, events are ordered by bucket (not by exact time):
     release happens at bucket edges, so that is all the order it needs, and ordering by a small integer
@@ -116,6 +123,11 @@ class PendingEvents:
 
     def release(self, until_s: float) -> dict[str, dict[str, np.ndarray]]:
         """Every event not yet released whose bucket ends at or before ``until_s`` (a bucket edge)."""
+        return {kind: concatenate(pieces) for kind, pieces in self.release_pieces(until_s).items()}
+
+    def release_pieces(self, until_s: float) -> dict[str, list[dict[str, np.ndarray]]]:
+        """:meth:`release`'s events of each kind as the pieces they come in, one per batch, in the order that
+        :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none."""
         last_bucket = round(until_s / self.bucket_s)
         parts: dict[str, list[dict[str, np.ndarray]]] = {}
         keep: list[_Batch] = []
@@ -135,13 +147,7 @@ class PendingEvents:
                     batch.compact()
                 keep.append(batch)
         self._batches = keep
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for kind, pieces in parts.items():
-            if len(pieces) == 1:
-                out[kind] = pieces[0]
-            else:
-                out[kind] = {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
-        return out
+        return parts
 
     def __len__(self) -> int:
         return sum(b.rows() - b.cursor for b in self._batches)
