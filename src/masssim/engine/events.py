@@ -26,6 +26,7 @@ class _Batch:
     time_s: np.ndarray
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
+    next_bucket: int = -1  # with ``bucket``: the bucket of the first unreleased row, once known (-1: not yet)
 
     def rows(self) -> int:
         return int(self.time_s.shape[0])
@@ -134,9 +135,14 @@ class PendingEvents:
         for batch in self._batches:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
                 end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
+            elif batch.next_bucket > last_bucket:  # nothing due yet: skip the search (most batches, late on)
+                keep.append(batch)
+                continue
             else:
                 # The key has the array's dtype: a Python int would make numpy copy the array to int64.
                 end = int(np.searchsorted(batch.bucket, np.int32(last_bucket), side="right"))
+                if end < batch.rows():
+                    batch.next_bucket = int(batch.bucket[end])
             if end > batch.cursor:
                 piece = batch.cut(batch.cursor, end)
                 for kind in batch.kinds:
