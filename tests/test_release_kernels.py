@@ -196,3 +196,42 @@ def test_day_of_a_bucket_and_credited_rows_match_numpy(
         strict=True,
     ):
         np.testing.assert_array_equal(fast_part, slow_part)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    sizes=st.lists(st.integers(0, 600), min_size=1, max_size=6),
+    steps=st.lists(st.integers(1, 30), min_size=1, max_size=25),
+    seed=st.integers(0, 2**16),
+)
+def test_pending_pieces_are_every_due_event_in_batch_order(sizes: list[int], steps: list[int], seed: int) -> None:
+    """Released pieces, bucket by bucket: every event whose bucket has ended and that was not released before,
+    batch by batch in the order the batches were added, rows in bucket order (ties in their added order);
+    whatever the skipping of batches with nothing due and the compaction of released rows."""
+    from masssim.engine.events import PendingEvents
+
+    rng = np.random.default_rng(seed)
+    bucket_s = 900.0
+    pending = PendingEvents(bucket_s)
+    added = []
+    for b, n in enumerate(sizes):
+        times = rng.random(n) * bucket_s * 200 * rng.random()  # some batches over few buckets, some over many
+        kinds = ("read", "open") if b % 2 == 0 else ("open",)
+        customer = np.arange(n, dtype=np.int32) + 1000 * b  # names the batch and the row
+        pending.add(kinds, customer, np.zeros(n, np.int32), b % 3, times)
+        bucket = np.ceil(times / bucket_s).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        added.append((kinds, customer[order], bucket[order]))
+    released_to = 0
+    edge = 0
+    for step in steps:
+        edge += step
+        pieces = pending.release_pieces(edge * bucket_s)
+        for kind in ("read", "open"):
+            got = [p["customer"] for p in pieces.get(kind, [])]
+            want = [c[(k > released_to) & (k <= edge)] for kinds, c, k in added if kind in kinds]
+            want = [w for w in want if w.shape[0]]
+            assert len(got) == len(want)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)
+        released_to = edge
