@@ -26,6 +26,7 @@ class _Batch:
     time_s: np.ndarray
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
+    next_bucket: int = -1  # with ``bucket``: the bucket of the first unreleased row, once known (-1: not yet)
 
     def rows(self) -> int:
         return int(self.time_s.shape[0])
@@ -52,6 +53,13 @@ class _Batch:
         if self.bucket is not None:
             self.bucket = self.bucket[keep].copy()
         self.cursor = 0
+
+
+def concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One kind's released pieces as one set of events (a single piece is returned as it is)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
 
 
 class PendingEvents:
@@ -116,15 +124,25 @@ class PendingEvents:
 
     def release(self, until_s: float) -> dict[str, dict[str, np.ndarray]]:
         """Every event not yet released whose bucket ends at or before ``until_s`` (a bucket edge)."""
+        return {kind: concatenate(pieces) for kind, pieces in self.release_pieces(until_s).items()}
+
+    def release_pieces(self, until_s: float) -> dict[str, list[dict[str, np.ndarray]]]:
+        """:meth:`release`'s events of each kind as the pieces they come in, one per batch, in the order that
+        :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none."""
         last_bucket = round(until_s / self.bucket_s)
         parts: dict[str, list[dict[str, np.ndarray]]] = {}
         keep: list[_Batch] = []
         for batch in self._batches:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
                 end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
+            elif batch.next_bucket > last_bucket:  # nothing due yet: skip the search (most batches, late on)
+                keep.append(batch)
+                continue
             else:
                 # The key has the array's dtype: a Python int would make numpy copy the array to int64.
                 end = int(np.searchsorted(batch.bucket, np.int32(last_bucket), side="right"))
+                if end < batch.rows():
+                    batch.next_bucket = int(batch.bucket[end])
             if end > batch.cursor:
                 piece = batch.cut(batch.cursor, end)
                 for kind in batch.kinds:
@@ -135,13 +153,7 @@ class PendingEvents:
                     batch.compact()
                 keep.append(batch)
         self._batches = keep
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for kind, pieces in parts.items():
-            if len(pieces) == 1:
-                out[kind] = pieces[0]
-            else:
-                out[kind] = {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
-        return out
+        return parts
 
     def __len__(self) -> int:
         return sum(b.rows() - b.cursor for b in self._batches)

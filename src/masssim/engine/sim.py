@@ -30,10 +30,10 @@ from scipy import stats as scipy_stats
 from threadpoolctl import threadpool_limits
 
 from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
-from masssim.engine import kernels
+from masssim.engine import kernels, release_kernels
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
-from masssim.engine.events import PendingEvents
+from masssim.engine.events import PendingEvents, concatenate
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.outcome import ArmOutcome
@@ -416,7 +416,7 @@ class ArmSimulation:
     def _shard_bucket(self, shard: ArmShard, t0: float, t1: float) -> dict[str, dict[str, np.ndarray]]:
         """One shard's bucket: its organic occasions choose a brand, then its outcomes in (t0, t1] are
         released. Returns the shard's feedback events, each kind ordered by chunk."""
-        organic = self._purchases(shard.occasions.take(t0, t1))
+        organic = self._purchases(shard.occasions.take(t0, t1), t0)
         events = self._release(shard, t0, t1, organic)
         for kind, e in events.items():
             order = sort_by_chunk(self.layout, e["customer"])
@@ -429,35 +429,58 @@ class ArmSimulation:
     ) -> dict[str, dict[str, np.ndarray]]:
         """Outcomes with time in (t0, t1] become known to the customers' state and the metrics; returns those
         the policy learns from."""
-        events = shard.pending.release(t1)
+        pieces = shard.pending.release_pieces(t1)
+        # Reads and opens (most of a bucket's events) change the state piece by piece, in release order, which
+        # adds the same amounts in the same order as the concatenated events would: they are joined only for
+        # a policy that learns from them. The other kinds are few and are joined.
+        piecewise = {"read", "open"} - self.feedback_kinds
+        events = {kind: concatenate(parts) for kind, parts in pieces.items() if kind not in piecewise}
         rec, state = self.recorder, self.state
         day = int(t0 // DAY_S)  # a bucket never spans midnight (its length divides a day)
         feedback = Feedback(time_s=t1)
 
         def count(metric: str, kind: str) -> None:
-            channel = events[kind]["channel"]
-            rec.add_in_day(metric, day, channel.shape[0])
-            # Per channel too: a bincount over a bucket's events (a handful of channels, one pass).
+            parts = pieces[kind]
+            rec.add_in_day(metric, day, sum(p["channel"].shape[0] for p in parts))
+            # Per channel too: a bincount over a bucket's events (a handful of channels, one pass a piece).
             names = self.channel_names[metric]
-            for c, n in enumerate(np.bincount(channel, minlength=len(names)).tolist()):
+            per_channel = np.bincount(parts[0]["channel"], minlength=len(names))
+            for p in parts[1:]:
+                per_channel += np.bincount(p["channel"], minlength=len(names))
+            for c, n in enumerate(per_channel.tolist()):
                 if n:
                     rec.add_in_day(names[c], day, n)
 
-        if "read" in events:
-            e = events["read"]
+        if "read" in pieces:
             count("reads", "read")
-            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_open[e["channel"]])
-        if "open" in events:
-            rec.add_in_day("opens_recorded", day, events["open"]["customer"].shape[0])
-            increment(state.opens, events["open"]["customer"])
+            for e in pieces["read"]:
+                release_kernels.add_to_stock(
+                    state.adstock.stored,
+                    e["customer"],
+                    state.adstock.growth(e["time_s"]),
+                    self.adstock_per_open,
+                    e["channel"],
+                )
+        if "open" in pieces:
+            rec.add_in_day("opens_recorded", day, sum(e["customer"].shape[0] for e in pieces["open"]))
+            for e in pieces["open"]:
+                increment(state.opens, e["customer"])
         if "click" in events:
             e = events["click"]
             count("clicks", "click")
-            t = e["time_s"].astype(np.float32)
-            state.adstock.add(e["customer"], e["time_s"], self.adstock_per_click[e["channel"]])
-            increment(state.clicks, e["customer"])
-            state.last_click_t[e["customer"]] = np.maximum(state.last_click_t[e["customer"]], t)
-            state.last_click_creative[e["customer"]] = e["creative"]
+            # One pass: adstock, click counts, last click's time and creative (engine/release_kernels.py).
+            release_kernels.release_clicks(
+                state.adstock.stored,
+                state.clicks,
+                state.last_click_t,
+                state.last_click_creative,
+                e["customer"],
+                e["creative"],
+                e["time_s"],
+                state.adstock.growth(e["time_s"]),
+                self.adstock_per_click,
+                e["channel"],
+            )
             direct = self._direct_purchases(e)
             if "purchase" in self.feedback_kinds:
                 feedback.events["purchase"] = direct
@@ -476,47 +499,62 @@ class ArmSimulation:
             feedback.events["purchase"] = _concat_events(feedback.events.get("purchase"), organic)
         return feedback.events
 
-    def _purchases(self, occ: Occasions) -> dict[str, np.ndarray] | None:
-        """Brand choice at this bucket's organic occasions, with the adstock each customer carries.
-        Returns the treated customers' purchases of our brand, as feedback events for the policy."""
+    def _purchases(self, occ: Occasions, t0: float) -> dict[str, np.ndarray] | None:
+        """Brand choice at this bucket's organic occasions (the bucket starting at ``t0``), with the adstock each
+        customer carries. Returns the treated customers' purchases of our brand, as feedback events for the
+        policy."""
         if len(occ) == 0:
             return None
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
         if self.market_tally is not None:
             self.market_tally.add(c, t, pop.brand_prob, u)
+        # -expm1(-adstock) with numpy's expm1 (its rounding is part of the results); the rest in one pass.
+        lift_share, has_credit = release_kernels.adstock_now(
+            state.adstock.stored, c, state.adstock.decay(t), state.pull_forward_credit
+        )
+        np.negative(np.expm1(lift_share, out=lift_share), out=lift_share)
         skipped = np.zeros(c.shape[0], bool)
-        has_credit = np.flatnonzero(state.pull_forward_credit[c] > 0)
         if has_credit.shape[0]:
             # A click-triggered purchase already used this customer's next occasion: skip one occasion.
             _, first = np.unique(c[has_credit], return_index=True)
             skipped[has_credit[first]] = True
             state.pull_forward_credit[c[skipped]] -= 1
-        p0 = pop.brand_prob[c, 0].astype(np.float64)
-        p = p0 + (1.0 - p0) * -np.expm1(-state.adstock.at(c, t).astype(np.float64))
-        ours = (u < p) & ~skipped
-        would_have = u < p0  # the counterfactual: the same occasion, no marketing
-        gone = None
+        gone = gone_anyway = None
         if self.loop is not None:
             gone, gone_anyway = self.loop.churn_filter(c)
-            rec.add("purchases_lost_to_churn", float(np.count_nonzero(ours & gone)))
-            ours &= ~gone
-            would_have &= ~gone_anyway
-        self._tally_market(c, t, u, p, ours, gone, bought_something=~skipped)
-        treated = self.world.contactable[c]
-        bought = ours & treated
-        rec.add_events("purchases_treated", t[bought])
-        increment(state.purchases, c[ours])
-        rec.add_events("purchases_holdout", t[ours & ~treated])
-        lift = bought.astype(np.float64) - (would_have & treated)
-        rec.add_events("incremental_purchases_true", t[treated], lift[treated])
-        attributed = bought & (t - state.last_click_t[c] <= self.window_s)
-        rec.add_events("attributed_purchases", t[attributed])
+        day = release_kernels.day_of(t, int(t0 // DAY_S), rec.days - 1)
+        counts = np.zeros((len(release_kernels.ORGANIC_METRICS), rec.days), np.int64)
+        tally = self.arm_market_tally
+        buyers, creative, lost = release_kernels.organic_choices(
+            c,
+            t,
+            u,
+            lift_share,
+            day,
+            pop.brand_prob,
+            skipped,
+            gone,
+            gone_anyway,
+            self.world.contactable,
+            state.last_click_t,
+            state.last_click_creative,
+            self.window_s,
+            state.purchases,
+            tally.window_s,
+            tally.brands_bought,
+            tally.purchases,
+            counts,
+        )
+        if self.loop is not None:
+            rec.add("purchases_lost_to_churn", float(lost))
+        for metric, per_day in zip(release_kernels.ORGANIC_METRICS, counts, strict=True):
+            rec.add_day_totals(metric, per_day)
         return {
-            "customer": c[bought].astype(np.int64),
-            "creative": np.where(attributed[bought], state.last_click_creative[c[bought]], -1).astype(np.int32),
-            "channel": np.full(int(bought.sum()), -1, np.int8),
-            "time_s": t[bought],
+            "customer": c[buyers].astype(np.int64),
+            "creative": creative,
+            "channel": np.full(buyers.shape[0], -1, np.int8),
+            "time_s": t[buyers],
         }
 
     def _tally_market(

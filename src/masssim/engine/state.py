@@ -35,14 +35,24 @@ class DecayingStock:
 
     def at(self, idx: np.ndarray, t_s: np.ndarray) -> np.ndarray:
         """Values of customers ``idx`` at times ``t_s`` (float32)."""
-        return self.stored[idx] * np.exp((self.epoch_s - np.asarray(t_s, np.float64)) / self.tau_s).astype(np.float32)
+        return self.stored[idx] * self.decay(t_s).astype(np.float32)
+
+    def decay(self, t_s: np.ndarray) -> np.ndarray:
+        """float64 exp((epoch - t) / tau): what a stored value is worth at ``t_s`` (rounded to float32 before
+        it multiplies, as in :meth:`at`; the compiled releases in engine/release_kernels.py take it so)."""
+        return np.exp((self.epoch_s - np.asarray(t_s, np.float64)) / self.tau_s)
 
     def add(self, idx: np.ndarray, t_s: np.ndarray, amount: float | np.ndarray) -> None:
         """Add ``amount`` at times ``t_s``; a customer named twice gets both additions."""
         if idx.shape[0] == 0:
             return
-        grow = np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s).astype(np.float32)
+        grow = self.growth(t_s).astype(np.float32)
         kernels.scatter_add(self.stored, idx, (np.asarray(amount, np.float32) * grow).astype(np.float32))
+
+    def growth(self, t_s: np.ndarray) -> np.ndarray:
+        """float64 exp((t - epoch) / tau): what one unit added at ``t_s`` is worth in stored terms (rounded to
+        float32 before it is multiplied; the compiled releases in engine/release_kernels.py take it so)."""
+        return np.exp((np.asarray(t_s, np.float64) - self.epoch_s) / self.tau_s)
 
     def rebase(self, now_s: float) -> None:
         """Move the epoch to ``now_s`` once it lies many time constants back (keeps float32 in range)."""
@@ -190,6 +200,14 @@ class Recorder:
         if column is None or n == 0:
             return
         self.series[:, column] += counts * each
+
+    def add_day_totals(self, metric: str, counts: np.ndarray) -> None:
+        """``add_events`` for events already counted per day of the series (int64 [days], integers: a
+        count, or a sum of +1/-1 weights), as exact as the float sums they stand for."""
+        self.totals[metric] += float(counts.sum())
+        column = self._column.get(metric)
+        if column is not None:
+            self.series[:, column] += counts
 
     def add_in_day(self, metric: str, day: int, amount: float) -> None:
         """Add ``amount`` to a metric's total and to one day of its series (events of one bucket)."""
