@@ -158,26 +158,3 @@ def test_sorted_block_matches_numpy(groups: list[int], n_groups: int, filled: li
     order, departure = kernels.departure_slots_numpy(group, starts, 0.25, np.array(filled[:n_groups], np.int64))
     np.testing.assert_array_equal(fast[0], departure)
     np.testing.assert_array_equal(fast[1], customer[order])
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None)
-@given(
-    customers=st.lists(st.integers(-3, 60), min_size=1, max_size=300),
-    creatives=st.data(),
-    n_customers=st.integers(1, 60),
-    channel_dtype=st.sampled_from([np.int8, np.int64]),
-)
-def test_check_plan_matches_numpy(
-    customers: list[int], creatives: st.DataObject, n_customers: int, channel_dtype: type
-) -> None:
-    # Indices both inside and outside the population, with and without repeats; creatives and channels
-    # of either sign, so every verdict and every range bound is reached.
-    n = len(customers)
-    customer = np.array(customers, np.int32)
-    creative = np.array(creatives.draw(st.lists(st.integers(-5, 500), min_size=n, max_size=n)), np.int32)
-    channel = np.array(creatives.draw(st.lists(st.integers(-2, 5), min_size=n, max_size=n)), channel_dtype)
-    fast = _compiled("check_plan")(customer, creative, channel, n_customers)
-    slow = send_kernels.check_plan_numpy(customer, creative, channel, n_customers)
-    assert tuple(int(x) for x in fast) == slow
-    assert slow[0] == kernels.check_plan_customers_numpy(customer, n_customers)

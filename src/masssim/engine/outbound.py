@@ -146,15 +146,13 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
         return plan
     # One pass for range and repeats (compiled for integer indices; anything else is the policy's bug, which
     # the numpy definition reports as numpy does).
-    # The creatives' and channels' ranges come from the same pass (send_kernels.check_plan).
-    integral = all(a.dtype.kind in "iu" for a in (customer, creative, channel))
-    check = send_kernels.check_plan if integral else send_kernels.check_plan_numpy
-    customers, creative_lo, creative_hi, channel_lo, channel_hi = check(customer, creative, channel, n_customers)
+    check = kernels.check_plan_customers if customer.dtype.kind in "iu" else kernels.check_plan_customers_numpy
+    customers = check(customer, n_customers)
     if customers == kernels.PLAN_CUSTOMER_OUTSIDE:
         raise PlanError("plan names a customer index outside the population")
-    if creative_lo < 0 or creative_hi >= n_creatives:
+    if creative.min() < 0 or creative.max() >= n_creatives:
         raise PlanError("plan names a creative outside the catalogue")
-    if channel_lo < (ARM_CHANNELS if mixes else 0) or channel_hi >= len(CHANNEL_NAMES):
+    if channel.min() < (ARM_CHANNELS if mixes else 0) or channel.max() >= len(CHANNEL_NAMES):
         raise PlanError(
             "plan names an unknown channel index"
             + ("" if mixes else " (ARM_CHANNELS needs an arm with a channel order)")

@@ -334,45 +334,6 @@ def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, depa
     return out_customer, out_creative, out_at
 
 
-# --------------------------------------------------------------------------------------------------
-# A plan's checks in one pass: customers in range and unique, the range of its creatives and channels
-# --------------------------------------------------------------------------------------------------
-
-
-def check_plan_numpy(
-    customer: np.ndarray, creative: np.ndarray, channel: np.ndarray, n_customers: int
-) -> tuple[int, int, int, int, int]:
-    """(customers, lowest creative, highest creative, lowest channel, highest channel) of a non-empty plan,
-    where customers is :func:`masssim.engine.kernels.check_plan_customers_numpy`'s verdict."""
-    customers = kernels.check_plan_customers_numpy(customer, n_customers)
-    return customers, int(creative.min()), int(creative.max()), int(channel.min()), int(channel.max())
-
-
-def _check_plan_loop(customer, creative, channel, n_customers):  # type: ignore[no-untyped-def]  # pragma: no cover
-    seen = np.zeros(n_customers, np.bool_)
-    outside = False
-    twice = False
-    creative_lo = creative_hi = np.int64(creative[0])
-    channel_lo = channel_hi = np.int64(channel[0])
-    for i in range(customer.shape[0]):
-        k = np.int64(creative[i])
-        creative_lo = min(creative_lo, k)
-        creative_hi = max(creative_hi, k)
-        h = np.int64(channel[i])
-        channel_lo = min(channel_lo, h)
-        channel_hi = max(channel_hi, h)
-        c = customer[i]
-        if c < 0 or c >= n_customers:  # checked before it indexes: the loop has no bounds checks
-            outside = True
-            continue
-        twice |= seen[c]
-        seen[c] = True
-    customers = kernels.PLAN_CUSTOMER_OUTSIDE if outside else (
-        kernels.PLAN_CUSTOMER_TWICE if twice else kernels.PLAN_CUSTOMERS_OK
-    )
-    return customers, creative_lo, creative_hi, channel_lo, channel_hi
-
-
 sorted_block: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
     kernels._compiled(_sorted_block_loop) or sorted_block_numpy
 )
@@ -381,4 +342,3 @@ pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_read
 order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy
 pick_clicks: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_clicks_loop) or pick_clicks_numpy
 pick_prefetch: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_prefetch_loop) or pick_prefetch_numpy
-check_plan: Callable[..., tuple[int, int, int, int, int]] = kernels._compiled(_check_plan_loop) or check_plan_numpy
