@@ -235,22 +235,3 @@ def test_pending_pieces_are_every_due_event_in_batch_order(sizes: list[int], ste
             for g, w in zip(got, want, strict=True):
                 np.testing.assert_array_equal(g, w)
         released_to = edge
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(n_customers=st.integers(1, 40), n=st.integers(0, 400), seed=st.integers(0, 2**16))
-def test_reads_with_their_opens_match_numpy(n_customers: int, n: int, seed: int) -> None:
-    # Repeated customers (n up to ten times n_customers) and a counter near its dtype's top, so both a
-    # customer's several additions and the counter's wrap are compared.
-    rng = np.random.default_rng(seed)
-    e = _bucket(rng, n_customers, n)
-    amount = rng.random(3).astype(np.float32)
-    growth = np.exp(rng.random(n) * 3.0)
-    stored = rng.random(n_customers).astype(np.float32)
-    counter = rng.integers(65_530, 65_536, n_customers).astype(np.uint16)
-    slow_stored, slow_counter = stored.copy(), counter.copy()
-    release_kernels.add_to_stock_and_count_numpy(slow_stored, slow_counter, e["customer"], growth, amount, e["channel"])
-    _compiled("add_to_stock_and_count")(stored, counter, e["customer"], growth, amount, e["channel"])
-    np.testing.assert_array_equal(stored, slow_stored)
-    np.testing.assert_array_equal(counter, slow_counter)

@@ -37,27 +37,6 @@ def _add_to_stock_loop(stored, customer, growth, amount_by_channel, channel):  #
         stored[customer[i]] += amount_by_channel[channel[i]] * np.float32(growth[i])
 
 
-def add_to_stock_and_count_numpy(
-    stored: np.ndarray,
-    counter: np.ndarray,
-    customer: np.ndarray,
-    growth: np.ndarray,
-    amount_by_channel: np.ndarray,
-    channel: np.ndarray,
-) -> None:
-    """:func:`add_to_stock_numpy` and ``counter[customer] += 1`` (repeats counted, wrapping as numpy does)
-    on the same rows: a piece of reads that are also recorded opens, released in one pass."""
-    add_to_stock_numpy(stored, customer, growth, amount_by_channel, channel)
-    np.add.at(counter, customer, counter.dtype.type(1))
-
-
-def _add_to_stock_and_count_loop(stored, counter, customer, growth, amount_by_channel, channel):  # type: ignore[no-untyped-def]  # pragma: no cover
-    for i in range(customer.shape[0]):
-        c = customer[i]
-        stored[c] += amount_by_channel[channel[i]] * np.float32(growth[i])
-        counter[c] += 1
-
-
 # --------------------------------------------------------------------------------------------------
 # A bucket's clicks: adstock, click counter, last click's time and creative
 # --------------------------------------------------------------------------------------------------
@@ -306,9 +285,6 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 
 
 add_to_stock: Callable[..., None] = _compiled(_add_to_stock_loop) or add_to_stock_numpy
-add_to_stock_and_count: Callable[..., None] = (
-    _compiled(_add_to_stock_and_count_loop) or add_to_stock_and_count_numpy
-)
 release_clicks: Callable[..., None] = _compiled(_release_clicks_loop) or release_clicks_numpy
 adstock_now: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_adstock_now_loop) or adstock_now_numpy
 day_of: Callable[..., np.ndarray] = _compiled(_day_of_loop) or day_of_numpy

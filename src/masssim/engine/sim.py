@@ -451,37 +451,20 @@ class ArmSimulation:
                 if n:
                     rec.add_in_day(names[c], day, n)
 
-        # A read queued with its recorded open (one batch of both kinds) comes as the same piece in both
-        # lists: its adstock and open count are released in one pass. Counts commute, so counting such
-        # opens before the others gives the same counters.
-        counted_opens: set[int] = set()
         if "read" in pieces:
             count("reads", "read")
-            opens_too = {id(e) for e in pieces.get("open", ())}
             for e in pieces["read"]:
-                if id(e) in opens_too:
-                    release_kernels.add_to_stock_and_count(
-                        state.adstock.stored,
-                        state.opens,
-                        e["customer"],
-                        state.adstock.growth(e["time_s"]),
-                        self.adstock_per_open,
-                        e["channel"],
-                    )
-                    counted_opens.add(id(e))
-                else:
-                    release_kernels.add_to_stock(
-                        state.adstock.stored,
-                        e["customer"],
-                        state.adstock.growth(e["time_s"]),
-                        self.adstock_per_open,
-                        e["channel"],
-                    )
+                release_kernels.add_to_stock(
+                    state.adstock.stored,
+                    e["customer"],
+                    state.adstock.growth(e["time_s"]),
+                    self.adstock_per_open,
+                    e["channel"],
+                )
         if "open" in pieces:
             rec.add_in_day("opens_recorded", day, sum(e["customer"].shape[0] for e in pieces["open"]))
             for e in pieces["open"]:
-                if id(e) not in counted_opens:
-                    increment(state.opens, e["customer"])
+                increment(state.opens, e["customer"])
         if "click" in events:
             e = events["click"]
             count("clicks", "click")
