@@ -38,11 +38,9 @@ customer as before (the same choices up to rounding).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
+
+from masssim.policies.compiled import NUMBA, compiled
 
 SEED_CREATIVES = 4  # creatives scored exactly on every customer of a coarse group to set its threshold
 UNITS_PER_GROUP = 512  # at most this many units (profile, history) share a coarse bound box
@@ -56,27 +54,9 @@ DENSE_UNITS = 32  # units whose coefficients for every creative are held at once
 NO_DENSE = (np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0, 0)))
 
 
-def _load_numba() -> Any:
-    # the engine's switch (engine/kernels.py): "numpy" means no compiled code
-    if os.environ.get("MASSSIM_KERNELS", "").strip().lower() == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba
-
-
-_numba = _load_numba()
-
-
 def available() -> bool:
     """True when the compiled scorer can run (numba importable and not switched off)."""
-    return _numba is not None
-
-
-def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
-    return function if _numba is None else _numba.njit(cache=True, nogil=True)(function)
+    return NUMBA is not None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -96,7 +76,7 @@ def _interleave(binned, bits):  # type: ignore[no-untyped-def]  # pragma: no cov
     return code
 
 
-_interleave_compiled = _compiled(_interleave)
+_interleave_compiled = compiled(_interleave)
 
 
 def morton_codes(scores: np.ndarray) -> np.ndarray:
@@ -125,7 +105,7 @@ def _counting_order(code, n_codes):  # type: ignore[no-untyped-def]  # pragma: n
     return order
 
 
-_counting_order_compiled = _compiled(_counting_order)
+_counting_order_compiled = compiled(_counting_order)
 
 
 def _planned_codes(score_order, planned, history, profile_of):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -157,7 +137,7 @@ def _planned_codes(score_order, planned, history, profile_of):  # type: ignore[n
     return customers, code
 
 
-_planned_codes_compiled = _compiled(_planned_codes)
+_planned_codes_compiled = compiled(_planned_codes)
 
 
 def planned_by_unit(
@@ -176,7 +156,7 @@ def planned_by_unit(
 def stable_order(code: np.ndarray) -> np.ndarray:
     """The stable order that sorts int64 ``code`` (>= 0): a counting sort when the codes are dense enough."""
     n_codes = int(code.max()) + 1 if code.shape[0] else 1
-    if _numba is not None and n_codes <= 4 * code.shape[0] + (1 << 16):
+    if NUMBA is not None and n_codes <= 4 * code.shape[0] + (1 << 16):
         return _counting_order_compiled(code, n_codes)
     return np.argsort(code, kind="stable")
 
@@ -210,7 +190,7 @@ def _run_sums(creative, code, scores):  # type: ignore[no-untyped-def]  # pragma
     return pair_creative, pair_code, pair_row, count, summed, products
 
 
-_run_sums_compiled = _compiled(_run_sums)
+_run_sums_compiled = compiled(_run_sums)
 
 
 def _pair_sums_sorted(creative, code, n_codes, n_creatives, customer, held):  # type: ignore[no-untyped-def]
@@ -273,7 +253,7 @@ def _pair_sums_dense(creative, code, n_codes, present, customer, held):  # type:
     return pair_creative, pair_code, pair_message, out_count, out_summed, out_products
 
 
-_pair_sums_dense_compiled = _compiled(_pair_sums_dense)
+_pair_sums_dense_compiled = compiled(_pair_sums_dense)
 DENSE_PAIR_CELLS = 1 << 18  # at most this many (creative present, unit code) cells: a table, not a sort
 
 
@@ -510,7 +490,7 @@ def _choose(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     out_score[i] = best_score
 
 
-_choose_compiled = _compiled(_choose)
+_choose_compiled = compiled(_choose)
 
 
 # --------------------------------------------------------------------------------------------------------------
