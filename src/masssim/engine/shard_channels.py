@@ -33,7 +33,6 @@ from masssim.engine import outbound
 from masssim.engine.shard_planning import (
     ShardWave,
     ShardWaveCoordinator,
-    _generator,
     affordable_sends,
     integer_states,
     padded_sum,
@@ -74,15 +73,7 @@ class ChannelShardWave(ShardWave):
 
     def draw_creatives(self, state: dict[str, Any] | None) -> int:
         """Draw the rule's creatives (from ``state``); the wave's rows are then offered to its channels."""
-        rule = self.rule
-        assert rule is not None
-        if rule.draws_integers and state is not None:
-            count = self.customer.shape[0] if self.redraw is None else int(self.redraw.sum())
-            drawn = _generator(state).integers(0, rule.creatives, size=count, dtype=np.int32)
-            if self.redraw is None:
-                self.creative = drawn
-            else:
-                self.creative[self.redraw] = drawn
+        self._draw_creatives(state)
         self._offer(self.customer, self.creative)
         return int(self.customer.shape[0])
 

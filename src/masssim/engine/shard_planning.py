@@ -201,13 +201,7 @@ class ShardWave:
         weekly cap; counted here), and return the rows' count, count per region and creatives used."""
         rule = self.rule
         assert rule is not None
-        if rule.draws_integers and state is not None:
-            count = self.customer.shape[0] if self.redraw is None else int(self.redraw.sum())
-            drawn = _generator(state).integers(0, rule.creatives, size=count, dtype=np.int32)
-            if self.redraw is None:
-                self.creative = drawn
-            else:
-                self.creative[self.redraw] = drawn
+        self._draw_creatives(state)
         sim = self.sim
         ok, unreachable, capped = sim.sender._sendable(rule.channel, self.customer, cap)
         sim.recorder.add("blocked_not_reachable", unreachable)
@@ -215,6 +209,19 @@ class ShardWave:
         if not ok.all():
             self.customer, self.creative = self.customer[ok], self.creative[ok]
         return self._counts()
+
+    def _draw_creatives(self, state: dict[str, Any] | None) -> None:
+        """The rule's integer creative draws for this shard's rows (all, or the test cell's), from the policy
+        stream's ``state`` at this shard's first row; nothing when the rule draws none."""
+        rule = self.rule
+        assert rule is not None
+        if rule.draws_integers and state is not None:
+            count = self.customer.shape[0] if self.redraw is None else int(self.redraw.sum())
+            drawn = _generator(state).integers(0, rule.creatives, size=count, dtype=np.int32)
+            if self.redraw is None:
+                self.creative = drawn
+            else:
+                self.creative[self.redraw] = drawn
 
     def cut(self, keep: int) -> tuple[int, np.ndarray, np.ndarray]:
         """Keep the first ``keep`` rows (the budget's cut-off falls in this shard)."""
