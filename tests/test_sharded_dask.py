@@ -116,6 +116,25 @@ def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
     assert message.endswith("the run stopped and wrote no results")
 
 
+def _run_with_shard_1_killed(scenario: Any, seq: Any, at_call: int, only: str | None = None) -> tuple[int, Any]:
+    """Run the replication on a real two-worker LocalCluster whose worker holding shard 1 is killed at that
+    call; returns how many times the shard group rebuilt a shard, and the outcomes."""
+    groups: list[DaskShards] = []
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        killing = _kill_shard_1_at_call(client, at_call, only=only)
+
+        def on_cluster(*a: Any) -> ShardGroup:
+            group = killing(client, *a, call_timeout_s=60.0)
+            groups.append(group)
+            return group
+
+        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, 2, chunk_size=CHUNK)
+    return groups[0].rebuilt, outcomes
+
+
 def test_a_lost_shard_of_an_arm_planned_on_the_shards_is_rebuilt_with_the_same_bytes() -> None:
     """A worker killed in the middle of an arm that plans on the shards (segments): its shard is built again on
     the other worker from the seed, its calls since the arm started are replayed, and the run ends with one
@@ -124,20 +143,8 @@ def test_a_lost_shard_of_an_arm_planned_on_the_shards_is_rebuilt_with_the_same_b
     scenario = _scenario(arms=arms)
     seq = replication_sequence(root_sequence(11), 0)
     reference = _digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
-    groups: list[DaskShards] = []
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
-        distributed.Client(local) as client,
-    ):
-        killing = _kill_shard_1_at_call(client, 15)  # in the first arm: its third batch of buckets, after two waves
-
-        def on_cluster(*a: Any) -> ShardGroup:
-            group = killing(client, *a, call_timeout_s=60.0)
-            groups.append(group)
-            return group
-
-        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, 2, chunk_size=CHUNK)
-    assert groups[0].rebuilt == 1
+    rebuilt, outcomes = _run_with_shard_1_killed(scenario, seq, 15)  # the first arm's third batch of buckets
+    assert rebuilt == 1
     assert _digest(outcomes) == reference
 
 
@@ -153,20 +160,8 @@ def test_a_lost_shard_of_a_paid_channel_order_with_bespoke_creatives_and_fanatic
     one = simulate_replication(scenario, seq, chunk_size=CHUNK)
     assert one["mix"].metrics["fanatic_sends"] > 0 and one["mix"].metrics["channel_fallbacks"] > 0
     reference = _digest(one)
-    groups: list[DaskShards] = []
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
-        distributed.Client(local) as client,
-    ):
-        killing = _kill_shard_1_at_call(client, 3, only="rule_offer")  # after the bespoke creatives were sent
-
-        def on_cluster(*a: Any) -> ShardGroup:
-            group = killing(client, *a, call_timeout_s=60.0)
-            groups.append(group)
-            return group
-
-        outcomes = simulate_sharded_replication(scenario, seq, on_cluster, 2, chunk_size=CHUNK)
-    assert groups[0].rebuilt == 1
+    rebuilt, outcomes = _run_with_shard_1_killed(scenario, seq, 3, only="rule_offer")  # after the bespoke creatives
+    assert rebuilt == 1
     assert _digest(outcomes) == reference
 
 
