@@ -565,16 +565,12 @@ class ArmSimulation:
         p: np.ndarray,
         ours: np.ndarray,
         gone: np.ndarray | None,
-        bought_something: np.ndarray | None = None,
     ) -> None:
-        """Count purchase occasions in this arm's market (model/market.py): customers ``c`` at times ``t``,
-        their choice uniforms, our brand's probability with adstock ``p``, whether ours was bought, who has
-        left; ``bought_something`` False for an occasion a pull-forward used up. Brands are chosen only for
-        the occasions inside the market's window (those counted)."""
-        counted = t <= self.arm_market_tally.window_s
-        if bought_something is not None:
-            counted &= bought_something
-        rows = np.flatnonzero(counted)
+        """Count the click-triggered purchase occasions in this arm's market (model/market.py): customers ``c``
+        at times ``t``, their choice uniforms, our brand's probability with adstock ``p``, whether ours was
+        bought, who has left. Brands are chosen only for the occasions inside the market's window (those
+        counted). The organic occasions are counted in release_kernels.organic_choices' pass."""
+        rows = np.flatnonzero(t <= self.arm_market_tally.window_s)
         if rows.shape[0] == 0:
             return
         # One compiled pass chooses each brand and counts it (MarketTally.add_brands of brand_with_marketing).
