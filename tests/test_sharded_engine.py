@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,6 +150,37 @@ def test_shards_with_their_own_customers_give_the_same_bytes() -> None:
     for shards in (1, 2, 5):
         outcomes = simulate_sharded_replication(scenario, seq, in_process, shards, chunk_size=CHUNK)
         assert _digest(outcomes) == reference, f"{shards} shards"
+
+
+def test_shards_on_threads_give_the_same_bytes_and_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``InProcessShards`` with threads (``masssim run --workers W --shards S`` on the local engine): a call
+    goes to the shards at once, on the pool's threads, and the results are one process's bytes."""
+    import threading
+
+    from masssim.engine.sharded import ShardWorker
+
+    scenario = _scenario()
+    seq = replication_sequence(root_sequence(11), 0)
+    reference = _digest(simulate_replication(scenario, seq, chunk_size=CHUNK))
+    for shards, threads in ((2, 2), (5, 2), (3, 3)):
+        outcomes = simulate_sharded_replication(
+            scenario, seq, functools.partial(in_process, threads=threads), shards, chunk_size=CHUNK
+        )
+        assert _digest(outcomes) == reference, f"{shards} shards on {threads} threads"
+    # Both shards' first call must be running at the same time to pass the barrier (one after the other, the
+    # first would wait out the timeout and break it).
+    barrier = threading.Barrier(2, timeout=30)
+    static_view = ShardWorker.static_view
+
+    def meet_then_answer(self: ShardWorker) -> Any:
+        barrier.wait()
+        return static_view(self)
+
+    monkeypatch.setattr(ShardWorker, "static_view", meet_then_answer)
+    outcomes = simulate_sharded_replication(
+        scenario, seq, functools.partial(in_process, threads=2), 2, chunk_size=CHUNK
+    )
+    assert _digest(outcomes) == reference and not barrier.broken
 
 
 def test_shard_ranges_are_whole_chunks() -> None:

@@ -82,4 +82,6 @@ def test_a_shard_finds_the_declarations_of_one_process() -> None:
 
 def test_run_with_inbound_and_shards_writes_the_same_summary() -> None:
     scenario = inbound_scenario(replications=2)
-    assert masssim.run(scenario, seed=5, shards=2).summary == masssim.run(scenario, seed=5).summary
+    one_process = masssim.run(scenario, seed=5).summary
+    assert masssim.run(scenario, seed=5, shards=2).summary == one_process
+    assert masssim.run(scenario, seed=5, shards=2, workers=2).summary == one_process  # the shards on 2 threads

@@ -54,8 +54,11 @@ def _arm_digests(outcomes: dict[str, Any]) -> dict[str, str]:
     return {name: _digest({name: outcome}) for name, outcome in outcomes.items()}
 
 
-def _sharded(scenario: masssim.Scenario, shards: int) -> dict[str, Any]:
-    return simulate_sharded_replication(scenario, SEQ, in_process, shards, chunk_size=CHUNK)
+def _sharded(scenario: masssim.Scenario, shards: int, threads: int = 1) -> dict[str, Any]:
+    def open_group(*args: Any) -> Any:
+        return in_process(*args, threads=threads)
+
+    return simulate_sharded_replication(scenario, SEQ, open_group, shards, chunk_size=CHUNK)
 
 
 def test_every_built_in_policy_is_covered() -> None:
@@ -71,8 +74,8 @@ def test_each_policy_sharded_gives_the_bytes_of_one_process(arms: list[dict[str,
     for name, outcome in one.items():  # every arm sent and got clicks: there is something to compare
         assert outcome.metrics["sends"] > 1_000 and outcome.metrics["clicks"] > 50, name
     reference = _arm_digests(one)
-    for shards in (2, 3):
-        assert _arm_digests(_sharded(scenario, shards)) == reference, f"{shards} shards"
+    for shards, threads in ((2, 1), (3, 1), (3, 2)):  # 3 shards on 2 threads: the shards' calls overlap
+        assert _arm_digests(_sharded(scenario, shards, threads)) == reference, f"{shards} shards, {threads} threads"
 
 
 def test_a_wrong_gathered_column_gives_other_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

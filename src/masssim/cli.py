@@ -45,7 +45,12 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
                 help="root seed (default: the scenario's, else fresh)",
             ),
             click.option(
-                "--workers", "-w", type=click.IntRange(1, 256), default=1, show_default=True, help="worker processes"
+                "--workers",
+                "-w",
+                type=click.IntRange(1, 256),
+                default=1,
+                show_default=True,
+                help="worker processes (with --shards on the local engine: threads running the shards at once)",
             ),
             click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results"), show_default=True),
             click.option("--until", help="add replications until METRIC's 95% CI half-width / |mean| <= X (METRIC:X)"),
@@ -56,8 +61,8 @@ def _experiment_options(min_replications: int = 1):  # type: ignore[no-untyped-d
                 "--shards",
                 type=click.IntRange(1, 65_536),
                 default=None,
-                help="split each replication's customers into N shards (on the Dask workers with --engine dask); "
-                "the same results as without",
+                help="split each replication's customers into N shards (on the Dask workers with --engine dask, "
+                "else in this process on --workers threads); the same results as without",
             ),
             click.option("--quiet", "-q", is_flag=True, help="print only the results folder (for scripts)"),
         ]

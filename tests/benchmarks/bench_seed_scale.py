@@ -3,7 +3,7 @@
 Run:  python tests/benchmarks/bench_seed_scale.py [--customers 95000000] [--small 10000000]
                                                  [--creatives 20000] [--days 30]
                                                  [--policy broadcast] [--policy segments:1000]
-                                                 [--engine dask --workers 2]
+                                                 [--engine threads|dask --workers 2]
 
 Each measurement runs in a fresh subprocess (so its peak memory is its own) through the same code path as
 ``masssim run``: ``masssim.run`` on one replication, then ``RunResult.save`` (summary.json, timeseries.csv and
@@ -18,7 +18,9 @@ workers=W, shards=W)``, the path of ``masssim run --engine dask --workers W --sh
 coordinator's (this process: the clock, the policy, Dask's scheduler and client) it prints each worker
 process's CPU time and peak RSS since it started (read on the workers just before the cluster closes), and
 the SUM of every process's peak: the machine's memory is what the 16 GB aim is about (the sum of the peaks
-bounds the peak of the sum from above). The single-process path (``--engine local``, the default) is as it
+bounds the peak of the sum from above). With ``--engine threads --workers W`` the same sharded engine runs in
+this process, its W shards on W threads (``masssim run --workers W --shards W`` on the local engine): no
+cluster, no copies between processes. The single-process path (``--engine local``, the default) is as it
 was.
 
 Aims (issue 9): under 2 minutes wall and under 16 GB peak at 95M customers, for ``broadcast`` and for
@@ -145,6 +147,14 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         clock.wrap(sim, "generate_population", "population")
         clock.wrap(sim, "ArmSimulation", "world + policy set-up")  # holdout, creatives; the arm's state and policy
         options: dict = {}
+    elif engine == "threads":
+        from masssim.engine import sharded
+        from masssim.experiments import replications
+
+        # The shards' customers (built at once on the threads), then the arm's set-up.
+        clock.wrap(replications.Executor, "_open_shards", "shards built")
+        clock.wrap(sharded, "ShardedArm", "policy set-up")
+        options = {"engine": "local", "workers": workers, "shards": workers}
     else:
         from masssim.engine import sharded
         from masssim.experiments import replications
@@ -158,6 +168,7 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
     sampler = RssSampler()
     sampler.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    system0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     result = masssim.run(scenario, replications=1, seed=1, **options)
     ran = (time.perf_counter(), time.process_time(), _resident_bytes())
     simulated_wall, simulated_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -165,6 +176,8 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         run_dir = result.save(out)
         saved = (run_dir / "summary.json").exists()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    # The kernel's share of the CPU (page faults: fresh memory zeroed on first touch, engine/allocator.py).
+    system = resource.getrusage(resource.RUSAGE_SELF).ru_stime - system0
     samples = sampler.stop()
     phases, last = [], (wall0, cpu0)
     for label, (w, c, rss) in [
@@ -181,6 +194,7 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         "touches": arm["sends"]["mean"],
         "wall_s": wall,
         "cpu_s": cpu,
+        "system_cpu_s": system,
         "simulate_wall_s": simulated_wall,
         "simulate_cpu_s": simulated_cpu,
         "peak_bytes": peak,
@@ -241,7 +255,8 @@ def describe(label: str, r: dict) -> str:
     if not r.get("workers"):
         return (
             f"  {label:>12} customers: wall {r['wall_s']:7.1f} s, CPU {r['cpu_s']:7.1f} s"
-            f" (simulation {r['simulate_wall_s']:.1f} s wall, {r['simulate_cpu_s']:.1f} s CPU),"
+            f" ({r['system_cpu_s']:.1f} s of it in the kernel;"
+            f" simulation {r['simulate_wall_s']:.1f} s wall, {r['simulate_cpu_s']:.1f} s CPU),"
             f" {r['touches'] / r['simulate_cpu_s']:,.0f} touches per CPU-second,"
             f" peak {peak / gib:.2f} GiB = {peak / r['customers']:.0f} B/customer"
         )
@@ -266,11 +281,14 @@ def main() -> None:
     parser.add_argument("--policy", action="append", help="broadcast, segments:K, ... (repeatable)")
     parser.add_argument(
         "--engine",
-        choices=("local", "dask"),
+        choices=("local", "threads", "dask"),
         default="local",
-        help="local: one process (default); dask: the sharded engine, one shard per worker",
+        help="local: one process (default); threads: the sharded engine in this process, one shard per thread;"
+        " dask: the sharded engine, one shard per worker",
     )
-    parser.add_argument("--workers", type=int, default=2, help="with --engine dask: worker processes (= shards)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="with --engine threads or dask: threads or worker processes (= shards)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--timeline", action="store_true", help="print resident memory over time")
     args = parser.parse_args()
@@ -280,7 +298,11 @@ def main() -> None:
         return
 
     workers = 1 if args.engine == "local" else args.workers
-    where = "one process" if args.engine == "local" else f"Dask, {workers} workers, one shard each"
+    where = {
+        "local": "one process",
+        "threads": f"one process, {workers} threads, one shard each",
+        "dask": f"Dask, {workers} workers, one shard each",
+    }[args.engine]
     print(f"{args.creatives:,} creatives, {args.days} daily email waves, 1 replication, summary written; {where}")
     for policy in policies:
         small = run_child(args.small, args.creatives, args.days, policy, args.engine, workers)

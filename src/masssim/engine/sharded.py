@@ -20,6 +20,7 @@ A :class:`ShardGroup` carries the calls: :class:`InProcessShards` in this proces
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -27,6 +28,7 @@ import numpy as np
 import simpy
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
+from masssim.engine.allocator import keep_freed_memory
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import DeclaredTable, credit_conversation_purchases
 from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
@@ -116,6 +118,7 @@ def build_shard_world(
     draws are those of one process). Declared taste, fanatics and the inbound desk are not built here (the desk
     runs on the coordinator: engine/sharded_inbound.py; the coordinator finds the fanatics from every shard's
     rows and sets each shard's: engine/sharded_fanatics.py)."""
+    keep_freed_memory()  # before the first large array (engine/allocator.py)
     population = generate_population(
         scenario.population,
         scenario.market,
@@ -417,19 +420,44 @@ class ShardGroup(Protocol):
 
 
 class InProcessShards:
-    """The shards as objects in this process (tests, and the reference the Dask shards must match)."""
+    """The shards as objects in this process: the reference the Dask shards must match and, with ``threads``
+    above 1, a replication spread over this machine's cores without Dask.
+
+    With threads, the shards are built and each call runs on a pool of that many threads, one shard's call
+    per thread at a time; the answers are taken in shard order, as on Dask. A shard touches only its own
+    objects (its rows, state, streams and recorder), and its heavy passes are numpy operations and compiled
+    kernels that release the interpreter's lock, so the shards overlap; the bytes are those of one shard
+    in one thread, since nothing a shard computes depends on when it runs (docs/model.md §16.9)."""
 
     def __init__(
-        self, scenario: Scenario, replication_seq: np.random.SeedSequence, ranges: list[range], chunk_size: int
+        self,
+        scenario: Scenario,
+        replication_seq: np.random.SeedSequence,
+        ranges: list[range],
+        chunk_size: int,
+        threads: int = 1,
     ):
         self.ranges = ranges
-        self.workers = [ShardWorker(scenario, replication_seq, r.start, r.stop, chunk_size) for r in ranges]
+        threads = min(threads, len(ranges))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="masssim-shard") if threads > 1 else None
+
+        def build(customers: range) -> ShardWorker:
+            return ShardWorker(scenario, replication_seq, customers.start, customers.stop, chunk_size)
+
+        self.workers = list(self._pool.map(build, ranges) if self._pool is not None else map(build, ranges))
 
     def call(self, method: str, args: dict[int, tuple[Any, ...]]) -> list[Any]:
-        return [getattr(self.workers[s], method)(*a) for s, a in sorted(args.items())]
+        calls = [(getattr(self.workers[s], method), a) for s, a in sorted(args.items())]
+        if self._pool is None or len(calls) < 2:
+            return [bound(*a) for bound, a in calls]
+        futures = [self._pool.submit(bound, *a) for bound, a in calls]
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         self.workers = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _everyone(group: ShardGroup, *args: Any) -> dict[int, tuple[Any, ...]]:
@@ -910,9 +938,9 @@ def _arm_share(progress: Callable[[float], None], index: int, n_arms: int) -> Ca
 
 
 def in_process(
-    scenario: Scenario, replication_seq: np.random.SeedSequence, ranges: list[range], chunk_size: int
+    scenario: Scenario, replication_seq: np.random.SeedSequence, ranges: list[range], chunk_size: int, threads: int = 1
 ) -> ShardGroup:
-    return InProcessShards(scenario, replication_seq, ranges, chunk_size)
+    return InProcessShards(scenario, replication_seq, ranges, chunk_size, threads)
 
 
 __all__: Sequence[str] = (

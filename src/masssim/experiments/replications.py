@@ -224,7 +224,7 @@ class Executor:
         self, scenario: Scenario, replication_seq: Any, ranges: list[range], chunk_size: int
     ) -> ShardGroup:
         if self._client is None:
-            return in_process(scenario, replication_seq, ranges, chunk_size)
+            return in_process(scenario, replication_seq, ranges, chunk_size, threads=self.workers)
         from masssim.engine.dask_shards import DaskShards
 
         return DaskShards(self._client, scenario, replication_seq, ranges, chunk_size)

@@ -1,0 +1,28 @@
+"""The seed-scale benchmark's script runs end to end at a toy size (its figures are measured by hand, docs
+/model.md §15.3; this only keeps the script from rotting: every engine it offers, every line it prints)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "benchmarks" / "bench_seed_scale.py"
+
+
+@pytest.mark.parametrize("engine", ["local", "threads"])
+def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--customers", "30000", "--small", "10000", "--creatives", "50"]
+        + ["--days", "3", "--policy", "broadcast", "--engine", engine, "--workers", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert "FAILED" not in out
+    assert out.count("touches per CPU-second") == 3  # each size, and the ratio of the two
+    assert "of it in the kernel" in out if engine == "local" else "shards built" in out
+    assert "summary and save" in out and "aims at 30,000" in out
