@@ -14,9 +14,9 @@ SCRIPT = Path(__file__).parent / "benchmarks" / "bench_seed_scale.py"
 
 @pytest.mark.parametrize("engine", ["local", "threads"])
 def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
+    toy = ["--customers", "30000", "--small", "10000", "--creatives", "50", "--days", "3", "--policy", "broadcast"]
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--customers", "30000", "--small", "10000", "--creatives", "50"]
-        + ["--days", "3", "--policy", "broadcast", "--engine", engine, "--workers", "2"],
+        [sys.executable, str(SCRIPT), *toy, "--engine", engine, "--workers", "2"],
         capture_output=True,
         text=True,
         check=True,

@@ -49,3 +49,13 @@ def keep_freed_memory() -> bool:
         mallopt(option, value)
         for option, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1))
     )
+
+
+def worker_environment() -> dict[str, str]:
+    """The same settings as environment variables, for worker processes this one starts (a process pool, a
+    LocalCluster): glibc reads them when a process starts, before any thread has an arena of its own, which
+    a setting made later from Python cannot undo in a thread already running (Dask's worker runs its tasks
+    on such threads). Empty when the settings are not in force here."""
+    if not keep_freed_memory():
+        return {}
+    return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1), "MALLOC_ARENA_MAX": "1"}

@@ -909,6 +909,7 @@ def simulate_sharded_replication(
     if problem is not None:
         raise ShardingUnsupported(problem)
     ranges = shard_ranges(scenario.population.customers, shards, chunk_size)
+    keep_freed_memory()  # before any shard's thread starts: threads share the one heap (engine/allocator.py)
     group = open_group(scenario, replication_seq, ranges, chunk_size)
     try:
         with one_blas_thread():  # the policies plan here, as in simulate_replication

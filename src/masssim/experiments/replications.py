@@ -29,6 +29,7 @@ from typing import Any
 
 from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
+from masssim.engine.allocator import worker_environment
 from masssim.engine.sharded import ShardGroup, in_process, sharding_problem, simulate_sharded_replication
 from masssim.engine.sim import ArmOutcome, simulate_replication
 from masssim.estimation.intervals import mean_ci, relative_halfwidth
@@ -121,8 +122,10 @@ class Executor:
             # Each worker process runs one replication at a time: BLAS thread pools inside them would only
             # fight over the cores. Workers read these variables when they start (spawn), so they are set
             # for the executor's lifetime and restored after.
-            self._saved_env = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-            os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
+            # The allocator's settings (engine/allocator.py) are passed the same way.
+            worker_env = dict.fromkeys(_THREAD_VARIABLES, "1") | worker_environment()
+            self._saved_env = {name: os.environ.get(name) for name in worker_env}
+            os.environ.update(worker_env)
         if self.engine == "dask":
             self._start_dask()
         elif self.workers > 1 and self.shards is None:
