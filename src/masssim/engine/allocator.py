@@ -4,15 +4,16 @@ A wave or a feedback bucket at tens of millions of customers allocates arrays of
 and frees them a moment later. glibc's malloc serves every allocation above its mmap threshold (at most 32 MiB)
 with a fresh mapping and unmaps it at free, so the next wave's arrays are new mappings whose pages the kernel
 must fault in and zero on first touch (2 MiB at a time, since numpy asks for huge pages). At 95 million
-customers this was a third of the run's CPU (95 s of system time beside 181 s of user time; ``perf`` puts it
-in ``clear_page_erms`` under ``do_huge_pmd_anonymous_page``), and it grows faster than the population: 10% of
-the CPU at 10 million, 23% at 30 million (docs/model.md §15.4).
+customers this was a third of the run's CPU (88 of 264 s; ``perf`` puts it in ``clear_page_erms`` under
+``do_huge_pmd_anonymous_page``), docs/model.md §15.4.
 
-:func:`keep_freed_memory` tells glibc to serve large allocations from its heap and never to give freed memory
-back: freed arrays are reused by the next ones of their size without a fault. The cost is that the process's
-resident memory stays at its peak until it exits (the peak itself moves by a few percent, measured in §15.4).
-Results do not change: this is where arrays live, not what they hold. Set ``MASSSIM_MALLOC=system`` to leave
-the allocator as it was; on a platform without glibc it does nothing.
+:func:`keep_freed_memory` tells glibc to serve large allocations from its main heap and not to give freed
+memory back: freed arrays are reused by the next ones without a fault. The cost is that the process's resident
+memory stays at its peak until it exits (the peak itself moves by a few percent, measured in §15.4). It runs
+when :mod:`masssim.engine` is imported, before this program's threads allocate: a thread that has allocated
+before has an arena of its own, and glibc maps an array too large for a thread arena's heap (64 MiB) afresh
+whatever the setting. Results do not change: this is where arrays live, not what they hold. Set
+``MASSSIM_MALLOC=system`` (before the import) to leave the allocator as it was; without glibc it does nothing.
 """
 
 from __future__ import annotations
