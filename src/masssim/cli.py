@@ -728,5 +728,23 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt):
         click.echo("masssim: interrupted; no complete result was written", err=True)
         sys.exit(130)
+    except SystemError as exc:
+        if not interrupted_inside(exc):
+            raise
+        click.echo("masssim: interrupted; no complete result was written", err=True)
+        sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+
+
+def interrupted_inside(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C that compiled code wrapped: numba's dispatcher turns a KeyboardInterrupt raised
+    while it loads a cached kernel (``_numba_unpickle``) into a ``SystemError`` caused by it."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
