@@ -25,10 +25,16 @@ import sys
 
 MALLOC_ENV = "MASSSIM_MALLOC"  # "system": leave glibc's settings alone
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_M_ARENA_MAX = -8
+# The settings: glibc's mallopt parameter (malloc.h), the environment variable glibc reads for it at start-up,
+# and the value. No allocation gets a mapping of its own (each would be zeroed afresh); the heap's free top is
+# never trimmed (the largest value mallopt takes, an int of 2 GiB, keeps it in practice); and threads share the
+# one heap: a thread's own arena lives in mappings of at most 64 MiB, which glibc unmaps as soon as they are
+# empty, so the shards' threads (engine/sharded.py) would fault their arrays afresh every bucket.
+_SETTINGS = (
+    (-4, "MALLOC_MMAP_MAX_", 0),  # M_MMAP_MAX
+    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1),  # M_TRIM_THRESHOLD
+    (-8, "MALLOC_ARENA_MAX", 1),  # M_ARENA_MAX
+)
 
 
 @functools.cache
@@ -42,14 +48,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    # No allocation gets a mapping of its own (each would be zeroed afresh); the heap's free top is never
-    # trimmed (the largest value mallopt takes, an int of 2 GiB, keeps it in practice); and threads share the
-    # one heap: a thread's own arena lives in mappings of at most 64 MiB, which glibc unmaps as soon as they
-    # are empty, so the shards' threads (engine/sharded.py) would fault their arrays afresh every bucket.
-    return all(
-        mallopt(option, value)
-        for option, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_ARENA_MAX, 1))
-    )
+    return all(mallopt(option, value) for option, _, value in _SETTINGS)
 
 
 def worker_environment() -> dict[str, str]:
@@ -59,4 +58,4 @@ def worker_environment() -> dict[str, str]:
     on such threads). Empty when the settings are not in force here."""
     if not keep_freed_memory():
         return {}
-    return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1), "MALLOC_ARENA_MAX": "1"}
+    return {variable: str(value) for _, variable, value in _SETTINGS}
