@@ -28,7 +28,6 @@ import numpy as np
 import simpy
 
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
-from masssim.engine.allocator import keep_freed_memory
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkLayout, chunk_generators
 from masssim.engine.conversation_loop import DeclaredTable, credit_conversation_purchases
 from masssim.engine.outbound import Fanatics, OutboundSender, taste_norms
@@ -118,7 +117,6 @@ def build_shard_world(
     draws are those of one process). Declared taste, fanatics and the inbound desk are not built here (the desk
     runs on the coordinator: engine/sharded_inbound.py; the coordinator finds the fanatics from every shard's
     rows and sets each shard's: engine/sharded_fanatics.py)."""
-    keep_freed_memory()  # before the first large array (engine/allocator.py)
     population = generate_population(
         scenario.population,
         scenario.market,
@@ -909,7 +907,6 @@ def simulate_sharded_replication(
     if problem is not None:
         raise ShardingUnsupported(problem)
     ranges = shard_ranges(scenario.population.customers, shards, chunk_size)
-    keep_freed_memory()  # before any shard's thread starts: threads share the one heap (engine/allocator.py)
     group = open_group(scenario, replication_seq, ranges, chunk_size)
     try:
         with one_blas_thread():  # the policies plan here, as in simulate_replication

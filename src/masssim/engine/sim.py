@@ -31,7 +31,6 @@ from threadpoolctl import threadpool_limits
 
 from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
 from masssim.engine import kernels, release_kernels
-from masssim.engine.allocator import keep_freed_memory
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents, concatenate
@@ -79,7 +78,6 @@ def build_world(
 ) -> SharedWorld:
     """The shared world. ``chunk_size`` is the size of the customer chunks whose streams every per-customer
     draw comes from (a fixed constant in runs; tests use small chunks to have several of them)."""
-    keep_freed_memory()  # before the first large array (engine/allocator.py)
     population = generate_population(
         scenario.population,
         scenario.market,
