@@ -725,11 +725,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("masssim: interrupted; no complete result was written", err=True)
-        sys.exit(130)
-    except SystemError as exc:
-        if not interrupted_inside(exc):
+    except (click.Abort, KeyboardInterrupt, SystemError) as exc:
+        if isinstance(exc, SystemError) and not interrupted_inside(exc):
             raise
         click.echo("masssim: interrupted; no complete result was written", err=True)
         sys.exit(130)
