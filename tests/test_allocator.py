@@ -55,3 +55,47 @@ def test_a_freed_array_is_reused_without_faulting_its_pages_again() -> None:
     # 256 MiB is 128 huge pages or 65,536 small ones: a fresh mapping faults at least 128 times.
     assert min(faults_system) >= 128
     assert max(faults_kept) < 16
+
+
+# Reserves 3 GiB (np.empty touches none of it, so this costs no memory), frees it, and prints how much of it the
+# heap kept: mallinfo2's arena, the bytes the main heap holds. glibc trims a free top larger than its trim
+# threshold; with the largest int (2 GiB) as the threshold, as before session 9, this printed 0.
+KEEP_TOP = """
+import ctypes
+import numpy as np
+import masssim  # importing the engine sets the allocator
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Mallinfo2
+reserved = np.empty(3 * 2**30, np.uint8)
+del reserved
+print(mallinfo2().arena / 2**30)
+"""
+
+
+def _has_mallinfo2() -> bool:
+    try:
+        ctypes.CDLL(None).mallinfo2  # noqa: B018 - glibc 2.33 and later
+    except AttributeError:
+        return False
+    return sys.platform.startswith("linux")
+
+
+def _kept_gib(extra_env: dict[str, str]) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "MASSSIM_MALLOC"}
+    out = subprocess.run(
+        [sys.executable, "-c", KEEP_TOP], env=env | extra_env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc's mallinfo2 tells what the heap holds")
+def test_more_than_two_gib_freed_at_the_top_of_the_heap_is_kept() -> None:
+    from masssim.engine.allocator import keep_freed_memory, worker_environment
+
+    assert _kept_gib({}) >= 3.0  # set by mallopt at import
+    assert _kept_gib({"MASSSIM_MALLOC": "system"}) < 0.5  # glibc's own settings give it back
+    if keep_freed_memory():  # a worker process: the same settings from its environment alone
+        assert _kept_gib({"MASSSIM_MALLOC": "system"} | worker_environment()) >= 3.0

@@ -15,8 +15,9 @@ SCRIPT = Path(__file__).parent / "benchmarks" / "bench_seed_scale.py"
 @pytest.mark.parametrize("engine", ["local", "threads"])
 def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
     toy = ["--customers", "30000", "--small", "10000", "--creatives", "50", "--days", "3", "--policy", "broadcast"]
+    prefault = ["--prefault", "0.25"] if engine == "threads" else []  # one engine is enough for the option
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), *toy, "--engine", engine, "--workers", "2"],
+        [sys.executable, str(SCRIPT), *toy, "--engine", engine, "--workers", "2", *prefault],
         capture_output=True,
         text=True,
         check=True,
@@ -24,5 +25,20 @@ def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
     ).stdout
     assert "FAILED" not in out
     assert out.count("touches per CPU-second") == 3  # each size, and the ratio of the two
-    assert "of it in the kernel" in out if engine == "local" else "shards built" in out
+    assert "of it in the kernel" in out and "page faults" in out
+    assert "world + policy set-up" in out if engine == "local" else "shards built" in out
     assert "summary and save" in out and "aims at 30,000" in out
+    assert ("touched beforehand" in out and "0.25 GiB" in out) if prefault else "touched beforehand" not in out
+
+
+def test_first_touch_benchmark_prints_its_figures() -> None:
+    script = SCRIPT.with_name("bench_first_touch.py")
+    out = subprocess.run(
+        [sys.executable, str(script), "--gib", "0.01", "--pause", "0", "--repeat", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert out.count("repeat ") == 2 and out.count("s/GiB") == 2 * 3 + 3
+    assert "medians: first" in out

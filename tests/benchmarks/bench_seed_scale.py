@@ -23,6 +23,15 @@ this process, its W shards on W threads (``masssim run --workers W --shards W`` 
 cluster, no copies between processes. The single-process path (``--engine local``, the default) is as it
 was.
 
+Memory first touched costs kernel time, and on a virtual machine whose host takes freed memory back (this
+project's does: virtio-balloon free page reporting) it costs far more than on bare metal: about 8 s of kernel
+CPU per GiB, against under 0.1 s for memory the guest still has (``bench_first_touch.py``, docs/model.md
+§15.4). So each line gives the kernel's share of the CPU and the page faults. ``--prefault GIB`` (local and
+threads engines) touches that much memory in the measuring process and frees it before the clock starts; the
+allocator keeps it (engine/allocator.py), so the run then reuses memory the host already backs: the run's
+figures are then the code's own, as on a machine without that cost, and the line "touched beforehand" gives
+the kernel time per GiB the host charged in the same run. Quote both, and say which is which.
+
 Aims (issue 9): under 2 minutes wall and under 16 GB peak at 95M customers, for ``broadcast`` and for
 ``segments`` with 1,000 personas.
 """
@@ -135,7 +144,47 @@ def _read_workers(at_start: dict[str, tuple[float, int]], at_end: dict[str, tupl
     replications.Executor.__exit__ = read_then_close  # type: ignore[method-assign]
 
 
-def measure(customers: int, creatives: int, days: int, policy: str, engine: str = "local", workers: int = 1) -> dict:
+def prefault(gib: float) -> dict:
+    """Touch ``gib`` GiB in 256 MiB pieces on two threads, then free it: the allocator keeps it in the heap
+    (engine/allocator.py), so the run reuses memory already backed. Returns what the touching cost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from masssim.engine.allocator import keep_freed_memory
+
+    if not keep_freed_memory():
+        raise SystemExit("--prefault needs the allocator to keep freed memory (unset MASSSIM_MALLOC)")
+    piece = 1 << 28
+    pieces: list = [None] * max(1, round(gib * 2**30 / piece))
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+
+    def touch(i: int) -> None:
+        pieces[i] = np.ones(piece, np.uint8)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(touch, range(len(pieces))))
+    touched = len(pieces) * piece
+    pieces.clear()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "bytes": touched,
+        "wall_s": time.perf_counter() - wall0,
+        "cpu_s": time.process_time() - cpu0,
+        "system_cpu_s": usage.ru_stime - usage0.ru_stime,
+    }
+
+
+def measure(
+    customers: int,
+    creatives: int,
+    days: int,
+    policy: str,
+    engine: str = "local",
+    workers: int = 1,
+    prefault_gib: float = 0.0,
+) -> dict:
     import masssim
     from masssim.engine import sim
 
@@ -165,10 +214,11 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         _read_workers(workers_started, workers_usage)
         options = {"engine": "dask", "workers": workers, "shards": workers}
     interpreter_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    touched_before = prefault(prefault_gib) if prefault_gib > 0 else None
     sampler = RssSampler()
     sampler.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    system0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     result = masssim.run(scenario, replications=1, seed=1, **options)
     ran = (time.perf_counter(), time.process_time(), _resident_bytes())
     simulated_wall, simulated_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -176,8 +226,9 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         run_dir = result.save(out)
         saved = (run_dir / "summary.json").exists()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    # The kernel's share of the CPU (page faults: fresh memory zeroed on first touch, engine/allocator.py).
-    system = resource.getrusage(resource.RUSAGE_SELF).ru_stime - system0
+    # The kernel's share of the CPU and the page faults (memory touched for the first time, engine/allocator.py).
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    system, faults = usage.ru_stime - usage0.ru_stime, usage.ru_minflt - usage0.ru_minflt
     samples = sampler.stop()
     phases, last = [], (wall0, cpu0)
     for label, (w, c, rss) in [
@@ -195,6 +246,8 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
         "wall_s": wall,
         "cpu_s": cpu,
         "system_cpu_s": system,
+        "page_faults": faults,
+        "touched_before": touched_before,
         "simulate_wall_s": simulated_wall,
         "simulate_cpu_s": simulated_cpu,
         "peak_bytes": peak,
@@ -209,7 +262,15 @@ def measure(customers: int, creatives: int, days: int, policy: str, engine: str 
     }
 
 
-def run_child(customers: int, creatives: int, days: int, policy: str, engine: str = "local", workers: int = 1) -> dict:
+def run_child(
+    customers: int,
+    creatives: int,
+    days: int,
+    policy: str,
+    engine: str = "local",
+    workers: int = 1,
+    prefault_gib: float = 0.0,
+) -> dict:
     out = subprocess.run(
         [
             sys.executable,
@@ -227,6 +288,8 @@ def run_child(customers: int, creatives: int, days: int, policy: str, engine: st
             engine,
             "--workers",
             str(workers),
+            "--prefault",
+            str(prefault_gib),
         ],
         capture_output=True,
         text=True,
@@ -253,13 +316,22 @@ def describe(label: str, r: dict) -> str:
     peak = total_peak_bytes(r)
     gib = 2**30
     if not r.get("workers"):
-        return (
+        line = (
             f"  {label:>12} customers: wall {r['wall_s']:7.1f} s, CPU {r['cpu_s']:7.1f} s"
-            f" ({r['system_cpu_s']:.1f} s of it in the kernel;"
+            f" ({r['system_cpu_s']:.1f} s of it in the kernel, {r['page_faults']:,} page faults;"
             f" simulation {r['simulate_wall_s']:.1f} s wall, {r['simulate_cpu_s']:.1f} s CPU),"
             f" {r['touches'] / r['simulate_cpu_s']:,.0f} touches per CPU-second,"
             f" peak {peak / gib:.2f} GiB = {peak / r['customers']:.0f} B/customer"
         )
+        before = r.get("touched_before")
+        if before:
+            gibs = before["bytes"] / gib
+            line += (
+                f"\n  {'':>12}   touched beforehand (not in the figures above): {gibs:.2f} GiB in"
+                f" {before['wall_s']:.1f} s wall, {before['system_cpu_s']:.1f} s of kernel CPU"
+                f" ({before['system_cpu_s'] / gibs:.2f} s per GiB)"
+            )
+        return line
     workers = "; ".join(
         f"worker {i}: CPU {cpu:.1f} s, peak {p / gib:.2f} GiB" for i, (cpu, p) in enumerate(r["workers"])
     )
@@ -289,12 +361,25 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="with --engine threads or dask: threads or worker processes (= shards)"
     )
+    parser.add_argument(
+        "--prefault",
+        type=float,
+        default=0.0,
+        metavar="GIB",
+        help="local and threads engines: touch this many GiB and free it before the clock starts (the run then"
+        " reuses memory already backed; the cost of touching it is printed apart)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--timeline", action="store_true", help="print resident memory over time")
     args = parser.parse_args()
     policies = args.policy or ["broadcast", "segments:1000"]
+    if args.prefault and args.engine == "dask":
+        parser.error("--prefault touches memory in this process; the Dask workers are other processes")
     if args.child:
-        print(json.dumps(measure(args.customers, args.creatives, args.days, policies[0], args.engine, args.workers)))
+        figures = measure(
+            args.customers, args.creatives, args.days, policies[0], args.engine, args.workers, args.prefault
+        )
+        print(json.dumps(figures))
         return
 
     workers = 1 if args.engine == "local" else args.workers
@@ -306,7 +391,7 @@ def main() -> None:
     print(f"{args.creatives:,} creatives, {args.days} daily email waves, 1 replication, summary written; {where}")
     for policy in policies:
         small = run_child(args.small, args.creatives, args.days, policy, args.engine, workers)
-        big = run_child(args.customers, args.creatives, args.days, policy, args.engine, workers)
+        big = run_child(args.customers, args.creatives, args.days, policy, args.engine, workers, args.prefault)
         print(f"{policy}:")
         for size, r in ((args.small, small), (args.customers, big)):
             print(describe(f"{size:,}", r))

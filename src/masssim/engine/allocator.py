@@ -25,15 +25,20 @@ import sys
 
 MALLOC_ENV = "MASSSIM_MALLOC"  # "system": leave glibc's settings alone
 
-# The settings: glibc's mallopt parameter (malloc.h), the environment variable glibc reads for it at start-up,
-# and the value. No allocation gets a mapping of its own (each would be zeroed afresh); the heap's free top is
-# never trimmed (the largest value mallopt takes, an int of 2 GiB, keeps it in practice); and threads share the
-# one heap: a thread's own arena lives in mappings of at most 64 MiB, which glibc unmaps as soon as they are
-# empty, so the shards' threads (engine/sharded.py) would fault their arrays afresh every bucket.
+# The settings: glibc's mallopt parameter (malloc.h), its value, and the same value as the environment variable
+# glibc reads at start-up. No allocation gets a mapping of its own (each would be zeroed afresh); the heap's free
+# top is never trimmed; and threads share the one heap: a thread's own arena lives in mappings of at most
+# 64 MiB, which glibc unmaps as soon as they are empty, so the shards' threads (engine/sharded.py) would fault
+# their arrays afresh every bucket. "Never trimmed": mallopt takes an int, and glibc stores the trim threshold
+# as a size_t, so -1 is the largest size there is. The largest positive int, 2 GiB, was used until session 9:
+# a run that freed more than 2 GiB at the heap's top then gave it back, and faulted it in again (measured with
+# mallinfo2 in tests/test_allocator.py; on this project's virtual machine a page given back costs about 8 s of
+# kernel time per GiB to fault in again, docs/model.md §15.4).
+_NEVER = 2**64 - 1  # SIZE_MAX on a 64-bit glibc: what mallopt's -1 becomes
 _SETTINGS = (
-    (-4, "MALLOC_MMAP_MAX_", 0),  # M_MMAP_MAX
-    (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1),  # M_TRIM_THRESHOLD
-    (-8, "MALLOC_ARENA_MAX", 1),  # M_ARENA_MAX
+    (-4, 0, "MALLOC_MMAP_MAX_", "0"),  # M_MMAP_MAX
+    (-1, -1, "MALLOC_TRIM_THRESHOLD_", str(_NEVER)),  # M_TRIM_THRESHOLD
+    (-8, 1, "MALLOC_ARENA_MAX", "1"),  # M_ARENA_MAX
 )
 
 
@@ -48,7 +53,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return all(mallopt(option, value) for option, _, value in _SETTINGS)
+    return all(mallopt(option, value) for option, value, _, _ in _SETTINGS)
 
 
 def worker_environment() -> dict[str, str]:
@@ -58,4 +63,4 @@ def worker_environment() -> dict[str, str]:
     on such threads). Empty when the settings are not in force here."""
     if not keep_freed_memory():
         return {}
-    return {variable: str(value) for _, variable, value in _SETTINGS}
+    return {variable: text for _, _, variable, text in _SETTINGS}
