@@ -42,3 +42,14 @@ def test_first_touch_benchmark_prints_its_figures() -> None:
     ).stdout
     assert out.count("repeat ") == 2 and out.count("s/GiB") == 2 * 3 + 3
     assert "medians: first" in out
+
+
+def test_outbound_benchmark_prints_its_figures_with_memory_touched_beforehand() -> None:
+    script = SCRIPT.with_name("bench_outbound.py")
+    toy = ["--customers", "20000", "--days", "3", "--baseline-customers", "200", "--prefault", "0.25"]
+    out = subprocess.run(
+        [sys.executable, str(script), *toy], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert "per CPU-second" in out and "page faults" in out
+    assert "touched beforehand  0.25 GiB" in out
+    assert "ratio vectorised / per-customer" in out

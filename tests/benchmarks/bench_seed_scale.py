@@ -47,6 +47,8 @@ import tempfile
 import threading
 import time
 
+from bench_first_touch import prefault
+
 
 def scenario_dict(customers: int, creatives: int, days: int, policy: str) -> dict:
     name, _, k = policy.partition(":")
@@ -142,38 +144,6 @@ def _read_workers(at_start: dict[str, tuple[float, int]], at_end: dict[str, tupl
 
     replications.Executor._start_dask = start_then_read  # type: ignore[method-assign]
     replications.Executor.__exit__ = read_then_close  # type: ignore[method-assign]
-
-
-def prefault(gib: float) -> dict:
-    """Touch ``gib`` GiB in 256 MiB pieces on two threads, then free it: the allocator keeps it in the heap
-    (engine/allocator.py), so the run reuses memory already backed. Returns what the touching cost."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-
-    from masssim.engine.allocator import keep_freed_memory
-
-    if not keep_freed_memory():
-        raise SystemExit("--prefault needs the allocator to keep freed memory (unset MASSSIM_MALLOC)")
-    piece = 1 << 28
-    pieces: list = [None] * max(1, round(gib * 2**30 / piece))
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-
-    def touch(i: int) -> None:
-        pieces[i] = np.ones(piece, np.uint8)
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(touch, range(len(pieces))))
-    touched = len(pieces) * piece
-    pieces.clear()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "bytes": touched,
-        "wall_s": time.perf_counter() - wall0,
-        "cpu_s": time.process_time() - cpu0,
-        "system_cpu_s": usage.ru_stime - usage0.ru_stime,
-    }
 
 
 def measure(
