@@ -374,9 +374,12 @@ def test_plan_customer_check_matches_numpy(customers: list[int], n_customers: in
     n_brands=st.integers(1, 12),
     seed=st.integers(0, 2**16),
     with_gone=st.booleans(),
+    marketed=st.booleans(),
 )
-def test_tally_brands_matches_numpy(n_customers: int, n: int, n_brands: int, seed: int, with_gone: bool) -> None:
-    from masssim.model.market import mask_dtype
+def test_tally_brands_matches_numpy(
+    n_customers: int, n: int, n_brands: int, seed: int, with_gone: bool, marketed: bool
+) -> None:
+    from masssim.model.market import MarketTally, mask_dtype
 
     rng = np.random.default_rng(seed)
     brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float32)
@@ -390,14 +393,22 @@ def test_tally_brands_matches_numpy(n_customers: int, n: int, n_brands: int, see
     gone = rng.random(n) < 0.3 if with_gone else None
     if gone is not None:
         bought &= ~gone
+    arguments = (lifted, bought, gone) if marketed else (None, None, None)  # None: the market without marketing
     results = []
     for kernel in (_compiled("tally_brands"), kernels.tally_brands_numpy):
         masks = np.ones(n_customers, mask_dtype(n_brands))  # the same starting bits for both
         purchases = np.arange(n_brands, dtype=np.int64)
-        kernel(customer, brand_prob, uniform, lifted, bought, gone, masks, purchases)
+        kernel(customer, brand_prob, uniform, *arguments, masks, purchases)
         results.append((masks, purchases))
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+    if not marketed:  # what the model's own tally counts (MarketTally.add, occasions all inside its window)
+        tally = MarketTally(n_customers, n_brands, window_s=1.0)
+        tally.brands_bought[:] = 1
+        tally.purchases[:] = np.arange(n_brands)
+        tally.add(customer, np.zeros(n), brand_prob, uniform)
+        results.append((tally.brands_bought, tally.purchases))
+    for masks, purchases in results[1:]:
+        np.testing.assert_array_equal(results[0][0], masks)
+        np.testing.assert_array_equal(results[0][1], purchases)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)

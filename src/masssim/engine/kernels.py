@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from masssim.model.channels import HOUR_S, move_into_active_window
-from masssim.model.market import brand_with_marketing
+from masssim.model.market import brand_with_marketing, brand_without_marketing
 
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
 
@@ -516,8 +516,13 @@ def tally_brands_numpy(
     ``p_ours``, the engine's verdict ``bought_ours``, ``gone`` for customers who left): the brand bought,
     :func:`masssim.model.market.brand_with_marketing` on the customer's row of ``brand_prob``; then
     ``purchases[brand] += 1`` and the brand's bit set in ``brands_bought[customer]``
-    (:class:`masssim.model.market.MarketTally`'s counts)."""
-    brand = brand_with_marketing(brand_prob[customer], uniform, p_ours, bought_ours, gone)
+    (:class:`masssim.model.market.MarketTally`'s counts). With ``p_ours``, ``bought_ours`` and ``gone`` all
+    None, the market without marketing: :func:`masssim.model.market.brand_without_marketing`, which is what
+    ``MarketTally.add`` counts."""
+    if bought_ours is None:
+        brand = brand_without_marketing(brand_prob[customer], uniform)
+    else:
+        brand = brand_with_marketing(brand_prob[customer], uniform, p_ours, bought_ours, gone)
     purchases += np.bincount(brand, minlength=purchases.shape[0])
     mask = brands_bought.dtype.type
     np.bitwise_or.at(brands_bought, customer, np.left_shift(mask(1), brand.astype(brands_bought.dtype)))
@@ -528,20 +533,23 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 ):
     # The same float64 operations, in the same order, as brand_with_marketing: v is the uniform stretched
     # onto the rivals' slices, then the count of running sums p_0 + ... + p_j (j < J - 1) at or below it.
+    # Without marketing (bought_ours None) v is the uniform itself: brand_without_marketing's comparisons.
     n_brands = brand_prob.shape[1]
     one = brands_bought.dtype.type(1)
     for i in range(customer.shape[0]):
         c = customer[i]
         brand = 0
-        if not bought_ours[i] and n_brands > 1:
+        ours = bought_ours is not None and bought_ours[i]
+        if not ours and n_brands > 1:
             p0 = np.float64(brand_prob[c, 0])
             v = np.float64(uniform[i])
             left = gone is not None and gone[i]
             if left:
                 v = p0 + v * (1.0 - p0)
-            elif p_ours[i] != p0:
+            elif p_ours is not None:
                 q = p_ours[i]
-                v = max(p0 + (v - q) * (1.0 - p0) / (1.0 - q), p0)
+                if q != p0:
+                    v = max(p0 + (v - q) * (1.0 - p0) / (1.0 - q), p0)
             running = p0
             if running <= v:
                 brand += 1

@@ -508,7 +508,14 @@ class ArmSimulation:
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
         if self.market_tally is not None:
-            self.market_tally.add(c, t, pop.brand_prob, u)
+            # The market without marketing (MarketTally.add) in one compiled pass: the occasions are in time
+            # order, so those inside its window are a prefix.
+            market = self.market_tally
+            inside = int(np.searchsorted(t, market.window_s, side="right"))
+            if inside:
+                kernels.tally_brands(
+                    c[:inside], pop.brand_prob, u[:inside], None, None, None, market.brands_bought, market.purchases
+                )
         # -expm1(-adstock) with numpy's expm1 (its rounding is part of the results); the rest in one pass.
         lift_share, has_credit = release_kernels.adstock_now(
             state.adstock.stored, c, state.adstock.decay(t), state.pull_forward_credit
