@@ -57,12 +57,14 @@ class CellCounts:
             out._clicked = np.asarray(clicked, np.float64)[order]
         return out
 
-    def add(self, kind: str, segment: np.ndarray, creative: np.ndarray) -> None:
-        """Count one ``kind`` event ("delivered" or "click") per row."""
-        if segment.shape[0] == 0:
+    def add(self, kind: str, segment: np.ndarray | None, creative: np.ndarray) -> None:
+        """Count one ``kind`` event ("delivered" or "click") per row; ``segment`` None means one segment."""
+        if creative.shape[0] == 0:
             return
-        cell = segment.astype(np.int64) * self.n_creatives + creative
+        # With one segment a cell is its creative: no per-event segment array, product or int64 copy.
+        cell = creative if segment is None else segment.astype(np.int64) * self.n_creatives + creative
         if not self.dense:
+            cell = cell.astype(np.int64, copy=False)  # the sorted cells' keys are int64
             self._pending["delivered" if kind == "delivered" else "click"].append(cell)
             self._buffered += cell.shape[0]
             if 2 * self._buffered >= self.n_segments * self.n_creatives:
@@ -102,8 +104,7 @@ class CellCounts:
                 mask &= keep[customer]
             if not mask.all():
                 customer, creative = customer[mask], creative[mask]
-            segment = np.zeros(customer.shape[0], np.int64) if segment_of is None else segment_of[customer]
-            self.add(kind, segment, creative)
+            self.add(kind, None if segment_of is None else segment_of[customer], creative)
 
     def _merge(self) -> None:
         """Fold the buffered events into the sorted cells (sparse tables only).
