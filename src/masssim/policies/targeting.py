@@ -179,12 +179,13 @@ class SegmentsPolicy(PolicyBase):
         self.rolled_out = False
 
     def plan(self, wave: WaveContext) -> Plan:
-        who = np.flatnonzero(self.world.customers.reachable(self.channel))
+        who = self.world.customers.reachable_customers(self.channel)  # int32 below 2^31 customers
         one = self.n_segments == 1
-        # With one persona every segment is 0: a zero-filled array costs no memory until written.
+        # With one persona every segment is 0: a zero-filled array costs no memory until written, and every
+        # customer gets the one persona's creative without a gather.
         segment = np.zeros(who.shape[0], np.int32) if one else self.segment_of[who]
         if wave.wave_index < self.params.test_waves:
-            creative = self.choice[segment].copy()
+            creative = self._creatives_of(segment)
             in_test = self.rng.random(who.shape[0]) < self.params.test_share
             creative[in_test] = self.rng.integers(0, self.base_count, size=int(in_test.sum()), dtype=np.int32)
         else:
@@ -192,7 +193,7 @@ class SegmentsPolicy(PolicyBase):
             if self.params.audience_share < 1.0:
                 keep = self._focus(segment)
                 who, segment = who[keep], segment[keep]
-            creative = self.choice[segment]
+            creative = self._creatives_of(segment)
         # One persona: the ad set is the creative, the engine's default (no int64 per contact to build).
         audience = None if one else segment.astype(np.int64) * self.world.catalogue.count + creative
         return Plan(
@@ -201,6 +202,12 @@ class SegmentsPolicy(PolicyBase):
             channel=np.full(who.shape[0], self.channel, np.int8),
             audience=audience,
         )
+
+    def _creatives_of(self, segment: np.ndarray) -> np.ndarray:
+        """A new array of each persona's chosen creative, one per row of ``segment``."""
+        if self.n_segments == 1:
+            return np.full(segment.shape[0], self.choice[0], np.int32)
+        return self.choice[segment]
 
     def _pick_winners(self) -> None:
         self.choice = self.cells.greedy(self.choice)
