@@ -208,7 +208,11 @@ def main() -> None:
         gib = statistics.median(b["bytes"] for b in before) / 2**30
         per_gib = statistics.median(b["system_cpu_s"] for b in before) / gib
         print(f"  touched beforehand  {gib:.2f} GiB, {per_gib:.2f} s of kernel CPU per GiB (not counted above)")
-    print(f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim <= 120)")
+    touched = " (the memory touched beforehand included: quote a run without --prefault)" if args.prefault else ""
+    print(
+        f"  peak memory         {peak:.0f} bytes/customer ({peak_model:.0f} above the bare interpreter; aim <= 120)"
+        + touched
+    )
     slow_touches = slow[0]["touches"]
     print(f"per-customer SimPy : {args.baseline_customers:,} customers x {args.days} days, {slow_touches:,.0f} touches")
     print(f"  customer-touches/s  {slow_rate:,.0f}")
