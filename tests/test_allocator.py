@@ -59,7 +59,7 @@ def test_a_freed_array_is_reused_without_faulting_its_pages_again() -> None:
 
 # Reserves 3 GiB (np.empty touches none of it, so this costs no memory), frees it, and prints how much of it the
 # heap kept: mallinfo2's arena, the bytes the main heap holds. glibc trims a free top larger than its trim
-# threshold; with the largest int (2 GiB) as the threshold, as before session 9, this printed 0.
+# threshold; with the largest int (2 GiB) as the threshold, as before session 9, this printed 0.03.
 KEEP_TOP = """
 import ctypes
 import numpy as np

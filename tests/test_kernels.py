@@ -451,3 +451,15 @@ def test_buffered_draws_are_the_chunk_streams_in_row_order(sizes: list[int], chu
         results.append((hand_out(chunk[:100], values, c), c))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_tally_brands_takes_marketing_whole_or_not_at_all() -> None:
+    """The compiled loop reads p_ours, bought_ours and gone one by one; its numpy twin refuses a mixture, so no
+    caller can rely on a combination the two would count differently."""
+    brand_prob = np.full((3, 2), 0.5, np.float32)
+    customer, uniform = np.array([0, 2], np.int32), np.array([0.2, 0.7])
+    masks, purchases = np.zeros(3, np.uint8), np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match="all None"):
+        kernels.tally_brands_numpy(customer, brand_prob, uniform, uniform, None, None, masks, purchases)
+    with pytest.raises(ValueError, match="all None"):
+        kernels.tally_brands_numpy(customer, brand_prob, uniform, None, None, np.zeros(2, bool), masks, purchases)

@@ -122,3 +122,28 @@ def test_bandits_beat_random_with_many_creatives() -> None:
     diff = masssim.run(scenario, seed=33, workers=1).summary["differences_vs_baseline"]
     assert diff["epsilon_greedy"]["clicks"]["ci_low"] > 0
     assert diff["thompson"]["clicks"]["ci_low"] > 0
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_one_segment_counts_creatives_as_a_zero_segment_would(monkeypatch: pytest.MonkeyPatch, sparse: bool) -> None:
+    """``add(kind, None, creative)`` (one segment: the cell is the creative) counts what ``add`` with an
+    all-zero segment counts, dense or sparse, and never keeps the caller's array (int64 creatives included)."""
+    if sparse:
+        monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
+    rng = np.random.default_rng(11)
+    # Fewer events than half the cells, so that a sparse table buffers them until it is read.
+    by_none, by_zeros = CellCounts(1, 10_000), CellCounts(1, 10_000)
+    assert by_none.dense is not sparse
+    for dtype in (np.int32, np.int64, np.int32):  # several buckets
+        creative = (rng.random(1000) ** 2 * 10_000).astype(dtype)
+        clicked = creative[rng.random(1000) < 0.2]
+        by_zeros.add("delivered", np.zeros(creative.shape[0], np.int64), creative)
+        by_zeros.add("click", np.zeros(clicked.shape[0], np.int64), clicked)
+        by_none.add("delivered", None, creative)
+        by_none.add("click", None, clicked)
+        creative[:] = 0  # the caller reuses its arrays: the counts must not change with them
+        clicked[:] = 0
+    for a, b in zip(by_none.cells(), by_zeros.cells(), strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    np.testing.assert_array_equal(by_none.greedy(), by_zeros.greedy())

@@ -506,8 +506,8 @@ def tally_brands_numpy(
     customer: np.ndarray,
     brand_prob: np.ndarray,
     uniform: np.ndarray,
-    p_ours: np.ndarray,
-    bought_ours: np.ndarray,
+    p_ours: np.ndarray | None,
+    bought_ours: np.ndarray | None,
     gone: np.ndarray | None,
     brands_bought: np.ndarray,
     purchases: np.ndarray,
@@ -519,7 +519,12 @@ def tally_brands_numpy(
     (:class:`masssim.model.market.MarketTally`'s counts). With ``p_ours``, ``bought_ours`` and ``gone`` all
     None, the market without marketing: :func:`masssim.model.market.brand_without_marketing`, which is what
     ``MarketTally.add`` counts."""
-    if bought_ours is None:
+    if bought_ours is None or p_ours is None:  # the compiled loop reads each one apart: only all or none
+        if not (bought_ours is None and p_ours is None and gone is None):
+            raise ValueError(
+                "tally_brands: p_ours, bought_ours and gone all None (no marketing),"
+                " or p_ours and bought_ours both given"
+            )
         brand = brand_without_marketing(brand_prob[customer], uniform)
     else:
         brand = brand_with_marketing(brand_prob[customer], uniform, p_ours, bought_ours, gone)

@@ -64,7 +64,7 @@ class CellCounts:
         # With one segment a cell is its creative: no per-event segment array, product or int64 copy.
         cell = creative if segment is None else segment.astype(np.int64) * self.n_creatives + creative
         if not self.dense:
-            cell = cell.astype(np.int64, copy=False)  # the sorted cells' keys are int64
+            cell = cell.astype(np.int64)  # the sorted cells' keys are int64; a copy, never the caller's array
             self._pending["delivered" if kind == "delivered" else "click"].append(cell)
             self._buffered += cell.shape[0]
             if 2 * self._buffered >= self.n_segments * self.n_creatives:

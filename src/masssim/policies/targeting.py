@@ -181,8 +181,8 @@ class SegmentsPolicy(PolicyBase):
     def plan(self, wave: WaveContext) -> Plan:
         who = self.world.customers.reachable_customers(self.channel)  # int32 below 2^31 customers
         one = self.n_segments == 1
-        # With one persona every segment is 0: a zero-filled array costs no memory until written, and every
-        # customer gets the one persona's creative without a gather.
+        # With one persona every segment is 0 (a zero-filled array, which _focus reads), and every customer gets
+        # the one persona's creative without a gather.
         segment = np.zeros(who.shape[0], np.int32) if one else self.segment_of[who]
         if wave.wave_index < self.params.test_waves:
             creative = self._creatives_of(segment)
