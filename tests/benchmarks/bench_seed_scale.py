@@ -248,41 +248,13 @@ def measure(
     }
 
 
-def run_child(
-    customers: int,
-    creatives: int,
-    days: int,
-    policy: str,
-    engine: str = "local",
-    workers: int = 1,
-    prefault_gib: float = 0.0,
-) -> dict:
+def run_child(**case: object) -> dict:
+    """``measure(**case)`` in a fresh subprocess, so that its peak memory is its own."""
     out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            "--customers",
-            str(customers),
-            "--creatives",
-            str(creatives),
-            "--days",
-            str(days),
-            "--policy",
-            policy,
-            "--engine",
-            engine,
-            "--workers",
-            str(workers),
-            "--prefault",
-            str(prefault_gib),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, __file__, "--child", json.dumps(case)], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        return {"customers": customers, "failed": (out.stderr.strip().splitlines() or ["killed"])[-1]}
+        return {"customers": case["customers"], "failed": (out.stderr.strip().splitlines() or ["killed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -356,17 +328,14 @@ def main() -> None:
         help="local and threads engines: touch this many GiB and free it before the clock starts (the run then"
         " reuses memory already backed; the cost of touching it is printed apart)",
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)  # measure()'s arguments, as JSON
     parser.add_argument("--timeline", action="store_true", help="print resident memory over time")
     args = parser.parse_args()
     policies = args.policy or ["broadcast", "segments:1000"]
     if args.prefault and args.engine == "dask":
         parser.error("--prefault touches memory in this process; the Dask workers are other processes")
     if args.child:
-        figures = measure(
-            args.customers, args.creatives, args.days, policies[0], args.engine, args.workers, args.prefault
-        )
-        print(json.dumps(figures))
+        print(json.dumps(measure(**json.loads(args.child))))
         return
 
     workers = 1 if args.engine == "local" else args.workers
@@ -377,8 +346,9 @@ def main() -> None:
     }[args.engine]
     print(f"{args.creatives:,} creatives, {args.days} daily email waves, 1 replication, summary written; {where}")
     for policy in policies:
-        small = run_child(args.small, args.creatives, args.days, policy, args.engine, workers)
-        big = run_child(args.customers, args.creatives, args.days, policy, args.engine, workers, args.prefault)
+        case = {"creatives": args.creatives, "days": args.days, "policy": policy, "engine": args.engine}
+        small = run_child(customers=args.small, workers=workers, **case)
+        big = run_child(customers=args.customers, workers=workers, prefault_gib=args.prefault, **case)
         print(f"{policy}:")
         for size, r in ((args.small, small), (args.customers, big)):
             print(describe(f"{size:,}", r))
