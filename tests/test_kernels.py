@@ -463,3 +463,22 @@ def test_tally_brands_takes_marketing_whole_or_not_at_all() -> None:
         kernels.tally_brands_numpy(customer, brand_prob, uniform, uniform, None, None, masks, purchases)
     with pytest.raises(ValueError, match="all None"):
         kernels.tally_brands_numpy(customer, brand_prob, uniform, None, None, np.zeros(2, bool), masks, purchases)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    size=st.integers(1, 40),
+    n_values=st.integers(1, 200),
+    n_rows=st.integers(0, 400),
+    seed=st.integers(0, 2**16),
+    wide=st.booleans(),
+)
+def test_counts_at_matches_numpy(size: int, n_values: int, n_rows: int, seed: int, wide: bool) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, size, n_values).astype(np.uint8)
+    rows = rng.integers(0, n_values, n_rows).astype(np.int64 if wide else np.int32)  # repeated rows on purpose
+    fast = _compiled("counts_at")(values, rows, size)
+    slow = kernels.counts_at_numpy(values, rows, size)
+    assert fast.dtype == slow.dtype and fast.shape == (size,)
+    np.testing.assert_array_equal(fast, slow)

@@ -174,7 +174,10 @@ class ShardWave:
         optin = (sim.state.optin >> np.uint8(channel)) & np.uint8(1)
         who = np.flatnonzero(sim.world.contactable & optin.astype(bool)).astype(sim.sender.index_dtype)
         self.customer = who
-        self.segment_rows = np.zeros(who.shape[0], np.int32) if self.segment is None else self.segment[who]
+        if self.segment is None:  # one segment: its count is the customers' (a bincount would hold the GIL)
+            self.segment_rows = np.zeros(who.shape[0], np.int32)
+            return np.array([who.shape[0]], np.int64)
+        self.segment_rows = self.segment[who]
         return np.bincount(self.segment_rows, minlength=1)
 
     def draw(self, rule: ShardRule, state: dict[str, Any] | None) -> int:
@@ -231,8 +234,9 @@ class ShardWave:
     def _counts(self) -> tuple[int, np.ndarray, np.ndarray]:
         pop = self.sim.world.population
         regions = self.sim.sender.region_rel_s.shape[0]
-        by_region = np.bincount(pop.region[self.customer], minlength=regions)
-        used = np.bincount(self.creative, minlength=self.sim.catalogue.count) > 0
+        # Compiled (nogil): numpy's bincount holds the interpreter's lock, so the shards' threads took turns here.
+        by_region = kernels.counts_at(pop.region, self.customer, regions)
+        used = kernels.creatives_used(self.creative, self.sim.catalogue.count)
         return self.customer.shape[0], by_region, used
 
     def send(
