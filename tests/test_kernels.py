@@ -482,3 +482,14 @@ def test_counts_at_matches_numpy(size: int, n_values: int, n_rows: int, seed: in
     slow = kernels.counts_at_numpy(values, rows, size)
     assert fast.dtype == slow.dtype and fast.shape == (size,)
     np.testing.assert_array_equal(fast, slow)
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(size=st.integers(1, 12), n=st.integers(0, 300), seed=st.integers(0, 2**16))
+def test_counts_of_matches_numpy(size: int, n: int, seed: int) -> None:
+    values = np.random.default_rng(seed).integers(0, size, n).astype(np.int8)  # channels are int8
+    fast = _compiled("counts_of")(values, size)
+    slow = kernels.counts_of_numpy(values, size)
+    assert fast.dtype == slow.dtype and fast.shape == (size,)
+    np.testing.assert_array_equal(fast, slow)

@@ -224,6 +224,19 @@ def _counts_at_loop(values, rows, size):  # type: ignore[no-untyped-def]  # prag
     return counts
 
 
+def counts_of_numpy(values: np.ndarray, size: int) -> np.ndarray:
+    """int64 [size]: how many of ``values`` (each below ``size``) have each value: ``np.bincount(values,
+    minlength=size)``, without holding the interpreter's lock when compiled."""
+    return np.bincount(values, minlength=size)
+
+
+def _counts_of_loop(values, size):  # type: ignore[no-untyped-def]  # pragma: no cover
+    counts = np.zeros(size, np.int64)
+    for i in range(values.shape[0]):
+        counts[values[i]] += 1
+    return counts
+
+
 # --------------------------------------------------------------------------------------------------
 # Per-send bookkeeping: fatigue as of the send, then counters
 # --------------------------------------------------------------------------------------------------
@@ -616,6 +629,7 @@ chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) 
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 counts_at: Callable[..., np.ndarray] = _compiled(_counts_at_loop) or counts_at_numpy
+counts_of: Callable[..., np.ndarray] = _compiled(_counts_of_loop) or counts_of_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy

@@ -442,11 +442,12 @@ class ArmSimulation:
         def count(metric: str, kind: str) -> None:
             parts = pieces[kind]
             rec.add_in_day(metric, day, sum(p["channel"].shape[0] for p in parts))
-            # Per channel too: a bincount over a bucket's events (a handful of channels, one pass a piece).
+            # Per channel too: a count over a bucket's events (a handful of channels, one compiled pass a piece,
+            # which unlike numpy's bincount lets the other shards' threads run).
             names = self.channel_names[metric]
-            per_channel = np.bincount(parts[0]["channel"], minlength=len(names))
+            per_channel = kernels.counts_of(parts[0]["channel"], len(names))
             for p in parts[1:]:
-                per_channel += np.bincount(p["channel"], minlength=len(names))
+                per_channel += kernels.counts_of(p["channel"], len(names))
             for c, n in enumerate(per_channel.tolist()):
                 if n:
                     rec.add_in_day(names[c], day, n)
