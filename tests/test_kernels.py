@@ -466,30 +466,22 @@ def test_tally_brands_takes_marketing_whole_or_not_at_all() -> None:
 
 
 @needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(
     size=st.integers(1, 40),
-    n_values=st.integers(1, 200),
+    n_values=st.integers(0, 200),
     n_rows=st.integers(0, 400),
     seed=st.integers(0, 2**16),
-    wide=st.booleans(),
+    rows_kind=st.sampled_from([None, np.int32, np.int64]),
 )
-def test_counts_at_matches_numpy(size: int, n_values: int, n_rows: int, seed: int, wide: bool) -> None:
+def test_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int, rows_kind: type | None) -> None:
+    """Counts of all values (a bucket's channels, int8) or of the values at some rows (a wave's regions, uint8,
+    rows repeated on purpose), as numpy's bincount gives them."""
     rng = np.random.default_rng(seed)
-    values = rng.integers(0, size, n_values).astype(np.uint8)
-    rows = rng.integers(0, n_values, n_rows).astype(np.int64 if wide else np.int32)  # repeated rows on purpose
-    fast = _compiled("counts_at")(values, rows, size)
-    slow = kernels.counts_at_numpy(values, rows, size)
-    assert fast.dtype == slow.dtype and fast.shape == (size,)
-    np.testing.assert_array_equal(fast, slow)
-
-
-@needs_numba
-@settings(max_examples=40, deadline=None, derandomize=True)
-@given(size=st.integers(1, 12), n=st.integers(0, 300), seed=st.integers(0, 2**16))
-def test_counts_of_matches_numpy(size: int, n: int, seed: int) -> None:
-    values = np.random.default_rng(seed).integers(0, size, n).astype(np.int8)  # channels are int8
-    fast = _compiled("counts_of")(values, size)
-    slow = kernels.counts_of_numpy(values, size)
+    values = rng.integers(0, size, n_values).astype(np.uint8 if rows_kind else np.int8)
+    rows = None if rows_kind is None or n_values == 0 else rng.integers(0, n_values, n_rows).astype(rows_kind)
+    arguments = (values, size) if rows is None else (values, size, rows)
+    fast = _compiled("counts")(*arguments)
+    slow = kernels.counts_numpy(*arguments)
     assert fast.dtype == slow.dtype and fast.shape == (size,)
     np.testing.assert_array_equal(fast, slow)

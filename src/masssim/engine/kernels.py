@@ -210,30 +210,21 @@ def _creatives_used_loop(creative, count):  # type: ignore[no-untyped-def]  # pr
     return used
 
 
-def counts_at_numpy(values: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
-    """int64 [size]: how many of ``rows`` have each value of ``values`` (every ``values[rows]`` below ``size``):
+def counts_numpy(values: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """int64 [size]: how many of ``values`` (or of ``values[rows]``) have each value, every one below ``size``:
     ``np.bincount(values[rows], minlength=size)``. Compiled, it builds no gathered copy and lets the other
     shards' threads run (numpy's bincount holds the interpreter's lock throughout, §16.9)."""
-    return np.bincount(values[rows], minlength=size)
+    return np.bincount(values if rows is None else values[rows], minlength=size)
 
 
-def _counts_at_loop(values, rows, size):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _counts_loop(values, size, rows=None):  # type: ignore[no-untyped-def]  # pragma: no cover
     counts = np.zeros(size, np.int64)
-    for i in range(rows.shape[0]):
-        counts[values[rows[i]]] += 1
-    return counts
-
-
-def counts_of_numpy(values: np.ndarray, size: int) -> np.ndarray:
-    """int64 [size]: how many of ``values`` (each below ``size``) have each value: ``np.bincount(values,
-    minlength=size)``, without holding the interpreter's lock when compiled."""
-    return np.bincount(values, minlength=size)
-
-
-def _counts_of_loop(values, size):  # type: ignore[no-untyped-def]  # pragma: no cover
-    counts = np.zeros(size, np.int64)
-    for i in range(values.shape[0]):
-        counts[values[i]] += 1
+    if rows is None:
+        for i in range(values.shape[0]):
+            counts[values[i]] += 1
+    else:
+        for i in range(rows.shape[0]):
+            counts[values[rows[i]]] += 1
     return counts
 
 
@@ -628,8 +619,7 @@ release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_releas
 chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
-counts_at: Callable[..., np.ndarray] = _compiled(_counts_at_loop) or counts_at_numpy
-counts_of: Callable[..., np.ndarray] = _compiled(_counts_of_loop) or counts_of_numpy
+counts: Callable[..., np.ndarray] = _compiled(_counts_loop) or counts_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy

@@ -235,7 +235,7 @@ class ShardWave:
         pop = self.sim.world.population
         regions = self.sim.sender.region_rel_s.shape[0]
         # Compiled (nogil): numpy's bincount holds the interpreter's lock, so the shards' threads took turns here.
-        by_region = kernels.counts_at(pop.region, self.customer, regions)
+        by_region = kernels.counts(pop.region, regions, self.customer)
         used = kernels.creatives_used(self.creative, self.sim.catalogue.count)
         return self.customer.shape[0], by_region, used
 

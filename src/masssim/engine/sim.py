@@ -445,9 +445,9 @@ class ArmSimulation:
             # Per channel too: a count over a bucket's events (a handful of channels, one compiled pass a piece,
             # which unlike numpy's bincount lets the other shards' threads run).
             names = self.channel_names[metric]
-            per_channel = kernels.counts_of(parts[0]["channel"], len(names))
+            per_channel = kernels.counts(parts[0]["channel"], len(names))
             for p in parts[1:]:
-                per_channel += kernels.counts_of(p["channel"], len(names))
+                per_channel += kernels.counts(p["channel"], len(names))
             for c, n in enumerate(per_channel.tolist()):
                 if n:
                     rec.add_in_day(names[c], day, n)
