@@ -61,10 +61,13 @@ class CellCounts:
         """Count one ``kind`` event ("delivered" or "click") per row; ``segment`` None means one segment."""
         if creative.shape[0] == 0:
             return
-        # With one segment a cell is its creative: no per-event segment array, product or int64 copy.
-        cell = creative if segment is None else segment.astype(np.int64) * self.n_creatives + creative
+        if segment is not None:
+            cell = segment.astype(np.int64) * self.n_creatives + creative
+        elif self.dense:
+            cell = creative  # one segment: a cell is its creative (no per-event segment array or product)
+        else:  # the sorted cells' keys are int64; and the buffer keeps a copy, never the caller's array
+            cell = creative.astype(np.int64)
         if not self.dense:
-            cell = cell.astype(np.int64)  # the sorted cells' keys are int64; a copy, never the caller's array
             self._pending["delivered" if kind == "delivered" else "click"].append(cell)
             self._buffered += cell.shape[0]
             if 2 * self._buffered >= self.n_segments * self.n_creatives:
