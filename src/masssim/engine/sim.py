@@ -509,10 +509,9 @@ class ArmSimulation:
         state, rec, pop = self.state, self.recorder, self.world.population
         c, t, u = occ.customer, occ.time_s, occ.choice_uniform
         if self.market_tally is not None:
-            # The market without marketing (MarketTally.add) in one compiled pass: the occasions are in time
-            # order, so those inside its window are a prefix.
+            # The market without marketing (MarketTally.add's counts) in one compiled pass.
             market = self.market_tally
-            inside = int(np.searchsorted(t, market.window_s, side="right"))
+            inside = market.inside(t)
             if inside:
                 kernels.tally_brands(
                     c[:inside], pop.brand_prob, u[:inside], None, None, None, market.brands_bought, market.purchases

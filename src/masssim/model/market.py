@@ -154,11 +154,15 @@ class MarketTally:
     def add(self, customer: np.ndarray, time_s: np.ndarray, brand_prob: np.ndarray, uniform: np.ndarray) -> None:
         """Occasions (customer, time, choice uniform) in time order; those after the window are ignored.
         ``brand_prob`` is the whole population's [N, J] table."""
-        inside = int(np.searchsorted(time_s, self.window_s, side="right"))
+        inside = self.inside(time_s)
         if inside == 0:
             return
         who = customer[:inside]
         self._count(who, brand_without_marketing(brand_prob[who], uniform[:inside]))
+
+    def inside(self, time_s: np.ndarray) -> int:
+        """How many of the occasions at ``time_s`` (in time order) fall inside the window: they are a prefix."""
+        return int(np.searchsorted(time_s, self.window_s, side="right"))
 
     def add_brands(self, customer: np.ndarray, time_s: np.ndarray, brand: np.ndarray) -> None:
         """Purchases already given a brand (any time order): those after the window are ignored."""
