@@ -29,25 +29,27 @@ print(keep_freed_memory(), *faults)
 """
 
 
+def _run(script: str, extra_env: dict[str, str]) -> str:
+    """``script``'s output in a fresh interpreter whose environment has none of glibc's malloc variables or
+    MASSSIM_MALLOC but those of ``extra_env``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "MASSSIM_MALLOC"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env | extra_env, capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
 def _refill(malloc: str | None) -> tuple[str, int, int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env.pop("MASSSIM_MALLOC", None)
-    if malloc is not None:
-        env["MASSSIM_MALLOC"] = malloc
-    out = subprocess.run([sys.executable, "-c", REFILL], env=env, capture_output=True, text=True, check=True)
-    kept, in_main, in_thread = out.stdout.split()
+    kept, in_main, in_thread = _run(REFILL, {} if malloc is None else {"MASSSIM_MALLOC": malloc}).split()
     return kept, int(in_main), int(in_thread)
 
 
-def _has_mallopt() -> bool:
-    try:
-        ctypes.CDLL(None).mallopt  # noqa: B018 - glibc only
-    except AttributeError:
-        return False
-    return sys.platform.startswith("linux")
+def _glibc_has(function: str) -> bool:
+    """Whether this interpreter runs on a Linux C library with ``function`` (glibc's; mallinfo2 from 2.33)."""
+    return sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), function)
 
 
-@pytest.mark.skipif(not _has_mallopt(), reason="glibc's mallopt is what is set")
+@pytest.mark.skipif(not _glibc_has("mallopt"), reason="glibc's mallopt is what is set")
 def test_a_freed_array_is_reused_without_faulting_its_pages_again() -> None:
     kept, *faults_kept = _refill(None)
     system, *faults_system = _refill("system")
@@ -75,23 +77,11 @@ print(mallinfo2().arena / 2**30)
 """
 
 
-def _has_mallinfo2() -> bool:
-    try:
-        ctypes.CDLL(None).mallinfo2  # noqa: B018 - glibc 2.33 and later
-    except AttributeError:
-        return False
-    return sys.platform.startswith("linux")
-
-
 def _kept_gib(extra_env: dict[str, str]) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "MASSSIM_MALLOC"}
-    out = subprocess.run(
-        [sys.executable, "-c", KEEP_TOP], env=env | extra_env, capture_output=True, text=True, check=True
-    )
-    return float(out.stdout)
+    return float(_run(KEEP_TOP, extra_env))
 
 
-@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc's mallinfo2 tells what the heap holds")
+@pytest.mark.skipif(not _glibc_has("mallinfo2"), reason="glibc's mallinfo2 tells what the heap holds")
 def test_more_than_two_gib_freed_at_the_top_of_the_heap_is_kept() -> None:
     from masssim.engine.allocator import keep_freed_memory, worker_environment
 
