@@ -1,4 +1,5 @@
-"""CustomerView.reachable_customers: the reachable mask's customers as int32 indices, block by block."""
+"""Policy helpers that work a block of customers at a time: CustomerView.reachable_customers (the reachable
+mask's customers as int32 indices) and uniform_below (a plan's uniforms against a threshold)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from masssim.policies import base
-from masssim.policies.base import ARM_CHANNELS, CustomerView
+from masssim.policies.base import ARM_CHANNELS, CustomerView, uniform_below
 
 
 def _view(n: int, seed: int) -> CustomerView:
@@ -36,3 +37,23 @@ def test_reachable_customers_are_the_reachable_masks_indices(monkeypatch: pytest
             who = view.reachable_customers(channel)
             assert who.dtype == np.int32
             np.testing.assert_array_equal(who, np.flatnonzero(view.reachable(channel)))
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_uniform_below_makes_the_draws_of_one_call_for_the_whole_plan(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(base, "UNIFORM_BLOCK", block)
+    for n in (0, 1, 100, 1000):
+        per_row = np.random.default_rng(n + 1).random(n)
+        for threshold in (0.0, 0.3, 1.0, per_row):
+            whole, blocks = np.random.default_rng(n), np.random.default_rng(n)
+            expected = whole.random(n) < threshold
+            if isinstance(threshold, np.ndarray):
+                got = uniform_below(blocks, n, threshold.__getitem__)
+            else:
+                got = uniform_below(blocks, n, threshold)
+            assert got.dtype == bool
+            np.testing.assert_array_equal(got, expected)
+            # the policy's stream is left where one call would leave it
+            assert whole.random() == blocks.random()

@@ -59,18 +59,6 @@ class ChannelShardWave(ShardWave):
         self.taken = np.arange(customer.shape[0])
         self.customer, self.creative = customer, creative
 
-    def reachable(self, week_index: int, channel: int) -> np.ndarray:
-        if channel != ARM_CHANNELS:
-            return super().reachable(week_index, channel)
-        # Reachable on at least one channel of the arm's order (CustomerView.reachable).
-        sim = self.sim
-        sim.state.start_week(week_index)
-        mask = np.uint8(sum(1 << c for c in sim.channel_order))
-        who = np.flatnonzero(sim.world.contactable & ((sim.state.optin & mask) != 0)).astype(sim.sender.index_dtype)
-        self.customer = who
-        self.segment_rows = np.zeros(who.shape[0], np.int32) if self.segment is None else self.segment[who]
-        return np.bincount(self.segment_rows, minlength=1)
-
     def draw_creatives(self, state: dict[str, Any] | None) -> int:
         """Draw the rule's creatives (from ``state``); the wave's rows are then offered to its channels."""
         self._draw_creatives(state)

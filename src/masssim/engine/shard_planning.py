@@ -28,8 +28,8 @@ import numpy as np
 
 from masssim.engine import kernels, outbound
 from masssim.model.channels import HOUR_S
-from masssim.policies.base import ShardRule
-from masssim.policies.clustering import profile_code
+from masssim.policies.base import ARM_CHANNELS, ShardRule, reachable_rows, uniform_below
+from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
 if TYPE_CHECKING:
     from masssim.engine.outbound import OutboundSender
@@ -156,8 +156,13 @@ class ShardWave:
         if segments is not None:
             codes, segment_of_code = segments
             pop = sim.world.population
-            code = profile_code(pop.region, pop.age_band, pop.income_band)
-            self.segment = segment_of_code[np.searchsorted(codes, code)].astype(np.int32)
+            # Chunk by chunk: the profile codes (int32) and their positions among the codes (int64, from
+            # searchsorted) for the whole shard at once would add 12 bytes per customer to the run's peak.
+            self.segment = np.empty(pop.n, np.int32)
+            for lo in range(0, pop.n, PROFILE_CHUNK):
+                rows = slice(lo, lo + PROFILE_CHUNK)
+                code = profile_code(pop.region[rows], pop.age_band[rows], pop.income_band[rows])
+                self.segment[rows] = segment_of_code[np.searchsorted(codes, code)]
         self.rule: ShardRule | None = None
         self._clear()
 
@@ -171,8 +176,8 @@ class ShardWave:
         """Start the calendar week; the reachable customers (in order) and their count per segment."""
         sim = self.sim
         sim.state.start_week(week_index)
-        optin = (sim.state.optin >> np.uint8(channel)) & np.uint8(1)
-        who = np.flatnonzero(sim.world.contactable & optin.astype(bool)).astype(sim.sender.index_dtype)
+        bits = np.uint8(sum(1 << c for c in sim.channel_order)) if channel == ARM_CHANNELS else np.uint8(1 << channel)
+        who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
         self.customer = who
         if self.segment is None:  # one segment: its count is the customers' (a bincount would hold the GIL)
             self.segment_rows = np.zeros(who.shape[0], np.int32)
@@ -188,14 +193,15 @@ class ShardWave:
             kept = rule.keep[segment]
             if rule.keep_probability is not None:
                 assert state is not None
-                kept |= _generator(state).random(who.shape[0]) < rule.keep_probability[segment]
+                probability = rule.keep_probability
+                kept |= uniform_below(_generator(state), who.shape[0], lambda rows: probability[segment[rows]])
             who, segment = who[kept], segment[kept]
         self.customer = who
-        self.creative = rule.choice[segment].astype(np.int32)
+        self.creative = rule.choice[segment].astype(np.int32, copy=False)  # the gather is a new array already
         self.redraw = None
         if rule.test_share is not None:
             assert state is not None
-            self.redraw = _generator(state).random(who.shape[0]) < rule.test_share
+            self.redraw = uniform_below(_generator(state), who.shape[0], rule.test_share)
             return int(self.redraw.sum())
         return who.shape[0] if rule.draw_creatives else 0
 

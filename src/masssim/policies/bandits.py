@@ -11,7 +11,7 @@ from pydantic import Field
 from scipy import sparse
 
 from masssim.policies import linucb_scores
-from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext, uniform_below
 from masssim.policies.beta_argmax import thompson_argmax
 from masssim.policies.cell_counting import count_pairs
 from masssim.policies.cells import CellCounts
@@ -103,7 +103,7 @@ class EpsilonGreedyPolicy(_SegmentBandit):
             seg = segment[need]
             pick = (self.rng.random(seg.shape[0]) * n_unseen[seg]).astype(np.int64)
             creative[need] = self.counts.nth_unseen(seg, pick, start, composite)
-        explore = self.rng.random(size=n) < self.params.epsilon
+        explore = uniform_below(self.rng, n, self.params.epsilon)
         creative[explore] = self.rng.integers(0, k, size=int(np.count_nonzero(explore)), dtype=np.int32)
         return creative.astype(np.int32, copy=False)
 

@@ -185,7 +185,13 @@ def cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nda
     encoded = np.asarray(view.observables(member), dtype=np.float64)
     nearest = np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * (encoded @ centroids.T), axis=1)
     used, relabel = np.unique(nearest, return_inverse=True)
-    return relabel.reshape(-1).astype(np.int32)[profile], int(used.shape[0])
+    # Each customer's profile becomes its persona in place, chunk by chunk: a gather into a new array would
+    # hold a second int32 per customer at once (380 MB at 95 million customers).
+    persona_of_profile = relabel.reshape(-1).astype(np.int32)
+    for lo in range(0, profile.shape[0], PROFILE_CHUNK):
+        part = profile[lo : lo + PROFILE_CHUNK]
+        part[:] = persona_of_profile[part]
+    return profile, int(used.shape[0])
 
 
 def _one_persona(world: PolicyWorld, sample: int) -> tuple[np.ndarray, int]:

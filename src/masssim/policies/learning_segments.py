@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 from scipy import sparse
 
-from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext, uniform_below
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import Behaviour, _full, _Profiles, cluster_customers, update_last_clicked
@@ -248,7 +248,7 @@ class IndividualPolicy(PolicyBase):
         who = np.flatnonzero(view.reachable(self.channel))
         n = who.shape[0]
         creative = _full(n, int(self.fallback.greedy()[0]), np.int32)
-        explore = self.rng.random(n) < self.params.explore_share
+        explore = uniform_below(self.rng, n, self.params.explore_share)
         creative[explore] = self.rng.integers(0, k, size=int(explore.sum()), dtype=np.int32)
         mode = np.zeros(n, np.uint8)
         if self.params.use_history:

@@ -12,7 +12,16 @@ import numpy as np
 from pydantic import Field
 
 from masssim.config.schema import CHANNEL_NAMES
-from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, ShardRule, WaveContext
+from masssim.policies.base import (
+    Feedback,
+    Plan,
+    PolicyBase,
+    PolicyParams,
+    PolicyWorld,
+    ShardRule,
+    WaveContext,
+    uniform_below,
+)
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import cluster_observables, profile_segments
 from masssim.policies.registry import register_targeting
@@ -87,7 +96,7 @@ class RandomPolicy(PolicyBase):
         channel = self.channel
         who = self.world.customers.reachable_customers(channel)  # int32 below 2^31 customers
         if self.params.audience_share < 1.0:
-            keep = self.rng.random(who.shape[0]) < self.params.audience_share
+            keep = uniform_below(self.rng, who.shape[0], self.params.audience_share)
             who = who[keep]
         creative = self.rng.integers(0, self.world.catalogue.count, size=who.shape[0], dtype=np.int32)
         return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
@@ -186,7 +195,7 @@ class SegmentsPolicy(PolicyBase):
         segment = np.zeros(who.shape[0], np.int32) if one else self.segment_of[who]
         if wave.wave_index < self.params.test_waves:
             creative = self._creatives_of(segment)
-            in_test = self.rng.random(who.shape[0]) < self.params.test_share
+            in_test = uniform_below(self.rng, who.shape[0], self.params.test_share)
             creative[in_test] = self.rng.integers(0, self.base_count, size=int(in_test.sum()), dtype=np.int32)
         else:
             self._roll_out()
@@ -229,7 +238,7 @@ class SegmentsPolicy(PolicyBase):
         chosen, probability = self._focus_rule(np.bincount(segment, minlength=self.n_segments))
         keep = chosen[segment]
         if probability is not None:  # a uniform per reachable customer; only the boundary persona's can pass
-            keep |= self.rng.random(segment.shape[0]) < probability[segment]
+            keep |= uniform_below(self.rng, segment.shape[0], lambda rows: probability[segment[rows]])
         return keep
 
     def _focus_rule(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

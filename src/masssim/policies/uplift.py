@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext, uniform_below
 from masssim.policies.cells import CellCounts
 from masssim.policies.learning_features import _full, _segments_of
 from masssim.policies.registry import register_targeting
@@ -70,7 +70,7 @@ class _WhomPolicy(PolicyBase):
         self.channel = _channel_index(world, params.channel)
         n = world.customers.n
         self.persona_of, self.n_personas = _segments_of(world, params.segments, params.clustering_sample)
-        self.in_control = self.rng.random(n) < self.control_share
+        self.in_control = uniform_below(self.rng, n, self.control_share)
         self.purchases_seen = np.zeros(n, np.uint16)
         self.status = np.zeros(n, np.uint8)
         self.segment_of: np.ndarray | None = None  # fixed at the first wave
@@ -117,7 +117,7 @@ class _WhomPolicy(PolicyBase):
         n, k = customer.shape[0], self.world.catalogue.count
         if wave.wave_index < self.params.test_waves:
             creative = _full(n, self.choice, np.int32)
-            test = self.rng.random(n) < self.params.test_share
+            test = uniform_below(self.rng, n, self.params.test_share)
             creative[test] = self.rng.integers(0, k, size=int(test.sum()), dtype=np.int32)
         else:
             self.choice = int(self.creatives.greedy(self.choice)[0])
