@@ -24,7 +24,9 @@ needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not inst
 
 
 def _compiled(name: str):  # type: ignore[no-untyped-def]
-    return kernels._compiled(getattr(kernels, f"_{name}_loop"))
+    """The compiled loop, given float16 bits where it reads half precision (as the engine calls it)."""
+    loop = kernels._compiled(getattr(kernels, f"_{name}_loop"))
+    return kernels._with_half_arguments(loop, *kernels.HALF_ARGUMENTS.get(name, ()))
 
 
 @needs_numba
@@ -382,7 +384,8 @@ def test_tally_brands_matches_numpy(
     from masssim.model.market import MarketTally, mask_dtype
 
     rng = np.random.default_rng(seed)
-    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float32)
+    # float16, as the population stores them (MarketTally.add reads what it is given)
+    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float16)
     customer = rng.integers(0, n_customers, n).astype(np.int32)  # repeated customers on purpose
     uniform = rng.random(n)
     p0 = brand_prob[customer, 0].astype(np.float64)
@@ -485,3 +488,23 @@ def test_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int, ro
     slow = kernels.counts_numpy(*arguments)
     assert fast.dtype == slow.dtype and fast.shape == (size,)
     np.testing.assert_array_equal(fast, slow)
+
+
+@needs_numba
+def test_half_decoding_is_numpys_conversion_for_every_finite_float16() -> None:
+    # Every bit pattern but exponent 31 (infinities and NaN, which the population never stores): zeros of
+    # both signs, subnormals, normals. Compared as float32 bits, so -0.0 and +0.0 are told apart.
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    finite = bits[(bits & 0x7C00) != 0x7C00]
+    expected = finite.view(np.float16).astype(np.float32)
+    decoded = np.array([kernels._half_compiled(b) for b in finite], np.float32)
+    np.testing.assert_array_equal(decoded.view(np.uint32), expected.view(np.uint32))
+
+
+def test_kernels_read_taste_and_brand_probabilities_at_half_precision() -> None:
+    # Given float32 (as tests and plug-ins may), both paths round to float16 first, as the population stores.
+    values = np.array([[0.1, -1.0 / 3.0]], np.float32)
+    assert kernels.as_half(values).dtype == np.float16
+    np.testing.assert_array_equal(kernels.half_bits(values).view(np.float16), values.astype(np.float16))
+    stored = values.astype(np.float16)
+    assert kernels.as_half(stored) is stored  # the population's own arrays are not copied

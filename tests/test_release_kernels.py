@@ -19,7 +19,9 @@ needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not inst
 
 
 def _compiled(name: str):  # type: ignore[no-untyped-def]
-    return kernels._compiled(getattr(release_kernels, f"_{name}_loop"))
+    """The compiled loop, given float16 bits where it reads half precision (as the engine calls it)."""
+    loop = kernels._compiled(getattr(release_kernels, f"_{name}_loop"))
+    return kernels._with_half_arguments(loop, *release_kernels.HALF_ARGUMENTS.get(name, ()))
 
 
 def _bucket(rng: np.random.Generator, n_customers: int, n: int) -> dict[str, np.ndarray]:
@@ -113,7 +115,7 @@ def test_organic_choices_match_numpy(
 
     rng = np.random.default_rng(seed)
     days = 3
-    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float32)
+    brand_prob = rng.dirichlet(np.full(n_brands, 0.5), n_customers).astype(np.float16)  # as the population stores them
     customer = rng.integers(0, n_customers, n).astype(np.int32)  # repeated customers on purpose
     time_s = np.sort(rng.random(n)) * 86_400.0 * 2.0
     time_s[n // 2 :] = np.maximum(time_s[n // 2 :], 86_400.0)  # some exactly at midnight (the day edge)

@@ -51,6 +51,41 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any] | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Half precision: the population's taste and brand probabilities are stored as float16 (model/population.py)
+# --------------------------------------------------------------------------------------------------
+
+
+def as_half(values: np.ndarray) -> np.ndarray:
+    """``values`` at half precision (no copy when they are float16 already, as the population's are): the
+    kernels that read taste or brand probabilities read them so on either path, whatever they are given."""
+    return np.asarray(values, np.float16)
+
+
+def half_bits(values: np.ndarray) -> np.ndarray:
+    """The bits of ``as_half(values)`` as uint16, which is how a compiled loop receives them (numba has no
+    float16 on the CPU); ``_half`` turns an element back into its exact float32 value."""
+    return as_half(values).view(np.uint16)
+
+
+# 2^(e - 25) for a float16's sign and exponent bits (sign << 5 | e), negative for the sign; exponent 0 (zero
+# and subnormals) scales as exponent 1 does, without the implicit leading bit. Exponent 31 (infinities and
+# NaN) is never stored: the population clips to float16's range.
+_HALF_SCALE = np.array(
+    [(-1.0 if sign_exponent >> 5 else 1.0) * 2.0 ** (max(sign_exponent & 31, 1) - 25) for sign_exponent in range(64)],
+    np.float32,
+)
+
+
+def _half(bits):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The float32 value of a float16's bits, exactly as numpy's conversion gives it: (implicit bit + the 10
+    mantissa bits) x 2^(exponent - 25) x sign, an exact product in float32, with no branch on the sign (half
+    the signs of taste are negative, and a branch on them would be mispredicted half the time)."""
+    h = np.int32(bits)
+    mantissa = (h & 1023) | (np.int32((h & 0x7C00) != 0) << 10)
+    return np.float32(mantissa) * _HALF_SCALE[h >> 10]
+
+
+# --------------------------------------------------------------------------------------------------
 # Affinity: u_ik = theta_i . phi_k for (customer, creative) pairs
 # --------------------------------------------------------------------------------------------------
 
@@ -416,7 +451,9 @@ def read_outcomes_numpy(
         logit(cto) + beta * theta . phi + quality + delta * warmth - gamma * fatigue
 
     with ``coefficients`` = float32 [logit(cto), beta, delta, gamma], evaluated left to right in float32.
-    One loop gathers every per-reader attribute, so the cache misses of the different arrays overlap."""
+    One loop gathers every per-reader attribute, so the cache misses of the different arrays overlap. Taste
+    is read at half precision (:func:`as_half`), as the population stores it."""
+    taste = as_half(taste)
     if jitter is not None:
         read_at = into_active_window_numpy(
             read_at, reader, region, region_rel_s, window_start_hour, window_hours, jitter
@@ -483,9 +520,9 @@ def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
             if since_start >= length:
                 t = t + (24.0 - since_start + np.float64(jitter[i]) * min(length, 1.0)) * HOUR_S
         moved[i] = t
-        dot = taste[c, 0] * directions[k, 0]
+        dot = _half_compiled(taste[c, 0]) * directions[k, 0]  # taste: float16 bits (half_bits)
         for j in range(1, d):
-            dot += taste[c, j] * directions[k, j]
+            dot += _half_compiled(taste[c, j]) * directions[k, j]
         logit_click[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
     return moved, logit_click
 
@@ -536,7 +573,9 @@ def tally_brands_numpy(
     ``purchases[brand] += 1`` and the brand's bit set in ``brands_bought[customer]``
     (:class:`masssim.model.market.MarketTally`'s counts). With ``p_ours``, ``bought_ours`` and ``gone`` all
     None, the market without marketing: :func:`masssim.model.market.brand_without_marketing`, which is what
-    ``MarketTally.add`` counts."""
+    ``MarketTally.add`` counts. The probabilities are read at half precision (:func:`as_half`), as the
+    population stores them."""
+    brand_prob = as_half(brand_prob)
     if bought_ours is None or p_ours is None:  # the compiled loop reads each one apart: only all or none
         if not (bought_ours is None and p_ours is None and gone is None):
             raise ValueError(
@@ -564,7 +603,7 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
         brand = 0
         ours = bought_ours is not None and bought_ours[i]
         if not ours and n_brands > 1:
-            p0 = np.float64(brand_prob[c, 0])
+            p0 = np.float64(_half_compiled(brand_prob[c, 0]))  # brand_prob: float16 bits (half_bits)
             v = np.float64(uniform[i])
             left = gone is not None and gone[i]
             if left:
@@ -577,7 +616,7 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
             if running <= v:
                 brand += 1
             for j in range(1, n_brands - 1):
-                running += np.float64(brand_prob[c, j])
+                running += np.float64(_half_compiled(brand_prob[c, j]))
                 if running <= v:
                     brand += 1
         purchases[brand] += 1
@@ -611,6 +650,24 @@ def _hand_out_loop(chunk, values, cursor):  # type: ignore[no-untyped-def]  # pr
 
 
 _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
+_half_compiled = _compiled(_half)  # called from compiled loops only
+# The positions of the arguments each compiled loop takes as float16 bits: taste; brand probabilities.
+HALF_ARGUMENTS = {"read_outcomes": (9,), "tally_brands": (1,)}
+
+
+def _with_half_arguments(loop: Callable[..., Any] | None, *positions: int) -> Callable[..., Any] | None:
+    """The compiled ``loop`` given the arguments at ``positions`` as float16 bits (:func:`half_bits`)."""
+    if loop is None:
+        return None
+
+    def call(*args: Any) -> Any:
+        given = list(args)
+        for at in positions:
+            given[at] = half_bits(given[at])
+        return loop(*given)
+
+    return call
+
 
 departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
     _compiled(_departure_slots_loop) or departure_slots_numpy
@@ -623,11 +680,15 @@ counts: Callable[..., np.ndarray] = _compiled(_counts_loop) or counts_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
-read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_read_outcomes_loop) or read_outcomes_numpy
+read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = (
+    _with_half_arguments(_compiled(_read_outcomes_loop), *HALF_ARGUMENTS["read_outcomes"]) or read_outcomes_numpy
+)
 scatter_add: Callable[..., None] = _compiled(_scatter_add_loop) or scatter_add_numpy
 increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy
 split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = (
     _compiled(_split_sends_loop) or split_sends_numpy
 )
-tally_brands: Callable[..., None] = _compiled(_tally_brands_loop) or tally_brands_numpy
+tally_brands: Callable[..., None] = (
+    _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
+)
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy

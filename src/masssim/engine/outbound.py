@@ -91,9 +91,17 @@ def find_fanatics(
 
 
 # The three steps of find_fanatics, which a sharded run makes where the rows are (docs/model.md §16.5).
+TASTE_ROWS_BLOCK = 1 << 20  # rows of taste converted to float32 at a time
+
+
 def taste_norms(taste: np.ndarray) -> np.ndarray:
-    """|theta| of each row (float32; each row's value depends on that row only)."""
-    return np.linalg.norm(taste, axis=1)  # type: ignore[no-any-return]
+    """|theta| of each row (float32; each row's value depends on that row only), from the stored half-precision
+    values converted to float32 a block of rows at a time (float16 arithmetic would lose the sums)."""
+    norms = np.empty(taste.shape[0], np.float32)
+    for lo in range(0, taste.shape[0], TASTE_ROWS_BLOCK):
+        rows = slice(lo, lo + TASTE_ROWS_BLOCK)
+        norms[rows] = np.linalg.norm(taste[rows].astype(np.float32), axis=1)
+    return norms
 
 
 def fanatic_ids(norm: np.ndarray, contactable: np.ndarray, top_share: float) -> np.ndarray:
@@ -104,7 +112,7 @@ def fanatic_ids(norm: np.ndarray, contactable: np.ndarray, top_share: float) -> 
 
 def best_affinity(taste: np.ndarray, catalogue: Catalogue) -> np.ndarray:
     """For rows of taste (the fanatics', in order): the affinity of the starting creative fitting best."""
-    return (taste @ catalogue.directions.T).max(axis=1).astype(np.float32)  # type: ignore[no-any-return]
+    return (taste.astype(np.float32) @ catalogue.directions.T).max(axis=1).astype(np.float32)  # type: ignore[no-any-return]
 
 
 class ShardSink(Protocol):
@@ -429,7 +437,9 @@ class OutboundSender:
         rows, pos = fanatics.locate(customer)
         if rows.shape[0]:
             sent = np.einsum(
-                "ij,ij->i", self.population.taste[customer[rows]], self.catalogue.directions[creative[rows]]
+                "ij,ij->i",
+                self.population.taste[customer[rows]].astype(np.float32),
+                self.catalogue.directions[creative[rows]],
             )
             self.recorder.add("fanatic_sends", rows.shape[0])
             self.recorder.add("fanatic_sends_matched", int((sent >= fanatics.best_affinity[pos] - 1e-5).sum()))

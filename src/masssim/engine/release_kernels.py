@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from masssim.engine.kernels import _compiled, tally_brands_numpy
+from masssim.engine.kernels import _compiled, _half_compiled, _with_half_arguments, as_half, tally_brands_numpy
 
 # --------------------------------------------------------------------------------------------------
 # Adding to a decaying stock (state.DecayingStock): stored[c] += amount[channel] * float32(growth)
@@ -168,6 +168,7 @@ def organic_choices_numpy(
     ``window_s`` before). Returns the treated buyers' rows (ascending), the creative each purchase is
     attributed to (-1: none), and how many of ours were lost to churn."""
     c, t, u = customer, time_s, uniform
+    brand_prob = as_half(brand_prob)  # read at half precision, as the population stores it
     p0 = brand_prob[c, 0].astype(np.float64)
     p = p0 + (1.0 - p0) * lift_share
     ours = (u < p) & ~skipped
@@ -233,7 +234,7 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     for i in range(n):
         c = customer[i]
         u = uniform[i]
-        p0 = np.float64(brand_prob[c, 0])
+        p0 = np.float64(_half_compiled(brand_prob[c, 0]))  # brand_prob: float16 bits (kernels.half_bits)
         p = p0 + (1.0 - p0) * lift_share[i]
         ours = u < p and not skipped[i]
         would_have = u < p0
@@ -258,7 +259,7 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
                 if running <= v:
                     brand += 1
                 for j in range(1, n_brands - 1):
-                    running += np.float64(brand_prob[c, j])
+                    running += np.float64(_half_compiled(brand_prob[c, j]))
                     if running <= v:
                         brand += 1
             market_purchases[brand] += 1
@@ -288,6 +289,8 @@ add_to_stock: Callable[..., None] = _compiled(_add_to_stock_loop) or add_to_stoc
 release_clicks: Callable[..., None] = _compiled(_release_clicks_loop) or release_clicks_numpy
 adstock_now: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_adstock_now_loop) or adstock_now_numpy
 day_of: Callable[..., np.ndarray] = _compiled(_day_of_loop) or day_of_numpy
+# The positions of the arguments each compiled loop takes as float16 bits (kernels.HALF_ARGUMENTS): brand_prob.
+HALF_ARGUMENTS = {"organic_choices": (5,)}
 organic_choices: Callable[..., tuple[np.ndarray, np.ndarray, int]] = (
-    _compiled(_organic_choices_loop) or organic_choices_numpy
+    _with_half_arguments(_compiled(_organic_choices_loop), *HALF_ARGUMENTS["organic_choices"]) or organic_choices_numpy
 )

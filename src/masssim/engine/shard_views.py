@@ -13,7 +13,8 @@ process would give it, gathered from the shards:
   chunks' streams, as one process does, and adds its customers' taste), and with ``[inbound]`` the taste
   captured in conversations (engine/sharded_inbound.py: the desk asks the shards for the taste of the new
   declarers and draws the noise from the one stream one process uses);
-* the latent taste (float32, ``4·d`` bytes) only for a policy with ``reads_latent_taste`` (the ``oracle``).
+* the latent taste (float16 as the population stores it, ``2·d`` bytes) only for a policy with
+  ``reads_latent_taste`` (the ``oracle``).
 
 A column the policy does not name is an :class:`AbsentColumn`: a policy that reads it stops the run with one
 line naming the arm and the column, not a traceback from inside numpy.
@@ -100,7 +101,7 @@ class GatheredColumns:
     """What the coordinator gathered once per replication for the arms that read it (None: no arm does)."""
 
     crm_scores: np.ndarray | None = None  # float16 [N, m]
-    latent_taste: np.ndarray | None = None  # float32 [N, d]
+    latent_taste: np.ndarray | None = None  # float16 [N, d], as stored
     declared: bool = False  # the starting declarations were gathered (the two below, None if nobody declared)
     declared_row: np.ndarray | None = None  # int32 [N]: row in declared_taste, -1 if not declared
     declared_taste: np.ndarray | None = None  # float32 [M, d]

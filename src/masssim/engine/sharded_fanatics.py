@@ -4,7 +4,7 @@ One process finds the fanatics from every customer's taste norm (a global quanti
 each to the starting catalogue (:func:`masssim.engine.outbound.find_fanatics`). Sharded, once per
 replication: each shard computes its customers' norms (a row's norm depends on that row only) and the
 coordinator gathers them (4 bytes per customer), so the quantile, the threshold and the fanatics are one
-process's; the shards then send the fanatics' taste rows (``taste_dims`` float32 each, a top share of the
+process's; the shards then send the fanatics' taste rows (``taste_dims`` float16 each, a top share of the
 customers), on which the coordinator computes the best affinities with the same array and the same operation
 as one process; each shard gets its fanatics (its own indices) and their affinities. The shards count the
 diagnostic's sends, matches and clicks as one process does (integers, added up).

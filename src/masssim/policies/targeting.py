@@ -389,7 +389,7 @@ class OraclePolicy(PolicyBase):
         # a block of [rows, creatives] float32 scores of about ORACLE_BLOCK_BYTES, whatever the catalogue
         step = max(1, ORACLE_BLOCK_BYTES // (4 * max(1, world.catalogue.count)))
         for start in range(0, world.customers.n, step):
-            score = taste[start : start + step] @ directions.T
+            score = taste[start : start + step].astype(np.float32) @ directions.T  # stored at half precision
             score *= beta  # in place: the blocks are the whole cost of the oracle
             score += quality
             self.best[start : start + step] = np.argmax(score, axis=1)
