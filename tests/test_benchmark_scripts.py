@@ -12,17 +12,17 @@ import pytest
 SCRIPT = Path(__file__).parent / "benchmarks" / "bench_seed_scale.py"
 
 
+def _printed(script: str, *arguments: str, timeout: float = 300) -> str:
+    """What the benchmark script ``script`` (in tests/benchmarks) prints with ``arguments``; it must exit 0."""
+    command = [sys.executable, str(SCRIPT.with_name(script)), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
 @pytest.mark.parametrize("engine", ["local", "threads"])
 def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
     toy = ["--customers", "30000", "--small", "10000", "--creatives", "50", "--days", "3", "--policy", "broadcast"]
     prefault = ["--prefault", "0.25"] if engine == "threads" else []  # one engine is enough for the option
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), *toy, "--engine", engine, "--workers", "2", *prefault],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    out = _printed("bench_seed_scale.py", *toy, "--engine", engine, "--workers", "2", *prefault)
     assert "FAILED" not in out
     assert out.count("touches per CPU-second") == 3  # each size, and the ratio of the two
     assert "of it in the kernel" in out and "page faults" in out
@@ -32,24 +32,14 @@ def test_seed_scale_benchmark_prints_its_figures(engine: str) -> None:
 
 
 def test_first_touch_benchmark_prints_its_figures() -> None:
-    script = SCRIPT.with_name("bench_first_touch.py")
-    out = subprocess.run(
-        [sys.executable, str(script), "--gib", "0.01", "--pause", "0", "--repeat", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    out = _printed("bench_first_touch.py", "--gib", "0.01", "--pause", "0", "--repeat", "2", timeout=120)
     assert out.count("repeat ") == 2 and out.count("s/GiB") == 2 * 3 + 3
     assert "medians: first" in out
 
 
 def test_outbound_benchmark_prints_its_figures_with_memory_touched_beforehand() -> None:
-    script = SCRIPT.with_name("bench_outbound.py")
     toy = ["--customers", "20000", "--days", "3", "--baseline-customers", "200", "--prefault", "0.25"]
-    out = subprocess.run(
-        [sys.executable, str(script), *toy], capture_output=True, text=True, check=True, timeout=300
-    ).stdout
+    out = _printed("bench_outbound.py", *toy)
     assert "per CPU-second" in out and "page faults" in out
     assert "touched beforehand  0.25 GiB" in out
     assert "ratio vectorised / per-customer" in out
@@ -57,13 +47,6 @@ def test_outbound_benchmark_prints_its_figures_with_memory_touched_beforehand() 
 
 def test_half_taste_benchmark_prints_its_figures() -> None:
     pytest.importorskip("numba")  # it times compiled loops
-    script = SCRIPT.with_name("bench_half_taste.py")
-    out = subprocess.run(
-        [sys.executable, str(script), "--customers", "2000", "--reads", "1000", "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    out = _printed("bench_half_taste.py", "--customers", "2000", "--reads", "1000", "--repeat", "1")
     # the three ways agree to the bit (the script asserts it before timing), each is printed with its ratio
     assert out.count("of float32") == 3 and "table lookup (the engine)" in out and "x1.00 of float32" in out

@@ -26,52 +26,34 @@ from masssim.engine import kernels
 _SCALE = np.array([(-1.0 if se >> 5 else 1.0) * 2.0 ** (max(se & 31, 1) - 25) for se in range(64)], np.float32)
 
 
-@numba.njit(nogil=True)
-def _float32_rows(reader, creative, fatigue, taste, directions, quality, warmth, coefficients):  # type: ignore[no-untyped-def]
-    n, d = reader.shape[0], taste.shape[1]
-    out = np.empty(n, np.float32)
-    c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
-    for i in range(n):
-        c, k = reader[i], creative[i]
-        dot = taste[c, 0] * directions[k, 0]
-        for j in range(1, d):
-            dot += taste[c, j] * directions[k, j]
-        out[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
-    return out
+@numba.njit(nogil=True, inline="always")
+def _as_is(value):  # type: ignore[no-untyped-def]
+    return value
 
 
-@numba.njit(nogil=True)
-def _table_rows(reader, creative, fatigue, taste, directions, quality, warmth, coefficients):  # type: ignore[no-untyped-def]
-    n, d = reader.shape[0], taste.shape[1]
-    out = np.empty(n, np.float32)
-    c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
-    for i in range(n):
-        c, k = reader[i], creative[i]
-        dot = kernels._half_compiled(taste[c, 0]) * directions[k, 0]
-        for j in range(1, d):
-            dot += kernels._half_compiled(taste[c, j]) * directions[k, j]
-        out[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
-    return out
-
-
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, inline="always")
 def _arithmetic(bits):  # type: ignore[no-untyped-def]
     h = np.int32(bits)
     return np.float32((h & 1023) | (np.int32((h & 0x7C00) != 0) << 10)) * _SCALE[h >> 10]
 
 
-@numba.njit(nogil=True)
-def _arithmetic_rows(reader, creative, fatigue, taste, directions, quality, warmth, coefficients):  # type: ignore[no-untyped-def]
-    n, d = reader.shape[0], taste.shape[1]
-    out = np.empty(n, np.float32)
-    c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
-    for i in range(n):
-        c, k = reader[i], creative[i]
-        dot = _arithmetic(taste[c, 0]) * directions[k, 0]
-        for j in range(1, d):
-            dot += _arithmetic(taste[c, j]) * directions[k, j]
-        out[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
-    return out
+def _affinity_loop(read):  # type: ignore[no-untyped-def]
+    """The read kernel's affinity and click log-odds, with each taste element read by ``read`` (inlined)."""
+
+    @numba.njit(nogil=True)
+    def rows(reader, creative, fatigue, taste, directions, quality, warmth, coefficients):  # type: ignore[no-untyped-def]
+        n, d = reader.shape[0], taste.shape[1]
+        out = np.empty(n, np.float32)
+        c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
+        for i in range(n):
+            c, k = reader[i], creative[i]
+            dot = read(taste[c, 0]) * directions[k, 0]
+            for j in range(1, d):
+                dot += read(taste[c, j]) * directions[k, j]
+            out[i] = c0 + beta * dot + quality[k] + delta * warmth[c] - gamma * fatigue[i]
+        return out
+
+    return rows
 
 
 def main() -> None:
@@ -94,9 +76,9 @@ def main() -> None:
     coefficients = np.array([-3.0, 1.0, 0.3, 0.1], np.float32)
     rest = (directions, quality, warmth, coefficients)
     ways = {
-        "float32 taste": (_float32_rows, single),
-        "float16, table lookup (the engine)": (_table_rows, bits),
-        "float16, arithmetic decoding": (_arithmetic_rows, bits),
+        "float32 taste": (_affinity_loop(_as_is), single),
+        "float16, table lookup (the engine)": (_affinity_loop(kernels._half_compiled), bits),
+        "float16, arithmetic decoding": (_affinity_loop(_arithmetic), bits),
     }
     results = [f(reader, creative, fatigue, taste, *rest) for f, taste in ways.values()]  # compiles them too
     for other in results[1:]:
