@@ -117,14 +117,14 @@ class Population:
     optin: np.ndarray  # uint8 [N] bit mask, bit c set = opted in to channel CHANNEL_NAMES[c]
     # float16 [N, d] latent taste theta, unit variance per topic, and float16 [N, J] Dirichlet brand-choice
     # probabilities (column 0 = our brand). Both are drawn and built in float32 or float64 and stored rounded
-    # to half precision, the largest per-customer arrays halved (26 of 67 bytes per customer with the default
-    # 8 topics and 5 brands; at 95 million customers 2.3 GiB less to fill, docs/model.md §2.7). What the
-    # rounding changes: at most 2^-11 of each value (~0.05%), far below the model's sampling noise; brand
-    # probabilities under 6e-8 become 0 (such a brand is never bought in a run anyway), and a row's rounded
-    # probabilities may sum a hair off 1, which the brand choice absorbs (a uniform above the sum buys the last
-    # brand, model/market.py). Taste is clipped to float16's range (+-65504), reached only by a Student-t draw
-    # at the lowest degrees of freedom. Everything that computes with them reads them as float32 or float64
-    # (the conversion is exact), never in half precision arithmetic.
+    # to half precision, the largest per-customer arrays halved (26 of the 66 bytes per customer without
+    # [inbound], with the default 8 topics and 5 brands; at 95 million customers 2.3 GiB less to fill,
+    # docs/model.md §2.5 and §15.5). What the rounding changes: at most 2^-11 of each value (~0.05%), far
+    # below the model's sampling noise; brand probabilities under 6e-8 become 0 (such a brand is never bought
+    # in a run anyway), and a row's rounded probabilities may sum a hair off 1, which the brand choice absorbs
+    # (a uniform above the sum buys the last brand, model/market.py). Taste is clipped to float16's range
+    # (+-65504), reached only by a Student-t draw at the lowest degrees of freedom. Everything that computes
+    # with them reads them as float32 or float64 (the conversion is exact), never in half precision arithmetic.
     taste: np.ndarray
     category_rate: np.ndarray  # float32 [N] lambda_i, category purchases per year
     brand_prob: np.ndarray
