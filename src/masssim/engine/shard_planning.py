@@ -28,7 +28,7 @@ import numpy as np
 
 from masssim.engine import kernels, outbound
 from masssim.model.channels import HOUR_S
-from masssim.policies.base import ARM_CHANNELS, ShardRule, reachable_rows, uniform_below
+from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class ShardWave:
         """Start the calendar week; the reachable customers (in order) and their count per segment."""
         sim = self.sim
         sim.state.start_week(week_index)
-        bits = np.uint8(sum(1 << c for c in sim.channel_order)) if channel == ARM_CHANNELS else np.uint8(1 << channel)
+        bits = channel_bits(channel, sim.channel_order)
         who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
         self.customer = who
         if self.segment is None:  # one segment: its count is the customers' (a bincount would hold the GIL)

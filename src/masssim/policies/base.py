@@ -83,32 +83,36 @@ class CustomerView:
     def reachable(self, channel: int) -> np.ndarray:
         """Bool mask: may be contacted on ``channel`` now (not held out, opted in). For ``ARM_CHANNELS``: on
         at least one channel of the arm's order."""
-        return self._reachable_in(slice(None), channel)
+        return reachable_mask(self.contactable, self.optin, channel_bits(channel, self.channel_order))
 
     def reachable_customers(self, channel: int) -> np.ndarray[tuple[int], np.dtype[np.signedinteger[Any]]]:
         """The customers :meth:`reachable` on ``channel``, ascending, as int32 indices (int64 from 2^31
         customers): what a plan names, found a block of customers at a time (:func:`reachable_rows`)."""
         dtype = np.int32 if self.n < 2**31 else np.int64
-        return reachable_rows(self.contactable, self.optin, self._channel_bits(channel), dtype)
+        return reachable_rows(self.contactable, self.optin, channel_bits(channel, self.channel_order), dtype)
 
-    def _channel_bits(self, channel: int) -> np.uint8:
-        """The opt-in bits of which any one makes a customer reachable on ``channel``."""
-        if channel == ARM_CHANNELS:
-            return np.uint8(sum(1 << c for c in self.channel_order))
-        return np.uint8(1 << channel)
 
-    def _reachable_in(self, rows: slice, channel: int) -> np.ndarray:
-        return self.contactable[rows] & ((self.optin[rows] & self._channel_bits(channel)) != 0)
+def channel_bits(channel: int, channel_order: tuple[int, ...]) -> np.uint8:
+    """The opt-in bits of which any one makes a customer reachable on ``channel`` (for ``ARM_CHANNELS``, those
+    of the arm's ``channel_order``)."""
+    if channel == ARM_CHANNELS:
+        return np.uint8(sum(1 << c for c in channel_order))
+    return np.uint8(1 << channel)
+
+
+def reachable_mask(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8) -> np.ndarray:
+    """Bool mask of the rows that are ``contactable`` and opted in to one of the channels ``bits``."""
+    return contactable & ((optin & bits) != 0)  # type: ignore[no-any-return]
 
 
 def reachable_rows(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type) -> np.ndarray:
-    """The rows that are ``contactable`` and opted in to one of the channels ``bits``, ascending, in ``dtype``
-    (int32 below 2^31 rows), found a block of rows at a time, so neither a mask as long as the population nor an
-    int64 index array is built (at 95 million customers the index array alone would be 760 MB)."""
+    """The rows of :func:`reachable_mask`, ascending, in ``dtype`` (int32 below 2^31 rows), found a block of
+    rows at a time, so neither a mask as long as the population nor an int64 index array is built (at 95
+    million customers the index array alone would be 760 MB)."""
     pieces: list[np.ndarray] = []
     for lo in range(0, contactable.shape[0], REACHABLE_BLOCK):
         rows = slice(lo, lo + REACHABLE_BLOCK)
-        piece: np.ndarray = np.flatnonzero(contactable[rows] & ((optin[rows] & bits) != 0)).astype(dtype)
+        piece: np.ndarray = np.flatnonzero(reachable_mask(contactable[rows], optin[rows], bits)).astype(dtype)
         np.add(piece, piece.dtype.type(lo), out=piece)  # in place, in the narrow type
         pieces.append(piece)
     return np.concatenate(pieces) if pieces else np.empty(0, dtype)
