@@ -121,10 +121,16 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     present = np.flatnonzero(counts)
     number = np.full(width, -1, np.int32)
     number[present] = np.arange(present.shape[0], dtype=np.int32)
-    for lo in range(0, n, step):
-        part = profile[lo : lo + step]
-        part[:] = number[part]
+    relabel_in_place(profile, number)
     return profile, member[present], counts[present]
+
+
+def relabel_in_place(labels: np.ndarray, table: np.ndarray) -> None:
+    """``labels[i] = table[labels[i]]``, in place a chunk at a time: a gather into a new array would hold a
+    second label per customer at once (380 MB of int32 at 95 million customers)."""
+    for lo in range(0, labels.shape[0], PROFILE_CHUNK):
+        part = labels[lo : lo + PROFILE_CHUNK]
+        part[:] = table[part]
 
 
 def _code(view: CustomerView, rows: slice) -> np.ndarray:
@@ -185,12 +191,7 @@ def cluster_observables(world: PolicyWorld, k: int, sample: int) -> tuple[np.nda
     encoded = np.asarray(view.observables(member), dtype=np.float64)
     nearest = np.argmin((centroids * centroids).sum(axis=1)[None, :] - 2.0 * (encoded @ centroids.T), axis=1)
     used, relabel = np.unique(nearest, return_inverse=True)
-    # Each customer's profile becomes its persona in place, chunk by chunk: a gather into a new array would
-    # hold a second int32 per customer at once (380 MB at 95 million customers).
-    persona_of_profile = relabel.reshape(-1).astype(np.int32)
-    for lo in range(0, profile.shape[0], PROFILE_CHUNK):
-        part = profile[lo : lo + PROFILE_CHUNK]
-        part[:] = persona_of_profile[part]
+    relabel_in_place(profile, relabel.reshape(-1).astype(np.int32))  # each customer's profile becomes its persona
     return profile, int(used.shape[0])
 
 
