@@ -38,6 +38,7 @@ from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.outcome import ArmOutcome
 from masssim.engine.state import CustomerState, Recorder, increment
+from masssim.estimation.histograms import bincount_in_blocks
 from masssim.estimation.holdout import bootstrap_t_interval, buyers, purchase_histogram
 from masssim.model.channels import DAY_S, HOUR_S
 from masssim.model.creatives import make_catalogue
@@ -373,7 +374,7 @@ class ArmSimulation:
     def purchase_histograms(self) -> tuple[np.ndarray, np.ndarray]:
         """Customers by number of purchases of our brand: everyone, and the holdout (additive over shards)."""
         counts = self.state.purchases
-        return _histogram_by_block(counts), _histogram_by_block(counts, leave_out=self.world.contactable)
+        return purchase_histogram(counts), bincount_in_blocks(counts, minlength=1, leave_out=self.world.contactable)
 
     def _wave_event_time(self, day: int) -> float:
         return wave_event_time(self.scenario, day, self.sender.region_rel_s)
@@ -664,24 +665,6 @@ def holdout_interval(
     recorder.add("holdout_buyers", buyers(holdout))
     rng = generator(component_sequence(replication_seq, Component.HOLDOUT_BOOTSTRAP, arm_index))
     return (treated, holdout), bootstrap_t_interval(treated, holdout, rng)
-
-
-HISTOGRAM_BLOCK = 1 << 20  # customers per block of a histogram: bincount widens its input to int64
-
-
-def _histogram_by_block(counts: np.ndarray, leave_out: np.ndarray | None = None) -> np.ndarray:
-    """purchase_histogram(counts[~leave_out]) summed block by block, so no per-customer int64 copy is made (the
-    same integers: a histogram is a sum over customers)."""
-    total = np.zeros(1, np.int64)
-    for lo in range(0, counts.shape[0], HISTOGRAM_BLOCK):
-        part = counts[lo : lo + HISTOGRAM_BLOCK]
-        if leave_out is not None:
-            part = part[~leave_out[lo : lo + HISTOGRAM_BLOCK]]
-        block = purchase_histogram(part)
-        if block.shape[0] > total.shape[0]:
-            total = np.concatenate([total, np.zeros(block.shape[0] - total.shape[0], np.int64)])
-        total[: block.shape[0]] += block
-    return total
 
 
 def _concat_events(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
+from masssim.estimation.histograms import bincount_in_blocks
+
 CONFIDENCE = 0.95
 RESAMPLES = 1999  # (B + 1) x 0.025 is a whole number: the 2.5% quantiles fall on resamples
 # Fewer holdout customers who bought than this and the reading does not judge the lift from the holdout:
@@ -37,7 +39,7 @@ MIN_HOLDOUT_BUYERS = 5
 
 def purchase_histogram(counts: np.ndarray) -> np.ndarray:
     """Customers by number of purchases: entry k is how many bought exactly k times (int64)."""
-    return np.bincount(np.asarray(counts).astype(np.int64, copy=False)) if counts.shape[0] else np.zeros(1, np.int64)
+    return bincount_in_blocks(np.asarray(counts), minlength=1)
 
 
 def buyers(histogram: np.ndarray) -> int:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from masssim.config.schema import YEAR_DAYS, Scenario
+from masssim.estimation.histograms import bincount_in_blocks
 from masssim.estimation.intervals import mean_ci, paired_difference
 from masssim.theory import dirichlet
 
@@ -179,7 +180,7 @@ class MarketTally:
         masks = self.brands_bought
         J = self.n_brands
         if J <= BINCOUNT_MAX_BRANDS:
-            per_mask = np.bincount(masks, minlength=1 << J)
+            per_mask = bincount_in_blocks(masks, minlength=1 << J)
             patterns = np.flatnonzero(per_mask).astype(np.uint32)
             counts = per_mask[patterns]
         else:
