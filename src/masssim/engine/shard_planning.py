@@ -29,6 +29,7 @@ import numpy as np
 from masssim.engine import kernels, outbound
 from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
+from masssim.policies.cell_counting import count_pairs
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
 if TYPE_CHECKING:
@@ -153,8 +154,10 @@ class ShardWave:
     def __init__(self, sim: ArmSimulation, segments: tuple[np.ndarray, np.ndarray] | None) -> None:
         self.sim = sim
         self.segment: np.ndarray | None = None
+        self.n_segments = 1
         if segments is not None:
             codes, segment_of_code = segments
+            self.n_segments = int(segment_of_code.max()) + 1 if segment_of_code.shape[0] else 1
             pop = sim.world.population
             # Chunk by chunk: the profile codes (int32) and their positions among the codes (int64, from
             # searchsorted) for the whole shard at once would add 12 bytes per customer to the run's peak.
@@ -197,7 +200,10 @@ class ShardWave:
                 kept |= uniform_below(_generator(state), who.shape[0], lambda rows: probability[segment[rows]])
             who, segment = who[kept], segment[kept]
         self.customer = who
-        self.creative = rule.choice[segment].astype(np.int32, copy=False)  # the gather is a new array already
+        if self.segment is None:  # one segment: every row gets its choice (no gather by a column of zeros)
+            self.creative = np.full(who.shape[0], rule.choice[0], np.int32)
+        else:
+            self.creative = rule.choice[segment].astype(np.int32, copy=False)  # the gather is a new array already
         self.redraw = None
         if rule.test_share is not None:
             assert state is not None
@@ -293,7 +299,8 @@ class ShardWave:
         sender: OutboundSender = self.sim.sender
         cfg = sender.channels.configs[c]
         rec: Recorder = self.sim.recorder
-        group = rank_of_region[self.sim.world.population.region[customer]]
+        # Compiled, one pass (two numpy gathers would widen the uint8 regions to int64 indices first).
+        group, _ = kernels.release_groups(customer, self.sim.world.population.region, rank_of_region)
         filled = np.array(before, np.int64)
         names = sender.channel_metrics[c]
         for b in range(offset // block, (offset + customer.shape[0] - 1) // block + 1):
@@ -324,10 +331,12 @@ class ShardWave:
                 continue
             customer, creative = e["customer"], e["creative"]
             counted = creative < cell_creatives
-            customer, creative = customer[counted], creative[counted]
-            segment = 0 if self.segment is None else self.segment[customer].astype(np.int64)
-            keys, counts = np.unique(segment * np.int64(cell_creatives) + creative, return_counts=True)
-            cells[kind] = (keys, counts.astype(np.int64))
+            if not counted.all():
+                customer, creative = customer[counted], creative[counted]
+            segment = np.zeros(creative.shape[0], np.int32) if self.segment is None else self.segment[customer]
+            # Counted in linear time (a histogram of creatives per segment), where np.unique sorted every event:
+            # the same distinct keys segment * cell_creatives + creative, ascending, and their counts.
+            cells[kind] = count_pairs(segment, creative, self.n_segments, cell_creatives)
         return cells
 
     def buckets_cells(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
