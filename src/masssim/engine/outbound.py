@@ -24,6 +24,7 @@ from scipy.special import expit, logit
 from masssim.config.schema import CHANNEL_NAMES, ChannelConfig, Scenario
 from masssim.engine import kernels, send_kernels
 from masssim.engine.chunks import ChunkDraws, Draw
+from masssim.engine.delivery_cells import DeliveryCells
 from masssim.engine.events import PendingEvents
 from masssim.engine.state import CustomerState, Recorder
 from masssim.model.channels import DAY_S, HOUR_S, capacity_departures, cpm_per_impression, defer_past_quiet_hours
@@ -208,6 +209,9 @@ class OutboundSender:
         self.horizon_s = scenario.horizon_days * DAY_S
         self.index_dtype = np.int32 if population.n < 2**31 else np.int64
         self.report_deliveries = True  # queue a "delivered" event per delivery for the policy
+        # Set by a shard whose waves are planned on the shards: deliveries are kept only for their count per
+        # cell (engine/delivery_cells.py), not queued as events.
+        self.delivery_cells: DeliveryCells | None = None
         response = scenario.response
         # Per channel: float32 [logit(click-to-open), beta, delta, gamma] of the click log-odds.
         self.click_coefficients = [
@@ -593,7 +597,9 @@ class OutboundSender:
         # "delivered" event per message only if it asked for them.
         self.recorder.add_sorted_rows("delivered", delivered_at, d_idx, self.horizon_s)
         self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], delivered_at, d_idx, self.horizon_s)
-        if self.report_deliveries:
+        if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards
+            self.delivery_cells.add(d_idx, customer, creative, delivered_at)
+        elif self.report_deliveries:
             d_at = delivered_at if d_idx is None else delivered_at[d_idx]
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]

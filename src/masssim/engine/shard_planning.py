@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from masssim.engine import kernels, outbound
+from masssim.engine.delivery_cells import DeliveryCells
 from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
 from masssim.policies.cell_counting import count_pairs
@@ -166,6 +167,13 @@ class ShardWave:
                 rows = slice(lo, lo + PROFILE_CHUNK)
                 code = profile_code(pop.region[rows], pop.age_band[rows], pop.income_band[rows])
                 self.segment[rows] = segment_of_code[np.searchsorted(codes, code)]
+        # The policy learns a delivery's cell only: deliveries are counted, not queued as events.
+        self.deliveries: DeliveryCells | None = None
+        if sim.sender.report_deliveries:
+            if len(sim.shards) != 1:
+                raise RuntimeError("waves planned on the shards need one shard per engine")
+            self.deliveries = DeliveryCells(sim.shards[0].pending.bucket_s, self.segment, self.n_segments)
+            sim.sender.delivery_cells = self.deliveries
         self.rule: ShardRule | None = None
         self._clear()
 
@@ -325,6 +333,10 @@ class ShardWave:
         sim.state.rebase(t0)
         events = sim._shard_bucket(sim.shards[0], t0, t1)
         cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self.deliveries is not None:
+            delivered = self.deliveries.release(t1, cell_creatives)
+            if delivered is not None:
+                cells["delivered"] = delivered
         for kind in ("delivered", "click"):
             e = events.get(kind)
             if e is None or e["customer"].shape[0] == 0:
