@@ -508,3 +508,18 @@ def test_kernels_read_taste_and_brand_probabilities_at_half_precision() -> None:
     np.testing.assert_array_equal(kernels.half_bits(values).view(np.float16), values.astype(np.float16))
     stored = values.astype(np.float16)
     assert kernels.as_half(stored) is stored  # the population's own arrays are not copied
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(n=st.integers(0, 300), n_rows=st.integers(0, 300), seed=st.integers(0, 2**16))
+def test_take_two_matches_numpy(n: int, n_rows: int, seed: int) -> None:
+    """A block's delivered rows of its delivery times and creatives (engine/delivery_cells.py), in one pass."""
+    rng = np.random.default_rng(seed)
+    times, creative = rng.random(n) * 1e6, rng.integers(0, 20_000, n).astype(np.int32)
+    rows = np.sort(rng.integers(0, n, n_rows)) if n else np.empty(0, np.int64)
+    fast = _compiled("take_two")(rows, times, creative)
+    slow = kernels.take_two_numpy(rows, times, creative)
+    for got, expected in zip(fast, slow, strict=True):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)

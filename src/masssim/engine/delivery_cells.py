@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from masssim.engine import kernels
 from masssim.policies.cell_counting import count_pairs
 
 
@@ -38,11 +39,13 @@ class DeliveryCells:
     def add(self, rows: np.ndarray | None, customer: np.ndarray, creative: np.ndarray, time_s: np.ndarray) -> None:
         """The deliveries among a block's sends: its rows ``rows`` (None: every row), delivered at ``time_s``
         (ascending over the block)."""
+        segment = None
+        if self.segment_of is not None:
+            segment = self.segment_of[customer if rows is None else customer[rows]]
         if rows is not None:
-            customer, creative, time_s = customer[rows], creative[rows], time_s[rows]
+            time_s, creative = kernels.take_two(rows, time_s, creative)
         if time_s.shape[0] == 0:
             return
-        segment = None if self.segment_of is None else self.segment_of[customer]
         self._blocks.append(_Block(time_s, creative, segment))
 
     def release(self, until_s: float, cell_creatives: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -417,6 +417,23 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     return (None if nd == n else d_idx[:nd]), cand[:nc], above[:na], unsub[:nu]
 
 
+def take_two_numpy(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``first[rows]`` and ``second[rows]`` (a block's delivered rows of two of its arrays)."""
+    return first[rows], second[rows]
+
+
+def _take_two_loop(rows, first, second):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # One pass for both (numpy gathers each array by the int64 rows in a pass of its own).
+    n = rows.shape[0]
+    out_first = np.empty(n, first.dtype)
+    out_second = np.empty(n, second.dtype)
+    for j in range(n):
+        i = rows[j]
+        out_first[j] = first[i]
+        out_second[j] = second[i]
+    return out_first, out_second
+
+
 # --------------------------------------------------------------------------------------------------
 # Reads: when each is read, and its click log-odds, in one pass over the readers
 # --------------------------------------------------------------------------------------------------
@@ -686,3 +703,4 @@ tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
+take_two: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_take_two_loop) or take_two_numpy
