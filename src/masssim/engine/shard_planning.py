@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from masssim.engine import kernels, outbound
+from masssim.engine import kernels, outbound, send_kernels
 from masssim.engine.delivery_cells import DeliveryCells
 from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
@@ -313,9 +313,10 @@ class ShardWave:
         names = sender.channel_metrics[c]
         for b in range(offset // block, (offset + customer.shape[0] - 1) // block + 1):
             lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, customer.shape[0])
-            order, departure = kernels.departure_slots(group[lo:hi], starts, spacing_s, filled)
-            block_customer = customer[lo:hi][order]
-            block_creative = creative[lo:hi][order]
+            # Departures with the rows moved into their order in the same pass (as outbound's plain waves do).
+            departure, block_customer, block_creative = send_kernels.sorted_block(
+                group[lo:hi], starts, spacing_s, filled, customer[lo:hi], creative[lo:hi]
+            )
             # As outbound's step 7 on the whole block: each rule is per row, and a stable sort of a
             # subsequence keeps the whole block's relative order.
             departure, block_customer, block_creative, _ = sender.block_rules(
