@@ -512,14 +512,16 @@ def test_kernels_read_taste_and_brand_probabilities_at_half_precision() -> None:
 
 @needs_numba
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(n=st.integers(0, 300), n_rows=st.integers(0, 300), seed=st.integers(0, 2**16))
-def test_take_two_matches_numpy(n: int, n_rows: int, seed: int) -> None:
-    """A block's delivered rows of its delivery times and creatives (engine/delivery_cells.py), in one pass."""
+@given(n=st.integers(0, 300), n_rows=st.integers(0, 300), seed=st.integers(0, 2**16), segmented=st.booleans())
+def test_take_delivered_matches_numpy(n: int, n_rows: int, seed: int, segmented: bool) -> None:
+    """A block's delivered rows of its delivery times, creatives and segments (engine/delivery_cells.py)."""
     rng = np.random.default_rng(seed)
     times, creative = rng.random(n) * 1e6, rng.integers(0, 20_000, n).astype(np.int32)
+    customer = rng.integers(0, 50, n).astype(np.int32)
+    segment_of = rng.integers(0, 7, 50).astype(np.int32) if segmented else np.empty(0, np.int32)
     rows = np.sort(rng.integers(0, n, n_rows)) if n else np.empty(0, np.int64)
-    fast = _compiled("take_two")(rows, times, creative)
-    slow = kernels.take_two_numpy(rows, times, creative)
+    fast = _compiled("take_delivered")(rows, times, creative, customer, segment_of)
+    slow = kernels.take_delivered_numpy(rows, times, creative, customer, segment_of)
     for got, expected in zip(fast, slow, strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)

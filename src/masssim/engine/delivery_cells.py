@@ -18,6 +18,8 @@ import numpy as np
 from masssim.engine import kernels
 from masssim.policies.cell_counting import count_pairs
 
+_NO_SEGMENTS = np.empty(0, np.int32)  # take_delivered's "one segment"
+
 
 @dataclass
 class _Block:
@@ -39,11 +41,15 @@ class DeliveryCells:
     def add(self, rows: np.ndarray | None, customer: np.ndarray, creative: np.ndarray, time_s: np.ndarray) -> None:
         """The deliveries among a block's sends: its rows ``rows`` (None: every row), delivered at ``time_s``
         (ascending over the block)."""
-        segment = None
-        if self.segment_of is not None:
-            segment = self.segment_of[customer if rows is None else customer[rows]]
-        if rows is not None:
-            time_s, creative = kernels.take_two(rows, time_s, creative)
+        segment_of = self.segment_of
+        if rows is None:
+            segment = None if segment_of is None else segment_of[customer]
+        else:  # one compiled pass gathers the delivered rows (and their segments, when there are several)
+            time_s, creative, segment = kernels.take_delivered(
+                rows, time_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
+            )
+            if segment_of is None:
+                segment = None
         if time_s.shape[0] == 0:
             return
         self._blocks.append(_Block(time_s, creative, segment))

@@ -417,21 +417,30 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     return (None if nd == n else d_idx[:nd]), cand[:nc], above[:na], unsub[:nu]
 
 
-def take_two_numpy(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``first[rows]`` and ``second[rows]`` (a block's delivered rows of two of its arrays)."""
-    return first[rows], second[rows]
+def take_delivered_numpy(
+    rows: np.ndarray, time_s: np.ndarray, creative: np.ndarray, customer: np.ndarray, segment_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's delivered ``rows`` of its delivery times and creatives, and the segment ``segment_of[customer]``
+    of each (empty when ``segment_of`` is: one segment)."""
+    segment = segment_of[customer[rows]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
+    return time_s[rows], creative[rows], segment
 
 
-def _take_two_loop(rows, first, second):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # One pass for both (numpy gathers each array by the int64 rows in a pass of its own).
+def _take_delivered_loop(rows, time_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # One pass for all three (numpy gathers each array by the int64 rows in a pass of its own, and the segment
+    # through a gathered copy of the customers).
     n = rows.shape[0]
-    out_first = np.empty(n, first.dtype)
-    out_second = np.empty(n, second.dtype)
+    out_time = np.empty(n, time_s.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    segmented = segment_of.shape[0] > 0
+    out_segment = np.empty(n if segmented else 0, segment_of.dtype)
     for j in range(n):
         i = rows[j]
-        out_first[j] = first[i]
-        out_second[j] = second[i]
-    return out_first, out_second
+        out_time[j] = time_s[i]
+        out_creative[j] = creative[i]
+        if segmented:
+            out_segment[j] = segment_of[customer[i]]
+    return out_time, out_creative, out_segment
 
 
 # --------------------------------------------------------------------------------------------------
@@ -703,4 +712,6 @@ tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
-take_two: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_take_two_loop) or take_two_numpy
+take_delivered: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+    _compiled(_take_delivered_loop) or take_delivered_numpy
+)

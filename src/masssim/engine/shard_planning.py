@@ -194,7 +194,11 @@ class ShardWave:
             self.segment_rows = np.zeros(who.shape[0], np.int32)
             return np.array([who.shape[0]], np.int64)
         self.segment_rows = self.segment[who]
-        return np.bincount(self.segment_rows, minlength=1)
+        # Compiled (numpy's bincount widens the segments to int64 and holds the interpreter's lock); cut after
+        # the last segment reached, as np.bincount(minlength=1) gives it.
+        per_segment = kernels.counts(self.segment_rows, self.n_segments)
+        reached = np.flatnonzero(per_segment)
+        return per_segment[: int(reached[-1]) + 1 if reached.shape[0] else 1]
 
     def draw(self, rule: ShardRule, state: dict[str, Any] | None) -> int:
         """Apply the rule's selection and its uniform step (from ``state``); the number of integer draws due."""
