@@ -38,6 +38,16 @@ def test_count_pairs_is_unique_with_counts(case: tuple[np.ndarray, int, int]) ->
     np.testing.assert_array_equal(got_counts, want_counts)
 
 
+def test_count_pairs_in_one_row() -> None:
+    """One row (a broadcast's deliveries) skips bucketing the events by row: the same keys and counts."""
+    column = np.random.default_rng(3).integers(0, 5000, 20_000).astype(np.int32)
+    for n_columns in (5000, 80_000):  # read off the histogram, and sorted
+        got_keys, got_counts = count_pairs(np.zeros(column.shape[0], np.int32), column, 1, n_columns)
+        want_keys, want_counts = np.unique(column.astype(np.int64), return_counts=True)
+        np.testing.assert_array_equal(got_keys, want_keys)
+        np.testing.assert_array_equal(got_counts, want_counts)
+
+
 def _merged_from_scratch(
     keys: np.ndarray, delivered: np.ndarray, clicked: np.ndarray, new_keys: np.ndarray, counts: np.ndarray, into: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,10 +29,13 @@ def _count_pairs(row, column, n_rows, n_columns):  # type: ignore[no-untyped-def
     n = row.shape[0]
     start = np.zeros(n_rows + 1, np.int64)
     ordered = True
-    for t in range(n):
-        start[row[t] + 1] += 1
-        if t > 0 and row[t] < row[t - 1]:
-            ordered = False
+    if n_rows == 1:  # every event is in the one row (a broadcast's deliveries): no pass to bucket them
+        start[1] = n
+    else:
+        for t in range(n):
+            start[row[t] + 1] += 1
+            if t > 0 and row[t] < row[t - 1]:
+                ordered = False
     for r in range(n_rows):
         start[r + 1] += start[r]
     if ordered:
