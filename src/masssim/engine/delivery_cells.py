@@ -75,17 +75,28 @@ class DeliveryCells:
         if not creative_parts:
             return None
         creative = creative_parts[0] if len(creative_parts) == 1 else np.concatenate(creative_parts)
+        segment = None
         if segment_parts:
             segment = segment_parts[0] if len(segment_parts) == 1 else np.concatenate(segment_parts)
-        else:
-            segment = np.zeros(creative.shape[0], np.int32)
-        counted = creative < cell_creatives
-        if not counted.all():
-            creative, segment = creative[counted], segment[counted]
-        return count_pairs(segment, creative, self.n_segments, cell_creatives)
+        return count_cells(segment, creative, self.n_segments, cell_creatives)
 
     def nbytes(self) -> int:
         """Bytes held by the deliveries in flight."""
         return sum(
             b.time_s.nbytes + b.creative.nbytes + (0 if b.segment is None else b.segment.nbytes) for b in self._blocks
         )
+
+
+def count_cells(
+    segment: np.ndarray | None, creative: np.ndarray, n_segments: int, cell_creatives: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Events counted per cell ``segment * cell_creatives + creative`` (``segment`` None: one segment; creatives
+    from ``cell_creatives`` on are not counted): (sorted distinct cells, int64 counts), in linear time
+    (``count_pairs``, what ``np.unique`` of the cells with their counts gives)."""
+    counted = creative < cell_creatives
+    if not counted.all():
+        creative = creative[counted]
+        segment = None if segment is None else segment[counted]
+    if segment is None:
+        segment = np.zeros(creative.shape[0], np.int32)
+    return count_pairs(segment, creative, n_segments, cell_creatives)

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from masssim.engine import kernels, outbound, send_kernels
-from masssim.engine.delivery_cells import DeliveryCells
+from masssim.engine.delivery_cells import DeliveryCells, count_cells
 from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
-from masssim.policies.cell_counting import count_pairs
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
 if TYPE_CHECKING:
@@ -346,14 +345,8 @@ class ShardWave:
             e = events.get(kind)
             if e is None or e["customer"].shape[0] == 0:
                 continue
-            customer, creative = e["customer"], e["creative"]
-            counted = creative < cell_creatives
-            if not counted.all():
-                customer, creative = customer[counted], creative[counted]
-            segment = np.zeros(creative.shape[0], np.int32) if self.segment is None else self.segment[customer]
-            # Counted in linear time (a histogram of creatives per segment), where np.unique sorted every event:
-            # the same distinct keys segment * cell_creatives + creative, ascending, and their counts.
-            cells[kind] = count_pairs(segment, creative, self.n_segments, cell_creatives)
+            segment = None if self.segment is None else self.segment[e["customer"]]
+            cells[kind] = count_cells(segment, e["creative"], self.n_segments, cell_creatives)
         return cells
 
     def buckets_cells(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
