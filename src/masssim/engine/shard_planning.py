@@ -337,16 +337,16 @@ class ShardWave:
         sim.state.rebase(t0)
         events = sim._shard_bucket(sim.shards[0], t0, t1)
         cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Deliveries never reach the events here: the sender gives them to self.deliveries when the policy
+        # learns from them, and drops them otherwise.
         if self.deliveries is not None:
             delivered = self.deliveries.release(t1, cell_creatives)
             if delivered is not None:
                 cells["delivered"] = delivered
-        for kind in ("delivered", "click"):
-            e = events.get(kind)
-            if e is None or e["customer"].shape[0] == 0:
-                continue
-            segment = None if self.segment is None else self.segment[e["customer"]]
-            cells[kind] = count_cells(segment, e["creative"], self.n_segments, cell_creatives)
+        clicks = events.get("click")
+        if clicks is not None and clicks["customer"].shape[0]:
+            segment = None if self.segment is None else self.segment[clicks["customer"]]
+            cells["click"] = count_cells(segment, clicks["creative"], self.n_segments, cell_creatives)
         return cells
 
     def buckets_cells(self, bounds: np.ndarray, cell_creatives: int) -> dict[str, tuple[np.ndarray, ...]]:
