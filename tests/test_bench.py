@@ -62,7 +62,7 @@ def test_python_target_runs_in_a_worker_process() -> None:
     )
     info = result.summary["target"]["info"]
     assert info["pid"] != os.getpid()
-    assert result.verdict == "PASS"
+    assert result.verdict == "PASS", result.summary["reasons"]
 
 
 def test_python_target_that_cannot_be_built_is_bad_input() -> None:
