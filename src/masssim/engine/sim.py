@@ -190,6 +190,7 @@ class ArmSimulation:
             pop.optin,
             response.fatigue_time_constant_days * DAY_S,
             response.adstock_half_life_days * DAY_S,
+            world.catalogue.count,
         )
         self.recorder = Recorder(self.horizon_s)
         seq = world.replication_seq
@@ -390,6 +391,9 @@ class ArmSimulation:
             budget_left = self.sender.channels.budget_left
             plan = self.policy.plan(WaveContext(time_s=env.now, wave_index=index, budget_left=budget_left))
             self.sender.send(plan, env.now, day * DAY_S)
+            # Let the plan go before the next wave: held until the next plan() returned, its arrays kept
+            # that plan from reusing their space, and the heap grew by a plan at each of the first waves.
+            del plan
             if self.loop is not None:  # nothing more is registered before the next wave
                 following = self.days[index + 1] if index + 1 < len(self.days) else None
                 self.loop.desk.quiet_until(math.inf if following is None else self._wave_event_time(following))
@@ -470,6 +474,7 @@ class ArmSimulation:
         if "click" in events:
             e = events["click"]
             count("clicks", "click")
+            state.hold_creatives(self.catalogue.count)  # the policy may have generated creatives since
             # One pass: adstock, click counts, last click's time and creative (engine/release_kernels.py).
             release_kernels.release_clicks(
                 state.adstock.stored,

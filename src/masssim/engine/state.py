@@ -63,12 +63,16 @@ class DecayingStock:
 
 
 class CustomerState:
-    def __init__(self, n: int, optin: np.ndarray, fatigue_tau_s: float, adstock_half_life_s: float) -> None:
+    def __init__(
+        self, n: int, optin: np.ndarray, fatigue_tau_s: float, adstock_half_life_s: float, creatives: int
+    ) -> None:
         self.optin = optin.copy()  # uint8 bit mask by channel; unsubscribes clear bits
         self.fatigue = DecayingStock(n, fatigue_tau_s)  # sum of exp(-dt/tau_f) over past contacts
         self.adstock = DecayingStock(n, adstock_half_life_s / np.log(2.0))  # halves every half-life
         self.last_click_t = np.full(n, NEVER, np.float32)
-        self.last_click_creative = np.full(n, -1, np.int32)
+        # The last click's creative in the narrowest type that holds the catalogue's ids: int16 up to 32,767
+        # creatives (2 bytes per customer less than int32); widened if the catalogue grows past that.
+        self.last_click_creative: np.ndarray = np.full(n, -1, creative_id_dtype(creatives))
         self.pull_forward_credit = np.zeros(n, np.uint8)  # future organic occasions already pulled forward
         self.sends = np.zeros(n, np.uint16)  # engagement history a policy may read (saturating)
         self.opens = np.zeros(n, np.uint16)
@@ -77,6 +81,13 @@ class CustomerState:
         self.purchases = np.zeros(n, np.uint16)
         self.week_sends: dict[int, np.ndarray] = {}  # channel -> uint8 sends this calendar week
         self.week_index = -1
+
+    def hold_creatives(self, creatives: int) -> None:
+        """Widen the last click's creative once the catalogue (``creatives`` ids, a policy may have generated
+        some) has ids its type cannot hold; call before clicks are released."""
+        dtype = creative_id_dtype(creatives)
+        if np.iinfo(dtype).max > np.iinfo(self.last_click_creative.dtype).max:
+            self.last_click_creative = self.last_click_creative.astype(dtype)
 
     def week_counter(self, channel: int, n: int) -> np.ndarray:
         if channel not in self.week_sends:
@@ -109,6 +120,11 @@ class CustomerState:
             *self.week_sends.values(),
         ]
         return sum(a.nbytes for a in arrays)
+
+
+def creative_id_dtype(creatives: int) -> type:
+    """The narrowest signed type that holds creative ids 0 .. creatives - 1 and -1 (none)."""
+    return np.int16 if creatives <= np.iinfo(np.int16).max + 1 else np.int32
 
 
 def increment(counter: np.ndarray, idx: np.ndarray) -> None:
