@@ -398,10 +398,13 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     # mispredicted branch per row cost more than the whole pass. A list never runs ahead of the row index,
     # so its buffer of n rows is never overrun; untouched pages of the buffers are never faulted in.
     n = u.shape[0]
+    # The delivered rows are nearly all rows; the other lists are short, so their buffers are int32 (a block
+    # has fewer than 2^31 rows) and what is kept of them is copied out: a block's four int64 buffers of n
+    # rows were 32 MB at 2^20 rows, live for the whole block (docs/model.md §15.7).
     d_idx = np.empty(n, np.int64)
-    cand = np.empty(n, np.int64)
-    above = np.empty(n, np.int64)
-    unsub = np.empty(n, np.int64)
+    cand = np.empty(n, np.int32)
+    above = np.empty(n, np.int32)
+    unsub = np.empty(n, np.int32)
     nd = nc = na = nu = 0
     for i in range(n):
         x = u[i]
@@ -414,7 +417,9 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
         nc += x < read_bound
         above[na] = i
         na += (x >= read_bound) & (x < prefetch_top)
-    return (None if nd == n else d_idx[:nd]), cand[:nc], above[:na], unsub[:nu]
+    # The three short lists leave as copies of their own size, so the block's buffers go at once.
+    short = cand[:nc].astype(np.int64), above[:na].astype(np.int64), unsub[:nu].astype(np.int64)
+    return (None if nd == n else d_idx[:nd]), short[0], short[1], short[2]
 
 
 def take_delivered_numpy(
