@@ -37,6 +37,10 @@ def test_reachable_customers_are_the_reachable_masks_indices(monkeypatch: pytest
             who = view.reachable_customers(channel)
             assert who.dtype == np.int32
             np.testing.assert_array_equal(who, np.flatnonzero(view.reachable(channel)))
+            bits = base.channel_bits(channel, view.channel_order)  # the numpy path, a block at a time
+            by_blocks = base.reachable_rows_numpy(view.contactable, view.optin, bits, np.int32)
+            assert by_blocks.dtype == np.int32
+            np.testing.assert_array_equal(by_blocks, who)
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
@@ -57,3 +61,17 @@ def test_uniform_below_makes_the_draws_of_one_call_for_the_whole_plan(
             np.testing.assert_array_equal(got, expected)
             # the policy's stream is left where one call would leave it
             assert whole.random() == blocks.random()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000, 100_003])
+def test_compiled_reachable_rows_are_the_numpy_ones(n: int) -> None:
+    rng = np.random.default_rng(n)
+    contactable = rng.random(n) < 0.9
+    optin = rng.integers(0, 16, n).astype(np.uint8)
+    for bits in (np.uint8(0), np.uint8(1), np.uint8(6), np.uint8(15)):
+        got = base.reachable_rows(contactable, optin, bits, np.int32)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, base.reachable_rows_numpy(contactable, optin, bits, np.int32))
+    everyone = np.ones(n, bool)
+    every_row = base.reachable_rows(everyone, np.full(n, 1, np.uint8), np.uint8(1), np.int32)
+    np.testing.assert_array_equal(every_row, np.arange(n))

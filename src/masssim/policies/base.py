@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 # The catalogue is the model's (masssim.model.creatives); policies see it, and plug-ins import it from here too.
 from masssim.model.creatives import Catalogue
+from masssim.policies.compiled import NUMBA, compiled
 
 # The channel of a plan row that leaves the choice to the engine: it goes on the first channel of the arm's
 # channel preference order that takes it (docs/model.md, "Channel mixes"). An arm with an order gives its
@@ -108,7 +109,37 @@ def reachable_mask(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8) -
 def reachable_rows(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type) -> np.ndarray:
     """The rows of :func:`reachable_mask`, ascending, in ``dtype`` (int32 below 2^31 rows), found a block of
     rows at a time, so neither a mask as long as the population nor an int64 index array is built (at 95
-    million customers the index array alone would be 760 MB)."""
+    million customers the index array alone would be 760 MB).
+
+    Compiled, the rows are counted first and written straight into an array of that size: no pieces to join,
+    so the plan's largest array never needs room beside a copy of itself (a hole the heap keeps, docs/model.md
+    §15.7)."""
+    if NUMBA is not None and np.dtype(dtype) == np.int32 and contactable.shape[0] < 2**31:
+        count = _count_reachable(contactable, optin, bits)
+        out = np.empty(count + 1, np.int32)  # one spare row: the last row is written whether kept or not
+        _fill_reachable(contactable, optin, bits, out)
+        return out[:count]
+    return reachable_rows_numpy(contactable, optin, bits, dtype)
+
+
+@compiled
+def _count_reachable(contactable, optin, bits):  # type: ignore[no-untyped-def]  # pragma: no cover
+    count = 0
+    for i in range(contactable.shape[0]):
+        count += contactable[i] & ((optin[i] & bits) != 0)
+    return count
+
+
+@compiled
+def _fill_reachable(contactable, optin, bits, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    k = 0
+    for i in range(contactable.shape[0]):  # branch-free: every row is written, a reachable one is kept
+        out[k] = i
+        k += contactable[i] & ((optin[i] & bits) != 0)
+
+
+def reachable_rows_numpy(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type) -> np.ndarray:
+    """:func:`reachable_rows` with numpy alone (the path without numba, and its test's reference)."""
     pieces: list[np.ndarray] = []
     for lo in range(0, contactable.shape[0], REACHABLE_BLOCK):
         rows = slice(lo, lo + REACHABLE_BLOCK)
