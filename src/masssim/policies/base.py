@@ -189,6 +189,12 @@ class Plan:
         return int(self.customer.shape[0])
 
 
+def one_channel(n: int, channel: int) -> np.ndarray:
+    """A plan's channel column when all ``n`` rows go on ``channel``: a read-only int8 view of the one value,
+    which takes no memory per row (an int8 array of the plan's length did, at the wave's peak)."""
+    return np.broadcast_to(np.int8(channel), (n,))
+
+
 @dataclass
 class Feedback:
     """Outcomes that became known in one time bucket: parallel arrays per kind of event.

@@ -20,6 +20,7 @@ from masssim.policies.base import (
     PolicyWorld,
     ShardRule,
     WaveContext,
+    one_channel,
     uniform_below,
 )
 from masssim.policies.cells import CellCounts
@@ -99,7 +100,7 @@ class RandomPolicy(PolicyBase):
             keep = uniform_below(self.rng, who.shape[0], self.params.audience_share)
             who = who[keep]
         creative = self.rng.integers(0, self.world.catalogue.count, size=who.shape[0], dtype=np.int32)
-        return Plan(customer=who, creative=creative, channel=np.full(who.shape[0], channel, np.int8))
+        return Plan(customer=who, creative=creative, channel=one_channel(who.shape[0], channel))
 
     # Planning on shards (docs/model.md §16.2): the same draws as ``plan``, made per shard.
     def shard_segments(self) -> None:
@@ -208,7 +209,7 @@ class SegmentsPolicy(PolicyBase):
         return Plan(
             customer=who,
             creative=creative.astype(np.int32, copy=False),
-            channel=np.full(who.shape[0], self.channel, np.int8),
+            channel=one_channel(who.shape[0], self.channel),
             audience=audience,
         )
 
@@ -396,4 +397,4 @@ class OraclePolicy(PolicyBase):
 
     def plan(self, wave: WaveContext) -> Plan:
         who = np.flatnonzero(self.world.customers.reachable(self.channel))
-        return Plan(customer=who, creative=self.best[who], channel=np.full(who.shape[0], self.channel, np.int8))
+        return Plan(customer=who, creative=self.best[who], channel=one_channel(who.shape[0], self.channel))
