@@ -21,7 +21,7 @@ COMPACT_MIN_ROWS = 256
 class _Batch:
     kinds: tuple[str, ...]  # every kind named here shares these rows (a true read is also a recorded open)
     customer: np.ndarray
-    creative: np.ndarray
+    creative: np.ndarray | None  # None: nobody needs these events' creatives (their pieces have none)
     channel: int | np.ndarray  # one channel for the whole batch (the usual case) or one per row
     time_s: np.ndarray
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
@@ -33,21 +33,21 @@ class _Batch:
 
     def cut(self, lo: int, hi: int) -> dict[str, np.ndarray]:
         channel = self.channel
-        return {
+        piece = {
             "customer": self.customer[lo:hi],
-            "creative": self.creative[lo:hi],
             "channel": np.full(hi - lo, channel, np.int8) if isinstance(channel, int) else channel[lo:hi],
             "time_s": self.time_s[lo:hi],
         }
+        if self.creative is not None:
+            piece["creative"] = self.creative[lo:hi]
+        return piece
 
     def compact(self) -> None:
         """Drop the released rows: copy what is left into arrays of its own size."""
         keep = slice(self.cursor, None)
-        self.customer, self.creative, self.time_s = (
-            self.customer[keep].copy(),
-            self.creative[keep].copy(),
-            self.time_s[keep].copy(),
-        )
+        self.customer, self.time_s = self.customer[keep].copy(), self.time_s[keep].copy()
+        if self.creative is not None:
+            self.creative = self.creative[keep].copy()
         if not isinstance(self.channel, int):
             self.channel = self.channel[keep].copy()
         if self.bucket is not None:
@@ -56,10 +56,12 @@ class _Batch:
 
 
 def concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """One kind's released pieces as one set of events (a single piece is returned as it is)."""
+    """One kind's released pieces as one set of events (a single piece is returned as it is). Pieces without
+    creatives (see ``PendingEvents.add``) give events without them."""
     if len(pieces) == 1:
         return pieces[0]
-    return {name: np.concatenate([p[name] for p in pieces]) for name in EVENT_FIELDS}
+    fields = [name for name in EVENT_FIELDS if all(name in p for p in pieces)]
+    return {name: np.concatenate([p[name] for p in pieces]) for name in fields}
 
 
 class PendingEvents:
@@ -79,7 +81,7 @@ class PendingEvents:
         self,
         kind: str | tuple[str, ...],
         customer: np.ndarray,
-        creative: np.ndarray,
+        creative: np.ndarray | None,
         channel: int | np.ndarray,
         time_s: np.ndarray,
         *,
@@ -87,7 +89,8 @@ class PendingEvents:
         sorted_buckets: np.ndarray | None = None,
     ) -> None:
         """Queue events of one kind (or of several kinds that share the rows). ``channel``: one channel index
-        for every row, or an int8 array. ``ascending``: the caller guarantees time_s ascends.
+        for every row, or an int8 array. ``creative``: None when nobody will read these events' creatives
+        (their pieces then have no "creative"). ``ascending``: the caller guarantees time_s ascends.
         ``sorted_buckets``: the rows are already ordered by bucket and these are their buckets. Otherwise
         they are ordered here."""
         if customer.shape[0] == 0:
@@ -101,7 +104,9 @@ class PendingEvents:
         elif not ascending:
             bucket = self.bucket_of(time_s)
             order = self.order_by_bucket(time_s, bucket)
-            customer, creative = customer[order], creative[order]
+            customer = customer[order]
+            if creative is not None:
+                creative = creative[order]
             if not isinstance(channel, int):
                 channel = channel[order]
             time_s, bucket = time_s[order], bucket[order].astype(np.int32)
@@ -162,7 +167,7 @@ class PendingEvents:
         """Bytes held by the events in flight (released rows awaiting compaction included)."""
         total = 0
         for b in self._batches:
-            arrays = [b.customer, b.creative, b.time_s] + ([] if b.bucket is None else [b.bucket])
+            arrays = [b.customer, b.time_s] + [a for a in (b.creative, b.bucket) if a is not None]
             if not isinstance(b.channel, int):
                 arrays.append(b.channel)
             total += sum(a.nbytes for a in arrays)

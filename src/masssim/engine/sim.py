@@ -271,6 +271,7 @@ class ArmSimulation:
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
+        self.sender.report_open_creatives = "open" in self.feedback_kinds
         self.loop: ConversationLoop | None = None  # built by run() when the scenario has [inbound]
         if not with_policy:
             return
