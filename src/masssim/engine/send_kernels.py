@@ -72,11 +72,14 @@ def _sorted_block_loop(group, starts, spacing_s, filled, customer, creative):  #
     out_creative = np.empty(n, creative.dtype)
     for i in range(n):
         out_creative[position[i]] = creative[i]
+    # The sorted rows of group g are next_row[g] - (its rows) .. next_row[g] - 1: their departures are written
+    # in order, group by group, with the same arithmetic as a row-by-row pass (no gather, no scatter).
     departure = np.empty(n, np.float64)
-    for i in range(n):
-        g = group[i]
-        at = position[i]
-        departure[at] = starts[g] + (base[g] + at) * spacing_s
+    first = 0
+    for g in range(n_groups):
+        for at in range(first, next_row[g]):
+            departure[at] = starts[g] + (base[g] + at) * spacing_s
+        first = next_row[g]
     for g in range(n_groups):
         filled[g] = base[g] + next_row[g]
     return departure, out_customer, out_creative
