@@ -340,20 +340,23 @@ def test_growth_exponents_match_numpy(n: int, seed: int, epoch: float, tau: floa
     share=st.floats(0.0, 1.0),
     until_days=st.floats(0.0, 12.0),
     all_rows=st.booleans(),
+    shift_s=st.sampled_from([0.0, 60.0, 0.1]),
 )
 def test_counting_rows_of_sorted_times_is_counting_the_gathered_times(
-    n: int, seed: int, share: float, until_days: float, all_rows: bool
+    n: int, seed: int, share: float, until_days: float, all_rows: bool, shift_s: float
 ) -> None:
-    """Deliveries are counted from their rows without gathering their times: the same totals and series."""
+    """Deliveries are counted from their rows and departures without gathering or building their times
+    (departure + latency): the same totals and series."""
     rng = np.random.default_rng(seed)
     time_s = np.sort(rng.random(n) * 12 * 86_400.0)
-    time_s[: n // 3] = np.round(time_s[: n // 3] / 86_400.0) * 86_400.0  # some on day edges
+    time_s[: n // 3] = np.round(time_s[: n // 3] / 86_400.0) * 86_400.0 - shift_s  # some arrive on day edges
     time_s.sort()
     rows = None if all_rows else np.flatnonzero(rng.random(n) < share)
     until_s = until_days * 86_400.0
     fast, slow = Recorder(10 * 86_400.0), Recorder(10 * 86_400.0)
-    fast.add_sorted_rows("delivered", time_s, rows, until_s)
-    gathered = time_s if rows is None else time_s[rows]
+    fast.add_sorted_rows("delivered", time_s, shift_s, rows, until_s)
+    shifted = time_s + shift_s
+    gathered = shifted if rows is None else shifted[rows]
     slow.add_sorted_events("delivered", gathered[: int(np.searchsorted(gathered, until_s, side="right"))])
     assert fast.totals["delivered"] == slow.totals["delivered"]
     np.testing.assert_array_equal(fast.series, slow.series)
@@ -525,3 +528,21 @@ def test_take_delivered_matches_numpy(n: int, n_rows: int, seed: int, segmented:
     for got, expected in zip(fast, slow, strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 300),
+    seed=st.integers(0, 2**16),
+    shift=st.sampled_from([0.0, 60.0, 0.1, 300.0]),
+)
+def test_count_shifted_matches_searchsorted_of_the_shifted_times(n: int, seed: int, shift: float) -> None:
+    rng = np.random.default_rng(seed)
+    base = np.sort(rng.integers(0, 200, n) * 431.7 + rng.random(n))
+    shifted = base + shift
+    # Probes on the shifted times themselves (ties), between them, and outside them.
+    probes = np.concatenate((shifted[:: max(n // 7, 1)], rng.random(5) * 9e4, [-1.0, 1e9]))
+    fast = _compiled("count_shifted")(base, shift, probes)
+    np.testing.assert_array_equal(fast, kernels.count_shifted_numpy(base, shift, probes))
+    np.testing.assert_array_equal(fast, np.searchsorted(shifted, probes, side="right"))

@@ -596,22 +596,22 @@ class OutboundSender:
             u, u_unsub, np.float32(cfg.delivery_rate), bound, prefetch_top, unsub_bound
         )
 
-        delivered_at = departure + cfg.delivery_latency_minutes * 60.0
-        # Deliveries are counted as they happen (latency is minutes, the series is daily); the policy gets a
+        # Deliveries are counted as they happen (latency is minutes, the series is daily) at departure +
+        # latency, found by binary search without an array of every delivery time; the policy gets a
         # "delivered" event per message only if it asked for them.
-        self.recorder.add_sorted_rows("delivered", delivered_at, d_idx, self.horizon_s)
-        self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], delivered_at, d_idx, self.horizon_s)
+        latency_s = cfg.delivery_latency_minutes * 60.0
+        self.recorder.add_sorted_rows("delivered", departure, latency_s, d_idx, self.horizon_s)
+        self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], departure, latency_s, d_idx, self.horizon_s)
         if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards
-            self.delivery_cells.add(d_idx, customer, creative, delivered_at)
+            self.delivery_cells.add(d_idx, customer, creative, departure + latency_s)
         elif self.report_deliveries:
-            d_at = delivered_at if d_idx is None else delivered_at[d_idx]
+            d_at = departure + latency_s if d_idx is None else departure[d_idx] + latency_s
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
             pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
 
         # Reads: the candidates' exact probabilities (exp stays in numpy), then one pass picks the reads and
         # gathers what the read pipeline needs of each (send_kernels.pick_reads).
-        latency_s = cfg.delivery_latency_minutes * 60.0
         decay = np.exp(send_kernels.read_exponents(fatigue, cand, np.float32(-cfg.fatigue_open_kappa)))
         r_cust, r_creative, r_delivered_at, r_fatigue, v, unread = send_kernels.pick_reads(
             cand, decay, bound, u, customer, creative, departure, latency_s, fatigue
@@ -689,7 +689,7 @@ class OutboundSender:
             cand = unsub_cand
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
             unsub = cand[u_unsub[cand] < exact]
-            unsub_at = delivered_at[unsub] + cfg.open_delay_median_minutes * 60.0
+            unsub_at = (departure[unsub] + latency_s) + cfg.open_delay_median_minutes * 60.0  # delivered, then read
             pending.add("unsubscribe", customer[unsub], creative[unsub], c, unsub_at)
 
         # Replies on conversational channels.

@@ -182,23 +182,28 @@ class Recorder:
         else:
             self.series[:, column] += np.diff(cumulative[bounds])
 
-    def add_sorted_rows(self, metric: str, time_s: np.ndarray, rows: np.ndarray | None, until_s: float) -> None:
-        """Count the events ``time_s[rows]`` at or before ``until_s`` (``time_s`` ascending, ``rows`` ascending
-        row indices or None for all), as :meth:`add_sorted_events` would count them, without gathering
-        them: each day's rows are found by binary search in ``time_s``, then counted by binary search in
-        ``rows``."""
+    def add_sorted_rows(
+        self, metric: str, base_s: np.ndarray, shift_s: float, rows: np.ndarray | None, until_s: float
+    ) -> None:
+        """Count the events at times ``base_s[rows] + shift_s`` at or before ``until_s`` (``base_s`` ascending,
+        ``rows`` ascending row indices or None for all), as :meth:`add_sorted_events` would count those times,
+        without building them: each day's rows are found by a binary search that adds ``shift_s`` to the rows it
+        probes (kernels.count_shifted, the same float64 sums), then counted by binary search in ``rows``."""
+        n = base_s.shape[0]
+        probes = np.concatenate(([until_s], np.arange(1, self.days) * 86_400.0))
+        found = kernels.count_shifted(base_s, shift_s, probes)
+        end = int(found[0])  # rows whose time is at or before until_s
         if rows is None:
-            self.add_sorted_events(metric, time_s[: int(np.searchsorted(time_s, until_s, side="right"))])
-            return
-        arrived = int(np.searchsorted(rows, np.searchsorted(time_s, until_s, side="right"), side="left"))
+            arrived = end
+            bounds = np.concatenate(([0], np.minimum(found[1:], end), [end]))
+        else:
+            arrived = int(np.searchsorted(rows, end, side="left"))
+            cut = np.concatenate(([0], found[1:], [n]))
+            bounds = np.minimum(np.searchsorted(rows, cut, side="left"), arrived)
         self.totals[metric] += float(arrived)
         column = self._column.get(metric)
         if column is None or arrived == 0:
             return
-        edges = self._day_edges(time_s)
-        bounds = np.minimum(
-            np.searchsorted(rows, np.concatenate(([0], edges, [time_s.shape[0]])), side="left"), arrived
-        )
         self.series[:, column] += np.diff(bounds) * 1.0
 
     def day_counts(self, time_s: np.ndarray) -> np.ndarray:
