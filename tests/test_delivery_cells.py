@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from masssim.engine.delivery_cells import DeliveryCells
 from masssim.engine.events import PendingEvents
 
+LATENCY_S = 60.0  # a delivery arrives this long after its departure
 BUCKET_S = 900.0
 
 
@@ -45,10 +46,13 @@ def test_counts_match_the_events_in_flight(seed, blocks, n_segments, creatives, 
         n = int(rng.integers(0, 200))
         customer = rng.integers(0, n_customers, n).astype(np.int32)
         creative = rng.integers(0, creatives, n).astype(np.int32)
-        # Ascending delivery times, some exactly on bucket edges (released at that edge, not the next).
+        # Ascending delivery times, some exactly on bucket edges (released at that edge, not the next), a
+        # latency after their departures.
         times = np.sort(start + rng.integers(0, 40, n) * (BUCKET_S / 4))
+        departure = times - LATENCY_S
+        assert np.array_equal(departure + LATENCY_S, times)  # whole seconds: the edges stay exact
         rows = None if all_delivered else np.flatnonzero(rng.random(n) < 0.9)
-        tally.add(rows, customer, creative, times)
+        tally.add(rows, customer, creative, departure, LATENCY_S)
         picked = slice(None) if rows is None else rows
         pending.add("delivered", customer[picked], creative[picked], 0, times[picked], ascending=True)
         start += float(rng.integers(0, 5)) * BUCKET_S
@@ -70,7 +74,7 @@ def test_counts_match_the_events_in_flight(seed, blocks, n_segments, creatives, 
 def test_released_blocks_are_let_go() -> None:
     tally = DeliveryCells(BUCKET_S, None, 1)
     times = np.array([10.0, BUCKET_S, BUCKET_S + 1.0])
-    tally.add(None, np.arange(3, dtype=np.int32), np.zeros(3, np.int32), times)
+    tally.add(None, np.arange(3, dtype=np.int32), np.zeros(3, np.int32), times - LATENCY_S, LATENCY_S)
     keys, counts = tally.release(BUCKET_S, 1)  # type: ignore[misc]
     assert keys.tolist() == [0] and counts.tolist() == [2]  # the delivery on the edge is released at it
     assert tally.nbytes() > 0

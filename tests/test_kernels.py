@@ -523,11 +523,12 @@ def test_take_delivered_matches_numpy(n: int, n_rows: int, seed: int, segmented:
     customer = rng.integers(0, 50, n).astype(np.int32)
     segment_of = rng.integers(0, 7, 50).astype(np.int32) if segmented else np.empty(0, np.int32)
     rows = np.sort(rng.integers(0, n, n_rows)) if n else np.empty(0, np.int64)
-    fast = _compiled("take_delivered")(rows, times, creative, customer, segment_of)
-    slow = kernels.take_delivered_numpy(rows, times, creative, customer, segment_of)
+    fast = _compiled("take_delivered")(rows, times, 60.0, creative, customer, segment_of)
+    slow = kernels.take_delivered_numpy(rows, times, 60.0, creative, customer, segment_of)
     for got, expected in zip(fast, slow, strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(fast[0], (times + 60.0)[rows])  # the delivery times as one array gives them
 
 
 @needs_numba

@@ -38,15 +38,23 @@ class DeliveryCells:
         self.n_segments = n_segments
         self._blocks: list[_Block] = []
 
-    def add(self, rows: np.ndarray | None, customer: np.ndarray, creative: np.ndarray, time_s: np.ndarray) -> None:
-        """The deliveries among a block's sends: its rows ``rows`` (None: every row), delivered at ``time_s``
-        (ascending over the block)."""
+    def add(
+        self,
+        rows: np.ndarray | None,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        latency_s: float,
+    ) -> None:
+        """The deliveries among a block's sends: its rows ``rows`` (None: every row), which left at ``departure``
+        (ascending over the block) and are delivered ``latency_s`` later."""
         segment_of = self.segment_of
         if rows is None:
+            time_s = departure + latency_s
             segment = None if segment_of is None else segment_of[customer]
         else:  # one compiled pass gathers the delivered rows (and their segments, when there are several)
             time_s, creative, segment = kernels.take_delivered(
-                rows, time_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
+                rows, departure, latency_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
             )
             if segment_of is None:
                 segment = None

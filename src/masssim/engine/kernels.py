@@ -447,25 +447,31 @@ def _count_shifted_loop(base, shift_s, values):  # type: ignore[no-untyped-def] 
 
 
 def take_delivered_numpy(
-    rows: np.ndarray, time_s: np.ndarray, creative: np.ndarray, customer: np.ndarray, segment_of: np.ndarray
+    rows: np.ndarray,
+    departure: np.ndarray,
+    latency_s: float,
+    creative: np.ndarray,
+    customer: np.ndarray,
+    segment_of: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A block's delivered ``rows`` of its delivery times and creatives, and the segment ``segment_of[customer]``
-    of each (empty when ``segment_of`` is: one segment)."""
+    """A block's delivered ``rows``: their delivery times ``departure + latency_s``, their creatives, and the
+    segment ``segment_of[customer]`` of each (empty when ``segment_of`` is: one segment)."""
     segment = segment_of[customer[rows]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
-    return time_s[rows], creative[rows], segment
+    return departure[rows] + latency_s, creative[rows], segment
 
 
-def _take_delivered_loop(rows, time_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _take_delivered_loop(rows, departure, latency_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
     # One pass for all three (numpy gathers each array by the int64 rows in a pass of its own, and the segment
-    # through a gathered copy of the customers).
+    # through a gathered copy of the customers); the delivery time is the same float64 sum as numpy's, made for
+    # the delivered rows only (no array of every row's delivery time).
     n = rows.shape[0]
-    out_time = np.empty(n, time_s.dtype)
+    out_time = np.empty(n, departure.dtype)
     out_creative = np.empty(n, creative.dtype)
     segmented = segment_of.shape[0] > 0
     out_segment = np.empty(n if segmented else 0, segment_of.dtype)
     for j in range(n):
         i = rows[j]
-        out_time[j] = time_s[i]
+        out_time[j] = departure[i] + latency_s
         out_creative[j] = creative[i]
         if segmented:
             out_segment[j] = segment_of[customer[i]]

@@ -603,7 +603,7 @@ class OutboundSender:
         self.recorder.add_sorted_rows("delivered", departure, latency_s, d_idx, self.horizon_s)
         self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], departure, latency_s, d_idx, self.horizon_s)
         if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards
-            self.delivery_cells.add(d_idx, customer, creative, departure + latency_s)
+            self.delivery_cells.add(d_idx, customer, creative, departure, latency_s)
         elif self.report_deliveries:
             d_at = departure + latency_s if d_idx is None else departure[d_idx] + latency_s
             d_customer = customer if d_idx is None else customer[d_idx]
