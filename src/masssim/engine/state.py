@@ -154,10 +154,14 @@ class Recorder:
         day = np.minimum((time_s // 86_400.0).astype(np.int64), self.days - 1)
         self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)[: self.days]
 
+    def _day_ends(self) -> np.ndarray:
+        """The end of each day of the series but the last, in seconds: the boundaries every sorted count uses."""
+        return np.arange(1, self.days) * 86_400.0
+
     def _day_edges(self, time_s: np.ndarray) -> np.ndarray:
         """For ascending ``time_s``: the number of events at or before the end of each day but the last, by
-        binary search (the day boundaries every sorted count of the series uses)."""
-        return np.searchsorted(time_s, np.arange(1, self.days) * 86_400.0, side="right")
+        binary search."""
+        return np.searchsorted(time_s, self._day_ends(), side="right")
 
     def add_sorted_events(
         self, metric: str, time_s: np.ndarray, weights: np.ndarray | None = None, *, each: float = 1.0
@@ -190,7 +194,7 @@ class Recorder:
         without building them: each day's rows are found by a binary search that adds ``shift_s`` to the rows it
         probes (kernels.count_shifted, the same float64 sums), then counted by binary search in ``rows``."""
         n = base_s.shape[0]
-        probes = np.concatenate(([until_s], np.arange(1, self.days) * 86_400.0))
+        probes = np.concatenate(([until_s], self._day_ends()))
         found = kernels.count_shifted(base_s, shift_s, probes)
         end = int(found[0])  # rows whose time is at or before until_s
         if rows is None:
