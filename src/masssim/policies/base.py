@@ -107,13 +107,13 @@ def reachable_mask(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8) -
 
 
 def reachable_rows(contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type) -> np.ndarray:
-    """The rows of :func:`reachable_mask`, ascending, in ``dtype`` (int32 below 2^31 rows), found a block of
-    rows at a time, so neither a mask as long as the population nor an int64 index array is built (at 95
-    million customers the index array alone would be 760 MB).
+    """The rows of :func:`reachable_mask`, ascending, in ``dtype`` (int32 below 2^31 rows). Neither a mask as
+    long as the population nor an int64 index array is built (at 95 million customers the index array alone
+    would be 760 MB).
 
     Compiled, the rows are counted first and written straight into an array of that size: no pieces to join,
     so the plan's largest array never needs room beside a copy of itself (a hole the heap keeps, docs/model.md
-    §15.7)."""
+    §15.7). Without numba (or with int64 rows), :func:`reachable_rows_numpy` finds them a block at a time."""
     if NUMBA is not None and np.dtype(dtype) == np.int32 and contactable.shape[0] < 2**31:
         count = _count_reachable(contactable, optin, bits)
         out = np.empty(count + 1, np.int32)  # one spare row: the last row is written whether kept or not
