@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from masssim.engine import cache_hints
 from masssim.model.channels import HOUR_S, move_into_active_window
 from masssim.model.market import brand_with_marketing, brand_without_marketing
 
@@ -42,6 +43,12 @@ def _load_numba() -> Any:
 
 _numba = _load_numba()
 COMPILED = _numba is not None
+# load_soon(array, index): a cache hint for compiled loops with long bodies that gather from population-sized
+# arrays (engine/cache_hints.py); it changes no value.
+load_soon: Callable[[np.ndarray, Any], None] = (
+    cache_hints.compiled_load_soon() if COMPILED else cache_hints.python_load_soon
+)
+ROWS_AHEAD = cache_hints.ROWS_AHEAD
 
 
 def _compiled(function: Callable[..., Any]) -> Callable[..., Any] | None:
@@ -564,6 +571,13 @@ def _read_outcomes_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     logit_click = np.empty(n, np.float32)
     c0, beta, delta, gamma = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
     for i in range(n):
+        if i + ROWS_AHEAD < n:  # the reader a few rows on: its attributes are far from this one's
+            ahead = reader[i + ROWS_AHEAD]
+            load_soon(taste[ahead], 0)
+            load_soon(warmth, ahead)
+            load_soon(region, ahead)
+            load_soon(window_start_hour, ahead)
+            load_soon(window_hours, ahead)
         c = reader[i]
         k = creative[i]
         t = read_at[i]
