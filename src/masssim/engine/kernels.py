@@ -666,7 +666,12 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     # Without marketing (bought_ours None) v is the uniform itself: brand_without_marketing's comparisons.
     n_brands = brand_prob.shape[1]
     one = brands_bought.dtype.type(1)
-    for i in range(customer.shape[0]):
+    n = customer.shape[0]
+    for i in range(n):
+        if i + ROWS_AHEAD < n:  # occasions come in time order, their customers anywhere (cache_hints.py)
+            ahead = customer[i + ROWS_AHEAD]
+            load_soon(brand_prob[ahead], 0)
+            load_soon(brands_bought, ahead)
         c = customer[i]
         brand = 0
         ours = bought_ours is not None and bought_ours[i]

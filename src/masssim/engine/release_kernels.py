@@ -15,7 +15,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from masssim.engine.kernels import _compiled, _half_compiled, _with_half_arguments, as_half, tally_brands_numpy
+from masssim.engine.kernels import (
+    ROWS_AHEAD,
+    _compiled,
+    _half_compiled,
+    _with_half_arguments,
+    as_half,
+    load_soon,
+    tally_brands_numpy,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Adding to a decaying stock (state.DecayingStock): stored[c] += amount[channel] * float32(growth)
@@ -232,6 +240,13 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     k = 0
     lost = 0
     for i in range(n):
+        if i + ROWS_AHEAD < n:  # occasions come in time order, their customers anywhere (cache_hints.py)
+            ahead = customer[i + ROWS_AHEAD]
+            load_soon(brand_prob[ahead], 0)
+            load_soon(contactable, ahead)
+            load_soon(last_click_t, ahead)
+            load_soon(purchases, ahead)
+            load_soon(brands_bought, ahead)
         c = customer[i]
         u = uniform[i]
         p0 = np.float64(_half_compiled(brand_prob[c, 0]))  # brand_prob: float16 bits (kernels.half_bits)
