@@ -1,0 +1,190 @@
+"""What the cache hints of the compiled loops buy (engine/cache_hints.py, docs/model.md §15.8).
+
+Run:  python tests/benchmarks/bench_cache_hints.py [--customers 10000000] [--repeat 7]
+
+Two kernels gather per-customer attributes from population-sized arrays inside a long loop body: the read
+kernel (``kernels.read_outcomes``: a wave's readers, a few percent of each region's customers in ascending
+order, as a block of sends gives them) and the organic occasions' brand choice
+(``release_kernels.organic_choices``: a bucket's occasions in time order, their customers anywhere). Each is
+timed three ways in this process, in CPU nanoseconds per row (medians of ``--repeat``):
+
+* **hinted**: the kernel as the engine runs it, asking for the row ``ROWS_AHEAD`` on;
+* **without hints**: the same loop compiled with the hint replaced by nothing;
+* **in cache**: the hinted kernel on the same kind of rows drawn from the first 200,000 customers only, whose
+  attributes stay in the caches: the loop's own arithmetic, the floor for the first two.
+
+It prints each and the ratio of "without hints" to "hinted". Inputs are synthetic (random attributes of the
+population's dtypes); the values the kernels compute do not matter here, only where they read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from masssim.engine import kernels, release_kernels
+
+CACHE_RESIDENT_CUSTOMERS = 200_000
+READ_SHARE = 0.15  # reads per send in bench_outbound's scenario (3.15M of 21.5M at 1M customers)
+REGIONS = 4
+
+
+def without_hints(loop: Callable[..., Any]) -> Callable[..., Any]:
+    """``loop`` compiled with ``load_soon`` doing nothing (the same code otherwise)."""
+    import numba
+
+    @numba.njit(inline="always")
+    def nothing(array, index):  # type: ignore[no-untyped-def]
+        return None
+
+    scope = dict(loop.__globals__)
+    scope["load_soon"] = nothing
+    clone = types.FunctionType(loop.__code__, scope, loop.__name__, loop.__defaults__, loop.__closure__)
+    return numba.njit(nogil=True)(clone)  # type: ignore[no-any-return]
+
+
+def with_hints(loop: Callable[..., Any]) -> Callable[..., Any]:
+    """``loop`` compiled as the engine compiles it."""
+    compiled = kernels._compiled(loop)
+    assert compiled is not None  # main() checked that numba is in use
+    return compiled
+
+
+def cpu_ns_per_row(run: Callable[[], Any], rows: int, repeat: int) -> float:
+    run()  # compiled, warm
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return statistics.median(times) / rows * 1e9
+
+
+def read_kernel_cases(n: int, rng: np.random.Generator) -> dict[str, tuple[Callable[[], Any], int]]:
+    d = 8
+    region = rng.integers(0, REGIONS, n).astype(np.uint8)
+    taste = rng.standard_normal((n, d)).astype(np.float16).view(np.uint16)
+    start_hour = rng.integers(0, 24, n).astype(np.uint8)
+    hours = rng.integers(1, 12, n).astype(np.uint8)
+    warmth = rng.standard_normal(n).astype(np.float32)
+    creatives = 20_000
+    directions = rng.standard_normal((creatives, d)).astype(np.float32)
+    quality = rng.standard_normal(creatives).astype(np.float32)
+    region_rel_s = np.array([0.0, -5 * 3600.0, 3 * 3600.0, 9 * 3600.0])[:REGIONS]
+    coefficients = np.array([-3.0, 1.0, 0.5, 0.2], np.float32)
+
+    def readers(limit: int) -> np.ndarray:
+        # One ascending sweep per region (the send order within a region's group), a share of each read.
+        sweeps = []
+        for r in range(REGIONS):
+            customers = np.flatnonzero(region[:limit] == r)
+            sweeps.append(customers[rng.random(customers.shape[0]) < READ_SHARE])
+        return np.concatenate(sweeps)
+
+    def arguments(reader: np.ndarray) -> tuple[Any, ...]:
+        m = reader.shape[0]
+        return (
+            86_400.0 * 3 + rng.random(m) * 86_400.0,
+            reader,
+            rng.integers(0, creatives, m).astype(np.int16),
+            rng.random(m).astype(np.float32),
+            rng.random(m).astype(np.float32),
+            region,
+            region_rel_s,
+            start_hour,
+            hours,
+            taste,
+            directions,
+            quality,
+            warmth,
+            coefficients,
+        )
+
+    hinted = with_hints(kernels._read_outcomes_loop)
+    plain = without_hints(kernels._read_outcomes_loop)
+    everyone, cached = arguments(readers(n)), arguments(readers(CACHE_RESIDENT_CUSTOMERS))
+    return {
+        "hinted": (lambda: hinted(*everyone), everyone[1].shape[0]),
+        "without hints": (lambda: plain(*everyone), everyone[1].shape[0]),
+        "in cache": (lambda: hinted(*cached), cached[1].shape[0]),
+    }
+
+
+def organic_cases(n: int, rng: np.random.Generator) -> dict[str, tuple[Callable[[], Any], int]]:
+    brand_prob = rng.dirichlet(np.ones(5), n).astype(np.float16).view(np.uint16)
+    contactable = rng.random(n) < 0.9
+    last_click_t = np.full(n, -1e9, np.float32)
+    last_click_creative = np.full(n, -1, np.int16)
+    purchases = np.zeros(n, np.uint16)
+    brands_bought = np.zeros(n, np.uint8)
+    per_bucket, buckets = 3_000, 300  # a 15-minute bucket's occasions at 10M customers, about
+
+    def bucket(limit: int) -> tuple[Any, ...]:
+        m = per_bucket
+        return (
+            rng.integers(0, limit, m),
+            np.sort(rng.random(m)) * 900.0 + 86_400.0 * 3,
+            rng.random(m),
+            rng.random(m) * 0.01,
+            np.full(m, 3, np.int64),
+            brand_prob,
+            np.zeros(m, bool),
+            None,
+            None,
+            contactable,
+            last_click_t,
+            last_click_creative,
+            7 * 86_400.0,
+            purchases,
+            30 * 86_400.0,
+            brands_bought,
+            np.zeros(5, np.int64),
+            np.zeros((4, 30), np.int64),
+        )
+
+    hinted = with_hints(release_kernels._organic_choices_loop)
+    plain = without_hints(release_kernels._organic_choices_loop)
+    everyone = [bucket(n) for _ in range(buckets)]
+    cached = [bucket(CACHE_RESIDENT_CUSTOMERS) for _ in range(buckets)]
+
+    def run(loop: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Callable[[], None]:
+        def all_buckets() -> None:
+            for call in calls:
+                loop(*call)
+
+        return all_buckets
+
+    rows = per_bucket * buckets
+    return {
+        "hinted": (run(hinted, everyone), rows),
+        "without hints": (run(plain, everyone), rows),
+        "in cache": (run(hinted, cached), rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    if not kernels.COMPILED:
+        raise SystemExit("numba is not in use (MASSSIM_KERNELS=numpy or not installed): there are no hints to time")
+    rng = np.random.default_rng(2026)
+    for name, build in (("read kernel", read_kernel_cases), ("organic choices", organic_cases)):
+        cases = build(args.customers, rng)
+        ns = {case: cpu_ns_per_row(run, rows, args.repeat) for case, (run, rows) in cases.items()}
+        print(
+            f"{name:>16} at {args.customers:,} customers: hinted {ns['hinted']:.1f} ns per row, "
+            f"without hints {ns['without hints']:.1f}, in cache {ns['in cache']:.1f} "
+            f"(without / hinted: {ns['without hints'] / ns['hinted']:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
