@@ -233,3 +233,21 @@ def test_replies_reach_the_policy_in_their_bucket() -> None:
             assert times.max() <= feedback.time_s + 1e-6 and times.min() > previous - 1e-6
         previous = feedback.time_s
     assert seen == metrics["replies"] > 100
+
+
+@pytest.mark.parametrize("channel", [-1, 7, 2])
+def test_a_plan_on_one_channel_is_checked_from_its_one_value(channel: int) -> None:
+    """A channel column that is a broadcast view of one value (policies.base.one_channel) is checked by
+    reading that value: an unknown channel (-1 without a channel order, 7) is refused as an array's would be."""
+    from masssim.engine.outbound import channel_range, validate_plan
+    from masssim.policies.base import Plan, one_channel
+
+    column = one_channel(5, channel)
+    assert channel_range(column) == (channel, channel)
+    assert channel_range(np.array([3, 1, 2], np.int8)) == (1, 3)
+    plan = Plan(customer=np.arange(5), creative=np.zeros(5, np.int32), channel=column)
+    if channel in (-1, 7):
+        with pytest.raises(PlanError, match="unknown channel"):
+            validate_plan(plan, 10, 1)
+    else:
+        assert validate_plan(plan, 10, 1) is plan

@@ -140,6 +140,16 @@ class OutboundChannels:
     refused: dict[str, int] = field(default_factory=dict)
 
 
+def channel_range(channel: np.ndarray) -> tuple[int, int]:
+    """The lowest and highest channel of a plan's (non-empty) channel column. A column on one channel is
+    usually a broadcast view of one value (policies.base.one_channel, stride 0): its one value is read instead
+    of a pass over every row, which numpy's min and max would make."""
+    if channel.ndim == 1 and channel.strides == (0,):
+        value = int(channel[0])
+        return value, value
+    return int(channel.min()), int(channel.max())
+
+
 def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool = False) -> Plan:
     """Check shapes, ranges and uniqueness of a plan; duplicates are a policy bug and raise. ``mixes``: the
     arm has a channel order, so rows may leave the channel to it (ARM_CHANNELS)."""
@@ -161,7 +171,8 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
         raise PlanError("plan names a customer index outside the population")
     if creative.min() < 0 or creative.max() >= n_creatives:
         raise PlanError("plan names a creative outside the catalogue")
-    if channel.min() < (ARM_CHANNELS if mixes else 0) or channel.max() >= len(CHANNEL_NAMES):
+    lowest, highest = channel_range(channel)
+    if lowest < (ARM_CHANNELS if mixes else 0) or highest >= len(CHANNEL_NAMES):
         raise PlanError(
             "plan names an unknown channel index"
             + ("" if mixes else " (ARM_CHANNELS needs an arm with a channel order)")
@@ -246,8 +257,9 @@ class OutboundSender:
         if len(plan) == 0:
             return
         channel = np.asarray(plan.channel)
-        # Most plans use one channel: min and max tell so in a fast pass, where np.unique would sort the plan.
-        lowest, highest = int(channel.min()), int(channel.max())
+        # Most plans use one channel: min and max tell so in a fast pass (or none), where np.unique would sort
+        # the plan.
+        lowest, highest = channel_range(channel)
         used = [lowest] if lowest == highest else np.unique(channel).tolist()
         for c in used:  # ascending: rows left to the arm's order (-1) go first
             rows = slice(None) if lowest == highest else channel == c
