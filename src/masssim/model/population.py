@@ -524,7 +524,7 @@ def _fill_chunk(
     chi2 = np.maximum(rng(_Draw.TASTE_CHI2).chisquare(nu, m), np.finfo(np.float64).tiny)
     taste *= (math.sqrt(1.0 - rho) * np.sqrt((nu - 2.0) / chi2)).astype(np.float32)[:, None]
     for table, code in zip(taste_tables, codes, strict=True):
-        taste += table[code]
+        taste += np.take(table, code, axis=0)  # the same rows as table[code], in half the time (uint8 codes)
 
     # Brand choice: Dirichlet as normalised Gamma draws.
     g = rng(_Draw.BRAND).standard_gamma(np.broadcast_to(alpha, (m, len(alpha))))
