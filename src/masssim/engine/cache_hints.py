@@ -5,10 +5,11 @@ from arrays of the whole population. The readers are a few percent of a region's
 order, so consecutive reads are hundreds of bytes apart: every gather misses the caches, and the hardware's
 own prefetcher does not follow. A loop with a short body still overlaps many misses, because the processor
 runs ahead into later rows; a loop with a long body (the read kernel's window arithmetic and affinity) cannot
-run far enough ahead, and waits for memory at every row. Measured: the read kernel at 10M customers took
-80 ns per read with its rows as the engine gives them and 31 ns with the same rows in cache; asking for row
-``i + 16``'s attributes at row ``i`` brought it to 38 ns (docs/model.md §15.8). Tight loops (a counter's
-increment, a stock's addition) gained nothing from it and do not use it.
+run far enough ahead, and waits for memory at every row. Measured (``tests/benchmarks/bench_cache_hints.py``,
+docs/model.md §15.8): the read kernel at 10M customers took about 83 ns per read with its rows as the engine
+gives them and 31 ns with the same rows in cache; asking for row ``i + 16``'s attributes at row ``i`` brought
+it to about 38 ns. Tight loops (a counter's increment, a stock's addition) gain nothing from it and do not
+use it.
 
 :func:`load_soon` compiles to LLVM's ``prefetch`` intrinsic: a read hint that changes no value and never
 faults. ``masssim.engine.kernels.load_soon`` is the one the loops call: this intrinsic when the kernels are

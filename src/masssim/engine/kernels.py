@@ -539,7 +539,7 @@ def _floor_mod(x, m):  # type: ignore[no-untyped-def]  # pragma: no cover
 
     Both cases above x > -m are computed and one is chosen by selects rather than branches: in the read kernel
     the sign of x (the hour less the window's start) is a coin toss, and its mispredicted branches cost more
-    than the arithmetic (bench_cache_hints.py's "in cache" read: 31 -> 27 ns with the window move's select)."""
+    than the arithmetic (bench_cache_hints.py's "in cache" read: 31 -> 21-22 ns with the window move's select)."""
     if x > -m:
         q = np.floor(x / m)
         r = x - q * m
