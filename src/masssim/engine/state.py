@@ -85,9 +85,10 @@ class CustomerState:
     def hold_creatives(self, creatives: int) -> None:
         """Widen the last click's creative once the catalogue (``creatives`` ids, a policy may have generated
         some) has ids its type cannot hold; call before clicks are released."""
-        dtype = creative_id_dtype(creatives)
-        if np.iinfo(dtype).max > np.iinfo(self.last_click_creative.dtype).max:
-            self.last_click_creative = self.last_click_creative.astype(dtype)
+        # Called at every bucket with clicks: plain comparisons (np.iinfo is a slow constructor; it was 0.4% of
+        # a 3M run's samples). int16 is the only type ever widened.
+        if self.last_click_creative.dtype == np.int16 and creatives > INT16_CREATIVE_IDS:
+            self.last_click_creative = self.last_click_creative.astype(np.int32)
 
     def week_counter(self, channel: int, n: int) -> np.ndarray:
         if channel not in self.week_sends:
@@ -122,9 +123,12 @@ class CustomerState:
         return sum(a.nbytes for a in arrays)
 
 
+INT16_CREATIVE_IDS = int(np.iinfo(np.int16).max) + 1  # creative ids 0 .. 32,767 fit in int16 (-1: none)
+
+
 def creative_id_dtype(creatives: int) -> type:
     """The narrowest signed type that holds creative ids 0 .. creatives - 1 and -1 (none)."""
-    return np.int16 if creatives <= np.iinfo(np.int16).max + 1 else np.int32
+    return np.int16 if creatives <= INT16_CREATIVE_IDS else np.int32
 
 
 def increment(counter: np.ndarray, idx: np.ndarray) -> None:
