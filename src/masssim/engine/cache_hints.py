@@ -21,7 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 # How many rows ahead a loop asks for. Far enough for a miss to complete while the rows between run (a row of
-# the read kernel costs ~30 ns against ~100 ns for memory); 8, 16 and 32 measured the same.
+# the read kernel costs ~30 ns against ~100 ns for memory); 8, 16, 32 and 48 measured the same. The compiled
+# loops take it as a constant, and numba's on-disk cache is keyed by their own module's source: after changing
+# it, delete the engine's __pycache__ (or set NUMBA_CACHE_DIR to a fresh directory) to recompile them.
 ROWS_AHEAD = 16
 
 
