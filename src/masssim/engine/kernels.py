@@ -425,8 +425,8 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
         above[na] = i
         na += (x >= read_bound) & (x < prefetch_top)
     # The three short lists leave as copies of their own size, so the block's buffers go at once.
-    short = cand[:nc].astype(np.int64), above[:na].astype(np.int64), unsub[:nu].astype(np.int64)
-    return (None if nd == n else d_idx[:nd]), short[0], short[1], short[2]
+    delivered = None if nd == n else d_idx[:nd]
+    return delivered, cand[:nc].astype(np.int64), above[:na].astype(np.int64), unsub[:nu].astype(np.int64)
 
 
 def count_shifted_numpy(base: np.ndarray, shift_s: float, values: np.ndarray) -> np.ndarray:
