@@ -515,20 +515,44 @@ def test_kernels_read_taste_and_brand_probabilities_at_half_precision() -> None:
 
 @needs_numba
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(n=st.integers(0, 300), n_rows=st.integers(0, 300), seed=st.integers(0, 2**16), segmented=st.booleans())
-def test_take_delivered_matches_numpy(n: int, n_rows: int, seed: int, segmented: bool) -> None:
-    """A block's delivered rows of its delivery times, creatives and segments (engine/delivery_cells.py)."""
+@given(
+    n=st.integers(0, 300),
+    n_rows=st.integers(0, 300),
+    seed=st.integers(0, 2**16),
+    segmented=st.booleans(),
+    every=st.booleans(),
+)
+def test_delivered_buckets_matches_numpy(n: int, n_rows: int, seed: int, segmented: bool, every: bool) -> None:
+    """A block's delivered rows by release bucket, with their creatives and segments (engine/delivery_cells.py)."""
     rng = np.random.default_rng(seed)
-    times, creative = rng.random(n) * 1e6, rng.integers(0, 20_000, n).astype(np.int32)
+    bucket_s = 900.0
+    # Ascending departures, some a latency before a bucket edge exactly, others anywhere.
+    on_edge = rng.random(n) < 0.3
+    times = np.sort(np.where(on_edge, rng.integers(0, 200, n) * bucket_s - 60.0, rng.random(n) * 200 * bucket_s))
+    creative = rng.integers(0, 20_000, n).astype(np.int32)
     customer = rng.integers(0, 50, n).astype(np.int32)
     segment_of = rng.integers(0, 7, 50).astype(np.int32) if segmented else np.empty(0, np.int32)
-    rows = np.sort(rng.integers(0, n, n_rows)) if n else np.empty(0, np.int64)
-    fast = _compiled("take_delivered")(rows, times, 60.0, creative, customer, segment_of)
-    slow = kernels.take_delivered_numpy(rows, times, 60.0, creative, customer, segment_of)
-    for got, expected in zip(fast, slow, strict=True):
+    rows = None if every else (np.unique(rng.integers(0, n, n_rows)) if n else np.empty(0, np.int64))
+    fast = _compiled("delivered_buckets")(rows, times, 60.0, bucket_s, creative, customer, segment_of)
+    slow = kernels.delivered_buckets_numpy(rows, times, 60.0, bucket_s, creative, customer, segment_of)
+    for got, expected in zip(fast[:4], slow[:4], strict=True):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(fast[0], (times + 60.0)[rows])  # the delivery times as one array gives them
+    assert fast[4] == slow[4]
+    # Each delivery's bucket is the first edge at or after its time, by the products themselves.
+    picked = slice(None) if rows is None else rows
+    arrival = (times + 60.0)[picked]
+    bucket = np.repeat(slow[0], np.diff(slow[1]))
+    assert np.all(arrival <= bucket * bucket_s) and np.all(arrival > (bucket - 1) * bucket_s)
+
+
+@needs_numba
+def test_delivered_buckets_refuses_deliveries_out_of_time_order() -> None:
+    departure = np.array([0.0, 2000.0, 100.0])
+    one = np.zeros(3, np.int32)
+    for loop in (_compiled("delivered_buckets"), kernels.delivered_buckets_numpy):
+        with pytest.raises(ValueError, match="time order"):
+            loop(None, departure, 60.0, 900.0, one, one, np.empty(0, np.int32))
 
 
 @needs_numba

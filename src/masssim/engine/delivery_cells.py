@@ -3,40 +3,33 @@
 A policy that plans on the shards (docs/model.md §16.5) learns from a bucket's deliveries only their number per
 (segment, creative) cell. Queued as events, every delivery carried a customer, a creative, a channel and a time
 through the events in flight, was joined with the bucket's other pieces, put in chunk order and then counted
-(at 95 million customers, one delivery per customer a day). Here a block's deliveries keep only their time and
-creative (and segment, with several), and a bucket's are counted when it is released: the same deliveries in
-the same buckets (a delivery is released at the first bucket edge at or after its time, as the events in
-flight release it), so the same counts.
+(at 95 million customers, one delivery per customer a day). Here a block's deliveries are counted per cell as
+they are sent, in the bucket that will release them (the first bucket edge at or after the delivery's time, as
+the events in flight release it, ``kernels.delivered_buckets``), and a bucket's counts are handed over when it
+is released: the same deliveries in the same buckets, so the same counts. Nothing is kept per delivery (until
+session 14 a block kept each delivery's time, creative and segment, and counted them at release).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from masssim.engine import kernels
 from masssim.policies.cell_counting import count_pairs
 
-_NO_SEGMENTS = np.empty(0, np.int32)  # take_delivered's "one segment"
-
-
-@dataclass
-class _Block:
-    time_s: np.ndarray  # ascending: a block's deliveries leave in departure order and arrive a fixed latency later
-    creative: np.ndarray
-    segment: np.ndarray | None
-    cursor: int = 0  # rows before it are released
+_NO_SEGMENTS = np.empty(0, np.int32)  # delivered_buckets' "one segment"
 
 
 class DeliveryCells:
-    """A shard's deliveries in flight, released bucket by bucket as counts per (segment, creative) cell."""
+    """A shard's deliveries in flight, counted per (segment, creative) cell in their release bucket as they are
+    sent, and released bucket by bucket as those counts."""
 
     def __init__(self, bucket_s: float, segment_of: np.ndarray | None, n_segments: int) -> None:
         self.bucket_s = bucket_s
         self.segment_of = segment_of  # segment of each of the shard's customers; None: one segment
         self.n_segments = n_segments
-        self._blocks: list[_Block] = []
+        # bucket -> the cells counted in it, a piece per run of a block: (segments or None, creatives, counts).
+        self._buckets: dict[int, list[tuple[np.ndarray | None, np.ndarray, np.ndarray]]] = {}
 
     def add(
         self,
@@ -49,50 +42,68 @@ class DeliveryCells:
         """The deliveries among a block's sends: its rows ``rows`` (None: every row), which left at ``departure``
         (ascending over the block) and are delivered ``latency_s`` later."""
         segment_of = self.segment_of
-        if rows is None:
-            time_s = departure + latency_s
-            segment = None if segment_of is None else segment_of[customer]
-        else:  # one compiled pass gathers the delivered rows (and their segments, when there are several)
-            time_s, creative, segment = kernels.take_delivered(
-                rows, departure, latency_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
-            )
-            if segment_of is None:
-                segment = None
-        if time_s.shape[0] == 0:
-            return
-        self._blocks.append(_Block(time_s, creative, segment))
+        run_bucket, run_start, creative, segment, width = kernels.delivered_buckets(
+            rows, departure, latency_s, self.bucket_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
+        )
+        starts = run_start.tolist()
+        for j, bucket in enumerate(run_bucket.tolist()):
+            lo, hi = starts[j], starts[j + 1]
+            piece = _count_run(None if segment_of is None else segment[lo:hi], creative[lo:hi], self.n_segments, width)
+            self._buckets.setdefault(bucket, []).append(piece)
 
     def release(self, until_s: float, cell_creatives: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The deliveries up to the bucket edge ``until_s``, counted per cell ``segment * cell_creatives +
         creative`` (creatives from ``cell_creatives`` on are not counted): (sorted cells, int64 counts), or None
         when there were none."""
-        edge = round(until_s / self.bucket_s) * self.bucket_s  # what PendingEvents.release_pieces compares with
-        creative_parts: list[np.ndarray] = []
-        segment_parts: list[np.ndarray] = []
-        keep: list[_Block] = []
-        for block in self._blocks:
-            end = int(np.searchsorted(block.time_s, edge, side="right"))
-            if end > block.cursor:
-                creative_parts.append(block.creative[block.cursor : end])
-                if block.segment is not None:
-                    segment_parts.append(block.segment[block.cursor : end])
-                block.cursor = end
-            if block.cursor < block.time_s.shape[0]:
-                keep.append(block)
-        self._blocks = keep
-        if not creative_parts:
+        last = round(until_s / self.bucket_s)  # the bucket ending at this edge, as PendingEvents releases it
+        due = sorted(bucket for bucket in self._buckets if bucket <= last)
+        if not due:
             return None
-        creative = creative_parts[0] if len(creative_parts) == 1 else np.concatenate(creative_parts)
-        segment = None
-        if segment_parts:
-            segment = segment_parts[0] if len(segment_parts) == 1 else np.concatenate(segment_parts)
-        return count_cells(segment, creative, self.n_segments, cell_creatives)
+        pieces = [piece for bucket in due for piece in self._buckets.pop(bucket)]
+        cells = []
+        counts = []
+        for segment, creative, count in pieces:
+            counted = creative < cell_creatives
+            cell = creative.astype(np.int64)
+            if segment is not None:
+                cell += segment.astype(np.int64) * cell_creatives
+            cells.append(cell[counted])
+            counts.append(count[counted])
+        if len(pieces) == 1:  # a piece's cells are distinct and ascending already
+            return cells[0], counts[0]
+        cell = np.concatenate(cells)
+        count = np.concatenate(counts)
+        if cell.shape[0] == 0:
+            return cell, count
+        order = np.argsort(cell, kind="stable")
+        cell, count = cell[order], count[order]
+        first = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
+        return cell[first], np.add.reduceat(count, first)
 
     def nbytes(self) -> int:
-        """Bytes held by the deliveries in flight."""
+        """Bytes held by the counts in flight."""
         return sum(
-            b.time_s.nbytes + b.creative.nbytes + (0 if b.segment is None else b.segment.nbytes) for b in self._blocks
+            creative.nbytes + count.nbytes + (0 if segment is None else segment.nbytes)
+            for pieces in self._buckets.values()
+            for segment, creative, count in pieces
         )
+
+
+def _count_run(
+    segment: np.ndarray | None, creative: np.ndarray, n_segments: int, width: int
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """One bucket's deliveries of a block as (segments or None, creatives, int64 counts) of their distinct
+    cells, in ascending (segment, creative) order; ``width``: one more than the largest creative."""
+    if segment is None:
+        if width <= 4 * creative.shape[0] + (1 << 16):  # a histogram no wider than the events: one pass
+            histogram = kernels.counts(creative, width)
+            used = np.flatnonzero(histogram)
+            return None, used.astype(np.int32), histogram[used]
+        used, count = np.unique(creative, return_counts=True)
+        return None, used.astype(np.int32), count.astype(np.int64)
+    keys, count = count_pairs(segment, creative, n_segments, width)
+    row = keys // width
+    return row.astype(np.int32), (keys - row * width).astype(np.int32), count
 
 
 def count_cells(

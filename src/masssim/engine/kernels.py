@@ -453,36 +453,80 @@ def _count_shifted_loop(base, shift_s, values):  # type: ignore[no-untyped-def] 
     return out
 
 
-def take_delivered_numpy(
-    rows: np.ndarray,
+def delivered_buckets_numpy(
+    rows: np.ndarray | None,
     departure: np.ndarray,
     latency_s: float,
+    bucket_s: float,
     creative: np.ndarray,
     customer: np.ndarray,
     segment_of: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A block's delivered ``rows``: their delivery times ``departure + latency_s``, their creatives, and the
-    segment ``segment_of[customer]`` of each (empty when ``segment_of`` is: one segment)."""
-    segment = segment_of[customer[rows]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
-    return departure[rows] + latency_s, creative[rows], segment
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """A block's delivered ``rows`` (None: every row) by release bucket: (the bucket of each run of deliveries,
+    int64; where each run starts among them, with the end last, int64; their creatives; the segment
+    ``segment_of[customer]`` of each, empty when ``segment_of`` is (one segment); one more than the largest
+    creative, 0 without deliveries).
+
+    A delivery at ``t = departure + latency_s`` is in bucket k, the first with ``t <= k * bucket_s``: the edge at
+    which the events in flight release it. ``ceil(t / bucket_s)`` can be one off where the division rounds, so
+    it is checked against the products themselves. The departures must ascend (a block leaves in departure
+    order), so the buckets come in runs."""
+    picked = slice(None) if rows is None else rows
+    time_s = departure[picked] + latency_s
+    bucket = np.ceil(time_s / bucket_s)
+    bucket = np.where(
+        time_s > bucket * bucket_s, bucket + 1.0, np.where(time_s <= (bucket - 1.0) * bucket_s, bucket - 1.0, bucket)
+    ).astype(np.int64)
+    step = np.diff(bucket)
+    if np.any(step < 0):
+        raise ValueError("deliveries must come in time order")
+    if bucket.shape[0] == 0:
+        run_start, run_bucket = np.zeros(1, np.int64), np.empty(0, np.int64)
+    else:
+        run_start = np.concatenate(([0], np.flatnonzero(step) + 1, [bucket.shape[0]])).astype(np.int64)
+        run_bucket = bucket[run_start[:-1]]
+    taken = creative[picked]
+    segment = segment_of[customer[picked]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
+    return run_bucket, run_start, taken, segment, int(taken.max()) + 1 if taken.shape[0] else 0
 
 
-def _take_delivered_loop(rows, departure, latency_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # One pass for all three (numpy gathers each array by the int64 rows in a pass of its own, and the segment
-    # through a gathered copy of the customers); the delivery time is the same float64 sum as numpy's, made for
-    # the delivered rows only (no array of every row's delivery time).
-    n = rows.shape[0]
-    out_time = np.empty(n, departure.dtype)
+def _delivered_buckets_loop(rows, departure, latency_s, bucket_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # One pass gathers the delivered rows' creatives and segments and finds their buckets' runs; the delivery
+    # time is the same float64 sum as numpy's, and never stored (a delivery is counted in its bucket, not kept).
+    every = rows is None
+    n = departure.shape[0] if every else rows.shape[0]
     out_creative = np.empty(n, creative.dtype)
     segmented = segment_of.shape[0] > 0
     out_segment = np.empty(n if segmented else 0, segment_of.dtype)
+    run_bucket = np.empty(n, np.int64)
+    run_start = np.empty(n + 1, np.int64)
+    runs = 0
+    largest = -1
+    previous = np.int64(0)
     for j in range(n):
-        i = rows[j]
-        out_time[j] = departure[i] + latency_s
-        out_creative[j] = creative[i]
+        i = j if every else rows[j]
+        t = departure[i] + latency_s
+        k = np.ceil(t / bucket_s)
+        if t > k * bucket_s:
+            k += 1.0
+        elif t <= (k - 1.0) * bucket_s:
+            k -= 1.0
+        bucket = np.int64(k)
+        if j == 0 or bucket != previous:
+            if j > 0 and bucket < previous:
+                raise ValueError("deliveries must come in time order")
+            run_bucket[runs] = bucket
+            run_start[runs] = j
+            runs += 1
+            previous = bucket
+        c = creative[i]
+        out_creative[j] = c
+        if c > largest:
+            largest = c
         if segmented:
             out_segment[j] = segment_of[customer[i]]
-    return out_time, out_creative, out_segment
+    run_start[runs] = n
+    return run_bucket[:runs].copy(), run_start[: runs + 1].copy(), out_creative, out_segment, largest + 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -767,6 +811,6 @@ tally_brands: Callable[..., None] = (
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
 count_shifted: Callable[..., np.ndarray] = _compiled(_count_shifted_loop) or count_shifted_numpy
-take_delivered: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
-    _compiled(_take_delivered_loop) or take_delivered_numpy
+delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
+    _compiled(_delivered_buckets_loop) or delivered_buckets_numpy
 )
