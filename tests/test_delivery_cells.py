@@ -34,8 +34,11 @@ def _as_events(pending: PendingEvents, until_s: float, segment_of, cell_creative
     creatives=st.integers(1, 30),
     cell_creatives=st.integers(1, 30),
     all_delivered=st.booleans(),
+    shuffled=st.booleans(),
 )
-def test_counts_match_the_events_in_flight(seed, blocks, n_segments, creatives, cell_creatives, all_delivered) -> None:
+def test_counts_match_the_events_in_flight(
+    seed, blocks, n_segments, creatives, cell_creatives, all_delivered, shuffled
+) -> None:
     rng = np.random.default_rng(seed)
     n_customers = 500
     segment_of = None if n_segments is None else rng.integers(0, n_segments, n_customers).astype(np.int32)
@@ -46,15 +49,17 @@ def test_counts_match_the_events_in_flight(seed, blocks, n_segments, creatives, 
         n = int(rng.integers(0, 200))
         customer = rng.integers(0, n_customers, n).astype(np.int32)
         creative = rng.integers(0, creatives, n).astype(np.int32)
-        # Ascending delivery times, some exactly on bucket edges (released at that edge, not the next), a
-        # latency after their departures.
+        # Delivery times, some exactly on bucket edges (released at that edge, not the next), a latency after
+        # their departures.
         times = np.sort(start + rng.integers(0, 40, n) * (BUCKET_S / 4))
+        if shuffled:  # a block's rows in plan order: their departures in no particular order
+            rng.shuffle(times)
         departure = times - LATENCY_S
         assert np.array_equal(departure + LATENCY_S, times)  # whole seconds: the edges stay exact
         rows = None if all_delivered else np.flatnonzero(rng.random(n) < 0.9)
         tally.add(rows, customer, creative, departure, LATENCY_S)
         picked = slice(None) if rows is None else rows
-        pending.add("delivered", customer[picked], creative[picked], 0, times[picked], ascending=True)
+        pending.add("delivered", customer[picked], creative[picked], 0, times[picked], ascending=not shuffled)
         start += float(rng.integers(0, 5)) * BUCKET_S
     for edge in range(1, 41):  # past the last delivery: a block starts by bucket 20, ends within 10 more
         until = edge * BUCKET_S

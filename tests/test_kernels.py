@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import stable_time_order
-from masssim.engine.state import Recorder
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -27,25 +26,6 @@ def _compiled(name: str):  # type: ignore[no-untyped-def]
     """The compiled loop, given float16 bits where it reads half precision (as the engine calls it)."""
     loop = kernels._compiled(getattr(kernels, f"_{name}_loop"))
     return kernels._with_half_arguments(loop, *kernels.HALF_ARGUMENTS.get(name, ()))
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    groups=st.lists(st.integers(0, 5), max_size=2000),
-    n_groups=st.integers(6, 8),
-    filled=st.lists(st.integers(0, 10_000), min_size=8, max_size=8),
-)
-def test_departure_slots_match_numpy(groups: list[int], n_groups: int, filled: list[int]) -> None:
-    group = np.array(groups, np.uint8)
-    starts = np.sort(np.random.default_rng(len(groups)).random(n_groups) * 1e5)
-    fill_fast = np.array(filled[:n_groups], np.int64)
-    fill_slow = fill_fast.copy()
-    order_fast, dep_fast = _compiled("departure_slots")(group, starts, 0.25, fill_fast)
-    order_slow, dep_slow = kernels.departure_slots_numpy(group, starts, 0.25, fill_slow)
-    np.testing.assert_array_equal(order_fast, order_slow)
-    np.testing.assert_array_equal(dep_fast, dep_slow)
-    np.testing.assert_array_equal(fill_fast, fill_slow)
 
 
 @needs_numba
@@ -342,24 +322,27 @@ def test_growth_exponents_match_numpy(n: int, seed: int, epoch: float, tau: floa
     all_rows=st.booleans(),
     shift_s=st.sampled_from([0.0, 60.0, 0.1]),
 )
-def test_counting_rows_of_sorted_times_is_counting_the_gathered_times(
+def test_day_counts_of_rows_are_the_counts_of_the_gathered_times(
     n: int, seed: int, share: float, until_days: float, all_rows: bool, shift_s: float
 ) -> None:
-    """Deliveries are counted from their rows and departures without gathering or building their times
-    (departure + latency): the same totals and series."""
+    """Sends and deliveries are counted per day from their rows and departures, in any order, without gathering
+    or building their times (departure + latency): on both kernel paths, the counts of those times sorted and
+    cut at each day's end (a time on a day's end counts in the day it ends; the last day takes the rest)."""
     rng = np.random.default_rng(seed)
-    time_s = np.sort(rng.random(n) * 12 * 86_400.0)
+    time_s = rng.random(n) * 12 * 86_400.0
     time_s[: n // 3] = np.round(time_s[: n // 3] / 86_400.0) * 86_400.0 - shift_s  # some arrive on day edges
-    time_s.sort()
+    rng.shuffle(time_s)
     rows = None if all_rows else np.flatnonzero(rng.random(n) < share)
     until_s = until_days * 86_400.0
-    fast, slow = Recorder(10 * 86_400.0), Recorder(10 * 86_400.0)
-    fast.add_sorted_rows("delivered", time_s, shift_s, rows, until_s)
-    shifted = time_s + shift_s
-    gathered = shifted if rows is None else shifted[rows]
-    slow.add_sorted_events("delivered", gathered[: int(np.searchsorted(gathered, until_s, side="right"))])
-    assert fast.totals["delivered"] == slow.totals["delivered"]
-    np.testing.assert_array_equal(fast.series, slow.series)
+    days = 10
+    slow = kernels.day_counts_numpy(time_s, rows, shift_s, until_s, days)
+    if kernels.COMPILED:
+        np.testing.assert_array_equal(_compiled("day_counts")(time_s, rows, shift_s, until_s, days), slow)
+    shifted = np.sort((time_s if rows is None else time_s[rows]) + shift_s)
+    arrived = shifted[: int(np.searchsorted(shifted, until_s, side="right"))]
+    ends = np.searchsorted(arrived, np.arange(1, days) * 86_400.0, side="right")
+    np.testing.assert_array_equal(slow, np.diff(np.concatenate(([0], ends, [arrived.shape[0]]))))
+    assert slow.dtype == np.int64
 
 
 @needs_numba
@@ -526,9 +509,9 @@ def test_delivered_buckets_matches_numpy(n: int, n_rows: int, seed: int, segment
     """A block's delivered rows by release bucket, with their creatives and segments (engine/delivery_cells.py)."""
     rng = np.random.default_rng(seed)
     bucket_s = 900.0
-    # Ascending departures, some a latency before a bucket edge exactly, others anywhere.
+    # Departures in any order, some a latency before a bucket edge exactly, others anywhere.
     on_edge = rng.random(n) < 0.3
-    times = np.sort(np.where(on_edge, rng.integers(0, 200, n) * bucket_s - 60.0, rng.random(n) * 200 * bucket_s))
+    times = np.where(on_edge, rng.integers(0, 200, n) * bucket_s - 60.0, rng.random(n) * 200 * bucket_s)
     creative = rng.integers(0, 20_000, n).astype(np.int32)
     customer = rng.integers(0, 50, n).astype(np.int32)
     segment_of = rng.integers(0, 7, 50).astype(np.int32) if segmented else np.empty(0, np.int32)
@@ -539,35 +522,12 @@ def test_delivered_buckets_matches_numpy(n: int, n_rows: int, seed: int, segment
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
     assert fast[4] == slow[4]
-    # Each delivery's bucket is the first edge at or after its time, by the products themselves.
+    # Each delivery's bucket is the first edge at or after its time, found by the products themselves; the
+    # buckets ascend, and within one the deliveries keep their order.
     picked = slice(None) if rows is None else rows
     arrival = (times + 60.0)[picked]
-    bucket = np.repeat(slow[0], np.diff(slow[1]))
-    assert np.all(arrival <= bucket * bucket_s) and np.all(arrival > (bucket - 1) * bucket_s)
-
-
-@needs_numba
-def test_delivered_buckets_refuses_deliveries_out_of_time_order() -> None:
-    departure = np.array([0.0, 2000.0, 100.0])
-    one = np.zeros(3, np.int32)
-    for loop in (_compiled("delivered_buckets"), kernels.delivered_buckets_numpy):
-        with pytest.raises(ValueError, match="time order"):
-            loop(None, departure, 60.0, 900.0, one, one, np.empty(0, np.int32))
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None)
-@given(
-    n=st.integers(0, 300),
-    seed=st.integers(0, 2**16),
-    shift=st.sampled_from([0.0, 60.0, 0.1, 300.0]),
-)
-def test_count_shifted_matches_searchsorted_of_the_shifted_times(n: int, seed: int, shift: float) -> None:
-    rng = np.random.default_rng(seed)
-    base = np.sort(rng.integers(0, 200, n) * 431.7 + rng.random(n))
-    shifted = base + shift
-    # Probes on the shifted times themselves (ties), between them, and outside them.
-    probes = np.concatenate((shifted[:: max(n // 7, 1)], rng.random(5) * 9e4, [-1.0, 1e9]))
-    fast = _compiled("count_shifted")(base, shift, probes)
-    np.testing.assert_array_equal(fast, kernels.count_shifted_numpy(base, shift, probes))
-    np.testing.assert_array_equal(fast, np.searchsorted(shifted, probes, side="right"))
+    first_edge = np.searchsorted(np.arange(300) * bucket_s, arrival, side="left")  # the first edge >= each
+    order = np.argsort(first_edge, kind="stable")
+    assert np.all(np.diff(slow[0]) > 0)
+    np.testing.assert_array_equal(np.repeat(slow[0], np.diff(slow[1])), first_edge[order])
+    np.testing.assert_array_equal(slow[2], creative[picked][order])

@@ -142,19 +142,22 @@ def test_prefetch_picks_match_numpy(
     filled=st.lists(st.integers(0, 10_000), min_size=8, max_size=8),
     seed=st.integers(0, 2**16),
 )
-def test_sorted_block_matches_numpy(groups: list[int], n_groups: int, filled: list[int], seed: int) -> None:
+def test_plan_departures_match_numpy(groups: list[int], n_groups: int, filled: list[int], seed: int) -> None:
     rng = np.random.default_rng(seed)
     group = np.array(groups, np.uint8)
     starts = np.sort(rng.random(n_groups) * 1e5)
-    customer = rng.integers(0, 2**31 - 1, group.shape[0]).astype(np.int32)
-    creative = rng.integers(0, 500, group.shape[0]).astype(np.int32)
     fill_fast = np.array(filled[:n_groups], np.int64)
     fill_slow = fill_fast.copy()
-    fast = _compiled("sorted_block")(group, starts, 0.25, fill_fast, customer, creative)
-    slow = send_kernels.sorted_block_numpy(group, starts, 0.25, fill_slow, customer, creative)
-    _assert_same(fast, slow)
+    fast = _compiled("plan_departures")(group, starts, 0.25, fill_fast)
+    slow = send_kernels.plan_departures_numpy(group, starts, 0.25, fill_slow)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.dtype == np.float64
     np.testing.assert_array_equal(fill_fast, fill_slow)
-    # The rows are those of departure_slots' order: the same kernel's contract, not a new one.
-    order, departure = kernels.departure_slots_numpy(group, starts, 0.25, np.array(filled[:n_groups], np.int64))
-    np.testing.assert_array_equal(fast[0], departure)
-    np.testing.assert_array_equal(fast[1], customer[order])
+    # Each row is its group's next send: the k-th row of group g (in plan order) takes slot filled[g] + k.
+    slot = np.empty(group.shape[0], np.int64)
+    seen = np.array(filled[:n_groups], np.int64)
+    for i, g in enumerate(group.tolist()):
+        slot[i] = seen[g]
+        seen[g] += 1
+    np.testing.assert_array_equal(fast, starts[group] + slot * 0.25)
+    np.testing.assert_array_equal(fill_fast, seen)

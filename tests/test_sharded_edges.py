@@ -161,7 +161,7 @@ def test_paid_channels_and_channel_orders_planned_on_the_shards_give_the_same_by
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Paid waves and channel orders plan on the shards: the ad-set keys gathered in plan order give one
-    process's sizes, prices and budget cut-off; each paid block's prices are summed in one process's departure
+    process's sizes, prices and budget cut-off; each paid block's prices are summed in one process's (plan)
     order; each shard passes the rows a channel does not take on to the next. No arm gathers the view."""
     from masssim.engine import outbound, shard_channels
     from masssim.engine.shard_channels import ChannelShardWave
@@ -180,15 +180,11 @@ def test_paid_channels_and_channel_orders_planned_on_the_shards_give_the_same_by
     assert "dynamic_view" not in calls and "respond" not in calls and calls["rule_offer"] > 0
     assert calls.get("rule_cut", 0) >= 1  # a cut-off (room or budget) fell inside a shard
 
-    # Not blind: each paid block's money summed shard by shard, or the departure ties broken by shard
-    # before group, or the rows a channel refuses dropped instead of passed on: other bytes.
+    # Not blind: a paid block's money summed in another order than one process's (the shards' parts joined
+    # last shard first), or the rows a channel refuses dropped instead of passed on: other bytes.
+    join = shard_channels.block_rows
     with monkeypatch.context() as patch:
-        patch.setattr(shard_channels, "block_order", lambda shard, group, departure: np.argsort(shard, kind="stable"))
-        assert _sharded_digests(scenario, (2,)) != [reference]
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            shard_channels, "block_order", lambda shard, group, departure: np.lexsort((group, shard, departure))
-        )
+        patch.setattr(shard_channels, "block_rows", lambda pieces: join(pieces[::-1]))
         assert _sharded_digests(scenario, (2,)) != [reference]
     with monkeypatch.context() as patch:
         send = ChannelShardWave.send_channel

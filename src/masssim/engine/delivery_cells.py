@@ -40,10 +40,11 @@ class DeliveryCells:
         latency_s: float,
     ) -> None:
         """The deliveries among a block's sends: its rows ``rows`` (None: every row), which left at ``departure``
-        (ascending over the block) and are delivered ``latency_s`` later."""
+        (in any order) and are delivered ``latency_s`` later."""
         segment_of = self.segment_of
+        segments = _NO_SEGMENTS if segment_of is None else segment_of
         run_bucket, run_start, creative, segment, width = kernels.delivered_buckets(
-            rows, departure, latency_s, self.bucket_s, creative, customer, _NO_SEGMENTS if segment_of is None else segment_of
+            rows, departure, latency_s, self.bucket_s, creative, customer, segments
         )
         starts = run_start.tolist()
         for j, bucket in enumerate(run_bucket.tolist()):

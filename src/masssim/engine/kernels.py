@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from masssim.engine import cache_hints
-from masssim.model.channels import HOUR_S, move_into_active_window
+from masssim.model.channels import DAY_S, HOUR_S, move_into_active_window
 from masssim.model.market import brand_with_marketing, brand_without_marketing
 
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
@@ -122,31 +122,6 @@ def departure_slots_numpy(
     rank = np.arange(sorted_group.shape[0]) - first_row[sorted_group] + filled[sorted_group]
     filled += counts
     return order, starts[sorted_group] + rank * spacing_s
-
-
-def _departure_slots_loop(group, starts, spacing_s, filled):  # type: ignore[no-untyped-def]  # pragma: no cover
-    n = group.shape[0]
-    n_groups = starts.shape[0]
-    counts = np.zeros(n_groups, np.int64)
-    for i in range(n):
-        counts[group[i]] += 1
-    next_row = np.empty(n_groups, np.int64)
-    total = 0
-    for g in range(n_groups):
-        next_row[g] = total
-        total += counts[g]
-    first_row = next_row.copy()
-    order = np.empty(n, np.int64)  # intp: numpy casts narrower index arrays before every gather by them
-    departure = np.empty(n, np.float64)
-    for i in range(n):  # rows of a group keep their order: a stable counting sort
-        g = group[i]
-        at = next_row[g]
-        next_row[g] = at + 1
-        order[at] = i
-        departure[at] = starts[g] + (filled[g] + at - first_row[g]) * spacing_s
-    for g in range(n_groups):
-        filled[g] += counts[g]
-    return order, departure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,28 +404,43 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     return delivered, cand[:nc].astype(np.int64), above[:na].astype(np.int64), unsub[:nu].astype(np.int64)
 
 
-def count_shifted_numpy(base: np.ndarray, shift_s: float, values: np.ndarray) -> np.ndarray:
-    """For each of ``values``: how many of the ascending times ``base + shift_s`` are at or before it
-    (``np.searchsorted(base + shift_s, values, side="right")``)."""
-    return np.searchsorted(base + shift_s, values, side="right")
+def day_counts_numpy(
+    time_s: np.ndarray, rows: np.ndarray | None, shift_s: float, until_s: float, days: int
+) -> np.ndarray:
+    """int64 [days]: how many of the times ``time_s[rows] + shift_s`` (``rows`` None: every row), in any order,
+    are at or before ``until_s``, per day of the series. A time on a day's end (``k * DAY_S`` exactly) counts
+    in the day it ends, and the last day takes every later time: day = how many of the ends ``DAY_S, 2 DAY_S,
+    ..., (days - 1) DAY_S`` are below the time."""
+    time = (time_s if rows is None else time_s[rows]) + shift_s
+    time = time[time <= until_s]
+    day = np.searchsorted(np.arange(1, days) * DAY_S, time, side="left")
+    return np.bincount(day, minlength=days)
 
 
-def _count_shifted_loop(base, shift_s, values):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # A binary search that adds the shift to the rows it probes only: the same float64 sum as numpy's, so the
-    # same counts, without an array of every shifted time (a block's delivery times were one, 8 MB at 2^20).
-    out = np.empty(values.shape[0], np.int64)
-    for j in range(values.shape[0]):
-        v = values[j]
-        lo = 0
-        hi = base.shape[0]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if base[mid] + shift_s <= v:
-                lo = mid + 1
-            else:
-                hi = mid
-        out[j] = lo
-    return out
+def _day_counts_loop(time_s, rows, shift_s, until_s, days):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # The day from a division, checked against the ends themselves (k * DAY_S, the products numpy's arange
+    # gives): ceil(t / DAY_S) - 1 can be one off where the division rounds. No array of shifted times is built.
+    counts = np.zeros(days, np.int64)
+    every = rows is None
+    n = time_s.shape[0] if every else rows.shape[0]
+    last = days - 1
+    for j in range(n):
+        i = j if every else rows[j]
+        t = time_s[i] + shift_s
+        if not t <= until_s:
+            continue
+        d = np.ceil(t / DAY_S) - 1.0
+        if (d + 1.0) * DAY_S < t:
+            d += 1.0
+        elif d >= 1.0 and d * DAY_S >= t:
+            d -= 1.0
+        if d <= 0.0:
+            counts[0] += 1
+        elif d >= last:
+            counts[last] += 1
+        else:
+            counts[np.int64(d)] += 1
+    return counts
 
 
 def delivered_buckets_numpy(
@@ -462,47 +452,41 @@ def delivered_buckets_numpy(
     customer: np.ndarray,
     segment_of: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """A block's delivered ``rows`` (None: every row) by release bucket: (the bucket of each run of deliveries,
-    int64; where each run starts among them, with the end last, int64; their creatives; the segment
+    """A block's delivered ``rows`` (None: every row) grouped by release bucket: (the buckets, ascending,
+    int64; where each bucket's deliveries start, with the end last, int64; their creatives; the segment
     ``segment_of[customer]`` of each, empty when ``segment_of`` is (one segment); one more than the largest
-    creative, 0 without deliveries).
+    creative, 0 without deliveries). Within a bucket the deliveries keep their order.
 
     A delivery at ``t = departure + latency_s`` is in bucket k, the first with ``t <= k * bucket_s``: the edge at
     which the events in flight release it. ``ceil(t / bucket_s)`` can be one off where the division rounds, so
-    it is checked against the products themselves. The departures must ascend (a block leaves in departure
-    order), so the buckets come in runs."""
+    it is checked against the products themselves."""
     picked = slice(None) if rows is None else rows
     time_s = departure[picked] + latency_s
     bucket = np.ceil(time_s / bucket_s)
     bucket = np.where(
         time_s > bucket * bucket_s, bucket + 1.0, np.where(time_s <= (bucket - 1.0) * bucket_s, bucket - 1.0, bucket)
     ).astype(np.int64)
-    step = np.diff(bucket)
-    if np.any(step < 0):
-        raise ValueError("deliveries must come in time order")
+    order = np.argsort(bucket, kind="stable")
+    bucket = bucket[order]
     if bucket.shape[0] == 0:
         run_start, run_bucket = np.zeros(1, np.int64), np.empty(0, np.int64)
     else:
-        run_start = np.concatenate(([0], np.flatnonzero(step) + 1, [bucket.shape[0]])).astype(np.int64)
+        run_start = np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1, [bucket.shape[0]])).astype(np.int64)
         run_bucket = bucket[run_start[:-1]]
-    taken = creative[picked]
-    segment = segment_of[customer[picked]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
+    taken = creative[picked][order]
+    segment = segment_of[customer[picked][order]] if segment_of.shape[0] else np.empty(0, segment_of.dtype)
     return run_bucket, run_start, taken, segment, int(taken.max()) + 1 if taken.shape[0] else 0
 
 
 def _delivered_buckets_loop(rows, departure, latency_s, bucket_s, creative, customer, segment_of):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # One pass gathers the delivered rows' creatives and segments and finds their buckets' runs; the delivery
-    # time is the same float64 sum as numpy's, and never stored (a delivery is counted in its bucket, not kept).
+    # Each delivery's bucket (the same float64 sum and products as numpy's; the time is never stored), then a
+    # stable counting sort by bucket that gathers the creatives and segments into their places.
     every = rows is None
     n = departure.shape[0] if every else rows.shape[0]
-    out_creative = np.empty(n, creative.dtype)
-    segmented = segment_of.shape[0] > 0
-    out_segment = np.empty(n if segmented else 0, segment_of.dtype)
-    run_bucket = np.empty(n, np.int64)
-    run_start = np.empty(n + 1, np.int64)
-    runs = 0
+    bucket = np.empty(n, np.int64)
+    low = np.int64(0)
+    high = np.int64(-1)
     largest = -1
-    previous = np.int64(0)
     for j in range(n):
         i = j if every else rows[j]
         t = departure[i] + latency_s
@@ -511,21 +495,40 @@ def _delivered_buckets_loop(rows, departure, latency_s, bucket_s, creative, cust
             k += 1.0
         elif t <= (k - 1.0) * bucket_s:
             k -= 1.0
-        bucket = np.int64(k)
-        if j == 0 or bucket != previous:
-            if j > 0 and bucket < previous:
-                raise ValueError("deliveries must come in time order")
-            run_bucket[runs] = bucket
-            run_start[runs] = j
+        b = np.int64(k)
+        bucket[j] = b
+        if j == 0 or b < low:
+            low = b
+        if j == 0 or b > high:
+            high = b
+        largest = max(largest, creative[i])
+    span = high - low + 1
+    next_row = np.zeros(span, np.int64)
+    for j in range(n):
+        next_row[bucket[j] - low] += 1
+    run_bucket = np.empty(span, np.int64)
+    run_start = np.empty(span + 1, np.int64)
+    runs = 0
+    total = 0
+    for b in range(span):
+        count = next_row[b]
+        next_row[b] = total
+        if count > 0:
+            run_bucket[runs] = low + b
+            run_start[runs] = total
             runs += 1
-            previous = bucket
-        c = creative[i]
-        out_creative[j] = c
-        if c > largest:
-            largest = c
-        if segmented:
-            out_segment[j] = segment_of[customer[i]]
+        total += count
     run_start[runs] = n
+    out_creative = np.empty(n, creative.dtype)
+    segmented = segment_of.shape[0] > 0
+    out_segment = np.empty(n if segmented else 0, segment_of.dtype)
+    for j in range(n):
+        i = j if every else rows[j]
+        at = next_row[bucket[j] - low]
+        next_row[bucket[j] - low] = at + 1
+        out_creative[at] = creative[i]
+        if segmented:
+            out_segment[at] = segment_of[customer[i]]
     return run_bucket[:runs].copy(), run_start[: runs + 1].copy(), out_creative, out_segment, largest + 1
 
 
@@ -787,9 +790,6 @@ def _with_half_arguments(loop: Callable[..., Any] | None, *positions: int) -> Ca
     return call
 
 
-departure_slots: Callable[..., tuple[np.ndarray, np.ndarray]] = (
-    _compiled(_departure_slots_loop) or departure_slots_numpy
-)
 release_groups: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_release_groups_loop) or release_groups_numpy
 chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) or chunk_run_starts_numpy
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
@@ -810,7 +810,7 @@ tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
-count_shifted: Callable[..., np.ndarray] = _compiled(_count_shifted_loop) or count_shifted_numpy
+day_counts: Callable[..., np.ndarray] = _compiled(_day_counts_loop) or day_counts_numpy
 delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
     _compiled(_delivered_buckets_loop) or delivered_buckets_numpy
 )

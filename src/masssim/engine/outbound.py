@@ -7,7 +7,8 @@ that takes them (docs/model.md, 4.11). Then, for each send, one uniform decides 
 clicking (a conditional uniform is re-scaled rather than re-drawn), a second decides unsubscribing; reads
 also draw a normal for their delay, and pre-fetch and replies draw their own uniforms. Every such draw comes
 from the stream of the customer's chunk (:mod:`masssim.engine.chunks`), and the sends of each block are
-split among the shards that hold their customers, in departure order (docs/model.md §16).
+split among the shards that hold their customers, in plan order (docs/model.md §16; a block's rows are never
+moved into departure order, §15.9).
 Outcomes go to the shard's :class:`~masssim.engine.events.PendingEvents` with their times.
 """
 
@@ -47,23 +48,12 @@ class _Schedule:
     spacing_s: float
     filled: np.ndarray | None = None  # sends of each group already placed by earlier blocks
 
-    def block(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """For plan rows lo:hi: the order that sorts them by group (a counting sort) and their
-        departure times in that order, which ascend because each group leaves after the previous one."""
+    def departures(self, lo: int, hi: int) -> np.ndarray:
+        """The departure time of each of plan rows lo:hi, in plan order (send_kernels.plan_departures): a row
+        is its group's next send. Rows are never moved into departure order (§15.9)."""
         if self.filled is None:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
-        return kernels.departure_slots(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
-
-    def sorted_block(
-        self, lo: int, hi: int, customer: np.ndarray, creative: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`block`'s departure times, with plan rows lo:hi of ``customer`` and ``creative`` moved into
-        that order in the same pass (send_kernels.sorted_block): no order array, no gathers by it."""
-        if self.filled is None:
-            self.filled = np.zeros(self.starts.shape[0], np.int64)
-        return send_kernels.sorted_block(
-            self.group[lo:hi], self.starts, self.spacing_s, self.filled, customer[lo:hi], creative[lo:hi]
-        )
+        return send_kernels.plan_departures(self.group[lo:hi], self.starts, self.spacing_s, self.filled)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -391,33 +381,32 @@ class OutboundSender:
             rec.add_at("cost_creatives", max(t_event_s, float(schedule.starts.min())), production)
             self._spend(production)
 
-        # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size.
+        # 7. Send and draw responses block by block: temporaries stay small whatever the wave's size. A block's
+        # rows stay in plan order (for the policies here, ascending customers): each gets its departure, and
+        # every later pass reads the customers' state in one sweep (§15.9).
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
-            if price is None:
-                departure, block_customer, block_creative = schedule.sorted_block(lo, hi, customer, creative)
-                block_price = None
-            else:
-                order, departure = schedule.block(lo, hi)
-                block_customer = customer[lo:hi][order]
-                block_creative = creative[lo:hi][order]
-                block_price = price[lo:hi][order]
             departure, block_customer, block_creative, block_price = self.block_rules(
-                cfg, departure, block_customer, block_creative, block_price
+                cfg,
+                schedule.departures(lo, hi),
+                customer[lo:hi],
+                creative[lo:hi],
+                None if price is None else price[lo:hi],
             )
             if block_customer.shape[0] == 0:
                 continue
             names = self.channel_metrics[c]
+            sent = rec.day_counts(departure)
             if block_price is not None:
-                rec.add_sorted_events("cost_media", departure, block_price)
-                rec.add_sorted_events(names["cost"], departure, block_price)
+                rec.add_day_sums("cost_media", departure, block_price)
+                rec.add_day_sums(names["cost"], departure, block_price)
                 self._spend(float(block_price.sum()))
             else:
-                rec.add_sorted_events("cost_sends", departure, each=cfg.cost_per_send)
-                rec.add_sorted_events(names["cost"], departure, each=cfg.cost_per_send)
+                rec.add_day_counts("cost_sends", sent, each=cfg.cost_per_send)
+                rec.add_day_counts(names["cost"], sent, each=cfg.cost_per_send)
                 self._spend(cfg.cost_per_send * departure.shape[0])
-            rec.add_sorted_events("sends", departure)
-            rec.add_sorted_events(names["sends"], departure)
+            rec.add_day_counts("sends", sent, each=1.0)
+            rec.add_day_counts(names["sends"], sent, each=1.0)
             self._dispatch(c, cfg, block_customer, block_creative, departure)
         return rest
 
@@ -430,7 +419,7 @@ class OutboundSender:
     def _dispatch(
         self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
     ) -> None:
-        """Hand a block of sends (in departure order) to the shards that hold their customers. A sharded
+        """Hand a block of sends (in plan order) to the shards that hold their customers. A sharded
         coordinator sends them to its workers instead."""
         week = self.state.week_counter(c, self.population.n)
         for shard, rows in self._split_by_shard(customer):
@@ -536,9 +525,9 @@ class OutboundSender:
         creative: np.ndarray,
         price: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """The per-row rules on a block of sends in departure order, after the capacity queue: quiet hours
-        (a send pushed into them waits, and the block is re-sorted stably) and the horizon (a send that would
-        leave after the run's end is not sent); both are counted. One process and the shards (which plan
+        """The per-row rules on a block of sends (in plan order), after the capacity queue: quiet hours (a send
+        pushed into them waits) and the horizon (a send that would leave after the run's end is not sent);
+        both are counted. One process and the shards (which plan
         their rows themselves, engine/shard_planning.py) call this same step, so they cannot drift apart."""
         rec = self.recorder
         if cfg.quiet_hours_start is not None:
@@ -549,16 +538,13 @@ class OutboundSender:
             departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
             if deferred.any():
                 rec.add("deferred_quiet_hours", int(deferred.sum()))
-                resort = np.argsort(departure, kind="stable")
-                departure, customer, creative = departure[resort], customer[resort], creative[resort]
-                price = None if price is None else price[resort]
-        # Departures ascend (the capacity queue's slots, re-sorted above if deferred), so the sends within the
-        # horizon are a prefix, found by binary search rather than a pass and a compaction.
-        within = int(np.searchsorted(departure, self.horizon_s, side="left"))
-        if within < departure.shape[0]:
-            rec.add("blocked_horizon_end", departure.shape[0] - within)
-            departure, customer, creative = departure[:within], customer[:within], creative[:within]
-            price = None if price is None else price[:within]
+        # A send that would leave at or after the run's end is not sent. The last rows of each group are the
+        # late ones, so a block has some only near the end of a run: a max says whether to look.
+        if departure.shape[0] and float(departure.max()) >= self.horizon_s:
+            within = departure < self.horizon_s
+            rec.add("blocked_horizon_end", departure.shape[0] - int(within.sum()))
+            departure, customer, creative = departure[within], customer[within], creative[within]
+            price = None if price is None else price[within]
         return departure, customer, creative, price
 
     def _respond(
@@ -609,18 +595,19 @@ class OutboundSender:
         )
 
         # Deliveries are counted as they happen (latency is minutes, the series is daily) at departure +
-        # latency, found by binary search without an array of every delivery time; the policy gets a
+        # latency, per day in one compiled pass without an array of every delivery time; the policy gets a
         # "delivered" event per message only if it asked for them.
         latency_s = cfg.delivery_latency_minutes * 60.0
-        self.recorder.add_sorted_rows("delivered", departure, latency_s, d_idx, self.horizon_s)
-        self.recorder.add_sorted_rows(self.channel_metrics[c]["delivered"], departure, latency_s, d_idx, self.horizon_s)
+        delivered = self.recorder.day_counts(departure, d_idx, latency_s, self.horizon_s)
+        self.recorder.add_day_counts("delivered", delivered, each=1.0)
+        self.recorder.add_day_counts(self.channel_metrics[c]["delivered"], delivered, each=1.0)
         if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards
             self.delivery_cells.add(d_idx, customer, creative, departure, latency_s)
         elif self.report_deliveries:
             d_at = departure + latency_s if d_idx is None else departure[d_idx] + latency_s
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
-            pending.add("delivered", d_customer, d_creative, c, d_at, ascending=True)
+            pending.add("delivered", d_customer, d_creative, c, d_at)
 
         # Reads: the candidates' exact probabilities (exp stays in numpy), then one pass picks the reads and
         # gathers what the read pipeline needs of each (send_kernels.pick_reads).
@@ -636,7 +623,7 @@ class OutboundSender:
             * np.exp(cfg.open_delay_sigma * draws.standard_normal(r_cust, Draw.READ_DELAY, np.float32, reader_segments))
         )
         # Each read's time (moved into the reader's active window) and click log-odds, gathered while reads
-        # are still in send order (customers nearly ascending, so the gathers stream through memory).
+        # are still in plan order (customers ascending for the policies here, so the gathers stream through memory).
         jitter = (
             draws.random(r_cust, Draw.ACTIVE_WINDOW, np.float32, reader_segments)
             if cfg.opens_wait_for_active_window
@@ -692,7 +679,7 @@ class OutboundSender:
                 PREFETCH_DELAY_S,
             )
             open_creative = prefetch_creative if self.report_open_creatives else None
-            pending.add("open", prefetch_cust, open_creative, c, prefetch_at, ascending=True)
+            pending.add("open", prefetch_cust, open_creative, c, prefetch_at)
 
         # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
         if cfg.unsubscribe_rate > 0:

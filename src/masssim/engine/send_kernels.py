@@ -24,65 +24,31 @@ _COUNTING_SPAN = 1 << 16
 
 
 # --------------------------------------------------------------------------------------------------
-# A block's departure slots with its rows moved into departure order in the same pass
+# A block's departure times, row by row in plan order
 # --------------------------------------------------------------------------------------------------
 
 
-def sorted_block_numpy(
-    group: np.ndarray,
-    starts: np.ndarray,
-    spacing_s: float,
-    filled: np.ndarray,
-    customer: np.ndarray,
-    creative: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`masssim.engine.kernels.departure_slots_numpy` (which advances ``filled``) with the block's
-    customers and creatives put in its order: (departure, customer, creative), all in departure order."""
-    order, departure = kernels.departure_slots_numpy(group, starts, spacing_s, filled)
-    return departure, customer[order], creative[order]
+def plan_departures_numpy(group: np.ndarray, starts: np.ndarray, spacing_s: float, filled: np.ndarray) -> np.ndarray:
+    """Each row's departure, in the block's own (plan) order: :func:`masssim.engine.kernels.departure_slots_numpy`
+    (which advances ``filled``) gives them in departure order, and they are put back in the rows' places. Row
+    i of group g is the next send of its group: it leaves at ``starts[g] + slot * spacing_s``, its slot
+    counting the rows of group g before it (``filled[g]`` of them in earlier blocks)."""
+    order, sorted_departure = kernels.departure_slots_numpy(group, starts, spacing_s, filled)
+    departure = np.empty(group.shape[0], np.float64)
+    departure[order] = sorted_departure
+    return departure
 
 
-def _sorted_block_loop(group, starts, spacing_s, filled, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _plan_departures_loop(group, starts, spacing_s, filled):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # A row's slot is its group's count so far: one pass, no sort, nothing moved (the rows stay where the plan
+    # put them, so the pipeline after this reads the customers' state in ascending order, §15.9).
     n = group.shape[0]
-    n_groups = starts.shape[0]
-    next_row = np.zeros(n_groups, np.int64)
-    for i in range(n):
-        next_row[group[i]] += 1
-    total = 0
-    for g in range(n_groups):
-        count = next_row[g]
-        next_row[g] = total
-        total += count
-    # Row at of the sorted block is the (filled[g] + at - first row of g)-th send of group g: the slot
-    # departure_slots computes, as starts[g] + slot * spacing_s with the slot counted the same way.
-    base = np.empty(n_groups, np.int64)
-    for g in range(n_groups):
-        base[g] = filled[g] - next_row[g]
-    # Each row's position first, then one scatter per array: measured twice as fast as moving the three
-    # arrays in one loop (which interleaves writes to three times as many places).
-    position = np.empty(n, np.int64)
-    for i in range(n):  # rows of a group keep their order: a stable counting sort
-        g = group[i]
-        at = next_row[g]
-        next_row[g] = at + 1
-        position[i] = at
-    out_customer = np.empty(n, customer.dtype)
-    for i in range(n):
-        out_customer[position[i]] = customer[i]
-    out_creative = np.empty(n, creative.dtype)
-    for i in range(n):
-        out_creative[position[i]] = creative[i]
-    # The sorted rows of group g are next_row[g] - (its rows) .. next_row[g] - 1: their departures are written
-    # in order, group by group, with the same arithmetic as a row-by-row pass (no gather, no scatter).
     departure = np.empty(n, np.float64)
-    first = 0
-    for g in range(n_groups):
-        for at in range(first, next_row[g]):
-            departure[at] = starts[g] + (base[g] + at) * spacing_s
-        first = next_row[g]
-    for g in range(n_groups):
-        filled[g] = base[g] + next_row[g]
-    return departure, out_customer, out_creative
+    for i in range(n):
+        g = group[i]
+        departure[i] = starts[g] + filled[g] * spacing_s
+        filled[g] += 1
+    return departure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,7 +190,7 @@ def _order_reads_loop(read_at, bucket_s, reader, creative, logit_click, v):  # t
         next_row[b] = total
         total += count
     # One loop moves all six arrays: a block's reads fit in the caches, and this measured faster than a
-    # position pass and one scatter per array (which is faster for sorted_block's larger arrays).
+    # position pass and one scatter per array (which was faster for the larger arrays of a whole block of sends).
     for i in range(n):  # rows of a bucket keep their order: a stable counting sort
         b = bucket[i] - low
         k = next_row[b]
@@ -337,9 +303,7 @@ def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, depa
     return out_customer, out_creative, out_at
 
 
-sorted_block: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
-    kernels._compiled(_sorted_block_loop) or sorted_block_numpy
-)
+plan_departures: Callable[..., np.ndarray] = kernels._compiled(_plan_departures_loop) or plan_departures_numpy
 read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
 pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
 order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy

@@ -116,12 +116,10 @@ class ChannelShardWave(ShardWave):
     ) -> list[tuple[Any, ...]]:
         """Send the first ``keep`` rows the channel takes (as :meth:`ShardWave.send`); keep what it does not
         take, in order, for the next channel. Returns per block the sends per day, or on a paid channel each
-        send's row (among the ``keep``), departure and group, in departure order."""
+        send's row (among the ``keep``) and departure, in plan order."""
         sim = self.sim
         sender = sim.sender
         cfg = sender.channels.configs[c]
-        rec = sim.recorder
-        pop = sim.world.population
         rows = self.taken[:keep]
         customer, creative = self.planned_customer[rows], self.planned_creative[rows]
         if passing:
@@ -133,14 +131,14 @@ class ChannelShardWave(ShardWave):
         out: list[tuple[Any, ...]] = []
         if keep == 0:
             return out
-        for b, departure, block_customer, block_creative in self._send_blocks(
+        for b, departure, block_customer, block_creative, sent in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
             if paid:  # rows are in customer order, so a send's row is found from its customer
                 row = np.searchsorted(customer, block_customer).astype(np.int64)
-                out.append((b, row, departure, rank_of_region[pop.region[block_customer]]))
+                out.append((b, row, departure))
             else:
-                out.append((b, rec.day_counts(departure)))
+                out.append((b, sent))
             sender._dispatch(c, cfg, block_customer, block_creative, departure)
         return out
 
@@ -259,25 +257,23 @@ class ChannelWaveCoordinator(ShardWaveCoordinator):
                 rec.add_day_counts(names["cost"], counts, each=cfg.cost_per_send)
                 sender._spend(cfg.cost_per_send * int(counts.sum()))
         else:
-            pieces: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+            pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
             for s, answer in enumerate(answers):
-                for b, row, departure, group in answer:
-                    pieces.setdefault(b, []).append((s, row + placed[s], departure, group))
+                for b, row, departure in answer:
+                    pieces.setdefault(b, []).append((row + placed[s], departure))
             for b in sorted(pieces):
-                shard = np.concatenate([np.full(p[1].shape[0], p[0], np.int64) for p in pieces[b]])
-                row = np.concatenate([p[1] for p in pieces[b]])
-                departure = np.concatenate([p[2] for p in pieces[b]])
-                order = block_order(shard, np.concatenate([p[3] for p in pieces[b]]), departure)
-                departure, block_price = departure[order], price[row[order]]
-                rec.add_sorted_events("cost_media", departure, block_price)
-                rec.add_sorted_events(names["cost"], departure, block_price)
+                # The shards' rows of a block, in shard order, are the one process's block in its own (plan)
+                # order: the prices are summed in the same order, so to the same bytes.
+                row, departure = block_rows(pieces[b])
+                block_price = price[row]
+                rec.add_day_sums("cost_media", departure, block_price)
+                rec.add_day_sums(names["cost"], departure, block_price)
                 sender._spend(float(block_price.sum()))
         return offered - funded
 
 
-def block_order(shard: np.ndarray, group: np.ndarray, departure: np.ndarray) -> np.ndarray:
-    """The order of one process's block of sends, from the shards' sends concatenated in shard order (each in
-    its own departure order). One process sorts the block's rows by group (stably: plan order within a
-    group, and a shard's rows are a contiguous run of the plan), then re-sorts them stably by departure: so
-    by departure, then group, then shard, then the shard's own order (which a stable sort keeps)."""
-    return np.lexsort((shard, group, departure))
+def block_rows(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One process's block of a paid wave from the shards' parts of it, each (rows in the plan, departures) in
+    shard order: a shard's rows are a run of the plan, in its order, so joining them in shard order gives the
+    one process's block in its (plan) order."""
+    return np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])

@@ -280,14 +280,13 @@ class ShardWave:
         sim, c = self.sim, rule.channel
         sender: OutboundSender = sim.sender
         cfg = sender.channels.configs[c]
-        rec: Recorder = sim.recorder
         customer, creative = self.customer[:keep], self.creative[:keep]
         self._clear()
         out: list[tuple[int, np.ndarray]] = []
-        for b, departure, block_customer, block_creative in self._send_blocks(
+        for b, departure, block_customer, block_creative, sent in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
-            out.append((b, rec.day_counts(departure)))
+            out.append((b, sent))
             sender._dispatch(c, cfg, block_customer, block_creative, departure)
         return out
 
@@ -302,11 +301,11 @@ class ShardWave:
         before: np.ndarray,
         offset: int,
         block: int,
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """The shard's rows cut at the plan's response blocks (``offset``: its first row in the plan), each
         given its departure (its group's slot after the rows ``before`` it), then quiet hours and the horizon;
-        the sends are recorded. Yields each block's index, departures, customers and creatives, in departure
-        order (shared by the plain waves and those on a paid channel or through a channel order)."""
+        the sends are recorded. Yields each block's index, departures, customers, creatives (in plan order)
+        and sends per day (shared by the plain waves and those on a paid channel or through a channel order)."""
         sender: OutboundSender = self.sim.sender
         cfg = sender.channels.configs[c]
         rec: Recorder = self.sim.recorder
@@ -316,20 +315,21 @@ class ShardWave:
         names = sender.channel_metrics[c]
         for b in range(offset // block, (offset + customer.shape[0] - 1) // block + 1):
             lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, customer.shape[0])
-            # Departures with the rows moved into their order in the same pass (as outbound's plain waves do).
-            departure, block_customer, block_creative = send_kernels.sorted_block(
-                group[lo:hi], starts, spacing_s, filled, customer[lo:hi], creative[lo:hi]
-            )
-            # As outbound's step 7 on the whole block: each rule is per row, and a stable sort of a
-            # subsequence keeps the whole block's relative order.
+            # As outbound's step 7 on the whole block: each row's departure, then the rules, which are per row
+            # (the shard's rows of a block are a run of the one process's block, in the same order).
             departure, block_customer, block_creative, _ = sender.block_rules(
-                cfg, departure, block_customer, block_creative, None
+                cfg,
+                send_kernels.plan_departures(group[lo:hi], starts, spacing_s, filled),
+                customer[lo:hi],
+                creative[lo:hi],
+                None,
             )
             if block_customer.shape[0] == 0:
                 continue
-            rec.add_sorted_events("sends", departure)
-            rec.add_sorted_events(names["sends"], departure)
-            yield b, departure, block_customer, block_creative
+            sent = rec.day_counts(departure)
+            rec.add_day_counts("sends", sent, each=1.0)
+            rec.add_day_counts(names["sends"], sent, each=1.0)
+            yield b, departure, block_customer, block_creative, sent
 
     def bucket_cells(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Release the bucket (occasions, outcomes) and count the feedback per (segment, creative) cell."""

@@ -131,7 +131,7 @@ def merge_replies(
     customer: np.ndarray, answers: list[tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A block's replies from its shards (each shard's customers and times) in the one-process order: by
-    time, ties by row of the block (``customer``, in departure order; customers are unique within a wave).
+    time, ties by row of the block (``customer``, in its plan order; customers are unique within a wave).
     None when there are none."""
     who = np.concatenate([a[0] for a in answers]) if answers else np.empty(0, np.int64)
     if who.shape[0] == 0:

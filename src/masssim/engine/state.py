@@ -158,71 +158,28 @@ class Recorder:
         day = np.minimum((time_s // 86_400.0).astype(np.int64), self.days - 1)
         self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)[: self.days]
 
-    def _day_ends(self) -> np.ndarray:
-        """The end of each day of the series but the last, in seconds: the boundaries every sorted count uses."""
-        return np.arange(1, self.days) * 86_400.0
+    def day_counts(
+        self, time_s: np.ndarray, rows: np.ndarray | None = None, shift_s: float = 0.0, until_s: float = math.inf
+    ) -> np.ndarray:
+        """int64 events per day of the series at the times ``time_s[rows] + shift_s`` (``rows`` None: all), in
+        any order, that are at or before ``until_s``, without building those times (kernels.day_counts). A
+        time on a day's end counts in the day it ends. A wave's sends are counted so, block by block, and the
+        shards of a sharded run count theirs the same way (docs/model.md §16.2)."""
+        return kernels.day_counts(time_s, rows, shift_s, until_s, self.days)  # type: ignore[no-any-return]
 
-    def _day_edges(self, time_s: np.ndarray) -> np.ndarray:
-        """For ascending ``time_s``: the number of events at or before the end of each day but the last, by
-        binary search."""
-        return np.searchsorted(time_s, self._day_ends(), side="right")
-
-    def add_sorted_events(
-        self, metric: str, time_s: np.ndarray, weights: np.ndarray | None = None, *, each: float = 1.0
-    ) -> None:
-        """Like :meth:`add_events` for times already ascending: day totals by binary search, no pass of
-        bincount over every event (a wave's departures are ascending by construction). Without
-        ``weights`` every event counts ``each`` (a price per send) and no array of weights is built."""
-        n = time_s.shape[0]
-        if weights is None:
-            total = n * each
-        else:
-            cumulative = np.concatenate(([0.0], np.cumsum(weights, dtype=np.float64)))
-            total = float(cumulative[-1])
-        self.totals[metric] += float(total)
+    def add_day_sums(self, metric: str, time_s: np.ndarray, weights: np.ndarray) -> None:
+        """Sum ``weights`` (a price per send) into the total and the days of ``time_s``, in any order, the days
+        found as :meth:`day_counts` finds them."""
+        self.totals[metric] += float(weights.sum())
         column = self._column.get(metric)
-        if column is None or n == 0:
+        if column is None or time_s.shape[0] == 0:
             return
-        edges = self._day_edges(time_s)
-        bounds = np.concatenate(([0], edges, [n]))
-        if weights is None:
-            self.series[:, column] += np.diff(bounds) * each
-        else:
-            self.series[:, column] += np.diff(cumulative[bounds])
-
-    def add_sorted_rows(
-        self, metric: str, base_s: np.ndarray, shift_s: float, rows: np.ndarray | None, until_s: float
-    ) -> None:
-        """Count the events at times ``base_s[rows] + shift_s`` at or before ``until_s`` (``base_s`` ascending,
-        ``rows`` ascending row indices or None for all), as :meth:`add_sorted_events` would count those times,
-        without building them: each day's rows are found by a binary search that adds ``shift_s`` to the rows it
-        probes (kernels.count_shifted, the same float64 sums), then counted by binary search in ``rows``."""
-        n = base_s.shape[0]
-        probes = np.concatenate(([until_s], self._day_ends()))
-        found = kernels.count_shifted(base_s, shift_s, probes)
-        end = int(found[0])  # rows whose time is at or before until_s
-        if rows is None:
-            arrived = end
-            bounds = np.concatenate(([0], np.minimum(found[1:], end), [end]))
-        else:
-            arrived = int(np.searchsorted(rows, end, side="left"))
-            cut = np.concatenate(([0], found[1:], [n]))
-            bounds = np.minimum(np.searchsorted(rows, cut, side="left"), arrived)
-        self.totals[metric] += float(arrived)
-        column = self._column.get(metric)
-        if column is None or arrived == 0:
-            return
-        self.series[:, column] += np.diff(bounds) * 1.0
-
-    def day_counts(self, time_s: np.ndarray) -> np.ndarray:
-        """int64 events per day of the series for ascending ``time_s``, counted as :meth:`add_sorted_events`
-        counts them (a sharded run's shards count their sends so; docs/model.md §16.2)."""
-        edges = self._day_edges(time_s)
-        return np.diff(np.concatenate(([0], edges, [time_s.shape[0]])))
+        day = np.searchsorted(np.arange(1, self.days) * 86_400.0, time_s, side="left")
+        self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)
 
     def add_day_counts(self, metric: str, counts: np.ndarray, *, each: float) -> None:
-        """``add_sorted_events(metric, times, each=each)`` for events already counted per day (:meth:`day_counts`,
-        summed over shards): the same float operations, so the same bytes."""
+        """Events already counted per day (:meth:`day_counts`, summed over shards), each worth ``each`` (1 for a
+        count, or a price per send)."""
         n = int(counts.sum())
         self.totals[metric] += float(n * each)
         column = self._column.get(metric)
