@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from masssim.engine import kernels, send_kernels
+from masssim.engine.events import PendingEvents
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -90,6 +91,34 @@ def test_reads_ordered_by_bucket_match_numpy(
     slow = send_kernels.order_reads_numpy(*args)
     _assert_same(fast, slow)
     assert (np.diff(fast[0]) >= 0).all()
+
+
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 1500),
+    seed=st.integers(0, 2**16),
+    bucket_s=st.sampled_from([1.0, 900.0, 86_400.0]),
+    spread_days=st.sampled_from([0.01, 3.0, 2000.0]),
+)
+def test_events_ordered_by_bucket_match_numpy_and_the_events_in_flight(
+    n: int, seed: int, bucket_s: float, spread_days: float
+) -> None:
+    """Pre-fetch opens and deliveries leave a block in plan order: put in bucket order here, they are in the
+    order PendingEvents would sort them into (so passing their buckets changes nothing)."""
+    rng = np.random.default_rng(seed)
+    time_s = 1e6 + rng.random(n) * spread_days * 86_400.0
+    time_s[::4] = np.round(time_s[::4] / bucket_s) * bucket_s  # some on bucket edges
+    customer = rng.integers(0, 10_000, n).astype(np.int32)
+    creative = rng.integers(0, 50, n).astype(np.int32)
+    fast = _compiled("order_events")(time_s, bucket_s, customer, creative)
+    slow = send_kernels.order_events_numpy(time_s, bucket_s, customer, creative)
+    _assert_same(fast, slow)
+    pending = PendingEvents(bucket_s)
+    order = pending.order_by_bucket(time_s)
+    np.testing.assert_array_equal(fast[1], time_s[order])
+    np.testing.assert_array_equal(fast[2], customer[order])
+    np.testing.assert_array_equal(fast[0], pending.bucket_of(time_s)[order])
 
 
 @needs_numba

@@ -607,7 +607,10 @@ class OutboundSender:
             d_at = departure + latency_s if d_idx is None else departure[d_idx] + latency_s
             d_customer = customer if d_idx is None else customer[d_idx]
             d_creative = creative if d_idx is None else creative[d_idx]
-            pending.add("delivered", d_customer, d_creative, c, d_at)
+            d_bucket, d_at, d_customer, d_creative = send_kernels.order_events(
+                d_at, pending.bucket_s, d_customer, d_creative
+            )
+            pending.add("delivered", d_customer, d_creative, c, d_at, sorted_buckets=d_bucket)
 
         # Reads: the candidates' exact probabilities (exp stays in numpy), then one pass picks the reads and
         # gathers what the read pipeline needs of each (send_kernels.pick_reads).
@@ -678,8 +681,12 @@ class OutboundSender:
                 latency_s,
                 PREFETCH_DELAY_S,
             )
+            # Put in bucket order here, in one compiled pass (the rows are in plan order, not in time order).
+            prefetch_bucket, prefetch_at, prefetch_cust, prefetch_creative = send_kernels.order_events(
+                prefetch_at, pending.bucket_s, prefetch_cust, prefetch_creative
+            )
             open_creative = prefetch_creative if self.report_open_creatives else None
-            pending.add("open", prefetch_cust, open_creative, c, prefetch_at)
+            pending.add("open", prefetch_cust, open_creative, c, prefetch_at, sorted_buckets=prefetch_bucket)
 
         # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
         if cfg.unsubscribe_rate > 0:

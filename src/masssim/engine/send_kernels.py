@@ -204,6 +204,62 @@ def _order_reads_loop(read_at, bucket_s, reader, creative, logit_click, v):  # t
     return out_bucket, out_at, out_reader, out_creative, out_logit, out_v
 
 
+def order_events_numpy(
+    time_s: np.ndarray, bucket_s: float, customer: np.ndarray, creative: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events of a block (pre-fetch opens, deliveries) in the stable order of their bucket
+    ``ceil(time_s / bucket_s)``, what :meth:`masssim.engine.events.PendingEvents.add` would sort them into:
+    (int32 buckets, time_s, customer, creative), each in that order."""
+    bucket = np.ceil(time_s / bucket_s).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    return bucket[order].astype(np.int32), time_s[order], customer[order], creative[order]
+
+
+def _order_events_loop(time_s, bucket_s, customer, creative):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # order_reads' stable counting sort for events of three fields (a block's events span a few buckets).
+    n = time_s.shape[0]
+    bucket = np.empty(n, np.int64)
+    low = np.int64(0)
+    high = np.int64(0)
+    for i in range(n):
+        b = np.int64(np.ceil(time_s[i] / bucket_s))
+        bucket[i] = b
+        if i == 0 or b < low:
+            low = b
+        if i == 0 or b > high:
+            high = b
+    out_bucket = np.empty(n, np.int32)
+    out_time = np.empty(n, np.float64)
+    out_customer = np.empty(n, customer.dtype)
+    out_creative = np.empty(n, creative.dtype)
+    span = high - low + 1
+    if n and span > _COUNTING_SPAN:  # rare: any stable sort gives the same permutation
+        order = np.argsort(bucket, kind="mergesort")
+        for k in range(n):
+            i = order[k]
+            out_bucket[k] = bucket[i]
+            out_time[k] = time_s[i]
+            out_customer[k] = customer[i]
+            out_creative[k] = creative[i]
+        return out_bucket, out_time, out_customer, out_creative
+    next_row = np.zeros(max(span, 1), np.int64)
+    for i in range(n):
+        next_row[bucket[i] - low] += 1
+    total = 0
+    for b in range(span):
+        count = next_row[b]
+        next_row[b] = total
+        total += count
+    for i in range(n):  # rows of a bucket keep their order
+        k = next_row[bucket[i] - low]
+        next_row[bucket[i] - low] = k + 1
+        out_bucket[k] = bucket[i]
+        out_time[k] = time_s[i]
+        out_customer[k] = customer[i]
+        out_creative[k] = creative[i]
+    return out_bucket, out_time, out_customer, out_creative
+
+
 # --------------------------------------------------------------------------------------------------
 # Clicks among the reads
 # --------------------------------------------------------------------------------------------------
@@ -307,5 +363,6 @@ plan_departures: Callable[..., np.ndarray] = kernels._compiled(_plan_departures_
 read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
 pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
 order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_reads_loop) or order_reads_numpy
+order_events: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_events_loop) or order_events_numpy
 pick_clicks: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_clicks_loop) or pick_clicks_numpy
 pick_prefetch: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_prefetch_loop) or pick_prefetch_numpy
