@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from masssim.engine import kernels
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import stable_time_order
+from masssim.engine.state import Recorder
 
 needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not installed: only the numpy path exists")
 
@@ -343,6 +344,14 @@ def test_day_counts_of_rows_are_the_counts_of_the_gathered_times(
     ends = np.searchsorted(arrived, np.arange(1, days) * 86_400.0, side="right")
     np.testing.assert_array_equal(slow, np.diff(np.concatenate(([0], ends, [arrived.shape[0]]))))
     assert slow.dtype == np.int64
+    # The recorder's shortcut (every time in one day, found from the span's ends) gives the same counts; a
+    # span within one day is what most blocks have, so the times are also squeezed into one.
+    recorder = Recorder(days * 86_400.0)
+    for times in (time_s, 3 * 86_400.0 + time_s / 50.0):
+        if n:
+            span = (float(times.min()), float(times.max()))
+            expected = kernels.day_counts_numpy(times, rows, shift_s, until_s, days)
+            np.testing.assert_array_equal(recorder.day_counts(times, rows, shift_s, until_s, span=span), expected)
 
 
 @needs_numba

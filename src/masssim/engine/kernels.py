@@ -417,29 +417,31 @@ def day_counts_numpy(
     return np.bincount(day, minlength=days)
 
 
+def _day_of(t, last):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # How many of the day ends DAY_S, 2 DAY_S, ... are below t (at most ``last``): ceil(t / DAY_S) - 1,
+    # checked against the ends themselves (k * DAY_S, the products numpy's arange gives), since the division
+    # can round.
+    d = np.ceil(t / DAY_S) - 1.0
+    if (d + 1.0) * DAY_S < t:
+        d += 1.0
+    elif d >= 1.0 and d * DAY_S >= t:
+        d -= 1.0
+    if d <= 0.0:
+        return 0
+    if d >= last:
+        return last
+    return np.int64(d)
+
+
 def _day_counts_loop(time_s, rows, shift_s, until_s, days):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # The day from a division, checked against the ends themselves (k * DAY_S, the products numpy's arange
-    # gives): ceil(t / DAY_S) - 1 can be one off where the division rounds. No array of shifted times is built.
     counts = np.zeros(days, np.int64)
     every = rows is None
     n = time_s.shape[0] if every else rows.shape[0]
     last = days - 1
     for j in range(n):
-        i = j if every else rows[j]
-        t = time_s[i] + shift_s
-        if not t <= until_s:
-            continue
-        d = np.ceil(t / DAY_S) - 1.0
-        if (d + 1.0) * DAY_S < t:
-            d += 1.0
-        elif d >= 1.0 and d * DAY_S >= t:
-            d -= 1.0
-        if d <= 0.0:
-            counts[0] += 1
-        elif d >= last:
-            counts[last] += 1
-        else:
-            counts[np.int64(d)] += 1
+        t = time_s[j if every else rows[j]] + shift_s
+        if t <= until_s:
+            counts[_day_of_compiled(t, last)] += 1
     return counts
 
 
@@ -770,6 +772,7 @@ def _hand_out_loop(chunk, values, cursor):  # type: ignore[no-untyped-def]  # pr
 
 
 _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
+_day_of_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_day_of)
 # Called from compiled loops only, and inlined into them (a call per element would cost more than the load).
 _half_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_half)
 # The positions of the arguments each compiled loop takes as float16 bits: taste; brand probabilities.

@@ -396,7 +396,7 @@ class OutboundSender:
             if block_customer.shape[0] == 0:
                 continue
             names = self.channel_metrics[c]
-            sent = rec.day_counts(departure)
+            sent = rec.day_counts(departure, span=(float(departure.min()), float(departure.max())))
             if block_price is not None:
                 rec.add_day_sums("cost_media", departure, block_price)
                 rec.add_day_sums(names["cost"], departure, block_price)
@@ -598,7 +598,8 @@ class OutboundSender:
         # latency, per day in one compiled pass without an array of every delivery time; the policy gets a
         # "delivered" event per message only if it asked for them.
         latency_s = cfg.delivery_latency_minutes * 60.0
-        delivered = self.recorder.day_counts(departure, d_idx, latency_s, self.horizon_s)
+        span = (float(departure.min()), float(departure.max())) if n else None
+        delivered = self.recorder.day_counts(departure, d_idx, latency_s, self.horizon_s, span=span)
         self.recorder.add_day_counts("delivered", delivered, each=1.0)
         self.recorder.add_day_counts(self.channel_metrics[c]["delivered"], delivered, each=1.0)
         if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards

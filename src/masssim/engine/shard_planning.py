@@ -326,7 +326,7 @@ class ShardWave:
             )
             if block_customer.shape[0] == 0:
                 continue
-            sent = rec.day_counts(departure)
+            sent = rec.day_counts(departure, span=(float(departure.min()), float(departure.max())))
             rec.add_day_counts("sends", sent, each=1.0)
             rec.add_day_counts(names["sends"], sent, each=1.0)
             yield b, departure, block_customer, block_creative, sent
