@@ -3,8 +3,8 @@
 Run:  python tests/benchmarks/bench_cache_hints.py [--customers 10000000] [--repeat 7]
 
 Two kernels gather per-customer attributes from population-sized arrays inside a long loop body: the read
-kernel (``kernels.read_outcomes``: a wave's readers, a few percent of each region's customers in ascending
-order, as a block of sends gives them) and the organic occasions' brand choice
+kernel (``kernels.read_outcomes``: a wave's readers, a share of the customers in ascending order, as a block
+of sends gives them) and the organic occasions' brand choice
 (``release_kernels.organic_choices``: a bucket's occasions in time order, their customers anywhere). Each is
 timed three ways in this process, in CPU nanoseconds per row (medians of ``--repeat``):
 
@@ -87,12 +87,9 @@ def read_kernel_cases(n: int, rng: np.random.Generator) -> dict[str, tuple[Calla
     coefficients = np.array([-3.0, 1.0, 0.5, 0.2], np.float32)
 
     def readers(limit: int) -> np.ndarray:
-        # One ascending sweep per region (the send order within a region's group), a share of each read.
-        sweeps = []
-        for r in range(REGIONS):
-            customers = np.flatnonzero(region[:limit] == r)
-            sweeps.append(customers[rng.random(customers.shape[0]) < READ_SHARE])
-        return np.concatenate(sweeps)
+        # One ascending sweep (a block's rows stay in plan order since session 14, §15.9; until then a block
+        # was one sweep per region), a share of the customers read.
+        return np.flatnonzero(rng.random(limit) < READ_SHARE)
 
     def arguments(reader: np.ndarray) -> tuple[Any, ...]:
         m = reader.shape[0]
