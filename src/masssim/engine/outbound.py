@@ -527,8 +527,8 @@ class OutboundSender:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """The per-row rules on a block of sends (in plan order), after the capacity queue: quiet hours (a send
         pushed into them waits) and the horizon (a send that would leave after the run's end is not sent);
-        both are counted. One process and the shards (which plan
-        their rows themselves, engine/shard_planning.py) call this same step, so they cannot drift apart."""
+        both are counted. One process and the shards (which plan their rows themselves,
+        engine/shard_planning.py) call this same step, so they cannot drift apart."""
         rec = self.recorder
         if cfg.quiet_hours_start is not None:
             # A backlog can push sends into the next quiet hours: compliance wins over the capacity
