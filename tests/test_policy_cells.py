@@ -147,3 +147,38 @@ def test_one_segment_counts_creatives_as_a_zero_segment_would(monkeypatch: pytes
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
     np.testing.assert_array_equal(by_none.greedy(), by_zeros.greedy())
+
+
+@pytest.mark.parametrize("events", [200, 5000])  # fewer entries than half the cells (a sort), and more (a histogram)
+def test_counted_cells_count_as_their_events(monkeypatch: pytest.MonkeyPatch, events: int) -> None:
+    """``add_counts`` (a bucket's distinct cells with their counts, as a sharded run hands them over) counts
+    what ``add`` of the same events counts, in a dense table and in a sparse one; the sparse table keeps the
+    counted cells as they are (not one key per event) until it is read, and events and counted cells mix."""
+    rng = np.random.default_rng(5)
+    s, c = 40, 60
+    by_events = CellCounts(s, c)
+    monkeypatch.setattr(cells_module, "DENSE_CELLS", 0)
+    by_cells, mixed = CellCounts(s, c), CellCounts(s, c)
+    assert by_events.dense and not by_cells.dense
+    handed = 0  # counted cells handed to by_cells, and the events they stand for
+    stood_for = 0
+    for bucket in range(4):
+        for kind, share in (("delivered", 1.0), ("click", 0.3)):
+            segment = rng.integers(0, s, events)
+            creative = (rng.random(events) ** 3 * c).astype(np.int32)
+            keep = rng.random(events) < share
+            segment, creative = segment[keep], creative[keep]
+            by_events.add(kind, segment, creative)
+            cells, counts = np.unique(segment.astype(np.int64) * c + creative, return_counts=True)
+            by_cells.add_counts(kind, cells, counts)
+            handed += cells.shape[0]
+            stood_for += int(counts.sum())
+            if bucket % 2:
+                mixed.add(kind, segment, creative)
+            else:
+                mixed.add_counts(kind, cells, counts)
+            if 2 * handed < s * c:  # not merged yet: the buckets wait as their cells, not one key per event
+                assert by_cells._buffered == handed < stood_for
+    for table in (by_cells, mixed):
+        for a, b in zip(by_events.cells(), table.cells(), strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from masssim.engine import kernels
-from masssim.policies.cell_counting import count_pairs
+from masssim.policies.cell_counting import count_pairs, sum_by_key
 
 _NO_SEGMENTS = np.empty(0, np.int32)  # delivered_buckets' "one segment"
 
@@ -72,14 +72,7 @@ class DeliveryCells:
             counts.append(count[counted])
         if len(pieces) == 1:  # a piece's cells are distinct and ascending already
             return cells[0], counts[0]
-        cell = np.concatenate(cells)
-        count = np.concatenate(counts)
-        if cell.shape[0] == 0:
-            return cell, count
-        order = np.argsort(cell, kind="stable")
-        cell, count = cell[order], count[order]
-        first = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
-        return cell[first], np.add.reduceat(count, first)
+        return sum_by_key(np.concatenate(cells), np.concatenate(counts))
 
     def nbytes(self) -> int:
         """Bytes held by the counts in flight."""

@@ -165,3 +165,14 @@ def merge_counts(
         np.insert(delivered, at, added if into_delivered else none),
         np.insert(clicked, at, none if into_delivered else added),
     )
+
+
+def sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ``keys`` in increasing order, the sum of ``counts`` over each): pieces of counted cells,
+    joined. A stable sort, so equal keys' counts are added in the order they come."""
+    if keys.shape[0] == 0:
+        return keys, counts
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[first], np.add.reduceat(counts, first)

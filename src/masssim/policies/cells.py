@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from masssim.policies.base import Feedback
-from masssim.policies.cell_counting import merge_counts
+from masssim.policies.cell_counting import merge_counts, sum_by_key
 
 DENSE_CELLS = 1 << 20  # up to this many cells (16 MB for both counts) the table is dense
 
@@ -34,8 +34,10 @@ class CellCounts:
             self._keys = np.empty(0, np.int64)
             self._delivered = np.empty(0)
             self._clicked = np.empty(0)
-            self._pending: dict[str, list[np.ndarray]] = {"delivered": [], "click": []}
-            self._buffered = 0  # events waiting in _pending
+            # Per kind, what waits to be merged: events as cell keys (counts None), or cells already counted
+            # (a sharded run hands over a bucket's distinct cells with their counts).
+            self._pending: dict[str, list[tuple[np.ndarray, np.ndarray | None]]] = {"delivered": [], "click": []}
+            self._buffered = 0  # entries (events or counted cells) waiting in _pending
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -68,13 +70,7 @@ class CellCounts:
         else:  # the sorted cells' keys are int64; and the buffer keeps a copy, never the caller's array
             cell = creative.astype(np.int64)
         if not self.dense:
-            self._pending["delivered" if kind == "delivered" else "click"].append(cell)
-            self._buffered += cell.shape[0]
-            if 2 * self._buffered >= self.n_segments * self.n_creatives:
-                # As many events as half the cells: counting them by a histogram over the cells is now
-                # cheaper than a sort, and merging here bounds the buffer (a wave at 95 million customers
-                # would otherwise hold 8 bytes per delivery until the next read).
-                self._merge()
+            self._buffer(kind, cell, None)
             return
         flat = self._delivered if kind == "delivered" else self._clicked
         if flat.shape[0] <= 4 * cell.shape[0]:
@@ -88,10 +84,22 @@ class CellCounts:
         if cells.shape[0] == 0:
             return
         if not self.dense:
-            self._pending["delivered" if kind == "delivered" else "click"].append(np.repeat(cells, counts))
+            # Kept as counted cells: expanded to one key per event (as until session 15), a wave at 95 million
+            # customers was 8 bytes per delivery to concatenate and count again.
+            self._buffer(kind, cells.astype(np.int64), counts.astype(np.int64))
             return
         flat = self._delivered if kind == "delivered" else self._clicked
         flat[cells] += counts
+
+    def _buffer(self, kind: str, cells: np.ndarray, counts: np.ndarray | None) -> None:
+        """Keep events (``counts`` None) or counted cells until the next merge (sparse tables only)."""
+        self._pending["delivered" if kind == "delivered" else "click"].append((cells, counts))
+        self._buffered += cells.shape[0]
+        if 2 * self._buffered >= self.n_segments * self.n_creatives:
+            # As many entries as half the cells: counting them by a histogram over the cells is now cheaper
+            # than a sort, and merging here bounds the buffer (a wave at 95 million customers would otherwise
+            # hold 8 bytes per delivery until the next read).
+            self._merge()
 
     def observe(self, feedback: Feedback, segment_of: np.ndarray | None, keep: np.ndarray | None = None) -> None:
         """Count ``delivered`` and ``click`` events; ``segment_of`` None means one segment; ``keep`` (bool
@@ -110,27 +118,36 @@ class CellCounts:
             self.add(kind, None if segment_of is None else segment_of[customer], creative)
 
     def _merge(self) -> None:
-        """Fold the buffered events into the sorted cells (sparse tables only).
+        """Fold the buffered events and counted cells into the sorted cells (sparse tables only).
 
-        The events are counted per cell first (a sort of this wave's events only), then added to the cells
-        already there or inserted in order, in one pass (``cell_counting.merge_counts``).
-        When the events are at least half as many as the cells, they are counted by a histogram over the
-        cells instead (linear, where a sort of tens of millions of events per wave is not; the same counts)."""
+        They are counted per cell first (a sort of this wave's entries only), then added to the cells already
+        there or inserted in order, in one pass (``cell_counting.merge_counts``). When the entries are at least
+        half as many as the cells, they are counted by a histogram over the cells instead (linear, where a sort
+        of tens of millions of events per wave is not; the same counts)."""
         self._buffered = 0
         cells = self.n_segments * self.n_creatives
         for kind in ("delivered", "click"):
             buffered = self._pending[kind]
             if not buffered:
                 continue
-            events = np.concatenate(buffered)
             self._pending[kind] = []
-            if 2 * events.shape[0] >= cells:
-                count = np.bincount(events, minlength=cells)
-                keys = np.flatnonzero(count)
-                count = count[keys]
+            keys = np.concatenate([key for key, _ in buffered])
+            if all(count is None for _, count in buffered):
+                weights = None
+            else:  # counted cells weigh their count, events one each
+                weights = np.concatenate(
+                    [np.ones(key.shape[0], np.int64) if count is None else count for key, count in buffered]
+                )
+            del buffered
+            if 2 * keys.shape[0] >= cells:
+                # float64 sums of whole numbers are exact below 2^53
+                histogram = np.bincount(keys, weights=weights, minlength=cells)
+                keys = np.flatnonzero(histogram)
+                count = histogram[keys].astype(np.int64)
+            elif weights is None:
+                keys, count = np.unique(keys, return_counts=True)
             else:
-                keys, count = np.unique(events, return_counts=True)
-            del events
+                keys, count = sum_by_key(keys, weights)
             self._keys, self._delivered, self._clicked = merge_counts(
                 self._keys, self._delivered, self._clicked, keys, count, into_delivered=kind == "delivered"
             )
