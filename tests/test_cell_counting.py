@@ -48,6 +48,24 @@ def test_count_pairs_in_one_row() -> None:
         np.testing.assert_array_equal(got_counts, want_counts)
 
 
+@pytest.mark.parametrize("second_column_at", [None, 0, 7_000, 19_999])
+def test_count_pairs_with_one_column_per_row(second_column_at: int | None) -> None:
+    """A persona's roll-out: each row's events share one column (counted in one pass), in rows that come in any
+    order; a second column in a row, at the first event, in the middle or at the last, falls back to the full
+    count. The same keys and counts as np.unique either way."""
+    rng = np.random.default_rng(8)
+    n_rows, n_columns = 1000, 20_000
+    choice = rng.integers(0, n_columns, n_rows)
+    row = rng.integers(0, n_rows - 10, 20_000)  # the last rows have no events
+    column = choice[row]
+    if second_column_at is not None:
+        column[second_column_at] = (column[second_column_at] + 1) % n_columns
+    got_keys, got_counts = count_pairs(row, column, n_rows, n_columns)
+    want_keys, want_counts = np.unique(row * n_columns + column, return_counts=True)
+    np.testing.assert_array_equal(got_keys, want_keys)
+    np.testing.assert_array_equal(got_counts, want_counts)
+
+
 def _merged_from_scratch(
     keys: np.ndarray, delivered: np.ndarray, clicked: np.ndarray, new_keys: np.ndarray, counts: np.ndarray, into: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,9 +24,39 @@ SCAN_SHARE = 8  # a row with over 1/SCAN_SHARE of its columns hit is read off th
 
 def _count_pairs(row, column, n_rows, n_columns):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Distinct (row, column) pairs as keys ``row * n_columns + column`` in increasing order, and how often
-    each occurs. The events are bucketed by row (a counting sort; skipped when the rows come sorted), then each
-    row's columns are counted in a histogram of one row, read off in column order."""
+    each occurs. When every row's events have one column, one pass counts them; otherwise the events are bucketed
+    by row (a counting sort; skipped when the rows come sorted), then each row's columns are counted in a
+    histogram of one row, read off in column order."""
     n = row.shape[0]
+    # Each row's first column and how often it follows, until a row meets a second column. A persona's
+    # roll-out sends it one creative, so a wave's deliveries are often one column per row: then one pass
+    # over the events, with tables of one entry per row, gives every count (read off in row order).
+    only = np.full(n_rows, -1, np.int64)
+    only_count = np.zeros(n_rows, np.int64)
+    one_column = True
+    for t in range(n):
+        r, c = row[t], column[t]
+        if only[r] == c:
+            only_count[r] += 1
+        elif only[r] < 0:
+            only[r] = c
+            only_count[r] = 1
+        else:  # a second column in this row: count as below (what was read so far is read again)
+            one_column = False
+            break
+    if one_column:
+        used = 0
+        for r in range(n_rows):
+            used += only_count[r] > 0
+        out_keys = np.empty(used, np.int64)
+        out_counts = np.empty(used, np.int64)
+        at = 0
+        for r in range(n_rows):
+            if only_count[r] > 0:
+                out_keys[at] = np.int64(r) * n_columns + only[r]
+                out_counts[at] = only_count[r]
+                at += 1
+        return out_keys, out_counts
     start = np.zeros(n_rows + 1, np.int64)
     ordered = True
     if n_rows == 1:  # every event is in the one row (a broadcast's deliveries): no pass to bucket them
