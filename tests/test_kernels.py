@@ -359,8 +359,10 @@ def test_day_counts_of_rows_are_the_counts_of_the_gathered_times(
 @given(customers=st.lists(st.integers(-3, 60), min_size=1, max_size=80), n_customers=st.integers(1, 60))
 def test_plan_customer_check_matches_numpy(customers: list[int], n_customers: int) -> None:
     customer = np.array(customers, np.int64)
-    fast = _compiled("check_plan_customers")(customer, n_customers)
-    assert fast == kernels.check_plan_customers_numpy(customer, n_customers)
+    # as drawn, and sorted (strictly increasing when nobody repeats: the compiled loop's one-pass case)
+    for column in (customer, np.sort(customer), np.unique(customer)):
+        fast = _compiled("check_plan_customers")(column, n_customers)
+        assert fast == kernels.check_plan_customers_numpy(column, n_customers)
 
 
 @needs_numba
