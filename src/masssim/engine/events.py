@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masssim.engine.release_kernels import bucket_order
-
 EVENT_FIELDS = ("customer", "creative", "channel", "time_s")
 # A batch whose released part reaches this many rows and half its length is cut down to what is left, so
 # memory is given back as outcomes mature rather than when a wave's last, slowest read comes in.
@@ -57,27 +55,6 @@ class _Batch:
         self.cursor = 0
 
 
-def _joined(group: list[_Batch]) -> _Batch:
-    """Batches of the same kinds, channel and fields, none released yet, as one batch ordered by bucket (rows
-    of a bucket in the batches' order, then each batch's). Field by field, so that at most one joined field
-    is held beside the batches."""
-    bucket = np.concatenate([b.bucket for b in group])  # type: ignore[misc]
-    order = bucket_order(bucket)
-    bucket = bucket[order]
-
-    def join(field: str) -> np.ndarray:
-        values = np.concatenate([getattr(b, field) for b in group])[order]
-        for b in group:  # the batches are dropped after the join: give their memory back as it goes
-            setattr(b, field, None)
-        return values
-
-    first = group[0]
-    customer = join("customer")
-    time_s = join("time_s")
-    creative = None if first.creative is None else join("creative")
-    return _Batch(first.kinds, customer, creative, first.channel, time_s, bucket)
-
-
 def concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """One kind's released pieces as one set of events (a single piece is returned as it is). Pieces without
     creatives (see ``PendingEvents.add``) give events without them."""
@@ -99,7 +76,6 @@ class PendingEvents:
     def __init__(self, bucket_s: float) -> None:
         self.bucket_s = bucket_s
         self._batches: list[_Batch] = []
-        self._fresh = 0  # batches from this index on were added since the last release (none released yet)
 
     def add(
         self,
@@ -155,15 +131,9 @@ class PendingEvents:
         """Every event not yet released whose bucket ends at or before ``until_s`` (a bucket edge)."""
         return {kind: concatenate(pieces) for kind, pieces in self.release_pieces(until_s).items()}
 
-    def release_pieces(
-        self, until_s: float, order_free: frozenset[str] = frozenset()
-    ) -> dict[str, list[dict[str, np.ndarray]]]:
+    def release_pieces(self, until_s: float) -> dict[str, list[dict[str, np.ndarray]]]:
         """:meth:`release`'s events of each kind as the pieces they come in, one per batch, in the order that
-        :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none.
-
-        The batches added since the last release are first joined where that keeps every kind's order
-        (:meth:`_join_fresh`; ``order_free``: kinds whose order within a bucket nobody reads)."""
-        self._join_fresh(order_free)
+        :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none."""
         last_bucket = round(until_s / self.bucket_s)
         parts: dict[str, list[dict[str, np.ndarray]]] = {}
         keep: list[_Batch] = []
@@ -188,43 +158,7 @@ class PendingEvents:
                     batch.compact()
                 keep.append(batch)
         self._batches = keep
-        self._fresh = len(keep)
         return parts
-
-    def _join_fresh(self, order_free: frozenset[str]) -> None:
-        """Join the batches added since the last release that hold the same kinds on the same channel into
-        one batch each, ordered by bucket (stable).
-
-        A wave's sends come in blocks of rows, each block with a batch per kind: at 95 million customers a
-        shard would release hundreds of small pieces a bucket, each a round of calls holding the
-        interpreter's lock. None of these batches has released anything, and their events are no earlier than
-        the next release, so each release takes one bucket of them: a joined batch gives, for that bucket,
-        the rows of the first batch, then the second's, and so on, which is what their pieces gave, joined in
-        order. A kind held by two different groups (opens are in the reads' batches and in the pre-fetch
-        ones) would change order, so such groups are joined only when that kind is in ``order_free``."""
-        fresh = self._batches[self._fresh :]
-        if len(fresh) < 2:
-            return
-        groups: dict[object, list[_Batch]] = {}
-        for batch in fresh:
-            joinable = batch.bucket is not None and isinstance(batch.channel, int)
-            key: object = (batch.kinds, batch.creative is None, batch.channel) if joinable else id(batch)
-            groups.setdefault(key, []).append(batch)
-        kinds_of = {key: set(group[0].kinds) for key, group in groups.items()}
-        joined: dict[int, _Batch] = {}  # id of a group's first batch -> the group joined (in its place)
-        absorbed: set[int] = set()  # ids of the other batches of joined groups
-        for key, group in groups.items():
-            if len(group) < 2 or not isinstance(key, tuple):
-                continue
-            shared: set[str]
-            shared = set().union(*(kinds for other, kinds in kinds_of.items() if other != key)) & kinds_of[key]
-            if shared <= order_free:
-                joined[id(group[0])] = _joined(group)
-                absorbed.update(id(batch) for batch in group[1:])
-        if joined:
-            self._batches[self._fresh :] = [
-                joined.get(id(batch), batch) for batch in fresh if id(batch) not in absorbed
-            ]
 
     def __len__(self) -> int:
         return sum(b.rows() - b.cursor for b in self._batches)

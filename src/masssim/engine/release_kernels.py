@@ -26,48 +26,6 @@ from masssim.engine.kernels import (
 )
 
 # --------------------------------------------------------------------------------------------------
-# Merging batches of events in flight (events.PendingEvents): the stable order of their buckets
-# --------------------------------------------------------------------------------------------------
-
-MERGE_COUNTING_SPAN = 1 << 16  # buckets spanned above which the order is a sort (never in practice)
-
-
-def bucket_order_numpy(bucket: np.ndarray) -> np.ndarray:
-    """The stable permutation that orders ``bucket`` (int32 indices, ascending within each joined batch):
-    ``np.argsort(bucket, kind="stable")`` as int64."""
-    return np.argsort(bucket, kind="stable").astype(np.int64)
-
-
-def _bucket_order_loop(bucket):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # A counting sort: rows of a bucket keep their order, so it is the stable argsort.
-    n = bucket.shape[0]
-    order = np.empty(n, np.int64)
-    if n == 0:
-        return order
-    low = bucket[0]
-    high = bucket[0]
-    for i in range(n):
-        low = min(low, bucket[i])
-        high = max(high, bucket[i])
-    span = np.int64(high) - np.int64(low) + 1
-    if span > MERGE_COUNTING_SPAN:
-        return np.argsort(bucket, kind="mergesort").astype(np.int64)
-    next_row = np.zeros(span, np.int64)
-    for i in range(n):
-        next_row[bucket[i] - low] += 1
-    total = 0
-    for b in range(span):
-        count = next_row[b]
-        next_row[b] = total
-        total += count
-    for i in range(n):
-        b = bucket[i] - low
-        order[next_row[b]] = i
-        next_row[b] += 1
-    return order
-
-
-# --------------------------------------------------------------------------------------------------
 # Adding to a decaying stock (state.DecayingStock): stored[c] += amount[channel] * float32(growth)
 # --------------------------------------------------------------------------------------------------
 
@@ -342,7 +300,6 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     return buyers[:k], creative[:k], lost
 
 
-bucket_order: Callable[..., np.ndarray] = _compiled(_bucket_order_loop) or bucket_order_numpy
 add_to_stock: Callable[..., None] = _compiled(_add_to_stock_loop) or add_to_stock_numpy
 release_clicks: Callable[..., None] = _compiled(_release_clicks_loop) or release_clicks_numpy
 adstock_now: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_adstock_now_loop) or adstock_now_numpy

@@ -272,9 +272,6 @@ class ArmSimulation:
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
         self.sender.report_open_creatives = "open" in self.feedback_kinds
-        # Opens only count toward each customer's total unless the policy reads them: their order within a
-        # bucket is then free (events.PendingEvents joins a wave's batches).
-        self.order_free_kinds = frozenset({"open"} - self.feedback_kinds)
         self.loop: ConversationLoop | None = None  # built by run() when the scenario has [inbound]
         if not with_policy:
             return
@@ -438,7 +435,7 @@ class ArmSimulation:
     ) -> dict[str, dict[str, np.ndarray]]:
         """Outcomes with time in (t0, t1] become known to the customers' state and the metrics; returns those
         the policy learns from."""
-        pieces = shard.pending.release_pieces(t1, self.order_free_kinds)
+        pieces = shard.pending.release_pieces(t1)
         # Reads and opens (most of a bucket's events) change the state piece by piece, in release order, which
         # adds the same amounts in the same order as the concatenated events would: they are joined only for
         # a policy that learns from them. The other kinds are few and are joined.
