@@ -198,7 +198,7 @@ def _check_plan_customers_loop(customer, n_customers):  # type: ignore[no-untype
     steps_down = 0
     for i in range(1, n):
         steps_down += customer[i] <= customer[i - 1]
-    if steps_down == 0 and 0 <= customer[0] and customer[n - 1] < n_customers:
+    if steps_down == 0 and customer[0] >= 0 and customer[n - 1] < n_customers:
         return PLAN_CUSTOMERS_OK
     seen = np.zeros(n_customers, np.bool_)
     outside = False
