@@ -8,6 +8,7 @@ state, metrics and the policy's learning all see them with a realistic delay.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,16 +27,37 @@ class _Batch:
     time_s: np.ndarray
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
-    next_bucket: int = -1  # with ``bucket``: the bucket of the first unreleased row, once known (-1: not yet)
+    # With ``bucket``: the first bucket, and for each bucket from it on the end of its rows (counted from the
+    # batch's first row as added; ``dropped`` rows were since compacted away). Found once, when the batch is
+    # added, so that a release finds its rows by indexing a list: no numpy call per batch and bucket (each
+    # one lets go of the interpreter's lock and waits to take it back, hundreds a bucket at 95 million).
+    first_bucket: int = 0
+    bucket_ends: list[int] | None = None
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        bucket = self.bucket
+        if bucket is not None and bucket.shape[0]:
+            self.first_bucket = int(bucket[0])
+            every = np.arange(self.first_bucket, int(bucket[-1]) + 1, dtype=bucket.dtype)
+            self.bucket_ends = np.searchsorted(bucket, every, side="right").tolist()
+
+    def end_of(self, last_bucket: int) -> int:
+        """The row after the last one whose bucket is at most ``last_bucket`` (batches with ``bucket``)."""
+        k = last_bucket - self.first_bucket
+        if k < 0 or self.bucket_ends is None:
+            return 0
+        ends = self.bucket_ends
+        return ends[min(k, len(ends) - 1)] - self.dropped
 
     def rows(self) -> int:
         return int(self.time_s.shape[0])
 
-    def cut(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+    def cut(self, lo: int, hi: int) -> dict[str, Any]:
         channel = self.channel
-        piece = {
+        piece = {  # one channel for the batch stays a number: concatenate makes its column, once for all pieces
             "customer": self.customer[lo:hi],
-            "channel": np.full(hi - lo, channel, np.int8) if isinstance(channel, int) else channel[lo:hi],
+            "channel": channel if isinstance(channel, int) else channel[lo:hi],
             "time_s": self.time_s[lo:hi],
         }
         if self.creative is not None:
@@ -52,16 +74,33 @@ class _Batch:
             self.channel = self.channel[keep].copy()
         if self.bucket is not None:
             self.bucket = self.bucket[keep].copy()
+        self.dropped += self.cursor
         self.cursor = 0
 
 
-def concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """One kind's released pieces as one set of events (a single piece is returned as it is). Pieces without
-    creatives (see ``PendingEvents.add``) give events without them."""
-    if len(pieces) == 1:
-        return pieces[0]
+def concatenate(pieces: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """One kind's released pieces as one set of events. Pieces without creatives (see ``PendingEvents.add``)
+    give events without them; a piece's channel is a number when its batch has one channel."""
     fields = [name for name in EVENT_FIELDS if all(name in p for p in pieces)]
-    return {name: np.concatenate([p[name] for p in pieces]) for name in fields}
+    channels = [p["channel"] for p in pieces]
+    if len(pieces) == 1 and not isinstance(channels[0], int):
+        return pieces[0]
+    events = {
+        name: pieces[0][name] if len(pieces) == 1 else np.concatenate([p[name] for p in pieces])
+        for name in fields
+        if name != "channel"
+    }
+    rows = events["customer"].shape[0]
+    if all(isinstance(c, int) for c in channels) and len(set(channels)) == 1:
+        events["channel"] = np.full(rows, channels[0], np.int8)
+    else:
+        events["channel"] = np.concatenate(
+            [
+                np.full(p["customer"].shape[0], c, np.int8) if isinstance(c, int) else c
+                for p, c in zip(pieces, channels, strict=True)
+            ]
+        )
+    return {name: events[name] for name in fields}
 
 
 class PendingEvents:
@@ -131,23 +170,17 @@ class PendingEvents:
         """Every event not yet released whose bucket ends at or before ``until_s`` (a bucket edge)."""
         return {kind: concatenate(pieces) for kind, pieces in self.release_pieces(until_s).items()}
 
-    def release_pieces(self, until_s: float) -> dict[str, list[dict[str, np.ndarray]]]:
+    def release_pieces(self, until_s: float) -> dict[str, list[dict[str, Any]]]:
         """:meth:`release`'s events of each kind as the pieces they come in, one per batch, in the order that
         :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none."""
         last_bucket = round(until_s / self.bucket_s)
-        parts: dict[str, list[dict[str, np.ndarray]]] = {}
+        parts: dict[str, list[dict[str, Any]]] = {}
         keep: list[_Batch] = []
         for batch in self._batches:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
                 end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
-            elif batch.next_bucket > last_bucket:  # nothing due yet: skip the search (most batches, late on)
-                keep.append(batch)
-                continue
             else:
-                # The key has the array's dtype: a Python int would make numpy copy the array to int64.
-                end = int(np.searchsorted(batch.bucket, np.int32(last_bucket), side="right"))
-                if end < batch.rows():
-                    batch.next_bucket = int(batch.bucket[end])
+                end = batch.end_of(last_bucket)
             if end > batch.cursor:
                 piece = batch.cut(batch.cursor, end)
                 for kind in batch.kinds:
