@@ -386,7 +386,7 @@ class OutboundSender:
         # every later pass reads the customers' state in one sweep (§15.9).
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
-            departure, block_customer, block_creative, block_price = self.block_rules(
+            departure, block_customer, block_creative, block_price, span = self.block_rules(
                 cfg,
                 schedule.departures(lo, hi),
                 customer[lo:hi],
@@ -396,7 +396,7 @@ class OutboundSender:
             if block_customer.shape[0] == 0:
                 continue
             names = self.channel_metrics[c]
-            sent = rec.day_counts(departure, span=(float(departure.min()), float(departure.max())))
+            sent = rec.day_counts(departure, span=span)
             if block_price is not None:
                 rec.add_day_sums("cost_media", departure, block_price)
                 rec.add_day_sums(names["cost"], departure, block_price)
@@ -407,7 +407,7 @@ class OutboundSender:
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_day_counts("sends", sent, each=1.0)
             rec.add_day_counts(names["sends"], sent, each=1.0)
-            self._dispatch(c, cfg, block_customer, block_creative, departure)
+            self._dispatch(c, cfg, block_customer, block_creative, departure, span)
         return rest
 
     def _sendable(self, c: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
@@ -417,16 +417,22 @@ class OutboundSender:
         return kernels.sendable(customer, self.contactable, self.state.optin, week, c, cap)  # type: ignore[no-any-return]
 
     def _dispatch(
-        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+        self,
+        c: int,
+        cfg: ChannelConfig,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        span: tuple[float, float] | None = None,
     ) -> None:
         """Hand a block of sends (in plan order) to the shards that hold their customers. A sharded
-        coordinator sends them to its workers instead."""
+        coordinator sends them to its workers instead. ``span``: bounds of the departures (block_rules')."""
         week = self.state.week_counter(c, self.population.n)
         for shard, rows in self._split_by_shard(customer):
             if isinstance(rows, slice):
-                self._respond(c, cfg, customer, creative, departure, week, shard.pending)
+                self._respond(c, cfg, customer, creative, departure, week, shard.pending, span)
             else:
-                self._respond(c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending)
+                self._respond(c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending, span)
 
     def _split_by_shard(self, customer: np.ndarray) -> Iterator[tuple[ShardSink, np.ndarray | slice]]:
         """Each shard with the rows of ``customer`` it holds, in their order (a subsequence of the block)."""
@@ -524,11 +530,15 @@ class OutboundSender:
         customer: np.ndarray,
         creative: np.ndarray,
         price: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float] | None]:
         """The per-row rules on a block of sends (in plan order), after the capacity queue: quiet hours (a send
         pushed into them waits) and the horizon (a send that would leave after the run's end is not sent);
         both are counted. One process and the shards (which plan their rows themselves,
-        engine/shard_planning.py) call this same step, so they cannot drift apart."""
+        engine/shard_planning.py) call this same step, so they cannot drift apart.
+
+        Returns the sends left and the least and greatest departure before the horizon's cut (bounds, what
+        Recorder.day_counts' ``span`` takes; None for no sends): found once here, where the block's later
+        steps each took their own passes."""
         rec = self.recorder
         if cfg.quiet_hours_start is not None:
             # A backlog can push sends into the next quiet hours: compliance wins over the capacity
@@ -540,12 +550,13 @@ class OutboundSender:
                 rec.add("deferred_quiet_hours", int(deferred.sum()))
         # A send that would leave at or after the run's end is not sent. The last rows of each group are the
         # late ones, so a block has some only near the end of a run: a max says whether to look.
-        if departure.shape[0] and float(departure.max()) >= self.horizon_s:
+        span = (float(departure.min()), float(departure.max())) if departure.shape[0] else None
+        if span is not None and span[1] >= self.horizon_s:
             within = departure < self.horizon_s
             rec.add("blocked_horizon_end", departure.shape[0] - int(within.sum()))
             departure, customer, creative = departure[within], customer[within], creative[within]
             price = None if price is None else price[within]
-        return departure, customer, creative, price
+        return departure, customer, creative, price, span
 
     def _respond(
         self,
@@ -556,8 +567,10 @@ class OutboundSender:
         departure: np.ndarray,
         week: np.ndarray,
         pending: PendingEvents,
+        span: tuple[float, float] | None = None,
     ) -> None:
-        """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends.
+        """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends
+        (``span``: bounds of the departures, found here when not given).
 
         The arithmetic is float32 (probabilities and uniforms need no more; it runs several times faster),
         and the costly exact probabilities are computed only for rows that an upper bound cannot rule
@@ -598,7 +611,8 @@ class OutboundSender:
         # latency, per day in one compiled pass without an array of every delivery time; the policy gets a
         # "delivered" event per message only if it asked for them.
         latency_s = cfg.delivery_latency_minutes * 60.0
-        span = (float(departure.min()), float(departure.max())) if n else None
+        if span is None and n:
+            span = (float(departure.min()), float(departure.max()))
         delivered = self.recorder.day_counts(departure, d_idx, latency_s, self.horizon_s, span=span)
         self.recorder.add_day_counts("delivered", delivered, each=1.0)
         self.recorder.add_day_counts(self.channel_metrics[c]["delivered"], delivered, each=1.0)

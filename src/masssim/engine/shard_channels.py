@@ -131,7 +131,7 @@ class ChannelShardWave(ShardWave):
         out: list[tuple[Any, ...]] = []
         if keep == 0:
             return out
-        for b, departure, block_customer, block_creative, sent in self._send_blocks(
+        for b, departure, block_customer, block_creative, sent, span in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
             if paid:  # rows are in customer order, so a send's row is found from its customer
@@ -139,7 +139,7 @@ class ChannelShardWave(ShardWave):
                 out.append((b, row, departure))
             else:
                 out.append((b, sent))
-            sender._dispatch(c, cfg, block_customer, block_creative, departure)
+            sender._dispatch(c, cfg, block_customer, block_creative, departure, span)
         return out
 
 

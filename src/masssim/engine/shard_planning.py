@@ -283,11 +283,11 @@ class ShardWave:
         customer, creative = self.customer[:keep], self.creative[:keep]
         self._clear()
         out: list[tuple[int, np.ndarray]] = []
-        for b, departure, block_customer, block_creative, sent in self._send_blocks(
+        for b, departure, block_customer, block_creative, sent, span in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
             out.append((b, sent))
-            sender._dispatch(c, cfg, block_customer, block_creative, departure)
+            sender._dispatch(c, cfg, block_customer, block_creative, departure, span)
         return out
 
     def _send_blocks(
@@ -301,11 +301,12 @@ class ShardWave:
         before: np.ndarray,
         offset: int,
         block: int,
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[float, float] | None]]:
         """The shard's rows cut at the plan's response blocks (``offset``: its first row in the plan), each
         given its departure (its group's slot after the rows ``before`` it), then quiet hours and the horizon;
-        the sends are recorded. Yields each block's index, departures, customers, creatives (in plan order)
-        and sends per day (shared by the plain waves and those on a paid channel or through a channel order)."""
+        the sends are recorded. Yields each block's index, departures, customers, creatives (in plan order),
+        sends per day and the departures' bounds (shared by the plain waves and those on a paid channel or
+        through a channel order)."""
         sender: OutboundSender = self.sim.sender
         cfg = sender.channels.configs[c]
         rec: Recorder = self.sim.recorder
@@ -317,7 +318,7 @@ class ShardWave:
             lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, customer.shape[0])
             # As outbound's step 7 on the whole block: each row's departure, then the rules, which are per row
             # (the shard's rows of a block are a run of the one process's block, in the same order).
-            departure, block_customer, block_creative, _ = sender.block_rules(
+            departure, block_customer, block_creative, _, span = sender.block_rules(
                 cfg,
                 send_kernels.plan_departures(group[lo:hi], starts, spacing_s, filled),
                 customer[lo:hi],
@@ -326,10 +327,10 @@ class ShardWave:
             )
             if block_customer.shape[0] == 0:
                 continue
-            sent = rec.day_counts(departure, span=(float(departure.min()), float(departure.max())))
+            sent = rec.day_counts(departure, span=span)
             rec.add_day_counts("sends", sent, each=1.0)
             rec.add_day_counts(names["sends"], sent, each=1.0)
-            yield b, departure, block_customer, block_creative, sent
+            yield b, departure, block_customer, block_creative, sent, span
 
     def bucket_cells(self, t0: float, t1: float, cell_creatives: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Release the bucket (occasions, outcomes) and count the feedback per (segment, creative) cell."""

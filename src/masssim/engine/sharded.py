@@ -496,7 +496,13 @@ class _CoordinatorSender(OutboundSender):
         return ok, unreachable, capped
 
     def _dispatch(
-        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+        self,
+        c: int,
+        cfg: ChannelConfig,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        span: tuple[float, float] | None = None,
     ) -> None:
         parts = self._by_shard(customer)
         self.group.call("respond", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts})
@@ -507,7 +513,13 @@ class _RepliesCoordinatorSender(_CoordinatorSender):
     process registers them (engine/sharded_inbound.py: merge_replies)."""
 
     def _dispatch(
-        self, c: int, cfg: ChannelConfig, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+        self,
+        c: int,
+        cfg: ChannelConfig,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        span: tuple[float, float] | None = None,
     ) -> None:
         if self.reply_sink is None:  # replies start no conversation: the shards keep them
             super()._dispatch(c, cfg, customer, creative, departure)
