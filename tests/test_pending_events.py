@@ -4,9 +4,11 @@ creative: what the engine does for reads and recorded opens when the policy does
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from masssim.engine import events as events_module
 from masssim.engine.events import COMPACT_MIN_ROWS, PendingEvents, concatenate
 
 BUCKET_S = 900.0
@@ -43,3 +45,39 @@ def test_events_without_creatives_release_as_those_with_them(sizes: list[int], a
                 np.testing.assert_array_equal(lean[name], whole[name])
         assert len(dropped) == len(kept)
     assert len(kept) == 0 and len(dropped) == 0
+
+
+@pytest.mark.parametrize("listed", [1, 3, 672])
+def test_release_finds_each_batchs_rows_past_its_listed_buckets(monkeypatch: pytest.MonkeyPatch, listed: int) -> None:
+    """A batch lists where its first buckets' rows end (a release indexes that list) and searches past them
+    (a read's delay has a long tail): either way each release gives exactly the rows of the buckets that have
+    come due, in each batch's order, before and after compaction, for batches of one channel and of several."""
+    monkeypatch.setattr(events_module, "BUCKET_ENDS_LISTED", listed)
+    rng = np.random.default_rng(listed)
+    pending = PendingEvents(BUCKET_S)
+    added = []
+    for b in range(4):
+        n = int(rng.integers(1, 4 * COMPACT_MIN_ROWS))
+        # most events within a few buckets, a long tail far beyond (up to 400 buckets)
+        time_s = BUCKET_S * np.where(rng.random(n) < 0.8, rng.random(n) * 5, rng.random(n) * 400) + b * BUCKET_S
+        customer = np.arange(n, dtype=np.int32) + 10_000 * b  # names the batch and the row
+        channel = 1 if b % 2 else rng.integers(0, 3, n).astype(np.int8)
+        pending.add("read", customer, None, channel, time_s)
+        bucket = np.ceil(time_s / BUCKET_S).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        column = np.full(n, channel, np.int8) if isinstance(channel, int) else channel
+        added.append((customer[order], column[order], bucket[order]))
+    released_to = -1
+    for edge in [0, 1, 2, 3, 5, 8, 13, 40, 41, 150, 399, 405]:
+        got = pending.release(edge * BUCKET_S).get("read")
+        due = [(k > released_to) & (k <= edge) for _, _, k in added]
+        want_customer = np.concatenate([c[d] for (c, _, _), d in zip(added, due, strict=True)])
+        want_channel = np.concatenate([ch[d] for (_, ch, _), d in zip(added, due, strict=True)])
+        if want_customer.shape[0] == 0:
+            assert got is None
+        else:
+            assert got is not None
+            np.testing.assert_array_equal(got["customer"], want_customer)
+            np.testing.assert_array_equal(got["channel"], want_channel)
+        released_to = edge
+    assert len(pending) == 0

@@ -16,6 +16,8 @@ EVENT_FIELDS = ("customer", "creative", "channel", "time_s")
 # A batch whose released part reaches this many rows and half its length is cut down to what is left, so
 # memory is given back as outcomes mature rather than when a wave's last, slowest read comes in.
 COMPACT_MIN_ROWS = 256
+# A batch lists where its rows of each of its first this many buckets end (four weeks of hourly buckets).
+BUCKET_ENDS_LISTED = 672
 
 
 @dataclass
@@ -39,16 +41,22 @@ class _Batch:
         bucket = self.bucket
         if bucket is not None and bucket.shape[0]:
             self.first_bucket = int(bucket[0])
-            every = np.arange(self.first_bucket, int(bucket[-1]) + 1, dtype=bucket.dtype)
+            # Read delays have a long tail (a few reads come years later), so only the first buckets are
+            # listed; a release past them searches, as every release did before.
+            last = min(int(bucket[-1]), self.first_bucket + BUCKET_ENDS_LISTED - 1)
+            every = np.arange(self.first_bucket, last + 1, dtype=bucket.dtype)
             self.bucket_ends = np.searchsorted(bucket, every, side="right").tolist()
 
     def end_of(self, last_bucket: int) -> int:
         """The row after the last one whose bucket is at most ``last_bucket`` (batches with ``bucket``)."""
         k = last_bucket - self.first_bucket
-        if k < 0 or self.bucket_ends is None:
+        if k < 0 or self.bucket is None or self.bucket.shape[0] == 0:
             return 0
         ends = self.bucket_ends
-        return ends[min(k, len(ends) - 1)] - self.dropped
+        if ends is not None and k < len(ends):
+            return ends[k] - self.dropped
+        # Past the listed buckets: the key has the array's dtype (a Python int would copy the array to int64).
+        return int(np.searchsorted(self.bucket, self.bucket.dtype.type(last_bucket), side="right"))
 
     def rows(self) -> int:
         return int(self.time_s.shape[0])
