@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from masssim.engine import kernels
+from masssim.engine import kernels, organic
 from masssim.engine.events import PendingEvents
 from masssim.engine.organic import stable_time_order
 from masssim.engine.state import Recorder
@@ -233,11 +233,36 @@ def test_split_sends_matches_numpy(n: int, seed: int, rate: float, read: float, 
     times=st.lists(st.sampled_from([0.0, 1.5, 2.0, 86_400.0, 3e5]) | st.floats(0.0, 1e6), max_size=600),
 )
 def test_occasions_are_ordered_as_a_stable_sort_would(times: list[float]) -> None:
-    """The occasions' time order (a fast sort, then ties put back in position order) is the stable sort's."""
+    """The occasions' time order (a fast sort, then ties put back in position order) is the stable sort's,
+    sorted whole and, for more rows than a slot holds, slot by slot (slots of 8 rows here)."""
     time_s = np.array(times, np.float64)
-    order, sorted_time = stable_time_order(time_s)
-    np.testing.assert_array_equal(order, np.argsort(time_s, kind="stable"))
-    np.testing.assert_array_equal(sorted_time, time_s[np.argsort(time_s, kind="stable")])
+    want = np.argsort(time_s, kind="stable")
+    for slot_rows in (organic.SLOT_ROWS, 8):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(organic, "SLOT_ROWS", slot_rows)
+            order, sorted_time = stable_time_order(time_s)
+        np.testing.assert_array_equal(order, want)
+        np.testing.assert_array_equal(sorted_time, time_s[want])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    times=st.lists(st.sampled_from([0.0, 1.5, 2.0, 86_400.0]) | st.floats(0.0, 1e6), min_size=1, max_size=400),
+    slots=st.integers(1, 40),
+)
+def test_slot_order_is_a_stable_sort_by_slot(times: list[float], slots: int) -> None:
+    """Rows grouped by slot, each slot's rows in their order; the compiled loop gives the numpy twin's."""
+    time_s = np.array(times, np.float64)
+    low, high = float(time_s.min()), float(time_s.max())
+    scale = slots / (high - low) if high > low else 0.0
+    order, starts = kernels.slot_order_numpy(time_s, low, scale, slots)
+    slot = np.minimum(((time_s - low) * scale).astype(np.int64), slots - 1)
+    np.testing.assert_array_equal(order, np.argsort(slot, kind="stable"))
+    np.testing.assert_array_equal(np.diff(starts), np.bincount(slot, minlength=slots))
+    assert np.all(np.diff(slot[np.argsort(time_s, kind="stable")]) >= 0)  # the slot never falls as time grows
+    if kernels.COMPILED:
+        for a, b in zip(_compiled("slot_order")(time_s, low, scale, slots), (order, starts), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def _near_multiples_of_24() -> st.SearchStrategy[float]:

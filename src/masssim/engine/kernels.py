@@ -756,6 +756,38 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------------
+# Times grouped into slots of equal width, rows of a slot in their order (organic.stable_time_order)
+# --------------------------------------------------------------------------------------------------
+
+
+def slot_order_numpy(time_s: np.ndarray, low: float, scale: float, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the stable permutation that orders rows by slot ``min(int((t - low) * scale), slots - 1)``, int64;
+    where each slot's rows start in it, with the end last, int64). The slot never decreases as the time
+    grows (the same float operations on every row), so ordering by slot keeps the time order between slots."""
+    slot = np.minimum(((time_s - low) * scale).astype(np.int64), slots - 1)
+    order = np.argsort(slot, kind="stable").astype(np.int64)
+    starts = np.searchsorted(slot[order], np.arange(slots + 1), side="left").astype(np.int64)
+    return order, starts
+
+
+def _slot_order_loop(time_s, low, scale, slots):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # The slot is computed again in the second pass rather than kept: no array of n slots.
+    n = time_s.shape[0]
+    starts = np.zeros(slots + 1, np.int64)
+    for i in range(n):
+        starts[min(np.int64((time_s[i] - low) * scale), slots - 1) + 1] += 1
+    for k in range(slots):
+        starts[k + 1] += starts[k]
+    fill = starts[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):  # rows of a slot keep their order: the counting sort is stable
+        k = min(np.int64((time_s[i] - low) * scale), slots - 1)
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, starts
+
+
+# --------------------------------------------------------------------------------------------------
 # Buffered draws: rows in no order take the next values of their chunk's buffer (engine/chunks.py)
 # --------------------------------------------------------------------------------------------------
 
@@ -823,6 +855,7 @@ tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
+slot_order: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_slot_order_loop) or slot_order_numpy
 day_counts: Callable[..., np.ndarray] = _compiled(_day_counts_loop) or day_counts_numpy
 delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
     _compiled(_delivered_buckets_loop) or delivered_buckets_numpy
