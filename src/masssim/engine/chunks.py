@@ -225,7 +225,7 @@ class _ChunkBuffers:
         """One value per row of ``chunk`` (each row's chunk), from its chunk's buffer in row order."""
         if chunk.shape[0] == 0:
             return np.empty(0)
-        counts = np.bincount(chunk, minlength=self.cursor.shape[0])
+        counts = kernels.counts(chunk, self.cursor.shape[0])  # compiled: numpy's bincount holds the lock
         width = self.values.shape[1]
         if int(counts.max()) > width:  # a call larger than the buffers: widen them, keeping what they hold
             wider = max(int(counts.max()), 2 * width)

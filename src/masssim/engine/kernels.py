@@ -756,6 +756,34 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------------
+# Each row's index repeated by its count (organic occasions: a customer's row once per occasion)
+# --------------------------------------------------------------------------------------------------
+
+
+def repeat_rows_numpy(counts: np.ndarray, offset: int, dtype: type) -> np.ndarray:
+    """``np.repeat(np.arange(counts.shape[0]) + offset, counts)`` in ``dtype``: row i + offset, counts[i] times."""
+    nonzero = np.flatnonzero(counts)
+    return np.repeat(nonzero + offset, counts[nonzero]).astype(dtype)
+
+
+def _repeat_rows_loop(counts, offset, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    at = 0
+    for i in range(counts.shape[0]):
+        for _ in range(counts[i]):
+            out[at] = i + offset
+            at += 1
+    return out
+
+
+def _repeat_rows_compiled(counts: np.ndarray, offset: int, dtype: type) -> np.ndarray:
+    out: np.ndarray = np.empty(int(counts.sum()), dtype)
+    return _repeat_rows_kernel(counts, offset, out)  # type: ignore[no-any-return, misc]
+
+
+_repeat_rows_kernel = _compiled(_repeat_rows_loop)
+
+
+# --------------------------------------------------------------------------------------------------
 # Times grouped into slots of equal width, rows of a slot in their order (organic.stable_time_order)
 # --------------------------------------------------------------------------------------------------
 
@@ -856,6 +884,7 @@ tally_brands: Callable[..., None] = (
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
 slot_order: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_slot_order_loop) or slot_order_numpy
+repeat_rows: Callable[..., np.ndarray] = repeat_rows_numpy if _repeat_rows_kernel is None else _repeat_rows_compiled
 day_counts: Callable[..., np.ndarray] = _compiled(_day_counts_loop) or day_counts_numpy
 delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
     _compiled(_delivered_buckets_loop) or delivered_buckets_numpy

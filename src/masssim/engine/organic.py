@@ -112,11 +112,11 @@ class OccasionStream:
         for lo, hi, rng in chunk_generators(chunk_sequence(self.seq, b), self.layout, self.chunks):
             rate = self.population.category_rate[lo - offset : hi - offset]
             counts = rng.poisson(rate.astype(np.float64) * years)
-            nonzero = np.flatnonzero(counts)
-            who = np.repeat(nonzero + (lo - offset), counts[nonzero]).astype(self._index_dtype)
+            who = kernels.repeat_rows(counts, lo - offset, self._index_dtype)
             customers.append(who)
-            times.append(start + rng.random(who.shape[0]) * length)
-            uniforms.append(rng.random(who.shape[0]))
+            drawn = int(who.shape[0])
+            times.append(start + rng.random(drawn) * length)
+            uniforms.append(rng.random(drawn))
         if not customers:
             return Occasions(np.empty(0, self._index_dtype), np.empty(0), np.empty(0))
         time_s = np.concatenate(times)
