@@ -33,7 +33,7 @@ from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
 from masssim.engine import kernels, release_kernels
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
-from masssim.engine.events import PendingEvents
+from masssim.engine.events import PendingEvents, concatenate
 from masssim.engine.organic import Occasions, OccasionStream
 from masssim.engine.outbound import Fanatics, OutboundSender, find_fanatics
 from masssim.engine.outcome import ArmOutcome
@@ -439,7 +439,13 @@ class ArmSimulation:
         # in release order first, so that each kind costs one round of calls, not one a piece: the same
         # amounts added in the same order. Until session 15 reads and opens went piece by piece, to copy
         # nothing; the round of calls per piece, holding the interpreter's lock, cost more than the copy.
-        events = shard.pending.release(t1)
+        # Recorded opens (most of a bucket's events) change only each customer's count unless the policy
+        # learns from them: then only their customers are joined (a join holds the lock while it copies).
+        pieces = shard.pending.release_pieces(t1)
+        opens_counted_only = "open" not in self.feedback_kinds
+        events = {
+            kind: concatenate(parts) for kind, parts in pieces.items() if not (kind == "open" and opens_counted_only)
+        }
         rec, state = self.recorder, self.state
         day = int(t0 // DAY_S)  # a bucket never spans midnight (its length divides a day)
         feedback = Feedback(time_s=t1)
@@ -464,8 +470,15 @@ class ArmSimulation:
                 self.adstock_per_open,
                 e["channel"],
             )
-        if "open" in events:
-            opened = events["open"]["customer"]
+        if "open" in pieces:
+            parts = pieces["open"]
+            opened = (
+                events["open"]["customer"]
+                if "open" in events
+                else parts[0]["customer"]
+                if len(parts) == 1
+                else np.concatenate([p["customer"] for p in parts])
+            )
             rec.add_in_day("opens_recorded", day, opened.shape[0])
             increment(state.opens, opened)
         if "click" in events:
