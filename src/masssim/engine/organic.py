@@ -50,8 +50,8 @@ def stable_time_order(time_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A week's occasions at 95 million customers are tens of millions of times, and one sort of them all waits
     on memory: they are first grouped into slots of equal width (a stable counting sort,
     ``kernels.slot_order``; a slot never decreases as the time grows, so equal times share a slot), and each
-    slot, small enough for the caches, is sorted on its own. 11 million uniform times: 1.4 s as one sort,
-    about 0.4 s so."""
+    slot, small enough for the caches, is sorted on its own. 11 million uniform times: 0.9–1.3 s as one
+    sort, 0.5–0.7 s so (docs/model.md §15.10)."""
     n = time_s.shape[0]
     if n <= SLOT_ROWS:
         order = np.argsort(time_s)

@@ -30,6 +30,7 @@ from masssim.engine import kernels, outbound, send_kernels
 from masssim.engine.delivery_cells import DeliveryCells, count_cells
 from masssim.model.channels import HOUR_S
 from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
+from masssim.policies.cell_counting import sum_by_key
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
 if TYPE_CHECKING:
@@ -398,10 +399,7 @@ def merge_cells(parts: list[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[s
         if len(pieces) == 1:
             merged[kind] = pieces[0]
             continue
-        keys, inverse = np.unique(np.concatenate([p[0] for p in pieces]), return_inverse=True)
-        counts = np.zeros(keys.shape[0], np.int64)
-        np.add.at(counts, inverse.reshape(-1), np.concatenate([p[1] for p in pieces]))
-        merged[kind] = (keys, counts)
+        merged[kind] = sum_by_key(np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]))
     return merged
 
 

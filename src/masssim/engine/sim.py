@@ -471,14 +471,10 @@ class ArmSimulation:
                 e["channel"],
             )
         if "open" in pieces:
-            parts = pieces["open"]
-            opened = (
-                events["open"]["customer"]
-                if "open" in events
-                else parts[0]["customer"]
-                if len(parts) == 1
-                else np.concatenate([p["customer"] for p in parts])
-            )
+            if "open" in events:
+                opened = events["open"]["customer"]
+            else:
+                opened = np.concatenate([p["customer"] for p in pieces["open"]])
             rec.add_in_day("opens_recorded", day, opened.shape[0])
             increment(state.opens, opened)
         if "click" in events:
