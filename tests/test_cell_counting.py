@@ -11,7 +11,7 @@ from scipy import sparse
 from masssim.policies import cells as cells_module
 from masssim.policies import compiled as compiled_switch
 from masssim.policies.bandits import win_shares
-from masssim.policies.cell_counting import count_pairs, merge_counts
+from masssim.policies.cell_counting import add_where_present, count_pairs, merge_counts
 from masssim.policies.cells import CellCounts
 
 
@@ -92,6 +92,26 @@ def test_merge_counts_equals_a_rebuild(seed: int, old: int, new: int, into: bool
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip((keys, delivered, clicked), before, strict=True):  # the inputs are left as they were
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 80), st.integers(0, 80), st.booleans(), st.booleans())
+def test_adding_where_present_equals_the_merge(seed: int, old: int, new: int, into: bool, subset: bool) -> None:
+    """New cells all in the table: added in place, what merge_counts returns. One cell not in it: nothing
+    changes and the merge is left to do."""
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(0, 150, old)).astype(np.int64)
+    delivered = rng.integers(0, 9, keys.shape[0]).astype(np.float64) + rng.random(keys.shape[0])
+    clicked = rng.integers(0, 3, keys.shape[0]).astype(np.float64)
+    pool = keys if subset and keys.shape[0] else np.arange(150)
+    new_keys = np.unique(rng.choice(pool, new)).astype(np.int64) if new else np.empty(0, np.int64)
+    counts = rng.integers(1, 5, new_keys.shape[0]).astype(np.int64)
+    want = merge_counts(keys, delivered, clicked, new_keys, counts, into_delivered=into)
+    before = (keys.copy(), delivered.copy(), clicked.copy())
+    present = bool(np.isin(new_keys, keys).all())
+    assert add_where_present(keys, delivered, clicked, new_keys, counts, into_delivered=into) == present
+    for a, b in zip((keys, delivered, clicked), want if present else before, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from masssim.policies import cells as cells_module
+from masssim.policies import compiled as compiled_switch
 from masssim.policies.cells import CellCounts
 
 
@@ -51,11 +52,15 @@ def test_sparse_cells_count_as_the_dense_table(monkeypatch: pytest.MonkeyPatch) 
     np.testing.assert_array_equal(sparse.greedy(default), expected)
 
 
-@pytest.mark.parametrize("events", [1, 20, 200])
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("events", [1, 20, 200, 5000])
 def test_greedy_is_the_first_best_rate_with_ties_and_untested_segments(
-    monkeypatch: pytest.MonkeyPatch, events: int
+    monkeypatch: pytest.MonkeyPatch, events: int, compiled: bool
 ) -> None:
-    """Few events: most segments untested, and rates of 0, 1/2 and 1 tie often; the lowest creative wins."""
+    """Few events: most segments untested, and rates of 0, 1/2 and 1 tie often; the lowest creative wins.
+    The same with the compiled pass (the default) and with the numpy code that defines it."""
+    if not compiled:
+        monkeypatch.setattr(compiled_switch, "NUMBA", None)
     dense, sparse = _both(monkeypatch, 60, 9, events)
     delivered, clicked = dense.table()
     with np.errstate(invalid="ignore", divide="ignore"):

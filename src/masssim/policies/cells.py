@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from masssim.policies.base import Feedback
-from masssim.policies.cell_counting import merge_counts, sum_by_key
+from masssim.policies.cell_counting import add_where_present, best_column, merge_counts, sum_by_key
 
 DENSE_CELLS = 1 << 20  # up to this many cells (16 MB for both counts) the table is dense
 
@@ -148,9 +148,13 @@ class CellCounts:
                 keys, count = np.unique(keys, return_counts=True)
             else:
                 keys, count = sum_by_key(keys, weights)
-            self._keys, self._delivered, self._clicked = merge_counts(
-                self._keys, self._delivered, self._clicked, keys, count, into_delivered=kind == "delivered"
-            )
+            into_delivered = kind == "delivered"
+            if not add_where_present(
+                self._keys, self._delivered, self._clicked, keys, count, into_delivered=into_delivered
+            ):
+                self._keys, self._delivered, self._clicked = merge_counts(
+                    self._keys, self._delivered, self._clicked, keys, count, into_delivered=into_delivered
+                )
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(segment, creative, delivered, clicked) of the non-empty cells, in (segment, creative) order."""
@@ -211,6 +215,10 @@ class CellCounts:
         out = np.empty(self.n_segments, np.int32)
         out[:] = default
         keys, delivered, clicked = self._cell_keys()
+        # One compiled pass where numba is (1.25 million cells, a 20-million-customer run's: 3.5 → 1.6 ms, with
+        # the shards waiting for the wave's rule); the numpy code below is its definition.
+        if best_column(keys, delivered, clicked, self.n_creatives, out):
+            return out
         tried = delivered > 0
         if not tried.all():
             keys, delivered, clicked = keys[tried], delivered[tried], clicked[tried]

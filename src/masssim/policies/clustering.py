@@ -12,7 +12,9 @@ import warnings
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
+from masssim.policies import compiled as switch
 from masssim.policies.base import CustomerView, PolicyWorld
+from masssim.policies.compiled import compiled
 
 CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix (32 MB in float64)
 PROFILE_CHUNK = 1 << 22  # customers coded at a time when profiles are counted
@@ -102,6 +104,15 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     ages = int(view.age_band.max()) + 1
     incomes = int(view.income_band.max()) + 1
     width = (int(view.region.max()) + 1) * ages * incomes
+    if switch.NUMBA is not None:
+        # One compiled pass to code and count, one to renumber: the numpy passes below took 2 s of the
+        # coordinator's time at 95 million customers, while the shards waited for their segments.
+        profile = np.empty(n, np.int32)
+        counts, member = _profile_codes_compiled(
+            view.region, view.age_band, view.income_band, ages, incomes, width, profile
+        )
+        present = np.flatnonzero(counts)
+        return profile, member[present], counts[present]
     # uint16 arithmetic while every code fits (the usual case): a third of the memory traffic of int64
     kind = np.uint16 if width <= 1 << 16 else np.int32
     step = PROFILE_CHUNK
@@ -125,6 +136,31 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return profile, member[present], counts[present]
 
 
+def _profile_codes_loop(region, age, income, ages, incomes, width, profile):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """profile_codes' numpy passes in two loops: each customer's code ``(region x ages + age) x incomes +
+    income`` into ``profile``, counted, with the last customer of each code as its member; then the codes
+    present renumbered 0, 1, ... in code order. Returns (counts, member) over every code."""
+    counts = np.zeros(width, np.int64)
+    member = np.zeros(width, np.int64)
+    for i in range(profile.shape[0]):
+        code = (np.int64(region[i]) * ages + age[i]) * incomes + income[i]
+        counts[code] += 1
+        member[code] = i
+        profile[i] = code
+    number = np.full(width, -1, np.int32)
+    used = 0
+    for code in range(width):
+        if counts[code] > 0:
+            number[code] = used
+            used += 1
+    for i in range(profile.shape[0]):
+        profile[i] = number[profile[i]]
+    return counts, member
+
+
+_profile_codes_compiled = compiled(_profile_codes_loop)
+
+
 def relabel_in_place(labels: np.ndarray, table: np.ndarray) -> None:
     """``labels[i] = table[labels[i]]``, in place a chunk at a time: a gather into a new array would hold a
     second label per customer at once (380 MB of int32 at 95 million customers)."""
@@ -146,11 +182,24 @@ def profile_segments(view: CustomerView, segment_of: np.ndarray) -> tuple[np.nda
     """(sorted codes of the profiles present, int32 segment of each) when the segment is a function of the
     profile (no CRM scores): what the shards of a sharded run need to find their customers' segments."""
     table = np.full(PROFILE_CODES, -1, np.int32)
+    if switch.NUMBA is not None:  # one compiled pass, no int32 codes per chunk (0.4 s at 95 million customers)
+        _profile_table_compiled(view.region, view.age_band, view.income_band, segment_of, table)
+        present = np.flatnonzero(table >= 0)
+        return present, table[present]
     step = 1 << 22
     for lo in range(0, view.n, step):
         table[_code(view, slice(lo, lo + step))] = segment_of[lo : lo + step]
     present = np.flatnonzero(table >= 0)
     return present, table[present]
+
+
+def _profile_table_loop(region, age, income, segment_of, table):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """``table[profile_code] = segment_of`` customer by customer (the last customer of a code sets it)."""
+    for i in range(region.shape[0]):
+        table[np.int64(region[i]) * 65_536 + np.int64(age[i]) * 256 + income[i]] = segment_of[i]
+
+
+_profile_table_compiled = compiled(_profile_table_loop)
 
 
 def _kmeans_seed(world: PolicyWorld) -> np.random.Generator:
