@@ -4,9 +4,11 @@ deliveries queued as events (engine/events.py) and counted per cell the way the 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from masssim.engine import delivery_cells
 from masssim.engine.delivery_cells import DeliveryCells
 from masssim.engine.events import PendingEvents
 
@@ -35,9 +37,25 @@ def _as_events(pending: PendingEvents, until_s: float, segment_of, cell_creative
     cell_creatives=st.integers(1, 30),
     all_delivered=st.booleans(),
     shuffled=st.booleans(),
+    one_creative_per_segment=st.booleans(),
+    span=st.sampled_from(["none", "exact", "wider", "narrower"]),
+    fast=st.booleans(),
 )
 def test_counts_match_the_events_in_flight(
-    seed, blocks, n_segments, creatives, cell_creatives, all_delivered, shuffled
+    seed, blocks, n_segments, creatives, cell_creatives, all_delivered, shuffled, one_creative_per_segment, span, fast
+) -> None:
+    """Blocks of every kind: one creative per persona (a roll-out, counted in one compiled pass when the block's
+    span is given) or several, with the compiled pass switched off (the general path), given the bounds of the
+    departures, bounds wider than them, or (wrongly) narrower ones, which must send the block to the general path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(delivery_cells, "FAST_PATH", fast)
+        _check_counts(
+            seed, blocks, n_segments, creatives, cell_creatives, all_delivered, shuffled, one_creative_per_segment, span
+        )
+
+
+def _check_counts(  # type: ignore[no-untyped-def]
+    seed, blocks, n_segments, creatives, cell_creatives, all_delivered, shuffled, one_creative_per_segment, span
 ) -> None:
     rng = np.random.default_rng(seed)
     n_customers = 500
@@ -49,6 +67,9 @@ def test_counts_match_the_events_in_flight(
         n = int(rng.integers(0, 200))
         customer = rng.integers(0, n_customers, n).astype(np.int32)
         creative = rng.integers(0, creatives, n).astype(np.int32)
+        if one_creative_per_segment:  # each persona's (or, with one segment, everyone's) creative
+            choice = rng.integers(0, creatives, 1 if segment_of is None else n_segments or 1).astype(np.int32)
+            creative = choice[np.zeros(n, np.int64) if segment_of is None else segment_of[customer]]
         # Delivery times, some exactly on bucket edges (released at that edge, not the next), a latency after
         # their departures.
         times = np.sort(start + rng.integers(0, 40, n) * (BUCKET_S / 4))
@@ -57,7 +78,12 @@ def test_counts_match_the_events_in_flight(
         departure = times - LATENCY_S
         assert np.array_equal(departure + LATENCY_S, times)  # whole seconds: the edges stay exact
         rows = None if all_delivered else np.flatnonzero(rng.random(n) < 0.9)
-        tally.add(rows, customer, creative, departure, LATENCY_S)
+        bounds = None
+        if span != "none" and n:
+            # "narrower" breaks the contract: the kernel must notice a row outside, not count past its table
+            widen = {"exact": 0.0, "wider": float(rng.integers(0, 3)), "narrower": -2.0}[span] * BUCKET_S
+            bounds = (float(departure.min()) - widen, float(departure.max()) + widen)
+        tally.add(rows, customer, creative, departure, LATENCY_S, bounds)
         picked = slice(None) if rows is None else rows
         pending.add("delivered", customer[picked], creative[picked], 0, times[picked], ascending=not shuffled)
         start += float(rng.integers(0, 5)) * BUCKET_S

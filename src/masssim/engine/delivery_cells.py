@@ -18,6 +18,9 @@ from masssim.engine import kernels
 from masssim.policies.cell_counting import count_pairs, sum_by_key
 
 _NO_SEGMENTS = np.empty(0, np.int32)  # delivered_buckets' "one segment"
+# kernels.delivered_cells counts the usual block (one creative per persona's bucket, small tables) in one
+# pass; False (the tests) keeps every block on the general path, its definition.
+FAST_PATH = True
 
 
 class DeliveryCells:
@@ -38,11 +41,37 @@ class DeliveryCells:
         creative: np.ndarray,
         departure: np.ndarray,
         latency_s: float,
+        span: tuple[float, float] | None = None,
     ) -> None:
         """The deliveries among a block's sends: its rows ``rows`` (None: every row), which left at ``departure``
-        (in any order) and are delivered ``latency_s`` later."""
+        (in any order) and are delivered ``latency_s`` later; ``span``, bounds of the block's departures."""
         segment_of = self.segment_of
         segments = _NO_SEGMENTS if segment_of is None else segment_of
+        if FAST_PATH and kernels.delivered_cells is not None and span is not None:
+            first_s, last_s = span
+            done, buckets, piece_start, cell_segment, cell_creative, cell_count = kernels.delivered_cells(
+                rows,
+                departure,
+                first_s,
+                last_s,
+                latency_s,
+                self.bucket_s,
+                creative,
+                customer,
+                segments,
+                self.n_segments,
+            )
+            if done:  # the usual block: every bucket's cells counted in two compiled passes
+                starts = piece_start.tolist()
+                for j, bucket in enumerate(buckets.tolist()):
+                    lo, hi = starts[j], starts[j + 1]
+                    piece = (
+                        None if segment_of is None else cell_segment[lo:hi],
+                        cell_creative[lo:hi],
+                        cell_count[lo:hi],
+                    )
+                    self._buckets.setdefault(bucket, []).append(piece)
+                return
         run_bucket, run_start, creative, segment, width = kernels.delivered_buckets(
             rows, departure, latency_s, self.bucket_s, creative, customer, segments
         )

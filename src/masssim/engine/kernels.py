@@ -544,6 +544,119 @@ def _delivered_buckets_loop(rows, departure, latency_s, bucket_s, creative, cust
     return run_bucket[:runs].copy(), run_start[: runs + 1].copy(), out_creative, out_segment, largest + 1
 
 
+# Deliveries counted per (bucket, segment, creative) cell in one pass, without ordering them by bucket: the
+# usual block (one creative for everyone, or one per persona once the personas roll out) cost about 7 ns a
+# delivery through delivered_buckets and a count per run, whose counting sort's increments of one bin wait for
+# each other. Its definition is that path (DeliveryCells.add's other branch), which the tests compare it with.
+CELL_TABLE_ENTRIES = 1 << 16  # a table of (bucket, creative) or (bucket, segment) entries up to this size or
+LANES = 4  # the block's rows (whichever is larger); a small creatives' table counted in 4 interleaved copies
+
+
+def _bucket_of(t, inverse, bucket_s):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    # The first edge k * bucket_s at or after t: ceil(t / bucket_s), here from a product by the reciprocal, put
+    # right by the same two checks against the products that delivered_buckets makes (so exactly its k). It
+    # does not decrease as t grows, so the block's earliest and latest departures bound every row's bucket.
+    k = np.ceil(t * inverse)
+    if t > k * bucket_s:
+        k += 1.0
+    elif t <= (k - 1.0) * bucket_s:
+        k -= 1.0
+    return np.int64(k)
+
+
+def _delivered_cells_loop(
+    rows, departure, first_s, last_s, latency_s, bucket_s, creative, customer, segment_of, n_segments
+):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # Returns (done, buckets, piece starts, segments, creatives, counts): per release bucket (ascending) the
+    # distinct cells of its deliveries in ascending (segment, creative) order, each with its count. done is
+    # False, and nothing else is meaningful, when the tables would be too large, a row's departure is outside
+    # [first_s, last_s], or a (bucket, segment) has deliveries of two creatives: the caller then takes the
+    # general path.
+    every = rows is None
+    n = departure.shape[0] if every else rows.shape[0]
+    empty = np.empty(0, np.int64)
+    empty32 = np.empty(0, np.int32)
+    if n == 0:
+        return False, empty, empty, empty32, empty32, empty
+    inverse = 1.0 / bucket_s
+    low = _bucket_of_compiled(first_s + latency_s, inverse, bucket_s)
+    high = _bucket_of_compiled(last_s + latency_s, inverse, bucket_s)
+    span = high - low + 1
+    segmented = segment_of.shape[0] > 0
+    limit = max(CELL_TABLE_ENTRIES, n)
+    if segmented:
+        per_bucket = np.int64(n_segments)
+    else:  # one more than the largest creative of the block (a superset of the delivered rows')
+        largest = np.int64(-1)
+        for i in range(creative.shape[0]):
+            largest = max(largest, np.int64(creative[i]))
+        per_bucket = largest + 1
+    entries = span * per_bucket
+    if span < 1 or entries > limit:
+        return False, empty, empty, empty32, empty32, empty
+    if segmented:
+        only = np.full(entries, -1, np.int32)
+        tally = np.zeros(entries, np.int64)
+        for j in range(n):
+            i = j if every else rows[j]
+            b = _bucket_of_compiled(departure[i] + latency_s, inverse, bucket_s)
+            if b < low or b > high:
+                return False, empty, empty, empty32, empty32, empty
+            e = (b - low) * per_bucket + segment_of[customer[i]]
+            c = creative[i]
+            if only[e] == c:
+                tally[e] += 1
+            elif only[e] < 0:
+                only[e] = c
+                tally[e] = 1
+            else:  # a second creative in one persona's bucket (a test wave): the general path counts it
+                return False, empty, empty, empty32, empty32, empty
+    else:
+        lanes = LANES if entries * LANES <= CELL_TABLE_ENTRIES else 1
+        lane_mask = lanes - 1  # LANES is a power of two: a mask, not a division per row
+        counted = np.zeros(entries * lanes, np.int64)
+        for j in range(n):
+            i = j if every else rows[j]
+            b = _bucket_of_compiled(departure[i] + latency_s, inverse, bucket_s)
+            if b < low or b > high:
+                return False, empty, empty, empty32, empty32, empty
+            counted[(j & lane_mask) * entries + (b - low) * per_bucket + creative[i]] += 1
+        tally = counted[:entries].copy()
+        for lane in range(1, lanes):
+            for e in range(entries):
+                tally[e] += counted[lane * entries + e]
+        only = np.empty(0, np.int32)
+    # Read the tables off bucket by bucket, cells in ascending (segment, creative) order.
+    used = 0
+    for e in range(entries):
+        used += tally[e] > 0
+    run_bucket = np.empty(span, np.int64)
+    run_start = np.empty(span + 1, np.int64)
+    out_segment = np.empty(used if segmented else 0, np.int32)
+    out_creative = np.empty(used, np.int32)
+    out_count = np.empty(used, np.int64)
+    runs = 0
+    at = 0
+    for b in range(span):
+        first = at
+        for x in range(per_bucket):
+            e = b * per_bucket + x
+            if tally[e] > 0:
+                if segmented:
+                    out_segment[at] = x
+                    out_creative[at] = only[e]
+                else:
+                    out_creative[at] = x
+                out_count[at] = tally[e]
+                at += 1
+        if at > first:
+            run_bucket[runs] = low + b
+            run_start[runs] = first
+            runs += 1
+    run_start[runs] = at
+    return True, run_bucket[:runs].copy(), run_start[: runs + 1].copy(), out_segment, out_creative, out_count
+
+
 # --------------------------------------------------------------------------------------------------
 # Reads: when each is read, and its click log-odds, in one pass over the readers
 # --------------------------------------------------------------------------------------------------
@@ -888,4 +1001,8 @@ repeat_rows: Callable[..., np.ndarray] = repeat_rows_numpy if _repeat_rows_kerne
 day_counts: Callable[..., np.ndarray] = _compiled(_day_counts_loop) or day_counts_numpy
 delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
     _compiled(_delivered_buckets_loop) or delivered_buckets_numpy
+)
+_bucket_of_compiled = _compiled(_bucket_of)  # called from compiled loops only
+delivered_cells: Callable[..., tuple[bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = (
+    _compiled(_delivered_cells_loop)
 )

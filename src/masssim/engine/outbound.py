@@ -617,7 +617,7 @@ class OutboundSender:
         self.recorder.add_day_counts("delivered", delivered, each=1.0)
         self.recorder.add_day_counts(self.channel_metrics[c]["delivered"], delivered, each=1.0)
         if self.report_deliveries and self.delivery_cells is not None:  # a shard's waves planned on the shards
-            self.delivery_cells.add(d_idx, customer, creative, departure, latency_s)
+            self.delivery_cells.add(d_idx, customer, creative, departure, latency_s, span)
         elif self.report_deliveries:
             d_at = departure + latency_s if d_idx is None else departure[d_idx] + latency_s
             d_customer = customer if d_idx is None else customer[d_idx]
