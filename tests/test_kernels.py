@@ -513,6 +513,23 @@ def test_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int, ro
 
 
 @needs_numba
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(size=st.integers(1, 40), n_values=st.integers(1, 200), n_rows=st.integers(0, 400), seed=st.integers(0, 2**16))
+def test_gather_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int) -> None:
+    """A shard's reachable customers' segments (int32, rows ascending or not) and their count per segment,
+    some segments never reached."""
+    rng = np.random.default_rng(seed)
+    values = (rng.random(n_values) ** 2 * size).astype(np.int32)
+    rows = rng.integers(0, n_values, n_rows).astype(np.int32)
+    fast = _compiled("gather_counts")(values, rows, size)
+    slow = kernels.gather_counts_numpy(values, rows, size)
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert fast[1].shape == (size,) and fast[1].sum() == n_rows
+
+
+@needs_numba
 def test_half_decoding_is_numpys_conversion_for_every_finite_float16() -> None:
     # Every bit pattern but exponent 31 (infinities and NaN, which the population never stores): zeros of
     # both signs, subnormals, normals. Compared as float32 bits, so -0.0 and +0.0 are told apart.

@@ -248,6 +248,23 @@ def _counts_loop(values, size, rows=None):  # type: ignore[no-untyped-def]  # pr
     return counts
 
 
+def gather_counts_numpy(values: np.ndarray, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(``values[rows]``, how often each of 0..size-1 occurs in it, int64): a shard's reachable customers'
+    segments and their count per segment."""
+    taken = values[rows]
+    return taken, np.bincount(taken, minlength=size)[:size].astype(np.int64)
+
+
+def _gather_counts_loop(values, rows, size):  # type: ignore[no-untyped-def]  # pragma: no cover
+    taken = np.empty(rows.shape[0], values.dtype)
+    counts = np.zeros(size, np.int64)
+    for i in range(rows.shape[0]):
+        v = values[rows[i]]
+        taken[i] = v
+        counts[v] += 1
+    return taken, counts
+
+
 # --------------------------------------------------------------------------------------------------
 # Per-send bookkeeping: fatigue as of the send, then counters
 # --------------------------------------------------------------------------------------------------
@@ -981,6 +998,7 @@ chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) 
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 counts: Callable[..., np.ndarray] = _compiled(_counts_loop) or counts_numpy
+gather_counts: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_gather_counts_loop) or gather_counts_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy

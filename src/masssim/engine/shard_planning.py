@@ -202,10 +202,9 @@ class ShardWave:
         if self.segment is None:  # one segment: its count is the customers' (a bincount would hold the GIL)
             self.segment_rows = np.zeros(who.shape[0], np.int32)
             return np.array([who.shape[0]], np.int64)
-        self.segment_rows = self.segment[who]
-        # Compiled (numpy's bincount widens the segments to int64 and holds the interpreter's lock); cut after
-        # the last segment reached, as np.bincount(minlength=1) gives it.
-        per_segment = kernels.counts(self.segment_rows, self.n_segments)
+        # The gather and the count in one compiled pass (numpy's bincount widens the segments to int64 and holds
+        # the interpreter's lock); cut after the last segment reached, as np.bincount(minlength=1) gives it.
+        self.segment_rows, per_segment = kernels.gather_counts(self.segment, who, self.n_segments)
         reached = np.flatnonzero(per_segment)
         return per_segment[: int(reached[-1]) + 1 if reached.shape[0] else 1]
 
