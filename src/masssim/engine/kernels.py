@@ -51,6 +51,14 @@ load_soon: Callable[[np.ndarray, Any], None] = (
 ROWS_AHEAD = cache_hints.ROWS_AHEAD
 
 
+def load_runtime() -> None:
+    """Load numba's runtime now, by a call to one compiled loop (nothing without numba). The first call to
+    any compiled loop in a process initialises the runtime, a second or so; a caller with a thread that only
+    waits can take that cost there, off the path that others wait for."""
+    if _numba is not None:
+        counts(np.zeros(1, np.int8), 1)
+
+
 def _compiled(function: Callable[..., Any]) -> Callable[..., Any] | None:
     # cache=True keeps the machine code next to the module, so worker processes and later runs skip the
     # compilation (a second or two per kernel); nogil lets Dask's threaded workers overlap.
