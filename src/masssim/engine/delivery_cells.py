@@ -61,7 +61,7 @@ class DeliveryCells:
                 segments,
                 self.n_segments,
             )
-            if done:  # the usual block: every bucket's cells counted in two compiled passes
+            if done:  # the usual block: every bucket's cells counted in one compiled pass
                 starts = piece_start.tolist()
                 for j, bucket in enumerate(buckets.tolist()):
                     lo, hi = starts[j], starts[j + 1]

@@ -449,7 +449,8 @@ class InProcessShards:
         building = [self._pool.submit(build, r) for r in ranges]
         # This thread only waits while the shards build their customers (about 27 s at 95 million): it loads
         # the compiled loops' runtime meanwhile, once per process, which the policy's set-up here would
-        # otherwise wait for (1 to 1.5 s that the shards spent idle, measured with py-spy for segments).
+        # otherwise wait for with the shards idle (segments' profile coding at 20 million customers: 0.35 s
+        # without this, 0.22 s with it).
         kernels.load_runtime()
         self.workers = [future.result() for future in building]
 

@@ -105,8 +105,9 @@ def profile_codes(world: PolicyWorld) -> tuple[np.ndarray, np.ndarray, np.ndarra
     incomes = int(view.income_band.max()) + 1
     width = (int(view.region.max()) + 1) * ages * incomes
     if switch.NUMBA is not None:
-        # One compiled pass to code and count, one to renumber: the numpy passes below took 2 s of the
-        # coordinator's time at 95 million customers, while the shards waited for their segments.
+        # One compiled pass to code and count, one to renumber: at 95 million customers the numpy passes below
+        # took 1.7 s of the coordinator's time while the shards waited, these 1.2 s (mostly the first touch of
+        # the labels).
         profile = np.empty(n, np.int32)
         counts, member = _profile_codes_compiled(
             view.region, view.age_band, view.income_band, ages, incomes, width, profile
@@ -182,7 +183,7 @@ def profile_segments(view: CustomerView, segment_of: np.ndarray) -> tuple[np.nda
     """(sorted codes of the profiles present, int32 segment of each) when the segment is a function of the
     profile (no CRM scores): what the shards of a sharded run need to find their customers' segments."""
     table = np.full(PROFILE_CODES, -1, np.int32)
-    if switch.NUMBA is not None:  # one compiled pass, no int32 codes per chunk (0.4 s at 95 million customers)
+    if switch.NUMBA is not None:  # one compiled pass, no int32 codes per chunk (0.11 → 0.06 s at 20 million customers)
         _profile_table_compiled(view.region, view.age_band, view.income_band, segment_of, table)
         present = np.flatnonzero(table >= 0)
         return present, table[present]
