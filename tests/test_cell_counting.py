@@ -11,7 +11,7 @@ from scipy import sparse
 from masssim.policies import cells as cells_module
 from masssim.policies import compiled as compiled_switch
 from masssim.policies.bandits import win_shares
-from masssim.policies.cell_counting import add_where_present, count_pairs, merge_counts
+from masssim.policies.cell_counting import add_where_present, count_pairs, merge_counts, unique_inverse
 from masssim.policies.cells import CellCounts
 
 
@@ -113,6 +113,20 @@ def test_adding_where_present_equals_the_merge(seed: int, old: int, new: int, in
     assert add_where_present(keys, delivered, clicked, new_keys, counts, into_delivered=into) == present
     for a, b in zip((keys, delivered, clicked), want if present else before, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 3000), st.sampled_from([1, 7, 400, 2**62]), st.booleans())
+def test_unique_inverse_is_numpys(seed: int, n: int, spread: int, signed: bool) -> None:
+    """Distinct keys sorted, and each row's position among them, as np.unique gives them: few distinct keys or
+    many, keys far apart (the hash's top bits), negative ones."""
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(-spread if signed else 0, spread, n, dtype=np.int64)
+    got = unique_inverse(keys)
+    want_keys, want_inverse = np.unique(keys, return_inverse=True)
+    np.testing.assert_array_equal(got[0], want_keys)
+    np.testing.assert_array_equal(got[1], want_inverse.reshape(-1))
+    assert got[0].dtype == np.int64 and got[1].dtype == np.int64
 
 
 @pytest.mark.parametrize("compiled", [True, False])

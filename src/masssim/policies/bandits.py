@@ -13,7 +13,7 @@ from scipy import sparse
 from masssim.policies import linucb_scores
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext, uniform_below
 from masssim.policies.beta_argmax import thompson_argmax
-from masssim.policies.cell_counting import count_pairs
+from masssim.policies.cell_counting import count_pairs, unique_inverse
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import CHUNK_ELEMENTS
 from masssim.policies.learning_features import (
@@ -336,7 +336,7 @@ class LinUCBPolicy(PolicyBase):
         self._model()  # θ_k, A_k⁻¹ and the bounds of creatives whose statistics changed
         profiles = self.profiles
         if profiles.exact:  # score each distinct (profile, history) once, pruning creatives that cannot win
-            distinct, inverse = np.unique((profiles.of[who] << HISTORY_BITS) | history, return_inverse=True)
+            distinct, inverse = unique_inverse((profiles.of[who] << HISTORY_BITS) | history)
             x = self.contexts(profiles.observables[distinct >> HISTORY_BITS], distinct)
             best = self.best_creatives(x, context_groups(distinct >> HISTORY_BITS))
             creative = best[inverse.reshape(-1)]
@@ -520,9 +520,7 @@ class LinUCBPolicy(PolicyBase):
         if customer.shape[0] and self.profiles.exact:
             # Messages with the same context add the same x xᵀ: a sparse [creatives, contexts] count matrix
             # times the contexts' packed products x_i x_j gives every creative's sum at once.
-            units, unit_of = np.unique(
-                (self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer], return_inverse=True
-            )
+            units, unit_of = unique_inverse((self.profiles.of[customer] << HISTORY_BITS) | self.snapshot[customer])
             k = self.world.catalogue.count
             counts = sparse.csr_matrix(
                 (np.ones(customer.shape[0]), (creative, unit_of.reshape(-1))), shape=(k, units.shape[0])

@@ -264,6 +264,53 @@ def best_column(keys: np.ndarray, delivered: np.ndarray, clicked: np.ndarray, n_
     return True
 
 
+def _unique_inverse_loop(keys):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Distinct keys by a hash table (open addressing, linear probing), numbered as first met; then the distinct
+    keys sorted and every row's number mapped to its key's rank."""
+    n = keys.shape[0]
+    bits = 1
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    slot_of = np.full(1 << bits, -1, np.int64)
+    distinct = np.empty(n, np.int64)
+    met = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        key = keys[i]
+        # Fibonacci hashing: the top bits of key x 2^64/golden ratio, which spreads keys differing in any bits
+        at = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+        while slot_of[at] >= 0 and distinct[slot_of[at]] != key:
+            at = (at + 1) & mask
+        if slot_of[at] < 0:
+            slot_of[at] = m
+            distinct[m] = key
+            m += 1
+        met[i] = slot_of[at]
+    order = np.argsort(distinct[:m])
+    rank = np.empty(m, np.int64)
+    for r in range(m):
+        rank[order[r]] = r
+    inverse = np.empty(n, np.int64)
+    for i in range(n):
+        inverse[i] = rank[met[i]]
+    return distinct[:m][order], inverse
+
+
+_unique_inverse_compiled = compiled(_unique_inverse_loop)
+
+
+def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for int64 ``keys``, the inverse flat: with numba, in linear
+    time by a hash table, and a sort of the distinct keys only (a wave's contexts are far fewer than its
+    customers). numpy's sorts every key: at 1 million customers a third of ``linucb``'s planning."""
+    keys = np.asarray(keys, np.int64)
+    if switch.NUMBA is None or keys.shape[0] == 0:
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        return distinct, inverse.reshape(-1).astype(np.int64, copy=False)
+    return _unique_inverse_compiled(keys)  # type: ignore[no-any-return]
+
+
 def sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct ``keys`` in increasing order, the sum of ``counts`` over each): pieces of counted cells,
     joined. A stable sort, so equal keys' counts are added in the order they come."""
