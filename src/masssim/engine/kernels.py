@@ -573,8 +573,10 @@ def _delivered_buckets_loop(rows, departure, latency_s, bucket_s, creative, cust
 # usual block (one creative for everyone, or one per persona once the personas roll out) cost about 7 ns a
 # delivery through delivered_buckets and a count per run, whose counting sort's increments of one bin wait for
 # each other. Its definition is that path (DeliveryCells.add's other branch), which the tests compare it with.
-CELL_TABLE_ENTRIES = 1 << 16  # a table of (bucket, creative) or (bucket, segment) entries up to this size or
-LANES = 4  # the block's rows (whichever is larger); a small creatives' table counted in 4 interleaved copies
+# A block is counted here when its table of (bucket, creative) or (bucket, segment) entries is no larger than
+# CELL_TABLE_ENTRIES or the block's rows, whichever is larger. (Counting a small table in four interleaved copies,
+# so that rows of one cell in a row would not wait for each other, measured no faster: 1.77 against 1.79 ns a row.)
+CELL_TABLE_ENTRIES = 1 << 16
 
 
 def _bucket_of(t, inverse, bucket_s):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
@@ -637,19 +639,13 @@ def _delivered_cells_loop(
             else:  # a second creative in one persona's bucket (a test wave): the general path counts it
                 return False, empty, empty, empty32, empty32, empty
     else:
-        lanes = LANES if entries * LANES <= CELL_TABLE_ENTRIES else 1
-        lane_mask = lanes - 1  # LANES is a power of two: a mask, not a division per row
-        counted = np.zeros(entries * lanes, np.int64)
+        tally = np.zeros(entries, np.int64)
         for j in range(n):
             i = j if every else rows[j]
             b = _bucket_of_compiled(departure[i] + latency_s, inverse, bucket_s)
             if b < low or b > high:
                 return False, empty, empty, empty32, empty32, empty
-            counted[(j & lane_mask) * entries + (b - low) * per_bucket + creative[i]] += 1
-        tally = counted[:entries].copy()
-        for lane in range(1, lanes):
-            for e in range(entries):
-                tally[e] += counted[lane * entries + e]
+            tally[(b - low) * per_bucket + creative[i]] += 1
         only = np.empty(0, np.int32)
     # Read the tables off bucket by bucket, cells in ascending (segment, creative) order.
     used = 0

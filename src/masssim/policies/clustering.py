@@ -20,7 +20,9 @@ CHUNK_ELEMENTS = 1 << 22  # bound on the entries of a temporary [rows, k] matrix
 PROFILE_CHUNK = 1 << 22  # customers coded at a time when profiles are counted
 # The fixed profile code of a sharded run's rule (profile_code): region (< 64) x 65,536 + age band x 256 +
 # income band, the same on every shard whatever levels occur there.
-PROFILE_CODES = 64 * 65_536
+REGION_STRIDE = 65_536
+AGE_STRIDE = 256
+PROFILE_CODES = 64 * REGION_STRIDE
 
 
 def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -176,7 +178,7 @@ def _code(view: CustomerView, rows: slice) -> np.ndarray:
 
 def profile_code(region: np.ndarray, age_band: np.ndarray, income_band: np.ndarray) -> np.ndarray:
     """int32 code of each customer's observable profile: region x 65,536 + age band x 256 + income band."""
-    return region.astype(np.int32) * 65_536 + age_band.astype(np.int32) * 256 + income_band
+    return region.astype(np.int32) * REGION_STRIDE + age_band.astype(np.int32) * AGE_STRIDE + income_band
 
 
 def profile_segments(view: CustomerView, segment_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,9 +197,10 @@ def profile_segments(view: CustomerView, segment_of: np.ndarray) -> tuple[np.nda
 
 
 def _profile_table_loop(region, age, income, segment_of, table):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """``table[profile_code] = segment_of`` customer by customer (the last customer of a code sets it)."""
+    """``table[profile_code] = segment_of`` customer by customer (the last customer of a code sets it), with
+    profile_code's strides."""
     for i in range(region.shape[0]):
-        table[np.int64(region[i]) * 65_536 + np.int64(age[i]) * 256 + income[i]] = segment_of[i]
+        table[np.int64(region[i]) * REGION_STRIDE + np.int64(age[i]) * AGE_STRIDE + income[i]] = segment_of[i]
 
 
 _profile_table_compiled = compiled(_profile_table_loop)
