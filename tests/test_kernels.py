@@ -108,6 +108,42 @@ def test_sendable_matches_numpy(n_customers: int, n_rows: int, bit: int, cap: in
     assert fast[1] + fast[2] + int(fast[0].sum()) == n_rows
 
 
+@needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n_customers=st.integers(1, 300),
+    n_rows=st.integers(0, 300),
+    segments=st.integers(1, 20),
+    creatives=st.integers(1, 40),
+    bit=st.integers(0, 3),
+    cap=st.integers(0, 5),
+)
+def test_rule_rows_match_numpy(
+    n_customers: int, n_rows: int, segments: int, creatives: int, bit: int, cap: int
+) -> None:
+    """A shard's rule rows in one pass: the same rows, creatives, refusals, region counts and creatives used as
+    the choice's gather, sendable and the counts apart, whatever share of the rows is refused."""
+    rng = np.random.default_rng(n_customers * 7919 + n_rows * 31 + segments)
+    customer = np.sort(rng.choice(n_customers, min(n_rows, n_customers), replace=False)).astype(np.int32)
+    segment = rng.integers(0, segments, customer.shape[0]).astype(np.int32)
+    choice = rng.integers(0, creatives, segments).astype(np.int32)
+    contactable = rng.random(n_customers) < 0.8
+    optin = rng.integers(0, 16, n_customers).astype(np.uint8)
+    week = rng.integers(0, 7, n_customers).astype(np.uint8)
+    region = rng.integers(0, 6, n_customers).astype(np.uint8)
+    args = (customer, segment, choice, contactable, optin, week, bit, cap, region, 6, creatives)
+    fast = _compiled("rule_rows")(*args)
+    slow = kernels.rule_rows_numpy(*args)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fast[1].dtype == slow[1].dtype == np.int32
+    ok, unreachable, capped = kernels.sendable_numpy(customer, contactable, optin, week, bit, cap)
+    assert (fast[2], fast[3]) == (unreachable, capped)
+    np.testing.assert_array_equal(fast[0], customer[ok])
+    np.testing.assert_array_equal(fast[1], choice[segment[ok]])
+    assert int(fast[4].sum()) == fast[0].shape[0]
+
+
 def test_memory_in_flight_stays_flat_after_the_first_days() -> None:
     """Daily waves for 24 days: the outcomes in flight (reads spread over days by their delay, recorded opens,
     deliveries reported to a learning policy) reach a steady level within a few days and stay there; they are

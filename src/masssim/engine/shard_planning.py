@@ -190,6 +190,7 @@ class ShardWave:
         self.customer = np.empty(0, self.sim.sender.index_dtype)
         self.segment_rows = np.empty(0, np.int32)
         self.creative = np.empty(0, np.int32)
+        self.choice_due = False  # the rows' creatives are their segments' choice, not yet looked up
         self.redraw: np.ndarray | None = None
 
     def reachable(self, week_index: int, channel: int) -> np.ndarray:
@@ -219,26 +220,57 @@ class ShardWave:
                 probability = rule.keep_probability
                 kept |= uniform_below(_generator(state), who.shape[0], lambda rows: probability[segment[rows]])
             who, segment = who[kept], segment[kept]
-        self.customer = who
-        if self.segment is None:  # one segment: every row gets its choice (no gather by a column of zeros)
-            self.creative = np.full(who.shape[0], rule.choice[0], np.int32)
-        else:
-            self.creative = rule.choice[segment].astype(np.int32, copy=False)  # the gather is a new array already
+        self.customer, self.segment_rows = who, segment
+        # Each row's creative is its segment's choice, looked up by rows() in the pass that checks the rows (or
+        # drawn there instead); only a test cell, redrawn over the choice, needs the choice here.
+        self.creative, self.choice_due = np.empty(0, np.int32), True
         self.redraw = None
         if rule.test_share is not None:
             assert state is not None
+            self.creative, self.choice_due = self._chosen(), False
             self.redraw = uniform_below(_generator(state), who.shape[0], rule.test_share)
             return int(self.redraw.sum())
         return who.shape[0] if rule.draw_creatives else 0
+
+    def _chosen(self) -> np.ndarray:
+        """Each row's segment's choice (int32)."""
+        rule = self.rule
+        assert rule is not None
+        if self.segment is None:  # one segment: every row gets its choice (no gather by a column of zeros)
+            return np.full(self.customer.shape[0], rule.choice[0], np.int32)
+        return rule.choice[self.segment_rows].astype(np.int32, copy=False)  # the gather is a new array already
 
     def rows(self, state: dict[str, Any] | None, cap: int) -> tuple[int, np.ndarray, np.ndarray]:
         """Draw the rule's creatives (from ``state``), drop the rows the channel refuses (holdout, opt-out,
         weekly cap; counted here), and return the rows' count, count per region and creatives used."""
         rule = self.rule
         assert rule is not None
-        self._draw_creatives(state)
         sim = self.sim
-        ok, unreachable, capped = sim.sender._sendable(rule.channel, self.customer, cap)
+        sender = sim.sender
+        regions = sender.region_rel_s.shape[0]
+        if self.choice_due and not (rule.draw_creatives and state is not None):
+            # The usual rule (each row its segment's choice): the choice, the checks of outbound's steps 1-2 and
+            # the counts in one compiled pass (kernels.rule_rows), the same rows and counts as the steps apart.
+            week = sender.state.week_counter(rule.channel, sender.population.n)
+            self.customer, self.creative, unreachable, capped, by_region, used = kernels.rule_rows(
+                self.customer,
+                self.segment_rows,
+                rule.choice,
+                sender.contactable,
+                sender.state.optin,
+                week,
+                rule.channel,
+                cap,
+                sim.world.population.region,
+                regions,
+                sim.catalogue.count,
+            )
+            self.choice_due = False
+            sim.recorder.add("blocked_not_reachable", unreachable)
+            sim.recorder.add("blocked_frequency_cap", capped)
+            return self.customer.shape[0], by_region, used
+        self._draw_creatives(state)
+        ok, unreachable, capped = sender._sendable(rule.channel, self.customer, cap)
         sim.recorder.add("blocked_not_reachable", unreachable)
         sim.recorder.add("blocked_frequency_cap", capped)
         if not ok.all():
@@ -257,6 +289,9 @@ class ShardWave:
                 self.creative = drawn
             else:
                 self.creative[self.redraw] = drawn
+        elif self.choice_due:  # no draws: the choice (a wave through a channel order or on a paid channel)
+            self.creative = self._chosen()
+        self.choice_due = False
 
     def cut(self, keep: int) -> tuple[int, np.ndarray, np.ndarray]:
         """Keep the first ``keep`` rows (the budget's cut-off falls in this shard)."""
