@@ -198,14 +198,22 @@ class ShardWave:
         sim = self.sim
         sim.state.start_week(week_index)
         bits = channel_bits(channel, sim.channel_order)
-        who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
-        self.customer = who
         if self.segment is None:  # one segment: its count is the customers' (a bincount would hold the GIL)
-            self.segment_rows = np.zeros(who.shape[0], np.int32)
+            who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
+            # Every row's segment is 0: a view that repeats one zero, not an array as long as the rows.
+            self.customer, self.segment_rows = who, np.broadcast_to(np.zeros(1, np.int32), who.shape)
             return np.array([who.shape[0]], np.int64)
-        # The gather and the count in one compiled pass (numpy's bincount widens the segments to int64 and holds
-        # the interpreter's lock); cut after the last segment reached, as np.bincount(minlength=1) gives it.
-        self.segment_rows, per_segment = kernels.gather_counts(self.segment, who, self.n_segments)
+        if np.dtype(sim.sender.index_dtype) == np.int32:
+            # The rows, their segments and the count per segment in one compiled pass (numpy's bincount widens
+            # the segments to int64 and holds the interpreter's lock).
+            who, self.segment_rows, per_segment = kernels.reachable_segments(
+                sim.world.contactable, sim.state.optin, bits, self.segment, self.n_segments
+            )
+        else:  # 2^31 customers or more in one shard: int64 rows
+            who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
+            self.segment_rows, per_segment = kernels.gather_counts(self.segment, who, self.n_segments)
+        self.customer = who
+        # Cut after the last segment reached, as np.bincount(minlength=1) gives it.
         reached = np.flatnonzero(per_segment)
         return per_segment[: int(reached[-1]) + 1 if reached.shape[0] else 1]
 
