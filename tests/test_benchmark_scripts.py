@@ -50,3 +50,10 @@ def test_half_taste_benchmark_prints_its_figures() -> None:
     out = _printed("bench_half_taste.py", "--customers", "2000", "--reads", "1000", "--repeat", "1")
     # the three ways agree to the bit (the script asserts it before timing), each is printed with its ratio
     assert out.count("of float32") == 3 and "table lookup (the engine)" in out and "x1.00 of float32" in out
+
+
+def test_fused_front_prototype_does_the_engines_work_and_prints_both_rates() -> None:
+    """The prototype checks its rows against the engine's passes before it times them (it exits non-zero if they
+    differ), then prints both rates and the saving."""
+    out = _printed("bench_fused_front.py", "--customers", "20000", "--rows", "5000", "--repeat", "3", timeout=180)
+    assert out.count("ns per send") == 3 and "x on these steps" in out
