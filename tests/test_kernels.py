@@ -549,46 +549,6 @@ def test_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int, ro
 
 
 @needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(n=st.integers(0, 400), size=st.integers(1, 30), bits=st.integers(0, 15), seed=st.integers(0, 2**16))
-def test_reachable_segments_match_numpy(n: int, size: int, bits: int, seed: int) -> None:
-    """A shard's reachable rows, their segments and the count per segment in one pass: the same as
-    reachable_rows then gather_counts (every row reachable, none, or some)."""
-    from masssim.policies.base import reachable_rows_numpy
-
-    rng = np.random.default_rng(seed)
-    contactable = rng.random(n) < 0.8
-    optin = rng.integers(0, 16, n).astype(np.uint8)
-    segment = rng.integers(0, size, n).astype(np.int32)
-    fast = _compiled("reachable_segments")(contactable, optin, np.uint8(bits), segment, size)
-    slow = kernels.reachable_segments_numpy(contactable, optin, np.uint8(bits), segment, size)
-    who = reachable_rows_numpy(contactable, optin, np.uint8(bits), np.int32)
-    for a, b in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(a, b)
-        assert a.dtype == b.dtype
-    np.testing.assert_array_equal(fast[0], who)
-    np.testing.assert_array_equal(fast[1], segment[who])
-    np.testing.assert_array_equal(fast[2], np.bincount(segment[who], minlength=size))
-
-
-@needs_numba
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(size=st.integers(1, 40), n_values=st.integers(1, 200), n_rows=st.integers(0, 400), seed=st.integers(0, 2**16))
-def test_gather_counts_match_numpy(size: int, n_values: int, n_rows: int, seed: int) -> None:
-    """A shard's reachable customers' segments (int32, rows ascending or not) and their count per segment,
-    some segments never reached."""
-    rng = np.random.default_rng(seed)
-    values = (rng.random(n_values) ** 2 * size).astype(np.int32)
-    rows = rng.integers(0, n_values, n_rows).astype(np.int32)
-    fast = _compiled("gather_counts")(values, rows, size)
-    slow = kernels.gather_counts_numpy(values, rows, size)
-    for a, b in zip(fast, slow, strict=True):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
-    assert fast[1].shape == (size,) and fast[1].sum() == n_rows
-
-
-@needs_numba
 def test_half_decoding_is_numpys_conversion_for_every_finite_float16() -> None:
     # Every bit pattern but exponent 31 (infinities and NaN, which the population never stores): zeros of
     # both signs, subnormals, normals. Compared as float32 bits, so -0.0 and +0.0 are told apart.

@@ -75,3 +75,25 @@ def test_compiled_reachable_rows_are_the_numpy_ones(n: int) -> None:
     everyone = np.ones(n, bool)
     every_row = base.reachable_rows(everyone, np.full(n, 1, np.uint8), np.uint8(1), np.int32)
     np.testing.assert_array_equal(every_row, np.arange(n))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000, 100_003])
+@pytest.mark.parametrize("size", [1, 7, 300])
+def test_reachable_rows_with_their_segments_are_the_rows_then_a_gather_and_a_count(n: int, size: int) -> None:
+    """The compiled pass (when numba is there) against the numpy definition and against the steps apart: every
+    row reachable, none, or some; int64 rows take the numpy path."""
+    rng = np.random.default_rng(n + size)
+    contactable = rng.random(n) < 0.8
+    optin = rng.integers(0, 16, n).astype(np.uint8)
+    segment = rng.integers(0, size, n).astype(np.int32)
+    for bits in (np.uint8(0), np.uint8(1), np.uint8(6), np.uint8(15)):
+        who = base.reachable_rows_numpy(contactable, optin, bits, np.int32)
+        expected = (who, segment[who], np.bincount(segment[who], minlength=size))
+        for dtype in (np.int32, np.int64):
+            for got in (
+                base.reachable_rows_and_segments(contactable, optin, bits, dtype, segment, size),
+                base.reachable_rows_and_segments_numpy(contactable, optin, bits, dtype, segment, size),
+            ):
+                assert got[0].dtype == dtype and got[1].dtype == np.int32 and got[2].dtype == np.int64
+                for a, b in zip(got, expected, strict=True):
+                    np.testing.assert_array_equal(a, b)

@@ -256,55 +256,6 @@ def _counts_loop(values, size, rows=None):  # type: ignore[no-untyped-def]  # pr
     return counts
 
 
-def gather_counts_numpy(values: np.ndarray, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(``values[rows]``, how often each of 0..size-1 occurs in it, int64): a shard's reachable customers'
-    segments and their count per segment."""
-    taken = values[rows]
-    return taken, np.bincount(taken, minlength=size)[:size].astype(np.int64)
-
-
-def _gather_counts_loop(values, rows, size):  # type: ignore[no-untyped-def]  # pragma: no cover
-    taken = np.empty(rows.shape[0], values.dtype)
-    counts = np.zeros(size, np.int64)
-    for i in range(rows.shape[0]):
-        v = values[rows[i]]
-        taken[i] = v
-        counts[v] += 1
-    return taken, counts
-
-
-def reachable_segments_numpy(
-    contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, segment: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A shard's reachable customers (``contactable`` and opted in to one of the channels ``bits``, ascending,
-    int32), each one's ``segment`` and how many there are in each of the ``size`` segments (int64): what
-    ``policies.base.reachable_rows`` and :func:`gather_counts` give one after the other."""
-    who = np.flatnonzero(contactable & ((optin & bits) != 0)).astype(np.int32)
-    return (who, *gather_counts_numpy(segment, who, size))
-
-
-def _reachable_segments_loop(contactable, optin, bits, segment, size):  # type: ignore[no-untyped-def]  # pragma: no cover
-    # The rows counted first, then written straight into arrays of that size with their segments and counts,
-    # branch-free (every row is written, a reachable one is kept): one pass over the segments where the
-    # gather after reachable_rows read the rows again to find them (docs/model.md §15.12).
-    n = contactable.shape[0]
-    count = 0
-    for i in range(n):
-        count += contactable[i] & ((optin[i] & bits) != 0)
-    who = np.empty(count + 1, np.int32)  # one spare row: the last row is written whether kept or not
-    taken = np.empty(count + 1, segment.dtype)
-    per_segment = np.zeros(size, np.int64)
-    k = 0
-    for i in range(n):
-        s = segment[i]
-        reach = np.int64(contactable[i] & ((optin[i] & bits) != 0))
-        who[k] = i
-        taken[k] = s
-        per_segment[s] += reach
-        k += reach
-    return who[:count], taken[:count], per_segment
-
-
 # --------------------------------------------------------------------------------------------------
 # Per-send bookkeeping: fatigue as of the send, then counters
 # --------------------------------------------------------------------------------------------------
@@ -1087,10 +1038,6 @@ chunk_run_starts: Callable[..., np.ndarray] = _compiled(_chunk_run_starts_loop) 
 check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop) or check_plan_customers_numpy
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 counts: Callable[..., np.ndarray] = _compiled(_counts_loop) or counts_numpy
-gather_counts: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_gather_counts_loop) or gather_counts_numpy
-reachable_segments: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = (
-    _compiled(_reachable_segments_loop) or reachable_segments_numpy
-)
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
 touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy

@@ -29,7 +29,13 @@ import numpy as np
 from masssim.engine import kernels, outbound, send_kernels
 from masssim.engine.delivery_cells import DeliveryCells, count_cells
 from masssim.model.channels import HOUR_S
-from masssim.policies.base import ShardRule, channel_bits, reachable_rows, uniform_below
+from masssim.policies.base import (
+    ShardRule,
+    channel_bits,
+    reachable_rows,
+    reachable_rows_and_segments,
+    uniform_below,
+)
 from masssim.policies.cell_counting import sum_by_key
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
@@ -203,15 +209,11 @@ class ShardWave:
             # Every row's segment is 0: a view that repeats one zero, not an array as long as the rows.
             self.customer, self.segment_rows = who, np.broadcast_to(np.zeros(1, np.int32), who.shape)
             return np.array([who.shape[0]], np.int64)
-        if np.dtype(sim.sender.index_dtype) == np.int32:
-            # The rows, their segments and the count per segment in one compiled pass (numpy's bincount widens
-            # the segments to int64 and holds the interpreter's lock).
-            who, self.segment_rows, per_segment = kernels.reachable_segments(
-                sim.world.contactable, sim.state.optin, bits, self.segment, self.n_segments
-            )
-        else:  # 2^31 customers or more in one shard: int64 rows
-            who = reachable_rows(sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype)
-            self.segment_rows, per_segment = kernels.gather_counts(self.segment, who, self.n_segments)
+        # The rows, their segments and the count per segment in one compiled pass (numpy's bincount widens the
+        # segments to int64 and holds the interpreter's lock).
+        who, self.segment_rows, per_segment = reachable_rows_and_segments(
+            sim.world.contactable, sim.state.optin, bits, sim.sender.index_dtype, self.segment, self.n_segments
+        )
         self.customer = who
         # Cut after the last segment reached, as np.bincount(minlength=1) gives it.
         reached = np.flatnonzero(per_segment)
@@ -255,7 +257,6 @@ class ShardWave:
         assert rule is not None
         sim = self.sim
         sender = sim.sender
-        regions = sender.region_rel_s.shape[0]
         if self.choice_due and not (rule.draw_creatives and state is not None):
             # The usual rule (each row its segment's choice): the choice, the checks of outbound's steps 1-2 and
             # the counts in one compiled pass (kernels.rule_rows), the same rows and counts as the steps apart.
@@ -270,7 +271,7 @@ class ShardWave:
                 rule.channel,
                 cap,
                 sim.world.population.region,
-                regions,
+                sender.region_rel_s.shape[0],
                 sim.catalogue.count,
             )
             self.choice_due = False

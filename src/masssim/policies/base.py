@@ -149,6 +149,46 @@ def reachable_rows_numpy(contactable: np.ndarray, optin: np.ndarray, bits: np.ui
     return np.concatenate(pieces) if pieces else np.empty(0, dtype)
 
 
+def reachable_rows_and_segments(
+    contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type, segment: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reachable_rows`, each row's ``segment`` (one value per row of the population, 0 .. size - 1) and
+    how many rows each segment has (int64 [size]): a shard's wave planned by a rule (engine/shard_planning.py).
+
+    Compiled, the rows are counted as :func:`reachable_rows` counts them, then written with their segments and
+    counted in one pass, where the rows and then a gather of their segments took two (docs/model.md §15.12).
+    Without numba (or with int64 rows), :func:`reachable_rows_and_segments_numpy`."""
+    if NUMBA is not None and np.dtype(dtype) == np.int32 and contactable.shape[0] < 2**31:
+        count = _count_reachable(contactable, optin, bits)
+        who = np.empty(count + 1, np.int32)  # one spare row: the last row is written whether kept or not
+        taken = np.empty(count + 1, segment.dtype)
+        per_segment = np.zeros(size, np.int64)
+        _fill_reachable_segments(contactable, optin, bits, segment, who, taken, per_segment)
+        return who[:count], taken[:count], per_segment
+    return reachable_rows_and_segments_numpy(contactable, optin, bits, dtype, segment, size)
+
+
+@compiled
+def _fill_reachable_segments(contactable, optin, bits, segment, out, taken, per_segment):  # type: ignore[no-untyped-def]  # pragma: no cover
+    k = 0
+    for i in range(contactable.shape[0]):  # branch-free, as _fill_reachable; a row's segment is counted if kept
+        s = segment[i]
+        reach = np.int64(contactable[i] & ((optin[i] & bits) != 0))
+        out[k] = i
+        taken[k] = s
+        per_segment[s] += reach
+        k += reach
+
+
+def reachable_rows_and_segments_numpy(
+    contactable: np.ndarray, optin: np.ndarray, bits: np.uint8, dtype: type, segment: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reachable_rows_and_segments` with numpy alone: the rows, a gather and a count."""
+    who = reachable_rows_numpy(contactable, optin, bits, dtype)
+    taken = segment[who]
+    return who, taken, np.bincount(taken, minlength=size).astype(np.int64, copy=False)
+
+
 @dataclass
 class PolicyWorld:
     """What a policy is given once, when an arm starts."""
