@@ -47,8 +47,14 @@ def test_values_parse_as_toml() -> None:
 def test_paired_ci_is_narrower_than_unpaired() -> None:
     """Variants share each replication's customers, holdout and purchase occasions, so what those drive
     cancels in the paired difference. The holdout estimate shows it most: both variants are measured
-    against the same holdout, whose noise is most of the unpaired interval."""
-    result = compare(base(), variants=["oracle:arms.broadcast.policy=oracle"], seed=3)
+    against the same holdout, whose noise is most of the unpaired interval.
+
+    Each halfwidth is estimated from the replications' spread, so their ratio is itself noisy: with 6
+    replications, 1 seed in about 40 put the holdout estimate's ratio above one half (medians 0.14–0.16 over
+    44 seeds, before and after session 18 changed how occasions are drawn). With 24 it is 0.10–0.29 over 10
+    seeds, so the test asks for less than half with room for its own noise."""
+    scenario = small_scenario(replications=24, horizon_days=7, population={"customers": 6_000})
+    result = compare(scenario, variants=["oracle:arms.broadcast.policy=oracle"], seed=3)
     for metric in ("incremental_purchases", "incremental_revenue", "purchases_treated", "opens_recorded"):
         paired = result.summary["differences_vs_baseline"]["oracle"][metric]
         unpaired = result.unpaired_difference("oracle", metric)

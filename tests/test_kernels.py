@@ -605,14 +605,34 @@ def test_delivered_buckets_matches_numpy(n: int, n_rows: int, seed: int, segment
     np.testing.assert_array_equal(slow[2], creative[picked][order])
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(counts=st.lists(st.integers(0, 4), max_size=300), offset=st.integers(0, 2**20), wide=st.booleans())
-def test_repeat_rows_gives_each_row_its_count_of_times(counts: list[int], offset: int, wide: bool) -> None:
-    """A week's occasions name each customer once per occasion, in row order: np.repeat's rows, the compiled
-    loop's and the numpy twin's alike, in the index type asked for."""
-    column = np.array(counts, np.int64)
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    rates=st.lists(st.sampled_from([0.0, 0.0, 1e-3, 0.5, 1.0, 2.5, 40.0]), min_size=1, max_size=300),
+    n_points=st.integers(0, 400),
+    seed=st.integers(0, 2**16),
+    offset=st.integers(0, 2**20),
+    wide=st.booleans(),
+)
+def test_occasion_rows_give_each_point_to_the_row_whose_share_holds_it(
+    rates: list[float], n_points: int, seed: int, offset: int, wide: bool
+) -> None:
+    """A week's occasions go to the customer whose stretch of the running sum of rates holds them: the
+    compiled loop, the numpy twin and a plain search agree, a customer with no rate gets none, and the
+    running total is the same sum on both paths (the engine's points stay below it)."""
+    rate = np.array(rates, np.float32)
+    total = kernels.rate_total(rate)
+    assert total == kernels.rate_total_numpy(rate)
+    rng = np.random.default_rng(seed)
+    points = np.minimum(np.sort(rng.random(n_points)) * total, np.nextafter(total, 0.0))
+    if total == 0.0:
+        points = points[:0]
     dtype = np.int64 if wide else np.int32
-    want = np.repeat(np.arange(column.shape[0]) + offset, column).astype(dtype)
-    for got in (kernels.repeat_rows_numpy(column, offset, dtype), kernels.repeat_rows(column, offset, dtype)):
+    running = np.cumsum(rate.astype(np.float64))
+    want = np.array([offset + int(np.argmax(running > p)) for p in points], dtype)
+    for got in (
+        kernels.occasion_rows_numpy(rate, points, offset, dtype),
+        kernels.occasion_rows(rate, points, offset, dtype),
+    ):
         np.testing.assert_array_equal(got, want)
         assert got.dtype == dtype
+        assert np.all(rate[got - offset] > 0)

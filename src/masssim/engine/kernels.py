@@ -926,31 +926,49 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------------
-# Each row's index repeated by its count (organic occasions: a customer's row once per occasion)
+# A week's occasions in a chunk, given to its customers (organic.OccasionStream, docs/model.md §5.1)
 # --------------------------------------------------------------------------------------------------
 
 
-def repeat_rows_numpy(counts: np.ndarray, offset: int, dtype: type) -> np.ndarray:
-    """``np.repeat(np.arange(counts.shape[0]) + offset, counts)`` in ``dtype``: row i + offset, counts[i] times."""
-    nonzero = np.flatnonzero(counts)
-    return np.repeat(nonzero + offset, counts[nonzero]).astype(dtype)
+def rate_total_numpy(rate: np.ndarray) -> float:
+    """The sum of ``rate`` in float64, added one row after another (as :func:`occasion_rows` walks them; numpy's
+    ``sum`` adds pairwise and may round differently)."""
+    return float(np.cumsum(rate, dtype=np.float64)[-1]) if rate.shape[0] else 0.0
 
 
-def _repeat_rows_loop(counts, offset, out):  # type: ignore[no-untyped-def]  # pragma: no cover
-    at = 0
-    for i in range(counts.shape[0]):
-        for _ in range(counts[i]):
-            out[at] = i + offset
-            at += 1
+def _rate_total_loop(rate):  # type: ignore[no-untyped-def]  # pragma: no cover
+    total = 0.0
+    for i in range(rate.shape[0]):
+        total += np.float64(rate[i])
+    return total
+
+
+def occasion_rows_numpy(rate: np.ndarray, points: np.ndarray, offset: int, dtype: type) -> np.ndarray:
+    """The row (plus ``offset``, in ``dtype``) that owns each of ``points`` (ascending, each below
+    :func:`rate_total`): row i owns [S(i-1), S(i)), S being the running sum of ``rate`` in float64. A row with a
+    zero rate owns nothing."""
+    running = np.cumsum(rate, dtype=np.float64)
+    return (np.searchsorted(running, points, side="right") + offset).astype(dtype)
+
+
+def _occasion_rows_loop(rate, points, offset, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    running = 0.0
+    p = 0
+    m = points.shape[0]
+    for i in range(rate.shape[0]):
+        running += np.float64(rate[i])
+        while p < m and points[p] < running:
+            out[p] = i + offset
+            p += 1
     return out
 
 
-def _repeat_rows_compiled(counts: np.ndarray, offset: int, dtype: type) -> np.ndarray:
-    out: np.ndarray = np.empty(int(counts.sum()), dtype)
-    return _repeat_rows_kernel(counts, offset, out)  # type: ignore[no-any-return, misc]
+def _occasion_rows_compiled(rate: np.ndarray, points: np.ndarray, offset: int, dtype: type) -> np.ndarray:
+    out: np.ndarray = np.empty(points.shape[0], dtype)
+    return _occasion_rows_kernel(rate, points, offset, out)  # type: ignore[no-any-return, misc]
 
 
-_repeat_rows_kernel = _compiled(_repeat_rows_loop)
+_occasion_rows_kernel = _compiled(_occasion_rows_loop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1055,7 +1073,10 @@ tally_brands: Callable[..., None] = (
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
 slot_order: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_slot_order_loop) or slot_order_numpy
-repeat_rows: Callable[..., np.ndarray] = repeat_rows_numpy if _repeat_rows_kernel is None else _repeat_rows_compiled
+rate_total: Callable[[np.ndarray], float] = _compiled(_rate_total_loop) or rate_total_numpy
+occasion_rows: Callable[..., np.ndarray] = (
+    occasion_rows_numpy if _occasion_rows_kernel is None else _occasion_rows_compiled
+)
 day_counts: Callable[..., np.ndarray] = _compiled(_day_counts_loop) or day_counts_numpy
 delivered_buckets: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = (
     _compiled(_delivered_buckets_loop) or delivered_buckets_numpy

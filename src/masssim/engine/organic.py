@@ -110,11 +110,17 @@ class OccasionStream:
         uniforms: list[np.ndarray] = []
         offset = self.layout.offset  # the population's row 0 is this customer (a shard's own population)
         for lo, hi, rng in chunk_generators(chunk_sequence(self.seq, b), self.layout, self.chunks):
+            # The chunk's occasions as one Poisson process of rate sum(lambda_i), each occasion given to
+            # customer i with probability lambda_i / sum: that makes each customer's count an independent
+            # Poisson(lambda_i * years), as drawing one count per customer would, with draws for the
+            # occasions only, not one per customer-week (at six purchases a year, nine weeks in ten have none).
             rate = self.population.category_rate[lo - offset : hi - offset]
-            counts = rng.poisson(rate.astype(np.float64) * years)
-            who = kernels.repeat_rows(counts, lo - offset, self._index_dtype)
+            total = kernels.rate_total(rate)
+            drawn = int(rng.poisson(total * years))
+            points = np.sort(rng.random(drawn)) * total  # ascending: scaling keeps the order
+            np.minimum(points, np.nextafter(total, 0.0), out=points)  # a uniform near 1 can round up to the total
+            who = kernels.occasion_rows(rate, points, lo - offset, self._index_dtype)
             customers.append(who)
-            drawn = int(who.shape[0])
             times.append(start + rng.random(drawn) * length)
             uniforms.append(rng.random(drawn))
         if not customers:
