@@ -1,5 +1,6 @@
-"""Outcomes in flight (engine/events.py) queued without their creatives release the same events, less the
-creative: what the engine does for reads and recorded opens when the policy does not learn from opens."""
+"""Outcomes in flight (engine/events.py) queued without their creatives (or without their times too) release
+the same events, less what was left out: what the engine does for reads and recorded opens when the policy
+does not learn from opens."""
 
 from __future__ import annotations
 
@@ -45,6 +46,41 @@ def test_events_without_creatives_release_as_those_with_them(sizes: list[int], a
                 np.testing.assert_array_equal(lean[name], whole[name])
         assert len(dropped) == len(kept)
     assert len(kept) == 0 and len(dropped) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 3 * COMPACT_MIN_ROWS), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_events_kept_by_bucket_alone_release_as_those_with_their_times(sizes: list[int], seed: int) -> None:
+    """Counted pre-fetch opens keep their customers and buckets only: released at every edge (compaction
+    included), they are the same customers in the same order as events queued with times and creatives."""
+    rng = np.random.default_rng(seed)
+    full, lean = PendingEvents(BUCKET_S), PendingEvents(BUCKET_S)
+    for n in sizes:
+        customer = rng.integers(0, 1000, n).astype(np.int32)
+        creative = rng.integers(0, 50, n).astype(np.int32)
+        time_s = rng.integers(0, 40, n) * (BUCKET_S / 2) + rng.choice([0.0, 1.0], n)
+        order = full.order_by_bucket(time_s)
+        bucket = full.bucket_of(time_s)[order]
+        full.add("open", customer, creative, 1, time_s)
+        lean.add("open", customer[order], None, 1, None, sorted_buckets=bucket)
+    assert lean.nbytes() == full.nbytes() - 12 * len(full)
+    for edge in range(22):
+        with_all = full.release_pieces(edge * BUCKET_S)
+        kept = lean.release_pieces(edge * BUCKET_S)
+        assert with_all.keys() == kept.keys()
+        for kind, pieces in with_all.items():
+            assert all(set(p) == {"customer", "channel"} for p in kept[kind])
+            whole, bare = concatenate(pieces), concatenate(kept[kind])
+            assert set(bare) == {"customer", "channel"}
+            for name in bare:
+                np.testing.assert_array_equal(bare[name], whole[name])
+        assert len(lean) == len(full)
+    assert len(full) == 0 and len(lean) == 0
+    with pytest.raises(ValueError, match="need their buckets"):
+        lean.add("open", np.zeros(1, np.int32), None, 1, None)
 
 
 @pytest.mark.parametrize("listed", [1, 3, 672])

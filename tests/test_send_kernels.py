@@ -164,6 +164,40 @@ def test_prefetch_picks_match_numpy(
 
 
 @needs_numba
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 1500),
+    seed=st.integers(0, 2**16),
+    share_unread=st.floats(0.0, 1.0),
+    share_above=st.floats(0.0, 1.0),
+    inflation=st.sampled_from([0.0, 0.35, 1.0]),
+    bucket_s=st.sampled_from([1.0, 900.0, 86_400.0]),
+    wide=st.booleans(),
+)
+def test_counted_prefetch_opens_are_the_picked_events_in_bucket_order(
+    n: int, seed: int, share_unread: float, share_above: float, inflation: float, bucket_s: float, wide: bool
+) -> None:
+    """Recorded opens that are only counted keep their buckets and customers: exactly what pick_prefetch then
+    order_events give (the same rows, buckets and order), on both paths, for departures spread over more
+    buckets than the counting sort takes too (1-second buckets over 30 days)."""
+    rng = np.random.default_rng(seed)
+    _, customer, creative, departure, _ = _block(rng, n, 300)
+    if wide:
+        customer = customer.astype(np.int64)
+    side = rng.random(n)
+    unread = np.flatnonzero(side < share_unread)
+    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
+    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    picked = send_kernels.pick_prefetch_numpy(
+        unread, coin, np.float32(inflation), above, customer, creative, departure, 120.0, 60.0
+    )
+    want_bucket, _, want_customer, _ = send_kernels.order_events_numpy(picked[2], bucket_s, picked[0], picked[1])
+    args = (unread, coin, np.float32(inflation), above, customer, departure, 120.0, 60.0, bucket_s)
+    for got in (_compiled("prefetch_customers")(*args), send_kernels.prefetch_customers_numpy(*args)):
+        _assert_same(got, (want_bucket, want_customer))
+
+
+@needs_numba
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     groups=st.lists(st.integers(0, 5), max_size=2000),

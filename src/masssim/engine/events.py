@@ -26,7 +26,7 @@ class _Batch:
     customer: np.ndarray
     creative: np.ndarray | None  # None: nobody needs these events' creatives (their pieces have none)
     channel: int | np.ndarray  # one channel for the whole batch (the usual case) or one per row
-    time_s: np.ndarray
+    time_s: np.ndarray | None  # None: nobody needs these events' times (counted opens); ``bucket`` is given
     bucket: np.ndarray | None  # int32 bucket index, ascending; None when time_s itself ascends
     cursor: int = 0
     # With ``bucket``: the first bucket, and for each bucket from it on the end of its rows (counted from the
@@ -59,15 +59,16 @@ class _Batch:
         return int(np.searchsorted(self.bucket, self.bucket.dtype.type(last_bucket), side="right"))
 
     def rows(self) -> int:
-        return int(self.time_s.shape[0])
+        return int(self.customer.shape[0])
 
     def cut(self, lo: int, hi: int) -> dict[str, Any]:
         channel = self.channel
         piece = {  # one channel for the batch stays a number: concatenate makes its column, once for all pieces
             "customer": self.customer[lo:hi],
             "channel": channel if isinstance(channel, int) else channel[lo:hi],
-            "time_s": self.time_s[lo:hi],
         }
+        if self.time_s is not None:
+            piece["time_s"] = self.time_s[lo:hi]
         if self.creative is not None:
             piece["creative"] = self.creative[lo:hi]
         return piece
@@ -75,7 +76,9 @@ class _Batch:
     def compact(self) -> None:
         """Drop the released rows: copy what is left into arrays of its own size."""
         keep = slice(self.cursor, None)
-        self.customer, self.time_s = self.customer[keep].copy(), self.time_s[keep].copy()
+        self.customer = self.customer[keep].copy()
+        if self.time_s is not None:
+            self.time_s = self.time_s[keep].copy()
         if self.creative is not None:
             self.creative = self.creative[keep].copy()
         if not isinstance(self.channel, int):
@@ -87,8 +90,8 @@ class _Batch:
 
 
 def concatenate(pieces: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """One kind's released pieces as one set of events. Pieces without creatives (see ``PendingEvents.add``)
-    give events without them; a piece's channel is a number when its batch has one channel."""
+    """One kind's released pieces as one set of events. Pieces without creatives or times (see
+    ``PendingEvents.add``) give events without them; a piece's channel is a number when its batch has one channel."""
     fields = [name for name in EVENT_FIELDS if all(name in p for p in pieces)]
     channels = [p["channel"] for p in pieces]
     if len(pieces) == 1 and not isinstance(channels[0], int):
@@ -130,7 +133,7 @@ class PendingEvents:
         customer: np.ndarray,
         creative: np.ndarray | None,
         channel: int | np.ndarray,
-        time_s: np.ndarray,
+        time_s: np.ndarray | None,
         *,
         ascending: bool = False,
         sorted_buckets: np.ndarray | None = None,
@@ -139,9 +142,12 @@ class PendingEvents:
         for every row, or an int8 array. ``creative``: None when nobody will read these events' creatives
         (their pieces then have no "creative"). ``ascending``: the caller guarantees time_s ascends.
         ``sorted_buckets``: the rows are already ordered by bucket and these are their buckets. Otherwise
-        they are ordered here."""
+        they are ordered here. ``time_s`` may be None with ``sorted_buckets``, when nobody will read the
+        events' times (their pieces then have no "time_s")."""
         if customer.shape[0] == 0:
             return
+        if time_s is None and sorted_buckets is None:
+            raise ValueError("events without times need their buckets (sorted_buckets)")
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         if not isinstance(channel, int | np.ndarray):
             channel = int(channel)
@@ -149,6 +155,7 @@ class PendingEvents:
         if sorted_buckets is not None:
             bucket = sorted_buckets.astype(np.int32, copy=False)
         elif not ascending:
+            assert time_s is not None
             bucket = self.bucket_of(time_s)
             order = self.order_by_bucket(time_s, bucket)
             customer = customer[order]
@@ -186,6 +193,7 @@ class PendingEvents:
         keep: list[_Batch] = []
         for batch in self._batches:
             if batch.bucket is None:  # times ascend: bucket k ends at k * bucket_s
+                assert batch.time_s is not None
                 end = int(np.searchsorted(batch.time_s, last_bucket * self.bucket_s, side="right"))
             else:
                 end = batch.end_of(last_bucket)
@@ -208,7 +216,7 @@ class PendingEvents:
         """Bytes held by the events in flight (released rows awaiting compaction included)."""
         total = 0
         for b in self._batches:
-            arrays = [b.customer, b.time_s] + [a for a in (b.creative, b.bucket) if a is not None]
+            arrays = [a for a in (b.customer, b.time_s, b.creative, b.bucket) if a is not None]
             if not isinstance(b.channel, int):
                 arrays.append(b.channel)
             total += sum(a.nbytes for a in arrays)

@@ -359,6 +359,94 @@ def _pick_prefetch_loop(unread, coin, inflation, above, customer, creative, depa
     return out_customer, out_creative, out_at
 
 
+def prefetch_customers_numpy(
+    unread: np.ndarray,
+    coin: np.ndarray,
+    inflation: np.float32,
+    above: np.ndarray,
+    customer: np.ndarray,
+    departure: np.ndarray,
+    latency_s: float,
+    delay_s: float,
+    bucket_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pick_prefetch`'s rows put in bucket order as :func:`order_events` puts them, keeping only what a
+    recorded open that is merely counted needs: (their int32 buckets ``ceil(t / bucket_s)``, t being
+    ``departure + latency_s + delay_s``; their customers), in the stable order of the buckets."""
+    rows = np.sort(np.concatenate([unread[coin < inflation], above]))
+    bucket = np.ceil(((departure[rows] + latency_s) + delay_s) / bucket_s).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    return bucket[order].astype(np.int32), customer[rows][order]
+
+
+def _prefetch_customers_loop(unread, coin, inflation, above, customer, departure, latency_s, delay_s, bucket_s):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # pick_prefetch's compaction and merge, writing each row's bucket and customer only (no creative, no time:
+    # 8 bytes a row where there were 18), then order_events' stable counting sort of those two.
+    kept = np.empty(unread.shape[0], np.int64)
+    m = 0
+    for i in range(unread.shape[0]):
+        kept[m] = unread[i]
+        m += coin[i] < inflation
+    n = m + above.shape[0]
+    bucket = np.empty(n, np.int64)
+    who = np.empty(n, customer.dtype)
+    i = 0
+    j = 0
+    k = 0
+    while i < m and j < above.shape[0]:  # the merge with a conditional move, as pick_prefetch's
+        a = kept[i]
+        b = above[j]
+        take = a < b
+        row = a if take else b
+        i += take
+        j += 1 - take
+        bucket[k] = np.int64(np.ceil(((departure[row] + latency_s) + delay_s) / bucket_s))
+        who[k] = customer[row]
+        k += 1
+    while i < m:
+        row = kept[i]
+        i += 1
+        bucket[k] = np.int64(np.ceil(((departure[row] + latency_s) + delay_s) / bucket_s))
+        who[k] = customer[row]
+        k += 1
+    while j < above.shape[0]:
+        row = above[j]
+        j += 1
+        bucket[k] = np.int64(np.ceil(((departure[row] + latency_s) + delay_s) / bucket_s))
+        who[k] = customer[row]
+        k += 1
+    low = np.int64(0)
+    high = np.int64(0)
+    for k in range(n):
+        if k == 0 or bucket[k] < low:
+            low = bucket[k]
+        if k == 0 or bucket[k] > high:
+            high = bucket[k]
+    out_bucket = np.empty(n, np.int32)
+    out_customer = np.empty(n, customer.dtype)
+    span = high - low + 1
+    if n and span > _COUNTING_SPAN:  # rare: any stable sort gives the same permutation
+        order = np.argsort(bucket, kind="mergesort")
+        for k in range(n):
+            out_bucket[k] = bucket[order[k]]
+            out_customer[k] = who[order[k]]
+        return out_bucket, out_customer
+    next_row = np.zeros(max(span, 1), np.int64)
+    for k in range(n):
+        next_row[bucket[k] - low] += 1
+    total = 0
+    for b in range(span):
+        count = next_row[b]
+        next_row[b] = total
+        total += count
+    for k in range(n):  # rows of a bucket keep their order
+        at = next_row[bucket[k] - low]
+        next_row[bucket[k] - low] = at + 1
+        out_bucket[at] = bucket[k]
+        out_customer[at] = who[k]
+    return out_bucket, out_customer
+
+
 plan_departures: Callable[..., np.ndarray] = kernels._compiled(_plan_departures_loop) or plan_departures_numpy
 read_exponents: Callable[..., np.ndarray] = kernels._compiled(_read_exponents_loop) or read_exponents_numpy
 pick_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_reads_loop) or pick_reads_numpy
@@ -366,3 +454,6 @@ order_reads: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_re
 order_events: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_order_events_loop) or order_events_numpy
 pick_clicks: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_clicks_loop) or pick_clicks_numpy
 pick_prefetch: Callable[..., tuple[np.ndarray, ...]] = kernels._compiled(_pick_prefetch_loop) or pick_prefetch_numpy
+prefetch_customers: Callable[..., tuple[np.ndarray, np.ndarray]] = (
+    kernels._compiled(_prefetch_customers_loop) or prefetch_customers_numpy
+)
