@@ -359,6 +359,47 @@ def test_chunk_run_starts_match_numpy(customers: list[int], offset: int, shift: 
     assert fast.dtype == np.int64
 
 
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    picked=st.lists(st.integers(0, 4999), max_size=1500, unique=True),
+    size=st.sampled_from([1, 7, 64, 256, 4096]),
+    shard=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_increasing_customers_draw_what_any_order_of_finding_chunks_draws(
+    picked: list[int], size: int, shard: int, seed: int
+) -> None:
+    """Customers that increase (a plan's, as the policies list them) find their chunks' rows by binary search:
+    the draws are the same as the rows' chunks found by a pass, for power-of-two chunks and others, from a
+    shard's first row as from the population's; and ``kernels.increasing`` says which columns increase."""
+    from masssim.engine.chunks import ChunkDraws, ChunkLayout, Draw
+
+    offset = shard * size * (5000 // (4 * size)) if size < 5000 else 0
+    layout = ChunkLayout(5000 + offset, size).shifted(offset) if offset else ChunkLayout(5000, size)
+    customer = np.array(sorted(picked), np.int32)
+    assert kernels.increasing(customer) and kernels.increasing_numpy(customer)
+    seq = np.random.SeedSequence(seed)
+    by_pass = ChunkDraws(seq, layout)
+    by_search = ChunkDraws(seq, layout)
+    for kind in (Draw.SEND, Draw.READ_DELAY):
+        want = by_pass.random(customer, kind, np.float32, by_pass.segments(customer))
+        got = by_search.random(customer, kind, np.float32, by_search.segments(customer, increasing=True))
+        np.testing.assert_array_equal(got, want)
+    # Each chunk once, in order, as one slice of rows that all belong to it, the slices covering every row.
+    segments = by_search.segments(customer, increasing=True)
+    assert [c for c, _, _ in segments] == sorted({int(c) for c in layout.of(customer)})
+    covered = 0
+    for chunk, rows, count in segments:
+        assert isinstance(rows, slice) and rows.start == covered and rows.stop - rows.start == count > 0
+        assert np.all(layout.of(customer[rows]) == chunk)
+        covered = rows.stop
+    assert covered == customer.shape[0]
+    if customer.shape[0] > 1:
+        swapped = customer.copy()
+        swapped[[0, -1]] = swapped[[-1, 0]]
+        assert not kernels.increasing(swapped) and not kernels.increasing_numpy(swapped)
+
+
 @needs_numba
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(

@@ -101,6 +101,22 @@ def sort_by_chunk(layout: ChunkLayout, customer: np.ndarray) -> np.ndarray | Non
 _MIN_ROWS_PER_RUN = 256
 
 
+def _increasing_segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, slice, int]]:
+    """:func:`_segments` of rows whose customers increase: each chunk's rows are one slice, whose ends a
+    binary search per chunk finds (no pass over the rows). The same rows of each chunk in the same order."""
+    n = customer.shape[0]
+    if n == 0:
+        return
+    first = (int(customer[0]) + layout.offset) // layout.size
+    last = (int(customer[-1]) + layout.offset) // layout.size
+    # Where each later chunk's rows start: its first customer, as a row of the arrays this layout indexes.
+    edges = np.arange(first + 1, last + 1, dtype=np.int64) * layout.size - layout.offset
+    cuts = np.searchsorted(customer, edges.astype(customer.dtype, copy=False), side="left").tolist()
+    for chunk, a, b in zip(range(first, last + 1), [0, *cuts], [*cuts, n], strict=True):
+        if b > a:
+            yield chunk, slice(a, b), b - a
+
+
 def _segments(layout: ChunkLayout, customer: np.ndarray) -> Iterator[tuple[int, np.ndarray | slice, int]]:
     """(chunk, rows of ``customer`` in that chunk, their count), covering every row; a chunk's rows come in
     their order (a chunk may come back in several pieces, in row order). A wave's rows are long runs of one
@@ -159,8 +175,12 @@ class ChunkDraws:
             self._generators[key] = rng
         return rng
 
-    def segments(self, customer: np.ndarray) -> list[tuple[int, np.ndarray | slice, int]]:
-        """How ``customer``'s rows fall into chunks, for several kinds of draws on the same rows."""
+    def segments(self, customer: np.ndarray, increasing: bool = False) -> list[tuple[int, np.ndarray | slice, int]]:
+        """How ``customer``'s rows fall into chunks, for several kinds of draws on the same rows. ``increasing``:
+        the caller knows the customers strictly increase (a plan's rows, as the policies here list them, and
+        any subsequence of them), so the chunks' ends are found by binary search, not by a pass over the rows."""
+        if increasing:
+            return list(_increasing_segments(self.layout, customer))
         return list(_segments(self.layout, customer))
 
     def random(

@@ -180,6 +180,19 @@ def _chunk_run_starts_loop(customer, offset, shift):  # type: ignore[no-untyped-
     return starts[:k].copy()
 
 
+def increasing_numpy(customer: np.ndarray) -> bool:
+    """Whether ``customer`` strictly increases (true of no rows and of one)."""
+    return bool(np.all(customer[1:] > customer[:-1]))
+
+
+def _increasing_loop(customer):  # type: ignore[no-untyped-def]  # pragma: no cover
+    # No early exit, so that the comparisons vectorise (check_plan_customers' first pass, alone).
+    steps_down = 0
+    for i in range(1, customer.shape[0]):
+        steps_down += customer[i] <= customer[i - 1]
+    return steps_down == 0
+
+
 # --------------------------------------------------------------------------------------------------
 # A plan's customers: in the population, each at most once
 # --------------------------------------------------------------------------------------------------
@@ -1073,6 +1086,7 @@ tally_brands: Callable[..., None] = (
 )
 hand_out: Callable[..., np.ndarray] = _compiled(_hand_out_loop) or hand_out_numpy
 slot_order: Callable[..., tuple[np.ndarray, np.ndarray]] = _compiled(_slot_order_loop) or slot_order_numpy
+increasing: Callable[[np.ndarray], bool] = _compiled(_increasing_loop) or increasing_numpy
 rate_total: Callable[[np.ndarray], float] = _compiled(_rate_total_loop) or rate_total_numpy
 occasion_rows: Callable[..., np.ndarray] = (
     occasion_rows_numpy if _occasion_rows_kernel is None else _occasion_rows_compiled

@@ -257,10 +257,13 @@ class OutboundSender:
             # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
             customer = np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False)
             creative = np.asarray(plan.creative)[rows].astype(np.int32, copy=False)
+            # Customers in increasing order (the policies here list them so) stay so in every subset taken
+            # below, which lets the draws find each chunk's rows by binary search (ChunkDraws.segments).
+            increasing = kernels.increasing(customer)
             if c == ARM_CHANNELS:
-                self._send_in_order(customer, creative, audience, t_event_s, day_start_s)
+                self._send_in_order(customer, creative, audience, t_event_s, day_start_s, increasing)
             else:
-                self._send_channel(int(c), customer, creative, audience, t_event_s, day_start_s)
+                self._send_channel(int(c), customer, creative, audience, t_event_s, day_start_s, increasing=increasing)
 
     def _send_in_order(
         self,
@@ -269,6 +272,7 @@ class OutboundSender:
         audience: np.ndarray | None,
         t_event_s: float,
         day_start_s: float,
+        increasing: bool = False,
     ) -> None:
         """Channel mixes: the first channel of the order takes, in plan order, every contact it can (opted in,
         under its weekly cap, within the paid minimum audience, its capacity for this wave and the budget);
@@ -278,7 +282,9 @@ class OutboundSender:
         order = self.channel_order
         for position, c in enumerate(order):
             passing = position < len(order) - 1
-            rest = self._send_channel(c, customer, creative, audience, t_event_s, day_start_s, passing=passing)
+            rest = self._send_channel(
+                c, customer, creative, audience, t_event_s, day_start_s, passing=passing, increasing=increasing
+            )
             if rest is None or rest[0].shape[0] == 0:
                 return
             customer, creative, audience = rest
@@ -301,10 +307,11 @@ class OutboundSender:
         day_start_s: float,
         *,
         passing: bool = False,
+        increasing: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """Send one channel's rows. With ``passing`` (a channel of an order with channels after it) the rows
         it does not take are returned, in plan order, rather than counted as blocked (none are queued past
-        the wave's capacity)."""
+        the wave's capacity). ``increasing``: the customers strictly increase."""
         cfg = self.channels.configs[c]
         rec = self.recorder
         planned = (customer, creative, audience)
@@ -407,7 +414,7 @@ class OutboundSender:
                 self._spend(cfg.cost_per_send * departure.shape[0])
             rec.add_day_counts("sends", sent, each=1.0)
             rec.add_day_counts(names["sends"], sent, each=1.0)
-            self._dispatch(c, cfg, block_customer, block_creative, departure, span)
+            self._dispatch(c, cfg, block_customer, block_creative, departure, span, increasing)
         return rest
 
     def _sendable(self, c: int, customer: np.ndarray, cap: int) -> tuple[np.ndarray, int, int]:
@@ -424,15 +431,19 @@ class OutboundSender:
         creative: np.ndarray,
         departure: np.ndarray,
         span: tuple[float, float] | None = None,
+        increasing: bool = False,
     ) -> None:
         """Hand a block of sends (in plan order) to the shards that hold their customers. A sharded
-        coordinator sends them to its workers instead. ``span``: bounds of the departures (block_rules')."""
+        coordinator sends them to its workers instead. ``span``: bounds of the departures (block_rules');
+        ``increasing``: the customers strictly increase (so do a shard's, a subsequence)."""
         week = self.state.week_counter(c, self.population.n)
         for shard, rows in self._split_by_shard(customer):
             if isinstance(rows, slice):
-                self._respond(c, cfg, customer, creative, departure, week, shard.pending, span)
+                self._respond(c, cfg, customer, creative, departure, week, shard.pending, span, increasing)
             else:
-                self._respond(c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending, span)
+                self._respond(
+                    c, cfg, customer[rows], creative[rows], departure[rows], week, shard.pending, span, increasing
+                )
 
     def _split_by_shard(self, customer: np.ndarray) -> Iterator[tuple[ShardSink, np.ndarray | slice]]:
         """Each shard with the rows of ``customer`` it holds, in their order (a subsequence of the block)."""
@@ -568,9 +579,11 @@ class OutboundSender:
         week: np.ndarray,
         pending: PendingEvents,
         span: tuple[float, float] | None = None,
+        increasing: bool = False,
     ) -> None:
         """Draw delivery, reading, pre-fetch, clicks, unsubscribes and replies for one block of sends
-        (``span``: bounds of the departures, found here when not given).
+        (``span``: bounds of the departures, found here when not given; ``increasing``: the customers strictly
+        increase, and so do the readers' and the unread rows', which are subsequences).
 
         The arithmetic is float32 (probabilities and uniforms need no more; it runs several times faster),
         and the costly exact probabilities are computed only for rows that an upper bound cannot rule
@@ -581,7 +594,7 @@ class OutboundSender:
         pop = self.population
         draws = self.draws
         n = customer.shape[0]
-        segments = draws.segments(customer)  # found once for the two draws on the same rows
+        segments = draws.segments(customer, increasing)  # found once for the two draws on the same rows
         u = draws.random(customer, Draw.SEND, np.float32, segments)
         u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32, segments)
 
@@ -634,7 +647,7 @@ class OutboundSender:
             cand, decay, bound, u, customer, creative, departure, latency_s, fatigue
         )
         n_read = r_cust.shape[0]
-        reader_segments = draws.segments(r_cust)
+        reader_segments = draws.segments(r_cust, increasing)
         delay_s = (
             cfg.open_delay_median_minutes
             * 60.0
@@ -684,7 +697,8 @@ class OutboundSender:
         # Rows with bound <= u < delivery_rate are unread and delivered, and (u - bound)/(rate - bound) is a
         # fresh uniform for them; the few rows under the bound that fatigue kept unread draw a new one.
         if cfg.recorded_open_inflation > 0:
-            coin = draws.random(customer[unread], Draw.PREFETCH, np.float32)
+            unread_customer = customer[unread]
+            coin = draws.random(unread_customer, Draw.PREFETCH, np.float32, draws.segments(unread_customer, increasing))
             inflation = np.float32(cfg.recorded_open_inflation)
             if self.report_open_creatives:  # the policy learns from opens: each keeps its creative and time
                 prefetch_cust, prefetch_creative, prefetch_at = send_kernels.pick_prefetch(
@@ -715,6 +729,7 @@ class OutboundSender:
 
         # Replies on conversational channels.
         if cfg.reply_rate > 0 and n_read:
+            # The reads are in bucket order by now (order_reads), not in the readers' order: segments of their own.
             reply = draws.random(r_cust, Draw.REPLY, np.float32) < np.float32(cfg.reply_rate)
             pending.add(
                 "reply",

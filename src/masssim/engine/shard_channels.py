@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from masssim.engine import outbound
+from masssim.engine import kernels, outbound
 from masssim.engine.shard_planning import (
     ShardWave,
     ShardWaveCoordinator,
@@ -131,6 +131,7 @@ class ChannelShardWave(ShardWave):
         out: list[tuple[Any, ...]] = []
         if keep == 0:
             return out
+        increasing = kernels.increasing(customer)  # kept by every block's subset (ChunkDraws.segments)
         for b, departure, block_customer, block_creative, sent, span in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
@@ -139,7 +140,7 @@ class ChannelShardWave(ShardWave):
                 out.append((b, row, departure))
             else:
                 out.append((b, sent))
-            sender._dispatch(c, cfg, block_customer, block_creative, departure, span)
+            sender._dispatch(c, cfg, block_customer, block_creative, departure, span, increasing)
         return out
 
 

@@ -335,12 +335,13 @@ class ShardWave:
         cfg = sender.channels.configs[c]
         customer, creative = self.customer[:keep], self.creative[:keep]
         self._clear()
+        increasing = kernels.increasing(customer)  # kept by every block's subset (ChunkDraws.segments)
         out: list[tuple[int, np.ndarray]] = []
         for b, departure, block_customer, block_creative, sent, span in self._send_blocks(
             c, customer, creative, rank_of_region, starts, spacing_s, before, offset, block
         ):
             out.append((b, sent))
-            sender._dispatch(c, cfg, block_customer, block_creative, departure, span)
+            sender._dispatch(c, cfg, block_customer, block_creative, departure, span, increasing)
         return out
 
     def _send_blocks(

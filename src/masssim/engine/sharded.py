@@ -252,10 +252,22 @@ class ShardWorker:
         sim = self._engine()
         return sim.sender._sendable(channel, customer - self.customers.start, cap)
 
-    def respond(self, channel: int, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray) -> None:
+    def respond(
+        self,
+        channel: int,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        increasing: bool = False,
+    ) -> None:
         sim = self._engine()
         sim.sender._dispatch(
-            channel, sim.sender.channels.configs[channel], customer - self.customers.start, creative, departure
+            channel,
+            sim.sender.channels.configs[channel],
+            customer - self.customers.start,
+            creative,
+            departure,
+            increasing=increasing,
         )
 
     def bucket(self, t0: float, t1: float) -> dict[str, dict[str, np.ndarray]]:
@@ -361,14 +373,19 @@ class ShardWorker:
         )
 
     def respond_with_replies(
-        self, channel: int, customer: np.ndarray, creative: np.ndarray, departure: np.ndarray
+        self,
+        channel: int,
+        customer: np.ndarray,
+        creative: np.ndarray,
+        departure: np.ndarray,
+        increasing: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`respond`, returning the replies drawn (customers, times) for the coordinator's desk."""
         sender = self._engine().sender
         replies: list[tuple[np.ndarray, np.ndarray]] = []
         sender.reply_sink = lambda who, _channel, when: replies.append((who, when))
         try:
-            self.respond(channel, customer, creative, departure)
+            self.respond(channel, customer, creative, departure, increasing)
         finally:
             sender.reply_sink = None
         if not replies:
@@ -513,9 +530,12 @@ class _CoordinatorSender(OutboundSender):
         creative: np.ndarray,
         departure: np.ndarray,
         span: tuple[float, float] | None = None,
+        increasing: bool = False,
     ) -> None:
         parts = self._by_shard(customer)
-        self.group.call("respond", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts})
+        self.group.call(
+            "respond", {s: (c, customer[rows], creative[rows], departure[rows], increasing) for s, rows in parts}
+        )
 
 
 class _RepliesCoordinatorSender(_CoordinatorSender):
@@ -530,13 +550,15 @@ class _RepliesCoordinatorSender(_CoordinatorSender):
         creative: np.ndarray,
         departure: np.ndarray,
         span: tuple[float, float] | None = None,
+        increasing: bool = False,
     ) -> None:
         if self.reply_sink is None:  # replies start no conversation: the shards keep them
-            super()._dispatch(c, cfg, customer, creative, departure)
+            super()._dispatch(c, cfg, customer, creative, departure, increasing=increasing)
             return
         parts = self._by_shard(customer)
         answers = self.group.call(
-            "respond_with_replies", {s: (c, customer[rows], creative[rows], departure[rows]) for s, rows in parts}
+            "respond_with_replies",
+            {s: (c, customer[rows], creative[rows], departure[rows], increasing) for s, rows in parts},
         )
         replies = merge_replies(customer, answers)
         if replies is not None:
