@@ -36,6 +36,7 @@ from masssim.policies.base import (
     reachable_rows_and_segments,
     uniform_below,
 )
+from masssim.policies.bounded_integers import draw_int32
 from masssim.policies.cell_counting import sum_by_key
 from masssim.policies.clustering import PROFILE_CHUNK, profile_code
 
@@ -293,7 +294,7 @@ class ShardWave:
         assert rule is not None
         if rule.draws_integers and state is not None:
             count = self.customer.shape[0] if self.redraw is None else int(self.redraw.sum())
-            drawn = _generator(state).integers(0, rule.creatives, size=count, dtype=np.int32)
+            drawn = draw_int32(_generator(state), rule.creatives, count)  # numpy's integers, compiled
             if self.redraw is None:
                 self.creative = drawn
             else:

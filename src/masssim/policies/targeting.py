@@ -23,6 +23,7 @@ from masssim.policies.base import (
     one_channel,
     uniform_below,
 )
+from masssim.policies.bounded_integers import draw_int32
 from masssim.policies.cells import CellCounts
 from masssim.policies.clustering import cluster_observables, profile_segments
 from masssim.policies.registry import register_targeting
@@ -99,7 +100,7 @@ class RandomPolicy(PolicyBase):
         if self.params.audience_share < 1.0:
             keep = uniform_below(self.rng, who.shape[0], self.params.audience_share)
             who = who[keep]
-        creative = self.rng.integers(0, self.world.catalogue.count, size=who.shape[0], dtype=np.int32)
+        creative = draw_int32(self.rng, self.world.catalogue.count, who.shape[0])  # numpy's integers, compiled
         return Plan(customer=who, creative=creative, channel=one_channel(who.shape[0], channel))
 
     # Planning on shards (docs/model.md §16.2): the same draws as ``plan``, made per shard.
