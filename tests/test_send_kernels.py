@@ -224,3 +224,29 @@ def test_plan_departures_match_numpy(groups: list[int], n_groups: int, filled: l
         seen[g] += 1
     np.testing.assert_array_equal(fast, starts[group] + slot * 0.25)
     np.testing.assert_array_equal(fill_fast, seen)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    groups=st.lists(st.integers(0, 5), max_size=2000),
+    filled=st.lists(st.integers(0, 10_000), min_size=6, max_size=6),
+    spacing_s=st.sampled_from([0.25, 0.3, 1 / 3.0, 3600.0 / 7.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_departure_bounds_are_the_blocks_least_and_greatest_departure(
+    groups: list[int], filled: list[int], spacing_s: float, seed: int
+) -> None:
+    """A block's departure bounds from its groups' counts before and after are departure.min() and .max() to
+    the bit, on either kernel path, in any group order; None for an empty block."""
+    rng = np.random.default_rng(seed)
+    group = np.array(groups, np.uint8)
+    starts = rng.random(6) * 1e5  # any order: a later group may start earlier
+    for kernel in (send_kernels.plan_departures, send_kernels.plan_departures_numpy):
+        before = np.array(filled, np.int64)
+        after = before.copy()
+        departure = kernel(group, starts, spacing_s, after)
+        bounds = send_kernels.departure_bounds(starts, spacing_s, before, after)
+        if group.shape[0] == 0:
+            assert bounds is None
+        else:
+            assert bounds == (float(departure.min()), float(departure.max()))

@@ -48,12 +48,15 @@ class _Schedule:
     spacing_s: float
     filled: np.ndarray | None = None  # sends of each group already placed by earlier blocks
 
-    def departures(self, lo: int, hi: int) -> np.ndarray:
+    def departures(self, lo: int, hi: int) -> tuple[np.ndarray, tuple[float, float] | None]:
         """The departure time of each of plan rows lo:hi, in plan order (send_kernels.plan_departures): a row
-        is its group's next send. Rows are never moved into departure order (§15.9)."""
+        is its group's next send. Rows are never moved into departure order (§15.9). With them, their least
+        and greatest (send_kernels.departure_bounds, without a pass over them)."""
         if self.filled is None:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
-        return send_kernels.plan_departures(self.group[lo:hi], self.starts, self.spacing_s, self.filled)  # type: ignore[no-any-return]
+        before = self.filled.copy()
+        departure = send_kernels.plan_departures(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
+        return departure, send_kernels.departure_bounds(self.starts, self.spacing_s, before, self.filled)
 
 
 @dataclass
@@ -393,12 +396,14 @@ class OutboundSender:
         # every later pass reads the customers' state in one sweep (§15.9).
         for lo in range(0, customer.shape[0], RESPONSE_CHUNK):
             hi = lo + RESPONSE_CHUNK
+            planned_departure, bounds = schedule.departures(lo, hi)
             departure, block_customer, block_creative, block_price, span = self.block_rules(
                 cfg,
-                schedule.departures(lo, hi),
+                planned_departure,
                 customer[lo:hi],
                 creative[lo:hi],
                 None if price is None else price[lo:hi],
+                bounds,
             )
             if block_customer.shape[0] == 0:
                 continue
@@ -541,6 +546,7 @@ class OutboundSender:
         customer: np.ndarray,
         creative: np.ndarray,
         price: np.ndarray | None,
+        bounds: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float] | None]:
         """The per-row rules on a block of sends (in plan order), after the capacity queue: quiet hours (a send
         pushed into them waits) and the horizon (a send that would leave after the run's end is not sent);
@@ -549,7 +555,8 @@ class OutboundSender:
 
         Returns the sends left and the least and greatest departure before the horizon's cut (bounds, what
         Recorder.day_counts' ``span`` takes; None for no sends): found once here, where the block's later
-        steps each took their own passes."""
+        steps each took their own passes, or given (``bounds``, send_kernels.departure_bounds) and kept
+        unless quiet hours move departures."""
         rec = self.recorder
         if cfg.quiet_hours_start is not None:
             # A backlog can push sends into the next quiet hours: compliance wins over the capacity
@@ -559,9 +566,12 @@ class OutboundSender:
             departure, deferred = defer_past_quiet_hours(departure, rel, cfg)
             if deferred.any():
                 rec.add("deferred_quiet_hours", int(deferred.sum()))
+                bounds = None
         # A send that would leave at or after the run's end is not sent. The last rows of each group are the
         # late ones, so a block has some only near the end of a run: a max says whether to look.
-        span = (float(departure.min()), float(departure.max())) if departure.shape[0] else None
+        span = bounds
+        if span is None and departure.shape[0]:
+            span = (float(departure.min()), float(departure.max()))
         if span is not None and span[1] >= self.horizon_s:
             within = departure < self.horizon_s
             rec.add("blocked_horizon_end", departure.shape[0] - int(within.sum()))

@@ -51,6 +51,21 @@ def _plan_departures_loop(group, starts, spacing_s, filled):  # type: ignore[no-
     return departure
 
 
+def departure_bounds(
+    starts: np.ndarray, spacing_s: float, before: np.ndarray, after: np.ndarray
+) -> tuple[float, float] | None:
+    """The least and greatest departure :func:`plan_departures` gave a block, from each group's count of
+    sends before it (``before``) and after it (``after``, its ``filled``), with no pass over the rows: a group's
+    departures grow with its slot, so its first row in the block leaves first and its last row last, and each
+    is computed with the kernel's own operations. None when the block has no rows."""
+    used = after > before
+    if not used.any():
+        return None
+    first = starts[used] + before[used] * spacing_s
+    last = starts[used] + (after[used] - 1) * spacing_s
+    return float(first.min()), float(last.max())
+
+
 # --------------------------------------------------------------------------------------------------
 # Reads: which candidates are read, and what the read pipeline needs of each
 # --------------------------------------------------------------------------------------------------
