@@ -443,7 +443,8 @@ def split_sends_numpy(
     prefetch_top: np.float32,
     unsub_bound: np.float32,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices (ascending, int64) of a block of sends, from their two uniforms:
+    """Row indices (ascending; int32 for the delivered rows, nearly every row, int64 for the others) of a block
+    of sends (fewer than 2^31 rows), from their two uniforms:
 
     * delivered: ``u < delivery_rate`` (None when every row is);
     * read candidates: ``u < read_bound`` (the read probability's upper bound);
@@ -451,7 +452,7 @@ def split_sends_numpy(
     * unsubscribe candidates: delivered and ``u_unsub < unsub_bound``.
     """
     delivered = u < delivery_rate
-    d_idx = None if delivered.all() else np.flatnonzero(delivered)
+    d_idx = None if delivered.all() else np.flatnonzero(delivered).astype(np.int32)
     cand = np.flatnonzero(u < read_bound)
     above = np.flatnonzero((u >= read_bound) & (u < prefetch_top))
     unsub = np.flatnonzero(u_unsub < unsub_bound)
@@ -464,10 +465,11 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     # mispredicted branch per row cost more than the whole pass. A list never runs ahead of the row index,
     # so its buffer of n rows is never overrun; untouched pages of the buffers are never faulted in.
     n = u.shape[0]
-    # The delivered rows are nearly all rows; the other lists are short, so their buffers are int32 (a block
-    # has fewer than 2^31 rows) and what is kept of them is copied out: a block's four int64 buffers of n
-    # rows were 32 MB at 2^20 rows, live for the whole block (docs/model.md §15.7).
-    d_idx = np.empty(n, np.int64)
+    # Every buffer is int32 (a block has fewer than 2^31 rows). The delivered rows are nearly all rows and
+    # are kept as they are (4 bytes a row written, where int64 wrote 8); the other lists are short and what is
+    # kept of them is copied out: a block's four int64 buffers of n rows were 32 MB at 2^20 rows, live for
+    # the whole block (docs/model.md §15.7).
+    d_idx = np.empty(n, np.int32)
     cand = np.empty(n, np.int32)
     above = np.empty(n, np.int32)
     unsub = np.empty(n, np.int32)
