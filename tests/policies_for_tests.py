@@ -9,6 +9,7 @@ from pydantic import Field
 
 from masssim.config.schema import CHANNEL_NAMES
 from masssim.policies.base import Feedback, Plan, PolicyBase, PolicyParams, PolicyWorld, WaveContext
+from masssim.policies.targeting import BroadcastPolicy
 
 
 class RecordingParams(PolicyParams):
@@ -93,6 +94,25 @@ class NarrowViewPolicy(PolicyBase):
     def plan(self, wave: WaveContext) -> Plan:
         view = self.world.customers
         who = np.flatnonzero(view.reachable(0) & (view.sends < 3))
+        return Plan(customer=who, creative=np.zeros(who.shape[0], np.int32), channel=np.zeros(who.shape[0], np.int8))
+
+
+class HistoryBroadcastPolicy(BroadcastPolicy):
+    """``broadcast``, naming every view column (as a policy that names none does): the engine then counts each
+    customer's recorded opens."""
+
+    @classmethod
+    def view_columns(cls, params: PolicyParams) -> None:  # type: ignore[override]
+        return None
+
+
+class NarrowOpensPolicy(NarrowViewPolicy):
+    """Names no optional view column but reads the recorded opens: one process counts them per customer only
+    for a policy that names ``history``, so even one process stops with one line."""
+
+    def plan(self, wave: WaveContext) -> Plan:
+        view = self.world.customers
+        who = np.flatnonzero(view.reachable(0) & (view.opens < 3))
         return Plan(customer=who, creative=np.zeros(who.shape[0], np.int32), channel=np.zeros(who.shape[0], np.int8))
 
 

@@ -159,6 +159,25 @@ def test_a_policy_reading_a_column_it_did_not_name_stops_with_one_line(tmp_path:
     assert not (tmp_path / "out").exists()
 
 
+def test_opens_are_counted_per_customer_only_for_a_policy_that_names_history(tmp_path: Path) -> None:
+    """A policy that names its view columns without "history" never reads each customer's count of recorded
+    opens, so the engine does not keep it (most of a bucket's events are recorded opens): the day's count is
+    unchanged, and reading ``view.opens`` anyway stops with one line, in one process too."""
+    history = _scenario(arms=[{"name": "b", "policy": "policies_for_tests:HistoryBroadcastPolicy"}])
+    narrow = _scenario(arms=[{"name": "b", "policy": "broadcast"}])
+    counted = simulate_replication(history, SEQ, chunk_size=CHUNK)["b"].metrics
+    only_days = simulate_replication(narrow, SEQ, chunk_size=CHUNK)["b"].metrics
+    assert only_days["opens_recorded"] == counted["opens_recorded"] > 0
+    reading = learners_scenario([{"name": "narrow", "policy": "policies_for_tests:NarrowOpensPolicy"}])
+    with pytest.raises(ScenarioError) as error:
+        simulate_replication(reading, SEQ, chunk_size=CHUNK)
+    assert str(error.value) == (
+        "<scenario>: arms[0].policy: policy 'policies_for_tests:NarrowOpensPolicy' (arm 'narrow') read "
+        "CustomerView.opens, which the engine counts only for a policy whose view_columns names 'history'; "
+        "allowed: view_columns naming 'history' (docs/model.md §6.1)"
+    )
+
+
 def test_only_what_a_policy_reads_is_gathered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The coordinator asks the shards for a column only when an arm reads it (docs/model.md §16.5)."""
     from masssim.engine.sharded import InProcessShards

@@ -28,13 +28,13 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from masssim.config.errors import ScenarioError
 from masssim.config.schema import Scenario
+from masssim.engine.absent_columns import AbsentColumn
 from masssim.engine.chunks import ChunkLayout, chunk_generators
 from masssim.engine.sim import _DECLARED_AT_START
 from masssim.model.population import Population
 from masssim.model.streams import Component, chunk_sequence, component_sequence
-from masssim.policies.base import VIEW_COLUMNS
+from masssim.policies.base import VIEW_COLUMNS, declared_view_columns
 from masssim.policies.registry import params_model, resolve_targeting
 
 # The CustomerView attributes of each optional column.
@@ -63,15 +63,6 @@ class ViewNeeds:
 
     columns: frozenset[str]  # of VIEW_COLUMNS
     latent_taste: bool  # reads_latent_taste (the oracle): the latent taste, creative quality, the click beta
-
-
-def declared_view_columns(factory: Any, params: Any) -> frozenset[str] | None:
-    """The columns a policy class names (``view_columns``: a classmethod of the params or a set); None when it
-    names none, which means every column."""
-    declared = getattr(factory, "view_columns", None)
-    if callable(declared):
-        declared = declared(params)
-    return None if declared is None else frozenset(declared)
 
 
 def view_needs(scenario: Scenario, arm_index: int) -> ViewNeeds:
@@ -191,86 +182,6 @@ class CodedObservables:
         return Population.observables(cast(Population, self), idx)
 
 
-class ColumnNotGathered(ScenarioError):
-    """A policy read a view column its ``view_columns`` does not name, in a sharded run. Its ``args`` build it
-    again (SimPy raises a copy, ``type(error)(*error.args)``, of an error inside a process)."""
-
-    def __init__(self, reason: str, field: str | None = None, allowed: str | None = None) -> None:
-        super().__init__(reason, field=field, allowed=allowed)
-        self.args = (reason, field, allowed)
-
-    def __str__(self) -> str:
-        return self._render()
-
-
-class AbsentColumn:
-    """Stands for a view column the coordinator did not gather: any use of it raises one line
-    (:class:`ColumnNotGathered`) naming the arm, the attribute and the column to name in ``view_columns``."""
-
-    __slots__ = ("_error",)
-
-    def __init__(self, arm_index: int, policy: str, arm_name: str, attribute: str, column: str) -> None:
-        object.__setattr__(
-            self,
-            "_error",
-            ColumnNotGathered(
-                f"policy {policy!r} (arm {arm_name!r}) read CustomerView.{attribute}, which a sharded run "
-                f"gathers only for a policy whose view_columns names {column!r}",
-                f"arms[{arm_index}].policy",
-                f"view_columns naming {column!r} (docs/model.md §6.1), or a run without --shards",
-            ),
-        )
-
-    def _raise(self, *_: Any, **__: Any) -> Any:
-        raise object.__getattribute__(self, "_error")
-
-    def __getattr__(self, name: str) -> Any:
-        self._raise()
-
-    def __repr__(self) -> str:
-        return "<not gathered>"
-
-
-# Every way numpy or Python code could use an array: each raises the column's one-line error.
-for _name in (
-    "__getitem__",
-    "__setitem__",
-    "__call__",
-    "__array__",
-    "__array_ufunc__",
-    "__array_function__",
-    "__len__",
-    "__iter__",
-    "__bool__",
-    "__index__",
-    "__int__",
-    "__float__",
-    "__eq__",
-    "__ne__",
-    "__lt__",
-    "__le__",
-    "__gt__",
-    "__ge__",
-    "__add__",
-    "__radd__",
-    "__sub__",
-    "__rsub__",
-    "__mul__",
-    "__rmul__",
-    "__truediv__",
-    "__rtruediv__",
-    "__and__",
-    "__rand__",
-    "__or__",
-    "__ror__",
-    "__lshift__",
-    "__rshift__",
-    "__neg__",
-    "__invert__",
-    "__matmul__",
-    "__rmatmul__",
-):
-    setattr(AbsentColumn, _name, AbsentColumn._raise)
 AbsentColumn.__hash__ = None  # type: ignore[assignment]
 
 

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from masssim.config.schema import CHANNEL_NAMES, Arm, Scenario
 from masssim.engine import kernels, release_kernels
+from masssim.engine.absent_columns import AbsentColumn
 from masssim.engine.chunks import CUSTOMER_CHUNK, ChunkDraws, ChunkLayout, Draw, chunk_generators, sort_by_chunk
 from masssim.engine.conversation_loop import ConversationLoop, DeclaredTable, InboundWorld, build_inbound_world
 from masssim.engine.events import PendingEvents, concatenate
@@ -54,6 +55,7 @@ from masssim.policies.base import (
     Feedback,
     PolicyWorld,
     WaveContext,
+    declared_view_columns,
 )
 from masssim.policies.registry import params_model, resolve_targeting
 
@@ -268,6 +270,13 @@ class ArmSimulation:
             declared_taste=declared_taste,
             channel_order=self.channel_order,
         )
+        # Each customer's count of recorded opens is only read through the view's history column: a policy
+        # that names its columns without "history" never reads it, so the opens (most of a bucket's events)
+        # are then only counted per day, not per customer, and reading view.opens raises one line.
+        named = declared_view_columns(factory, params)
+        self.counts_opens = named is None or "history" in named
+        if not self.counts_opens:
+            view.opens = AbsentColumn(arm_index, self.arm.policy, self.arm.name, "opens", "history", sharded=False)  # type: ignore[assignment]
         declared = getattr(factory, "feedback_kinds", None)
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
@@ -471,12 +480,16 @@ class ArmSimulation:
                 e["channel"],
             )
         if "open" in pieces:
-            if "open" in events:
-                opened = events["open"]["customer"]
-            else:
-                opened = np.concatenate([p["customer"] for p in pieces["open"]])
-            rec.add_in_day("opens_recorded", day, opened.shape[0])
-            increment(state.opens, opened)
+            if self.counts_opens:
+                if "open" in events:
+                    opened = events["open"]["customer"]
+                else:
+                    opened = np.concatenate([p["customer"] for p in pieces["open"]])
+                increment(state.opens, opened)
+                n_opened = opened.shape[0]
+            else:  # nobody reads each customer's count: the day's count is all there is to add
+                n_opened = sum(p["customer"].shape[0] for p in pieces["open"])
+            rec.add_in_day("opens_recorded", day, n_opened)
         if "click" in events:
             e = events["click"]
             count("clicks", "click")

@@ -278,6 +278,15 @@ class TargetingPolicy(Protocol):
 VIEW_COLUMNS = frozenset({"observables", "history", "declared_taste"})
 
 
+def declared_view_columns(factory: Any, params: Any) -> frozenset[str] | None:
+    """The columns a policy class names (``view_columns``: a classmethod of the params or a set); None when it
+    names none, which means every column."""
+    declared = getattr(factory, "view_columns", None)
+    if callable(declared):
+        declared = declared(params)
+    return None if declared is None else frozenset(declared)
+
+
 class PolicyBase:
     """Convenience base for built-in policies: stores the world and ignores feedback by default."""
 
@@ -290,7 +299,8 @@ class PolicyBase:
     @classmethod
     def view_columns(cls, params: PolicyParams) -> frozenset[str] | None:
         """The optional columns of :data:`VIEW_COLUMNS` the policy reads with ``params``; None: all of them.
-        A sharded run gathers only these to its coordinator (one process always has them all)."""
+        A sharded run gathers only these to its coordinator; one process has them all, but counts each
+        customer's recorded opens only for a policy that names ``history`` (or returns None)."""
         return None
 
     def __init__(self, params: PolicyParams, world: PolicyWorld) -> None:
