@@ -443,8 +443,8 @@ def split_sends_numpy(
     prefetch_top: np.float32,
     unsub_bound: np.float32,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices (ascending; int32 for the delivered rows, nearly every row, int64 for the others) of a block
-    of sends (fewer than 2^31 rows), from their two uniforms:
+    """Row indices (ascending, int32: a block has fewer than 2^31 rows) of a block of sends, from their two
+    uniforms:
 
     * delivered: ``u < delivery_rate`` (None when every row is);
     * read candidates: ``u < read_bound`` (the read probability's upper bound);
@@ -453,9 +453,9 @@ def split_sends_numpy(
     """
     delivered = u < delivery_rate
     d_idx = None if delivered.all() else np.flatnonzero(delivered).astype(np.int32)
-    cand = np.flatnonzero(u < read_bound)
-    above = np.flatnonzero((u >= read_bound) & (u < prefetch_top))
-    unsub = np.flatnonzero(u_unsub < unsub_bound)
+    cand = np.flatnonzero(u < read_bound).astype(np.int32)
+    above = np.flatnonzero((u >= read_bound) & (u < prefetch_top)).astype(np.int32)
+    unsub = np.flatnonzero(u_unsub < unsub_bound).astype(np.int32)
     return d_idx, cand, above, unsub[delivered[unsub]]
 
 
@@ -487,7 +487,7 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
         na += (x >= read_bound) & (x < prefetch_top)
     # The three short lists leave as copies of their own size, so the block's buffers go at once.
     delivered = None if nd == n else d_idx[:nd]
-    return delivered, cand[:nc].astype(np.int64), above[:na].astype(np.int64), unsub[:nu].astype(np.int64)
+    return delivered, cand[:nc].copy(), above[:na].copy(), unsub[:nu].copy()
 
 
 def day_counts_numpy(
