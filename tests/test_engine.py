@@ -251,3 +251,27 @@ def test_a_plan_on_one_channel_is_checked_from_its_one_value(channel: int) -> No
             validate_plan(plan, 10, 1)
     else:
         assert validate_plan(plan, 10, 1) is plan
+
+
+def test_checking_a_plan_says_whether_its_customers_increase() -> None:
+    """The plan check's one pass over the customers also says whether they strictly increase (what lets the
+    draws find each chunk's rows by binary search): yes for the policies' ascending rows and for no rows, no
+    for the same rows in another order; the kernel's numpy twin says the same."""
+    from masssim.engine import kernels
+    from masssim.engine.outbound import check_plan
+    from masssim.policies.base import Plan, one_channel
+
+    def plan(customer: np.ndarray) -> Plan:
+        return Plan(
+            customer=customer, creative=np.zeros(customer.shape[0], np.int32), channel=one_channel(customer.shape[0], 0)
+        )
+
+    ascending = np.array([0, 3, 4, 9], np.int64)
+    assert check_plan(plan(ascending), 10, 1) is True
+    assert check_plan(plan(ascending[::-1].copy()), 10, 1) is False
+    assert check_plan(plan(np.array([3, 0, 4, 9], np.int64)), 10, 1) is False
+    assert check_plan(plan(ascending[:0]), 10, 1) is True
+    assert kernels.check_plan_customers_numpy(ascending, 10) == kernels.PLAN_CUSTOMERS_INCREASING
+    assert kernels.check_plan_customers_numpy(ascending[::-1].copy(), 10) == kernels.PLAN_CUSTOMERS_OK
+    with pytest.raises(PlanError, match="more than once"):
+        check_plan(plan(np.array([0, 3, 3, 9], np.int64)), 10, 1)

@@ -250,3 +250,6 @@ def test_departure_bounds_are_the_blocks_least_and_greatest_departure(
             assert bounds is None
         else:
             assert bounds == (float(departure.min()), float(departure.max()))
+        together = send_kernels.departures_and_bounds(group, starts, spacing_s, np.array(filled, np.int64))
+        np.testing.assert_array_equal(together[0], departure)
+        assert together[1] == bounds

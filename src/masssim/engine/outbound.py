@@ -54,9 +54,7 @@ class _Schedule:
         and greatest (send_kernels.departure_bounds, without a pass over them)."""
         if self.filled is None:
             self.filled = np.zeros(self.starts.shape[0], np.int64)
-        before = self.filled.copy()
-        departure = send_kernels.plan_departures(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
-        return departure, send_kernels.departure_bounds(self.starts, self.spacing_s, before, self.filled)
+        return send_kernels.departures_and_bounds(self.group[lo:hi], self.starts, self.spacing_s, self.filled)
 
 
 @dataclass
@@ -144,8 +142,15 @@ def channel_range(channel: np.ndarray) -> tuple[int, int]:
 
 
 def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool = False) -> Plan:
+    """Check shapes, ranges and uniqueness of a plan (:func:`check_plan`) and return it."""
+    check_plan(plan, n_customers, n_creatives, mixes=mixes)
+    return plan
+
+
+def check_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool = False) -> bool:
     """Check shapes, ranges and uniqueness of a plan; duplicates are a policy bug and raise. ``mixes``: the
-    arm has a channel order, so rows may leave the channel to it (ARM_CHANNELS)."""
+    arm has a channel order, so rows may leave the channel to it (ARM_CHANNELS). Returns whether the plan's
+    customers strictly increase (found by the same pass as their range)."""
     customer = np.asarray(plan.customer)
     creative = np.asarray(plan.creative)
     channel = np.asarray(plan.channel)
@@ -155,7 +160,7 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
     if plan.audience is not None and np.asarray(plan.audience).shape != (n,):
         raise PlanError("plan.audience must have one entry per row")
     if n == 0:
-        return plan
+        return True
     # One pass for range and repeats (compiled for integer indices; anything else is the policy's bug, which
     # the numpy definition reports as numpy does).
     check = kernels.check_plan_customers if customer.dtype.kind in "iu" else kernels.check_plan_customers_numpy
@@ -172,7 +177,7 @@ def validate_plan(plan: Plan, n_customers: int, n_creatives: int, *, mixes: bool
         )
     if customers == kernels.PLAN_CUSTOMER_TWICE:
         raise PlanError("plan contacts a customer more than once in one wave")
-    return plan
+    return bool(customers == kernels.PLAN_CUSTOMERS_INCREASING)
 
 
 class OutboundSender:
@@ -246,7 +251,10 @@ class OutboundSender:
 
     # ----------------------------------------------------------------------------------------------
     def send(self, plan: Plan, t_event_s: float, day_start_s: float) -> None:
-        plan = validate_plan(plan, self.population.n, self.catalogue.count, mixes=bool(self.channel_order))
+        # Customers in increasing order (the policies here list them so) stay so in every subset taken below
+        # (a channel's rows, a block, a shard's part), which lets the draws find each chunk's rows by binary
+        # search (ChunkDraws.segments).
+        increasing = check_plan(plan, self.population.n, self.catalogue.count, mixes=bool(self.channel_order))
         if len(plan) == 0:
             return
         channel = np.asarray(plan.channel)
@@ -260,9 +268,6 @@ class OutboundSender:
             # Indices fit in 32 bits below 2^31 customers: half the memory for every per-send array.
             customer = np.asarray(plan.customer)[rows].astype(self.index_dtype, copy=False)
             creative = np.asarray(plan.creative)[rows].astype(np.int32, copy=False)
-            # Customers in increasing order (the policies here list them so) stay so in every subset taken
-            # below, which lets the draws find each chunk's rows by binary search (ChunkDraws.segments).
-            increasing = kernels.increasing(customer)
             if c == ARM_CHANNELS:
                 self._send_in_order(customer, creative, audience, t_event_s, day_start_s, increasing)
             else:

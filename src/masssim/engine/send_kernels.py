@@ -66,6 +66,15 @@ def departure_bounds(
     return float(first.min()), float(last.max())
 
 
+def departures_and_bounds(
+    group: np.ndarray, starts: np.ndarray, spacing_s: float, filled: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """:func:`plan_departures` (which advances ``filled``) with the block's :func:`departure_bounds`."""
+    before = filled.copy()
+    departure: np.ndarray = plan_departures(group, starts, spacing_s, filled)
+    return departure, departure_bounds(starts, spacing_s, before, filled)
+
+
 # --------------------------------------------------------------------------------------------------
 # Reads: which candidates are read, and what the read pipeline needs of each
 # --------------------------------------------------------------------------------------------------

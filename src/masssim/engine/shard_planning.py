@@ -373,15 +373,9 @@ class ShardWave:
             lo, hi = max(b * block - offset, 0), min((b + 1) * block - offset, customer.shape[0])
             # As outbound's step 7 on the whole block: each row's departure, then the rules, which are per row
             # (the shard's rows of a block are a run of the one process's block, in the same order).
-            earlier = filled.copy()
-            planned = send_kernels.plan_departures(group[lo:hi], starts, spacing_s, filled)
+            planned, bounds = send_kernels.departures_and_bounds(group[lo:hi], starts, spacing_s, filled)
             departure, block_customer, block_creative, _, span = sender.block_rules(
-                cfg,
-                planned,
-                customer[lo:hi],
-                creative[lo:hi],
-                None,
-                send_kernels.departure_bounds(starts, spacing_s, earlier, filled),
+                cfg, planned, customer[lo:hi], creative[lo:hi], None, bounds
             )
             if block_customer.shape[0] == 0:
                 continue
