@@ -117,3 +117,25 @@ def test_release_finds_each_batchs_rows_past_its_listed_buckets(monkeypatch: pyt
             np.testing.assert_array_equal(got["channel"], want_channel)
         released_to = edge
     assert len(pending) == 0
+
+
+def test_counted_events_release_with_the_rows_of_their_buckets() -> None:
+    """Events queued as counts per bucket (pre-fetch opens nobody reads by customer) leave when rows queued in
+    the same buckets would: each release gives exactly the count of the buckets come due since the last, a
+    bucket's count is released once, and counts added to a bucket already held are summed."""
+    rng = np.random.default_rng(11)
+    pending, rows = PendingEvents(BUCKET_S), PendingEvents(BUCKET_S)
+    for _ in range(6):
+        time_s = np.sort(rng.random(int(rng.integers(1, 400))) * 30 * BUCKET_S)
+        bucket = np.ceil(time_s / BUCKET_S).astype(np.int64)
+        low = int(bucket.min())
+        pending.add_counts("open", low, np.bincount(bucket - low))
+        rows.add("open", np.zeros(bucket.shape[0], np.int32), None, 0, time_s)
+    released = 0
+    for edge in [0, 1, 2, 7, 8, 20, 31, 40]:
+        got = pending.release_counts(edge * BUCKET_S).get("open", 0)
+        want = rows.release(edge * BUCKET_S).get("open", {"customer": np.empty(0)})["customer"].shape[0]
+        assert got == want
+        released += got
+    assert pending.release_counts(1e9) == {}
+    assert released > 0

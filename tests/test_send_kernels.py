@@ -197,6 +197,44 @@ def test_counted_prefetch_opens_are_the_picked_events_in_bucket_order(
         _assert_same(got, (want_bucket, want_customer))
 
 
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    n=st.integers(0, 1500),
+    seed=st.integers(0, 2**16),
+    share_unread=st.floats(0.0, 1.0),
+    share_above=st.floats(0.0, 1.0),
+    inflation=st.sampled_from([0.0, 0.35, 1.0]),
+    bucket_s=st.sampled_from([1.0, 60.0, 900.0, 86_400.0]),
+)
+def test_prefetch_bucket_counts_are_the_counted_opens_per_bucket(
+    n: int, seed: int, share_unread: float, share_above: float, inflation: float, bucket_s: float
+) -> None:
+    """Recorded opens that nobody reads by customer are kept as a count per bucket: exactly how many of
+    prefetch_customers' rows fall in each bucket, on both paths, every row's bucket within the span's (so
+    none is dropped or put out of range), for spans of one bucket and of many (1-second buckets)."""
+    rng = np.random.default_rng(seed)
+    _, customer, _, departure, _ = _block(rng, n, 300)
+    side = rng.random(n)
+    unread = np.flatnonzero(side < share_unread)
+    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
+    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    picked_bucket, _ = send_kernels.prefetch_customers_numpy(
+        unread, coin, np.float32(inflation), above, customer, departure, 120.0, 60.0, bucket_s
+    )
+    span = (float(departure.min()), float(departure.max())) if n else (0.0, 0.0)
+    low, high = send_kernels.prefetch_bucket_span(span, 120.0, 60.0, bucket_s)
+    want = np.zeros(high - low + 1, np.int64)
+    np.add.at(want, picked_bucket.astype(np.int64) - low, 1)  # raises if a bucket is below the span's
+    args = (unread, coin, np.float32(inflation), above, departure, 120.0, 60.0, bucket_s, low, high)
+    paths = [send_kernels.prefetch_bucket_counts_numpy]
+    if kernels.COMPILED:
+        paths.append(_compiled("prefetch_bucket_counts"))
+    for path in paths:
+        got = path(*args)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+
+
 @needs_numba
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(

@@ -126,6 +126,8 @@ class PendingEvents:
     def __init__(self, bucket_s: float) -> None:
         self.bucket_s = bucket_s
         self._batches: list[_Batch] = []
+        # Events that are only ever counted, never read row by row: for each kind, how many in each bucket.
+        self._counted: dict[str, dict[int, int]] = {}
 
     def add(
         self,
@@ -165,6 +167,25 @@ class PendingEvents:
                 channel = channel[order]
             time_s, bucket = time_s[order], bucket[order].astype(np.int32)
         self._batches.append(_Batch(kinds, customer, creative, channel, time_s, bucket))
+
+    def add_counts(self, kind: str, first_bucket: int, counts: np.ndarray) -> None:
+        """Queue events that are only counted when released: ``counts[k]`` of them in bucket
+        ``first_bucket + k``. Nothing is kept of them but those counts (:meth:`release_counts`)."""
+        held = self._counted.setdefault(kind, {})
+        for k in np.flatnonzero(counts).tolist():
+            bucket = first_bucket + k
+            held[bucket] = held.get(bucket, 0) + int(counts[k])
+
+    def release_counts(self, until_s: float) -> dict[str, int]:
+        """How many of the counted events of each kind (:meth:`add_counts`) are in the buckets that end at or
+        before ``until_s``, which leave the queue as the rows of :meth:`release_pieces` do."""
+        last_bucket = round(until_s / self.bucket_s)
+        released: dict[str, int] = {}
+        for kind, held in self._counted.items():
+            due = [bucket for bucket in held if bucket <= last_bucket]
+            if due:
+                released[kind] = sum(held.pop(bucket) for bucket in due)
+        return released
 
     def bucket_of(self, time_s: np.ndarray) -> np.ndarray:
         """Bucket k holds the times in ((k-1)b, kb]: it is released at time kb."""

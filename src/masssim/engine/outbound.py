@@ -222,6 +222,9 @@ class OutboundSender:
         # needs it (the state takes a read's customer, time and channel), and without it an event in flight
         # is 4 bytes smaller (reads and pre-fetch opens are most of them).
         self.report_open_creatives = True
+        # Keep the customer of each pre-fetch open in flight: only when each customer's count of recorded
+        # opens is kept (a policy that reads the history column); otherwise a count per bucket is all it needs.
+        self.keep_open_customers = True
         # Set by a shard whose waves are planned on the shards: deliveries are kept only for their count per
         # cell (engine/delivery_cells.py), not queued as events.
         self.delivery_cells: DeliveryCells | None = None
@@ -724,13 +727,21 @@ class OutboundSender:
                     prefetch_at, pending.bucket_s, prefetch_cust, prefetch_creative
                 )
                 pending.add("open", prefetch_cust, prefetch_creative, c, prefetch_at, sorted_buckets=prefetch_bucket)
-            else:
-                # Only counted at release: the same rows in the same buckets, keeping their customers and buckets
-                # alone (8 bytes a row where the creative and the time made 18), in one compiled pass.
+            elif self.keep_open_customers:
+                # Counted per customer at release: the same rows in the same buckets, keeping their customers and
+                # buckets alone (8 bytes a row where the creative and the time made 18), in one compiled pass.
                 prefetch_bucket, prefetch_cust = send_kernels.prefetch_customers(
                     unread, coin, inflation, above, customer, departure, latency_s, PREFETCH_DELAY_S, pending.bucket_s
                 )
                 pending.add("open", prefetch_cust, None, c, None, sorted_buckets=prefetch_bucket)
+            elif n:
+                # Only counted per day at release: how many in each bucket, and no row kept.
+                assert span is not None
+                low, high = send_kernels.prefetch_bucket_span(span, latency_s, PREFETCH_DELAY_S, pending.bucket_s)
+                counts = send_kernels.prefetch_bucket_counts(
+                    unread, coin, inflation, above, departure, latency_s, PREFETCH_DELAY_S, pending.bucket_s, low, high
+                )
+                pending.add_counts("open", low, counts)
 
         # Unsubscribes, more likely when fatigued; bounded by the probability at the wave's top fatigue.
         if cfg.unsubscribe_rate > 0:

@@ -281,6 +281,7 @@ class ArmSimulation:
         self.feedback_kinds = FEEDBACK_KINDS if declared is None else FEEDBACK_KINDS & frozenset(declared)
         self.sender.report_deliveries = "delivered" in self.feedback_kinds
         self.sender.report_open_creatives = "open" in self.feedback_kinds
+        self.sender.keep_open_customers = self.counts_opens
         self.loop: ConversationLoop | None = None  # built by run() when the scenario has [inbound]
         if not with_policy:
             return
@@ -479,16 +480,18 @@ class ArmSimulation:
                 self.adstock_per_open,
                 e["channel"],
             )
-        if "open" in pieces:
+        counted = shard.pending.release_counts(t1)  # pre-fetch opens nobody reads by customer
+        if "open" in pieces or "open" in counted:
+            n_opened = counted.get("open", 0)
             if self.counts_opens:
                 if "open" in events:
                     opened = events["open"]["customer"]
                 else:
                     opened = np.concatenate([p["customer"] for p in pieces["open"]])
                 increment(state.opens, opened)
-                n_opened = opened.shape[0]
+                n_opened += opened.shape[0]
             else:  # nobody reads each customer's count: the day's count is all there is to add
-                n_opened = sum(p["customer"].shape[0] for p in pieces["open"])
+                n_opened += sum(p["customer"].shape[0] for p in pieces.get("open", ()))
             rec.add_in_day("opens_recorded", day, n_opened)
         if "click" in events:
             e = events["click"]
