@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -252,16 +253,50 @@ def test_scatter_adds_match_numpy(n_targets: int, n: int, seed: int) -> None:
 def test_split_sends_matches_numpy(n: int, seed: int, rate: float, read: float, inflation: float, unsub: float) -> None:
     rng = np.random.default_rng(seed)
     u, u_unsub = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
-    bound = np.float32(rate * read)
+    bound = np.float32(np.floor(rate * read * 2**24) / 2**24)  # on the uniforms' grid, so rows can equal it
     top = np.float32(bound + inflation * (rate - bound))
-    args = (u, u_unsub, np.float32(rate), bound, top, np.float32(unsub))
-    fast = _compiled("split_sends")(*args)
+    draw = kernels.send_draw_numpy(u, u_unsub)
+    # The draw gives back the uniforms it was made of (so the lists below are those of u and u_unsub).
+    np.testing.assert_array_equal(kernels.send_uniform_numpy(draw), u)
+    np.testing.assert_array_equal(kernels.unsubscribe_uniform_numpy(draw), u_unsub)
+    args = (draw, np.float32(rate), bound, top, np.float32(unsub))
+    # Rows exactly on a threshold: a uniform equal to a rate is not below it, on either path.
+    draw[: n // 8] = kernels.send_draw_numpy(np.full(n // 8, bound), u_unsub[: n // 8])
+    u[: n // 8] = bound
+    fast = kernels._split_sends_with_thresholds(_compiled("split_sends"))(*args)  # type: ignore[misc]
     slow = kernels.split_sends_numpy(*args)
     assert (fast[0] is None) == (slow[0] is None)
     for a, b in zip(fast, slow, strict=True):
         if a is not None:
             np.testing.assert_array_equal(a, b)
             assert a.dtype == b.dtype == np.int32
+    delivered = u < np.float32(rate)
+    np.testing.assert_array_equal(slow[1], np.flatnonzero(u < bound))
+    np.testing.assert_array_equal(slow[3], np.flatnonzero(delivered & (u_unsub < np.float32(unsub))))
+
+
+def test_a_sends_draw_splits_into_two_independent_uniforms() -> None:
+    """The send's uniform and the unsubscribe's come from disjoint bits of one float64 draw: the first is a
+    float32 uniform on the grid of 2^-24, the second a uniform on the grid of 2^-29, both in [0, 1), and the
+    two are independent. From a fixed seed, 2^21 draws: each mean within 4.5 standard errors of 1/2, their
+    correlation within 4.5/sqrt(n) of 0, and the 16 x 16 joint histogram passes a chi-squared test at 1e-4
+    (so would any uniform pair, 1 seed in 10,000). A draw's thresholds give the send's comparisons exactly."""
+    n = 1 << 21
+    draw = np.random.default_rng(2026).random(n)
+    u, w = kernels.send_uniform_numpy(draw), kernels.unsubscribe_uniform_numpy(draw)
+    assert u.dtype == np.float32
+    for x, bits in ((u, 24), (w, 29)):
+        assert ((x >= 0) & (x < 1)).all()
+        np.testing.assert_array_equal(x * 2.0**bits, np.floor(x * 2.0**bits))  # on its grid
+        assert abs(float(x.mean()) - 0.5) < 4.5 * np.sqrt(1 / 12 / n)
+    for rate in (0.0, 0.2, 0.35, 0.981, float(u[7]), float(u[7]) + 2**-25, 1.0):
+        below = draw < kernels.send_threshold(np.float32(rate))
+        np.testing.assert_array_equal(below, u < np.float32(rate))
+    assert abs(float(np.corrcoef(u, w)[0, 1])) < 4.5 / np.sqrt(n)
+    joint = np.bincount((u * 16).astype(np.int64) * 16 + (w * 16).astype(np.int64), minlength=256)
+    assert scipy.stats.chisquare(joint).pvalue > 1e-4
+    # The low bits are a uniform too, not a copy of the high ones: u's last bits against w's first.
+    assert abs(float(np.corrcoef((u * 2**24) % 16, (w * 16).astype(np.int64))[0, 1])) < 4.5 / np.sqrt(n)
 
 
 @settings(max_examples=80, deadline=None, derandomize=True)

@@ -57,7 +57,8 @@ def test_read_picks_match_numpy(n: int, seed: int, bound: float) -> None:
     # candidate exactly on its probability (u == p) is not read, on either path.
     decay[::4] = np.float32(0.5)
     decay[1::7] = np.float32(0.0)  # a fatigue factor underflowed to 0: never read, and no division by 0
-    args = (cand, decay, np.float32(bound), u, customer, creative, departure, 120.0, fatigue)
+    draw = kernels.send_draw_numpy(u, rng.random(n, dtype=np.float32))  # the send's draw carrying u
+    args = (cand, decay, np.float32(bound), draw, customer, creative, departure, 120.0, fatigue)
     fast = _compiled("pick_reads")(*args)
     slow = send_kernels.pick_reads_numpy(*args)
     _assert_same(fast, slow)

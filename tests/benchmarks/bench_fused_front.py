@@ -37,12 +37,10 @@ def engine_front(block: dict, state: dict) -> tuple:  # type: ignore[type-arg]
     unsub_bound = np.float32(0.0026 * math.exp(0.5 * float(fatigue.max())))
     bound = np.float32(DELIVERY_RATE * OPEN_RATE)
     top = np.float32(bound + PREFETCH * (DELIVERY_RATE - bound))
-    d_idx, cand, above, _ = kernels.split_sends(
-        block["u"], block["u_unsub"], np.float32(DELIVERY_RATE), bound, top, unsub_bound
-    )
+    d_idx, cand, above, _ = kernels.split_sends(block["draw"], np.float32(DELIVERY_RATE), bound, top, unsub_bound)
     decay = np.exp(send_kernels.read_exponents(fatigue, cand, np.float32(-KAPPA)))
     reads = send_kernels.pick_reads(
-        cand, decay, bound, block["u"], block["customer"], block["creative"], block["departure"], 60.0, fatigue
+        cand, decay, bound, block["draw"], block["customer"], block["creative"], block["departure"], 60.0, fatigue
     )
     return d_idx, above, reads
 
@@ -106,9 +104,11 @@ def main() -> None:
         "customer": np.sort(rng.choice(args.customers, rows, replace=False)).astype(np.int32),
         "creative": rng.integers(0, 20, rows).astype(np.int32),
         "departure": 3 * 86_400.0 + rng.random(rows) * 4 * 3_600.0,
-        "u": rng.random(rows).astype(np.float32),
-        "u_unsub": rng.random(rows).astype(np.float32),
+        "draw": rng.random(rows),  # each send's one float64 draw (the engine's Draw.SEND)
     }
+    from masssim.engine import kernels
+
+    block["u"] = kernels.send_uniform_numpy(block["draw"])  # the send's uniform in it, which the prototype takes
 
     def fresh_state() -> dict:  # type: ignore[type-arg]
         return {

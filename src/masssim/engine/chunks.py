@@ -28,8 +28,9 @@ class Draw(IntEnum):
     """Kinds of per-customer draws of an arm's response stream, each a stream of its own per chunk.
     Never renumber: it would change every result."""
 
-    SEND = 0  # the send's uniform: delivery, read, click (rescaled), pre-fetch band
-    UNSUBSCRIBE = 1
+    SEND = 0  # one float64 per send: its uniform (delivery, read, click rescaled, pre-fetch band) and its
+    # unsubscribe uniform, from disjoint bits (kernels.send_uniform_numpy)
+    UNSUBSCRIBE = 1  # drawn from until session 19; the send's draw carries it now
     READ_DELAY = 2  # standard normal of the log-normal delay to the read
     ACTIVE_WINDOW = 3  # jitter of a read moved into the customer's active window
     PREFETCH = 4

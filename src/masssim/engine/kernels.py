@@ -18,6 +18,7 @@ A run gives the same bytes on either path, which the tests check.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -436,22 +437,67 @@ def into_active_window_numpy(
 # --------------------------------------------------------------------------------------------------
 
 
+# A send's one draw carries both of its uniforms. numpy's float64 uniform is a 53-bit integer times 2^-53 (the
+# top 53 bits of one 64-bit output). Scaled by 2^24 (exact), its whole part is the send's uniform (24 bits,
+# times 2^-24: a float32 on the grid numpy's own float32 uniforms use) and its fraction the unsubscribe's
+# (the other 29 bits): disjoint bits of a uniform integer, so independent. One generator call per chunk and
+# one value per row, where a float32 per uniform took two (a value costs numpy about 2 ns whatever its width).
+# The send's uniform is compared with a rate without being formed: u < rate exactly when the draw is under
+# send_threshold(rate), so the pass over every row does no conversion.
+_TWO_POW_24 = 16777216.0
+_TWO_POW_MINUS_24 = 1.0 / _TWO_POW_24
+
+
+def send_uniform_numpy(draw: np.ndarray) -> np.ndarray:
+    """float32: each send's uniform for delivery, read, click and pre-fetch, ``floor(draw * 2^24) * 2^-24``."""
+    return (np.floor(draw * _TWO_POW_24) * _TWO_POW_MINUS_24).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def unsubscribe_uniform_numpy(draw: np.ndarray) -> np.ndarray:
+    """float64: each send's uniform for unsubscribing, the fraction of ``draw * 2^24`` (the bits
+    :func:`send_uniform_numpy` leaves)."""
+    scaled = draw * _TWO_POW_24
+    return scaled - np.floor(scaled)  # type: ignore[no-any-return]
+
+
+def send_threshold(rate: float | np.floating) -> float:
+    """The draw below which a send's uniform is below ``rate``: ``u < rate`` exactly when ``draw <
+    send_threshold(rate)`` (u is a whole number of 2^-24, and every step here is exact)."""
+    return math.ceil(float(rate) * _TWO_POW_24) * _TWO_POW_MINUS_24
+
+
+def send_draw_numpy(u: np.ndarray, u_unsub: np.ndarray) -> np.ndarray:
+    """The float64 draw whose two uniforms are ``u`` and ``u_unsub`` (both on the 2^-24 grid in [0, 1)): the
+    inverse of the two above, for tests that set a send's uniforms."""
+    return u.astype(np.float64) + u_unsub.astype(np.float64) * _TWO_POW_MINUS_24  # type: ignore[no-any-return]
+
+
+def _send_uniform(draw):  # type: ignore[no-untyped-def]  # pragma: no cover
+    return np.float32(np.floor(draw * _TWO_POW_24) * _TWO_POW_MINUS_24)
+
+
+# Called from compiled loops only, and inlined into them.
+_send_uniform_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_send_uniform)
+
+
 def split_sends_numpy(
-    u: np.ndarray,
-    u_unsub: np.ndarray,
+    draw: np.ndarray,
     delivery_rate: np.float32,
     read_bound: np.float32,
     prefetch_top: np.float32,
     unsub_bound: np.float32,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """Row indices (ascending, int32: a block has fewer than 2^31 rows) of a block of sends, from their two
-    uniforms:
+    uniforms (``u``, :func:`send_uniform_numpy`, and ``u_unsub``, :func:`unsubscribe_uniform_numpy`, of each
+    row's ``draw``):
 
     * delivered: ``u < delivery_rate`` (None when every row is);
     * read candidates: ``u < read_bound`` (the read probability's upper bound);
     * pre-fetch candidates: ``read_bound <= u < prefetch_top`` (empty when ``prefetch_top <= read_bound``);
     * unsubscribe candidates: delivered and ``u_unsub < unsub_bound``.
     """
+    u = send_uniform_numpy(draw)
+    u_unsub = unsubscribe_uniform_numpy(draw)
     delivered = u < delivery_rate
     d_idx = None if delivered.all() else np.flatnonzero(delivered).astype(np.int32)
     cand = np.flatnonzero(u < read_bound).astype(np.int32)
@@ -460,12 +506,13 @@ def split_sends_numpy(
     return d_idx, cand, above, unsub[delivered[unsub]]
 
 
-def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub_bound):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _split_sends_loop(draw, delivered_below, read_below, prefetch_below, unsub_bound):  # type: ignore[no-untyped-def]  # pragma: no cover
     # Branch-free: every row is written at the end of each list and the list grows only if the row belongs
     # to it. The uniforms make the branches unpredictable (a read candidate is one row in five), and a
     # mispredicted branch per row cost more than the whole pass. A list never runs ahead of the row index,
     # so its buffer of n rows is never overrun; untouched pages of the buffers are never faulted in.
-    n = u.shape[0]
+    # The send's uniform is compared through the draw's thresholds (send_threshold), not formed.
+    n = draw.shape[0]
     # Every buffer is int32 (a block has fewer than 2^31 rows). The delivered rows are nearly all rows and
     # are kept as they are (4 bytes a row written, where int64 wrote 8); the other lists are short and what is
     # kept of them is copied out: a block's four int64 buffers of n rows were 32 MB at 2^20 rows, live for
@@ -476,19 +523,44 @@ def _split_sends_loop(u, u_unsub, delivery_rate, read_bound, prefetch_top, unsub
     unsub = np.empty(n, np.int32)
     nd = nc = na = nu = 0
     for i in range(n):
-        x = u[i]
-        delivered = x < delivery_rate
+        x = draw[i]
+        scaled = x * _TWO_POW_24
+        delivered = x < delivered_below
         d_idx[nd] = i
         nd += delivered
         unsub[nu] = i
-        nu += delivered & (u_unsub[i] < unsub_bound)
+        nu += delivered & (scaled - np.floor(scaled) < unsub_bound)
         cand[nc] = i
-        nc += x < read_bound
+        nc += x < read_below
         above[na] = i
-        na += (x >= read_bound) & (x < prefetch_top)
+        na += (x >= read_below) & (x < prefetch_below)
     # The three short lists leave as copies of their own size, so the block's buffers go at once.
     delivered = None if nd == n else d_idx[:nd]
     return delivered, cand[:nc].copy(), above[:na].copy(), unsub[:nu].copy()
+
+
+def _split_sends_with_thresholds(loop: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """The compiled ``loop`` called as :func:`split_sends_numpy` is, the rates turned into the draw's
+    thresholds (:func:`send_threshold`)."""
+    if loop is None:
+        return None
+
+    def split_sends(
+        draw: np.ndarray,
+        delivery_rate: np.float32,
+        read_bound: np.float32,
+        prefetch_top: np.float32,
+        unsub_bound: np.float32,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+        return loop(  # type: ignore[no-any-return]
+            draw,
+            send_threshold(delivery_rate),
+            send_threshold(read_bound),
+            send_threshold(prefetch_top),
+            np.float64(unsub_bound),
+        )
+
+    return split_sends
 
 
 def day_counts_numpy(
@@ -1082,7 +1154,7 @@ read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = (
 scatter_add: Callable[..., None] = _compiled(_scatter_add_loop) or scatter_add_numpy
 increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy
 split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = (
-    _compiled(_split_sends_loop) or split_sends_numpy
+    _split_sends_with_thresholds(_compiled(_split_sends_loop)) or split_sends_numpy
 )
 tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy

@@ -612,9 +612,10 @@ class OutboundSender:
         pop = self.population
         draws = self.draws
         n = customer.shape[0]
-        segments = draws.segments(customer, increasing)  # found once for the two draws on the same rows
-        u = draws.random(customer, Draw.SEND, np.float32, segments)
-        u_unsub = draws.random(customer, Draw.UNSUBSCRIBE, np.float32, segments)
+        segments = draws.segments(customer, increasing)
+        # One float64 draw per send carries its two float32 uniforms, the send's and the unsubscribe's
+        # (kernels.send_uniform_numpy, kernels.unsubscribe_uniform_numpy): one generator call per chunk.
+        draw = draws.random(customer, Draw.SEND, np.float64, segments)
 
         # Fatigue as of this send (earlier contacts only), then this send adds one unit. Customers are
         # unique within a wave, so a plain gather/scatter is exact here. The send is also counted (weekly
@@ -635,7 +636,7 @@ class OutboundSender:
             top = float(fatigue.max()) if n else 0.0
             unsub_bound = np.float32(expit(logit(cfg.unsubscribe_rate) + response.fatigue_unsubscribe_zeta * top))
         d_idx, cand, above, unsub_cand = kernels.split_sends(
-            u, u_unsub, np.float32(cfg.delivery_rate), bound, prefetch_top, unsub_bound
+            draw, np.float32(cfg.delivery_rate), bound, prefetch_top, unsub_bound
         )
 
         # Deliveries are counted as they happen (latency is minutes, the series is daily) at departure +
@@ -662,7 +663,7 @@ class OutboundSender:
         # gathers what the read pipeline needs of each (send_kernels.pick_reads).
         decay = np.exp(send_kernels.read_exponents(fatigue, cand, np.float32(-cfg.fatigue_open_kappa)))
         r_cust, r_creative, r_delivered_at, r_fatigue, v, unread = send_kernels.pick_reads(
-            cand, decay, bound, u, customer, creative, departure, latency_s, fatigue
+            cand, decay, bound, draw, customer, creative, departure, latency_s, fatigue
         )
         n_read = r_cust.shape[0]
         reader_segments = draws.segments(r_cust, increasing)
@@ -749,7 +750,7 @@ class OutboundSender:
             zeta = response.fatigue_unsubscribe_zeta
             cand = unsub_cand
             exact = expit(base + zeta * fatigue[cand].astype(np.float64))
-            unsub = cand[u_unsub[cand] < exact]
+            unsub = cand[kernels.unsubscribe_uniform_numpy(draw[cand]) < exact]
             unsub_at = (departure[unsub] + latency_s) + cfg.open_delay_median_minutes * 60.0  # delivered, then read
             pending.add("unsubscribe", customer[unsub], creative[unsub], c, unsub_at)
 

@@ -20,6 +20,9 @@ import numpy as np
 
 from masssim.engine import kernels
 
+# The send's uniform of a row's draw, inlined into the compiled loops (kernels.send_uniform_numpy's twin).
+_send_uniform = kernels._send_uniform_compiled
+
 # A span of buckets up to this is ordered by counting; a wider one (reads spread over years) by a stable sort.
 _COUNTING_SPAN = 1 << 16
 
@@ -97,21 +100,23 @@ def pick_reads_numpy(
     cand: np.ndarray,
     decay: np.ndarray,
     bound: np.float32,
-    u: np.ndarray,
+    draw: np.ndarray,
     customer: np.ndarray,
     creative: np.ndarray,
     departure: np.ndarray,
     latency_s: float,
     fatigue: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The read candidates ``cand`` (ascending rows of the block) whose uniform is under their read
-    probability ``bound * decay`` (float32), in row order: (reader, creative, delivery time
-    ``departure + latency_s``, fatigue, and ``v = u / p``, the read's uniform rescaled into a fresh one
-    for the click), and the candidates left unread (ascending rows)."""
+    """The read candidates ``cand`` (ascending rows of the block) whose uniform ``u`` (the send's uniform of
+    the row's ``draw``, :func:`masssim.engine.kernels.send_uniform_numpy`) is under their read probability
+    ``bound * decay`` (float32), in row order: (reader, creative, delivery time ``departure + latency_s``,
+    fatigue, and ``v = u / p``, the read's uniform rescaled into a fresh one for the click), and the
+    candidates left unread (ascending rows)."""
     p = bound * decay
-    is_read = u[cand] < p
+    u = kernels.send_uniform_numpy(draw[cand])
+    is_read = u < p
     r_idx = cand[is_read]
-    v = u[r_idx] / p[is_read]
+    v = u[is_read] / p[is_read]
     return (
         customer[r_idx],
         creative[r_idx],
@@ -122,7 +127,7 @@ def pick_reads_numpy(
     )
 
 
-def _pick_reads_loop(cand, decay, bound, u, customer, creative, departure, latency_s, fatigue):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _pick_reads_loop(cand, decay, bound, draw, customer, creative, departure, latency_s, fatigue):  # type: ignore[no-untyped-def]  # pragma: no cover
     m = cand.shape[0]
     reader = np.empty(m, customer.dtype)
     r_creative = np.empty(m, creative.dtype)
@@ -135,7 +140,7 @@ def _pick_reads_loop(cand, decay, bound, u, customer, creative, departure, laten
     for j in range(m):  # branch-free: every row is written to both lists, and one of them keeps it
         i = cand[j]
         p = bound * decay[j]
-        x = u[i]
+        x = _send_uniform(draw[i])
         reader[k] = customer[i]
         r_creative[k] = creative[i]
         delivered_at[k] = departure[i] + latency_s
