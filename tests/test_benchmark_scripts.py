@@ -57,3 +57,10 @@ def test_fused_front_prototype_does_the_engines_work_and_prints_both_rates() -> 
     differ), then prints both rates and the saving."""
     out = _printed("bench_fused_front.py", "--customers", "20000", "--rows", "5000", "--repeat", "3", timeout=180)
     assert out.count("ns per send") == 3 and "x on these steps" in out
+
+
+def test_send_draws_script_checks_both_fronts_do_the_same_work_and_prints_the_ratios() -> None:
+    """The old split pass (two float32 uniforms per send) and the engine's (one float64 draw) give the same rows
+    on the same uniforms before they are timed (the script exits non-zero if not); then it prints every step."""
+    out = _printed("bench_send_draws.py", "--rows", "5000", "--repeat", "3", timeout=180)
+    assert "two float32 / one float64" in out and "front: old / now" in out and out.count("\n  ") == 4
