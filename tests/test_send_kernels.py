@@ -140,6 +140,17 @@ def test_click_picks_match_numpy(n: int, seed: int) -> None:
     _assert_same(fast, slow)
 
 
+def _prefetch_rows(rng: np.random.Generator, n: int, share_unread: float, share_above: float) -> tuple[np.ndarray, ...]:
+    """A block (customers, creatives, departures) with its unread read candidates, the rows above the read
+    bound (disjoint ascending row sets, as split_sends gives them) and the unread rows' coins on a coarse grid."""
+    _, customer, creative, departure, _ = _block(rng, n, 300)
+    side = rng.random(n)
+    unread = np.flatnonzero(side < share_unread)
+    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
+    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    return customer, creative, departure, unread, above, coin
+
+
 @needs_numba
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(
@@ -152,12 +163,9 @@ def test_click_picks_match_numpy(n: int, seed: int) -> None:
 def test_prefetch_picks_match_numpy(
     n: int, seed: int, share_unread: float, share_above: float, inflation: float
 ) -> None:
-    rng = np.random.default_rng(seed)
-    _, customer, creative, departure, _ = _block(rng, n, 300)
-    side = rng.random(n)
-    unread = np.flatnonzero(side < share_unread)  # disjoint ascending row sets, as split_sends gives them
-    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
-    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    customer, creative, departure, unread, above, coin = _prefetch_rows(
+        np.random.default_rng(seed), n, share_unread, share_above
+    )
     args = (unread, coin, np.float32(inflation), above, customer, creative, departure, 120.0, 60.0)
     fast = _compiled("pick_prefetch")(*args)
     slow = send_kernels.pick_prefetch_numpy(*args)
@@ -181,14 +189,11 @@ def test_counted_prefetch_opens_are_the_picked_events_in_bucket_order(
     """Recorded opens that are only counted keep their buckets and customers: exactly what pick_prefetch then
     order_events give (the same rows, buckets and order), on both paths, for departures spread over more
     buckets than the counting sort takes too (1-second buckets over 30 days)."""
-    rng = np.random.default_rng(seed)
-    _, customer, creative, departure, _ = _block(rng, n, 300)
+    customer, creative, departure, unread, above, coin = _prefetch_rows(
+        np.random.default_rng(seed), n, share_unread, share_above
+    )
     if wide:
         customer = customer.astype(np.int64)
-    side = rng.random(n)
-    unread = np.flatnonzero(side < share_unread)
-    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
-    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
     picked = send_kernels.pick_prefetch_numpy(
         unread, coin, np.float32(inflation), above, customer, creative, departure, 120.0, 60.0
     )
@@ -213,12 +218,9 @@ def test_prefetch_bucket_counts_are_the_counted_opens_per_bucket(
     """Recorded opens that nobody reads by customer are kept as a count per bucket: exactly how many of
     prefetch_customers' rows fall in each bucket, on both paths, every row's bucket within the span's (so
     none is dropped or put out of range), for spans of one bucket and of many (1-second buckets)."""
-    rng = np.random.default_rng(seed)
-    _, customer, _, departure, _ = _block(rng, n, 300)
-    side = rng.random(n)
-    unread = np.flatnonzero(side < share_unread)
-    above = np.flatnonzero((side >= share_unread) & (rng.random(n) < share_above))
-    coin = (rng.integers(0, 20, unread.shape[0]) / np.float32(20)).astype(np.float32)
+    customer, _, departure, unread, above, coin = _prefetch_rows(
+        np.random.default_rng(seed), n, share_unread, share_above
+    )
     picked_bucket, _ = send_kernels.prefetch_customers_numpy(
         unread, coin, np.float32(inflation), above, customer, departure, 120.0, 60.0, bucket_s
     )
