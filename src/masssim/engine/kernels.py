@@ -19,30 +19,18 @@ A run gives the same bytes on either path, which the tests check.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from masssim import compiled
 from masssim.engine import cache_hints
 from masssim.model.channels import DAY_S, HOUR_S, move_into_active_window
 from masssim.model.market import brand_with_marketing, brand_without_marketing
 
-KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
-
-
-def _load_numba() -> Any:
-    if os.environ.get(KERNELS_ENV, "").strip().lower() == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:  # numba is a dependency, but a platform without a wheel still runs (slower)
-        return None
-    return numba
-
-
-_numba = _load_numba()
+KERNELS_ENV = compiled.KERNELS_ENV  # "numpy" forces the numpy twins (tests, or a platform without numba)
+_numba = compiled.load_numba()
 COMPILED = _numba is not None
 # load_soon(array, index): a cache hint for compiled loops with long bodies that gather from population-sized
 # arrays (engine/cache_hints.py); it changes no value.

@@ -1,25 +1,15 @@
-"""The policies' switch for compiled loops: numba when importable, unless ``MASSSIM_KERNELS=numpy`` (the
-engine's switch, engine/kernels.py) asks for the numpy code. Every compiled loop keeps a numpy fallback that
-gives the same results."""
+"""The policies' switch for compiled loops: numba when importable, unless ``MASSSIM_KERNELS=numpy`` asks for
+the numpy code (masssim/compiled.py, which also keeps numba's cache true to the sources). Every compiled loop
+keeps a numpy fallback that gives the same results."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
+from masssim.compiled import load_numba
 
-def _load_numba() -> Any:
-    if os.environ.get("MASSSIM_KERNELS", "").strip().lower() == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba
-
-
-NUMBA = _load_numba()
+NUMBA = load_numba()
 
 
 def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
