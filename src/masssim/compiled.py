@@ -6,7 +6,7 @@ source file only (time stamp and size). A loop that inlines or calls a compiled 
 keeps that function's old machine code after an edit of the other module alone: checked on session 19's code,
 ``send_kernels.pick_reads`` kept the old ``kernels._send_uniform`` after an edit of ``kernels.py``, silently
 giving the old numbers. So before numba loads anything, :func:`load_numba` compares a digest of every source
-file in the packages that hold compiled code with the one recorded beside the cache, and when they differ
+file in the packages that hold compiled code (and model/, whose constants they read) with the one recorded beside the cache, and when they differ
 removes the cached loops of those packages (numba then compiles them afresh, once). An installed release
 never changes its sources, so there this costs one digest of about a megabyte of source per process.
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 KERNELS_ENV = "MASSSIM_KERNELS"  # "numpy" forces the numpy twins (tests, or a platform without numba)
-# The packages whose modules hold compiled loops; a loop may use another module's compiled functions.
-COMPILED_PACKAGES = ("engine", "policies")
+# The packages whose modules hold compiled loops (a loop may use another module's compiled functions), and
+# model/, whose constants the loops read (DAY_S, HOUR_S: numba freezes a global's value into the machine code).
+COMPILED_PACKAGES = ("engine", "policies", "model")
 STAMP_NAME = "masssim-compiled-sources.sha256"
 
 
