@@ -5,10 +5,11 @@ module (``cache=True``), so later processes skip the compilation. numba checks a
 source file only (time stamp and size). A loop that inlines or calls a compiled function of another module
 keeps that function's old machine code after an edit of the other module alone: checked on session 19's code,
 ``send_kernels.pick_reads`` kept the old ``kernels._send_uniform`` after an edit of ``kernels.py``, silently
-giving the old numbers. So before numba loads anything, :func:`load_numba` compares a digest of every source
-file in the packages that hold compiled code (and model/, whose constants they read) with the one recorded beside the cache, and when they differ
-removes the cached loops of those packages (numba then compiles them afresh, once). An installed release
-never changes its sources, so there this costs one digest of about a megabyte of source per process.
+giving the old numbers. So before numba loads anything, :func:`load_numba` compares a digest of every
+source file in the packages that hold compiled code (and model/, whose constants they read) with the one
+recorded beside the cache, and when they differ removes the cached loops of those packages (numba then
+compiles them afresh, once). An installed release never changes its sources, so there this costs one digest
+of about a megabyte of source per process.
 """
 
 from __future__ import annotations
