@@ -33,8 +33,8 @@ def engine_front(block: dict, state: dict) -> tuple:  # type: ignore[type-arg]
     from masssim.engine import kernels, send_kernels
 
     grow = np.exp(kernels.growth_exponents(block["departure"], 0.0, 1.0 / TAU_S))
-    fatigue = kernels.touch(state["stored"], grow, state["week"], state["sends"], block["customer"])
-    unsub_bound = np.float32(0.0026 * math.exp(0.5 * float(fatigue.max())))
+    fatigue, top = kernels.touch(state["stored"], grow, state["week"], state["sends"], block["customer"])
+    unsub_bound = np.float32(0.0026 * math.exp(0.5 * top))
     bound = np.float32(DELIVERY_RATE * OPEN_RATE)
     top = np.float32(bound + PREFETCH * (DELIVERY_RATE - bound))
     d_idx, cand, above, _ = kernels.split_sends(block["draw"], np.float32(DELIVERY_RATE), bound, top, unsub_bound)

@@ -279,32 +279,36 @@ def _growth_exponents_loop(departure, epoch_s, inv_tau):  # type: ignore[no-unty
 
 def touch_numpy(
     stored: np.ndarray, grow: np.ndarray, week: np.ndarray, sends: np.ndarray, customer: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """For unique ``customer`` rows sent at times whose fatigue growth factor is ``grow``: return the
-    fatigue before this send (float32) and record the send (fatigue +1 unit, weekly and total counters;
-    the total saturates at its dtype's maximum)."""
+    fatigue before this send (float32) and its greatest value (0.0 for no rows; fatigue is never negative),
+    and record the send (fatigue +1 unit, weekly and total counters; the total saturates at its dtype's
+    maximum)."""
     before = stored[customer]
     fatigue = np.asarray(before / grow, dtype=np.float32)
     stored[customer] = before + grow
     week[customer] += week.dtype.type(1)
     count = sends[customer]
     sends[customer] = count + (count < np.iinfo(sends.dtype).max)
-    return fatigue
+    return fatigue, float(fatigue.max(initial=0.0))
 
 
 def _touch_loop(stored, grow, week, sends, customer):  # type: ignore[no-untyped-def]  # pragma: no cover
     n = customer.shape[0]
     fatigue = np.empty(n, np.float32)
-    top = np.iinfo(sends.dtype).max
+    most = np.iinfo(sends.dtype).max
+    top = np.float32(0.0)  # the block's greatest fatigue, found here rather than by a pass of numpy's max
     for i in range(n):
         c = customer[i]
         before = stored[c]
-        fatigue[i] = before / grow[i]
+        f = before / grow[i]
+        fatigue[i] = f
+        top = max(top, f)
         stored[c] = before + grow[i]
         week[c] += 1
-        if sends[c] < top:
+        if sends[c] < most:
             sends[c] += 1
-    return fatigue
+    return fatigue, float(top)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1133,7 +1137,7 @@ check_plan_customers: Callable[..., int] = _compiled(_check_plan_customers_loop)
 creatives_used: Callable[..., np.ndarray] = _compiled(_creatives_used_loop) or creatives_used_numpy
 counts: Callable[..., np.ndarray] = _compiled(_counts_loop) or counts_numpy
 growth_exponents: Callable[..., np.ndarray] = _compiled(_growth_exponents_loop) or growth_exponents_numpy
-touch: Callable[..., np.ndarray] = _compiled(_touch_loop) or touch_numpy
+touch: Callable[..., tuple[np.ndarray, float]] = _compiled(_touch_loop) or touch_numpy
 sendable: Callable[..., tuple[np.ndarray, int, int]] = _compiled(_sendable_loop) or sendable_numpy
 rule_rows: Callable[..., tuple[Any, ...]] = _compiled(_rule_rows_loop) or rule_rows_numpy
 read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = (

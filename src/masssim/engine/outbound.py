@@ -622,7 +622,7 @@ class OutboundSender:
         # cap, engagement history).
         stock = state.fatigue
         grow = np.exp(kernels.growth_exponents(departure, stock.epoch_s, 1.0 / stock.tau_s))
-        fatigue = kernels.touch(stock.stored, grow, week, state.sends, customer)
+        fatigue, top = kernels.touch(stock.stored, grow, week, state.sends, customer)
 
         # One pass sorts the rows by their uniforms (kernels.split_sends). Reads: P = delivery x open rate x
         # exp(-kappa f) <= delivery x open rate, so only rows under that bound need the exact probability.
@@ -633,7 +633,6 @@ class OutboundSender:
             prefetch_top = np.float32(bound + cfg.recorded_open_inflation * (cfg.delivery_rate - bound))
         unsub_bound = np.float32(0.0)
         if cfg.unsubscribe_rate > 0:
-            top = float(fatigue.max()) if n else 0.0
             unsub_bound = np.float32(expit(logit(cfg.unsubscribe_rate) + response.fatigue_unsubscribe_zeta * top))
         d_idx, cand, above, unsub_cand = kernels.split_sends(
             draw, np.float32(cfg.delivery_rate), bound, prefetch_top, unsub_bound
