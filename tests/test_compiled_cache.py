@@ -23,47 +23,52 @@ needs_numba = pytest.mark.skipif(not kernels.COMPILED, reason="numba is not inst
 
 PACKAGE = Path(compiled.__file__).parent
 
-# The compiled read picks (send_kernels.py) on three sends: their v inline kernels._send_uniform (kernels.py).
-PICK_READS = """
-import numpy as np
-from masssim.engine import send_kernels
-draw = np.array([0.1, 0.3, 0.05]); cand = np.array([0, 2], np.int32)
-out = send_kernels.pick_reads(cand, np.ones(2, np.float32), np.float32(0.5), draw, np.arange(3, dtype=np.int32),
-                              np.zeros(3, np.int32), np.zeros(3), 0.0, np.zeros(3, np.float32))
-print(" ".join(repr(float(x)) for x in out[4]))
+# Two modules written into a copy of the package: a loop in one inlines a compiled function of the other, as
+# send_kernels' loops inline kernels' (and release_kernels' inline kernels._half).
+INLINED = """
+from masssim.compiled import load_numba
+numba = load_numba()
+@numba.njit(cache=True, inline="always")
+def step(x):
+    return x + 1.0
 """
+CALLER = """
+from masssim.compiled import load_numba
+from masssim.engine.probe_inlined import step
+numba = load_numba()
+@numba.njit(cache=True)
+def loop(x):
+    return step(x) * 10.0
+"""
+RUN = "from masssim.engine.probe_caller import loop; print(loop(1.0))"
 
 
-def _v_of_the_compiled_read_picks(root: Path) -> list[float]:
+def _run_in(root: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop(compiled.KERNELS_ENV, None)
     env.pop("NUMBA_CACHE_DIR", None)
     done = subprocess.run(
-        [sys.executable, "-c", PICK_READS], check=False, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", RUN], check=False, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    return [float(x) for x in done.stdout.split()]
+    return float(done.stdout)
 
 
 @needs_numba
 def test_an_edit_of_an_inlined_function_reaches_the_loops_of_other_modules(tmp_path: Path) -> None:
-    """Compile and cache the read picks, then halve the send's uniform in kernels.py alone: the next process
-    computes v with the new code (half the old values), not the cached old machine code."""
+    """Compile and cache a loop that inlines another module's function, then edit that module alone: the next
+    process computes with the new code, not with the cached machine code of the old."""
     shutil.copytree(PACKAGE, tmp_path / "masssim", ignore=shutil.ignore_patterns("__pycache__"))
-    before = _v_of_the_compiled_read_picks(tmp_path)
-    assert (tmp_path / "masssim" / "engine" / "__pycache__" / compiled.STAMP_NAME).exists()
-    assert list((tmp_path / "masssim" / "engine" / "__pycache__").glob("send_kernels*.nbi"))  # it was cached
+    engine = tmp_path / "masssim" / "engine"
+    (engine / "probe_inlined.py").write_text(INLINED)
+    (engine / "probe_caller.py").write_text(CALLER)
+    assert _run_in(tmp_path) == 20.0
+    assert (engine / "__pycache__" / compiled.STAMP_NAME).exists()
+    assert list((engine / "__pycache__").glob("probe_caller*.nbi"))  # it was cached
+    assert _run_in(tmp_path) == 20.0  # and loaded from the cache
 
-    source = tmp_path / "masssim" / "engine" / "kernels.py"
-    text = source.read_text()
-    old = "    return np.float32(np.floor(draw * _TWO_POW_24) * _TWO_POW_MINUS_24)\n"
-    assert text.count(old) == 1
-    source.write_text(
-        text.replace(old, "    return np.float32(np.floor(draw * _TWO_POW_24) * _TWO_POW_MINUS_24 * 0.5)\n")
-    )
-
-    after = _v_of_the_compiled_read_picks(tmp_path)
-    assert after == [x / 2 for x in before]
+    (engine / "probe_inlined.py").write_text(INLINED.replace("x + 1.0", "x + 2.0"))
+    assert _run_in(tmp_path) == 30.0
 
 
 def test_cached_loops_go_when_the_sources_change_and_stay_when_they_do_not(tmp_path: Path) -> None:
