@@ -64,3 +64,15 @@ def test_send_draws_script_checks_both_fronts_do_the_same_work_and_prints_the_ra
     on the same uniforms before they are timed (the script exits non-zero if not); then it prints every step."""
     out = _printed("bench_send_draws.py", "--rows", "5000", "--repeat", "3", timeout=180)
     assert "two float32 / one float64" in out and "front: old / now" in out and out.count("\n  ") == 4
+
+
+def test_against_start_runs_the_start_commits_engine_beside_todays_and_prints_the_ratio() -> None:
+    """The script takes issue 9's starting engine from the repository's history and runs it beside today's:
+    both rates, their ratio and the verdict against the aim read as a ratio are printed."""
+    known = subprocess.run(
+        ["git", "cat-file", "-e", "8b80c8a^{commit}"], cwd=SCRIPT.parent, check=False, capture_output=True
+    )
+    if known.returncode != 0:
+        pytest.skip("not a clone with the repository's history (git archive needs commit 8b80c8a)")
+    out = _printed("bench_against_start.py", "--customers", "20000", "--days", "3", "--repeat", "1", timeout=300)
+    assert out.count("touches/s") >= 3 and "now / start = " in out and "4.55x: " in out
