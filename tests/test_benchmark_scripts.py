@@ -76,3 +76,11 @@ def test_against_start_runs_the_start_commits_engine_beside_todays_and_prints_th
         pytest.skip("not a clone with the repository's history (git archive needs commit 8b80c8a)")
     out = _printed("bench_against_start.py", "--customers", "20000", "--days", "3", "--repeat", "1", timeout=300)
     assert out.count("touches/s") >= 3 and "now / start = " in out and "4.55x: " in out
+
+
+def test_floor_script_prices_the_draws_the_engine_makes_today() -> None:
+    """The floor names the draws as the engine makes them (one float64 per send, a chunk's occasions from one
+    Poisson total) and prints each piece and their sum."""
+    out = _printed("bench_outbound_floor.py", "--customers", "100000", "--repeat", "1", timeout=300)
+    assert "one float64 draw per send" in out and "a Poisson total per chunk" in out
+    assert out.count("ns/touch") == 6 and "floor: at most" in out

@@ -60,11 +60,16 @@ def main() -> None:
 
     rng = np.random.Generator(np.random.PCG64(7))
     out32 = np.empty(CUSTOMER_CHUNK, np.float32)
+    out64 = np.empty(CUSTOMER_CHUNK, np.float64)
     chunks = (1 << 22) // CUSTOMER_CHUNK
 
-    def uniforms32() -> None:  # a send's two uniforms, a read's jitter, a pre-fetch coin: chunk slices in place
+    def uniforms32() -> None:  # a read's jitter, a pre-fetch coin: chunk slices in place
         for _ in range(chunks):
             rng.random(dtype=np.float32, out=out32)
+
+    def uniforms64() -> None:  # a send's draw, which carries its uniform and its unsubscribe's (§4.8)
+        for _ in range(chunks):
+            rng.random(out=out64)
 
     def normals32() -> None:  # a read's log-normal delay
         for _ in range(chunks):
@@ -72,17 +77,18 @@ def main() -> None:
 
     rows = chunks * CUSTOMER_CHUNK
     per_uniform = cpu_median(uniforms32, args.repeat) / rows
+    per_draw = cpu_median(uniforms64, args.repeat) / rows
     per_normal = cpu_median(normals32, args.repeat) / rows
 
-    lam = pop.category_rate[:CUSTOMER_CHUNK].astype(np.float64) * (BLOCK_S / YEAR_S)
+    chunk_rate = float(pop.category_rate[:CUSTOMER_CHUNK].astype(np.float64).sum()) * (BLOCK_S / YEAR_S)
 
-    def poisson_week() -> None:  # a week's occasion counts for one chunk, their times and choice uniforms
-        counts = rng.poisson(lam)
-        m = int(counts.sum())
+    def occasions_week() -> None:  # a chunk's week (§5.1): one Poisson total, then per occasion its point on
+        m = int(rng.poisson(chunk_rate))  # the running sum of rates (sorted), its time and its choice uniform
+        np.sort(rng.random(m))
         rng.random(m)
         rng.random(m)
 
-    per_customer_week = cpu_median(lambda: [poisson_week() for _ in range(8)], args.repeat) / (8 * CUSTOMER_CHUNK)
+    per_customer_week = cpu_median(lambda: [occasions_week() for _ in range(8)], args.repeat) / (8 * CUSTOMER_CHUNK)
 
     # Reads in send order: a block's rows sorted by region group (customers ascending within each), a read
     # among them at the run's read rate; the loop gathers each reader's row and does nothing else.
@@ -118,10 +124,12 @@ def main() -> None:
     per_read = cpu_median(read_kernel, args.repeat) / n_read
 
     floor = {
-        "two uniforms per send (SEND, UNSUBSCRIBE)": 2 * per_uniform * touches,
+        "one float64 draw per send (SEND: its uniform and the unsubscribe's)": per_draw * touches,
         "a normal and a uniform per read (READ_DELAY, ACTIVE_WINDOW)": (per_normal + per_uniform) * reads,
         "a pre-fetch coin per unread read candidate": per_uniform * coins,
-        "a week's occasions: Poisson per customer, two uniforms per occasion": per_customer_week * pop.n * weeks,
+        "a week's occasions: a Poisson total per chunk, three uniforms per occasion, points sorted": (
+            per_customer_week * pop.n * weeks
+        ),
         "the read kernel (each reader's row, in send order)": per_read * reads,
     }
     ns = 1e9 / touches
