@@ -294,3 +294,17 @@ def test_departure_bounds_are_the_blocks_least_and_greatest_departure(
         together = send_kernels.departures_and_bounds(group, starts, spacing_s, np.array(filled, np.int64))
         np.testing.assert_array_equal(together[0], departure)
         assert together[1] == bounds
+
+
+def test_prefetch_bucket_counts_refuse_a_row_outside_the_span() -> None:
+    """A span that does not bound the rows' buckets is refused on both paths (the compiled loop would
+    otherwise write past its counts): rows in buckets 0, 2 and 4 against a span of buckets 0 to 2."""
+    departure = np.array([0.0, 2.0, 4.0])
+    args = (np.empty(0, np.int64), np.empty(0, np.float32), np.float32(0.5), np.arange(3), departure, 0.0, 0.0)
+    paths = [send_kernels.prefetch_bucket_counts_numpy]
+    if kernels.COMPILED:
+        paths.append(_compiled("prefetch_bucket_counts"))
+    for path in paths:
+        np.testing.assert_array_equal(path(*args, 1.0, 0, 4), [1, 0, 1, 0, 1])
+        with pytest.raises(IndexError, match="outside its block's span"):
+            path(*args, 1.0, 0, 2)
