@@ -45,7 +45,7 @@ def _numba_with_a_true_cache() -> Any:
     except ImportError:  # numba is a dependency, but a platform without a wheel still runs (slower)
         return None
     root = Path(__file__).parent
-    stamp_with_sources(numba, root, sources_digest(root))
+    stamp_with_sources(root, sources_digest(root))
     return numba
 
 
@@ -59,7 +59,7 @@ def sources_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def stamp_with_sources(numba: Any, root: Path, digest: str) -> None:
+def stamp_with_sources(root: Path, digest: str) -> None:
     """Make numba's stamp of a source file under ``root`` (what a cached loop is checked against) carry
     ``digest`` too. numba takes the stamp once, when a loop is declared, so this runs before the package
     declares any. Other files keep numba's stamp."""

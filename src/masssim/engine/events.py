@@ -179,13 +179,17 @@ class PendingEvents:
     def release_counts(self, until_s: float) -> dict[str, int]:
         """How many of the counted events of each kind (:meth:`add_counts`) are in the buckets that end at or
         before ``until_s``, which leave the queue as the rows of :meth:`release_pieces` do."""
-        last_bucket = round(until_s / self.bucket_s)
+        last_bucket = self.last_bucket(until_s)
         released: dict[str, int] = {}
         for kind, held in self._counted.items():
             due = [bucket for bucket in held if bucket <= last_bucket]
             if due:
                 released[kind] = sum(held.pop(bucket) for bucket in due)
         return released
+
+    def last_bucket(self, until_s: float) -> int:
+        """The last bucket that ends at or before ``until_s`` (a bucket edge)."""
+        return round(until_s / self.bucket_s)
 
     def bucket_of(self, time_s: np.ndarray) -> np.ndarray:
         """Bucket k holds the times in ((k-1)b, kb]: it is released at time kb."""
@@ -209,7 +213,7 @@ class PendingEvents:
     def release_pieces(self, until_s: float) -> dict[str, list[dict[str, Any]]]:
         """:meth:`release`'s events of each kind as the pieces they come in, one per batch, in the order that
         :meth:`release` concatenates them: a caller that applies them piece by piece, in order, copies none."""
-        last_bucket = round(until_s / self.bucket_s)
+        last_bucket = self.last_bucket(until_s)
         parts: dict[str, list[dict[str, Any]]] = {}
         keep: list[_Batch] = []
         for batch in self._batches:

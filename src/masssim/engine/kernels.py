@@ -531,28 +531,27 @@ def _split_sends_loop(draw, delivered_below, read_below, prefetch_below, unsub_b
     return delivered, cand[:nc].copy(), above[:na].copy(), unsub[:nu].copy()
 
 
-def _split_sends_with_thresholds(loop: Callable[..., Any] | None) -> Callable[..., Any] | None:
-    """The compiled ``loop`` called as :func:`split_sends_numpy` is, the rates turned into the draw's
-    thresholds (:func:`send_threshold`)."""
-    if loop is None:
-        return None
+_split_sends_compiled = _compiled(_split_sends_loop)
 
-    def split_sends(
-        draw: np.ndarray,
-        delivery_rate: np.float32,
-        read_bound: np.float32,
-        prefetch_top: np.float32,
-        unsub_bound: np.float32,
-    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
-        return loop(  # type: ignore[no-any-return]
-            draw,
-            send_threshold(delivery_rate),
-            send_threshold(read_bound),
-            send_threshold(prefetch_top),
-            np.float64(unsub_bound),
-        )
 
-    return split_sends
+def split_sends(
+    draw: np.ndarray,
+    delivery_rate: np.float32,
+    read_bound: np.float32,
+    prefetch_top: np.float32,
+    unsub_bound: np.float32,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_sends_numpy`, by the compiled loop when there is one (the rates turned into the draw's
+    thresholds, :func:`send_threshold`)."""
+    if _split_sends_compiled is None:
+        return split_sends_numpy(draw, delivery_rate, read_bound, prefetch_top, unsub_bound)
+    return _split_sends_compiled(  # type: ignore[no-any-return]
+        draw,
+        send_threshold(delivery_rate),
+        send_threshold(read_bound),
+        send_threshold(prefetch_top),
+        np.float64(unsub_bound),
+    )
 
 
 def day_counts_numpy(
@@ -1145,9 +1144,6 @@ read_outcomes: Callable[..., tuple[np.ndarray, np.ndarray]] = (
 )
 scatter_add: Callable[..., None] = _compiled(_scatter_add_loop) or scatter_add_numpy
 increment: Callable[..., None] = _compiled(_increment_loop) or increment_numpy
-split_sends: Callable[..., tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = (
-    _split_sends_with_thresholds(_compiled(_split_sends_loop)) or split_sends_numpy
-)
 tally_brands: Callable[..., None] = (
     _with_half_arguments(_compiled(_tally_brands_loop), *HALF_ARGUMENTS["tally_brands"]) or tally_brands_numpy
 )
