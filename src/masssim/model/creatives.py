@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from masssim.config.schema import CreativesConfig
+
+# Rows normalised at a time: float64 temporaries of this many rows, not of millions.
+_NORMALISE_ROWS = 1 << 16
+
+
+def _unit_directions(directions: np.ndarray, width: int) -> np.ndarray:
+    """``directions`` (rows) divided by their norms in float64, stored as float32: a generated creative's
+    unit direction. Refuses rows of another width, and rows that are not finite or are zero."""
+    rows = np.atleast_2d(np.asarray(directions, np.float64))
+    if rows.shape[1] != width:
+        raise ValueError("a generated creative must have one weight per taste dimension")
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]  # no full-size temporary
+    if not np.all(np.isfinite(rows)) or np.any(norms == 0):
+        raise ValueError("a generated creative needs a finite, non-zero direction")
+    units = np.empty(rows.shape, np.float32)
+    for lo in range(0, rows.shape[0], _NORMALISE_ROWS):
+        units[lo : lo + _NORMALISE_ROWS] = rows[lo : lo + _NORMALISE_ROWS] / norms[lo : lo + _NORMALISE_ROWS]
+    return units
 
 
 class _CreativeStore:
@@ -56,23 +76,18 @@ class Catalogue:
 
     def generate(self, directions: np.ndarray) -> np.ndarray:
         """Add creatives aimed at ``directions`` (rows, normalised here); returns their ids."""
-        rows = np.atleast_2d(np.asarray(directions, np.float64))
-        if rows.shape[1] != self._store.directions.shape[1]:
-            raise ValueError("a generated creative must have one weight per taste dimension")
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]  # no full-size temporary
-        if not np.all(np.isfinite(rows)) or np.any(norms == 0):
-            raise ValueError("a generated creative needs a finite, non-zero direction")
+        return self.generate_blocks([directions])
+
+    def generate_blocks(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """Add creatives aimed at the rows of each block in turn, as :meth:`generate` would with the blocks
+        stacked; returns their ids. A policy generating millions (one per persona at 1:1) builds each block
+        only when it is asked for, so one block of float64 directions exists at a time (a generator)."""
+        width = self._store.directions.shape[1]
+        units = [_unit_directions(block, width) for block in blocks]
         first = self.count
         store = self._store
-        # Millions of bespoke creatives (one per persona at 1:1): normalise in chunks into the new table
-        # rather than through full-size float64 temporaries.
-        grown = np.empty((first + rows.shape[0], rows.shape[1]), np.float32)
-        grown[:first] = store.directions
-        step = 1 << 16
-        for lo in range(0, rows.shape[0], step):
-            grown[first + lo : first + lo + step] = rows[lo : lo + step] / norms[lo : lo + step]
-        store.directions = grown
-        store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
+        store.directions = np.concatenate([store.directions, *units])
+        store.quality = np.concatenate([store.quality, np.zeros(self.count - first, np.float32)])
         return np.arange(first, self.count, dtype=np.int32)
 
     def add(self, directions: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ the ``oracle`` alone reads latent taste, as the upper bound a teacher compares a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -126,6 +127,9 @@ class RandomPolicy(PolicyBase):
 # number of distinct customers (N with CRM scores, the number of observable profiles without) is taken as
 # that number: a persona per distinct customer is the finest split there is.
 MAX_PERSONAS = 200_000_000
+
+# Personas whose bespoke creatives are estimated and generated at a time (SegmentsPolicy._generate_bespoke).
+_BESPOKE_BLOCK = 1 << 16
 
 
 class SegmentsParams(PolicyParams):
@@ -265,44 +269,65 @@ class SegmentsPolicy(PolicyBase):
         return chosen, probability
 
     def _generate_bespoke(self) -> None:
-        """One generated creative per segment, aimed at the segment's estimated taste."""
+        """One generated creative per segment, aimed at the segment's estimated taste.
+
+        Personas can number N (1:1), so the estimates are made and turned into creatives a block of
+        ``_BESPOKE_BLOCK`` personas at a time: no array of every persona's taste exists (at k = N it was 64
+        bytes per customer). Each block's sums take its cells in the same order as sums over every persona
+        would (the cells, and the declarations once sorted stably, are in persona order), so the creatives
+        are the same to the bit."""
         catalogue = self.world.catalogue
         directions = catalogue.directions[: self.base_count].astype(np.float64)
         total_delivered, total_clicks = self.cells.creative_totals()
         global_rate = (total_clicks + 1.0) / (total_delivered + 2.0)
         prior = self.params.bespoke_prior_clicks
         # A cell never tested has rate = global rate and so no lift: only tested cells enter the sum.
-        segment, creative, delivered, clicks = self.cells.cells()
+        segment, creative, delivered, clicks = self.cells.cells()  # in persona order
         rate = (clicks + prior) / (delivered + prior / global_rate[creative])
         lift = np.log(rate) - np.log(global_rate[creative])  # segment-specific: creative quality cancels out
+        del delivered, clicks, rate
         d = directions.shape[1]
-        gram = directions.T @ directions + self.params.bespoke_ridge * np.eye(d)
-        # [segments, d], the one array per persona here (personas can number N): built column by column
-        # and transformed in place in chunks.
-        estimate = np.empty((self.n_segments, d))
-        for j in range(d):
-            estimate[:, j] = np.bincount(segment, weights=lift * directions[creative, j], minlength=self.n_segments)
-        del segment, creative, delivered, clicks, rate, lift  # personas can number N: free before generating
-        inverse = np.linalg.inv(gram)
-        step = 1 << 16
-        for lo in range(0, self.n_segments, step):
-            estimate[lo : lo + step] = estimate[lo : lo + step] @ inverse
+        inverse = np.linalg.inv(directions.T @ directions + self.params.bespoke_ridge * np.eye(d))
+        declared = self._declarations_by_persona()
+        chosen: list[np.ndarray] = []  # per block, the personas that get a creative
+
+        def estimates() -> Iterator[np.ndarray]:
+            for lo in range(0, self.n_segments, _BESPOKE_BLOCK):
+                hi = min(lo + _BESPOKE_BLOCK, self.n_segments)
+                a, b = np.searchsorted(segment, (lo, hi))
+                cell_segment, cell_creative, cell_lift = segment[a:b] - lo, creative[a:b], lift[a:b]
+                # The lifts regressed on the creatives' directions (ridge).
+                estimate = np.empty((hi - lo, d))
+                for j in range(d):
+                    weights = cell_lift * directions[cell_creative, j]
+                    estimate[:, j] = np.bincount(cell_segment, weights=weights, minlength=hi - lo)
+                estimate = estimate @ inverse
+                if declared is not None:  # the mean declared taste of the persona's members, where it has one
+                    persona, taste_rows, declared_taste = declared
+                    a, b = np.searchsorted(persona, (lo, hi))
+                    members, taste = persona[a:b] - lo, declared_taste[taste_rows[a:b]]
+                    counts = np.bincount(members, minlength=hi - lo)
+                    has = counts > 0
+                    for j in range(d):
+                        total = np.bincount(members, weights=taste[:, j], minlength=hi - lo)
+                        estimate[has, j] = total[has] / counts[has]
+                usable = np.sqrt(np.einsum("ij,ij->i", estimate, estimate)) > 1e-9  # no [block, d] temporary
+                chosen.append(lo + np.flatnonzero(usable))
+                yield estimate[usable]
+
+        ids = catalogue.generate_blocks(estimates())
+        self.choice[np.concatenate(chosen)] = ids
+
+    def _declarations_by_persona(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(persona, row in the declared taste) of each customer who declared, in persona order and, within a
+        persona, in customer order (a stable sort), and the view's declared taste; None without one."""
         view = self.world.customers
-        if view.declared_row is not None and view.declared_taste is not None:
-            declared = np.flatnonzero(view.declared_row >= 0)
-            seg = self.segment_of[declared]
-            taste = view.declared_taste[view.declared_row[declared]]
-            counts = np.bincount(seg, minlength=self.n_segments)
-            has = counts > 0
-            for j in range(d):
-                total = np.bincount(seg, weights=taste[:, j], minlength=self.n_segments)
-                estimate[has, j] = total[has] / counts[has]
-        usable = np.sqrt(np.einsum("ij,ij->i", estimate, estimate)) > 1e-9  # norms without an [S, d] temporary
-        if usable.all():
-            self.choice[:] = catalogue.generate(estimate)
-        elif usable.any():
-            ids = catalogue.generate(estimate[usable])
-            self.choice[np.flatnonzero(usable)] = ids
+        if view.declared_row is None or view.declared_taste is None:
+            return None
+        declared = np.flatnonzero(view.declared_row >= 0)
+        persona = self.segment_of[declared]
+        order = np.argsort(persona, kind="stable")
+        return persona[order], view.declared_row[declared[order]], view.declared_taste
 
     def observe(self, feedback: Feedback) -> None:
         # generated creatives are not part of the test; one persona needs no look-up of each customer's
