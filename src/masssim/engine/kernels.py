@@ -966,6 +966,27 @@ def tally_brands_numpy(
     np.bitwise_or.at(brands_bought, customer, np.left_shift(mask(1), brand.astype(brands_bought.dtype)))
 
 
+def _rival_brand(v, p0, p, left, brand_prob, c):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    # brand_with_marketing's brand for an occasion that is not ours, in its float64 operations and order: the
+    # uniform v stretched onto the rivals' slices (all of [p0, 1) when the customer left; past our probability p
+    # with the adstock when it differs from p0, our probability without), then the count of the running sums
+    # p_0 + ... + p_j (j < J - 1) at or below it. brand_prob: float16 bits (half_bits), customer c's row.
+    # Shared by tally_brands and release_kernels.organic_choices, inlined into both.
+    if left:
+        v = p0 + v * (1.0 - p0)
+    elif p != p0:
+        v = max(p0 + (v - p) * (1.0 - p0) / (1.0 - p), p0)
+    brand = 0
+    running = p0
+    if running <= v:
+        brand += 1
+    for j in range(1, brand_prob.shape[1] - 1):
+        running += np.float64(_half_compiled(brand_prob[c, j]))
+        if running <= v:
+            brand += 1
+    return brand
+
+
 def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
     customer, brand_prob, uniform, p_ours, bought_ours, gone, brands_bought, purchases
 ):
@@ -985,21 +1006,10 @@ def _tally_brands_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
         ours = bought_ours is not None and bought_ours[i]
         if not ours and n_brands > 1:
             p0 = np.float64(_half_compiled(brand_prob[c, 0]))  # brand_prob: float16 bits (half_bits)
-            v = np.float64(uniform[i])
-            left = gone is not None and gone[i]
-            if left:
-                v = p0 + v * (1.0 - p0)
-            elif p_ours is not None:
-                q = p_ours[i]
-                if q != p0:
-                    v = max(p0 + (v - q) * (1.0 - p0) / (1.0 - q), p0)
-            running = p0
-            if running <= v:
-                brand += 1
-            for j in range(1, n_brands - 1):
-                running += np.float64(_half_compiled(brand_prob[c, j]))
-                if running <= v:
-                    brand += 1
+            p = p0  # without marketing, our brand's probability is p0 (no stretch)
+            if p_ours is not None:
+                p = np.float64(p_ours[i])
+            brand = _rival_brand_compiled(np.float64(uniform[i]), p0, p, gone is not None and gone[i], brand_prob, c)
         purchases[brand] += 1
         brands_bought[c] |= one << brands_bought.dtype.type(brand)
 
@@ -1112,6 +1122,7 @@ _floor_mod_compiled = _compiled(_floor_mod)  # called from compiled loops only
 _day_of_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_day_of)
 # Called from compiled loops only, and inlined into them (a call per element would cost more than the load).
 _half_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_half)
+_rival_brand_compiled = None if _numba is None else _numba.njit(cache=True, nogil=True, inline="always")(_rival_brand)
 # The positions of the arguments each compiled loop takes as float16 bits: taste; brand probabilities.
 HALF_ARGUMENTS = {"read_outcomes": (9,), "tally_brands": (1,)}
 

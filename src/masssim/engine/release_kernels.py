@@ -19,6 +19,7 @@ from masssim.engine.kernels import (
     ROWS_AHEAD,
     _compiled,
     _half_compiled,
+    _rival_brand_compiled,
     _with_half_arguments,
     as_half,
     load_soon,
@@ -262,21 +263,10 @@ def _organic_choices_loop(  # type: ignore[no-untyped-def]  # pragma: no cover
             would_have = would_have and not gone_anyway[i]
         t = time_s[i]
         if t <= market_window_s and not skipped[i]:
-            # tally_brands' brand for this occasion (the same float64 operations in the same order).
+            # tally_brands' brand for this occasion (its very operations: kernels._rival_brand).
             brand = 0
             if not ours and n_brands > 1:
-                v = np.float64(u)
-                if left:
-                    v = p0 + v * (1.0 - p0)
-                elif p != p0:
-                    v = max(p0 + (v - p) * (1.0 - p0) / (1.0 - p), p0)
-                running = p0
-                if running <= v:
-                    brand += 1
-                for j in range(1, n_brands - 1):
-                    running += np.float64(_half_compiled(brand_prob[c, j]))
-                    if running <= v:
-                        brand += 1
+                brand = _rival_brand_compiled(np.float64(u), p0, p, left, brand_prob, c)
             market_purchases[brand] += 1
             brands_bought[c] |= one << brands_bought.dtype.type(brand)
         if ours:
