@@ -418,8 +418,7 @@ class OutboundSender:
             names = self.channel_metrics[c]
             sent = rec.day_counts(departure, span=span)
             if block_price is not None:
-                rec.add_day_sums("cost_media", departure, block_price)
-                rec.add_day_sums(names["cost"], departure, block_price)
+                rec.add_day_sums(("cost_media", names["cost"]), departure, block_price)
                 self._spend(float(block_price.sum()))
             else:
                 rec.add_day_counts("cost_sends", sent, each=cfg.cost_per_send)

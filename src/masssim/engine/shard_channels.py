@@ -267,8 +267,7 @@ class ChannelWaveCoordinator(ShardWaveCoordinator):
                 # order: the prices are summed in the same order, so to the same bytes.
                 row, departure = block_rows(pieces[b])
                 block_price = price[row]
-                rec.add_day_sums("cost_media", departure, block_price)
-                rec.add_day_sums(names["cost"], departure, block_price)
+                rec.add_day_sums(("cost_media", names["cost"]), departure, block_price)
                 sender._spend(float(block_price.sum()))
         return offered - funded
 

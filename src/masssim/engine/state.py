@@ -9,6 +9,7 @@ keeps this state near 25 bytes per customer per arm (the population's static tra
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -189,15 +190,21 @@ class Recorder:
                     return counts
         return kernels.day_counts(time_s, rows, shift_s, until_s, self.days)  # type: ignore[no-any-return]
 
-    def add_day_sums(self, metric: str, time_s: np.ndarray, weights: np.ndarray) -> None:
-        """Sum ``weights`` (a price per send) into the total and the days of ``time_s``, in any order, the days
-        found as :meth:`day_counts` finds them."""
-        self.totals[metric] += float(weights.sum())
-        column = self._column.get(metric)
-        if column is None or time_s.shape[0] == 0:
-            return
-        day = np.searchsorted(self._day_ends, time_s, side="left")
-        self.series[:, column] += np.bincount(day, weights=weights, minlength=self.days)
+    def add_day_sums(self, metrics: Sequence[str], time_s: np.ndarray, weights: np.ndarray) -> None:
+        """Sum ``weights`` (a price per send) into each of ``metrics``: its total and the days of ``time_s``, in
+        any order, the days found as :meth:`day_counts` finds them. The metrics take the same sums (a paid
+        channel's media cost and the channel's own cost), so the days are found once for all of them."""
+        total = float(weights.sum())
+        sums = None
+        for metric in metrics:
+            self.totals[metric] += total
+            column = self._column.get(metric)
+            if column is None or time_s.shape[0] == 0:
+                continue
+            if sums is None:
+                day = np.searchsorted(self._day_ends, time_s, side="left")
+                sums = np.bincount(day, weights=weights, minlength=self.days)
+            self.series[:, column] += sums
 
     def add_day_counts(self, metric: str, counts: np.ndarray, *, each: float) -> None:
         """Events already counted per day (:meth:`day_counts`, summed over shards), each worth ``each`` (1 for a
