@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from masssim.policies.base import Feedback, PolicyWorld
-from masssim.policies.clustering import kmeans, nearest_centroid
+from masssim.policies.clustering import kmeans, nearest_centroid, profile_codes
 
 # ------------------------------------------------------------------------------------------------------
 # Shared pieces: engagement features, profile keys, k-means, per-cell counts
@@ -83,11 +83,12 @@ class _Profiles:
 
     def __init__(self, world: PolicyWorld) -> None:
         view = world.customers
-        code = view.region.astype(np.int64) * 65_536 + view.age_band.astype(np.int64) * 256 + view.income_band
-        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-        self.of = inverse.astype(np.int64).reshape(-1)
-        self.count = int(first.shape[0])
-        self.observables = np.asarray(view.observables(first), dtype=np.float64)  # [P, q]
+        # Profiles numbered in code order, as the personas number them (clustering.profile_codes: no sort of the
+        # population); int64 because the keys shift them past the history's 48 bits.
+        profile, member, _ = profile_codes(world)
+        self.of = profile.astype(np.int64)
+        self.count = int(member.shape[0])
+        self.observables = np.asarray(view.observables(member), dtype=np.float64)  # [P, q], a member's each
         probe = np.unique(np.linspace(0, view.n - 1, min(view.n, 1024)).astype(np.int64))
         self.exact = view.continuous_observables == 0 and bool(
             np.array_equal(np.asarray(view.observables(probe), np.float64), self.observables[self.of[probe]])
