@@ -9,10 +9,10 @@ process's wave (:meth:`masssim.engine.outbound.OutboundSender._send_channel`) ne
   response block in departure order. Here each shard sends its rows' ad-set keys in plan order (8 bytes per
   planned row); the coordinator concatenates them (one process's array), and computes the sizes, the
   refusals, the prices and the budget's cut-off with the same operations as one process; the shards get
-  back the refused ad sets (their keys). Per block, each shard returns its sends' row, departure and group
-  (17 bytes per paid send) in its departure order; the coordinator merges them into the block's departure
-  order (by departure, then group, then shard: the order of one process's stable sort, since a shard's rows
-  are a contiguous run of each group) and sums the prices in that order.
+  back the refused ad sets (their keys). Per block, each shard returns its sends' rows in the plan and their
+  departures (16 bytes per paid send), in plan order; the coordinator joins them in shard order, which is one
+  process's block in its (plan) order (a shard's rows are a contiguous run of the plan), and sums the prices
+  in that order.
 * **a channel order** offers the plan to its channels one after another; each takes in plan order what it
   can (opted in, under its cap, its paid minimum, its room before the next wave, the budget) and passes
   the rest on, in plan order. A shard's rows are a contiguous piece of the plan, and so is its part of what
