@@ -28,7 +28,7 @@ from masssim.engine.sim import simulate_replication  # noqa: E402
 def cluster() -> Any:
     """Two single-threaded workers in this process: real workers, scheduler and actors, cheap to start."""
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as local,
         distributed.Client(local) as client,
     ):
         yield local, client
@@ -102,7 +102,7 @@ def test_a_worker_that_dies_stops_the_run_with_one_line() -> None:
     scenario = inbound_scenario(arms=[{"name": "broadcast", "policy": "broadcast"}])
     seq = replication_sequence(root_sequence(11), 0)
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local,
         distributed.Client(local) as client,
     ):
         killing = _kill_shard_1_at_call(client, 2, only="sendable")  # in the second wave
@@ -121,7 +121,7 @@ def _run_with_shard_1_killed(scenario: Any, seq: Any, at_call: int, only: str | 
     call; returns how many times the shard group rebuilt a shard, and the outcomes."""
     groups: list[DaskShards] = []
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local,
         distributed.Client(local) as client,
     ):
         killing = _kill_shard_1_at_call(client, at_call, only=only)

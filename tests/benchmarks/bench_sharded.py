@@ -163,7 +163,7 @@ def measure(
     with (
         dask.config.set({} if dask_defaults else QUIET_DASK),  # as masssim starts its own LocalCluster
         LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0
         ) as cluster,
         Client(cluster) as client,
     ):

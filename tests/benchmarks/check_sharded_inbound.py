@@ -58,7 +58,7 @@ def main() -> int:
 
         from masssim.engine.dask_shards import DaskShards
 
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
         open_group = lambda *a: DaskShards(client, *a)  # noqa: E731
     differ = False

@@ -146,8 +146,10 @@ class Executor:
             from masssim.engine.dask_shards import QUIET_DASK
 
             with dask.config.set(QUIET_DASK):  # the workers take the settings they start with
+                # The dashboard on any free port: None does not turn it off but asks for 8787, and warns
+                # ("Port 8787 is already in use") whenever another cluster holds that port.
                 self._cluster = LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
                 )
                 self._client = Client(self._cluster)
         else:
