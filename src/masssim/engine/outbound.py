@@ -728,7 +728,7 @@ class OutboundSender:
                 pending.add("open", prefetch_cust, prefetch_creative, c, prefetch_at, sorted_buckets=prefetch_bucket)
             elif self.keep_open_customers:
                 # Counted per customer at release: the same rows in the same buckets, keeping their customers and
-                # buckets alone (8 bytes a row where the creative and the time made 18), in one compiled pass.
+                # buckets alone (8 bytes a row, where a row with its creative and time took 20), in one compiled pass.
                 prefetch_bucket, prefetch_cust = send_kernels.prefetch_customers(
                     unread, coin, inflation, above, customer, departure, latency_s, PREFETCH_DELAY_S, pending.bucket_s
                 )

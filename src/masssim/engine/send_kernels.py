@@ -411,7 +411,7 @@ def prefetch_customers_numpy(
 
 def _prefetch_customers_loop(unread, coin, inflation, above, customer, departure, latency_s, delay_s, bucket_s):  # type: ignore[no-untyped-def]  # pragma: no cover
     # pick_prefetch's compaction and merge, writing each row's bucket and customer only (no creative, no time:
-    # 8 bytes a row where there were 18), then order_events' stable counting sort of those two.
+    # 8 bytes a row where there were 20), then order_events' stable counting sort of those two.
     kept = np.empty(unread.shape[0], np.int64)
     m = 0
     for i in range(unread.shape[0]):
