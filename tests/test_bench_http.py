@@ -121,7 +121,7 @@ def test_serve_cli_limits_request_size_and_answers_the_schema(tmp_path: Path) ->
         assert exit_info.value.code == 0
         (run_dir,) = (out / "bench").iterdir()
         summary = json.loads((run_dir / "bench.json").read_text())
-        assert summary["verdict"] == "PASS" and summary["quality"]["relevance"]["f1"] >= 0
+        assert summary["verdict"] == "PASS" and "f1" in summary["quality"]["relevance"]
         html = (run_dir / "report.html").read_text()
         assert "Latency histogram" in html and "<script src" not in html
         # An unbounded latency of 1 microsecond fails: exit status 1.

@@ -186,8 +186,9 @@ def test_answered_conversations_capture_declared_taste_and_complaints_left_unans
         assert np.all(values(churn, arm, "churned_customers") > 20)
         assert np.all(values(churn, arm, "satisfaction") == 0)
         assert np.all(values(churn, arm, "conversation_conversions") == 0)
-        assert np.all(values(churn, arm, "purchases_lost_to_churn") >= 0)
         assert np.all(values(churn, arm, "cost_inbound") > 0)
+    # Customers who left buy nothing afterwards: some purchases are lost (a few an arm here, so summed).
+    assert sum(values(churn, arm, "purchases_lost_to_churn").sum() for arm in ("broadcast", "individual")) > 0
 
 
 def test_conversions_are_purchases_and_inbound_costs_join_the_total() -> None:

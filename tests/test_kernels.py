@@ -331,7 +331,6 @@ def test_slot_order_is_a_stable_sort_by_slot(times: list[float], slots: int) -> 
     slot = np.minimum(((time_s - low) * scale).astype(np.int64), slots - 1)
     np.testing.assert_array_equal(order, np.argsort(slot, kind="stable"))
     np.testing.assert_array_equal(np.diff(starts), np.bincount(slot, minlength=slots))
-    assert np.all(np.diff(slot[np.argsort(time_s, kind="stable")]) >= 0)  # the slot never falls as time grows
     if kernels.COMPILED:
         for a, b in zip(_compiled("slot_order")(time_s, low, scale, slots), (order, starts), strict=True):
             np.testing.assert_array_equal(a, b)
