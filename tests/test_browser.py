@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -96,6 +97,9 @@ async def _inspect(page: Path) -> dict[str, Any]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            # chromium puts its profile lock (org.chromium.Chromium.*) in TMPDIR and leaves it when killed: inside
+            # the profile it goes with it
+            env={**os.environ, "TMPDIR": profile},
         )
         try:
             assert proc.stderr is not None
