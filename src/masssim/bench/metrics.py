@@ -177,11 +177,11 @@ def summarize(out: RunOutcome, cfg: BenchConfig) -> dict[str, Any]:
         reasons.extend(invalid)
     elif bound is not None and chosen is not None and chosen > bound:
         verdict = FAIL
-        reasons.append(f"{pkey(cfg.percentile)} latency {chosen * 1e3:.1f} ms > bound {bound * 1e3:g} ms")
+        reasons.append(f"{pkey(cfg.percentile)} latency {_ms(chosen)} ms > bound {bound * 1e3:g} ms")
     else:
         verdict = PASS
         if bound is not None and chosen is not None:
-            reasons.append(f"{pkey(cfg.percentile)} latency {chosen * 1e3:.1f} ms <= bound {bound * 1e3:g} ms")
+            reasons.append(f"{pkey(cfg.percentile)} latency {_ms(chosen)} ms <= bound {bound * 1e3:g} ms")
     schedule = out.schedule
     result: dict[str, Any] = {
         "scenario": out.scenario,
@@ -224,3 +224,9 @@ def summarize(out: RunOutcome, cfg: BenchConfig) -> dict[str, Any]:
             "concurrency": cfg.concurrency,
         }
     return result
+
+
+def _ms(seconds: float) -> str:
+    """A latency in milliseconds with enough digits to tell it from a bound it is compared with (10.04 ms is
+    over a 10 ms bound and must not print as 10.0)."""
+    return f"{seconds * 1e3:.4g}" if seconds * 1e3 < 1000 else f"{seconds * 1e3:,.0f}"

@@ -91,7 +91,8 @@ def _verdict(summary: dict[str, Any]) -> str:
         f"seed {esc(summary['seed_entropy'])}, corpus {esc(summary['corpus']['source'])}.</p>"
         f'<p style="font-size:1.6em;font-weight:700;color:{color}">{esc(verdict)}</p>'
         f"<ul class='findings'>{reasons}</ul>"
-        "<p class='explain'>PASS: the run was valid and met the bound. FAIL: the target failed queries, fell "
+        "<p class='explain'>PASS: the run was valid, the target neither failed queries nor fell behind, and it "
+        "met the latency bound when one was set. FAIL: the target failed queries, fell "
         "behind, or missed the latency bound. INVALID: the measurement itself does not count (too short, too "
         "few queries, or the load generator could not keep its schedule) - it says nothing about the target.</p>"
     )

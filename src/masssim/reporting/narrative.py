@@ -26,7 +26,7 @@ def money(value: float | None) -> str:
         return f"{sign}{value / 1e6:,.2f}M"
     if value >= 1e4:
         return f"{sign}{value / 1e3:,.1f}k"
-    return f"{sign}{value:,.0f}"
+    return sign + _small(value)
 
 
 def count(value: float | None) -> str:
@@ -36,7 +36,15 @@ def count(value: float | None) -> str:
         return f"{value / 1e6:,.2f}M"
     if abs(value) >= 1e4:
         return f"{value / 1e3:,.1f}k"
-    return f"{value:,.0f}"
+    return ("-" if value < 0 else "") + _small(abs(value))
+
+
+def _small(value: float) -> str:
+    """A magnitude under 10,000: whole above 10, two significant digits below it, so that a nonzero end of an
+    interval never prints as 0 (an interval from -0.12 to -0.10 called clear must not read "-0 to -0")."""
+    if value >= 10 or value == 0 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.2g}"
 
 
 def _counted(value: float, one: str, many: str) -> str:
@@ -59,7 +67,7 @@ def _against_holdout(summary: dict[str, Any], arm: str, metric: str) -> str:
     stat = holdout[metric]
     if holdout["too_small"]:
         return f"{money(stat['mean'])} (the holdout is too small to give an interval: {_buyers(holdout)})"
-    return f"{money(stat['mean'])} (95% CI {money(stat['ci_low'])} to {money(stat['ci_high'])})"
+    return f"{money(stat['mean'])} (95% bootstrap-t CI {money(stat['ci_low'])} to {money(stat['ci_high'])})"
 
 
 def _buyers(holdout: dict[str, Any]) -> str:
@@ -77,7 +85,7 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
     ranked = sorted(arms, key=lambda a: arms[a]["incremental_profit"]["mean"], reverse=True)
     best = ranked[0]
     lines.append(
-        f"Over {n} replication{'s' if n != 1 else ''}, '{best}' earned the most incremental profit: "
+        f"Over {n} replication{'s' if n != 1 else ''}, '{best}' has the highest estimate of incremental profit: "
         f"{_against_holdout(summary, best, 'incremental_profit')}, on {money(arms[best]['cost_total']['mean'])} "
         "of spend."
     )
@@ -112,8 +120,7 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
         ]
         lines.append(
             f"Fanatics (the {count_fanatics} treated customers with the strongest taste): the share of messages "
-            "to them that carried the creative fitting their taste best was " + "; ".join(parts) + ". "
-            "A persona is an average, and an average points away from its most extreme members."
+            "to them that carried the creative fitting their taste best was " + "; ".join(parts) + "."
         )
     over = [
         arm
@@ -126,7 +133,7 @@ def read_summary(summary: dict[str, Any]) -> list[str]:
         caused = count(arms[a]["incremental_purchases_true"]["mean"])
         lines.append(
             f"Attribution overstates what marketing caused: for '{a}', {attributed} purchases were attributed to "
-            f"clicks but only {caused} were truly incremental, because many clickers would have bought anyway."
+            f"clicks but only {caused} were truly incremental."
         )
     return lines
 
@@ -151,7 +158,7 @@ def read_holdout(arm: str, holdout: dict[str, Any] | None) -> str | None:
     )
     return (
         f"Against the holdout, '{arm}' {verdict}: {count(low)} to {count(high)} extra purchases per replication "
-        "(95% bootstrap-t interval, which does not overstate a gain at small holdouts)."
+        "(95% bootstrap-t interval)."
     )
 
 

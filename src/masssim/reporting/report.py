@@ -192,8 +192,10 @@ def _findings(summary: dict[str, Any]) -> str:
         '<p class="explain">"Incremental" means caused by the marketing: the extra purchases compared '
         "with what customers would have bought anyway. It is measured against a holdout group that was never "
         "contacted; the simulator also knows the true figure, shown for comparison. A 95% confidence "
-        "interval (CI) is the range in which the average would most likely fall if the run were repeated "
-        f'many times.</p><ul class="findings">{items}</ul>{extra}</section>'
+        "interval (CI) is built so that, over many runs, 95% of such intervals contain the true value: over "
+        "replications for most figures (a t interval), and for estimates against the holdout a bootstrap-t "
+        "interval that keeps each replication's customers fixed.</p>"
+        f'<ul class="findings">{items}</ul>{extra}</section>'
     )
 
 

@@ -226,8 +226,9 @@ def _compare_findings(summary: dict[str, Any]) -> str:
         "<section><h2>What this comparison says</h2>"
         '<p class="explain">"Incremental" means caused by the marketing: the extra purchases compared with '
         "what customers would have bought anyway, measured against a holdout group that was never contacted "
-        "(the simulator also knows the true figure). A 95% confidence interval (CI) is the range in which the "
-        f'average would most likely fall if the comparison were repeated many times.</p><ul class="findings">'
+        "(the simulator also knows the true figure). A 95% confidence interval (CI) is built so that, over many "
+        "comparisons, 95% of such intervals contain the true value: over replications for most figures (a t "
+        f'interval), and for estimates against the holdout a bootstrap-t interval.</p><ul class="findings">'
         f"{items}</ul>{extra}</section>"
     )
 
@@ -471,10 +472,11 @@ def _pairing(summary: dict[str, Any], others: list[str]) -> str:
         else ""
     )
     return (
-        '<h3>Why these intervals are narrower than comparing the averages</h3><p class="explain">The differences '
+        "<h3>Why these intervals are usually narrower than comparing the averages</h3>"
+        '<p class="explain">The differences '
         "are <b>paired</b>: in each replication every strategy met the same customers, the same holdout and the "
         "same purchase occasions, so the difference is computed replication by replication and the luck they "
-        "share (a good week, a big-spending customer) cancels out. Their confidence intervals are therefore "
+        "share (a good week, a big-spending customer) cancels out. Their confidence intervals are therefore usually "
         "narrower than what comparing the two averages and their own intervals (the previous chart) would "
         f"suggest.</p>{listing}{caveat}"
     )

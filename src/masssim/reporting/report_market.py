@@ -252,10 +252,11 @@ def market_html(summary: dict[str, Any]) -> str:
         "</th><th>Purchases per buyer</th><th>Of its buyers, bought another brand too</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         "<h3>Duplication of purchase: of one brand's buyers, the share who also bought another</h3>"
-        '<p class="explain">Read across a row: the buyers of one brand. Read down a column: every brand\'s '
-        "buyers buy that brand about equally often, roughly in proportion to its penetration (last row). "
-        "That is the duplication of purchase law: a segment defined by the brand people bought is mostly "
-        "the same people as everyone else's buyers.</p>"
+        '<p class="explain">Read across a row: the buyers of one brand. Read down a column: the duplication of '
+        "purchase law says every brand's buyers buy that brand about equally often, roughly in proportion to "
+        "its penetration (last row); compare the column with that row to see how closely this run follows it. "
+        "Where it does, a segment defined by the brand people bought is mostly the same people as everyone "
+        "else's buyers.</p>"
         f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(dup_rows)}"
         f"<tr><td><em>all customers (penetration)</em></td>{penetration_row}</tr></tbody></table>"
         f"{_duplication_figure(market)}{_by_arm_html(market)}</section>"

@@ -399,14 +399,20 @@ def _sweep_charts(grid: dict[str, list[Any]], lines: _Lines, cells: list[dict[st
             f"one line per value of {others}" if len(lines.others) == 1 else f"one line per combination of {others}"
         )
     banded = any(int(cell.get("replications", 0)) >= 2 for cell in cells)
-    shared = (
-        "All cells share the seed, so they meet the same customers: the shape of a curve (which setting is better "
-        "than its neighbour) is more reliable than the width of its band suggests, because the chance variation "
-        "is largely common to all points."
-        if banded
-        else "All cells share the seed, so they meet the same customers and the lines are smooth rather than "
-        "jagged by chance."
-    )
+    if any(p.startswith("population.") for p in grid):  # another population in each cell: the seed is shared,
+        shared = (  # the customers are not
+            "All cells share the seed, but the sweep changes the population, so the cells do not meet the same "
+            "customers: a curve's neighbouring points differ by chance as well as by the setting."
+        )
+    else:
+        shared = (
+            "All cells share the seed, so they meet the same customers: the shape of a curve (which setting is "
+            "better than its neighbour) is more reliable than the width of its band suggests, because the chance "
+            "variation is largely common to all points."
+            if banded
+            else "All cells share the seed, so they meet the same customers and the lines are smooth rather than "
+            "jagged by chance."
+        )
     metric = lines.metric
     arms = list(dict.fromkeys(arm for arm, _ in lines.keys))
     chosen = _sweep_chart(lines, metric, _title(metric), REGISTRY[metric].definition)
@@ -499,8 +505,9 @@ def render_sweep(
         items = "".join(f"<li>{esc(line)}</li>" for line in findings)
         sections.append(
             "<section><h2>What this sweep says</h2>"
-            '<p class="explain">Every cell used the same simulated customers and purchase occasions, so cells are '
-            "compared replication by replication (paired 95% confidence intervals).</p>"
+            '<p class="explain">Every cell used the same seeds, so cells with the same number of replications are '
+            "compared replication by replication (paired 95% confidence intervals); cells with different numbers "
+            "(a sweep with --until) by Welch's interval for two independent means.</p>"
             f'<ul class="findings">{items}</ul></section>'
         )
     if grid and cells:
