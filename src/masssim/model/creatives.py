@@ -83,12 +83,7 @@ class Catalogue:
         stacked; returns their ids. A policy generating millions (one per persona at 1:1) builds each block
         only when it is asked for, so one block of float64 directions exists at a time (a generator)."""
         width = self._store.directions.shape[1]
-        units = [_unit_directions(block, width) for block in blocks]
-        first = self.count
-        store = self._store
-        store.directions = np.concatenate([store.directions, *units])
-        store.quality = np.concatenate([store.quality, np.zeros(self.count - first, np.float32)])
-        return np.arange(first, self.count, dtype=np.int32)
+        return self._append([_unit_directions(block, width) for block in blocks])
 
     def add(self, directions: np.ndarray) -> np.ndarray:
         """Add creatives whose unit directions another catalogue's :meth:`generate` already made (float32
@@ -97,10 +92,15 @@ class Catalogue:
         rows = np.asarray(directions, np.float32)
         if rows.ndim != 2 or rows.shape[1] != self._store.directions.shape[1]:
             raise ValueError("added creatives must have one weight per taste dimension")
+        return self._append([rows])
+
+    def _append(self, units: list[np.ndarray]) -> np.ndarray:
+        """Append float32 unit directions (blocks of rows, checked) with average quality, 0, in one copy of the
+        table; returns their ids."""
         first = self.count
         store = self._store
-        store.directions = np.concatenate([store.directions, rows])
-        store.quality = np.concatenate([store.quality, np.zeros(rows.shape[0], np.float32)])
+        store.directions = np.concatenate([store.directions, *units])
+        store.quality = np.concatenate([store.quality, np.zeros(self.count - first, np.float32)])
         return np.arange(first, self.count, dtype=np.int32)
 
     def copy(self) -> Catalogue:
