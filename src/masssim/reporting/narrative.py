@@ -30,13 +30,8 @@ def money(value: float | None) -> str:
 
 
 def count(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:,.2f}M"
-    if abs(value) >= 1e4:
-        return f"{value / 1e3:,.1f}k"
-    return ("-" if value < 0 else "") + _small(abs(value))
+    """A count (customers, purchases), written as :func:`money` writes an amount: no currency is printed."""
+    return money(value)
 
 
 def _small(value: float) -> str:
